@@ -1,0 +1,160 @@
+"""The layer protocol shared by dense and convolutional networks, and the dense layers.
+
+A layer works on batches: `forward(x, train)` with x of shape (batch, *in_shape) keeps
+what `backward(grad_y)` needs; backward fills `self.grads` (same keys and shapes as
+`self.params`) and returns the gradient with respect to x.
+
+Buffers: in train mode a layer may write its output (and backward its input gradient)
+into an array it reuses on the next call with the same shape, so results are valid until
+the layer's next forward/backward. Eval mode (`train=False`) always returns fresh arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnlab.errors import NNLabError
+from nnlab.nn.init import check_init, init_weights
+
+
+class Layer:
+    """Base of all layers.
+
+    Attributes:
+        params: name -> parameter array ({} for parameter-free layers).
+        grads: name -> gradient array, same keys and shapes as params, set by backward.
+        name: how errors refer to the layer; a model sets it to e.g. "layers[2] (Dense)".
+        needs_input_grad: a model sets it False on its first layer, whose backward may
+            then skip computing the input gradient and return None.
+        rng: the train-time random stream for layers that need one (Dropout); a model sets
+            it. Never the global RNG.
+    """
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.name: str = type(self).__name__
+        self.needs_input_grad: bool = True
+        self.rng: np.random.Generator | None = None
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def build(
+        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
+    ) -> tuple[int, ...]:
+        """Allocate parameters for per-example input shape `in_shape`; return the
+        per-example output shape. Raises NNLabError naming the layer if in_shape does
+        not fit."""
+        return in_shape
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        """x: (batch, *in_shape) -> y: (batch, *out_shape)."""
+        raise NotImplementedError
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
+        """grad_y: (batch, *out_shape) -> grad_x: (batch, *in_shape); sets self.grads."""
+        raise NotImplementedError
+
+    def error(self, message: str) -> NNLabError:
+        """An NNLabError prefixed with this layer's name."""
+        return NNLabError(f"{self.name}: {message}")
+
+    def buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A reusable uninitialised array (reallocated when shape or dtype change)."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            self._buffers[key] = buf
+        return buf
+
+
+class Dense(Layer):
+    """Affine layer y = x @ W + b; W: (n_in, n_out), b: (n_out,) (zero at init)."""
+
+    def __init__(self, n_out: int, init: str = "xavier", init_std: float | None = None) -> None:
+        super().__init__()
+        if isinstance(n_out, bool) or not isinstance(n_out, int | np.integer) or n_out < 1:
+            raise NNLabError(f"Dense.n_out: expected a positive integer, got {n_out!r}")
+        check_init(init, init_std, "Dense")
+        self.n_out = int(n_out)
+        self.init = init
+        self.init_std = init_std
+        self._x: np.ndarray | None = None
+
+    def build(
+        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
+    ) -> tuple[int, ...]:
+        if len(in_shape) != 1:
+            raise self.error(
+                f"expected a flat per-example input (n_in,), got shape {tuple(in_shape)}; "
+                "put a Flatten layer before it"
+            )
+        n_in = int(in_shape[0])
+        W = init_weights(self.init, (n_in, self.n_out), n_in, self.n_out, rng, dtype,
+                         self.init_std)
+        self.params = {"W": W, "b": np.zeros(self.n_out, dtype=dtype)}
+        self.grads = {"W": np.zeros_like(W), "b": np.zeros(self.n_out, dtype=dtype)}
+        return (self.n_out,)
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        """x: (batch, n_in) -> (batch, n_out)."""
+        W, b = self.params["W"], self.params["b"]
+        if not train:
+            y = x @ W
+            y += b
+            return y
+        self._x = x
+        y = self.buffer("y", (x.shape[0], self.n_out), W.dtype)
+        np.matmul(x, W, out=y)
+        y += b
+        return y
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
+        """grad_y: (batch, n_out) -> grad_x: (batch, n_in), or None if not needed."""
+        x, W = self._x, self.params["W"]
+        np.matmul(x.T, grad_y, out=self.grads["W"])
+        np.sum(grad_y, axis=0, out=self.grads["b"])
+        if not self.needs_input_grad:
+            return None
+        grad_x = self.buffer("grad_x", x.shape, W.dtype)
+        np.matmul(grad_y, W.T, out=grad_x)
+        return grad_x
+
+
+class Flatten(Layer):
+    """Reshape (batch, *in_shape) to (batch, prod(in_shape)); a view, no copy."""
+
+    def build(
+        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
+    ) -> tuple[int, ...]:
+        self._in_shape = tuple(in_shape)
+        return (int(np.prod(in_shape)),)
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        return grad_y.reshape(grad_y.shape[0], *self._in_shape)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in train mode zero each unit with probability `rate` and scale
+    the rest by 1 / (1 - rate); identity in eval mode. Draws from `self.rng`."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+            raise NNLabError(f"Dropout.rate: expected a number in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        if not train or self.rate == 0.0:
+            self._mask = None
+            return x
+        if self.rng is None:
+            raise self.error("no random stream set (the model sets layer.rng)")
+        keep = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+        self._mask = (keep >= self.rate).astype(x.dtype) / x.dtype.type(1.0 - self.rate)
+        return x * self._mask
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        return grad_y if self._mask is None else grad_y * self._mask

@@ -1,0 +1,77 @@
+"""The `nnlab` command line: one subcommand per job, bad input as one line on stderr.
+
+Each command group is a `_add_<group>(subparsers)` function that registers its parsers and
+sets `handler` to a function taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from nnlab.errors import NNLabError
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="fetch, verify and inspect data sets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="fetch and verify a data set into the cache")
+    fetch.add_argument("name", choices=["mnist"])
+    fetch.add_argument(
+        "--from", dest="source_dir", metavar="DIR",
+        help="use the files in DIR (IDX files, .gz or not, or mnist.pkl.gz); no fallback",
+    )
+    fetch.set_defaults(handler=_data_fetch)
+    info = data_sub.add_parser("info", help="split sizes, label counts and cache path")
+    info.add_argument("name", choices=["mnist"])
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(handler=_data_info)
+
+
+def _data_fetch(args: argparse.Namespace) -> int:
+    from nnlab.data import fetch_mnist
+
+    path = fetch_mnist(source_dir=args.source_dir)
+    print(f"mnist: verified and cached at {path}")
+    return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from nnlab.data import mnist_info
+
+    info = mnist_info()
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+COMMAND_GROUPS = [_add_data]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_group in COMMAND_GROUPS:
+        add_group(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `nnlab` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except NNLabError as err:
+        print(f"nnlab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nnlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

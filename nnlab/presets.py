@@ -1,0 +1,82 @@
+"""Named TrainConfigs: the five seed projects' recipes and the fastest route to 98%.
+
+Each description says what the recipe fixes and how the values it leaves open (eta, batch
+size, hidden sizes, length) were chosen: on the validation split, never on test
+(benchmarks/choose_presets.py holds the searches and their val numbers).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from nnlab.errors import NNLabError
+from nnlab.train_config import TrainConfig
+
+
+class Preset(NamedTuple):
+    name: str
+    description: str
+    config: TrainConfig
+
+
+def _preset(name: str, description: str, **fields: object) -> Preset:
+    return Preset(name, description, TrainConfig().replace(**fields))
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in [
+        _preset(
+            "seed-000",
+            "784-36-16-10 sigmoid, softmax + cross-entropy, plain SGD, 2000 steps of batch "
+            "5000 (the recipe); Xavier init and eta chosen on val.",
+            sizes=[784, 36, 16, 10], activation="sigmoid", output="softmax",
+            loss="cross_entropy", init="xavier", optimizer="sgd", eta=1.0,
+            batch_size=5000, n_steps=2000,
+        ),
+        _preset(
+            "seed-001",
+            "784-16-16-10, relu, relu, sigmoid outputs, MSE, He init for the relu layers and "
+            "Xavier for the output (the recipe); batch size and eta chosen on val.",
+            sizes=[784, 16, 16, 10], activation="relu", output="sigmoid", loss="mse",
+            init=["he", "he", "xavier"], optimizer="sgd", eta=1.0, batch_size=32, epochs=10,
+        ),
+        _preset(
+            "seed-002",
+            "784-100-10 sigmoid (hidden and outputs), N(0, 1/sqrt(n_in)) init, MSE on "
+            "0.01/0.99 targets, one epoch of per-sample SGD with eta 0.3 (all the recipe's).",
+            sizes=[784, 100, 10], activation="sigmoid", output="sigmoid", loss="mse",
+            target_range=[0.01, 0.99], init="lecun", optimizer="sgd", eta=0.3,
+            batch_size=1, epochs=1,
+        ),
+        _preset(
+            "seed-003",
+            "Two layers, ELU hidden, softmax + cross-entropy, full-batch gradient descent (the "
+            "recipe); hidden size, eta and steps chosen on val.",
+            sizes=[784, 32, 10], activation="elu", output="softmax", loss="cross_entropy",
+            init="he", optimizer="sgd", eta=0.5, batch_size=None, n_steps=300,
+        ),
+        _preset(
+            "seed-004",
+            "784-10-10 relu, softmax + cross-entropy, 1000 iterations of full-batch gradient "
+            "descent (the recipe); He init and eta chosen on val.",
+            sizes=[784, 10, 10], activation="relu", output="softmax", loss="cross_entropy",
+            init="he", optimizer="sgd", eta=0.5, batch_size=None, n_steps=1000,
+        ),
+        _preset(
+            "fast98",
+            "The quickest MLP recipe found to >= 98% test: 784-512-10 relu, Adam, cosine "
+            "decay; chosen on val.",
+            sizes=[784, 512, 10], activation="relu", output="softmax", loss="cross_entropy",
+            init="he", optimizer="adam", eta=1e-3, schedule="cosine", batch_size=128,
+            epochs=6, n_evals=2,
+        ),
+    ]
+}
+
+
+def get_preset(name: str) -> TrainConfig:
+    """The TrainConfig of preset `name`; NNLabError listing the presets if unknown."""
+    if name not in PRESETS:
+        raise NNLabError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+    return PRESETS[name].config

@@ -1,0 +1,60 @@
+"""Run: what one training run leaves behind (curve, final metrics, test predictions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nnlab.train_config import TrainConfig
+
+CURVE_COLUMNS = ("step", "epoch", "samples_seen", "lr", "train_loss", "val_loss", "val_acc",
+                 "test_acc", "grad_norm", "seconds")
+
+
+@dataclass
+class Run:
+    """The result of `train(config, data)`.
+
+    status: "ok", or "diverged" when the loss became NaN/inf or exploded (`note` says
+        where); a diverged run still has a curve up to that step and final metrics of the
+        model as it was then (non-finite predictions count as wrong).
+    curve: DataFrame with CURVE_COLUMNS, one row per evaluation step. train_loss is the mean
+        minibatch loss since the previous evaluation (at step 0: the loss of the first
+        batch before any update); grad_norm is the global norm of the last raw gradient.
+    metrics: val_acc, test_acc, train_loss, val_loss (at the last step), n_steps (steps
+        actually run), seconds (wall time of the whole run, evaluations included).
+    test_proba: (n_test, n_classes) float32 class probabilities on the test split.
+    test_labels: (n_test,) int true test labels.
+    seeds: the seed behind each stream: seed, init, order, noise, dropout (stream i of
+        SeedSequence(value), i = 0, 1, 2, 3 in that order).
+    note: why a run diverged ("" when ok).
+    """
+
+    config: TrainConfig
+    status: str
+    curve: pd.DataFrame
+    metrics: dict[str, float]
+    test_proba: np.ndarray
+    test_labels: np.ndarray
+    seeds: dict[str, int]
+    note: str = ""
+
+    def compact_predictions(self, k: int = 3) -> pd.DataFrame:
+        """The k most probable classes per test example, most probable first.
+
+        Columns: index (int32), y_true (int16), top1..topk (int16), p1..pk (float32).
+        """
+        proba = np.nan_to_num(self.test_proba, nan=-1.0)
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        top_p = np.take_along_axis(self.test_proba, order, axis=1).astype(np.float32)
+        columns: dict[str, np.ndarray] = {
+            "index": np.arange(len(self.test_labels), dtype=np.int32),
+            "y_true": self.test_labels.astype(np.int16),
+        }
+        for i in range(k):
+            columns[f"top{i + 1}"] = order[:, i].astype(np.int16)
+        for i in range(k):
+            columns[f"p{i + 1}"] = top_p[:, i]
+        return pd.DataFrame(columns)

@@ -1,0 +1,258 @@
+"""TrainConfig: every setting of one training run as plain, validated values.
+
+Each field is checked when the config is made (and on `replace`/`from_dict`), so a bad
+value fails before any work with "TrainConfig.<field>: expected ..., got ...". Checks that
+need the data (sizes against n_features and n_classes, batch size against n_train) run at
+the start of `train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from nnlab.errors import NNLabError
+from nnlab.nn.activations import check_activation
+from nnlab.nn.init import check_init
+from nnlab.nn.losses import check_head
+
+MODELS = ("mlp", "cnn")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
+SCHEDULES = ("constant", "step", "cosine", "inv_t")
+NOISES = ("none", "grad", "weight")
+DTYPES = ("float32", "float64")
+SEED_FIELDS = ("init_seed", "order_seed", "noise_seed", "dropout_seed")
+
+
+def _fail(name: str, expected: str, value: object) -> NNLabError:
+    return NNLabError(f"TrainConfig.{name}: expected {expected}, got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
+            high: float | None = None) -> float:
+    """value as a float in (low, high] (strict) or [low, high], else NNLabError."""
+    in_range = _is_number(value) and (value > low if strict else value >= low) and (
+        high is None or value <= high)
+    if not in_range:
+        if low == 0 and strict:
+            expected = "a positive number"
+        else:
+            expected = f"a number {'>' if strict else '>='} {low:g}"
+        expected += f" <= {high:g}" if high is not None else ""
+        raise _fail(name, expected, value)
+    return float(value)
+
+
+def _int(name: str, value: object, low: int) -> int:
+    if not _is_int(value) or value < low:
+        raise _fail(name, f"an integer >= {low}", value)
+    return int(value)
+
+
+def _choice(name: str, value: object, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise _fail(name, f"one of {', '.join(options)}", value)
+    return value
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Defaults: seed-000's network, sgd, batch 128, one epoch.
+
+    Architecture: `sizes` is the full MLP layer list [n_features, hidden..., n_classes];
+    `init` is one scheme for all layers or one per layer; `target_range` (lo, hi) sets the
+    one-hot targets of the loss (0.01/0.99 for the classic MSE recipe).
+    Length: exactly one of `n_steps` and `epochs`; `batch_size=None` is full-batch descent.
+    Schedules: step -> eta * decay_rate ** (step // decay_every); cosine -> eta to eta_min
+    over the run; inv_t -> eta / (1 + inv_t_decay * step).
+    Noise: "grad" adds annealed Gaussian noise (variance noise_eta / (1 + t)^noise_gamma) to
+    the gradient before the optimiser; "weight" adds it to the weights after the step.
+    Evaluation: at `eval_steps` if given, else at `n_evals` log-spaced steps (0 and the last
+    step included). A run diverges when the loss is not finite or when the mean train loss
+    over a window of steps exceeds `diverge_factor` x the initial loss.
+    Seeds: `seed` derives the init, order, noise and dropout streams; the *_seed fields
+    replace one stream (stream k of SeedSequence(value)), None = derived from `seed`.
+    """
+
+    model: str = "mlp"
+    sizes: list[int] = field(default_factory=lambda: [784, 36, 16, 10])
+    layers: str = ""
+    activation: str = "sigmoid"
+    output: str = "softmax"
+    loss: str = "cross_entropy"
+    target_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    init: str | list[str] = "xavier"
+    init_std: float | None = None
+    optimizer: str = "sgd"
+    eta: float = 0.1
+    momentum: float = 0.9
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    rms_decay: float = 0.9
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    clip_norm: float | None = None
+    schedule: str = "constant"
+    decay_rate: float = 0.1
+    decay_every: int = 1000
+    eta_min: float = 0.0
+    inv_t_decay: float = 1e-3
+    batch_size: int | None = 128
+    n_steps: int | None = None
+    epochs: float | None = 1.0
+    noise: str = "none"
+    noise_eta: float = 0.01
+    noise_gamma: float = 0.55
+    n_evals: int = 16
+    eval_steps: list[int] | None = None
+    diverge_factor: float = 10.0
+    dtype: str = "float32"
+    seed: int = 0
+    init_seed: int | None = None
+    order_seed: int | None = None
+    noise_seed: int | None = None
+    dropout_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalised values are stored once, here
+        _choice("model", self.model, MODELS)
+        set_(self, "sizes", self._checked_sizes())
+        if not isinstance(self.layers, str):
+            raise _fail("layers", "a string (the CNN layer spec)", self.layers)
+        if self.model == "cnn" and not self.layers:
+            raise _fail("layers", "a CNN layer spec such as 'conv32k5-pool2-dense128' "
+                        "when model='cnn'", self.layers)
+        check_activation(self.activation, "TrainConfig.activation")
+        target_range = list(self.target_range) if isinstance(
+            self.target_range, list | tuple) else self.target_range
+        check_head(self.output, self.loss, target_range, "TrainConfig")
+        set_(self, "target_range", [float(v) for v in target_range])
+        set_(self, "init", self._checked_init())
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        set_(self, "eta", _number("eta", self.eta))
+        for name in ("momentum", "adam_beta1", "adam_beta2", "rms_decay"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 <= value < 1:
+                raise _fail(name, "a number in [0, 1)", value)
+            set_(self, name, float(value))
+        set_(self, "eps", _number("eps", self.eps))
+        set_(self, "weight_decay", _number("weight_decay", self.weight_decay, strict=False))
+        set_(self, "l1", _number("l1", self.l1, strict=False))
+        if self.clip_norm is not None:
+            set_(self, "clip_norm", _number("clip_norm", self.clip_norm))
+        _choice("schedule", self.schedule, SCHEDULES)
+        set_(self, "decay_rate", _number("decay_rate", self.decay_rate, high=1.0))
+        set_(self, "decay_every", _int("decay_every", self.decay_every, 1))
+        set_(self, "eta_min", _number("eta_min", self.eta_min, strict=False))
+        if self.schedule == "cosine" and self.eta_min > self.eta:
+            raise _fail("eta_min", f"a number <= eta ({self.eta})", self.eta_min)
+        set_(self, "inv_t_decay", _number("inv_t_decay", self.inv_t_decay, strict=False))
+        if self.batch_size is not None:
+            _int("batch_size", self.batch_size, 1)
+        self._check_length()
+        _choice("noise", self.noise, NOISES)
+        set_(self, "noise_eta", _number("noise_eta", self.noise_eta, strict=False))
+        set_(self, "noise_gamma", _number("noise_gamma", self.noise_gamma, strict=False))
+        _int("n_evals", self.n_evals, 2)
+        if self.eval_steps is not None:
+            set_(self, "eval_steps", self._checked_eval_steps())
+        set_(self, "diverge_factor", _number("diverge_factor", self.diverge_factor, low=1.0))
+        _choice("dtype", self.dtype, DTYPES)
+        _int("seed", self.seed, 0)
+        for name in SEED_FIELDS:
+            if getattr(self, name) is not None:
+                _int(name, getattr(self, name), 0)
+
+    def _checked_sizes(self) -> list[int]:
+        sizes = self.sizes
+        ok = isinstance(sizes, list | tuple) and len(sizes) >= 2 and all(
+            _is_int(n) and n >= 1 for n in sizes)
+        if not ok:
+            raise _fail("sizes", "a list of at least 2 positive integers "
+                        "[n_features, hidden..., n_classes]", sizes)
+        return [int(n) for n in sizes]
+
+    def _checked_init(self) -> str | list[str]:
+        n_layers = len(self.sizes) - 1
+        if isinstance(self.init, list | tuple):
+            if self.model != "mlp" or len(self.init) != n_layers:
+                raise _fail("init", f"one scheme or a list of {n_layers} (one per layer)",
+                            self.init)
+            for scheme in self.init:
+                check_init(scheme, self.init_std, "TrainConfig.init", "TrainConfig.init_std")
+            return list(self.init)
+        check_init(self.init, self.init_std, "TrainConfig.init", "TrainConfig.init_std")
+        return self.init
+
+    def _check_length(self) -> None:
+        if (self.n_steps is None) == (self.epochs is None):
+            raise NNLabError(
+                "TrainConfig.n_steps: expected exactly one of n_steps and epochs to be set, "
+                f"got n_steps={self.n_steps!r}, epochs={self.epochs!r}"
+            )
+        if self.n_steps is not None:
+            _int("n_steps", self.n_steps, 1)
+        else:
+            object.__setattr__(self, "epochs", _number("epochs", self.epochs))
+
+    def _checked_eval_steps(self) -> list[int]:
+        steps = self.eval_steps
+        if not isinstance(steps, list | tuple) or not all(_is_int(s) and s >= 0 for s in steps):
+            raise _fail("eval_steps", "a list of integers >= 0", steps)
+        return sorted(set(int(s) for s in steps))
+
+    # --- plain-value round trips -------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON-able plain values (lists, not tuples)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A validated config from a mapping of field names; missing fields keep their
+        defaults (as in `replace`), unknown names are an error."""
+        if not isinstance(values, dict):
+            raise NNLabError(f"TrainConfig: expected a mapping of fields, got {values!r}")
+        return cls().replace(**values)
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """A validated copy with `overrides` applied (unknown names are an error).
+
+        Setting one of n_steps / epochs clears the other unless both are given."""
+        _check_names(overrides)
+        overrides = dict(overrides)
+        if "n_steps" in overrides and "epochs" not in overrides and overrides["n_steps"]:
+            overrides["epochs"] = None
+        elif "epochs" in overrides and "n_steps" not in overrides and overrides["epochs"]:
+            overrides["n_steps"] = None
+        return dataclasses.replace(self, **overrides)
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(TrainConfig))
+
+
+def _check_names(values: dict[str, Any]) -> None:
+    known = field_names()
+    for name in values:
+        if name not in known:
+            raise NNLabError(
+                f"TrainConfig.{name}: unknown field; expected one of {', '.join(known)}"
+            )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value

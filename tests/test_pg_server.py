@@ -1,0 +1,26 @@
+"""The PostgreSQL fixture itself: a real server that answers SQL on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlparse
+
+from tests.pg_server import free_port, postgres_server, server_bin_dir
+
+
+def test_server_answers_and_stops() -> None:
+    import pytest
+
+    if server_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (Debian package `postgresql`)")
+    import sqlalchemy
+
+    with postgres_server() as url:
+        port = urlparse(url).port
+        engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("select 40 + 2")).scalar() == 42
+        engine.dispose()
+    with socket.socket() as s:  # the port is free again
+        s.bind(("127.0.0.1", port))
+    assert free_port() > 0

@@ -16,15 +16,15 @@ lecun: std 1 / sqrt(fan_in) (the N(0, 1/sqrt(n_in)) of the classic 784-100-10 re
 DEFAULT_NORMAL_STD = 0.01
 
 
-def check_init(init: object, std: object, where: str) -> None:
-    """Raise NNLabError naming `where` unless `init` is a known scheme and `std` fits it."""
+def check_init(init: object, std: object, init_field: str, std_field: str) -> None:
+    """Raise NNLabError naming the field unless `init` is a known scheme and `std` fits it."""
     if init not in INITS:
-        raise NNLabError(f"{where}.init: expected one of {', '.join(INITS)}, got {init!r}")
+        raise NNLabError(f"{init_field}: expected one of {', '.join(INITS)}, got {init!r}")
     if std is None:
         return
     if init != "normal":
         raise NNLabError(
-            f"{where}.init_std: only used with init='normal', got {std!r} with init={init!r}"
+            f"{std_field}: only used with init='normal', got {std!r} with init={init!r}"
         )
     if (
         isinstance(std, bool)
@@ -32,7 +32,7 @@ def check_init(init: object, std: object, where: str) -> None:
         or not math.isfinite(std)
         or std <= 0
     ):
-        raise NNLabError(f"{where}.init_std: expected a positive number, got {std!r}")
+        raise NNLabError(f"{std_field}: expected a positive number, got {std!r}")
 
 
 def init_std(init: str, fan_in: int, fan_out: int, std: float | None = None) -> float:

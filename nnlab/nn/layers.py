@@ -74,7 +74,7 @@ class Dense(Layer):
         super().__init__()
         if isinstance(n_out, bool) or not isinstance(n_out, int | np.integer) or n_out < 1:
             raise NNLabError(f"Dense.n_out: expected a positive integer, got {n_out!r}")
-        check_init(init, init_std, "Dense")
+        check_init(init, init_std, "Dense.init", "Dense.init_std")
         self.n_out = int(n_out)
         self.init = init
         self.init_std = init_std

@@ -1,0 +1,134 @@
+"""Element-wise activation layers: sigmoid, tanh, relu, leaky_relu, elu.
+
+Each is its own parameter-free layer (forward and backward side by side). They are not
+fused into Dense: the element-wise pass costs the same either way, and the only saving
+of fusion, one Python call per layer (~1 us), is noise next to a batch-128 GEMM; the
+batch-1 case has its own fused path (`MLP.sgd_step`), which uses `derivative_from_output`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from nnlab.errors import NNLabError
+from nnlab.nn.layers import Layer
+
+
+class Activation(Layer):
+    """y = f(x) element-wise. In train mode writes y into a reused buffer and keeps what
+    the backward pass needs."""
+
+    def build(
+        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
+    ) -> tuple[int, ...]:
+        return tuple(in_shape)
+
+    def apply(self, x: np.ndarray, out: np.ndarray) -> None:
+        """Write f(x) into out (out may be x)."""
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        y = self.buffer("y", x.shape, x.dtype) if train else np.empty_like(x)
+        self.apply(x, y)
+        if train:
+            self._y = y
+        return y
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        grad_x = self.buffer("grad_x", grad_y.shape, grad_y.dtype)
+        self.multiply_derivative(self._y, grad_y, grad_x)
+        return grad_x
+
+    def multiply_derivative(self, y: np.ndarray, grad_y: np.ndarray, out: np.ndarray) -> None:
+        """out = grad_y * f'(x), with f' written in terms of the output y = f(x)."""
+        raise NotImplementedError
+
+
+class Sigmoid(Activation):
+    """1 / (1 + exp(-x)), computed stably (scipy.special.expit)."""
+
+    def apply(self, x: np.ndarray, out: np.ndarray) -> None:
+        expit(x, out=out)
+
+    def multiply_derivative(self, y: np.ndarray, grad_y: np.ndarray, out: np.ndarray) -> None:
+        np.subtract(1, y, out=out)
+        out *= y
+        out *= grad_y
+
+
+class Tanh(Activation):
+    def apply(self, x: np.ndarray, out: np.ndarray) -> None:
+        np.tanh(x, out=out)
+
+    def multiply_derivative(self, y: np.ndarray, grad_y: np.ndarray, out: np.ndarray) -> None:
+        np.multiply(y, y, out=out)
+        np.subtract(1, out, out=out)
+        out *= grad_y
+
+
+class ReLU(Activation):
+    """max(x, 0); derivative 0 at x = 0."""
+
+    def apply(self, x: np.ndarray, out: np.ndarray) -> None:
+        np.maximum(x, 0, out=out)
+
+    def multiply_derivative(self, y: np.ndarray, grad_y: np.ndarray, out: np.ndarray) -> None:
+        np.multiply(grad_y, y > 0, out=out)
+
+
+class LeakyReLU(Activation):
+    """x for x > 0, alpha * x otherwise (alpha = 0.01)."""
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def apply(self, x: np.ndarray, out: np.ndarray) -> None:
+        np.maximum(x, x * x.dtype.type(self.alpha), out=out)
+
+    def multiply_derivative(self, y: np.ndarray, grad_y: np.ndarray, out: np.ndarray) -> None:
+        # y > 0 exactly where x > 0 (alpha > 0)
+        slope = np.where(y > 0, 1, self.alpha).astype(grad_y.dtype, copy=False)
+        np.multiply(grad_y, slope, out=out)
+
+
+class ELU(Activation):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise (alpha = 1)."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def apply(self, x: np.ndarray, out: np.ndarray) -> None:
+        negative = np.minimum(x, 0)
+        np.expm1(negative, out=negative)
+        negative *= x.dtype.type(self.alpha)
+        np.maximum(x, 0, out=out)
+        out += negative
+
+    def multiply_derivative(self, y: np.ndarray, grad_y: np.ndarray, out: np.ndarray) -> None:
+        # f'(x) = 1 for x > 0 (where y > 0), y + alpha otherwise
+        slope = np.where(y > 0, 1, y + self.alpha).astype(grad_y.dtype, copy=False)
+        np.multiply(grad_y, slope, out=out)
+
+
+ACTIVATIONS: dict[str, type[Activation]] = {
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "elu": ELU,
+}
+
+
+def check_activation(name: object, field: str) -> None:
+    """Raise NNLabError naming `field` unless `name` is a known activation."""
+    if name not in ACTIVATIONS:
+        raise NNLabError(f"{field}: expected one of {', '.join(ACTIVATIONS)}, got {name!r}")
+
+
+def make_activation(name: str, field: str = "activation") -> Activation:
+    """The activation layer called `name`."""
+    check_activation(name, field)
+    return ACTIVATIONS[name]()

@@ -1,0 +1,135 @@
+"""Output layers fused with their losses, acting on the logits z of the last Dense layer.
+
+Outputs: softmax (over classes) or sigmoid (per class). Losses, per example, averaged
+over the batch:
+- cross_entropy: with softmax, -sum_k t_k log p_k (computed from log-sum-exp, never
+  log(p)); with sigmoid, the per-class binary cross-entropy summed over classes,
+  sum_k softplus(z_k) - t_k z_k.
+- mse: 0.5 * sum_k (p_k - t_k)^2 (the 1/2 makes the gradient (p - t) * p', so classic
+  per-sample recipes keep their learning rates).
+Targets t = lo + (hi - lo) * onehot(y) for target_range = (lo, hi), default (0, 1);
+(0.01, 0.99) is the classic MSE recipe, (eps/K, 1 - eps + eps/K) is label smoothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import expit
+
+from nnlab.errors import NNLabError
+
+OUTPUTS = ("softmax", "sigmoid")
+LOSSES = ("cross_entropy", "mse")
+
+
+def check_head(output: object, loss: object, target_range: object, where: str) -> None:
+    """Raise NNLabError naming the field of `where` that is not a valid output/loss."""
+    if output not in OUTPUTS:
+        raise NNLabError(f"{where}.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
+    if loss not in LOSSES:
+        raise NNLabError(f"{where}.loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
+    ok = (
+        isinstance(target_range, tuple | list)
+        and len(target_range) == 2
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in target_range
+        )
+        and target_range[0] < target_range[1]
+    )
+    if ok and loss == "cross_entropy":
+        ok = 0 <= target_range[0] and target_range[1] <= 1
+    if not ok:
+        expected = "0 <= lo < hi <= 1 (cross-entropy targets are probabilities)" if (
+            loss == "cross_entropy") else "lo < hi"
+        raise NNLabError(
+            f"{where}.target_range: expected a pair (lo, hi) with {expected}, "
+            f"got {target_range!r}"
+        )
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of z: (batch, K), shifted by the row max (no overflow)."""
+    p = z - z.max(axis=1, keepdims=True)
+    np.exp(p, out=p)
+    p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+class Head:
+    """An output activation and a loss, with the loss gradient taken w.r.t. the logits."""
+
+    def __init__(
+        self,
+        output: str = "softmax",
+        loss: str = "cross_entropy",
+        target_range: tuple[float, float] = (0.0, 1.0),
+        where: str = "Head",
+    ) -> None:
+        check_head(output, loss, target_range, where)
+        self.output = output
+        self.loss = loss
+        self.lo, self.hi = float(target_range[0]), float(target_range[1])
+
+    def proba(self, z: np.ndarray) -> np.ndarray:
+        """z: (batch, K) logits -> (batch, K) outputs (probabilities for softmax)."""
+        return softmax(z) if self.output == "softmax" else expit(z)
+
+    def targets(self, y: np.ndarray, n_classes: int, dtype: np.dtype) -> np.ndarray:
+        """y: (batch,) labels -> (batch, K) targets lo + (hi - lo) * onehot(y)."""
+        t = np.full((len(y), n_classes), self.lo, dtype=dtype)
+        t[np.arange(len(y)), y] = self.hi
+        return t
+
+    def loss_and_grad(
+        self, z: np.ndarray, y: np.ndarray, with_grad: bool = True
+    ) -> tuple[float, np.ndarray | None, np.ndarray]:
+        """Batch-mean loss, its gradient w.r.t. z (batch, K) (None if not with_grad),
+        and the outputs p (batch, K)."""
+        batch, n_classes = z.shape
+        rows = np.arange(batch)
+        lo, span = self.lo, self.hi - self.lo
+        if self.output == "softmax":
+            shifted = z - z.max(axis=1, keepdims=True)
+            p = np.exp(shifted)
+            sum_exp = p.sum(axis=1, keepdims=True)
+            p /= sum_exp
+            if self.loss == "cross_entropy":
+                # -log p_k = log_sum_exp - shifted_k
+                neg_log_p = np.log(sum_exp) - shifted
+                per_example = span * neg_log_p[rows, y]
+                if lo:
+                    per_example += lo * neg_log_p.sum(axis=1)
+                loss = float(per_example.mean())
+        else:
+            p = expit(z)
+            if self.loss == "cross_entropy":
+                # softplus(z) - t z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
+                softplus = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+                per_example = softplus.sum(axis=1) - span * z[rows, y]
+                if lo:
+                    per_example -= lo * z.sum(axis=1)
+                loss = float(per_example.mean())
+        # diff = p - t
+        diff = p - z.dtype.type(lo)
+        diff[rows, y] -= span
+        if self.loss == "mse":
+            loss = float(0.5 * np.einsum("ij,ij->", diff, diff) / batch)
+        if not with_grad:
+            return loss, None, p
+        if self.loss == "cross_entropy":
+            grad = diff
+            if self.output == "softmax" and n_classes * lo + span != 1.0:
+                # sum_k t_k != 1: d/dz = p * sum_k t_k - t
+                grad += p * z.dtype.type(n_classes * lo + span - 1.0)
+        elif self.output == "sigmoid":
+            grad = diff * p
+            grad *= 1 - p
+        else:
+            # softmax Jacobian: dL/dz_j = p_j (diff_j - sum_k diff_k p_k)
+            grad = diff - (diff * p).sum(axis=1, keepdims=True)
+            grad *= p
+        grad /= z.dtype.type(batch)
+        return loss, grad, p

@@ -1,0 +1,295 @@
+"""Models: a Sequential stack of layers with a fused output/loss head, and the MLP.
+
+`params` and `grads` are lists with one dict per layer that has parameters. The params
+dicts are the layers' live arrays: update them in place, or assign new arrays into the
+dicts. The grads are buffers reused by the next `loss_and_grads`/`sgd_step` call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.linalg import blas
+
+from nnlab.errors import NNLabError
+from nnlab.nn.activations import Activation, check_activation, make_activation
+from nnlab.nn.init import check_init
+from nnlab.nn.layers import Dense, Layer
+from nnlab.nn.losses import Head
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def check_dtype(dtype: object, field: str) -> type:
+    """np.float32 or np.float64 from a dtype or its name; NNLabError naming `field`."""
+    try:
+        name = np.dtype(dtype).name  # type: ignore[call-overload]
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise NNLabError(f"{field}: expected float32 or float64, got {dtype!r}")
+    return DTYPES[name]
+
+
+def make_rng(seed: object, field: str) -> np.random.Generator:
+    """A Generator from a non-negative int seed (or a Generator, used as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise NNLabError(f"{field}: expected a non-negative integer or a Generator, got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+class Sequential:
+    """Layers applied in order, then an output/loss head on the last layer's (K,) output.
+
+    Args:
+        layers: Layer instances (built here, in order).
+        in_shape: per-example input shape, e.g. (784,) or (1, 28, 28); inputs arrive
+            flat, (batch, prod(in_shape)), and are reshaped inside.
+        output, loss, target_range: see nnlab.nn.losses.
+        dtype: float32 (default) or float64, for parameters and computation.
+        seed: int or Generator for the initial weights.
+        dropout_rng: the train-time stream of layers that need one (default: spawned
+            from the init generator, without consuming its draws).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        in_shape: tuple[int, ...],
+        output: str = "softmax",
+        loss: str = "cross_entropy",
+        dtype: object = np.float32,
+        seed: int | np.random.Generator = 0,
+        target_range: tuple[float, float] = (0.0, 1.0),
+        dropout_rng: np.random.Generator | None = None,
+    ) -> None:
+        where = type(self).__name__
+        self.dtype = check_dtype(dtype, f"{where}.dtype")
+        self.head = Head(output, loss, target_range, where)
+        rng = make_rng(seed, f"{where}.seed")
+        if not layers:
+            raise NNLabError(f"{where}.layers: expected at least one layer, got none")
+        self.in_shape = tuple(int(n) for n in in_shape)
+        self.n_features = math.prod(self.in_shape)
+        self.layers = list(layers)
+        dropout_rng = dropout_rng if dropout_rng is not None else rng.spawn(1)[0]
+        shape = self.in_shape
+        for i, layer in enumerate(self.layers):
+            layer.name = f"layers[{i}] ({type(layer).__name__})"
+            layer.rng = dropout_rng
+            shape = tuple(layer.build(shape, rng, self.dtype))
+        if len(shape) != 1:
+            raise NNLabError(
+                f"{where}.layers: the last layer must give a flat (n_classes,) output, "
+                f"got per-example shape {shape}"
+            )
+        self.n_classes = shape[0]
+        self.layers[0].needs_input_grad = False
+        with_params = [layer for layer in self.layers if layer.params]
+        self.params: list[dict[str, np.ndarray]] = [layer.params for layer in with_params]
+        self.grads: list[dict[str, np.ndarray]] = [layer.grads for layer in with_params]
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        """x: (batch, n_features) -> (batch, *in_shape) of the model dtype."""
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.n_features:
+            raise NNLabError(
+                f"x: expected an array of shape (batch, {self.n_features}), "
+                f"got {getattr(x, 'shape', type(x).__name__)}"
+            )
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        return x.reshape((x.shape[0], *self.in_shape))
+
+    def _labels(self, y: np.ndarray, batch: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (batch,) or y.dtype.kind not in "iu":
+            raise NNLabError(
+                f"y: expected {batch} integer labels, shape ({batch},), "
+                f"got {y.dtype} array of shape {y.shape}"
+            )
+        if batch and (y.min() < 0 or y.max() >= self.n_classes):
+            raise NNLabError(
+                f"y: expected labels in 0..{self.n_classes - 1}, got {y.min()}..{y.max()}"
+            )
+        return y
+
+    # -- passes ---------------------------------------------------------------------------
+
+    def logits(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """x: (batch, n_features) -> logits z: (batch, n_classes)."""
+        a = self._inputs(x)
+        for layer in self.layers:
+            a = layer.forward(a, train)
+        return a
+
+    def loss_and_grads(
+        self, x: np.ndarray, y: np.ndarray
+    ) -> tuple[float, list[dict[str, np.ndarray]]]:
+        """Batch-mean loss and its gradients (same structure as params, valid until the
+        next call). x: (batch, n_features); y: (batch,) int labels."""
+        z = self.logits(x, train=True)
+        loss, grad, _ = self.head.loss_and_grad(z, self._labels(y, len(z)))
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return loss, self.grads
+
+    def loss_and_input_grad(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Batch-mean loss and its gradient w.r.t. x, (batch, n_features)."""
+        first = self.layers[0]
+        first.needs_input_grad = True
+        try:
+            z = self.logits(x, train=True)
+            loss, grad, _ = self.head.loss_and_grad(z, self._labels(y, len(z)))
+            for layer in reversed(self.layers):
+                grad = layer.backward(grad)
+        finally:
+            first.needs_input_grad = False
+        return loss, grad.reshape(len(z), self.n_features).copy()
+
+    def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Eval mode: batch-mean loss and outputs (batch, n_classes), one forward pass."""
+        z = self.logits(x)
+        loss, _, p = self.head.loss_and_grad(z, self._labels(y, len(z)), with_grad=False)
+        return loss, p
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Eval mode outputs (batch, n_classes): softmax probabilities, or per-class
+        sigmoids for a sigmoid output."""
+        return self.head.proba(self.logits(x))
+
+
+def _per_layer(value: object, n: int, field: str) -> list:
+    """A value for all n layers, or a list with one value per layer."""
+    if isinstance(value, list | tuple):
+        if len(value) != n:
+            raise NNLabError(f"{field}: expected one value or a list of {n}, got {len(value)}")
+        return list(value)
+    return [value] * n
+
+
+class MLP(Sequential):
+    """Dense layers of `sizes` = [n_in, hidden..., n_classes] with activations between.
+
+    activation: one name for all hidden layers or a list (len(sizes) - 2); init and
+    init_std: one value for all Dense layers or a list (len(sizes) - 1). params:
+    [{"W": (n_in, n_out), "b": (n_out,)}, ...].
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str | Sequence[str] = "sigmoid",
+        output: str = "softmax",
+        loss: str = "cross_entropy",
+        init: str | Sequence[str] = "xavier",
+        init_std: float | Sequence[float | None] | None = None,
+        dtype: object = np.float32,
+        seed: int | np.random.Generator = 0,
+        target_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
+        if (
+            not isinstance(sizes, list | tuple)
+            or len(sizes) < 2
+            or any(isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1
+                   for n in sizes)
+        ):
+            raise NNLabError(
+                "MLP.sizes: expected a list of at least 2 positive integers "
+                f"[n_in, hidden..., n_classes], got {sizes!r}"
+            )
+        n_dense = len(sizes) - 1
+        activations = _per_layer(activation, n_dense - 1, "MLP.activation")
+        inits = _per_layer(init, n_dense, "MLP.init")
+        stds = _per_layer(init_std, n_dense, "MLP.init_std")
+        for i, name in enumerate(activations):
+            check_activation(name, f"MLP.activation[{i}]")
+        for i, (name, std) in enumerate(zip(inits, stds, strict=True)):
+            check_init(name, std, f"MLP.init[{i}]", f"MLP.init_std[{i}]")
+        layers: list[Layer] = []
+        for i, n_out in enumerate(sizes[1:]):
+            layers.append(Dense(int(n_out), init=inits[i], init_std=stds[i]))
+            if i < n_dense - 1:
+                layers.append(make_activation(activations[i]))
+        super().__init__(layers, (int(sizes[0]),), output, loss, dtype, seed, target_range)
+        self.sizes = [int(n) for n in sizes]
+        self.dense: list[Dense] = [layer for layer in self.layers if isinstance(layer, Dense)]
+        self.hidden_activations: list[Activation] = [
+            layer for layer in self.layers if isinstance(layer, Activation)
+        ]
+        self._gemv, self._ger, self._axpy = blas.get_blas_funcs(
+            ("gemv", "ger", "axpy"), dtype=self.dtype
+        )
+        self._single_buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+    def sgd_step(self, x: np.ndarray, y: np.ndarray, eta: float) -> float:
+        """One plain SGD step in place, params -= eta * grads; returns the batch-mean loss
+        before the step. x: (batch, n_features) (or (n_features,) for one example); y:
+        (batch,) int labels (or one int).
+
+        Batch size 1 runs fused, with BLAS level 2 in place on the weights (gemv forward,
+        gemv + ger backward, no temporaries); larger batches use loss_and_grads and an
+        in-place axpy. Afterwards `self.grads` is not valid.
+        """
+        if isinstance(x, np.ndarray) and (x.ndim == 1 or (x.ndim == 2 and x.shape[0] == 1)):
+            return self._sgd_step_single(x.reshape(-1), y, eta)
+        loss, grads = self.loss_and_grads(x, y)
+        for p, g in zip(self.params, grads, strict=True):
+            for key, value in p.items():
+                self._axpy(g[key].reshape(-1), value.reshape(-1), a=-eta)
+        return loss
+
+    def _single_buffer_triples(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per Dense layer: z (n_out,) pre-activations (then activations, in place), and
+        grad_a, grad_z (n_in,): the backward gradient w.r.t. the layer's input before and
+        after the previous activation's derivative."""
+        if self._single_buffers is None:
+            self._single_buffers = [
+                (np.empty(n_out, self.dtype), np.empty(n_in, self.dtype),
+                 np.empty(n_in, self.dtype))
+                for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+            ]
+        return self._single_buffers
+
+    def _sgd_step_single(self, x: np.ndarray, y: object, eta: float) -> float:
+        if x.shape[0] != self.n_features:
+            raise NNLabError(f"x: expected {self.n_features} features, got {x.shape[0]}")
+        label = int(np.asarray(y).reshape(-1)[0]) if not isinstance(y, int) else y
+        if not 0 <= label < self.n_classes:
+            raise NNLabError(f"y: expected a label in 0..{self.n_classes - 1}, got {label}")
+        if x.dtype != self.dtype or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+        gemv, ger, axpy = self._gemv, self._ger, self._axpy
+        buffers = self._single_buffer_triples()
+        n_dense = len(self.dense)
+        # forward: a_{i+1} = f(W_i^T a_i + b_i), in place in the z buffers
+        acts = [x]
+        for i, dense in enumerate(self.dense):
+            W, b = dense.params["W"], dense.params["b"]
+            if not W.flags.c_contiguous:
+                W = dense.params["W"] = np.ascontiguousarray(W)
+            z = buffers[i][0]
+            np.copyto(z, b)
+            gemv(1.0, W.T, acts[i], beta=1.0, y=z, overwrite_y=1)
+            if i < n_dense - 1:
+                self.hidden_activations[i].apply(z, z)
+            acts.append(z)
+        loss, delta, _ = self.head.loss_and_grad(acts[-1][None, :], np.array([label]))
+        delta = delta[0]
+        # backward, updating each layer right after its input gradient is taken
+        for i in range(n_dense - 1, -1, -1):
+            W, b = self.dense[i].params["W"], self.dense[i].params["b"]
+            if i > 0:
+                _, grad_a, grad_z = buffers[i]
+                gemv(1.0, W.T, delta, trans=1, y=grad_a, overwrite_y=1)
+                self.hidden_activations[i - 1].multiply_derivative(acts[i], grad_a, grad_z)
+            ger(-eta, delta, acts[i], a=W.T, overwrite_a=1)
+            axpy(delta, b, a=-eta)
+            if i > 0:
+                delta = grad_z
+        return loss

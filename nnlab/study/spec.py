@@ -1,0 +1,474 @@
+"""A study spec: what to train (a base TrainConfig), what varies, how often, on what data.
+
+TOML form (the same mapping can be given in Python):
+
+```toml
+[study]
+name = "eta-vs-steps"     # the results folder: results/<name>
+objective = "val_acc"     # val_acc (maximised) | val_loss | train_loss (minimised)
+sampler = "grid"          # grid | random | tpe
+replicates = 3            # seeds per configuration: seed, seed + 1, ...
+seed = 0                  # first replicate seed; also seeds the random/tpe sampler
+# n_trials = 20           # configurations to sample (random/tpe only)
+# save_probs = false      # also keep the full test probabilities of every run
+[base]                    # a TrainConfig: preset = "<name>" plus fields that override it
+preset = "seed-000"
+[grid]                    # sampler = "grid": every combination of these lists
+eta = [0.3, 1.0, 3.0]
+# [space] for random/tpe: eta = { log_uniform = [1e-3, 10] }, also uniform, int_uniform,
+#   int_log_uniform (two bounds) and choice (a list)
+[data]
+name = "mnist"            # train_size / val_size / test_size: use the first n examples
+```
+
+Everything is checked before any work; an error names the section and key
+("grid.eta[1]: expected a positive number, got -1"), and unknown sections or keys are
+errors, never ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from nnlab.datasets import Dataset, Split
+from nnlab.errors import NNLabError
+from nnlab.presets import get_preset
+from nnlab.train_config import TrainConfig, field_names
+
+SECTIONS = ("study", "base", "grid", "space", "data")
+STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs")
+OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
+SAMPLERS = ("grid", "random", "tpe")
+RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
+DATA_KEYS = ("name", "train_size", "val_size", "test_size")
+DATASETS = ("mnist",)
+REPLICATE_SEED = "seed"  # the TrainConfig field the replicates vary
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def stable_hash(value: Any) -> str:
+    """A 16-hex-digit digest of a JSON-able value, the same in every process and run.
+
+    Integral floats hash like ints (eta = 1 and eta = 1.0 are one configuration)."""
+
+    def canonical(v: Any) -> Any:
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, dict):
+            return {str(k): canonical(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [canonical(x) for x in v]
+        return v
+
+    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_keys(section: str, table: object, allowed: tuple[str, ...] | None) -> dict:
+    if not isinstance(table, dict):
+        raise NNLabError(f"[{section}]: expected a table of keys, got {table!r}")
+    for key, value in table.items():
+        if allowed is not None and key not in allowed:
+            raise NNLabError(f"{section}.{key}: unknown key; expected one of {', '.join(allowed)}")
+        if value is None:
+            raise NNLabError(f"{section}.{key}: expected a value, got None (leave the key out)")
+    return table
+
+
+def _retitled(err: NNLabError, field_name: str, where: str) -> NNLabError:
+    """TrainConfig's "TrainConfig.<field>: ..." message, renamed to the spec's key."""
+    message = str(err)
+    prefix = f"TrainConfig.{field_name}: "
+    if message.startswith(prefix):
+        return NNLabError(f"{where}: {message[len(prefix):]}")
+    return NNLabError(f"{where}: {message}")
+
+
+def param_value(value: Any) -> Any:
+    """A config value as Optuna stores it: lists (e.g. sizes) as JSON text."""
+    return json.dumps(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class Range:
+    """One [space] entry: `kind` in RANGE_KINDS, `bounds` (low, high) or the choices."""
+
+    kind: str
+    bounds: list[Any]
+
+    def distribution(self) -> BaseDistribution:
+        if self.kind == "choice":
+            return CategoricalDistribution([param_value(v) for v in self.bounds])
+        low, high = self.bounds
+        if self.kind.startswith("int"):
+            return IntDistribution(low, high, log=self.kind == "int_log_uniform")
+        return FloatDistribution(low, high, log=self.kind == "log_uniform")
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return {self.kind: list(self.bounds)}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The data set (by name) and optional sizes: the first n examples of each split."""
+
+    name: str = "mnist"
+    train_size: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def load(self) -> Dataset:
+        """The data set, cut to the requested sizes (an error if a split is too small)."""
+        from nnlab.data import load_mnist
+
+        data = load_mnist()
+        splits = {}
+        for split_name in ("train", "val", "test"):
+            split: Split = getattr(data, split_name)
+            size = getattr(self, f"{split_name}_size")
+            if size is not None and size > len(split):
+                raise NNLabError(f"data.{split_name}_size: expected an integer <= {len(split)} "
+                                 f"(the {self.name} {split_name} split), got {size}")
+            splits[split_name] = split if size is None else Split(split.x[:size], split.y[:size])
+        return Dataset(data.name, n_classes=data.n_classes, image_shape=data.image_shape,
+                       **splits)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study; build it with `StudySpec.from_dict` or `StudySpec.from_toml`."""
+
+    name: str
+    objective: str = "val_acc"
+    sampler: str = "grid"
+    replicates: int = 1
+    seed: int = 0
+    n_trials: int | None = None
+    save_probs: bool = False
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    space: dict[str, Range] = field(default_factory=dict)
+    data: DataSpec = field(default_factory=DataSpec)
+
+    # --- reading --------------------------------------------------------------------------
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> StudySpec:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise NNLabError(f"{path}: cannot read the study spec ({err.strerror})") from err
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise NNLabError(f"{path}: not valid TOML ({err})") from err
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StudySpec:
+        """Validate the TOML-shaped mapping `values` ({"study": {...}, "base": {...}, ...})."""
+        _check_keys("spec", values, None)
+        for section in values:
+            if section not in SECTIONS:
+                raise NNLabError(f"[{section}]: unknown section; expected one of "
+                                 + ", ".join(f"[{s}]" for s in SECTIONS))
+        study = _check_keys("study", values.get("study", {}), STUDY_KEYS)
+        spec = cls(
+            name=_study_name(study.get("name")),
+            objective=_study_objective(study.get("objective", "val_acc")),
+            sampler=_one_of("study.sampler", study.get("sampler", "grid"), SAMPLERS),
+            replicates=_count("study.replicates", study.get("replicates", 1), low=1),
+            seed=_count("study.seed", study.get("seed", 0), low=0),
+            n_trials=study.get("n_trials"),
+            save_probs=study.get("save_probs", False),
+            base=dict(_check_keys("base", values.get("base", {}), None)),
+            grid=dict(_check_keys("grid", values.get("grid", {}), None)),
+            space=_ranges(_check_keys("space", values.get("space", {}), None)),
+            data=_data_spec(_check_keys("data", values.get("data", {}), DATA_KEYS)),
+        )
+        spec._validate()
+        return spec
+
+    def _validate(self) -> None:
+        if not isinstance(self.save_probs, bool):
+            raise NNLabError(f"study.save_probs: expected true or false, got {self.save_probs!r}")
+        if self.sampler == "grid":
+            if self.n_trials is not None:
+                raise NNLabError("study.n_trials: only for sampler = random or tpe (a grid "
+                                 "runs every combination)")
+            if self.space:
+                raise NNLabError("[space]: only for sampler = random or tpe; use [grid] lists")
+        else:
+            if self.n_trials is None:
+                raise NNLabError(f"study.n_trials: expected the number of configurations "
+                                 f"to sample with sampler = {self.sampler}, got nothing")
+            _count("study.n_trials", self.n_trials, low=1)
+            if self.grid:
+                raise NNLabError(f"[grid]: only for sampler = grid; use [space] with "
+                                 f"sampler = {self.sampler}")
+            if not self.space:
+                raise NNLabError(f"[space]: expected at least one varied field with "
+                                 f"sampler = {self.sampler}")
+        base = self.base_config()
+        varied = {**{k: ("grid", v) for k, v in self.grid.items()},
+                  **{k: ("space", v) for k, v in self.space.items()}}
+        for name, (section, values) in varied.items():
+            where = f"{section}.{name}"
+            if name not in field_names():
+                raise NNLabError(f"{where}: unknown TrainConfig field; expected one of "
+                                 + ", ".join(field_names()))
+            if name == REPLICATE_SEED:
+                raise NNLabError(f"{where}: the replicate seeds come from study.seed and "
+                                 "study.replicates")
+            if name in self.base:
+                raise NNLabError(f"{where}: also set in [base]; a varied field is set in "
+                                 "one place")
+            if section == "grid":
+                _check_grid_values(where, name, values, base)
+            else:
+                _check_range(where, name, values, base)
+        for point in self.grid_points():
+            try:
+                base.replace(**point)
+            except NNLabError as err:
+                raise NNLabError(f"grid point {point}: {err}") from err
+
+    # --- what it plans --------------------------------------------------------------------
+
+    @property
+    def direction(self) -> str:
+        return OBJECTIVES[self.objective]
+
+    @property
+    def seeds(self) -> list[int]:
+        """The replicate seeds, one training run per configuration and seed."""
+        return list(range(self.seed, self.seed + self.replicates))
+
+    @property
+    def n_planned(self) -> int:
+        n_configs = len(self.grid_points()) if self.sampler == "grid" else self.n_trials
+        return n_configs * self.replicates
+
+    def base_config(self) -> TrainConfig:
+        """[base] as a TrainConfig: the preset (if any) with the other keys overriding it."""
+        overrides = dict(self.base)
+        preset = overrides.pop("preset", None)
+        if REPLICATE_SEED in overrides:
+            raise NNLabError("base.seed: the replicate seeds come from study.seed and "
+                             "study.replicates")
+        if preset is None:
+            config = TrainConfig()
+        else:
+            if not isinstance(preset, str):
+                raise NNLabError(f"base.preset: expected a preset name, got {preset!r}")
+            try:
+                config = get_preset(preset)
+            except NNLabError as err:
+                raise NNLabError(f"base.preset: {str(err).removeprefix('preset: ')}") from err
+        for name, value in overrides.items():
+            try:
+                config = config.replace(**{name: value})
+            except NNLabError as err:
+                raise _retitled(err, name, f"base.{name}") from err
+        return config
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every combination of the [grid] lists, the last key varying fastest; one empty
+        point (the base config alone) when there is no grid."""
+        names = list(self.grid)
+        return [dict(zip(names, values, strict=True))
+                for values in itertools.product(*self.grid.values())]
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """The Optuna distribution of every varied field."""
+        if self.sampler == "grid":
+            return {name: CategoricalDistribution([param_value(v) for v in values])
+                    for name, values in self.grid.items()}
+        return {name: r.distribution() for name, r in self.space.items()}
+
+    def config_for(self, params: dict[str, Any], seed: int) -> TrainConfig:
+        """The TrainConfig of one trial: the base, the varied `params` (as Optuna stores
+        them) and the replicate `seed`."""
+        values = {name: self._config_value(name, value) for name, value in params.items()}
+        return self.base_config().replace(**values, **{REPLICATE_SEED: seed})
+
+    def _config_value(self, name: str, value: Any) -> Any:
+        choices = self.grid.get(name) or (
+            self.space[name].bounds if name in self.space and self.space[name].kind == "choice"
+            else [])
+        if isinstance(value, str) and any(isinstance(c, list) for c in choices):
+            return json.loads(value)
+        return value
+
+    # --- writing and comparing ------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML-shaped mapping: `StudySpec.from_dict(spec.to_dict()) == spec`."""
+        study = {"name": self.name, "objective": self.objective, "sampler": self.sampler,
+                 "replicates": self.replicates, "seed": self.seed}
+        if self.n_trials is not None:
+            study["n_trials"] = self.n_trials
+        if self.save_probs:
+            study["save_probs"] = True
+        values: dict[str, Any] = {"study": study, "base": dict(self.base)}
+        if self.grid:
+            values["grid"] = {k: list(v) for k, v in self.grid.items()}
+        if self.space:
+            values["space"] = {k: r.to_dict() for k, r in self.space.items()}
+        values["data"] = self.data.to_dict()
+        return values
+
+    def to_toml(self) -> str:
+        """The spec as TOML text (what results/<study>/spec.toml holds)."""
+        lines = [f"# study {self.name!r}: the spec this results folder was created with"]
+        for section, table in self.to_dict().items():
+            lines += ["", f"[{section}]"]
+            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        return "\n".join(lines) + "\n"
+
+    def digest(self) -> str:
+        """A hash of everything that decides the trials: the spec and the resolved base
+        config (so a preset whose values changed counts as a changed spec)."""
+        return stable_hash({"spec": self.to_dict(), "base_config": self.base_config().to_dict()})
+
+    def differences(self, other: StudySpec) -> list[str]:
+        """`section.key: this != other` for every key that differs (for error messages)."""
+        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return [f"{key}: {mine.get(key, '(unset)')!r} != {theirs.get(key, '(unset)')!r}"
+                for key in sorted(set(mine) | set(theirs)) if mine.get(key) != theirs.get(key)]
+
+
+# --- field checks --------------------------------------------------------------------------
+
+
+def _study_name(value: object) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise NNLabError("study.name: expected a name of letters, digits, '.', '_' or '-' "
+                         f"(it names the results folder), got {value!r}")
+    return value
+
+
+def _study_objective(value: object) -> str:
+    if isinstance(value, str) and value.startswith("test"):
+        raise NNLabError(f"study.objective: the test set never chooses anything; expected one "
+                         f"of {', '.join(OBJECTIVES)}, got {value!r}")
+    return _one_of("study.objective", value, tuple(OBJECTIVES))
+
+
+def _one_of(where: str, value: object, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise NNLabError(f"{where}: expected one of {', '.join(options)}, got {value!r}")
+    return value
+
+
+def _count(where: str, value: object, low: int) -> int:
+    if not _is_int(value) or value < low:
+        raise NNLabError(f"{where}: expected an integer >= {low}, got {value!r}")
+    return value
+
+
+def _data_spec(table: dict[str, Any]) -> DataSpec:
+    name = _one_of("data.name", table.get("name", "mnist"), DATASETS)
+    sizes = {key: _count(f"data.{key}", table[key], low=1)
+             for key in DATA_KEYS[1:] if key in table}
+    return DataSpec(name=name, **sizes)
+
+
+def _ranges(table: dict[str, Any]) -> dict[str, Range]:
+    ranges = {}
+    for name, entry in table.items():
+        where = f"space.{name}"
+        if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in RANGE_KINDS:
+            raise NNLabError(f"{where}: expected one of {{ log_uniform = [low, high] }}, "
+                             f"uniform, int_uniform, int_log_uniform or {{ choice = [...] }}, "
+                             f"got {entry!r}")
+        kind, bounds = next(iter(entry.items()))
+        ranges[name] = Range(kind, bounds)
+    return ranges
+
+
+def _check_grid_values(where: str, name: str, values: object, base: TrainConfig) -> None:
+    if not isinstance(values, list) or not values:
+        raise NNLabError(f"{where}: expected a non-empty list of values, got {values!r}")
+    seen = []
+    for i, value in enumerate(values):
+        if value in seen:
+            raise NNLabError(f"{where}[{i}]: {value!r} is listed twice")
+        seen.append(value)
+        try:
+            base.replace(**{name: value})
+        except NNLabError as err:
+            raise _retitled(err, name, f"{where}[{i}]") from err
+
+
+def _check_range(where: str, name: str, r: Range, base: TrainConfig) -> None:
+    if r.kind == "choice":
+        _check_grid_values(f"{where}.choice", name, r.bounds, base)
+        return
+    numbers = isinstance(r.bounds, list) and len(r.bounds) == 2 and all(
+        (_is_int if r.kind.startswith("int") else _is_number)(b) for b in r.bounds)
+    if not numbers or not r.bounds[0] < r.bounds[1]:
+        kind = "integers" if r.kind.startswith("int") else "numbers"
+        raise NNLabError(f"{where}.{r.kind}: expected two {kind} [low, high] with low < high, "
+                         f"got {r.bounds!r}")
+    if r.kind.endswith("log_uniform") and r.bounds[0] <= 0:
+        raise NNLabError(f"{where}.{r.kind}: expected a positive low bound, got {r.bounds[0]!r}")
+    for bound in r.bounds:
+        try:
+            base.replace(**{name: bound})
+        except NNLabError as err:
+            raise _retitled(err, name, f"{where}.{r.kind}") from err
+
+
+# --- TOML writing (the small subset specs use) ---------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise NNLabError(f"spec: cannot write {value!r} to TOML")
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

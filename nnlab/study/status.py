@@ -1,0 +1,132 @@
+"""Where a study stands: counts of planned work, the best configuration so far, an ETA."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from nnlab.study.spec import StudySpec
+
+LIVE_STATES = ("COMPLETE", "WAITING", "RUNNING")
+
+
+def best_configuration(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any] | None:
+    """The configuration with the best mean objective over its completed seeds.
+
+    Returns {"params", "n_seeds", "<objective>_mean", "<objective>_std", "test_acc_mean",
+    "test_acc_std"} (std over seeds, ddof=1; NaN for one seed), or None if nothing is
+    complete. Only the validation objective chooses; test_acc is reported beside it.
+    """
+    complete = frame[frame["state"] == "COMPLETE"]
+    if complete.empty:
+        return None
+    groups = complete.groupby("config_id", sort=False)
+    means = groups["value"].mean()
+    best_id = means.idxmax() if spec.direction == "maximize" else means.idxmin()
+    rows = groups.get_group(best_id)
+    varied = list(spec.grid or spec.space)
+    objective = spec.objective
+    return {
+        "params": {name: _plain(rows[name].iloc[0]) for name in varied},
+        "n_seeds": len(rows),
+        f"{objective}_mean": _plain(rows[objective].mean()),
+        f"{objective}_std": _plain(rows[objective].std()),
+        "test_acc_mean": _plain(rows["test_acc"].mean()),
+        "test_acc_std": _plain(rows["test_acc"].std()),
+    }
+
+
+def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
+    """Counts over planned (configuration, seed) keys and trials, with the best so far.
+
+    complete: keys with a complete trial (diverged ones included; `diverged` counts them);
+    failed: keys whose every trial failed and that are not waiting to run again;
+    running / waiting: trials in those states; eta_seconds: remaining keys x median run
+    seconds / running trials (None when nothing runs).
+    """
+    state = frame["state"]
+    complete = frame[state == "COMPLETE"]
+    live_keys = set(frame.loc[state.isin(LIVE_STATES), "key"])
+    failed_keys = set(frame.loc[state == "FAIL", "key"]) - live_keys
+    running = int((state == "RUNNING").sum())
+    n_complete = complete["key"].nunique()
+    eta = None
+    if running and not complete.empty:
+        eta = max(spec.n_planned - n_complete, 0) * complete["seconds"].median() / running
+    best_trial = None
+    if not complete.empty:
+        values = complete["value"]
+        row = complete.loc[values.idxmax() if spec.direction == "maximize" else values.idxmin()]
+        best_trial = {"trial": int(row["trial"]), "seed": int(row["seed"]),
+                      "params": {name: _plain(row[name]) for name in spec.grid or spec.space},
+                      spec.objective: _plain(row[spec.objective])}
+    return {
+        "study": spec.name,
+        "objective": spec.objective,
+        "planned": spec.n_planned,
+        "complete": n_complete,
+        "diverged": int((complete["status"] == "diverged").sum()),
+        "running": running,
+        "waiting": int((state == "WAITING").sum()),
+        "failed": len(failed_keys),
+        "failed_attempts": int((state == "FAIL").sum()),
+        "best_configuration": best_configuration(spec, frame),
+        "best_trial": best_trial,
+        "eta_seconds": None if eta is None else round(float(eta), 1),
+    }
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{name}={value}" for name, value in params.items()) or "(base config)"
+
+
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_best(summary: dict[str, Any]) -> str:
+    """One line: the best configuration with mean +- std over its seeds."""
+    best = summary["best_configuration"]
+    if best is None:
+        return "best configuration: none complete yet"
+    objective = summary["objective"]
+    return (f"best configuration: {format_params(best['params'])}  "
+            f"{objective} {_pm(best[f'{objective}_mean'], best[f'{objective}_std'])}  "
+            f"test_acc {_pm(best['test_acc_mean'], best['test_acc_std'])}  "
+            f"(mean +- std over {best['n_seeds']} seeds; chosen on {objective})")
+
+
+def format_status(summary: dict[str, Any], where: str) -> str:
+    lines = [
+        f"study {summary['study']} ({where})",
+        f"planned {summary['planned']}  complete {summary['complete']} "
+        f"(diverged {summary['diverged']})  running {summary['running']}  "
+        f"waiting {summary['waiting']}  failed {summary['failed']}",
+        format_best(summary),
+    ]
+    if summary["best_trial"] is not None:
+        trial = summary["best_trial"]
+        lines.append(f"best trial: #{trial['trial']} {format_params(trial['params'])} "
+                     f"seed={trial['seed']}  {summary['objective']} "
+                     f"{trial[summary['objective']]:.4f}")
+    if summary["eta_seconds"] is not None:
+        lines.append(f"ETA: {format_duration(summary['eta_seconds'])} "
+                     f"({summary['running']} running)")
+    return "\n".join(lines)
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} +- {std:.4f}"
+
+
+def _plain(value: Any) -> Any:
+    """A numpy/pandas scalar as a JSON-able Python value (NaN -> None)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return value.item() if hasattr(value, "item") else value

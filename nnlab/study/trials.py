@@ -1,0 +1,49 @@
+"""The trials table: one row per Optuna trial, as in results/<study>/trials.parquet."""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+
+from nnlab.study.runner import CONFIG_ID, ERROR, KEY, RESULT, SEED, STATUS
+from nnlab.study.spec import StudySpec
+
+METRICS = ("val_acc", "test_acc", "train_loss", "val_loss")
+STREAMS = ("init", "order", "noise", "dropout")
+
+
+def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
+    """Columns: trial, state (COMPLETE/FAIL/RUNNING/WAITING/PRUNED), status (ok/diverged
+    for complete trials), the varied fields (lists as JSON text), seed, value (the
+    objective), val_acc, test_acc, train_loss, val_loss, steps_run, seconds (the run's wall
+    time), seed_init .. seed_dropout (the seed of each random stream), config_id, key,
+    note, error, started, completed."""
+    varied = list(spec.grid or spec.space)
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        result = attrs.get(RESULT, {})
+        row = {"trial": trial.number, "state": trial.state.name, "status": attrs.get(STATUS)}
+        row.update({name: trial.params.get(name) for name in varied})
+        row.update(seed=attrs.get(SEED), value=trial.value if trial.values else None)
+        row.update({name: result.get(name) for name in METRICS})
+        row.update(steps_run=result.get("n_steps"), seconds=result.get("seconds"))
+        row.update({f"seed_{s}": result.get("seeds", {}).get(s) for s in STREAMS})
+        row.update(config_id=attrs.get(CONFIG_ID), key=attrs.get(KEY),
+                   note=result.get("note"), error=attrs.get(ERROR),
+                   started=trial.datetime_start, completed=trial.datetime_complete)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=_columns(varied))
+    for name in ("seed", "steps_run", *[f"seed_{s}" for s in STREAMS]):
+        frame[name] = frame[name].astype("Int64")
+    for name in ("value", *METRICS, "seconds"):
+        frame[name] = frame[name].astype("float64")
+    for name in ("started", "completed"):
+        frame[name] = pd.to_datetime(frame[name])
+    return frame
+
+
+def _columns(varied: list[str]) -> list[str]:
+    return ["trial", "state", "status", *varied, "seed", "value", *METRICS, "steps_run",
+            "seconds", *[f"seed_{s}" for s in STREAMS], "config_id", "key", "note", "error",
+            "started", "completed"]

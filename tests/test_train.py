@@ -1,0 +1,304 @@
+"""The training loop on a small synthetic problem: seeds, divergence, validation, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnlab.datasets import Dataset, Split
+from nnlab.errors import NNLabError
+from nnlab.train import TrainConfig, eval_schedule, stream_rngs, stream_seeds, train
+
+
+def _split(centers: np.ndarray, n: int, seed: int) -> Split:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, len(centers), n)
+    x = centers[y] + 0.9 * rng.standard_normal((n, centers.shape[1]))
+    return Split(x.astype(np.float32), y)
+
+
+@pytest.fixture(scope="module")
+def blobs() -> Dataset:
+    """4 Gaussian classes in 20 dimensions: 600 train, 200 val, 200 test."""
+    centers = np.random.default_rng(0).standard_normal((4, 20))
+    return Dataset("blobs", _split(centers, 600, 1), _split(centers, 200, 2),
+                   _split(centers, 200, 3), n_classes=4, image_shape=(1, 4, 5))
+
+
+BASE = TrainConfig(sizes=[20, 16, 4], activation="tanh", batch_size=10, epochs=2, eta=0.2)
+
+
+def without_seconds(run) -> pd.DataFrame:
+    return run.curve.drop(columns="seconds")
+
+
+def test_learns_the_blobs(blobs):
+    run = train(BASE, blobs)
+    assert run.status == "ok"
+    assert run.metrics["n_steps"] == 120  # 2 epochs of 600 / 10
+    assert run.curve["val_acc"].iloc[0] < 0.6 < 0.9 < run.metrics["val_acc"]
+    assert run.metrics["test_acc"] > 0.9
+    assert run.test_proba.shape == (200, 4) and run.test_proba.dtype == np.float32
+    np.testing.assert_allclose(run.test_proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_curve_columns_and_log_spaced_evals(blobs):
+    run = train(BASE.replace(n_steps=1000, n_evals=8), blobs)
+    curve = run.curve
+    assert list(curve.columns) == ["step", "epoch", "samples_seen", "lr", "train_loss",
+                                   "val_loss", "val_acc", "test_acc", "grad_norm", "seconds"]
+    assert curve["step"].tolist() == [0, 1, 3, 10, 32, 100, 316, 1000]
+    np.testing.assert_allclose(curve["epoch"], curve["step"] / 60)
+    np.testing.assert_array_equal(curve["samples_seen"], curve["step"] * 10)
+    assert curve["seconds"].is_monotonic_increasing
+    assert math.isnan(curve["grad_norm"].iloc[0]) and (curve["grad_norm"].iloc[1:] > 0).all()
+    assert run.metrics["test_acc"] == curve["test_acc"].iloc[-1]
+
+
+def test_eval_schedule_explicit_and_default():
+    config = BASE.replace(n_steps=100, eval_steps=[50, 10, 10])
+    assert eval_schedule(config, 100) == [0, 10, 50, 100]
+    assert eval_schedule(BASE.replace(n_evals=2), 100) == [0, 1, 100]
+    with pytest.raises(NNLabError, match=r"TrainConfig\.eval_steps"):
+        train(BASE.replace(n_steps=20, eval_steps=[30]), _tiny())
+
+
+def test_same_seed_gives_bit_identical_runs(blobs):
+    config = BASE.replace(optimizer="adam", eta=0.01, noise="grad", noise_eta=0.01, seed=3)
+    first, second = train(config, blobs), train(config, blobs)
+    pd.testing.assert_frame_equal(without_seconds(first), without_seconds(second),
+                                  check_exact=True)
+    np.testing.assert_array_equal(first.test_proba, second.test_proba)
+    assert first.seeds == second.seeds == {"seed": 3, "init": 3, "order": 3, "noise": 3,
+                                           "dropout": 3}
+
+
+def test_order_seed_changes_the_curve_not_the_init(blobs):
+    base = train(BASE, blobs)
+    reordered = train(BASE.replace(order_seed=99), blobs)
+    assert reordered.seeds["order"] == 99 and reordered.seeds["init"] == 0
+    # step 0 is evaluated before any update: same init -> same row
+    pd.testing.assert_series_equal(without_seconds(base).iloc[0],
+                                   without_seconds(reordered).iloc[0], check_exact=True)
+    assert not np.array_equal(base.test_proba, reordered.test_proba)
+    reinit = train(BASE.replace(init_seed=99), blobs)
+    assert reinit.curve["val_loss"].iloc[0] != base.curve["val_loss"].iloc[0]
+
+
+def test_order_seed_equal_to_seed_is_the_derived_stream(blobs):
+    run = train(BASE.replace(seed=5, order_seed=5, noise_seed=5), blobs)
+    pd.testing.assert_frame_equal(without_seconds(run),
+                                  without_seconds(train(BASE.replace(seed=5), blobs)))
+
+
+def test_streams_are_independent():
+    draws = {name: rng.random(3) for name, rng in stream_rngs(stream_seeds(BASE)).items()}
+    changed = stream_rngs(stream_seeds(BASE.replace(noise_seed=7)))
+    for name, rng in changed.items():
+        assert np.array_equal(rng.random(3), draws[name]) == (name != "noise")
+    assert len({tuple(d) for d in draws.values()}) == 4
+
+
+def test_noise_seed_changes_only_the_noise(blobs):
+    noisy = BASE.replace(noise="grad", noise_eta=0.05)
+    a, b = train(noisy, blobs), train(noisy.replace(noise_seed=1), blobs)
+    assert not np.array_equal(a.test_proba, b.test_proba)
+    # without noise, or with zero-variance noise, the noise stream has no effect
+    for config in (BASE, noisy.replace(noise_eta=0.0)):
+        c, d = train(config, blobs), train(config.replace(noise_seed=1), blobs)
+        np.testing.assert_array_equal(c.test_proba, d.test_proba)
+    # zero-variance noise leaves the run of the same chain without noise bit for bit
+    # (an inactive clip keeps plain SGD on the chain rather than the fused step)
+    zero_noise = train(noisy.replace(noise_eta=0.0, noise_seed=1), blobs)
+    chained = train(BASE.replace(clip_norm=1e9), blobs)
+    np.testing.assert_array_equal(zero_noise.test_proba, chained.test_proba)
+
+
+def test_weight_noise_perturbs_after_the_step(blobs):
+    plain = train(BASE, blobs)
+    weight = train(BASE.replace(noise="weight", noise_eta=1e-4), blobs)
+    grad = train(BASE.replace(noise="grad", noise_eta=1e-4), blobs)
+    # the same draws, added after the learning rate (weight) or before it (grad)
+    assert not np.array_equal(weight.test_proba, grad.test_proba)
+    assert not np.array_equal(weight.test_proba, plain.test_proba)
+
+
+def test_fused_sgd_matches_the_transform_chain(blobs):
+    """Plain SGD uses the model's in-place step; a never-active clip forces the chain."""
+    for batch_size in (1, 10):
+        config = BASE.replace(batch_size=batch_size, eta=0.05, epochs=1)
+        fused, chained = train(config, blobs), train(config.replace(clip_norm=1e9), blobs)
+        np.testing.assert_allclose(chained.test_proba, fused.test_proba, rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(chained.curve["val_loss"], fused.curve["val_loss"],
+                                   rtol=1e-4)
+
+
+def test_full_batch_ignores_the_order_stream(blobs):
+    config = BASE.replace(batch_size=None, n_steps=30, eta=0.5)
+    a, b = train(config, blobs), train(config.replace(order_seed=9), blobs)
+    assert a.metrics["n_steps"] == 30 and a.curve["epoch"].iloc[-1] == 30
+    np.testing.assert_array_equal(a.test_proba, b.test_proba)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "rmsprop", "adam"])
+def test_every_optimizer_learns(blobs, optimizer):
+    eta = 0.01 if optimizer in ("rmsprop", "adam") else 0.05
+    config = BASE.replace(optimizer=optimizer, eta=eta, weight_decay=1e-4, l1=1e-5,
+                          clip_norm=5.0, schedule="cosine")
+    run = train(config, blobs)
+    assert run.status == "ok" and run.metrics["val_acc"] > 0.9
+    assert run.metrics["train_loss"] < 0.5 * run.curve["train_loss"].iloc[0]
+
+
+def test_schedule_is_recorded_as_lr(blobs):
+    run = train(BASE.replace(schedule="step", decay_every=50, decay_rate=0.5, n_steps=120,
+                             eval_steps=[49, 50, 100]), blobs)
+    lr = dict(zip(run.curve["step"], run.curve["lr"], strict=True))
+    assert lr[49] == 0.2 and lr[50] == 0.1 and lr[100] == 0.05
+
+
+# --- divergence -----------------------------------------------------------------------
+
+def test_diverging_eta_is_data_not_a_crash(blobs):
+    run = train(BASE.replace(eta=1e4, activation="relu", init="he"), blobs)
+    assert run.status == "diverged"
+    assert "train loss nan" in run.note  # relu logits overflow: the NaN check fires
+    assert run.metrics["n_steps"] < 120
+    assert run.curve["step"].iloc[-1] == run.metrics["n_steps"]
+    assert len(run.compact_predictions()) == 200
+
+
+def test_explosion_rule_catches_a_finite_loss(blobs):
+    """With the stable softmax-CE a huge eta gives a large but finite loss: only the
+    explosion rule can end the run."""
+    config = BASE.replace(eta=1e3)  # tanh hidden units keep the logits finite
+    run = train(config, blobs)
+    assert run.status == "diverged" and "initial loss" in run.note
+    assert np.isfinite(run.curve["train_loss"]).all()
+    assert run.curve["train_loss"].iloc[-1] > 10 * run.curve["train_loss"].iloc[0]
+    # the same run with the rule switched off (huge factor) goes on with a finite loss
+    unchecked = train(config.replace(diverge_factor=1e30), blobs)
+    assert unchecked.status == "ok" and unchecked.metrics["n_steps"] == 120
+    assert np.isfinite(unchecked.curve["train_loss"]).all()
+    assert unchecked.metrics["train_loss"] > 10 * unchecked.curve["train_loss"].iloc[0]
+
+
+def test_moderate_eta_is_not_flagged(blobs):
+    run = train(BASE.replace(eta=1.0, batch_size=1, epochs=1), blobs)
+    assert run.status == "ok" and run.note == ""
+
+
+# --- invalid input --------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"eta": -1}, "eta"),
+        ({"activation": "swish"}, "activation"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"noise": "pink"}, "noise"),
+        ({"sizes": [20]}, "sizes"),
+        ({"init": ["he"]}, "init"),
+        ({"n_steps": None, "epochs": None}, "n_steps"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"seed": -3}, "seed"),
+        ({"etaa": 0.1}, "etaa"),
+    ],
+)
+def test_invalid_config_names_the_field(overrides, field):
+    with pytest.raises(NNLabError, match=rf"^TrainConfig\.{field}: "):
+        BASE.replace(**overrides)
+
+
+def _tiny() -> Dataset:
+    split = Split(np.zeros((10, 20), np.float32), np.arange(10) % 4)
+    return Dataset("tiny", split, split, split, n_classes=4, image_shape=(1, 4, 5))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [({"sizes": [30, 16, 4]}, "sizes"), ({"sizes": [20, 16, 10]}, "sizes"),
+     ({"batch_size": 11}, "batch_size")],
+)
+def test_config_not_matching_the_data_fails_before_training(overrides, field):
+    with pytest.raises(NNLabError, match=rf"^TrainConfig\.{field}: "):
+        train(BASE.replace(**overrides), _tiny())
+
+
+def test_config_round_trips_through_plain_values():
+    config = BASE.replace(init=["he", "xavier"], eval_steps=[5, 1], clip_norm=2)
+    values = json.loads(json.dumps(config.to_dict()))
+    assert TrainConfig.from_dict(values) == config
+    assert config.eval_steps == [1, 5] and config.clip_norm == 2.0
+    assert TrainConfig.from_dict({"n_steps": 7}).epochs is None
+    with pytest.raises(NNLabError, match=r"TrainConfig\.colour: unknown field"):
+        TrainConfig.from_dict({"colour": "red"})
+
+
+def test_compact_predictions_rank_the_probabilities(blobs):
+    run = train(BASE, blobs)
+    top = run.compact_predictions(k=3)
+    assert list(top.columns) == ["index", "y_true", "top1", "top2", "top3", "p1", "p2", "p3"]
+    assert top["top1"].dtype == np.int16 and top["p1"].dtype == np.float32
+    np.testing.assert_array_equal(top["top1"], run.test_proba.argmax(axis=1))
+    assert (top["p1"] >= top["p2"]).all() and (top["p2"] >= top["p3"]).all()
+    np.testing.assert_array_equal(top["y_true"], blobs.test.y)
+    assert run.metrics["test_acc"] == pytest.approx((top["top1"] == top["y_true"]).mean())
+
+
+# --- the command line -----------------------------------------------------------------
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nnlab.cli", *args], capture_output=True,
+                          text=True, env=dict(os.environ), stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "eta=-1"], "TrainConfig.eta: expected a positive number, got -1"),
+        (["--set", "activation=swish"], "TrainConfig.activation: expected one of"),
+        (["--set", "sizes=[784,100,7]"], "TrainConfig.sizes: expected [784, ..., 10]"),
+        (["--set", "eta"], "--set: expected KEY=VALUE"),
+    ],
+)
+def test_cli_invalid_config_is_one_line_exit_2(mnist, args, message):
+    result = run_cli("train", "--preset", "seed-002", *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_cli_unknown_preset():
+    result = run_cli("train", "--preset", "seed-999")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "nnlab: error: preset: expected one of seed-000, seed-001, seed-002, seed-003, "
+        "seed-004, fast98, got 'seed-999'"]
+
+
+def test_cli_train_json_with_overrides(mnist):
+    result = run_cli("train", "--preset", "seed-002", "--set", "n_steps=500",
+                     "--set", "seed=7", "--set", "eta=0.2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "ok" and summary["n_steps"] == 500 and summary["seed"] == 7
+    assert summary["config"]["eta"] == 0.2 and summary["config"]["epochs"] is None
+    assert 0.5 < summary["test_acc"] <= 1 and 0.5 < summary["val_acc"] <= 1
+    assert summary["seconds"] > 0
+
+
+def test_cli_presets_lists_one_line_each():
+    result = run_cli("presets")
+    assert result.returncode == 0
+    names = [line.split()[0] for line in result.stdout.strip().splitlines()]
+    assert names == ["seed-000", "seed-001", "seed-002", "seed-003", "seed-004", "fast98"]

@@ -1,0 +1,40 @@
+"""Statistics on study results: pure functions from DataFrames to results with uncertainty.
+
+Each analysis returns a frozen dataclass with `summary()` (one readable paragraph: numbers
+with CIs and n) and `to_dict()` (JSON-able, for the report). Every bootstrap takes
+`n_resamples` and `seed`.
+
+Diverged runs: `eta_best` keeps them (a diverged run is a bad result for its learning
+rate); `variance_vs_n` and `compare_variance_by` leave them out and report how many.
+"""
+
+from nnlab.analysis._bootstrap import Estimate
+from nnlab.analysis.compare import CompareResult, compare_variance, compare_variance_by
+from nnlab.analysis.distribution import HypothesisTest, NormalityResult, normality, shapiro_power
+from nnlab.analysis.finite_test_set import TestSetVarianceResult, test_set_variance
+from nnlab.analysis.learning_rate import EtaBestResult, eta_best
+from nnlab.analysis.power_law import PowerLawFit, fit_power_law
+from nnlab.analysis.predictions import ErrorAnalysisResult, error_analysis
+from nnlab.analysis.variance import FloorFit, VarianceVsNResult, variance_vs_n
+
+__all__ = [
+    "CompareResult",
+    "ErrorAnalysisResult",
+    "Estimate",
+    "EtaBestResult",
+    "FloorFit",
+    "HypothesisTest",
+    "NormalityResult",
+    "PowerLawFit",
+    "TestSetVarianceResult",
+    "VarianceVsNResult",
+    "compare_variance",
+    "compare_variance_by",
+    "error_analysis",
+    "eta_best",
+    "fit_power_law",
+    "normality",
+    "shapiro_power",
+    "test_set_variance",
+    "variance_vs_n",
+]

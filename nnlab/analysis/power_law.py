@@ -1,0 +1,269 @@
+"""Power-law fits y = a * x^-b with bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from nnlab.analysis._bootstrap import Estimate, estimate, interval, resample_groups
+from nnlab.analysis._checks import check_resampling, finite_values
+from nnlab.errors import NNLabError
+
+METHODS = ("ols", "wls", "nls")
+_WHERE = "fit_power_law"
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """y = prefactor * x^-exponent fitted to n points.
+
+    `residuals` (n,) are in the space of the fit: log(y) - log(fitted) for "ols"/"wls",
+    y - fitted for "nls"; `r_squared` is measured in that space too. `boot_log_prefactor` and
+    `boot_exponent` (n_resamples,) are the bootstrap fits behind the intervals and the band.
+    """
+
+    prefactor: Estimate
+    exponent: Estimate
+    r_squared: float
+    residuals: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    method: str
+    resampling: str
+    boot_log_prefactor: np.ndarray = field(repr=False)
+    boot_exponent: np.ndarray = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return int(self.x.size)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Fitted y at x (any shape)."""
+        return self.prefactor.value * np.asarray(x, dtype=float) ** -self.exponent.value
+
+    def band(self, x: np.ndarray, confidence: float | None = None) -> tuple:
+        """Pointwise bootstrap band (low, high) of the fitted curve at x (m,)."""
+        log_x = np.log(np.asarray(x, dtype=float))
+        curves = self.boot_log_prefactor[:, None] - self.boot_exponent[:, None] * log_x
+        low, high = interval(curves, confidence or self.exponent.confidence)
+        return np.exp(low), np.exp(high)
+
+    def summary(self) -> str:
+        space = "linear" if self.method == "nls" else "log"
+        return (
+            f"power law y = a x^-b ({_METHOD_NAMES[self.method]}, n={self.n} points, "
+            f"CI by bootstrap of {self.resampling}, {self.boot_exponent.size} resamples): "
+            f"b = {self.exponent}, a = {self.prefactor}, R^2 = {self.r_squared:.3f} ({space})"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "prefactor": self.prefactor.to_dict(),
+            "exponent": self.exponent.to_dict(),
+            "r_squared": float(self.r_squared),
+            "n": self.n,
+            "method": self.method,
+            "resampling": self.resampling,
+            "n_resamples": int(self.boot_exponent.size),
+            "x": self.x.tolist(),
+            "y": self.y.tolist(),
+            "residuals": self.residuals.tolist(),
+        }
+
+
+_METHOD_NAMES = {
+    "ols": "log-log least squares",
+    "wls": "weighted log-log least squares",
+    "nls": "nonlinear least squares",
+}
+
+
+def fit_power_law(
+    x: object,
+    y: object,
+    *,
+    method: str = "ols",
+    weights: object | None = None,
+    y_boot: object | None = None,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> PowerLawFit:
+    """Fit y = a * x^-b; return a, b with bootstrap CIs, R^2 and residuals.
+
+    x, y: (n,) positive numbers; x may repeat (replicates, e.g. one y per seed).
+    method: "ols" least squares of log y on log x; "wls" the same weighted by `weights`;
+        "nls" least squares on y itself (Levenberg-Marquardt from the log-log fit),
+        weighted when `weights` are given.
+    weights: (n,) positive, for "wls"/"nls"; for "wls" without weights, the inverse
+        variance of each point's log in `y_boot`.
+    y_boot: (n_resamples, n) bootstrap replicates of y (e.g. from `eta_best`); the fit is
+        repeated on each row, so their uncertainty propagates to a and b.
+    Without y_boot the bootstrap resamples the replicates within each x when every x has at
+    least 2, and the residuals of the fit otherwise; these intervals are widened by
+    t_df / z (df = residual degrees of freedom), a small-sample correction.
+    """
+    if method not in METHODS:
+        raise NNLabError(f"{_WHERE}.method: expected one of {METHODS}, got {method!r}")
+    check_resampling(n_resamples, confidence, _WHERE)
+    x = finite_values(x, "x", 3, _WHERE)
+    y = finite_values(y, "y", 1, _WHERE)
+    if x.size != y.size:
+        raise NNLabError(f"{_WHERE}.y: expected {x.size} values like x, got {y.size}")
+    for name, values in (("x", x), ("y", y)):
+        if np.any(values <= 0):
+            raise NNLabError(f"{_WHERE}.{name}: expected positive numbers, got {values.min()}")
+    if np.unique(x).size < 3:
+        raise NNLabError(f"{_WHERE}.x: needs at least 3 distinct values, got {np.unique(x)}")
+    if weights is not None and method == "ols":
+        raise NNLabError(f"{_WHERE}.weights: weights need method='wls' or 'nls'")
+
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    log_space = method != "nls"
+    to_fit_space = np.log if log_space else np.asarray
+    y_fit = to_fit_space(y)
+    rng = np.random.default_rng(seed)
+    groups = np.split(y_fit, np.flatnonzero(np.diff(x)) + 1)
+
+    if y_boot is not None:
+        boot = _checked_boot(y_boot, x.size, log_space)[:, order]
+        boot_fit = to_fit_space(boot)
+        resampling, df = "the given replicates (propagated)", None
+    elif min(len(g) for g in groups) >= 2:
+        boot_fit = np.hstack(resample_groups(groups, n_resamples, rng, paired=False))
+        resampling, df = "replicates within each x", x.size - len(groups)
+    else:
+        boot_fit = None
+        resampling, df = "residuals", x.size - 2
+
+    w = _weights(method, weights, order, boot_fit if y_boot is not None else None)
+    log_a, b = _fit(x, y_fit[None, :], w, method)
+    fitted = _model(x, log_a, b, log_space)[0]
+    residuals = y_fit - fitted
+    if boot_fit is None:
+        boot_fit = _resample_residuals(fitted, residuals, w, n_resamples, rng)
+    boot_log_a, boot_b = _fit(x, boot_fit, w, method)
+    if df is not None:
+        # small-sample correction: widen the bootstrap spread by t_df / z
+        upper = 1 - (1 - confidence) / 2
+        factor = stats.t.ppf(upper, df) / stats.norm.ppf(upper)
+        boot_log_a = log_a[0] + factor * (boot_log_a - log_a[0])
+        boot_b = b[0] + factor * (boot_b - b[0])
+
+    mean = np.sum(w * y_fit) / np.sum(w)
+    r_squared = 1 - np.sum(w * residuals**2) / np.sum(w * (y_fit - mean) ** 2)
+    return PowerLawFit(
+        prefactor=estimate(math.exp(log_a[0]), np.exp(boot_log_a), confidence),
+        exponent=estimate(b[0], boot_b, confidence),
+        r_squared=float(r_squared),
+        residuals=residuals,
+        x=x,
+        y=y,
+        method=method,
+        resampling=resampling,
+        boot_log_prefactor=boot_log_a,
+        boot_exponent=boot_b,
+    )
+
+
+def _checked_boot(y_boot: object, n: int, log_space: bool) -> np.ndarray:
+    boot = np.asarray(y_boot, dtype=float)
+    if boot.ndim != 2 or boot.shape[1] != n or boot.shape[0] < 100:
+        raise NNLabError(
+            f"{_WHERE}.y_boot: expected shape (n_resamples >= 100, {n}), got {boot.shape}"
+        )
+    if not np.all(np.isfinite(boot)) or (log_space and np.any(boot <= 0)):
+        raise NNLabError(f"{_WHERE}.y_boot: expected finite positive numbers")
+    return boot
+
+
+def _weights(
+    method: str, weights: object | None, order: np.ndarray, boot_fit: np.ndarray | None
+) -> np.ndarray:
+    """Per-point weights (n,) in sorted-x order."""
+    n = order.size
+    if weights is not None:
+        w = finite_values(weights, "weights", n, _WHERE)
+        if w.size != n or np.any(w <= 0):
+            raise NNLabError(f"{_WHERE}.weights: expected {n} positive numbers")
+        return w[order]
+    if method != "wls":
+        return np.ones(n)
+    if boot_fit is None:
+        raise NNLabError(f"{_WHERE}.weights: method='wls' needs weights or y_boot")
+    variance = boot_fit.var(axis=0)
+    if np.any(variance <= 0):
+        raise NNLabError(f"{_WHERE}.weights: a point has zero variance; pass weights")
+    return 1 / variance
+
+
+def _model(x: np.ndarray, log_a: np.ndarray, b: np.ndarray, log_space: bool) -> np.ndarray:
+    """(R, n) model values in fit space for R parameter pairs."""
+    log_y = log_a[:, None] - b[:, None] * np.log(x)
+    return log_y if log_space else np.exp(log_y)
+
+
+def _fit(x: np.ndarray, y_fit: np.ndarray, w: np.ndarray, method: str) -> tuple:
+    """(log a (R,), b (R,)) for each row of y_fit (R, n) in fit space."""
+    if method == "nls":
+        start = _fit_log(np.log(x), np.log(np.clip(y_fit, 1e-300, None)), w)
+        return _fit_nls(x, y_fit, w, *start)
+    return _fit_log(np.log(x), y_fit, w)
+
+
+def _fit_log(log_x: np.ndarray, log_y: np.ndarray, w: np.ndarray) -> tuple:
+    """Weighted least squares of log y (R, n) on log x (n,), all rows at once."""
+    w = w / w.sum()
+    x_mean = np.sum(w * log_x)
+    y_mean = log_y @ w
+    dx = log_x - x_mean
+    slope = ((log_y - y_mean[:, None]) @ (w * dx)) / np.sum(w * dx**2)
+    return y_mean - slope * x_mean, -slope
+
+
+def _fit_nls(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, log_a: np.ndarray, b: np.ndarray
+) -> tuple:
+    """Levenberg-Marquardt for y ~ exp(log_a - b log x), vectorised over the rows of y."""
+    log_x = np.log(x)
+    damping = np.full(log_a.shape, 1e-3)
+
+    def loss(log_a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.sum(w * (y - _model(x, log_a, b, False)) ** 2, axis=1)
+
+    current = loss(log_a, b)
+    for _ in range(50):
+        f = _model(x, log_a, b, False)
+        r = y - f
+        j_a, j_b = f, -f * log_x
+        a00 = np.sum(w * j_a * j_a, axis=1) * (1 + damping)
+        a11 = np.sum(w * j_b * j_b, axis=1) * (1 + damping)
+        a01 = np.sum(w * j_a * j_b, axis=1)
+        g_a, g_b = np.sum(w * j_a * r, axis=1), np.sum(w * j_b * r, axis=1)
+        det = a00 * a11 - a01**2
+        step_a = (a11 * g_a - a01 * g_b) / det
+        step_b = (a00 * g_b - a01 * g_a) / det
+        trial = loss(log_a + step_a, b + step_b)
+        improvement = current - trial
+        better = improvement > 0
+        log_a = np.where(better, log_a + step_a, log_a)
+        b = np.where(better, b + step_b, b)
+        current = np.where(better, trial, current)
+        damping = np.where(better, damping / 3, damping * 3)
+        if np.all(np.abs(improvement) <= 1e-12 * current):
+            break
+    return log_a, b
+
+
+def _resample_residuals(
+    fitted: np.ndarray, residuals: np.ndarray, w: np.ndarray, n_resamples: int, rng
+) -> np.ndarray:
+    """(n_resamples, n) fit-space data: fitted + resampled standardised residuals."""
+    n = fitted.size
+    standardised = np.sqrt(w) * residuals * math.sqrt(n / (n - 2))
+    index = rng.integers(0, n, size=(n_resamples, n))
+    return fitted + standardised[index] / np.sqrt(w)

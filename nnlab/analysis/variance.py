@@ -1,0 +1,257 @@
+"""Mean and spread of restarts as training grows: var(N) = floor + scale * N^-exponent."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from nnlab.analysis._bootstrap import (
+    Estimate,
+    estimate,
+    interval,
+    order_by_seed,
+    resample_groups,
+)
+from nnlab.analysis._checks import (
+    check_resampling,
+    finite_column,
+    require_columns,
+    split_finished,
+)
+from nnlab.errors import NNLabError
+
+_WHERE = "variance_vs_n"
+MIN_N_VALUES_FOR_FIT = 4
+
+
+@dataclass(frozen=True)
+class FloorFit:
+    """var(N) = floor + scale * N^-exponent by weighted least squares.
+
+    boot: (n_resamples, 3) bootstrap fits (floor, scale, exponent) behind the intervals.
+    """
+
+    floor: Estimate
+    scale: Estimate
+    exponent: Estimate
+    boot: np.ndarray = field(repr=False)
+
+    @property
+    def floor_excludes_zero(self) -> bool:
+        """True when the floor's interval lies above 0: the variance tends to a constant."""
+        return self.floor.low > 0
+
+    def predict(self, n: np.ndarray) -> np.ndarray:
+        """Fitted variance at N (any shape)."""
+        return self.floor.value + self.scale.value * np.asarray(n, dtype=float) ** (
+            -self.exponent.value
+        )
+
+    def band(self, n: np.ndarray, confidence: float | None = None) -> tuple:
+        """Pointwise bootstrap band (low, high) of the fitted variance at N (m,)."""
+        n = np.asarray(n, dtype=float)
+        floor, scale, exponent = (self.boot[:, i, None] for i in range(3))
+        return interval(floor + scale * n**-exponent, confidence or self.floor.confidence)
+
+    def to_dict(self) -> dict:
+        return {
+            "floor": self.floor.to_dict(),
+            "scale": self.scale.to_dict(),
+            "exponent": self.exponent.to_dict(),
+            "floor_excludes_zero": self.floor_excludes_zero,
+        }
+
+
+@dataclass(frozen=True)
+class VarianceVsNResult:
+    """Mean and standard deviation of `metric` over restarts, per training length N.
+
+    table: one row per N: `n_col`, n_runs, n_excluded (diverged or unfinished runs left out),
+        mean, mean_low, mean_high, std, std_low, std_high.
+    fit: the variance floor fit (None when not requested).
+    """
+
+    table: pd.DataFrame
+    fit: FloorFit | None
+    n_col: str
+    metric: str
+    resampling: str
+    confidence: float
+    n_resamples: int
+
+    def summary(self) -> str:
+        level = f"{100 * self.confidence:g}%"
+        lines = [
+            f"{self.metric} over restarts per {self.n_col} ({level} CIs by bootstrap of "
+            f"{self.resampling}, {self.n_resamples} resamples):"
+        ]
+        for row in self.table.itertuples(index=False):
+            row = row._asdict()
+            lines.append(
+                f"  {self.n_col}={row[self.n_col]:g}: n={row['n_runs']} "
+                f"({row['n_excluded']} excluded), mean {row['mean']:.4g} "
+                f"[{row['mean_low']:.4g}, {row['mean_high']:.4g}], std {row['std']:.3g} "
+                f"[{row['std_low']:.3g}, {row['std_high']:.3g}]"
+            )
+        if self.fit is not None:
+            fit = self.fit
+            lines.append(
+                f"var(N) = c + a N^-b: floor c = {fit.floor}, b = {fit.exponent.format('.2f')}"
+            )
+            if fit.floor_excludes_zero:
+                lines.append(
+                    f"  The floor's interval excludes 0: the variance tends to a constant "
+                    f"(std floor {math.sqrt(fit.floor.value):.3g}); runs settle in different "
+                    "solutions."
+                )
+            else:
+                bound = math.sqrt(max(fit.floor.high, 0.0))
+                lines.append(
+                    "  The floor's interval includes 0: consistent with the variance going to "
+                    f"zero; a floor above std {bound:.3g} is ruled out."
+                )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "n_col": self.n_col,
+            "metric": self.metric,
+            "resampling": self.resampling,
+            "confidence": self.confidence,
+            "n_resamples": self.n_resamples,
+            "table": self.table.to_dict(orient="records"),
+            "fit": self.fit.to_dict() if self.fit else None,
+        }
+
+
+def variance_vs_n(
+    trials: pd.DataFrame,
+    n_col: str = "n_steps",
+    metric: str = "test_acc",
+    *,
+    seed_col: str | None = "seed",
+    status_col: str | None = "status",
+    fit: bool = True,
+    exponent_range: tuple[float, float] = (0.1, 3.0),
+    n_resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> VarianceVsNResult:
+    """Mean and std of `metric` per N with bootstrap CIs, and the variance floor.
+
+    trials: one row per run of one configuration at several N (`n_col`); restarts differ by
+        `seed_col`. Runs whose `status_col` is not "ok" (diverged) are left out and counted:
+        their metric measures the divergence, not the spread of trained networks.
+    fit: fit var(N) = c + a N^-b (b within `exponent_range`, c, a >= 0) by least squares
+        weighted by the inverse sampling variance of each N's variance, 2 var^2 / (m - 1),
+        with var from a first fit; the floor c's CI decides "to zero" (includes 0) against
+        "to a constant" (excludes 0). Needs at least 4 values of N.
+    Bootstrap: seeds are resampled jointly across N when every N holds the same seeds,
+    within each N otherwise.
+    """
+    check_resampling(n_resamples, confidence, _WHERE)
+    require_columns(trials, [n_col, metric], _WHERE)
+    finished, excluded = split_finished(trials, status_col, _WHERE)
+    finite_column(finished, metric, _WHERE)
+    if np.any(finite_column(finished, n_col, _WHERE) <= 0):
+        raise NNLabError(f"{_WHERE}: column {n_col!r} must be positive")
+    paired, finished = order_by_seed(finished, [n_col], seed_col)
+    groups = {n: g[metric].to_numpy(dtype=float) for n, g in finished.groupby(n_col, sort=True)}
+    for n, values in groups.items():
+        if values.size < 2:
+            raise NNLabError(
+                f"{_WHERE}: {n_col}={n:g} has {values.size} finished run; a variance needs at "
+                "least 2 seeds"
+            )
+    ns = np.array(list(groups), dtype=float)
+    if fit and ns.size < MIN_N_VALUES_FOR_FIT:
+        raise NNLabError(
+            f"{_WHERE}: the floor fit needs at least {MIN_N_VALUES_FOR_FIT} values of "
+            f"{n_col!r}, got {ns.size} (pass fit=False for the table only)"
+        )
+
+    rng = np.random.default_rng(seed)
+    resamples = resample_groups(list(groups.values()), n_resamples, rng, paired)
+    boot_mean = np.column_stack([r.mean(axis=1) for r in resamples])
+    boot_var = np.column_stack([r.var(axis=1, ddof=1) for r in resamples])
+    mean_low, mean_high = interval(boot_mean, confidence)
+    std_low, std_high = interval(np.sqrt(boot_var), confidence)
+    n_excluded = excluded[n_col].value_counts() if len(excluded) else pd.Series(dtype=int)
+    table = pd.DataFrame(
+        {
+            n_col: ns,
+            "n_runs": [v.size for v in groups.values()],
+            "n_excluded": [int(n_excluded.get(n, 0)) for n in groups],
+            "mean": [v.mean() for v in groups.values()],
+            "mean_low": mean_low,
+            "mean_high": mean_high,
+            "std": [v.std(ddof=1) for v in groups.values()],
+            "std_low": std_low,
+            "std_high": std_high,
+        }
+    )
+
+    floor_fit = None
+    if fit:
+        variance = table["std"].to_numpy() ** 2
+        if np.any(variance == 0):
+            raise NNLabError(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing to fit")
+        grid = np.linspace(*exponent_range, 291)
+        dof = table["n_runs"].to_numpy() - 1
+        first = _fit_floor(ns, variance[None, :], dof / variance**2, grid)
+        fitted = first[0] + first[1] * ns ** -first[2]
+        weights = dof / np.where(fitted > 0, fitted, variance) ** 2
+        point = _fit_floor(ns, variance[None, :], weights, grid)
+        boot = np.column_stack(_fit_floor(ns, boot_var, weights, grid))
+        floor_fit = FloorFit(
+            *(estimate(point[i][0], boot[:, i], confidence) for i in range(3)), boot=boot
+        )
+    return VarianceVsNResult(
+        table=table,
+        fit=floor_fit,
+        n_col=n_col,
+        metric=metric,
+        resampling="seeds, shared across N" if paired else "seeds within each N",
+        confidence=confidence,
+        n_resamples=n_resamples,
+    )
+
+
+def _fit_floor(ns: np.ndarray, variance: np.ndarray, weights: np.ndarray, grid: np.ndarray):
+    """Weighted LS of variance (R, k) on c + a N^-b with c, a >= 0, for each row.
+
+    Returns (c, a, b), each (R,). For each b on `grid` the model is linear in (c, a): the
+    best non-negative pair is the unconstrained solution when it is feasible, else the
+    better of the two edges (c = 0 or a = 0); the b with the smallest weighted residual sum
+    of squares is kept.
+    """
+    w = weights / weights.sum()
+    z = ns[None, :] ** -grid[:, None]  # (G, k)
+    s_z, s_zz = z @ w, (z**2) @ w  # (G,)
+    s_v, s_vv = variance @ w, variance**2 @ w  # (R,)
+    s_vz = variance @ (w * z).T  # (R, G)
+    s_v, s_vv = s_v[:, None], s_vv[:, None]
+
+    def sse(c: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return s_vv - 2 * c * s_v - 2 * a * s_vz + c**2 + 2 * a * c * s_z + a**2 * s_zz
+
+    scale = (s_vz - s_v * s_z) / (s_zz - s_z**2)
+    floor = s_v - scale * s_z
+    candidates = [
+        (floor, scale),
+        (np.zeros_like(scale), np.maximum(s_vz / s_zz, 0)),
+        (np.broadcast_to(np.maximum(s_v, 0), scale.shape), np.zeros_like(scale)),
+    ]
+    losses = np.stack([sse(c, a) for c, a in candidates])  # (3, R, G)
+    losses[0][(floor < 0) | (scale < 0)] = np.inf
+    choice = np.argmin(losses, axis=0)  # (R, G)
+    loss = np.take_along_axis(losses, choice[None], axis=0)[0]
+    best = np.argmin(loss, axis=1)
+    rows = np.arange(variance.shape[0])
+    pick = choice[rows, best]
+    c = np.stack([np.broadcast_to(c, scale.shape) for c, _ in candidates])[pick, rows, best]
+    a = np.stack([a for _, a in candidates])[pick, rows, best]
+    return c, a, grid[best]

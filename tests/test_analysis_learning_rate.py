@@ -1,0 +1,195 @@
+"""eta_best and power-law fits recover known answers from data generated with them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnlab.analysis import eta_best, fit_power_law
+from nnlab.errors import NNLabError
+
+NS = np.array([100, 300, 1000, 3000, 10000])
+ETAS = np.geomspace(1e-3, 1, 13)
+
+
+def quadratic_trials(
+    seed: int, n_seeds: int = 5, noise: float = 0.005, prefactor: float = 2.0, exponent=0.5
+) -> pd.DataFrame:
+    """val_acc = 0.9 - 0.02 (log eta - log eta*(N))^2 + noise, eta*(N) = prefactor N^-exponent."""
+    rng = np.random.default_rng(seed)
+    n, eta, s = (a.ravel() for a in np.meshgrid(NS, ETAS, np.arange(n_seeds), indexing="ij"))
+    best = prefactor * n.astype(float) ** -exponent
+    val_acc = 0.9 - 0.02 * np.log(eta / best) ** 2 + noise * rng.normal(size=n.size)
+    return pd.DataFrame({"n_steps": n, "eta": eta, "seed": s, "status": "ok", "val_acc": val_acc})
+
+
+def power_law_sample(rng, n_seeds: int, xs=NS, sigma: float = 0.2):
+    """n_seeds replicates of y = 3 x^-0.5 with log-normal noise at each x."""
+    x = np.repeat(xs, n_seeds).astype(float)
+    return x, 3.0 * x**-0.5 * np.exp(sigma * rng.normal(size=x.size))
+
+
+def test_eta_best_is_the_exact_vertex_for_a_noiseless_quadratic():
+    result = eta_best(quadratic_trials(0, noise=0.0), n_resamples=200)
+    truth = 2.0 * NS**-0.5
+    np.testing.assert_allclose(result.table["eta_best"], truth, rtol=1e-9)
+    assert result.table["bracketed"].all()
+    assert result.resampling == "seeds, shared across cells"
+
+
+def test_eta_best_ci_covers_the_true_optimum_with_noise():
+    result = eta_best(quadratic_trials(1), n_resamples=1000, seed=1)
+    truth = 2.0 * NS**-0.5
+    table = result.table
+    inside = (table["low"] <= truth) & (truth <= table["high"])
+    assert inside.sum() >= 4  # a 95% CI may miss one of five
+    np.testing.assert_allclose(np.log(table["eta_best"] / truth), 0, atol=0.25)
+    assert (table["n_runs"] == 13 * 5).all() and (table["min_seeds"] == 5).all()
+    # the per-(N, eta) curves hold the seed means the figure plots
+    curve = result.curves[result.curves["n_steps"] == 1000]
+    data = quadratic_trials(1)
+    expected = data[data["n_steps"] == 1000].groupby("eta")["val_acc"].mean()
+    np.testing.assert_allclose(curve["mean"], expected.to_numpy())
+
+
+def test_power_law_of_eta_best_recovers_the_exponent():
+    result = eta_best(quadratic_trials(2, n_seeds=8), n_resamples=1000)
+    for method in ("ols", "wls", "nls"):
+        fit = result.power_law(method=method)
+        assert fit.exponent.contains(0.5), (method, fit.exponent)
+        assert fit.exponent.high - fit.exponent.low < 0.25
+        assert fit.resampling == "the given replicates (propagated)"
+    json.dumps(result.to_dict())
+    assert "n_steps=1000" in result.summary()
+
+
+def test_diverged_runs_without_a_metric_count_as_the_worst_result():
+    trials = quadratic_trials(3)
+    top = trials["eta"] == ETAS[-1]
+    diverged = trials.assign(status=np.where(top, "diverged", "ok"))
+    diverged.loc[top, "val_acc"] = np.nan
+    filled = trials.copy()
+    filled.loc[top, "val_acc"] = trials.loc[~top, "val_acc"].min()
+    a = eta_best(diverged, n_resamples=200)
+    b = eta_best(filled, n_resamples=200)
+    np.testing.assert_allclose(a.table["eta_best"], b.table["eta_best"])
+    assert (a.table["n_diverged"] == 5).all()
+
+
+def test_optimum_beyond_the_grid_is_flagged_and_left_out_of_the_power_law():
+    trials = quadratic_trials(4, prefactor=20.0)  # eta* = 2 and 1.15 at N = 100, 300
+    result = eta_best(trials, n_resamples=200)
+    edge = result.table[~result.table["bracketed"]]
+    assert list(edge["n_steps"]) == [100, 300]
+    np.testing.assert_allclose(edge["eta_best"], ETAS[-1])
+    assert "(!) optimum at the grid edge" in result.summary()
+    assert result.power_law().n == 3
+    assert result.power_law(bracketed_only=False).n == 5
+    far = eta_best(quadratic_trials(4, prefactor=60.0), n_resamples=200)
+    with pytest.raises(NNLabError, match="1 value.* optimum inside the eta grid"):
+        far.power_law()  # only N = 10000 is bracketed
+
+
+def test_minimised_metric_gives_the_same_optimum():
+    trials = quadratic_trials(5, noise=0.0)
+    trials["val_loss"] = 1 - trials["val_acc"]
+    result = eta_best(trials, metric="val_loss", maximize=False, n_resamples=200)
+    np.testing.assert_allclose(result.table["eta_best"], 2.0 * NS**-0.5, rtol=1e-9)
+
+
+def test_power_law_ci_covers_the_true_exponent_in_most_seeded_trials():
+    covered = [
+        fit_power_law(
+            *power_law_sample(np.random.default_rng(s), 5), n_resamples=1000, seed=s
+        ).exponent.contains(0.5)
+        for s in range(100)
+    ]
+    assert 0.88 <= np.mean(covered) <= 0.995
+
+
+def test_power_law_residual_bootstrap_covers_the_true_exponent():
+    xs = np.geomspace(100, 1e5, 8)
+    covered = [
+        fit_power_law(*power_law_sample(np.random.default_rng(s), 1, xs), seed=s).exponent.contains(
+            0.5
+        )
+        for s in range(100)
+    ]
+    assert 0.88 <= np.mean(covered) <= 0.995
+
+
+def test_nonlinear_fit_covers_the_exponent_under_additive_noise():
+    xs = np.geomspace(10, 1e4, 10)
+    covered = []
+    for s in range(40):
+        y = 3.0 * xs**-0.5 + 0.005 * np.random.default_rng(s).normal(size=xs.size)
+        fit = fit_power_law(xs, y, method="nls", n_resamples=500, seed=s)
+        assert fit.resampling == "residuals"
+        covered.append(fit.exponent.contains(0.5))
+    assert np.mean(covered) >= 0.85
+
+
+def test_power_law_ci_narrows_with_more_seeds():
+    def mean_width(n_seeds: int) -> float:
+        fits = [
+            fit_power_law(*power_law_sample(np.random.default_rng(s), n_seeds), seed=s)
+            for s in range(20)
+        ]
+        return float(np.mean([f.exponent.high - f.exponent.low for f in fits]))
+
+    assert mean_width(16) < 0.65 * mean_width(4)
+
+
+@pytest.mark.parametrize("method", ["ols", "wls", "nls"])
+def test_exact_power_law_is_recovered_exactly(method: str):
+    x = np.geomspace(10, 1e4, 6)
+    weights = np.linspace(1, 2, 6) if method != "ols" else None
+    fit = fit_power_law(x, 0.7 * x**-0.35, method=method, weights=weights, n_resamples=200)
+    assert fit.exponent.value == pytest.approx(0.35, rel=1e-8)
+    assert fit.prefactor.value == pytest.approx(0.7, rel=1e-8)
+    assert fit.r_squared == pytest.approx(1.0)
+    np.testing.assert_allclose(fit.residuals, 0, atol=1e-10)
+    np.testing.assert_allclose(fit.predict(x), 0.7 * x**-0.35, rtol=1e-8)
+
+
+def test_band_brackets_the_fit_and_residuals_are_log_residuals():
+    x, y = power_law_sample(np.random.default_rng(7), 4)
+    fit = fit_power_law(x, y)
+    low, high = fit.band(NS)
+    assert np.all(low < fit.predict(NS)) and np.all(fit.predict(NS) < high)
+    np.testing.assert_allclose(fit.residuals, np.log(y) - np.log(fit.predict(x)))
+    assert fit.n == x.size and json.dumps(fit.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "kwargs", "message"),
+    [
+        ([1, 2], [1, 2], {}, "needs at least 3 values"),
+        ([1, 2, 2, 1], [1, 2, 3, 4], {}, "at least 3 distinct"),
+        ([1, 2, 3], [1, np.nan, 3], {}, "NaN"),
+        ([1, 2, 3], [1, -2, 3], {}, "positive"),
+        ([1, 2, 3], [1, 2], {}, "expected 3 values"),
+        ([1, 2, 3], [1, 2, 3], {"method": "ols", "weights": [1, 1, 1]}, "weights need"),
+        ([1, 2, 3], [1, 2, 3], {"method": "wls"}, "needs weights or y_boot"),
+        ([1, 2, 3], [1, 2, 3], {"method": "cubic"}, "method"),
+    ],
+)
+def test_fit_power_law_rejects_bad_input(x, y, kwargs, message):
+    with pytest.raises(NNLabError, match=message):
+        fit_power_law(x, y, **kwargs)
+
+
+def test_eta_best_rejects_bad_input():
+    trials = quadratic_trials(0)
+    with pytest.raises(NNLabError, match="missing column 'lr'"):
+        eta_best(trials, eta_col="lr")
+    with pytest.raises(NNLabError, match="at least 2 seeds"):
+        eta_best(quadratic_trials(0, n_seeds=1))
+    with pytest.raises(NNLabError, match="'val_acc' has 1 NaN"):
+        eta_best(trials.assign(val_acc=trials["val_acc"].where(trials.index != 3)))
+    few_etas = trials[trials["eta"].isin(ETAS[:2])]
+    with pytest.raises(NNLabError, match="at least 3"):
+        eta_best(few_etas)

@@ -1,0 +1,187 @@
+"""variance_vs_n finds a variance floor only where there is one; test_set_variance splits
+the spread of test accuracy as a simulation of independent errors says it should."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnlab.analysis import test_set_variance, variance_vs_n
+from nnlab.errors import NNLabError
+
+NS = np.array([100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600])
+
+
+def restarts(seed: int, floor: float, scale: float, exponent: float, n_seeds: int = 30):
+    """test_acc ~ Normal(0.95, floor + scale * N^-exponent), n_seeds seeds at each N."""
+    rng = np.random.default_rng(seed)
+    n = np.repeat(NS, n_seeds)
+    test_acc = 0.95 + np.sqrt(floor + scale * n**-exponent) * rng.normal(size=n.size)
+    seeds = np.tile(np.arange(n_seeds), NS.size)
+    return pd.DataFrame({"n_steps": n, "seed": seeds, "status": "ok", "test_acc": test_acc})
+
+
+def test_floor_interval_excludes_zero_when_the_data_have_a_floor():
+    found = [
+        variance_vs_n(restarts(s, 4e-4, 5.0, 1.5), n_resamples=1000, seed=s).fit for s in range(10)
+    ]
+    assert sum(f.floor_excludes_zero for f in found) >= 8
+    assert sum(f.floor.contains(4e-4) for f in found) >= 8
+
+
+def test_floor_interval_includes_zero_when_the_variance_goes_to_zero():
+    found = [
+        variance_vs_n(restarts(s, 0.0, 0.5, 1.0), n_resamples=1000, seed=s).fit for s in range(10)
+    ]
+    assert sum(f.floor_excludes_zero for f in found) <= 1
+    assert sum(f.exponent.contains(1.0) for f in found) >= 8
+
+
+def test_exact_variances_give_the_exact_curve():
+    # two values +-d at each N: their sample variance is exactly 0.002^2 + 0.3 N^-1
+    variance = 4e-6 + 0.3 / NS
+    half = np.sqrt(variance / 2)
+    trials = pd.DataFrame(
+        {
+            "n_steps": np.repeat(NS, 2),
+            "seed": np.tile([0, 1], NS.size),
+            "test_acc": 0.9 + np.ravel(np.column_stack([half, -half])),
+        }
+    )
+    result = variance_vs_n(trials, status_col=None, n_resamples=200)
+    np.testing.assert_allclose(result.table["std"] ** 2, variance)
+    assert result.fit.floor.value == pytest.approx(4e-6, rel=1e-6)
+    assert result.fit.scale.value == pytest.approx(0.3, rel=1e-6)
+    assert result.fit.exponent.value == pytest.approx(1.0)
+    np.testing.assert_allclose(result.fit.predict(NS), variance, rtol=1e-6)
+
+
+def test_table_matches_pandas_and_diverged_runs_are_excluded_and_counted():
+    trials = restarts(0, 1e-4, 0.5, 1.0, n_seeds=10)
+    diverged = pd.DataFrame(
+        {
+            "n_steps": [100, 100, 3200],
+            "seed": [10, 11, 10],
+            "status": "diverged",
+            "test_acc": [0.1, np.nan, 0.1],
+        }
+    )
+    result = variance_vs_n(pd.concat([trials, diverged]), n_resamples=500)
+    expected = trials.groupby("n_steps")["test_acc"].agg(["mean", "std", "size"])
+    np.testing.assert_allclose(result.table["mean"], expected["mean"])
+    np.testing.assert_allclose(result.table["std"], expected["std"])
+    assert list(result.table["n_runs"]) == [10] * NS.size
+    assert dict(zip(result.table["n_steps"], result.table["n_excluded"], strict=True)) == {
+        **dict.fromkeys(NS.astype(float), 0),
+        100.0: 2,
+        3200.0: 1,
+    }
+    table = result.table
+    assert ((table["mean_low"] < table["mean"]) & (table["mean"] < table["mean_high"])).all()
+    assert ((table["std_low"] < table["std"]) & (table["std"] < table["std_high"])).all()
+    # the finished runs hold seeds 0..9 at every N: a resampled seed counts at every N
+    assert result.resampling == "seeds, shared across N"
+    assert variance_vs_n(trials.iloc[1:], n_resamples=200).resampling == "seeds within each N"
+    assert "(2 excluded)" in result.summary()
+    json.dumps(result.to_dict())
+
+
+def test_variance_vs_n_rejects_bad_input():
+    trials = restarts(0, 0.0, 0.5, 1.0, n_seeds=3)
+    with pytest.raises(NNLabError, match="missing column 'val_acc'"):
+        variance_vs_n(trials, metric="val_acc")
+    with pytest.raises(NNLabError, match="at least 2 seeds"):
+        variance_vs_n(trials[(trials["seed"] == 0) | (trials["n_steps"] != 800)])
+    with pytest.raises(NNLabError, match="at least 4 values of 'n_steps'"):
+        variance_vs_n(trials[trials["n_steps"] <= 400])
+    assert variance_vs_n(trials[trials["n_steps"] <= 400], fit=False).fit is None
+    with pytest.raises(NNLabError, match="'test_acc' has 1 NaN"):
+        variance_vs_n(trials.assign(test_acc=trials["test_acc"].where(trials.index != 5)))
+
+
+def predictions_of_runs(rng, eps: np.ndarray, n_runs: int, run_shift: float = 0.0):
+    """Compact predictions of n_runs runs: example i is wrong with probability eps_i (+ a
+    shift shared by all examples of a run, sd run_shift), independently otherwise."""
+    n_test = eps.size
+    shift = run_shift * rng.normal(size=(n_runs, 1))
+    wrong = rng.random((n_runs, n_test)) < np.clip(eps + shift, 0, 1)
+    y = rng.integers(0, 10, n_test)
+    top1 = np.where(wrong, (y + 1) % 10, y)
+    return pd.DataFrame(
+        {
+            "trial": np.repeat(np.arange(n_runs), n_test),
+            "index": np.tile(np.arange(n_test), n_runs),
+            "y_true": np.tile(y, n_runs),
+            "top1": top1.ravel(),
+        }
+    )
+
+
+def test_test_set_term_matches_a_simulation_of_independent_errors():
+    rng = np.random.default_rng(0)
+    eps = rng.beta(0.3, 3.0, size=1000)
+    predictions = predictions_of_runs(rng, eps, n_runs=400)
+    result = test_set_variance(predictions, n_resamples=500)
+    theory = np.sum(eps * (1 - eps)) / eps.size**2
+    assert result.test_set.value == pytest.approx(theory, rel=0.03)
+    # independent errors: the observed variance is all test-set sampling
+    accuracy = (
+        1
+        - predictions.assign(w=predictions["top1"] != predictions["y_true"])
+        .groupby("trial")["w"]
+        .mean()
+    )
+    assert result.observed.value == pytest.approx(accuracy.var(ddof=1))
+    assert result.observed.value == pytest.approx(theory, rel=0.2)
+    assert result.distribution.contains(0.0)
+    assert result.share_test_set.contains(1.0)
+    np.testing.assert_allclose(result.example_error_rate, eps, atol=0.1)
+
+
+def test_a_shared_run_effect_shows_up_as_distribution_wise_variance():
+    rng = np.random.default_rng(1)
+    eps = rng.uniform(0.05, 0.25, size=2000)
+    result = test_set_variance(predictions_of_runs(rng, eps, 100, run_shift=0.01))
+    assert result.distribution.contains(0.01**2)
+    assert result.distribution.low > 0
+    assert result.share_test_set.high < 0.5
+    assert "distribution-wise part" in result.summary()
+    json.dumps(result.to_dict())
+
+
+def test_decomposition_by_hand_on_three_runs():
+    wrong = np.array([[1, 0, 0, 1], [0, 0, 1, 1], [1, 0, 0, 0]], dtype=bool)
+    y = np.array([3, 1, 4, 1])
+    predictions = pd.DataFrame(
+        {
+            "trial": np.repeat([7, 8, 9], 4),
+            "index": np.tile([10, 11, 12, 13], 3),
+            "y_true": np.tile(y, 3),
+            "top1": np.where(wrong, (y + 5) % 10, y).ravel(),
+        }
+    )
+    result = test_set_variance(predictions.sample(frac=1, random_state=0), n_resamples=200)
+    error = wrong.mean(axis=1)  # 0.5, 0.5, 0.25
+    observed = np.var(error, ddof=1)
+    test_set = np.sum(np.var(wrong, axis=0, ddof=1)) / 16
+    assert result.observed.value == pytest.approx(observed)
+    assert result.test_set.value == pytest.approx(test_set)
+    assert result.distribution.value == pytest.approx(4 / 3 * (observed - test_set))
+    assert result.mean_accuracy.value == pytest.approx(1 - error.mean())
+
+
+def test_test_set_variance_rejects_bad_input():
+    rng = np.random.default_rng(2)
+    predictions = predictions_of_runs(rng, np.full(20, 0.1), 3)
+    with pytest.raises(NNLabError, match="missing column 'trial'"):
+        test_set_variance(predictions.drop(columns="trial"))
+    with pytest.raises(NNLabError, match="1 run; a variance over runs needs at least 2"):
+        test_set_variance(predictions[predictions["trial"] == 0])
+    with pytest.raises(NNLabError, match="different numbers of test examples"):
+        test_set_variance(predictions.iloc[1:])
+    shifted = predictions.assign(index=predictions["index"] + (predictions["trial"] == 2))
+    with pytest.raises(NNLabError, match="differ between runs"):
+        test_set_variance(shifted)

@@ -29,14 +29,14 @@ class Activation(Layer):
         raise NotImplementedError
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        y = self.buffer("y", x.shape, x.dtype) if train else np.empty_like(x)
+        y = self.buffer_like("y", x) if train else np.empty_like(x)
         self.apply(x, y)
         if train:
             self._y = y
         return y
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
-        grad_x = self.buffer("grad_x", grad_y.shape, grad_y.dtype)
+        grad_x = self.buffer_like("grad_x", grad_y)
         self.multiply_derivative(self._y, grad_y, grad_x)
         return grad_x
 

@@ -24,7 +24,8 @@ def check_init(init: object, std: object, init_field: str, std_field: str) -> No
         return
     if init != "normal":
         raise NNLabError(
-            f"{std_field}: only used with init='normal', got {std!r} with init={init!r}"
+            f"{std_field}: expected None unless init is 'normal', got {std!r} with "
+            f"init={init!r}"
         )
     if (
         isinstance(std, bool)

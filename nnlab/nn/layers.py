@@ -37,6 +37,7 @@ class Layer:
         self.needs_input_grad: bool = True
         self.rng: np.random.Generator | None = None
         self._buffers: dict[str, np.ndarray] = {}
+        self._like_buffers: dict[str, tuple[tuple, np.ndarray]] = {}
 
     def build(
         self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
@@ -59,12 +60,22 @@ class Layer:
         return NNLabError(f"{self.name}: {message}")
 
     def buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """A reusable uninitialised array (reallocated when shape or dtype change)."""
+        """A reusable uninitialised C-ordered array (reallocated when shape or dtype
+        change)."""
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = np.empty(shape, dtype=dtype)
             self._buffers[key] = buf
         return buf
+
+    def buffer_like(self, key: str, like: np.ndarray) -> np.ndarray:
+        """A reusable uninitialised array with like's shape, dtype and memory layout (so a
+        channels-last view stays channels-last)."""
+        layout = (like.shape, like.dtype, like.strides)
+        cached = self._like_buffers.get(key)
+        if cached is None or cached[0] != layout:
+            cached = self._like_buffers[key] = (layout, np.empty_like(like))
+        return cached[1]
 
 
 class Dense(Layer):

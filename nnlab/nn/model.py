@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 from scipy.linalg import blas
@@ -18,8 +19,16 @@ from nnlab.nn.activations import Activation, check_activation, make_activation
 from nnlab.nn.init import check_init
 from nnlab.nn.layers import Dense, Layer
 from nnlab.nn.losses import Head
+from nnlab.nn.threads import one_blas_thread
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+EVAL_CHUNK = 1024
+"""Rows per eval-mode forward chunk (a CNN's activations for 10k images would be GBs)."""
+
+ONE_THREAD_WORK = 2**21
+"""MLP train passes with batch * n_weights at most this (~4 MFLOP per GEMM direction) run
+BLAS on one thread; e.g. batch <= 26 for 784-100-10, <= 10 for 784-256-10."""
 
 
 def check_dtype(dtype: object, field: str) -> type:
@@ -102,6 +111,8 @@ class Sequential:
                 f"x: expected an array of shape (batch, {self.n_features}), "
                 f"got {getattr(x, 'shape', type(x).__name__)}"
             )
+        if x.shape[0] == 0:
+            raise NNLabError("x: expected at least one example, got an empty batch")
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         return x.reshape((x.shape[0], *self.in_shape))
@@ -122,21 +133,27 @@ class Sequential:
     # -- passes ---------------------------------------------------------------------------
 
     def logits(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        """x: (batch, n_features) -> logits z: (batch, n_classes)."""
+        """x: (batch, n_features) -> logits z: (batch, n_classes). Eval mode runs in
+        chunks of EVAL_CHUNK rows, bounding the memory of intermediate activations."""
         a = self._inputs(x)
-        for layer in self.layers:
-            a = layer.forward(a, train)
-        return a
+        if train:
+            for layer in self.layers:
+                a = layer.forward(a, True)
+            return a
+        z = np.empty((len(a), self.n_classes), dtype=self.dtype)
+        for start in range(0, len(a), EVAL_CHUNK):
+            chunk = a[start:start + EVAL_CHUNK]
+            for layer in self.layers:
+                chunk = layer.forward(chunk, False)
+            z[start:start + EVAL_CHUNK] = chunk
+        return z
 
     def loss_and_grads(
         self, x: np.ndarray, y: np.ndarray
     ) -> tuple[float, list[dict[str, np.ndarray]]]:
         """Batch-mean loss and its gradients (same structure as params, valid until the
         next call). x: (batch, n_features); y: (batch,) int labels."""
-        z = self.logits(x, train=True)
-        loss, grad, _ = self.head.loss_and_grad(z, self._labels(y, len(z)))
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+        loss, _ = self._backprop(x, y)
         return loss, self.grads
 
     def loss_and_input_grad(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -144,13 +161,25 @@ class Sequential:
         first = self.layers[0]
         first.needs_input_grad = True
         try:
+            loss, grad_x = self._backprop(x, y)
+        finally:
+            first.needs_input_grad = False
+        return loss, grad_x.reshape(len(grad_x), self.n_features).copy()
+
+    def _backprop(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """Train-mode forward and backward: fills the layers' grads; returns the loss and
+        the first layer's input gradient (None unless it needs_input_grad)."""
+        with self._threads_for(getattr(x, "shape", (0,))[0]):
             z = self.logits(x, train=True)
             loss, grad, _ = self.head.loss_and_grad(z, self._labels(y, len(z)))
             for layer in reversed(self.layers):
                 grad = layer.backward(grad)
-        finally:
-            first.needs_input_grad = False
-        return loss, grad.reshape(len(z), self.n_features).copy()
+        return loss, grad
+
+    def _threads_for(self, batch: int) -> AbstractContextManager:
+        """The BLAS threading for a train pass of this batch size (subclasses may limit
+        it for small work)."""
+        return nullcontext()
 
     def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Eval mode: batch-mean loss and outputs (batch, n_classes), one forward pass."""
@@ -176,9 +205,10 @@ def _per_layer(value: object, n: int, field: str) -> list:
 class MLP(Sequential):
     """Dense layers of `sizes` = [n_in, hidden..., n_classes] with activations between.
 
-    activation: one name for all hidden layers or a list (len(sizes) - 2); init and
-    init_std: one value for all Dense layers or a list (len(sizes) - 1). params:
-    [{"W": (n_in, n_out), "b": (n_out,)}, ...].
+    activation: one name for all hidden layers or a list (len(sizes) - 2); init: one
+    name for all Dense layers or a list (len(sizes) - 1); init_std: the std of the
+    layers initialised "normal" (default 0.01), one value or a per-layer list (None for
+    the other layers). params: [{"W": (n_in, n_out), "b": (n_out,)}, ...].
     """
 
     def __init__(
@@ -206,7 +236,15 @@ class MLP(Sequential):
         n_dense = len(sizes) - 1
         activations = _per_layer(activation, n_dense - 1, "MLP.activation")
         inits = _per_layer(init, n_dense, "MLP.init")
-        stds = _per_layer(init_std, n_dense, "MLP.init_std")
+        if isinstance(init_std, list | tuple):
+            stds = _per_layer(init_std, n_dense, "MLP.init_std")
+        else:  # one std for every layer initialised "normal"
+            if init_std is not None and "normal" not in inits:
+                raise NNLabError(
+                    f"MLP.init_std: expected None unless a layer's init is 'normal', "
+                    f"got {init_std!r} with init={init!r}"
+                )
+            stds = [init_std if name == "normal" else None for name in inits]
         for i, name in enumerate(activations):
             check_activation(name, f"MLP.activation[{i}]")
         for i, (name, std) in enumerate(zip(inits, stds, strict=True)):
@@ -219,6 +257,7 @@ class MLP(Sequential):
         super().__init__(layers, (int(sizes[0]),), output, loss, dtype, seed, target_range)
         self.sizes = [int(n) for n in sizes]
         self.dense: list[Dense] = [layer for layer in self.layers if isinstance(layer, Dense)]
+        self.n_weights = sum(dense.params["W"].size for dense in self.dense)
         self.hidden_activations: list[Activation] = [
             layer for layer in self.layers if isinstance(layer, Activation)
         ]
@@ -226,23 +265,79 @@ class MLP(Sequential):
             ("gemv", "ger", "axpy"), dtype=self.dtype
         )
         self._single_buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._single_head_buffers = (np.empty(self.n_classes, self.dtype),
+                                     np.empty(self.n_classes, self.dtype))
 
-    def sgd_step(self, x: np.ndarray, y: np.ndarray, eta: float) -> float:
+    def _threads_for(self, batch: int) -> AbstractContextManager:
+        """One BLAS thread when a pass is too small to split (batch * n_weights below
+        ONE_THREAD_WORK): thread hand-off then costs more than the GEMMs."""
+        return one_blas_thread() if batch * self.n_weights <= ONE_THREAD_WORK else nullcontext()
+
+    def sgd_step(self, x: np.ndarray, y: np.ndarray | int, eta: float) -> float:
         """One plain SGD step in place, params -= eta * grads; returns the batch-mean loss
-        before the step. x: (batch, n_features) (or (n_features,) for one example); y:
-        (batch,) int labels (or one int).
+        before the step. x: (batch, n_features), or (n_features,) for one example; y:
+        (batch,) int labels, or one int.
 
-        Batch size 1 runs fused, with BLAS level 2 in place on the weights (gemv forward,
-        gemv + ger backward, no temporaries); larger batches use loss_and_grads and an
-        in-place axpy. Afterwards `self.grads` is not valid.
+        Batch size 1 runs fused, with BLAS level 2 on one thread, in place on the weights
+        (gemv forward, gemv + ger backward, no temporaries); larger batches use
+        loss_and_grads and an in-place axpy. Afterwards `self.grads` is not valid.
         """
         if isinstance(x, np.ndarray) and (x.ndim == 1 or (x.ndim == 2 and x.shape[0] == 1)):
-            return self._sgd_step_single(x.reshape(-1), y, eta)
+            x = self._one_example(x.reshape(-1))
+            label = self._one_label(y)
+            with one_blas_thread():
+                return self._step_one(x, label, eta)
         loss, grads = self.loss_and_grads(x, y)
         for p, g in zip(self.params, grads, strict=True):
             for key, value in p.items():
                 self._axpy(g[key].reshape(-1), value.reshape(-1), a=-eta)
         return loss
+
+    def sgd_steps(
+        self, x: np.ndarray, y: np.ndarray, eta: float | np.ndarray
+    ) -> np.ndarray:
+        """Per-sample SGD over the rows of x in order: len(x) fused batch-1 steps, as
+        many sgd_step calls but with the checks and thread setup done once.
+
+        x: (n, n_features); y: (n,) int labels; eta: one learning rate or (n,), one per
+        step. Returns (n,) float64: each step's loss before its update.
+        """
+        x = self._inputs(x).reshape(len(x), self.n_features)
+        y = self._labels(y, len(x))
+        etas = np.broadcast_to(np.asarray(eta, dtype=np.float64), (len(x),))
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        losses = np.empty(len(x))
+        labels = y.tolist()
+        rates = etas.tolist()
+        with one_blas_thread():
+            for i in range(len(x)):
+                losses[i] = self._step_one(x[i], labels[i], rates[i])
+        return losses
+
+    def _one_example(self, x: np.ndarray) -> np.ndarray:
+        """x: (n_features,) of any real dtype -> contiguous model-dtype copy or view."""
+        if x.shape[0] != self.n_features:
+            raise NNLabError(f"x: expected {self.n_features} features, got {x.shape[0]}")
+        if x.dtype != self.dtype or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+        return x
+
+    def _one_label(self, y: object) -> int:
+        label = y if isinstance(y, int) else int(np.asarray(y).reshape(-1)[0])
+        if not 0 <= label < self.n_classes:
+            raise NNLabError(f"y: expected a label in 0..{self.n_classes - 1}, got {label}")
+        return label
+
+    def _blas_params(self, dense: Dense) -> tuple[np.ndarray, np.ndarray]:
+        """W, b as C-contiguous arrays of the model dtype, so that W.T is the
+        Fortran-ordered matrix BLAS updates in place (fixed in the dict if not)."""
+        params = dense.params
+        for key in ("W", "b"):
+            value = params[key]
+            if value.dtype != self.dtype or not value.flags.c_contiguous:
+                params[key] = np.ascontiguousarray(value, dtype=self.dtype)
+        return params["W"], params["b"]
 
     def _single_buffer_triples(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per Dense layer: z (n_out,) pre-activations (then activations, in place), and
@@ -256,34 +351,26 @@ class MLP(Sequential):
             ]
         return self._single_buffers
 
-    def _sgd_step_single(self, x: np.ndarray, y: object, eta: float) -> float:
-        if x.shape[0] != self.n_features:
-            raise NNLabError(f"x: expected {self.n_features} features, got {x.shape[0]}")
-        label = int(np.asarray(y).reshape(-1)[0]) if not isinstance(y, int) else y
-        if not 0 <= label < self.n_classes:
-            raise NNLabError(f"y: expected a label in 0..{self.n_classes - 1}, got {label}")
-        if x.dtype != self.dtype or not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x, dtype=self.dtype)
+    def _step_one(self, x: np.ndarray, label: int, eta: float) -> float:
+        """The fused batch-1 SGD step. x: (n_features,) contiguous, model dtype."""
         gemv, ger, axpy = self._gemv, self._ger, self._axpy
         buffers = self._single_buffer_triples()
         n_dense = len(self.dense)
         # forward: a_{i+1} = f(W_i^T a_i + b_i), in place in the z buffers
         acts = [x]
         for i, dense in enumerate(self.dense):
-            W, b = dense.params["W"], dense.params["b"]
-            if not W.flags.c_contiguous:
-                W = dense.params["W"] = np.ascontiguousarray(W)
+            W, b = self._blas_params(dense)
             z = buffers[i][0]
             np.copyto(z, b)
             gemv(1.0, W.T, acts[i], beta=1.0, y=z, overwrite_y=1)
             if i < n_dense - 1:
                 self.hidden_activations[i].apply(z, z)
             acts.append(z)
-        loss, delta, _ = self.head.loss_and_grad(acts[-1][None, :], np.array([label]))
-        delta = delta[0]
+        p_out, delta = self._single_head_buffers
+        loss = self.head.loss_and_grad_one(acts[-1], label, p_out, delta)
         # backward, updating each layer right after its input gradient is taken
         for i in range(n_dense - 1, -1, -1):
-            W, b = self.dense[i].params["W"], self.dense[i].params["b"]
+            W, b = self._blas_params(self.dense[i])
             if i > 0:
                 _, grad_a, grad_z = buffers[i]
                 gemv(1.0, W.T, delta, trans=1, y=grad_a, overwrite_y=1)

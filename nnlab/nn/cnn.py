@@ -1,0 +1,141 @@
+"""The CNN: a Sequential of conv, pool, dense and dropout layers from a one-line spec.
+
+A spec is dash-separated tokens, e.g. "conv32k5-pool2-conv64k5-pool2-dense128-dropout0.5":
+
+    conv<filters>k<kernel>[s<stride>][p<padding>]   Conv2D, e.g. conv32k5, conv16k3s2p1
+    pool<size>                                      MaxPool2D over size x size windows
+    dense<units>                                    Dense (hidden)
+    dropout<rate>                                   Dropout, rate in [0, 1)
+
+The activation follows every conv and hidden dense layer; a Flatten comes before the first
+dense layer, and the output Dense(n_classes) with the output/loss head closes the network.
+A pool directly after a conv is applied before that conv's activation: every activation
+here is non-decreasing, so max(f(x)) = f(max(x)) with the same gradient, and the
+activation then runs on a quarter of the values.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from nnlab.errors import NNLabError
+from nnlab.nn.activations import check_activation, make_activation
+from nnlab.nn.conv import Conv2D, MaxPool2D
+from nnlab.nn.init import check_init
+from nnlab.nn.layers import Dense, Dropout, Flatten, Layer
+from nnlab.nn.model import Sequential
+
+TOKENS = {
+    "conv": re.compile(r"conv(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?"),
+    "pool": re.compile(r"pool(\d+)"),
+    "dense": re.compile(r"dense(\d+)"),
+    "dropout": re.compile(r"dropout(\d*\.?\d+)"),
+}
+SPEC_FORM = ("dash-separated tokens conv<filters>k<kernel>[s<stride>][p<padding>], "
+             "pool<size>, dense<units>, dropout<rate> (e.g. 'conv32k5-pool2-dense128-dropout0.5')")
+
+
+def parse_layers(spec: object, field: str = "CNN.layers") -> list[tuple[str, tuple]]:
+    """The spec's tokens as (kind, args) pairs: ("conv", (filters, kernel, stride,
+    padding)), ("pool", (size,)), ("dense", (units,)), ("dropout", (rate,)).
+    NNLabError naming `field` for anything else, or a conv/pool after a dense layer."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise NNLabError(f"{field}: expected {SPEC_FORM}, got {spec!r}")
+    parsed: list[tuple[str, tuple]] = []
+    for token in spec.strip().split("-"):
+        matches = [(kind, p.fullmatch(token)) for kind, p in TOKENS.items() if p.fullmatch(token)]
+        if not matches:
+            raise NNLabError(f"{field}: expected {SPEC_FORM}, got token {token!r} in {spec!r}")
+        kind, match = matches[0]
+        if kind == "conv":
+            filters, kernel, stride, padding = match.groups()
+            args: tuple = (int(filters), int(kernel), int(stride or 1), int(padding or 0))
+        elif kind == "dropout":
+            args = (float(match.group(1)),)
+        else:
+            args = (int(match.group(1)),)
+        if kind == "dropout" and not args[0] < 1:
+            raise NNLabError(f"{field}: expected a dropout rate in [0, 1), got {token!r}")
+        if kind != "dropout" and min(args[:3]) < 1:
+            raise NNLabError(f"{field}: expected positive sizes, got {token!r} in {spec!r}")
+        if kind in ("conv", "pool") and any(k == "dense" for k, _ in parsed):
+            raise NNLabError(f"{field}: expected conv and pool layers before the first dense "
+                             f"layer, got {token!r} after one in {spec!r}")
+        parsed.append((kind, args))
+    return parsed
+
+
+def cnn_layers(spec: str, n_classes: int, activation: str, init: str,
+               init_std: float | None = None, field: str = "CNN.layers") -> list[Layer]:
+    """The layer list of `spec`, with activations, the Flatten and the output Dense."""
+    layers: list[Layer] = []
+    pending_activation = False  # a conv or dense layer's activation, deferred past pools
+
+    def flush() -> None:
+        nonlocal pending_activation
+        if pending_activation:
+            layers.append(make_activation(activation))
+            pending_activation = False
+
+    for kind, args in parse_layers(spec, field):
+        if kind == "conv":
+            flush()
+            layers.append(Conv2D(*args, init=init, init_std=init_std))
+            pending_activation = True
+        elif kind == "pool":
+            layers.append(MaxPool2D(*args))
+        elif kind == "dropout":
+            flush()
+            layers.append(Dropout(*args))
+        else:
+            flush()
+            if not any(isinstance(layer, Flatten) for layer in layers):
+                layers.append(Flatten())
+            layers.append(Dense(*args, init=init, init_std=init_std))
+            pending_activation = True
+    flush()
+    if not any(isinstance(layer, Flatten) for layer in layers):
+        layers.append(Flatten())
+    layers.append(Dense(n_classes, init=init, init_std=init_std))
+    return layers
+
+
+class CNN(Sequential):
+    """A convolutional network from a layer spec (see the module docstring).
+
+    Args:
+        layers: the spec, e.g. "conv32k5-pool2-conv64k5-pool2-dense128-dropout0.5".
+        in_shape: per-example image shape (channels, height, width); inputs arrive flat,
+            (batch, channels * height * width).
+        n_classes: size of the output layer.
+        activation, init, init_std: for every conv and dense layer.
+        output, loss, dtype, seed, target_range, dropout_rng: as for Sequential.
+    A layer that does not fit its input (e.g. a kernel larger than what the convs and
+    pools before it leave) raises NNLabError naming it, at construction.
+    """
+
+    def __init__(
+        self,
+        layers: str,
+        in_shape: tuple[int, int, int],
+        n_classes: int,
+        activation: str = "relu",
+        output: str = "softmax",
+        loss: str = "cross_entropy",
+        init: str = "he",
+        init_std: float | None = None,
+        dtype: object = np.float32,
+        seed: int | np.random.Generator = 0,
+        target_range: tuple[float, float] = (0.0, 1.0),
+        dropout_rng: np.random.Generator | None = None,
+    ) -> None:
+        check_activation(activation, "CNN.activation")
+        check_init(init, init_std, "CNN.init", "CNN.init_std")
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer) or (
+                n_classes < 1):
+            raise NNLabError(f"CNN.n_classes: expected a positive integer, got {n_classes!r}")
+        super().__init__(cnn_layers(layers, int(n_classes), activation, init, init_std),
+                         in_shape, output, loss, dtype, seed, target_range, dropout_rng)
+        self.spec = layers

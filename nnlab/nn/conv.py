@@ -1,0 +1,262 @@
+"""Convolution and max pooling on image batches, fast by construction.
+
+Shapes follow the image convention (batch, channels, height, width), but the arrays these
+layers return are channels-last in memory (a transposed view of a (batch, height, width,
+channels) buffer, as PyTorch's `channels_last` format). So a convolution is one GEMM over
+contiguous rows: im2col copies one strided slice per kernel offset (a loop over kh * kw
+offsets, never over pixels or examples) into `cols` (batch * out_h * out_w, kh * kw * c_in),
+then `cols @ W` gives the output; the backward pass is two GEMMs and the reverse scatter,
+again one vectorised add per kernel offset. Elementwise layers between them (activations,
+dropout) keep the memory layout, and the next layer's transpose back to channels-last is
+free.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from nnlab.errors import NNLabError
+from nnlab.nn.init import check_init, init_weights
+from nnlab.nn.layers import Layer
+
+EVAL_CHUNK_ROWS = 1 << 14
+"""Eval-mode convolutions process at most this many output pixels (rows of `cols`) at a
+time, in one reused buffer, so a large eval batch never allocates gigabytes of im2col
+buffers."""
+
+
+def _positive_int(value: object, field: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise NNLabError(f"{field}: expected {kind}, got {value!r}")
+    return int(value)
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    """(batch, c, h, w) -> (batch, h, w, c) view; contiguous when x is channels-last."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def _image_shape(layer: Layer, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(in_shape) != 3:
+        raise layer.error(
+            f"expected a per-example image shape (channels, height, width), "
+            f"got shape {tuple(in_shape)}"
+        )
+    c, h, w = (int(d) for d in in_shape)
+    return c, h, w
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    x: (batch, c_in, h, w) -> y: (batch, n_filters, out_h, out_w) with
+    out_h = (h + 2 * padding - kernel_size) // stride + 1 (likewise out_w).
+    Params: W (kernel_size, kernel_size, c_in, n_filters), b (n_filters,) (zero at init).
+    Init fans: fan_in = c_in * k * k, fan_out = n_filters * k * k.
+    """
+
+    def __init__(
+        self,
+        n_filters: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        init: str = "he",
+        init_std: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.n_filters = _positive_int(n_filters, "Conv2D.n_filters")
+        self.kernel_size = _positive_int(kernel_size, "Conv2D.kernel_size")
+        self.stride = _positive_int(stride, "Conv2D.stride")
+        self.padding = _positive_int(padding, "Conv2D.padding", minimum=0)
+        check_init(init, init_std, "Conv2D.init", "Conv2D.init_std")
+        self.init = init
+        self.init_std = init_std
+
+    def build(
+        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
+    ) -> tuple[int, ...]:
+        c, h, w = _image_shape(self, in_shape)
+        k, p, s = self.kernel_size, self.padding, self.stride
+        if h + 2 * p < k or w + 2 * p < k:
+            raise self.error(
+                f"kernel {k}x{k} does not fit the input {h}x{w} with padding {p}; "
+                f"expected height and width >= {k - 2 * p}"
+            )
+        self.in_shape = (c, h, w)
+        self.out_hw = ((h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        W = init_weights(self.init, (k, k, c, self.n_filters), c * k * k, self.n_filters * k * k,
+                         rng, dtype, self.init_std)
+        self.params = {"W": W, "b": np.zeros(self.n_filters, dtype=dtype)}
+        # the bias rides in the GEMM as one more row of the weight matrix (and a column of
+        # ones in cols), so dW and db come from one product: grads are views of it
+        self._grad_wb = np.zeros((k * k * c + 1, self.n_filters), dtype=dtype)
+        self.grads = {"W": self._grad_wb[:-1].reshape(W.shape), "b": self._grad_wb[-1]}
+        return (self.n_filters, *self.out_hw)
+
+    def _padded(self, x_hwc: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        """x_hwc (n, h, w, c) -> zero-padded (n, h + 2p, w + 2p, c) (x itself if p == 0)."""
+        p = self.padding
+        if p == 0:
+            return x_hwc
+        n, h, w, c = x_hwc.shape
+        if out is None:
+            out = np.empty((n, h + 2 * p, w + 2 * p, c), dtype=x_hwc.dtype)
+        out[:, :p] = 0
+        out[:, h + p:] = 0
+        out[:, p:h + p, :p] = 0
+        out[:, p:h + p, w + p:] = 0
+        out[:, p:h + p, p:w + p] = x_hwc
+        return out
+
+    def _offset_slice(self, i: int, j: int) -> tuple[slice, slice, slice, slice]:
+        """Index of the padded-input pixels that kernel offset (i, j) meets, (n, oh, ow, c)."""
+        s = self.stride
+        oh, ow = self.out_hw
+        return (slice(None), slice(i, i + s * (oh - 1) + 1, s),
+                slice(j, j + s * (ow - 1) + 1, s), slice(None))
+
+    def _weights(self) -> np.ndarray:
+        """(k * k * c_in + 1, n_filters): W's rows (i, j, c) then b."""
+        W, b = self.params["W"], self.params["b"]
+        wb = self.buffer("wb", (W[..., 0].size + 1, self.n_filters), W.dtype)
+        wb[:-1] = W.reshape(-1, self.n_filters)
+        wb[-1] = b
+        return wb
+
+    def _conv(self, x_hwc: np.ndarray, cols: np.ndarray, y: np.ndarray,
+              padded: np.ndarray | None) -> None:
+        """y (n * oh * ow, n_filters) = [im2col(x_hwc), 1] @ [W; b], filling `cols`
+        (n * oh * ow, k * k * c_in + 1): rows (n, oh, ow), columns (i, j, c) then ones.
+        im2col is one copy of a strided window view."""
+        k, s = self.kernel_size, self.stride
+        oh, ow = self.out_hw
+        xp = self._padded(x_hwc, padded)
+        n, c = xp.shape[0], xp.shape[3]
+        windows = sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::s, ::s][:, :oh, :ow]
+        np.copyto(np.reshape(cols[:, :-1], (n, oh, ow, k, k, c), copy=False),
+                  windows.transpose(0, 1, 2, 4, 5, 3))
+        cols[:, -1] = 1
+        np.matmul(cols, self._weights(), out=y)
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        """x: (batch, c_in, h, w) -> (batch, n_filters, out_h, out_w), channels-last memory."""
+        n = x.shape[0]
+        c, h, w = self.in_shape
+        oh, ow = self.out_hw
+        p, f = self.padding, self.n_filters
+        dtype = self.params["W"].dtype
+        x_hwc = _channels_last(x)
+        n_cols = self._grad_wb.shape[0]
+        if train:
+            cols = self.buffer("cols", (n * oh * ow, n_cols), dtype)
+            y = self.buffer("y", (n * oh * ow, f), dtype)
+            padded = self.buffer("padded", (n, h + 2 * p, w + 2 * p, c), dtype) if p else None
+            self._conv(x_hwc, cols, y, padded)
+            self._cols = cols
+        else:
+            y = np.empty((n * oh * ow, f), dtype=dtype)
+            chunk = max(1, EVAL_CHUNK_ROWS // (oh * ow))
+            for start in range(0, n, chunk):
+                part = x_hwc[start:start + chunk]
+                rows = slice(start * oh * ow, (start + len(part)) * oh * ow)
+                cols = self.buffer("eval_cols", (len(part) * oh * ow, n_cols), dtype)
+                self._conv(part, cols, y[rows], None)
+        return y.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
+        """grad_y: (batch, n_filters, out_h, out_w) -> grad_x: (batch, c_in, h, w) (or None
+        on a first layer), channels-last memory."""
+        n = grad_y.shape[0]
+        c, h, w = self.in_shape
+        k, p, f = self.kernel_size, self.padding, self.n_filters
+        W = self.params["W"]
+        g = np.ascontiguousarray(_channels_last(grad_y)).reshape(-1, f)
+        np.matmul(self._cols.T, g, out=self._grad_wb)
+        if not self.needs_input_grad:
+            return None
+        # col2im as one GEMM and one vectorised add per kernel offset (i, j): g @ W[i, j].T,
+        # rows (n, oh, ow) and c_in columns, lands on the input pixels that offset met
+        grad_offset = self.buffer("grad_offset", (g.shape[0], c), W.dtype)
+        grad_offset4 = grad_offset.reshape(n, *self.out_hw, c)
+        grad_xp = self.buffer("grad_x", (n, h + 2 * p, w + 2 * p, c), W.dtype)
+        grad_xp.fill(0)
+        oh, ow = self.out_hw
+        s = self.stride
+        for i in range(k):
+            for j in range(k):
+                np.matmul(g, W[i, j].T, out=grad_offset)
+                grad_xp[:, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] += grad_offset4
+        return grad_xp[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)
+
+
+class MaxPool2D(Layer):
+    """Max pooling over non-overlapping size x size windows (stride = size); rows and
+    columns that do not fill a window are dropped, as in PyTorch.
+
+    x: (batch, c, h, w) -> y: (batch, c, h // size, w // size), channels-last memory.
+    The gradient goes to the first maximum of each window (row-major order).
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        super().__init__()
+        self.size = _positive_int(size, "MaxPool2D.size")
+
+    def build(
+        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
+    ) -> tuple[int, ...]:
+        c, h, w = _image_shape(self, in_shape)
+        k = self.size
+        if h < k or w < k:
+            raise self.error(f"window {k}x{k} does not fit the input {h}x{w}")
+        self.in_shape = (c, h, w)
+        return (c, h // k, w // k)
+
+    def _windows(self, x_hwc: np.ndarray) -> np.ndarray:
+        """x_hwc (n, h, w, c) -> (n, oh, k, ow, k, c), a view when h and w divide by k."""
+        k = self.size
+        n, h, w, c = x_hwc.shape
+        oh, ow = h // k, w // k
+        return x_hwc[:, :oh * k, :ow * k].reshape(n, oh, k, ow, k, c)
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        """x: (batch, c, h, w) -> (batch, c, h // size, w // size)."""
+        k = self.size
+        win = self._windows(_channels_last(x))
+        n, oh, _, ow, _, c = win.shape
+        y = self.buffer("y", (n, oh, ow, c), x.dtype) if train else np.empty(
+            (n, oh, ow, c), dtype=x.dtype)
+        np.copyto(y, win[:, :, 0, :, 0])
+        for i in range(k):
+            for j in range(k):
+                if i or j:
+                    np.maximum(y, win[:, :, i, :, j], out=y)
+        if train:
+            self._win, self._y = win, y
+        return y.transpose(0, 3, 1, 2)
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
+        """grad_y: (batch, c, oh, ow) -> grad_x: (batch, c, h, w), channels-last memory."""
+        if not self.needs_input_grad:
+            return None
+        k = self.size
+        c, h, w = self.in_shape
+        win, y = self._win, self._y
+        n = win.shape[0]
+        g = _channels_last(grad_y)
+        grad_x = self.buffer("grad_x", (n, h, w, c), grad_y.dtype)
+        grad_win = self._windows(grad_x)
+        if h % k or w % k:  # rows or columns that no window covers
+            grad_x.fill(0)
+        taken = self.buffer("taken", y.shape, np.dtype(bool))
+        taken.fill(False)
+        hit = self.buffer("hit", y.shape, np.dtype(bool))
+        for i in range(k):
+            for j in range(k):
+                np.equal(win[:, :, i, :, j], y, out=hit)
+                np.greater(hit, taken, out=hit)  # a maximum, and the window's first
+                taken |= hit
+                np.multiply(g, hit, out=grad_win[:, :, i, :, j])
+        return grad_x.transpose(0, 3, 1, 2)

@@ -264,9 +264,12 @@ class MLP(Sequential):
         self._gemv, self._ger, self._axpy = blas.get_blas_funcs(
             ("gemv", "ger", "axpy"), dtype=self.dtype
         )
-        self._single_buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
-        self._single_head_buffers = (np.empty(self.n_classes, self.dtype),
-                                     np.empty(self.n_classes, self.dtype))
+        self._one_example_buffers = [
+            (np.empty(n_out, self.dtype), np.empty(n_in, self.dtype), np.empty(n_in, self.dtype))
+            for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+        ]
+        self._one_example_head_buffers = (np.empty(self.n_classes, self.dtype),
+                                          np.empty(self.n_classes, self.dtype))
 
     def _threads_for(self, batch: int) -> AbstractContextManager:
         """One BLAS thread when a pass is too small to split (batch * n_weights below
@@ -286,11 +289,12 @@ class MLP(Sequential):
             x = self._one_example(x.reshape(-1))
             label = self._one_label(y)
             with one_blas_thread():
-                return self._step_one(x, label, eta)
+                return self._step_one(x, label, eta, self._one_example_plan())
         loss, grads = self.loss_and_grads(x, y)
-        for p, g in zip(self.params, grads, strict=True):
-            for key, value in p.items():
-                self._axpy(g[key].reshape(-1), value.reshape(-1), a=-eta)
+        self._make_params_blas_ready()
+        for params, layer_grads in zip(self.params, grads, strict=True):
+            for key, value in params.items():
+                self._axpy(layer_grads[key].reshape(-1), value.reshape(-1), a=-eta)
         return loss
 
     def sgd_steps(
@@ -310,9 +314,10 @@ class MLP(Sequential):
         losses = np.empty(len(x))
         labels = y.tolist()
         rates = etas.tolist()
+        plan = self._one_example_plan()
         with one_blas_thread():
             for i in range(len(x)):
-                losses[i] = self._step_one(x[i], labels[i], rates[i])
+                losses[i] = self._step_one(x[i], labels[i], rates[i], plan)
         return losses
 
     def _one_example(self, x: np.ndarray) -> np.ndarray:
@@ -329,54 +334,49 @@ class MLP(Sequential):
             raise NNLabError(f"y: expected a label in 0..{self.n_classes - 1}, got {label}")
         return label
 
-    def _blas_params(self, dense: Dense) -> tuple[np.ndarray, np.ndarray]:
-        """W, b as C-contiguous arrays of the model dtype, so that W.T is the
-        Fortran-ordered matrix BLAS updates in place (fixed in the dict if not)."""
-        params = dense.params
-        for key in ("W", "b"):
-            value = params[key]
-            if value.dtype != self.dtype or not value.flags.c_contiguous:
-                params[key] = np.ascontiguousarray(value, dtype=self.dtype)
-        return params["W"], params["b"]
+    def _one_example_plan(self) -> list[tuple]:
+        """Per Dense layer, what the fused step touches: (W.T, b, z, grad_a, grad_z,
+        activation). W.T is the Fortran-ordered (n_out, n_in) view BLAS updates in place;
+        z (n_out,) holds the pre-activations, then the activations in place; grad_a and
+        grad_z (n_in,) the gradient w.r.t. the layer input before and after the previous
+        activation's derivative; activation is None for the last layer."""
+        self._make_params_blas_ready()
+        activations = [*self.hidden_activations, None]
+        return [
+            (dense.params["W"].T, dense.params["b"], *buffers, activation)
+            for dense, buffers, activation in zip(
+                self.dense, self._one_example_buffers, activations, strict=True
+            )
+        ]
 
-    def _single_buffer_triples(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per Dense layer: z (n_out,) pre-activations (then activations, in place), and
-        grad_a, grad_z (n_in,): the backward gradient w.r.t. the layer's input before and
-        after the previous activation's derivative."""
-        if self._single_buffers is None:
-            self._single_buffers = [
-                (np.empty(n_out, self.dtype), np.empty(n_in, self.dtype),
-                 np.empty(n_in, self.dtype))
-                for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
-            ]
-        return self._single_buffers
+    def _make_params_blas_ready(self) -> None:
+        """Make every parameter a C-contiguous array of the model dtype (replacing it in
+        its dict if an optimiser left it otherwise), so in-place BLAS updates reach it."""
+        for params in self.params:
+            for key, value in params.items():
+                if value.dtype != self.dtype or not value.flags.c_contiguous:
+                    params[key] = np.ascontiguousarray(value, dtype=self.dtype)
 
-    def _step_one(self, x: np.ndarray, label: int, eta: float) -> float:
+    def _step_one(self, x: np.ndarray, label: int, eta: float, plan: list[tuple]) -> float:
         """The fused batch-1 SGD step. x: (n_features,) contiguous, model dtype."""
         gemv, ger, axpy = self._gemv, self._ger, self._axpy
-        buffers = self._single_buffer_triples()
-        n_dense = len(self.dense)
-        # forward: a_{i+1} = f(W_i^T a_i + b_i), in place in the z buffers
+        # forward: a_{i+1} = f(W_i^T a_i + b_i)
         acts = [x]
-        for i, dense in enumerate(self.dense):
-            W, b = self._blas_params(dense)
-            z = buffers[i][0]
+        for W_T, b, z, _, _, activation in plan:
             np.copyto(z, b)
-            gemv(1.0, W.T, acts[i], beta=1.0, y=z, overwrite_y=1)
-            if i < n_dense - 1:
-                self.hidden_activations[i].apply(z, z)
+            gemv(1.0, W_T, acts[-1], beta=1.0, y=z, overwrite_y=1)
+            if activation is not None:
+                activation.apply(z, z)
             acts.append(z)
-        p_out, delta = self._single_head_buffers
+        p_out, delta = self._one_example_head_buffers
         loss = self.head.loss_and_grad_one(acts[-1], label, p_out, delta)
         # backward, updating each layer right after its input gradient is taken
-        for i in range(n_dense - 1, -1, -1):
-            W, b = self._blas_params(self.dense[i])
+        for i in range(len(plan) - 1, -1, -1):
+            W_T, b, _, grad_a, grad_z, _ = plan[i]
             if i > 0:
-                _, grad_a, grad_z = buffers[i]
-                gemv(1.0, W.T, delta, trans=1, y=grad_a, overwrite_y=1)
-                self.hidden_activations[i - 1].multiply_derivative(acts[i], grad_a, grad_z)
-            ger(-eta, delta, acts[i], a=W.T, overwrite_a=1)
+                gemv(1.0, W_T, delta, trans=1, y=grad_a, overwrite_y=1)
+                plan[i - 1][5].multiply_derivative(acts[i], grad_a, grad_z)
+            ger(-eta, delta, acts[i], a=W_T, overwrite_a=1)
             axpy(delta, b, a=-eta)
-            if i > 0:
-                delta = grad_z
+            delta = grad_z
         return loss

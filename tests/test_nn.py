@@ -76,16 +76,18 @@ def small_batch(rng: np.random.Generator, n: int = 4, n_features: int = 5, n_cla
 # -- gradients ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("batch", [1, 4])  # batch 1 takes the BLAS level-2 path
 @pytest.mark.parametrize("output, loss, target_range", HEADS)
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
-def test_mlp_gradients_match_finite_differences(activation, output, loss, target_range):
+def test_mlp_gradients_match_finite_differences(activation, output, loss, target_range,
+                                                batch):
     rng = np.random.default_rng(1)
     model = MLP([5, 4, 3, 3], activation=activation, output=output, loss=loss,
                 init="normal", init_std=0.7, dtype=np.float64, seed=2,
                 target_range=target_range)
     for params in model.params:  # non-zero biases, so their role is checked too
         params["b"][:] = rng.normal(scale=0.3, size=params["b"].shape)
-    check_model_grads(model, *small_batch(rng))
+    check_model_grads(model, *small_batch(rng, n=batch))
 
 
 @pytest.mark.parametrize("init", ["normal", "xavier", "glorot", "he", "kaiming", "lecun"])
@@ -184,7 +186,8 @@ def test_cross_entropy_is_finite_and_exact_for_huge_logits(output):
 
 
 def sgd_by_hand(model: MLP, x: np.ndarray, y: np.ndarray, eta: float) -> float:
-    loss, grads = model.loss_and_grads(x, y)
+    """params -= eta * grads, with the grads of the layer-by-layer (batched) path."""
+    loss, grads = Sequential.loss_and_grads(model, x, y)
     for params, layer_grads in zip(model.params, grads, strict=True):
         for key in params:
             params[key] -= eta * layer_grads[key]

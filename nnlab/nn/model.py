@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import blas
@@ -276,6 +277,19 @@ class MLP(Sequential):
         ONE_THREAD_WORK): thread hand-off then costs more than the GEMMs."""
         return one_blas_thread() if batch * self.n_weights <= ONE_THREAD_WORK else nullcontext()
 
+    def loss_and_grads(
+        self, x: np.ndarray, y: np.ndarray
+    ) -> tuple[float, list[dict[str, np.ndarray]]]:
+        """As Sequential.loss_and_grads; one example (x of shape (1, n_features)) takes
+        the BLAS level-2 path of sgd_step, writing the gradients instead of applying them."""
+        if isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[0] == 1:
+            x_one = self._one_example(x[0])
+            label = int(self._labels(y, 1)[0])
+            with one_blas_thread():
+                loss = self._step_one(x_one, label, None, self._one_example_plan())
+            return loss, self.grads
+        return super().loss_and_grads(x, y)
+
     def sgd_step(self, x: np.ndarray, y: np.ndarray | int, eta: float) -> float:
         """One plain SGD step in place, params -= eta * grads; returns the batch-mean loss
         before the step. x: (batch, n_features), or (n_features,) for one example; y:
@@ -334,16 +348,13 @@ class MLP(Sequential):
             raise NNLabError(f"y: expected a label in 0..{self.n_classes - 1}, got {label}")
         return label
 
-    def _one_example_plan(self) -> list[tuple]:
-        """Per Dense layer, what the fused step touches: (W.T, b, z, grad_a, grad_z,
-        activation). W.T is the Fortran-ordered (n_out, n_in) view BLAS updates in place;
-        z (n_out,) holds the pre-activations, then the activations in place; grad_a and
-        grad_z (n_in,) the gradient w.r.t. the layer input before and after the previous
-        activation's derivative; activation is None for the last layer."""
+    def _one_example_plan(self) -> list[_LayerPlan]:
+        """What the one-example path touches, per Dense layer (see _LayerPlan)."""
         self._make_params_blas_ready()
         activations = [*self.hidden_activations, None]
         return [
-            (dense.params["W"].T, dense.params["b"], *buffers, activation)
+            _LayerPlan(dense.params["W"].T, dense.params["b"], *buffers, activation,
+                       dense.grads["W"], dense.grads["b"])
             for dense, buffers, activation in zip(
                 self.dense, self._one_example_buffers, activations, strict=True
             )
@@ -357,26 +368,54 @@ class MLP(Sequential):
                 if value.dtype != self.dtype or not value.flags.c_contiguous:
                     params[key] = np.ascontiguousarray(value, dtype=self.dtype)
 
-    def _step_one(self, x: np.ndarray, label: int, eta: float, plan: list[tuple]) -> float:
-        """The fused batch-1 SGD step. x: (n_features,) contiguous, model dtype."""
+    def _step_one(
+        self, x: np.ndarray, label: int, eta: float | None, plan: list[_LayerPlan]
+    ) -> float:
+        """One example, BLAS level 2: returns the loss; then applies the SGD step with
+        rate eta in place (ger/axpy on W, b), or for eta None writes the gradients into
+        the layers' grads. x: (n_features,) contiguous, model dtype."""
         gemv, ger, axpy = self._gemv, self._ger, self._axpy
         # forward: a_{i+1} = f(W_i^T a_i + b_i)
         acts = [x]
-        for W_T, b, z, _, _, activation in plan:
-            np.copyto(z, b)
-            gemv(1.0, W_T, acts[-1], beta=1.0, y=z, overwrite_y=1)
-            if activation is not None:
-                activation.apply(z, z)
+        for layer in plan:
+            z = layer.z
+            np.copyto(z, layer.b)
+            gemv(1.0, layer.W_T, acts[-1], beta=1.0, y=z, overwrite_y=1)
+            if layer.activation is not None:
+                layer.activation.apply(z, z)
             acts.append(z)
         p_out, delta = self._one_example_head_buffers
         loss = self.head.loss_and_grad_one(acts[-1], label, p_out, delta)
-        # backward, updating each layer right after its input gradient is taken
+        # backward: each layer's input gradient is taken before its weights change
         for i in range(len(plan) - 1, -1, -1):
-            W_T, b, _, grad_a, grad_z, _ = plan[i]
+            W_T, b, _, grad_a, grad_z, _, grad_W, grad_b = plan[i]
             if i > 0:
                 gemv(1.0, W_T, delta, trans=1, y=grad_a, overwrite_y=1)
-                plan[i - 1][5].multiply_derivative(acts[i], grad_a, grad_z)
-            ger(-eta, delta, acts[i], a=W_T, overwrite_a=1)
-            axpy(delta, b, a=-eta)
+                plan[i - 1].activation.multiply_derivative(acts[i], grad_a, grad_z)
+            if eta is None:
+                np.multiply(acts[i][:, None], delta, out=grad_W)
+                np.copyto(grad_b, delta)
+            else:
+                ger(-eta, delta, acts[i], a=W_T, overwrite_a=1)
+                axpy(delta, b, a=-eta)
             delta = grad_z
         return loss
+
+
+class _LayerPlan(NamedTuple):
+    """One Dense layer as the one-example path sees it."""
+
+    W_T: np.ndarray
+    """(n_out, n_in) Fortran-ordered view of W, which BLAS updates in place."""
+    b: np.ndarray
+    z: np.ndarray
+    """(n_out,) pre-activations, then the activations (in place)."""
+    grad_a: np.ndarray
+    """(n_in,) gradient w.r.t. the layer input, before the previous activation's
+    derivative"""
+    grad_z: np.ndarray
+    """(n_in,) ... and after it."""
+    activation: Activation | None
+    """the activation after this layer (None for the last)"""
+    grad_W: np.ndarray
+    grad_b: np.ndarray

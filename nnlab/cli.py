@@ -49,6 +49,66 @@ def _data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run a study: every planned trial not yet complete")
+    run.add_argument("spec", metavar="SPEC.toml", help="the study spec (see studies/)")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="worker processes (default 1); BLAS threads are split between them")
+    run.add_argument("--storage", metavar="URL",
+                     help="Optuna storage: a journal file path, sqlite:///x.db or "
+                     "postgresql://... (default: optuna.journal in the study folder)")
+    run.add_argument("--results", default="results", metavar="ROOT",
+                     help="results root; the study's folder is ROOT/<name> (default results)")
+    run.add_argument("--new", action="store_true",
+                     help="delete the study's existing results and start over")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_study_run)
+    status = sub.add_parser("status", help="planned/complete/failed counts, best so far, ETA")
+    status.add_argument("folder", metavar="results/<study>")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--storage", metavar="URL",
+                        help="the study's storage, if not the one in its manifest.json")
+    status.set_defaults(handler=_study_status)
+
+
+def _study_run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from nnlab.study import Study
+    from nnlab.study.status import format_status
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = Study.from_toml(args.spec, results=args.results, storage=args.storage)
+    summary = study.run(n_jobs=args.jobs, new=args.new, progress=not args.quiet)
+    this_run = summary["this_run"]
+    print(f"this run: {this_run['completed']} trials completed ({this_run['diverged']} "
+          f"diverged), {this_run['failed']} failed; results in {study.folder}")
+    print(format_status(summary, str(study.folder)))
+    if summary["failed"]:
+        print(f"nnlab: {summary['failed']} planned trials failed (the error column of "
+              f"{study.store.trials_path}); run again to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _study_status(args: argparse.Namespace) -> int:
+    import optuna
+
+    from nnlab.study import Study
+    from nnlab.study.status import format_status
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = Study.load(args.folder, storage=args.storage)
+    frame = study.trials()
+    study.store.write_trials(frame)
+    summary = study.status(frame)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(format_status(summary, args.folder))
+    return 0
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="one training run of a preset on MNIST")
     train.add_argument("--preset", required=True, help="a name from `nnlab presets`")
@@ -105,7 +165,7 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND_GROUPS = [_add_data, _add_train]
+COMMAND_GROUPS = [_add_data, _add_study, _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

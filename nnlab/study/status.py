@@ -9,7 +9,7 @@ import pandas as pd
 
 from nnlab.study.spec import StudySpec
 
-LIVE_STATES = ("COMPLETE", "WAITING", "RUNNING")
+LIVE_STATES = ("COMPLETE", "WAITING", "RUNNING", "ABANDONED")  # a key not (yet) failed
 
 
 def best_configuration(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any] | None:
@@ -43,10 +43,11 @@ def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
 
     complete: keys with a complete trial (diverged ones included; `diverged` counts them);
     failed: keys whose every trial failed and that are not waiting to run again;
-    running / waiting: trials in those states; eta_seconds: remaining keys x median run
-    seconds / running trials (None when nothing runs).
+    running / waiting: trials in those states, running ones whose process is gone counted
+    as `abandoned` instead; eta_seconds: remaining keys x median run seconds / running
+    trials (None when nothing runs).
     """
-    state = frame["state"]
+    state = frame["state"].where(~frame["abandoned"].astype(bool), "ABANDONED")
     complete = frame[state == "COMPLETE"]
     live_keys = set(frame.loc[state.isin(LIVE_STATES), "key"])
     failed_keys = set(frame.loc[state == "FAIL", "key"]) - live_keys
@@ -70,6 +71,7 @@ def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
         "diverged": int((complete["status"] == "diverged").sum()),
         "running": running,
         "waiting": int((state == "WAITING").sum()),
+        "abandoned": int((state == "ABANDONED").sum()),
         "failed": len(failed_keys),
         "failed_attempts": int((state == "FAIL").sum()),
         "best_configuration": best_configuration(spec, frame),
@@ -105,7 +107,8 @@ def format_status(summary: dict[str, Any], where: str) -> str:
         f"study {summary['study']} ({where})",
         f"planned {summary['planned']}  complete {summary['complete']} "
         f"(diverged {summary['diverged']})  running {summary['running']}  "
-        f"waiting {summary['waiting']}  failed {summary['failed']}",
+        f"waiting {summary['waiting']}  failed {summary['failed']}"
+        + (f"  abandoned {summary['abandoned']} (rerun to retry)" if summary["abandoned"] else ""),
         format_best(summary),
     ]
     if summary["best_trial"] is not None:

@@ -25,6 +25,7 @@ from nnlab.study.spec import StudySpec
 from nnlab.study.status import summarize
 from nnlab.study.storage import DEFAULT_JOURNAL, open_storage, redact, resolve_storage
 from nnlab.study.store import KINDS, ResultsStore, write_text_atomic
+from nnlab.study.task import load_dataset
 from nnlab.study.trials import trials_frame
 
 SPEC_ATTR, DIGEST_ATTR = "spec", "spec_digest"
@@ -75,7 +76,7 @@ class Study:
         """
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
             raise NNLabError(f"--jobs: expected an integer >= 1, got {n_jobs!r}")
-        self.spec.data.load()  # the data is there and big enough before any trial starts
+        load_dataset(self.spec.data)  # the data is there and big enough before trials start
         if not new:
             self._refuse_other_spec_or_storage()
         threads = blas_threads_per_worker(n_jobs)
@@ -92,8 +93,9 @@ class Study:
         finally:
             with self.store.lock():
                 self._end_invocation(entry)
-                self.store.write_trials(trials_frame(self.spec, study))
-        return {**self.status(study), "this_run": vars(counts)}
+                frame = trials_frame(self.spec, study)
+                self.store.write_trials(frame)
+        return {**self.status(frame), "this_run": vars(counts)}
 
     def _stored_spec(self) -> StudySpec | None:
         if not self.store.spec_path.is_file():
@@ -185,10 +187,11 @@ class Study:
         """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage."""
         return trials_frame(self.spec, study or self.optuna_study())
 
-    def status(self, study: optuna.Study | None = None) -> dict[str, Any]:
+    def status(self, trials: pd.DataFrame | None = None) -> dict[str, Any]:
         """planned, complete, diverged, running, waiting, failed, the best configuration
-        (mean +- std over seeds), the best trial and an ETA (see `status.summarize`)."""
-        return summarize(self.spec, self.trials(study))
+        (mean +- std over seeds), the best trial and an ETA (see `status.summarize`), from
+        the trials table `trials` (default: fresh from the storage)."""
+        return summarize(self.spec, self.trials() if trials is None else trials)
 
     def write_trials(self) -> Path:
         """Rebuild trials.parquet from the storage; returns its path."""

@@ -53,8 +53,8 @@ def _limit_blas_threads(n_threads: int) -> None:
 
 
 @functools.cache
-def _dataset(data: DataSpec) -> Dataset:
-    """The data set, loaded once per worker process."""
+def load_dataset(data: DataSpec) -> Dataset:
+    """The data set, loaded once per process."""
     return data.load()
 
 
@@ -78,7 +78,7 @@ def run_trial(task: TrialTask) -> TrialOutcome:
 
     try:
         _limit_blas_threads(task.blas_threads)
-        run = train(TrainConfig.from_dict(task.config), _dataset(task.data))
+        run = train(TrainConfig.from_dict(task.config), load_dataset(task.data))
         store = ResultsStore(Path(task.folder))
         store.write_trial("curves", task.number, run.curve)
         store.write_trial("predictions", task.number, run.compact_predictions())

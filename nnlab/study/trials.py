@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
-from nnlab.study.runner import CONFIG_ID, ERROR, KEY, RESULT, SEED, STATUS
+from nnlab.study.liveness import owner_is_gone
+from nnlab.study.runner import CONFIG_ID, ERROR, KEY, OWNER, RESULT, SEED, STATUS
 from nnlab.study.spec import StudySpec
 
 METRICS = ("val_acc", "test_acc", "train_loss", "val_loss")
@@ -16,8 +18,9 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
     """Columns: trial, state (COMPLETE/FAIL/RUNNING/WAITING/PRUNED), status (ok/diverged
     for complete trials), the varied fields (lists as JSON text), seed, value (the
     objective), val_acc, test_acc, train_loss, val_loss, steps_run, seconds (the run's wall
-    time), seed_init .. seed_dropout (the seed of each random stream), config_id, key,
-    note, error, started, completed."""
+    time), seed_init .. seed_dropout (the seed of each random stream), abandoned (RUNNING
+    but its process is gone: the next `nnlab run` retries it), owner (pid@host of the
+    process that ran it), config_id, key, note, error, started, completed."""
     varied = list(spec.grid or spec.space)
     rows = []
     for trial in study.get_trials(deepcopy=False):
@@ -29,6 +32,10 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
         row.update({name: result.get(name) for name in METRICS})
         row.update(steps_run=result.get("n_steps"), seconds=result.get("seconds"))
         row.update({f"seed_{s}": result.get("seeds", {}).get(s) for s in STREAMS})
+        owner = attrs.get(OWNER)
+        row["abandoned"] = trial.state == TrialState.RUNNING and owner_is_gone(
+            owner, trial.datetime_start)
+        row["owner"] = None if owner is None else f"{owner['pid']}@{owner['host']}"
         row.update(config_id=attrs.get(CONFIG_ID), key=attrs.get(KEY),
                    note=result.get("note"), error=attrs.get(ERROR),
                    started=trial.datetime_start, completed=trial.datetime_complete)
@@ -45,5 +52,6 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
 
 def _columns(varied: list[str]) -> list[str]:
     return ["trial", "state", "status", *varied, "seed", "value", *METRICS, "steps_run",
-            "seconds", *[f"seed_{s}" for s in STREAMS], "config_id", "key", "note", "error",
+            "seconds", *[f"seed_{s}" for s in STREAMS], "abandoned",
+            "owner", "config_id", "key", "note", "error",
             "started", "completed"]

@@ -1,0 +1,167 @@
+"""The study engine end to end on real MNIST subsets with tiny networks: exactly once,
+resume, refusal of a changed spec, failed and diverged runs, storages, samplers."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from nnlab.cli import main
+from nnlab.errors import NNLabError
+from nnlab.run import CURVE_COLUMNS
+from nnlab.study import Study, StudySpec
+
+N_TEST = 100
+
+
+def tiny(name: str, grid: dict | None = None, replicates: int = 2, **study) -> dict:
+    """A study of 784-8-10 nets trained for 20 steps on 500 MNIST images."""
+    return {"study": {"name": name, "replicates": replicates, **study},
+            "base": {"sizes": [784, 8, 10], "batch_size": 50, "n_steps": 20, "n_evals": 2},
+            "grid": {"eta": [0.5, 2.0]} if grid is None else grid,
+            "data": {"train_size": 500, "val_size": 200, "test_size": N_TEST}}
+
+
+def test_a_grid_runs_every_configuration_and_seed_once_and_a_rerun_redoes_nothing(tmp_path):
+    study = Study(tiny("grid"), results=tmp_path)
+    summary = study.run(n_jobs=2, progress=False)
+    assert summary["this_run"] == {"completed": 4, "diverged": 0, "failed": 0}
+    assert (summary["planned"], summary["complete"], summary["failed"]) == (4, 4, 0)
+
+    trials = study.trials()
+    assert (trials["state"] == "COMPLETE").all() and trials["key"].is_unique
+    assert sorted(zip(trials["eta"], trials["seed"], strict=True)) == [
+        (0.5, 0), (0.5, 1), (2.0, 0), (2.0, 1)]
+    assert trials["config_id"].nunique() == 2
+    assert (trials["seed_init"] == trials["seed"]).all()  # the seeds behind every stream
+    assert (trials["steps_run"] == 20).all() and (trials["value"] == trials["val_acc"]).all()
+
+    numbers = sorted(trials["trial"])
+    assert study.store.trial_numbers("curves") == set(numbers)
+    curves = study.curves()
+    assert list(curves.columns) == ["trial", *CURVE_COLUMNS]
+    assert sorted(curves["trial"].unique()) == numbers
+    assert (curves.groupby("trial")["step"].max() == 20).all()
+    last = curves.sort_values("step").groupby("trial").tail(1).set_index("trial")["val_acc"]
+    assert (last.sort_index().to_numpy() == trials.set_index("trial")["val_acc"].sort_index()
+            .to_numpy()).all()
+    predictions = study.predictions(trials=numbers[:2])
+    assert len(predictions) == 2 * N_TEST
+    assert list(predictions.columns) == ["trial", "index", "y_true", "top1", "top2", "top3",
+                                         "p1", "p2", "p3"]
+
+    saved = pd.read_parquet(study.store.trials_path)
+    assert list(saved["trial"]) == list(trials["trial"])
+    assert StudySpec.from_toml(study.store.spec_path) == study.spec
+    manifest = study.store.read_manifest()
+    assert manifest["storage"] == "optuna.journal"
+    (run,) = manifest["invocations"]
+    assert run["n_jobs"] == 2 and run["end"] is not None
+    assert run["packages"]["optuna"] and run["blas"] and run["cpu"]
+
+    again = study.run(n_jobs=2, progress=False)
+    assert again["this_run"]["completed"] == 0
+    after = study.trials()
+    assert list(after["completed"]) == list(trials["completed"])  # nothing was redone
+    assert len(study.store.read_manifest()["invocations"]) == 2
+
+
+def test_a_configuration_and_seed_give_the_same_curve_in_any_study(tmp_path):
+    first = Study(tiny("first", grid={"eta": [0.5]}), results=tmp_path)
+    second = Study(tiny("second", grid={"eta": [2.0, 0.5]}, replicates=1), results=tmp_path)
+    first.run(n_jobs=1, progress=False)
+    second.run(n_jobs=2, progress=False)
+    a, b = first.trials(), second.trials()
+    shared = set(a["key"]) & set(b["key"])
+    assert len(shared) == 1  # eta 0.5 with seed 0: the key is the config, not the study
+    number_a = int(a.loc[a["key"].isin(shared), "trial"].iloc[0])
+    number_b = int(b.loc[b["key"].isin(shared), "trial"].iloc[0])
+    columns = [c for c in CURVE_COLUMNS if c != "seconds"]
+    curve_a = first.curves([number_a], columns).drop(columns="trial")
+    curve_b = second.curves([number_b], columns).drop(columns="trial")
+    pd.testing.assert_frame_equal(curve_a, curve_b)
+
+
+def test_a_changed_spec_is_refused_and_leaves_the_results_untouched(tmp_path):
+    Study(tiny("same-name"), results=tmp_path).run(n_jobs=1, progress=False)
+    folder = tmp_path / "same-name"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    changed = Study(tiny("same-name", grid={"eta": [0.5, 3.0]}), results=tmp_path)
+    with pytest.raises(NNLabError) as err:
+        changed.run(n_jobs=1, progress=False)
+    message = str(err.value)
+    assert "holds results of a different spec" in message and "grid.eta:" in message
+    assert "--new" in message
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+    summary = changed.run(n_jobs=1, new=True, progress=False)
+    assert summary["complete"] == 4 and sorted(changed.trials()["eta"].unique()) == [0.5, 3.0]
+    assert sorted(changed.trials()["trial"]) == [0, 1, 2, 3]  # a fresh study
+
+
+def test_failed_and_diverged_runs_are_recorded_and_the_study_goes_on(tmp_path, capsys):
+    spec = tiny("outcomes", replicates=1,
+                grid={"sizes": [[784, 8, 10], [100, 10]], "eta": [0.5, 100.0]})
+    spec["base"]["activation"] = "relu"
+    del spec["base"]["sizes"]
+    path = tmp_path / "outcomes.toml"
+    path.write_text(StudySpec.from_dict(spec).to_toml())
+    code = main(["run", str(path), "--results", str(tmp_path), "--jobs", "2", "--quiet"])
+    assert code == 1  # failed trials: the command says so
+    assert "2 planned trials failed" in capsys.readouterr().err
+    study = Study.load(tmp_path / "outcomes")
+    trials = study.trials().set_index(["sizes", "eta"])
+    ok, diverged = trials.loc[("[784, 8, 10]", 0.5)], trials.loc[("[784, 8, 10]", 100.0)]
+    assert (ok["state"], ok["status"]) == ("COMPLETE", "ok")
+    assert (diverged["state"], diverged["status"]) == ("COMPLETE", "diverged")
+    assert diverged["steps_run"] < 20 and "initial loss" in diverged["note"]
+    for eta in (0.5, 100.0):
+        failed = trials.loc[("[100, 10]", eta)]
+        assert failed["state"] == "FAIL" and pd.isna(failed["status"])
+        assert failed["error"].startswith("NNLabError: TrainConfig.sizes: expected [784, ..., 10]")
+    assert study.store.trial_numbers("curves") == {int(ok["trial"]), int(diverged["trial"])}
+    summary = study.status()
+    assert (summary["complete"], summary["diverged"], summary["failed"]) == (2, 1, 2)
+
+
+def test_status_json_has_the_counts(tmp_path, capsys):
+    study = Study(tiny("status", grid={"eta": [0.5]}), results=tmp_path)
+    study.run(n_jobs=1, progress=False)
+    assert main(["status", str(study.folder), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {k: summary[k] for k in ("planned", "complete", "running", "failed", "diverged")} == {
+        "planned": 2, "complete": 2, "running": 0, "failed": 0, "diverged": 0}
+    best = summary["best_configuration"]
+    assert best["params"] == {"eta": 0.5} and best["n_seeds"] == 2
+    trials = study.trials()
+    assert best["val_acc_mean"] == pytest.approx(trials["val_acc"].mean())
+    assert best["val_acc_std"] == pytest.approx(trials["val_acc"].std())
+
+
+def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    study = Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r", storage=url)
+    assert study.run(n_jobs=1, progress=False)["complete"] == 2
+    assert (tmp_path / "optuna.db").is_file() and not (study.folder / "optuna.journal").exists()
+    loaded = Study.load(study.folder)
+    assert loaded.storage == url and loaded.status()["complete"] == 2
+    with pytest.raises(NNLabError, match=r"--storage: .* keeps its trials in sqlite:///"):
+        Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r").run(progress=False)
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_samplers_run_n_trials_configurations_times_the_replicates(tmp_path, sampler):
+    spec = tiny(f"{sampler}-study", grid={}, sampler=sampler, n_trials=3)
+    del spec["grid"]
+    spec["space"] = {"eta": {"log_uniform": [0.1, 3.0]}}
+    study = Study(spec, results=tmp_path)
+    summary = study.run(n_jobs=2, progress=False)
+    assert (summary["planned"], summary["complete"]) == (6, 6)
+    trials = study.trials()
+    complete = trials[trials["state"] == "COMPLETE"]
+    assert complete["config_id"].nunique() == 3
+    assert complete.groupby("config_id")["seed"].apply(sorted).tolist() == [[0, 1]] * 3
+    assert complete.groupby("config_id")["eta"].nunique().eq(1).all()
+    assert study.run(n_jobs=2, progress=False)["this_run"]["completed"] == 0

@@ -1,0 +1,91 @@
+"""The results store: atomic parquet files, never a half-written one read as data."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nnlab.study.store import ResultsStore
+
+ROWS = 2_000_000  # ~32 MB per file, so a kill lands mid-write most of the time
+
+
+def frame(number: int, rows: int = ROWS) -> pd.DataFrame:
+    """A deterministic curve-like frame for trial `number`."""
+    step = np.arange(rows, dtype=np.int64)
+    return pd.DataFrame({"step": step, "val_acc": step * 0.5 + number})
+
+
+def test_trial_files_read_back_as_one_table_with_a_trial_column(tmp_path):
+    store = ResultsStore(tmp_path)
+    for number in (3, 0, 12):
+        store.write_trial("curves", number, frame(number, rows=5))
+    assert store.trial_numbers("curves") == {0, 3, 12}
+    both = store.read("curves", [12, 0, 99], columns=["val_acc"])
+    assert list(both.columns) == ["trial", "val_acc"]
+    assert list(both["trial"]) == [0] * 5 + [12] * 5
+    np.testing.assert_array_equal(both["val_acc"][5:], frame(12, rows=5)["val_acc"])
+    assert store.read("curves", [99]).empty
+    store.discard_trial(3)
+    assert store.trial_numbers("curves") == {0, 12}
+
+
+def test_a_leftover_temporary_file_is_never_read_and_is_discarded_with_its_trial(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write_trial("curves", 0, frame(0, rows=5))
+    whole = (tmp_path / "curves" / "trial=0.parquet").read_bytes()
+    leftover = tmp_path / "curves" / ".trial=7.parquet.0123abcd.tmp"
+    leftover.write_bytes(whole[: len(whole) // 2])  # what a writer killed mid-write leaves
+    assert store.trial_numbers("curves") == {0}
+    assert list(store.read("curves", range(10))["trial"].unique()) == [0]
+    store.discard_trial(7)
+    assert not leftover.exists()
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_study_store import frame
+from nnlab.study.store import ResultsStore
+store = ResultsStore({folder!r})
+first = frame(0)
+print("ready", flush=True)
+for number in range(1000):
+    store.write_trial("curves", number, first.assign(val_acc=first["val_acc"] + number))
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_whole_files_or_none(tmp_path):
+    """SIGKILL a real writer at several moments: the files under final names are whole and
+    read back exactly; what it was writing stays a hidden temporary file, never read."""
+    tests = str(Path(__file__).parent)
+    killed_mid_write = 0
+    for attempt, delay in enumerate([0.5, 0.8, 1.1, 0.65, 0.95]):
+        folder = tmp_path / str(attempt)
+        code = textwrap.dedent(WRITER.format(tests=tests, folder=str(folder)))
+        writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                  text=True)
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        store = ResultsStore(folder)
+        written = store.trial_numbers("curves")
+        assert written == set(range(len(written))) and len(written) < 1000
+        leftovers = list((folder / "curves").glob(".trial=*.tmp"))
+        killed_mid_write += bool(leftovers)
+        table = store.read("curves", range(1000))
+        assert len(table) == len(written) * ROWS
+        for number in written:
+            part = table[table["trial"] == number].drop(columns="trial")
+            pd.testing.assert_frame_equal(part.reset_index(drop=True), frame(number))
+        if killed_mid_write >= 2:
+            break
+    assert killed_mid_write >= 2, "no kill landed mid-write"

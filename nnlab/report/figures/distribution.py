@@ -1,0 +1,105 @@
+"""Figures for questions 2 and 3: the distribution of restarts, and two of them compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from scipy import stats
+
+from nnlab.analysis import CompareResult, NormalityResult
+from nnlab.report.figures._base import finish, new_figure, note, styled
+
+
+@styled
+def normality_figure(result: NormalityResult, *, path: str | Path | None = None) -> Figure:
+    """Histogram + KDE with the fitted normal density (left); normal QQ plot (right, points
+    labelled "sample", reference line "normal")."""
+    figure, (hist_ax, qq_ax) = new_figure(ncols=2, size=(11, 4.8))
+    values = result.values
+    mean, std = values.mean(), values.std(ddof=1)
+    sns.histplot(values, stat="density", kde=True, ax=hist_ax, color="C0", alpha=0.4)
+    grid = np.linspace(values.min() - std, values.max() + std, 200)
+    hist_ax.plot(grid, stats.norm.pdf(grid, mean, std), "--", color="C3", label="normal fit")
+    hist_ax.set_xlabel(result.name)
+    hist_ax.legend(loc="upper right", fontsize="small")
+    hist_ax.set_title(f"{result.name}: n = {result.n}")
+    note(
+        hist_ax,
+        f"mean {mean:.4g}, std {std:.3g}\nskewness {result.skewness:.2f}\n"
+        f"excess kurtosis {result.excess_kurtosis:.2f}",
+        loc="upper left",
+    )
+
+    (theoretical, ordered), (slope, intercept, _) = stats.probplot(values, dist="norm")
+    qq_ax.plot(theoretical, ordered, "o", color="C0", ms=4, label="sample")
+    qq_ax.plot(theoretical, intercept + slope * theoretical, color="C3", label="normal")
+    qq_ax.set_xlabel("normal quantile")
+    qq_ax.set_ylabel(f"{result.name} (ordered)")
+    verdict = "not normal" if result.rejects else "no evidence against normality"
+    qq_ax.set_title(f"QQ plot: {verdict}")
+    power = "\n".join(f"power vs {k}: {100 * p:.0f}%" for k, p in result.power.items())
+    note(
+        qq_ax,
+        f"Shapiro-Wilk {result.shapiro.p_text} (n = {result.n})\n{power}",
+        loc="lower right",
+    )
+    return finish(figure, path)
+
+
+@styled
+def compare_figure(
+    result: CompareResult, *, metric: str = "value", path: str | Path | None = None
+) -> Figure:
+    """The two samples side by side: violin (quartiles dashed) and every run as a point."""
+    figure, ax = new_figure(size=(10, 5.5))
+    labels = [
+        f"{name}\n(n={v.size})" for name, v in zip(result.names, (result.a, result.b), strict=True)
+    ]
+    data = pd.DataFrame(
+        {
+            "group": np.repeat(labels, [result.a.size, result.b.size]),
+            metric: np.concatenate([result.a, result.b]),
+        }
+    )
+    sns.violinplot(
+        data,
+        x="group",
+        y=metric,
+        hue="group",
+        ax=ax,
+        width=0.6,
+        cut=0,
+        inner="quart",
+        alpha=0.35,
+        legend=False,
+    )
+    sns.stripplot(
+        data,
+        x="group",
+        y=metric,
+        hue="group",
+        ax=ax,
+        jitter=0.15,
+        size=5,
+        edgecolor="black",
+        linewidth=0.5,
+        legend=False,
+    )
+    ax.set_xlabel("")
+    ax.set_title(f"{metric}: {result.names[0]} vs {result.names[1]}")
+    note(
+        ax,
+        f"std {result.names[0]} {result.std_a.format('.3g')}\n"
+        f"std {result.names[1]} {result.std_b.format('.3g')}\n"
+        f"std ratio {result.std_ratio.format('.2f')}\n"
+        f"Brown-Forsythe {result.brown_forsythe.p_text}, "
+        f"Fligner-Killeen {result.fligner.p_text}\n"
+        f"mean difference {result.mean_difference.format('.3g')} "
+        f"(Welch {result.welch.p_text})\n"
+        f"P({result.names[0]} > {result.names[1]}) = {result.p_superiority.format('.2f')}",
+    )
+    return finish(figure, path)

@@ -1,0 +1,104 @@
+"""Figures for question 1: metric vs eta per N, and the power law eta_best(N)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from nnlab.analysis import EtaBestResult, PowerLawFit
+from nnlab.report.figures._base import finish, new_figure, note, styled
+
+
+@styled
+def eta_curves_figure(result: EtaBestResult, *, path: str | Path | None = None) -> Figure:
+    """Seed-mean metric vs eta (log axis) for each N with its CI band; eta_best marked with
+    its CI (lines labelled "_eta_best"; curves labelled "<n_col>=<N>")."""
+    figure, ax = new_figure(size=(11, 5.5))
+    table, curves = result.table, result.curves
+    colours = sns.color_palette("viridis", len(table))
+    for colour, row in zip(colours, table.itertuples(index=False), strict=True):
+        n = getattr(row, result.n_col)
+        curve = curves[curves[result.n_col] == n]
+        eta = curve[result.eta_col].to_numpy()
+        ax.plot(eta, curve["mean"], "o-", color=colour, ms=4, label=f"{result.n_col}={n:g}")
+        ax.fill_between(eta, curve["low"], curve["high"], color=colour, alpha=0.2, lw=0)
+        at_best = np.interp(np.log(row.eta_best), np.log(eta), curve["mean"])
+        marker = ax.errorbar(
+            row.eta_best,
+            at_best,
+            xerr=[[row.eta_best - row.low], [row.high - row.eta_best]],
+            fmt="D" if row.bracketed else "X",
+            color=colour,
+            mec="black",
+            ms=8,
+            capsize=4,
+        )
+        marker.lines[0].set_label("_eta_best")
+    ax.set_xscale("log")
+    ax.set_xlabel(result.eta_col)
+    ax.set_ylabel(f"{result.metric} (mean over seeds)")
+    ax.set_title(f"{result.metric} vs {result.eta_col} for each {result.n_col}")
+    ax.legend(title=result.n_col, fontsize="small", loc="lower left", bbox_to_anchor=(1.02, 0))
+    level = f"{100 * result.confidence:g}%"
+    note(
+        ax,
+        f"eta_best: vertex of a parabola in log eta\n(diamond, {level} CI; X = grid edge)\n"
+        f"bands: {level} CI of the mean\n"
+        f"seeds per point: {table['min_seeds'].min()}-{result.curves['n_runs'].max()}",
+    )
+    return finish(figure, path)
+
+
+@styled
+def power_law_figure(
+    fit: PowerLawFit,
+    *,
+    eta_best: EtaBestResult | None = None,
+    xlabel: str = "N",
+    ylabel: str = "eta_best",
+    path: str | Path | None = None,
+) -> Figure:
+    """Log-log plot of the points, the fitted y = a x^-b and its bootstrap band.
+
+    With `eta_best`, points carry their CIs and N left out of the fit (optimum at the grid
+    edge) are drawn hollow. The fitted curve is the line labelled "fit".
+    """
+    figure, ax = new_figure(size=(11, 5.5))
+    x_grid = np.geomspace(fit.x.min() / 1.3, fit.x.max() * 1.3, 200)
+    low, high = fit.band(x_grid)
+    ax.fill_between(x_grid, low, high, color="C0", alpha=0.2, lw=0, label="band")
+    ax.plot(x_grid, fit.predict(x_grid), color="C0", label="fit")
+    if eta_best is None:
+        ax.plot(fit.x, fit.y, "o", color="C1", label="data")
+    else:
+        table = eta_best.table
+        used = table[eta_best.n_col].isin(fit.x)
+        for subset, face, label in (
+            (table[used], "C1", "in fit"),
+            (table[~used], "none", "left out"),
+        ):
+            ax.errorbar(
+                subset[eta_best.n_col],
+                subset["eta_best"],
+                yerr=[subset["eta_best"] - subset["low"], subset["high"] - subset["eta_best"]],
+                fmt="o",
+                color="C1",
+                mfc=face,
+                capsize=3,
+                label=label,
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} = a {xlabel}^-b")
+    ax.legend(loc="lower left", fontsize="small")
+    note(
+        ax,
+        f"b = {fit.exponent}\na = {fit.prefactor}\nR^2 = {fit.r_squared:.3f}, n = {fit.n} points\n"
+        f"{fit.method}; band: bootstrap of {fit.resampling}",
+    )
+    return finish(figure, path)

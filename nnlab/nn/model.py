@@ -262,8 +262,8 @@ class MLP(Sequential):
         self.hidden_activations: list[Activation] = [
             layer for layer in self.layers if isinstance(layer, Activation)
         ]
-        self._gemv, self._ger, self._axpy = blas.get_blas_funcs(
-            ("gemv", "ger", "axpy"), dtype=self.dtype
+        self._gemv, self._ger, self._axpy, self._gemm = blas.get_blas_funcs(
+            ("gemv", "ger", "axpy", "gemm"), dtype=self.dtype
         )
         self._one_example_buffers = [
             (np.empty(n_out, self.dtype), np.empty(n_in, self.dtype), np.empty(n_in, self.dtype))
@@ -374,7 +374,7 @@ class MLP(Sequential):
         """One example, BLAS level 2: returns the loss; then applies the SGD step with
         rate eta in place (ger/axpy on W, b), or for eta None writes the gradients into
         the layers' grads. x: (n_features,) contiguous, model dtype."""
-        gemv, ger, axpy = self._gemv, self._ger, self._axpy
+        gemv, ger, axpy, gemm = self._gemv, self._ger, self._axpy, self._gemm
         # forward: a_{i+1} = f(W_i^T a_i + b_i)
         acts = [x]
         for layer in plan:
@@ -392,8 +392,8 @@ class MLP(Sequential):
             if i > 0:
                 gemv(1.0, W_T, delta, trans=1, y=grad_a, overwrite_y=1)
                 plan[i - 1].activation.multiply_derivative(acts[i], grad_a, grad_z)
-            if eta is None:
-                np.multiply(acts[i][:, None], delta, out=grad_W)
+            if eta is None:  # grad_W^T = delta a_i^T, a k=1 GEMM written in one pass
+                gemm(1.0, delta[:, None], acts[i][None, :], beta=0.0, c=grad_W.T, overwrite_c=1)
                 np.copyto(grad_b, delta)
             else:
                 ger(-eta, delta, acts[i], a=W_T, overwrite_a=1)

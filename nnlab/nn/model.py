@@ -297,7 +297,7 @@ class MLP(Sequential):
 
         Batch size 1 runs fused, with BLAS level 2 on one thread, in place on the weights
         (gemv forward, gemv + ger backward, no temporaries); larger batches use
-        loss_and_grads and an in-place axpy. Afterwards `self.grads` is not valid.
+        loss_and_grads and in-place updates. Afterwards `self.grads` is not valid.
         """
         if isinstance(x, np.ndarray) and (x.ndim == 1 or (x.ndim == 2 and x.shape[0] == 1)):
             x = self._one_example(x.reshape(-1))
@@ -308,7 +308,9 @@ class MLP(Sequential):
         self._make_params_blas_ready()
         for params, layer_grads in zip(self.params, grads, strict=True):
             for key, value in params.items():
-                self._axpy(layer_grads[key].reshape(-1), value.reshape(-1), a=-eta)
+                grad = layer_grads[key]
+                grad *= grad.dtype.type(eta)
+                value -= grad  # numpy, not a threaded BLAS axpy: no thread hand-off
         return loss
 
     def sgd_steps(

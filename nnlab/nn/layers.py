@@ -1,12 +1,13 @@
-"""The layer protocol shared by dense and convolutional networks, and the dense layers.
+"""The layer protocol shared by dense and convolutional networks; Dense, Flatten, Dropout.
 
 A layer works on batches: `forward(x, train)` with x of shape (batch, *in_shape) keeps
 what `backward(grad_y)` needs; backward fills `self.grads` (same keys and shapes as
 `self.params`) and returns the gradient with respect to x.
 
 Buffers: in train mode a layer may write its output (and backward its input gradient)
-into an array it reuses on the next call with the same shape, so results are valid until
-the layer's next forward/backward. Eval mode (`train=False`) always returns fresh arrays.
+into an array it reuses on the next call with the same shape (`buffer`, `buffer_like`),
+so results are valid until the layer's next forward/backward. Eval mode
+(`train=False`) never returns a reused buffer.
 """
 
 from __future__ import annotations

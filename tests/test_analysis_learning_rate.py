@@ -73,10 +73,23 @@ def test_diverged_runs_without_a_metric_count_as_the_worst_result():
     diverged.loc[top, "val_acc"] = np.nan
     filled = trials.copy()
     filled.loc[top, "val_acc"] = trials.loc[~top, "val_acc"].min()
-    a = eta_best(diverged, n_resamples=200)
+    running = pd.DataFrame({"n_steps": [100], "eta": [0.1], "seed": [9], "status": [None]})
+    a = eta_best(pd.concat([diverged, running]), n_resamples=200)
     b = eta_best(filled, n_resamples=200)
     np.testing.assert_allclose(a.table["eta_best"], b.table["eta_best"])
     assert (a.table["n_diverged"] == 5).all()
+    assert a.n_unfinished == 1 and "1 unfinished trials ignored" in a.summary()
+
+
+def test_a_diverged_neighbour_of_the_best_point_is_flagged():
+    trials = quadratic_trials(3)
+    assert not eta_best(trials, n_resamples=200).table["cliff"].any()
+    beside = (trials["n_steps"] == 1000) & np.isclose(trials["eta"], ETAS[8])  # best: ETAS[7]
+    flagged = eta_best(trials.assign(status=np.where(beside, "diverged", "ok")), n_resamples=200)
+    assert list(flagged.table["cliff"]) == [False, False, True, False, False]
+    assert "a neighbour diverged" in flagged.summary()
+    assert "only 5 seeds" not in flagged.summary()
+    assert "(!) only 3 seeds" in eta_best(quadratic_trials(3, n_seeds=3)).summary()
 
 
 def test_optimum_beyond_the_grid_is_flagged_and_left_out_of_the_power_law():

@@ -69,7 +69,9 @@ def test_table_matches_pandas_and_diverged_runs_are_excluded_and_counted():
             "test_acc": [0.1, np.nan, 0.1],
         }
     )
-    result = variance_vs_n(pd.concat([trials, diverged]), n_resamples=500)
+    running = pd.DataFrame({"n_steps": [100], "seed": [12], "status": [None]})
+    result = variance_vs_n(pd.concat([trials, diverged, running]), n_resamples=500)
+    assert result.n_unfinished == 1
     expected = trials.groupby("n_steps")["test_acc"].agg(["mean", "std", "size"])
     np.testing.assert_allclose(result.table["mean"], expected["mean"])
     np.testing.assert_allclose(result.table["std"], expected["std"])

@@ -16,6 +16,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+FEW_SEEDS = 5  # below this many replicates a bootstrap CI is too narrow to trust
+
+
+def few_seeds_warning(n: int) -> str:
+    """A summary line when a group has fewer than FEW_SEEDS replicates, else ''."""
+    if n >= FEW_SEEDS:
+        return ""
+    return (
+        f"  (!) only {n} seeds in some cells: with fewer than {FEW_SEEDS} the bootstrap "
+        "has few distinct resamples and its CIs are too narrow"
+    )
+
 
 @dataclass(frozen=True)
 class Estimate:

@@ -63,15 +63,17 @@ def check_resampling(n_resamples: int, confidence: float, where: str) -> None:
         raise NNLabError(f"{where}.confidence: expected a level in [0.5, 1), got {confidence!r}")
 
 
-def split_finished(
-    trials: pd.DataFrame, status_col: str | None, where: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(finished runs, diverged or failed runs) by `status_col` ("ok" = finished).
+def split_runs(
+    trials: pd.DataFrame, status_col: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(finished runs, diverged runs, number of other rows) by `status_col`.
 
-    With `status_col=None` every row counts as finished.
+    "ok" = finished, "diverged" = diverged; other rows (failed, running or waiting trials
+    without a status) are not results and are dropped. Without the column (or with
+    `status_col=None`) every row counts as finished.
     """
-    if status_col is None:
-        return trials, trials.iloc[:0]
-    require_columns(trials, [status_col], where)
-    ok = trials[status_col].astype(str) == "ok"
-    return trials[ok], trials[~ok]
+    if status_col is None or status_col not in trials.columns:
+        return trials, trials.iloc[:0], 0
+    status = trials[status_col].astype(str)
+    ok, diverged = status == "ok", status == "diverged"
+    return trials[ok], trials[diverged], int(np.count_nonzero(~ok & ~diverged))

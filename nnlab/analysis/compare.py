@@ -14,7 +14,7 @@ from nnlab.analysis._checks import (
     finite_column,
     finite_values,
     require_columns,
-    split_finished,
+    split_runs,
 )
 from nnlab.analysis.distribution import HypothesisTest
 from nnlab.errors import NNLabError
@@ -59,10 +59,10 @@ class CompareResult:
             f"{name_a} (n={self.a.size}, {self.n_excluded[0]} excluded) vs {name_b} "
             f"(n={self.b.size}, {self.n_excluded[1]} excluded):\n"
             f"  std {self.std_a} vs {self.std_b}; ratio {self.std_ratio}\n"
-            f"  Brown-Forsythe p={self.brown_forsythe.p_value:.3g}, Fligner-Killeen "
-            f"p={self.fligner.p_value:.3g}: the spreads {verdict} at alpha={self.alpha:g}\n"
+            f"  Brown-Forsythe {self.brown_forsythe.p_text}, Fligner-Killeen "
+            f"{self.fligner.p_text}: the spreads {verdict} at alpha={self.alpha:g}\n"
             f"  mean {self.mean_a.format('.4g')} vs {self.mean_b.format('.4g')}; difference "
-            f"{self.mean_difference} (Welch p={self.welch.p_value:.3g})\n"
+            f"{self.mean_difference} (Welch {self.welch.p_text})\n"
             f"  P({name_a} run > {name_b} run) = {self.p_superiority.format('.2f')}"
         )
 
@@ -155,11 +155,12 @@ def compare_variance_by(
 ) -> CompareResult:
     """`compare_variance` of the finished runs with `trials[by] == a` against `== b`.
 
-    Runs whose `status_col` is not "ok" (diverged) are left out and counted per group.
+    Diverged runs (`status_col` "diverged") are left out and counted per group; rows with
+    another status than "ok" (unfinished trials) are ignored.
     `options` go to `compare_variance` (alpha, n_resamples, seed, confidence).
     """
     require_columns(trials, [by, metric], _WHERE)
-    finished, excluded = split_finished(trials, status_col, _WHERE)
+    finished, excluded, _ = split_runs(trials, status_col)
     samples, n_excluded = [], []
     for level in (a, b):
         chosen = finished[finished[by] == level]

@@ -28,6 +28,16 @@ class HypothesisTest:
     statistic: float
     p_value: float
 
+    @property
+    def p_text(self) -> str:
+        """'p=0.032'; 'p<1e-300' when it underflows. Anderson-Darling's p-value is
+        interpolated within [0.01, 0.15] only, so it reads 'p>=0.15' or 'p<=0.01' there."""
+        if self.name == "Anderson-Darling" and self.p_value >= 0.15:
+            return "p>=0.15"
+        if self.name == "Anderson-Darling" and self.p_value <= 0.01:
+            return "p<=0.01"
+        return "p<1e-300" if self.p_value == 0 else f"p={self.p_value:.2g}"
+
     def to_dict(self) -> dict:
         return {"name": self.name, "statistic": self.statistic, "p_value": self.p_value}
 
@@ -68,14 +78,14 @@ class NormalityResult:
         if self.rejects:
             return (
                 f"Not normal: with n={self.n}, Shapiro-Wilk rejects normality "
-                f"(p={self.shapiro.p_value:.2g} < {self.alpha:g}); skewness "
+                f"({self.shapiro.p_text} < {self.alpha:g}); skewness "
                 f"{self.skewness:.2f}, excess kurtosis {self.excess_kurtosis:.2f}."
             )
         weakest = min(self.power.values())
         strength = "little" if weakest < 0.5 else "moderate" if weakest < 0.8 else "good"
         return (
-            f"No evidence against normality (n={self.n}, Shapiro-Wilk p="
-            f"{self.shapiro.p_value:.2g}). At n={self.n} the test has {strength} power: at "
+            f"No evidence against normality (n={self.n}, Shapiro-Wilk "
+            f"{self.shapiro.p_text}). At n={self.n} the test has {strength} power: at "
             f"alpha={self.alpha:g} it detects {power}. "
             + (
                 "Departures of these kinds would likely have been seen."
@@ -86,7 +96,7 @@ class NormalityResult:
 
     def summary(self) -> str:
         tests = [self.shapiro, self.dagostino, self.anderson]
-        shown = "; ".join(f"{t.name} {t.statistic:.3g} ({_p(t)})" for t in tests if t)
+        shown = "; ".join(f"{t.name} {t.statistic:.3g} ({t.p_text})" for t in tests if t)
         missing = "" if self.dagostino else f"; D'Agostino-Pearson needs n >= {MIN_N_DAGOSTINO}"
         return (
             f"normality of {self.name} (n={self.n}): {shown}{missing}; skewness "
@@ -157,15 +167,6 @@ def normality(
         excess_kurtosis=float(stats.kurtosis(x, fisher=True, bias=False)),
         power=dict(shapiro_power(x.size, alpha, n_power_sim, seed)),
     )
-
-
-def _p(test: HypothesisTest) -> str:
-    """'p=0.032'; Anderson-Darling's p is interpolated within [0.01, 0.15] only."""
-    if test.name == "Anderson-Darling" and test.p_value >= 0.15:
-        return "p>=0.15"
-    if test.name == "Anderson-Darling" and test.p_value <= 0.01:
-        return "p<=0.01"
-    return f"p={test.p_value:.2g}"
 
 
 @functools.lru_cache(maxsize=256)

@@ -7,8 +7,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from nnlab.analysis._bootstrap import interval, order_by_seed, resample_groups
-from nnlab.analysis._checks import check_resampling, finite_column, require_columns
+from nnlab.analysis._bootstrap import (
+    few_seeds_warning,
+    interval,
+    order_by_seed,
+    resample_groups,
+)
+from nnlab.analysis._checks import (
+    check_resampling,
+    finite_column,
+    require_columns,
+    split_runs,
+)
 from nnlab.analysis.power_law import PowerLawFit, fit_power_law
 from nnlab.errors import NNLabError
 
@@ -21,7 +31,9 @@ class EtaBestResult:
 
     table: one row per N: `n_col`, eta_best, low, high (CI), eta_grid (best grid point),
         metric_at_grid (its seed mean), n_eta, n_runs, n_diverged, min_seeds, bracketed
-        (False when the best grid point is at the edge of the eta grid).
+        (False when the best grid point is at the edge of the eta grid), cliff (a grid
+        neighbour of the best point holds diverged runs: the parabola then leans away from
+        that side, by at most half a grid step).
     curves: one row per (N, eta): `n_col`, `eta_col`, mean, low, high (CI of the seed mean),
         n_runs, n_diverged.
     boot_log_eta: (n_resamples, n_N) bootstrap replicates of log eta_best, columns in
@@ -30,6 +42,7 @@ class EtaBestResult:
 
     table: pd.DataFrame
     curves: pd.DataFrame
+    n_unfinished: int
     n_col: str
     eta_col: str
     metric: str
@@ -75,16 +88,21 @@ class EtaBestResult:
             f"log {self.eta_col} around the best grid point; {100 * self.confidence:g}% CI by "
             f"bootstrap of {self.resampling}, {self.boot_log_eta.shape[0]} resamples):"
         ]
+        if self.n_unfinished:
+            lines.append(f"  ({self.n_unfinished} unfinished trials ignored)")
+        lines.append(few_seeds_warning(int(self.table["min_seeds"].min())))
         for row in self.table.itertuples(index=False):
             row = row._asdict()
             edge = "" if row["bracketed"] else " (!) optimum at the grid edge"
+            if row["cliff"]:
+                edge += " (!) a neighbour diverged: eta_best leans away from it"
             lines.append(
                 f"  {self.n_col}={row[self.n_col]:g}: eta_best = {row['eta_best']:.3g} "
                 f"[{row['low']:.3g}, {row['high']:.3g}] (grid best {row['eta_grid']:.3g}, "
                 f"{self.metric} {row['metric_at_grid']:.4g}; {row['n_eta']} etas, "
                 f"{row['n_runs']} runs, {row['n_diverged']} diverged){edge}"
             )
-        return "\n".join(lines)
+        return "\n".join(line for line in lines if line)
 
     def to_dict(self) -> dict:
         return {
@@ -95,6 +113,7 @@ class EtaBestResult:
             "resampling": self.resampling,
             "confidence": self.confidence,
             "n_resamples": int(self.boot_log_eta.shape[0]),
+            "n_unfinished": self.n_unfinished,
             "table": self.table.to_dict(orient="records"),
             "curves": self.curves.to_dict(orient="records"),
         }
@@ -122,8 +141,9 @@ def eta_best(
         on each side, and its vertex (kept within those points) is eta_best. A parabola that
         does not curve the right way gives the grid point itself, and so does a best point
         at the edge of the grid (flagged `bracketed=False`: eta_best is only a bound).
-    Diverged runs keep their metric as recorded: a diverged run is a bad result for its eta.
-    A diverged run without a metric (NaN) gets the worst value in the table.
+    Diverged runs (`status_col` "diverged") keep their metric as recorded: a diverged run is
+    a bad result for its eta; one without a finite metric gets the worst value in the table.
+    Rows with another status than "ok" (unfinished trials) are ignored.
     Bootstrap: resamples seeds; when every (N, eta) cell holds the same seeds the same
     resampled seeds are used in every cell (a seed's runs are correlated), otherwise each
     cell is resampled on its own.
@@ -132,7 +152,7 @@ def eta_best(
     if not isinstance(window, int) or window < 1:
         raise NNLabError(f"{_WHERE}.window: expected an integer >= 1, got {window!r}")
     require_columns(trials, [n_col, eta_col, metric], _WHERE)
-    data = _with_filled_metric(trials, metric, status_col, maximize)
+    data, n_unfinished = _with_filled_metric(trials, metric, status_col, maximize)
     for column in (n_col, eta_col):
         values = finite_column(data, column, _WHERE)
         if np.any(values <= 0):
@@ -187,11 +207,13 @@ def eta_best(
                 "n_diverged": int(curve["n_diverged"].sum()),
                 "min_seeds": int(curve["n_runs"].min()),
                 "bracketed": bool(0 < k < len(curve) - 1),
+                "cliff": bool(curve["n_diverged"].iloc[max(k - 1, 0) : k + 2].sum() > 0),
             }
         )
     return EtaBestResult(
         table=pd.DataFrame(rows),
         curves=curves,
+        n_unfinished=n_unfinished,
         n_col=n_col,
         eta_col=eta_col,
         metric=metric,
@@ -204,14 +226,13 @@ def eta_best(
 
 def _with_filled_metric(
     trials: pd.DataFrame, metric: str, status_col: str | None, maximize: bool
-) -> pd.DataFrame:
-    """Copy with a boolean `_diverged` column; NaN metrics of diverged runs set to the worst."""
-    data = trials.copy()
-    has_status = status_col is not None and status_col in data.columns
-    diverged = (data[status_col].astype(str) != "ok") if has_status else False
-    data["_diverged"] = diverged
+) -> tuple[pd.DataFrame, int]:
+    """(finished and diverged runs with a boolean `_diverged` column, number of unfinished
+    rows dropped); a diverged run's missing or infinite metric becomes the worst value."""
+    finished, diverged, n_unfinished = split_runs(trials, status_col)
+    data = pd.concat([finished.assign(_diverged=False), diverged.assign(_diverged=True)])
     values = pd.to_numeric(data[metric], errors="coerce")
-    missing = values.isna() & data["_diverged"]
+    missing = ~np.isfinite(values) & data["_diverged"]
     if missing.any():
         finite = values[np.isfinite(values)]
         if finite.empty:
@@ -219,7 +240,7 @@ def _with_filled_metric(
         values = values.where(~missing, finite.min() if maximize else finite.max())
     data[metric] = values
     finite_column(data, metric, _WHERE)
-    return data
+    return data, n_unfinished
 
 
 def _parabola_vertex(log_eta: np.ndarray, scores: np.ndarray, window: int) -> tuple:

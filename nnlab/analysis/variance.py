@@ -11,6 +11,7 @@ import pandas as pd
 from nnlab.analysis._bootstrap import (
     Estimate,
     estimate,
+    few_seeds_warning,
     interval,
     order_by_seed,
     resample_groups,
@@ -19,7 +20,7 @@ from nnlab.analysis._checks import (
     check_resampling,
     finite_column,
     require_columns,
-    split_finished,
+    split_runs,
 )
 from nnlab.errors import NNLabError
 
@@ -69,13 +70,14 @@ class FloorFit:
 class VarianceVsNResult:
     """Mean and standard deviation of `metric` over restarts, per training length N.
 
-    table: one row per N: `n_col`, n_runs, n_excluded (diverged or unfinished runs left out),
+    table: one row per N: `n_col`, n_runs, n_excluded (diverged runs left out),
         mean, mean_low, mean_high, std, std_low, std_high.
     fit: the variance floor fit (None when not requested).
     """
 
     table: pd.DataFrame
     fit: FloorFit | None
+    n_unfinished: int
     n_col: str
     metric: str
     resampling: str
@@ -88,6 +90,9 @@ class VarianceVsNResult:
             f"{self.metric} over restarts per {self.n_col} ({level} CIs by bootstrap of "
             f"{self.resampling}, {self.n_resamples} resamples):"
         ]
+        if self.n_unfinished:
+            lines.append(f"  ({self.n_unfinished} unfinished trials ignored)")
+        lines.append(few_seeds_warning(int(self.table["n_runs"].min())))
         for row in self.table.itertuples(index=False):
             row = row._asdict()
             lines.append(
@@ -113,7 +118,7 @@ class VarianceVsNResult:
                     "  The floor's interval includes 0: consistent with the variance going to "
                     f"zero; a floor above std {bound:.3g} is ruled out."
                 )
-        return "\n".join(lines)
+        return "\n".join(line for line in lines if line)
 
     def to_dict(self) -> dict:
         return {
@@ -124,6 +129,7 @@ class VarianceVsNResult:
             "n_resamples": self.n_resamples,
             "table": self.table.to_dict(orient="records"),
             "fit": self.fit.to_dict() if self.fit else None,
+            "n_unfinished": self.n_unfinished,
         }
 
 
@@ -143,8 +149,9 @@ def variance_vs_n(
     """Mean and std of `metric` per N with bootstrap CIs, and the variance floor.
 
     trials: one row per run of one configuration at several N (`n_col`); restarts differ by
-        `seed_col`. Runs whose `status_col` is not "ok" (diverged) are left out and counted:
-        their metric measures the divergence, not the spread of trained networks.
+        `seed_col`. Diverged runs (`status_col` "diverged") are left out and counted: their
+        metric measures the divergence, not the spread of trained networks. Rows with any
+        other status than "ok" (unfinished trials) are ignored.
     fit: fit var(N) = c + a N^-b (b within `exponent_range`, c, a >= 0) by least squares
         weighted by the inverse sampling variance of each N's variance, 2 var^2 / (m - 1),
         with var from a first fit; the floor c's CI decides "to zero" (includes 0) against
@@ -154,7 +161,7 @@ def variance_vs_n(
     """
     check_resampling(n_resamples, confidence, _WHERE)
     require_columns(trials, [n_col, metric], _WHERE)
-    finished, excluded = split_finished(trials, status_col, _WHERE)
+    finished, excluded, n_unfinished = split_runs(trials, status_col)
     finite_column(finished, metric, _WHERE)
     if np.any(finite_column(finished, n_col, _WHERE) <= 0):
         raise NNLabError(f"{_WHERE}: column {n_col!r} must be positive")
@@ -212,6 +219,7 @@ def variance_vs_n(
     return VarianceVsNResult(
         table=table,
         fit=floor_fit,
+        n_unfinished=n_unfinished,
         n_col=n_col,
         metric=metric,
         resampling="seeds, shared across N" if paired else "seeds within each N",

@@ -47,7 +47,7 @@ def eta_curves_figure(result: EtaBestResult, *, path: str | Path | None = None) 
         ax,
         f"eta_best: vertex of a parabola in log eta\n(diamond, {level} CI; X = grid edge)\n"
         f"bands: {level} CI of the mean\n"
-        f"seeds per point: {table['min_seeds'].min()}-{result.curves['n_runs'].max()}",
+        f"seeds per point: {_span(result.curves['n_runs'])}",
     )
     return finish(figure, path)
 
@@ -102,3 +102,9 @@ def power_law_figure(
         f"{fit.method}; band: bootstrap of {fit.resampling}",
     )
     return finish(figure, path)
+
+
+def _span(counts) -> str:
+    """'3' or '3-5': the range of a count column."""
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low}" if low == high else f"{low}-{high}"

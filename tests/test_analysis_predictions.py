@@ -136,5 +136,9 @@ def test_rejects_bad_input():
         error_analysis(data.assign(top1=data["y_true"]))
     with pytest.raises(NNLabError, match="'top2' has 1 NaN"):
         error_analysis(data.assign(top2=data["top2"].where(data.index != 2)))
+    with pytest.raises(NNLabError, match="'top1' has 1 NaN"):
+        error_analysis(data.assign(top1=data["top1"].astype("Int64").where(data.index != 2)))
+    with pytest.raises(NNLabError, match="'y_true' must hold class labels"):
+        error_analysis(data.assign(y_true=data["y_true"] - 1))
     with pytest.raises(NNLabError, match="n_classes"):
         error_analysis(data, n_classes=5)

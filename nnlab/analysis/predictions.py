@@ -193,8 +193,15 @@ def error_analysis(
 
 
 def _labels(predictions: pd.DataFrame, column: str) -> np.ndarray:
-    values = finite_column(predictions, column, _WHERE)
-    if np.any(values < 0) or np.any(values != np.round(values)):
+    """Column `column` as int64 class labels (an integer column is taken as is)."""
+    labels = predictions[column]
+    if pd.api.types.is_integer_dtype(labels.dtype) and not labels.hasnans:
+        values = labels.to_numpy(dtype=np.int64)
+    else:
+        values = finite_column(predictions, column, _WHERE)
+        if np.any(values != np.round(values)):
+            raise NNLabError(f"{_WHERE}: column {column!r} must hold class labels 0, 1, 2, ...")
+    if np.any(values < 0):
         raise NNLabError(f"{_WHERE}: column {column!r} must hold class labels 0, 1, 2, ...")
     return values.astype(np.int64)
 

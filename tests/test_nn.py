@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from nnlab.errors import NNLabError
 from nnlab.nn import (
@@ -20,6 +21,7 @@ from nnlab.nn import (
     init_std,
     make_activation,
 )
+from nnlab.nn.threads import one_blas_thread
 
 H = 1e-6
 TOL = 1e-7
@@ -390,3 +392,14 @@ def test_bad_inputs_and_shapes_raise_naming_what_is_wrong():
         Sequential([Dense(3)], in_shape=(2, 2))
     with pytest.raises(NNLabError, match=r"^x: expected at least one example"):
         model.predict_proba(np.zeros((0, 6)))
+
+
+def test_one_blas_thread_limits_and_restores_the_thread_count():
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        with one_blas_thread():
+            assert set(blas_threads()) == {1}
+        assert blas_threads() == before

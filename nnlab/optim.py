@@ -226,32 +226,33 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8) -> GradientTransform:
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransform:
-    """Adam (Kingma & Ba 2015): bias-corrected first and second moments,
-    updates = mu_hat / (sqrt(nu_hat) + eps), with t = step + 1."""
+    """Adam (Kingma & Ba 2015): updates = mu_hat / (sqrt(nu_hat) + eps), with the
+    bias-corrected moments of t = step + 1 steps.
+
+    The state keeps unnormalised sums, mu = sum_k b1^k g_(t-k) and nu likewise for g^2
+    (Adam's moments are (1 - b1) mu and (1 - b2) nu); the constant factors are folded into
+    two scalars, which saves two passes over the parameters per step."""
 
     def init(params: Params) -> AdamState:
         return AdamState(_zeros_like(params), _zeros_like(params), _zeros_like(params))
 
     def update(updates: Params, state: AdamState, params: Params, step: int):
         t = step + 1
-        correction1 = 1.0 - b1**t
-        root_correction2 = math.sqrt(1.0 - b2**t)
-        # mu_hat / (sqrt(nu_hat) + eps) == mu / (sqrt(nu) + eps * sqrt(c2)) * sqrt(c2) / c1
-        step_factor = root_correction2 / correction1
-        eps_t = eps * root_correction2
+        # mu_hat / (sqrt(nu_hat) + eps) == factor * mu / (sqrt(nu) + eps / root)
+        root = math.sqrt((1.0 - b2) / (1.0 - b2**t))
+        factor = (1.0 - b1) / (1.0 - b1**t) / root
+        eps_t = eps / root
         for g, mu, nu, tmp in zip(leaves(updates), state.mu, state.nu, state.scratch,
                                   strict=True):
             mu *= b1
-            np.multiply(g, 1.0 - b1, out=tmp)
-            mu += tmp
+            mu += g
             np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - b2
             nu *= b2
             nu += tmp
             np.sqrt(nu, out=tmp)
             tmp += eps_t
             np.divide(mu, tmp, out=g)
-            g *= step_factor
+            g *= factor
         return updates, state
 
     return GradientTransform(init, update)

@@ -28,7 +28,7 @@ from nnlab.run import CURVE_COLUMNS, Run
 from nnlab.train_config import TrainConfig
 
 EVAL_CHUNK_ROWS = 2000
-REFERENCE_ROWS = 2048  # training rows whose initial loss is the divergence reference
+REFERENCE_ROWS = 2048  # the first training rows: their initial loss is the reference
 WINDOW_SAMPLES = 256  # the explosion rule compares the mean loss over >= this many samples
 STREAMS = ("init", "order", "noise", "dropout")  # child i of SeedSequence(seed)
 
@@ -237,11 +237,10 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
     model = build_model(config, data, rngs)
 
     dtype = model.dtype
-    x_train, y_train = _features(data.train, dtype), np.asarray(data.train.y)
     x_val, y_val = _features(data.val, dtype), np.asarray(data.val.y)
     x_test, y_test = _features(data.test, dtype), np.asarray(data.test.y)
-    n_reference = min(REFERENCE_ROWS, n_train)
-    initial_loss, _ = model.loss_and_proba(x_train[:n_reference], y_train[:n_reference])
+    reference = Split(data.train.x[:REFERENCE_ROWS], np.asarray(data.train.y[:REFERENCE_ROWS]))
+    initial_loss, _ = model.loss_and_proba(reference.features(dtype), reference.y)
     loss_limit = config.diverge_factor * initial_loss if math.isfinite(initial_loss) else math.inf
 
     schedule = make_schedule(config, n_steps)
@@ -249,7 +248,7 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
     if not fused:
         optimizer = make_optimizer(config, schedule, rngs["noise"])
         opt_state = optimizer.init(model.params)
-    batches = _Batches(x_train, y_train, batch_size, rngs["order"])
+    batches = _Batches(data.train, dtype, batch_size, rngs["order"])
     window_steps = max(1, math.ceil(WINDOW_SAMPLES / batch_size))
 
     curve = _Curve()
@@ -320,32 +319,48 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
 class _Batches:
     """Minibatches in the order of the order stream: each epoch a fresh permutation of the
     training rows, cut into n_train // batch_size batches (the remainder is skipped).
-    Full batch: the training split as is, never permuted. Batches of one are row views."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int,
+    Full batch: the training features as is, never permuted. Otherwise rows are gathered
+    into a reused buffer; uint8 pixels are gathered first and scaled after, exactly as
+    Split.features does, so a step moves a quarter of the bytes."""
+
+    def __init__(self, split: Split, dtype: type, batch_size: int,
                  rng: np.random.Generator) -> None:
-        self.x, self.y, self.batch_size, self.rng = x, y, batch_size, rng
-        self.n_batches = len(y) // batch_size
+        self.y, self.batch_size, self.rng = np.asarray(split.y), batch_size, rng
+        self.n_batches = len(self.y) // batch_size
         self.position = self.n_batches  # start with a fresh permutation
-        self.full = batch_size == len(y)
-        if not self.full and batch_size > 1:
-            self.x_buffer = np.empty((batch_size, x.shape[1]), dtype=x.dtype)
-            self.y_buffer = np.empty(batch_size, dtype=y.dtype)
+        self.full = batch_size == len(self.y)
+        if self.full:
+            self.x_buffer, self.y_buffer = _features(split, dtype), self.y
+            return
+        self.pixels = split.x.dtype == np.uint8
+        self.x = split.x if self.pixels else _features(split, dtype)
+        self.scale = np.dtype(dtype).type(255.0)
+        self.rows_buffer = np.empty((batch_size, split.x.shape[1]), dtype=self.x.dtype)
+        self.x_buffer = np.empty((batch_size, split.x.shape[1]), dtype=dtype)
+        self.y_buffer = np.empty(batch_size, dtype=self.y.dtype)
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         """x: (batch_size, n_features), y: (batch_size,), valid until the next call."""
         if self.full:
-            return self.x, self.y
+            return self.x_buffer, self.y_buffer
         if self.position == self.n_batches:
             self.order = self.rng.permutation(len(self.y))
             if self.batch_size == 1:
-                self.order = self.order.tolist()
+                self.order = self.order.tolist()  # Python ints index fastest
             self.position = 0
         k, self.position = self.position, self.position + 1
         if self.batch_size == 1:
             row = self.order[k]
-            return self.x[row:row + 1], self.y[row:row + 1]
+            if not self.pixels:
+                return self.x[row:row + 1], self.y[row:row + 1]
+            np.divide(self.x[row], self.scale, out=self.x_buffer[0])
+            return self.x_buffer, self.y[row:row + 1]
         rows = self.order[k * self.batch_size:(k + 1) * self.batch_size]
-        np.take(self.x, rows, axis=0, out=self.x_buffer)
+        if self.pixels:
+            np.take(self.x, rows, axis=0, out=self.rows_buffer)
+            np.divide(self.rows_buffer, self.scale, out=self.x_buffer)
+        else:
+            np.take(self.x, rows, axis=0, out=self.x_buffer)
         np.take(self.y, rows, out=self.y_buffer)
         return self.x_buffer, self.y_buffer

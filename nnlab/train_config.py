@@ -72,7 +72,8 @@ class TrainConfig:
     Architecture: `sizes` is the full MLP layer list [n_features, hidden..., n_classes];
     `init` is one scheme for all layers or one per layer; `target_range` (lo, hi) sets the
     one-hot targets of the loss (0.01/0.99 for the classic MSE recipe).
-    Length: exactly one of `n_steps` and `epochs`; `batch_size=None` is full-batch descent.
+    Length: `n_steps` or `epochs`, not both (neither: one epoch); `batch_size=None` is
+    full-batch descent.
     Schedules: step -> eta * decay_rate ** (step // decay_every); cosine -> eta to eta_min
     over the run; inv_t -> eta / (1 + inv_t_decay * step).
     Noise: "grad" adds annealed Gaussian noise (variance noise_eta / (1 + t)^noise_gamma) to
@@ -110,7 +111,7 @@ class TrainConfig:
     inv_t_decay: float = 1e-3
     batch_size: int | None = 128
     n_steps: int | None = None
-    epochs: float | None = 1.0
+    epochs: float | None = None
     noise: str = "none"
     noise_eta: float = 0.01
     noise_gamma: float = 0.55
@@ -196,11 +197,13 @@ class TrainConfig:
         return self.init
 
     def _check_length(self) -> None:
-        if (self.n_steps is None) == (self.epochs is None):
+        if self.n_steps is not None and self.epochs is not None:
             raise NNLabError(
-                "TrainConfig.n_steps: expected exactly one of n_steps and epochs to be set, "
+                "TrainConfig.n_steps: expected n_steps or epochs, not both, "
                 f"got n_steps={self.n_steps!r}, epochs={self.epochs!r}"
             )
+        if self.n_steps is None and self.epochs is None:
+            object.__setattr__(self, "epochs", 1.0)
         if self.n_steps is not None:
             _int("n_steps", self.n_steps, 1)
         else:

@@ -140,6 +140,20 @@ def test_fused_sgd_matches_the_transform_chain(blobs):
                                    rtol=1e-4)
 
 
+@pytest.mark.parametrize("batch_size", [1, 10, None])
+def test_uint8_pixels_train_exactly_like_their_scaled_features(batch_size):
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (300, 20), dtype=np.uint8)
+    y = (pixels[:, :4].argmax(axis=1)).astype(np.int64)
+    as_pixels = Split(pixels, y)
+    as_floats = Split(as_pixels.features(np.float32), y)
+    runs = [train(BASE.replace(batch_size=batch_size, n_steps=40),
+                  Dataset("px", split, split, split, n_classes=4, image_shape=(1, 4, 5)))
+            for split in (as_pixels, as_floats)]
+    pd.testing.assert_frame_equal(without_seconds(runs[0]), without_seconds(runs[1]),
+                                  check_exact=True)
+
+
 def test_full_batch_ignores_the_order_stream(blobs):
     config = BASE.replace(batch_size=None, n_steps=30, eta=0.5)
     a, b = train(config, blobs), train(config.replace(order_seed=9), blobs)
@@ -207,7 +221,7 @@ def test_moderate_eta_is_not_flagged(blobs):
         ({"noise": "pink"}, "noise"),
         ({"sizes": [20]}, "sizes"),
         ({"init": ["he"]}, "init"),
-        ({"n_steps": None, "epochs": None}, "n_steps"),
+        ({"n_steps": 5, "epochs": 2}, "n_steps"),
         ({"dtype": "float16"}, "dtype"),
         ({"seed": -3}, "seed"),
         ({"etaa": 0.1}, "etaa"),

@@ -75,7 +75,6 @@ def _study_run(args: argparse.Namespace) -> int:
     import optuna
 
     from nnlab.study import Study
-    from nnlab.study.status import format_status
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = Study.from_toml(args.spec, results=args.results, storage=args.storage)
@@ -83,7 +82,7 @@ def _study_run(args: argparse.Namespace) -> int:
     this_run = summary["this_run"]
     print(f"this run: {this_run['completed']} trials completed ({this_run['diverged']} "
           f"diverged), {this_run['failed']} failed; results in {study.folder}")
-    print(format_status(summary, str(study.folder)))
+    _print_study(study, summary, str(study.folder))
     if summary["failed"]:
         print(f"nnlab: {summary['failed']} planned trials failed (the error column of "
               f"{study.store.trials_path}); run again to retry them", file=sys.stderr)
@@ -95,7 +94,6 @@ def _study_status(args: argparse.Namespace) -> int:
     import optuna
 
     from nnlab.study import Study
-    from nnlab.study.status import format_status
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = Study.load(args.folder, storage=args.storage)
@@ -105,8 +103,19 @@ def _study_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(format_status(summary, args.folder))
+        _print_study(study, summary, args.folder, frame)
     return 0
+
+
+def _print_study(study, summary: dict, where: str, frame=None) -> None:
+    """Counts, the best configurations as a table, then the best one with mean +- std."""
+    from nnlab.study.status import format_best, format_configurations, format_status
+
+    print(format_status(summary, where))
+    if summary["complete"]:
+        frame = study.trials() if frame is None else frame
+        print(format_configurations(study.spec, frame))
+    print(format_best(summary))
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

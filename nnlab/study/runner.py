@@ -14,7 +14,6 @@ and write parquet (`nnlab.study.task.run_trial`).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
@@ -31,18 +30,17 @@ from nnlab.study.spec import StudySpec, param_value, stable_hash
 from nnlab.study.store import ResultsStore
 from nnlab.study.task import TrialOutcome, TrialTask, run_trial
 
-# user attrs of every trial: set when it is enqueued, when it is claimed, when it ends
-KEY, CONFIG_ID, SEED, OWNER, STATUS, RESULT, ERROR = (
-    "key", "config_id", "seed", "owner", "status", "result", "error")
+# user attrs of every trial: key, config_id and seed when it is enqueued, owner when it
+# is claimed, result ({"status", metrics, "seeds"}) or error when it ends. Few attrs: each
+# is one fsync'ed journal write.
+KEY, CONFIG_ID, SEED, OWNER, RESULT, ERROR = (
+    "key", "config_id", "seed", "owner", "result", "error")
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def blas_threads_per_worker(n_jobs: int) -> int:
-    """BLAS threads each of `n_jobs` workers may use: workers x threads <= cores."""
-    return max(1, usable_cores() // n_jobs)
+# BLAS threads per worker. Parallelism comes from worker processes (--jobs up to the number
+# of cores), never from BLAS threads: on a busy machine, BLAS threads that outnumber free
+# cores spin and wait, and a seed-000 run took 6-7x longer with 2 threads than with 1.
+BLAS_THREADS = 1
 
 
 @dataclass
@@ -198,16 +196,16 @@ class Runner:
         value = outcome.metrics.get(self.spec.objective)
         if value is None:  # a diverged run's objective: the worst value there is
             value = float("-inf") if self.spec.direction == "maximize" else float("inf")
-        result = {**outcome.metrics, "seeds": outcome.seeds}
+        result = {"status": outcome.status, **outcome.metrics, "seeds": outcome.seeds}
         if outcome.note:
             result["note"] = outcome.note
-        self._finish(trial, {STATUS: outcome.status, RESULT: result},
+        self._finish(trial, {RESULT: result},
                      TrialState.COMPLETE, value)
 
-    def _task(self, trial: FrozenTrial, n_jobs: int) -> TrialTask:
+    def _task(self, trial: FrozenTrial) -> TrialTask:
         config = self.spec.config_for(trial.params, trial.user_attrs[SEED])
         return TrialTask(trial.number, config.to_dict(), self.spec.data, str(self.store.folder),
-                         self.spec.save_probs, blas_threads_per_worker(n_jobs))
+                         self.spec.save_probs, BLAS_THREADS)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -227,7 +225,7 @@ class Runner:
             while True:
                 while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
                     pool = executor or get_reusable_executor(max_workers=n_jobs)
-                    in_flight[pool.submit(run_trial, self._task(trial, n_jobs))] = trial
+                    in_flight[pool.submit(run_trial, self._task(trial))] = trial
                 if not in_flight:
                     break
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)

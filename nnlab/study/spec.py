@@ -28,6 +28,7 @@ errors, never ignored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -276,6 +277,10 @@ class StudySpec:
         n_configs = len(self.grid_points()) if self.sampler == "grid" else self.n_trials
         return n_configs * self.replicates
 
+    @functools.cached_property
+    def _base(self) -> TrainConfig:
+        return self.base_config()
+
     def base_config(self) -> TrainConfig:
         """[base] as a TrainConfig: the preset (if any) with the other keys overriding it."""
         overrides = dict(self.base)
@@ -317,7 +322,7 @@ class StudySpec:
         """The TrainConfig of one trial: the base, the varied `params` (as Optuna stores
         them) and the replicate `seed`."""
         values = {name: self._config_value(name, value) for name, value in params.items()}
-        return self.base_config().replace(**values, **{REPLICATE_SEED: seed})
+        return self._base.replace(**values, **{REPLICATE_SEED: seed})
 
     def _config_value(self, name: str, value: Any) -> Any:
         choices = self.grid.get(name) or (

@@ -12,30 +12,54 @@ from nnlab.study.spec import StudySpec
 LIVE_STATES = ("COMPLETE", "WAITING", "RUNNING", "ABANDONED")  # a key not (yet) failed
 
 
-def best_configuration(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any] | None:
-    """The configuration with the best mean objective over its completed seeds.
-
-    Returns {"params", "n_seeds", "<objective>_mean", "<objective>_std", "test_acc_mean",
-    "test_acc_std"} (std over seeds, ddof=1; NaN for one seed), or None if nothing is
-    complete. Only the validation objective chooses; test_acc is reported beside it.
-    """
+def configurations(spec: StudySpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration with complete trials, best first: the varied fields,
+    n_seeds, <objective>_mean/_std and test_acc_mean/_std over its seeds (std ddof=1, NaN
+    for one seed), diverged (runs). Ranked by the mean objective value (a diverged run's
+    objective counts as the worst value), so only validation data chooses."""
     complete = frame[frame["state"] == "COMPLETE"]
-    if complete.empty:
-        return None
-    groups = complete.groupby("config_id", sort=False)
-    means = groups["value"].mean()
-    best_id = means.idxmax() if spec.direction == "maximize" else means.idxmin()
-    rows = groups.get_group(best_id)
     varied = list(spec.grid or spec.space)
     objective = spec.objective
-    return {
-        "params": {name: _plain(rows[name].iloc[0]) for name in varied},
-        "n_seeds": len(rows),
-        f"{objective}_mean": _plain(rows[objective].mean()),
-        f"{objective}_std": _plain(rows[objective].std()),
-        "test_acc_mean": _plain(rows["test_acc"].mean()),
-        "test_acc_std": _plain(rows["test_acc"].std()),
-    }
+    table = complete.groupby("config_id", sort=False).agg(
+        **{name: (name, "first") for name in varied},
+        n_seeds=("trial", "size"),
+        rank_value=("value", "mean"),
+        **{f"{objective}_mean": (objective, "mean"), f"{objective}_std": (objective, "std")},
+        test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
+        diverged=("status", lambda s: int((s == "diverged").sum())),
+    )
+    table = table.sort_values("rank_value", ascending=spec.direction == "minimize",
+                              kind="stable")
+    return table.drop(columns="rank_value").reset_index(drop=True)
+
+
+def best_configuration(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any] | None:
+    """The first row of `configurations` as {"params", "n_seeds", "<objective>_mean",
+    "<objective>_std", "test_acc_mean", "test_acc_std"}, or None if nothing is complete."""
+    table = configurations(spec, frame)
+    if table.empty:
+        return None
+    best = table.to_dict("records")[0]
+    varied = list(spec.grid or spec.space)
+    objective = spec.objective
+    return {"params": {name: _plain(best[name]) for name in varied},
+            **{key: _plain(best[key]) for key in (
+                "n_seeds", f"{objective}_mean", f"{objective}_std", "test_acc_mean",
+                "test_acc_std")}}
+
+
+def format_configurations(spec: StudySpec, frame: pd.DataFrame, limit: int = 12) -> str:
+    """The best `limit` configurations as a text table (mean +- std over seeds)."""
+    table = configurations(spec, frame).head(limit)
+    objective = spec.objective
+    lines = [f"configurations by {objective} (mean +- std over seeds), best first:"]
+    for row in table.to_dict("records"):
+        params = format_params({name: row[name] for name in spec.grid or spec.space})
+        lines.append(f"  {params:<32} {objective} "
+                     f"{_pm(row[f'{objective}_mean'], row[f'{objective}_std'])}  test_acc "
+                     f"{_pm(row['test_acc_mean'], row['test_acc_std'])}  n={row['n_seeds']}"
+                     + (f"  diverged={row['diverged']}" if row["diverged"] else ""))
+    return "\n".join(lines)
 
 
 def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
@@ -109,7 +133,6 @@ def format_status(summary: dict[str, Any], where: str) -> str:
         f"(diverged {summary['diverged']})  running {summary['running']}  "
         f"waiting {summary['waiting']}  failed {summary['failed']}"
         + (f"  abandoned {summary['abandoned']} (rerun to retry)" if summary["abandoned"] else ""),
-        format_best(summary),
     ]
     if summary["best_trial"] is not None:
         trial = summary["best_trial"]
@@ -123,9 +146,9 @@ def format_status(summary: dict[str, Any], where: str) -> str:
 
 
 def _pm(mean: float | None, std: float | None) -> str:
-    if mean is None:
+    if mean is None or pd.isna(mean):
         return "n/a"
-    return f"{mean:.4f}" if std is None else f"{mean:.4f} +- {std:.4f}"
+    return f"{mean:.4f}" if std is None or pd.isna(std) else f"{mean:.4f} +- {std:.4f}"
 
 
 def _plain(value: Any) -> Any:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from nnlab.errors import NNLabError
 from nnlab.study import manifest
-from nnlab.study.runner import Runner, blas_threads_per_worker
+from nnlab.study.runner import BLAS_THREADS, Runner
 from nnlab.study.spec import StudySpec
 from nnlab.study.status import summarize
 from nnlab.study.storage import DEFAULT_JOURNAL, open_storage, redact, resolve_storage
@@ -79,13 +79,12 @@ class Study:
         load_dataset(self.spec.data)  # the data is there and big enough before trials start
         if not new:
             self._refuse_other_spec_or_storage()
-        threads = blas_threads_per_worker(n_jobs)
         with self.store.lock():
             if new:
                 self._delete_results()
             self._refuse_other_spec_or_storage()
             study = self._create_or_load()
-            entry = self._start_invocation(n_jobs, threads)
+            entry = self._start_invocation(n_jobs)
             runner = Runner(self.spec, study, self.store, self.store.lock)
             runner.plan()
         try:
@@ -154,7 +153,7 @@ class Study:
         for path in (self.store.spec_path, self.store.manifest_path, self.store.trials_path):
             path.unlink(missing_ok=True)
 
-    def _start_invocation(self, n_jobs: int, threads: int) -> int:
+    def _start_invocation(self, n_jobs: int) -> int:
         """Add this run to manifest.json (call under the lock); returns its index."""
         if self.store.manifest_path.is_file():
             record = self.store.read_manifest()
@@ -162,7 +161,7 @@ class Study:
             record = {"study": self.spec.name, "created": manifest.now(),
                       "storage": redact(resolve_storage(self.storage, self.folder)),
                       "spec_digest": self.spec.digest(), "invocations": []}
-        record["invocations"].append(manifest.invocation(n_jobs, threads))
+        record["invocations"].append(manifest.invocation(n_jobs, BLAS_THREADS))
         self.store.write_manifest(record)
         return len(record["invocations"]) - 1
 

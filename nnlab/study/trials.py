@@ -7,7 +7,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from nnlab.study.liveness import owner_is_gone
-from nnlab.study.runner import CONFIG_ID, ERROR, KEY, OWNER, RESULT, SEED, STATUS
+from nnlab.study.runner import CONFIG_ID, ERROR, KEY, OWNER, RESULT, SEED
 from nnlab.study.spec import StudySpec
 
 METRICS = ("val_acc", "test_acc", "train_loss", "val_loss")
@@ -26,7 +26,7 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         result = attrs.get(RESULT, {})
-        row = {"trial": trial.number, "state": trial.state.name, "status": attrs.get(STATUS)}
+        row = {"trial": trial.number, "state": trial.state.name, "status": result.get("status")}
         row.update({name: trial.params.get(name) for name in varied})
         row.update(seed=attrs.get(SEED), value=trial.value if trial.values else None)
         row.update({name: result.get(name) for name in METRICS})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -126,8 +127,8 @@ def test_failed_and_diverged_runs_are_recorded_and_the_study_goes_on(tmp_path, c
     assert (summary["complete"], summary["diverged"], summary["failed"]) == (2, 1, 2)
 
 
-def test_status_json_has_the_counts(tmp_path, capsys):
-    study = Study(tiny("status", grid={"eta": [0.5]}), results=tmp_path)
+def test_status_json_has_the_counts_and_save_probs_keeps_all_probabilities(tmp_path, capsys):
+    study = Study(tiny("status", grid={"eta": [0.5]}, save_probs=True), results=tmp_path)
     study.run(n_jobs=1, progress=False)
     assert main(["status", str(study.folder), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -138,6 +139,12 @@ def test_status_json_has_the_counts(tmp_path, capsys):
     trials = study.trials()
     assert best["val_acc_mean"] == pytest.approx(trials["val_acc"].mean())
     assert best["val_acc_std"] == pytest.approx(trials["val_acc"].std())
+    probabilities = study.probabilities()
+    assert probabilities.shape == (2 * N_TEST, 2 + 10)  # trial, index, p_0 .. p_9
+    p = probabilities[[f"p_{c}" for c in range(10)]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    top1 = study.predictions()["top1"].to_numpy()
+    np.testing.assert_array_equal(p.argmax(axis=1), top1)
 
 
 def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):

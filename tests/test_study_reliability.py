@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from nnlab.study import Study
 
@@ -106,3 +107,33 @@ def test_two_runs_of_one_study_at_once_share_the_work_exactly_once(tmp_path):
             for out, _ in outputs]
     assert sum(done) == len(PLANNED)
     assert len(set(trials["owner"])) == 2  # both processes ran trials
+
+
+def loky_workers(pid: int) -> list[int]:
+    """The loky worker processes among the children of process `pid`."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children
+            if b"LokyProcess" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_fails_its_trials_and_the_study_goes_on(tmp_path):
+    spec = write_spec(tmp_path, "worker-killed")
+    folder = tmp_path / "worker-killed"
+    run = nnlab_run(spec, tmp_path)
+    deadline = time.monotonic() + 120
+    while not (folder / "curves").is_dir() or len(loky_workers(run.pid)) < 2:
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(loky_workers(run.pid)[0], signal.SIGKILL)  # as the out-of-memory killer would
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 1, (out, err)  # the run went on to the end, then said so
+    study = Study.load(folder)
+    trials = study.trials()
+    failed = trials[trials["state"] == "FAIL"]
+    assert 1 <= len(failed) <= 2  # the killed worker's trial, maybe its pool neighbour's
+    assert failed["error"].str.startswith("worker process failed: TerminatedWorkerError").all()
+    assert (trials["state"] == "COMPLETE").sum() == len(PLANNED) - len(failed)
+    again = nnlab_run(spec, tmp_path)
+    assert again.wait(timeout=300) == 0
+    assert_complete_exactly_once(study)

@@ -258,4 +258,6 @@ def _outcome(future: Future, number: int) -> TrialOutcome:
     try:
         return future.result()
     except Exception as err:  # the worker process died (killed, out of memory, segfault)
-        return TrialOutcome(number, error=f"worker process failed: {type(err).__name__}: {err}")
+        message = " ".join(str(err).split())
+        return TrialOutcome(number, error=f"worker process failed: {type(err).__name__}: "
+                            f"{message[:300]}")

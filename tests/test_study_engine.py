@@ -101,6 +101,14 @@ def test_a_changed_spec_is_refused_and_leaves_the_results_untouched(tmp_path):
     assert summary["complete"] == 4 and sorted(changed.trials()["eta"].unique()) == [0.5, 3.0]
     assert sorted(changed.trials()["trial"]) == [0, 1, 2, 3]  # a fresh study
 
+    # the same spec, but a study started by an nnlab whose TrainConfig resolved differently
+    optuna_study = changed.optuna_study()
+    older_base = {**optuna_study.user_attrs["base_config"], "batch_size": 64}
+    optuna_study.set_user_attr("base_config", older_base)
+    optuna_study.set_user_attr("spec_digest", "digest-of-older-code")
+    with pytest.raises(NNLabError, match=r"different spec \(base config batch_size: 64 != 50\)"):
+        changed.run(n_jobs=1, progress=False)
+
 
 def test_failed_and_diverged_runs_are_recorded_and_the_study_goes_on(tmp_path, capsys):
     spec = tiny("outcomes", replicates=1,

@@ -127,6 +127,9 @@ def test_a_changed_grid_or_base_changes_the_digest_and_is_listed():
     ({"study": {"name": "x", "sampler": "random", "n_trials": 5},
       "space": {"batch_size": {"int_uniform": [0, 8]}}}, "space.batch_size.int_uniform: expected"),
     ({"study": {"name": "x", "n_trials": 5}, "grid": {"eta": [0.1]}}, "study.n_trials: only for"),
+    ({"study": {"name": "x", "sampler": "tpe", "n_trials": 7},
+      "space": {"noise": {"choice": ["none", "grad"]}, "batch_size": {"int_uniform": [1, 3]}}},
+     "study.n_trials: expected at most 6 (the [space] has 6 configurations), got 7"),
 ])
 def test_bad_specs_name_the_field(values, message):
     with pytest.raises(NNLabError) as err:

@@ -255,6 +255,13 @@ class StudySpec:
                 _check_grid_values(where, name, values, base)
             else:
                 _check_range(where, name, values, base)
+        if self.space and all(r.kind == "choice" or r.kind.startswith("int")
+                              for r in self.space.values()):
+            size = math.prod(len(r.bounds) if r.kind == "choice" else r.bounds[1] - r.bounds[0] + 1
+                             for r in self.space.values())
+            if size < self.n_trials:
+                raise NNLabError(f"study.n_trials: expected at most {size} (the [space] has "
+                                 f"{size} configurations), got {self.n_trials}")
         for point in self.grid_points():
             try:
                 base.replace(**point)

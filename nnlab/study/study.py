@@ -28,7 +28,7 @@ from nnlab.study.store import KINDS, ResultsStore, write_text_atomic
 from nnlab.study.task import load_dataset
 from nnlab.study.trials import trials_frame
 
-SPEC_ATTR, DIGEST_ATTR = "spec", "spec_digest"
+SPEC_ATTR, BASE_ATTR, DIGEST_ATTR = "spec", "base_config", "spec_digest"
 
 
 class Study:
@@ -112,9 +112,18 @@ class Study:
                 raise NNLabError(f"--storage: {self.folder} keeps its trials in {recorded}, "
                                  f"got {given}; use the same storage, or --new to start over")
 
-    def _changed_spec_error(self, stored: StudySpec) -> NNLabError:
-        differences = stored.differences(self.spec) or [
-            "base: the preset resolves to other values than when the study started"]
+    def _changed_spec_error(self, stored: StudySpec,
+                            stored_base: dict[str, Any] | None = None) -> NNLabError:
+        """The refusal, naming what differs: spec keys, else the resolved base config's
+        fields (a preset or TrainConfig that changed since the study started)."""
+        differences = stored.differences(self.spec)
+        if not differences and stored_base is not None:
+            base = self.spec.base_config().to_dict()
+            differences = [f"base config {name}: {stored_base.get(name, '(absent)')!r} != "
+                           f"{base.get(name, '(absent)')!r}"
+                           for name in sorted(set(stored_base) | set(base))
+                           if stored_base.get(name) != base.get(name)]
+        differences = differences or ["the resolved base config"]
         return NNLabError(
             f"study {self.spec.name!r}: {self.folder} holds results of a different spec "
             f"({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}); "
@@ -130,11 +139,13 @@ class Study:
         digest = study.user_attrs.get(DIGEST_ATTR)
         if digest is None:
             study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
+            study.set_user_attr(BASE_ATTR, self.spec.base_config().to_dict())
             study.set_user_attr(DIGEST_ATTR, self.spec.digest())
             study.set_user_attr("objective", self.spec.objective)
             study.set_user_attr("planned", self.spec.n_planned)
         elif digest != self.spec.digest():
-            raise self._changed_spec_error(StudySpec.from_dict(study.user_attrs[SPEC_ATTR]))
+            raise self._changed_spec_error(StudySpec.from_dict(study.user_attrs[SPEC_ATTR]),
+                                           study.user_attrs.get(BASE_ATTR))
         if not self.store.spec_path.is_file():
             write_text_atomic(self.spec.to_toml(), self.store.spec_path)
         return study

@@ -51,6 +51,11 @@ class RunCounts:
     diverged: int = 0
     failed: int = 0
 
+    def add(self, outcome: TrialOutcome) -> None:
+        self.failed += outcome.error is not None
+        self.completed += outcome.error is None
+        self.diverged += outcome.status == "diverged"
+
 
 class Runner:
     """The trials of `spec` in the Optuna study `study`, results in `store`.
@@ -218,27 +223,29 @@ class Runner:
         """
         counts = RunCounts()
         in_flight: dict[Future, FrozenTrial] = {}
-        done_before = self._n_complete()
-        bar = tqdm(total=self.spec.n_planned, initial=done_before, unit="trial",
+        bar = tqdm(total=self.spec.n_planned, initial=self._n_complete(), unit="trial",
                    desc=self.spec.name, disable=not progress, dynamic_ncols=True)
+
+        def fill() -> None:
+            while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
+                pool = executor or get_reusable_executor(max_workers=n_jobs)
+                in_flight[pool.submit(run_trial, self._task(trial))] = trial
+
         try:
-            while True:
-                while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
-                    pool = executor or get_reusable_executor(max_workers=n_jobs)
-                    in_flight[pool.submit(run_trial, self._task(trial))] = trial
-                if not in_flight:
-                    break
+            fill()
+            while in_flight:
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    trial = in_flight.pop(future)
-                    outcome = _outcome(future, trial.number)
-                    self.record(trial, outcome)
-                    counts.failed += outcome.error is not None
-                    counts.completed += outcome.error is None
-                    counts.diverged += outcome.status == "diverged"
-                    bar.update(outcome.error is None)
-                    bar.set_postfix(failed=counts.failed, diverged=counts.diverged,
-                                    refresh=False)
+                done = [(in_flight.pop(f), f) for f in finished]
+                try:
+                    fill()  # first keep the workers busy, then record what finished
+                finally:
+                    for trial, future in done:
+                        outcome = _outcome(future, trial.number)
+                        self.record(trial, outcome)
+                        counts.add(outcome)
+                        bar.update(outcome.error is None)
+                        bar.set_postfix(failed=counts.failed, diverged=counts.diverged,
+                                        refresh=False)
         except BaseException:
             if executor is None:
                 get_reusable_executor(max_workers=n_jobs).shutdown(kill_workers=True)

@@ -70,7 +70,8 @@ class Runner:
         self.store = store
         self.lock = lock
         self._data = spec.data.to_dict()
-        # Optuna's storage, for the claim and for user attrs of trials told by number
+        # Optuna's storage itself: the claim of a WAITING trial (as Study.ask does it) and
+        # user attrs of trials this process did not ask for
         self._storage = study._storage
 
     # --- identities -----------------------------------------------------------------------
@@ -147,11 +148,8 @@ class Runner:
             if trial is not None or self.spec.sampler == "grid":
                 return trial
             with self.lock():
-                if self._waiting():
-                    continue  # enqueued meanwhile: claim it
-                sampled = self._sample_configuration()
-            if sampled is not True:
-                return sampled
+                if not self._waiting():  # else: enqueued meanwhile, claim it
+                    return self._sample_configuration()
 
     def _waiting(self) -> list[FrozenTrial]:
         return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -169,27 +167,27 @@ class Runner:
                 return self._storage.get_trial(trial._trial_id)
         return None
 
-    def _sample_configuration(self) -> FrozenTrial | bool | None:
+    def _sample_configuration(self) -> FrozenTrial | None:
         """Ask the sampler for one more configuration (under the lock). Its trial runs the
         first seed and is returned, claimed; the other replicates are enqueued. None when
-        the budget of `n_trials` configurations is spent; True when the sampler proposed a
-        known configuration (that trial is pruned; ask again)."""
+        the budget of `n_trials` configurations is spent. A proposal of a known
+        configuration is pruned and the sampler asked again."""
         trials = self.study.get_trials(deepcopy=False)
         configs = {t.user_attrs[CONFIG_ID] for t in trials
                    if CONFIG_ID in t.user_attrs and t.state != TrialState.PRUNED}
-        if len(configs) >= self.spec.n_trials:
-            return None
-        trial = self.study.ask(fixed_distributions=self.spec.distributions())
-        first, *others = [self._identity(trial.params, seed) for seed in self.spec.seeds]
-        if first[CONFIG_ID] in configs:
-            trial.set_user_attr(CONFIG_ID, first[CONFIG_ID])
-            self.study.tell(trial, state=TrialState.PRUNED)
-            return True
-        for name, attr in {**first, OWNER: this_process()}.items():
-            trial.set_user_attr(name, attr)
-        for identity in others:
-            self._enqueue(trial.params, identity)
-        return self._storage.get_trial(trial._trial_id)
+        while len(configs) < self.spec.n_trials:
+            trial = self.study.ask(fixed_distributions=self.spec.distributions())
+            first, *others = [self._identity(trial.params, seed) for seed in self.spec.seeds]
+            if first[CONFIG_ID] in configs:
+                trial.set_user_attr(CONFIG_ID, first[CONFIG_ID])
+                self.study.tell(trial, state=TrialState.PRUNED)
+                continue
+            for name, attr in {**first, OWNER: this_process()}.items():
+                trial.set_user_attr(name, attr)
+            for identity in others:
+                self._enqueue(trial.params, identity)
+            return self._storage.get_trial(trial._trial_id)
+        return None
 
     # --- recording ------------------------------------------------------------------------
 
@@ -204,8 +202,7 @@ class Runner:
         result = {"status": outcome.status, **outcome.metrics, "seeds": outcome.seeds}
         if outcome.note:
             result["note"] = outcome.note
-        self._finish(trial, {RESULT: result},
-                     TrialState.COMPLETE, value)
+        self._finish(trial, {RESULT: result}, TrialState.COMPLETE, value)
 
     def _task(self, trial: FrozenTrial) -> TrialTask:
         config = self.spec.config_for(trial.params, trial.user_attrs[SEED])

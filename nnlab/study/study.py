@@ -193,20 +193,15 @@ class Study:
                              f"{redact(resolve_storage(self.storage, self.folder))}; "
                              "has it been run?") from err
 
-    def trials(self, study: optuna.Study | None = None) -> pd.DataFrame:
+    def trials(self) -> pd.DataFrame:
         """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage."""
-        return trials_frame(self.spec, study or self.optuna_study())
+        return trials_frame(self.spec, self.optuna_study())
 
     def status(self, trials: pd.DataFrame | None = None) -> dict[str, Any]:
         """planned, complete, diverged, running, waiting, failed, the best configuration
         (mean +- std over seeds), the best trial and an ETA (see `status.summarize`), from
         the trials table `trials` (default: fresh from the storage)."""
         return summarize(self.spec, self.trials() if trials is None else trials)
-
-    def write_trials(self) -> Path:
-        """Rebuild trials.parquet from the storage; returns its path."""
-        self.store.write_trials(self.trials())
-        return self.store.trials_path
 
     def _complete(self, trials: Iterable[int] | None) -> list[int]:
         frame = self.trials()

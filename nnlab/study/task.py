@@ -20,6 +20,8 @@ from threadpoolctl import threadpool_limits
 from nnlab.datasets import Dataset
 from nnlab.study.spec import DataSpec
 from nnlab.study.store import ResultsStore
+from nnlab.train import train
+from nnlab.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,6 @@ def _probabilities(proba: Any) -> pd.DataFrame:
 
 def run_trial(task: TrialTask) -> TrialOutcome:
     """Train one configuration and write its curve and predictions; never raises."""
-    from nnlab.train import train
-    from nnlab.train_config import TrainConfig
-
     try:
         _limit_blas_threads(task.blas_threads)
         run = train(TrainConfig.from_dict(task.config), load_dataset(task.data))

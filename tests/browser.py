@@ -1,0 +1,47 @@
+"""Headless Chromium for tests: take a real screenshot of a page and judge it not blank."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from matplotlib import image as mpimg
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+
+
+def chromium() -> str | None:
+    """Path of a Chromium binary, or None (Debian package `chromium`)."""
+    return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
+
+
+def screenshot(url: str, out: Path, width: int = 1280, height: int = 1600,
+               wait_ms: int = 4000) -> Path:
+    """Render `url` headless and write a PNG to `out`; `wait_ms` of virtual time lets
+    scripts (the dashboard's) fetch and draw before the picture is taken."""
+    binary = chromium()
+    if binary is None:
+        raise FileNotFoundError("no Chromium found")
+    with tempfile.TemporaryDirectory(prefix="nnlab-chromium-") as profile:
+        subprocess.run(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
+             f"--window-size={width},{height}", f"--virtual-time-budget={wait_ms}",
+             f"--screenshot={out}", url],
+            check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+    return out
+
+
+def ink_fraction(png: Path) -> float:
+    """Share of pixels that differ clearly from the page's most common colour: ~0 for a
+    blank page, a few percent or more for text and figures."""
+    pixels = mpimg.imread(png)[..., :3]
+    flat = (pixels.reshape(-1, 3) * 255).astype(np.int16)
+    values, counts = np.unique(flat, axis=0, return_counts=True)
+    background = values[counts.argmax()]
+    return float((np.abs(flat - background).sum(axis=1) > 30).mean())

@@ -127,6 +127,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "e.g. --set eta=0.5 --set sizes=[784,100,10] --set init=he",
     )
     train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.add_argument("--threads", type=int, metavar="N",
+                       help="BLAS threads (default: the library's; 1 helps on a busy machine)")
     train.set_defaults(handler=_train)
     presets = sub.add_parser("presets", help="list the training presets, one per line")
     presets.set_defaults(handler=_presets)
@@ -145,12 +147,17 @@ def _parse_override(text: str) -> tuple[str, object]:
 def _train(args: argparse.Namespace) -> int:
     from math import isfinite
 
+    from threadpoolctl import threadpool_limits
+
     from nnlab.data import load_mnist
     from nnlab.train import get_preset, train
 
     overrides = dict(_parse_override(text) for text in args.overrides)
     config = get_preset(args.preset).replace(**overrides)
-    run = train(config, load_mnist())
+    if args.threads is not None and args.threads < 1:
+        raise NNLabError(f"--threads: expected a positive integer, got {args.threads}")
+    with threadpool_limits(args.threads):
+        run = train(config, load_mnist())
     summary = {"preset": args.preset, "status": run.status, **run.metrics,
                "seed": config.seed, "note": run.note, "config": config.to_dict()}
     summary = {k: None if isinstance(v, float) and not isfinite(v) else v

@@ -29,9 +29,10 @@ PRESETS: dict[str, Preset] = {
         _preset(
             "seed-000",
             "784-36-16-10 sigmoid, softmax + cross-entropy, plain SGD, 2000 steps of batch "
-            "5000 (the recipe); Xavier init and eta chosen on val.",
+            "5000 (the recipe); Xavier init; eta 3 chosen on val from 0.3/1/3/10 "
+            "(val_acc .934/.963/.967/.956).",
             sizes=[784, 36, 16, 10], activation="sigmoid", output="softmax",
-            loss="cross_entropy", init="xavier", optimizer="sgd", eta=1.0,
+            loss="cross_entropy", init="xavier", optimizer="sgd", eta=3.0,
             batch_size=5000, n_steps=2000,
         ),
         _preset(
@@ -39,7 +40,7 @@ PRESETS: dict[str, Preset] = {
             "784-16-16-10, relu, relu, sigmoid outputs, MSE, He init for the relu layers and "
             "Xavier for the output (the recipe); batch size and eta chosen on val.",
             sizes=[784, 16, 16, 10], activation="relu", output="sigmoid", loss="mse",
-            init=["he", "he", "xavier"], optimizer="sgd", eta=1.0, batch_size=32, epochs=10,
+            init=["he", "he", "xavier"], optimizer="sgd", eta=1.0, batch_size=32, epochs=100,
         ),
         _preset(
             "seed-002",
@@ -54,7 +55,7 @@ PRESETS: dict[str, Preset] = {
             "Two layers, ELU hidden, softmax + cross-entropy, full-batch gradient descent (the "
             "recipe); hidden size, eta and steps chosen on val.",
             sizes=[784, 32, 10], activation="elu", output="softmax", loss="cross_entropy",
-            init="he", optimizer="sgd", eta=0.5, batch_size=None, n_steps=300,
+            init="he", optimizer="sgd", eta=0.5, batch_size=None, n_steps=500,
         ),
         _preset(
             "seed-004",
@@ -65,11 +66,13 @@ PRESETS: dict[str, Preset] = {
         ),
         _preset(
             "fast98",
-            "The quickest MLP recipe found to >= 98% test: 784-512-10 relu, Adam, cosine "
-            "decay; chosen on val.",
-            sizes=[784, 512, 10], activation="relu", output="softmax", loss="cross_entropy",
-            init="he", optimizer="adam", eta=1e-3, schedule="cosine", batch_size=128,
-            epochs=6, n_evals=2,
+            "The cheapest MLP recipe found with val_acc >= 98.4%: 784-256-256-10 relu, He "
+            "init, Adam eta 3e-3 with cosine decay, batch 128, 5 epochs, label smoothing 0.1 "
+            "(targets 0.01/0.91); val_acc .984 (19 candidates on val, "
+            "benchmarks/choose_presets.py).",
+            sizes=[784, 256, 256, 10], activation="relu", output="softmax",
+            loss="cross_entropy", target_range=[0.01, 0.91], init="he", optimizer="adam",
+            eta=3e-3, schedule="cosine", batch_size=128, epochs=5, n_evals=2,
         ),
     ]
 }

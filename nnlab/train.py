@@ -242,13 +242,9 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
     reference = Split(data.train.x[:REFERENCE_ROWS], np.asarray(data.train.y[:REFERENCE_ROWS]))
     initial_loss, _ = model.loss_and_proba(reference.features(dtype), reference.y)
     loss_limit = config.diverge_factor * initial_loss if math.isfinite(initial_loss) else math.inf
-
     schedule = make_schedule(config, n_steps)
-    fused = is_plain_sgd(config)
-    if not fused:
-        optimizer = make_optimizer(config, schedule, rngs["noise"])
-        opt_state = optimizer.init(model.params)
-    batches = _Batches(data.train, dtype, batch_size, rngs["order"])
+    stepper = _Stepper(config, model, schedule,
+                       _Batches(data.train, dtype, batch_size, rngs["order"]), rngs["noise"])
     window_steps = max(1, math.ceil(WINDOW_SAMPLES / batch_size))
 
     curve = _Curve()
@@ -276,25 +272,19 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
             if step == n_steps:
                 break
             eval_at = next(next_eval)
-        x, y = batches.next()
-        if step + 1 == eval_at:
-            grad_norm = optim.global_norm(model.loss_and_grads(x, y)[1]) if fused else math.nan
-        if fused:
-            loss = model.sgd_step(x, y, schedule(step))
-        else:
-            loss, grads = model.loss_and_grads(x, y)
-            if step + 1 == eval_at:
-                grad_norm = optim.global_norm(grads)
-            updates, opt_state = optimizer.update(grads, opt_state, model.params, step)
-            optim.apply_updates(model.params, updates)
-        step += 1
-        loss_sum += loss
-        loss_count += 1
-        window_sum += loss
-        window_count += 1
-        if not loss < math.inf:
-            status, note = "diverged", f"train loss {loss} at step {step}"
-        elif window_count == window_steps:
+        # a segment ends at the next evaluation or the end of the divergence window
+        stop = min(eval_at, (step // window_steps + 1) * window_steps)
+        losses, norm = stepper.run(step, stop, grad_norm_of_last=stop == eval_at)
+        grad_norm = norm if stop == eval_at else grad_norm
+        step += len(losses)
+        total = sum(losses)
+        loss_sum, loss_count = loss_sum + total, loss_count + len(losses)
+        window_sum, window_count = window_sum + total, window_count + len(losses)
+        if not total < math.inf:
+            i = next(i for i, loss in enumerate(losses) if not loss < math.inf)
+            status = "diverged"
+            note = f"train loss {losses[i]} at step {step - len(losses) + i + 1}"
+        elif step % window_steps == 0:
             if not window_sum / window_count <= loss_limit:
                 status = "diverged"
                 note = (f"mean train loss {window_sum / window_count:.4g} over steps "
@@ -316,12 +306,69 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
                test_proba=test_proba, test_labels=y_test, seeds=seeds, note=note)
 
 
+class _Stepper:
+    """Runs training steps one of three ways: plain SGD at batch size 1 as the model's fused
+    per-example loop (`sgd_steps`), plain SGD at larger batches as its fused in-place step,
+    anything else as loss_and_grads + the optimiser chain + apply_updates."""
+
+    def __init__(self, config: TrainConfig, model: Sequential, schedule: optim.Schedule,
+                 batches: _Batches, noise_rng: np.random.Generator) -> None:
+        self.model, self.schedule, self.batches = model, schedule, batches
+        self.fused = is_plain_sgd(config)
+        self.examples = self.fused and batches.batch_size == 1
+        if not self.fused:
+            self.optimizer = make_optimizer(config, schedule, noise_rng)
+            self.state = self.optimizer.init(model.params)
+
+    def run(self, first: int, stop: int, grad_norm_of_last: bool) -> tuple[list[float], float]:
+        """Steps first..stop-1 (ending early after a non-finite loss, except on the
+        per-example path); returns their losses and, if asked, the global norm of the last
+        step's raw gradient (else NaN)."""
+        if self.examples:
+            return self._run_examples(first, stop, grad_norm_of_last)
+        losses, norm = [], math.nan
+        for step in range(first, stop):
+            x, y = self.batches.next()
+            if self.fused:
+                if grad_norm_of_last and step == stop - 1:
+                    norm = optim.global_norm(self.model.loss_and_grads(x, y)[1])
+                loss = self.model.sgd_step(x, y, self.schedule(step))
+            else:
+                loss, grads = self.model.loss_and_grads(x, y)
+                if grad_norm_of_last and step == stop - 1:
+                    norm = optim.global_norm(grads)
+                updates, self.state = self.optimizer.update(grads, self.state,
+                                                            self.model.params, step)
+                optim.apply_updates(self.model.params, updates)
+            losses.append(loss)
+            if not loss < math.inf:
+                break
+        return losses, norm
+
+    def _run_examples(self, first: int, stop: int, grad_norm_of_last: bool
+                      ) -> tuple[list[float], float]:
+        x, y = self.batches.rows(stop - first)
+        if isinstance(self.schedule, optim.Constant):
+            etas = self.schedule.eta
+        else:
+            etas = np.array([self.schedule(step) for step in range(first, stop)])
+        if not grad_norm_of_last:
+            return self.model.sgd_steps(x, y, etas).tolist(), math.nan
+        # the last step separately, to see its gradient (sgd_steps == repeated sgd_step)
+        last_eta = self.schedule(stop - 1)
+        losses = self.model.sgd_steps(x[:-1], y[:-1], np.broadcast_to(etas, len(x))[:-1]
+                                      ).tolist() if len(x) > 1 else []
+        norm = optim.global_norm(self.model.loss_and_grads(x[-1:], y[-1:])[1])
+        losses.append(self.model.sgd_step(x[-1:], y[-1:], last_eta))
+        return losses, norm
+
+
 class _Batches:
     """Minibatches in the order of the order stream: each epoch a fresh permutation of the
     training rows, cut into n_train // batch_size batches (the remainder is skipped).
 
     Full batch: the training features as is, never permuted. Otherwise rows are gathered
-    into a reused buffer; uint8 pixels are gathered first and scaled after, exactly as
+    into reused buffers; uint8 pixels are gathered first and scaled after, exactly as
     Split.features does, so a step moves a quarter of the bytes."""
 
     def __init__(self, split: Split, dtype: type, batch_size: int,
@@ -335,32 +382,51 @@ class _Batches:
             return
         self.pixels = split.x.dtype == np.uint8
         self.x = split.x if self.pixels else _features(split, dtype)
+        self.dtype = dtype
         self.scale = np.dtype(dtype).type(255.0)
-        self.rows_buffer = np.empty((batch_size, split.x.shape[1]), dtype=self.x.dtype)
-        self.x_buffer = np.empty((batch_size, split.x.shape[1]), dtype=dtype)
-        self.y_buffer = np.empty(batch_size, dtype=self.y.dtype)
+        self._allocate(batch_size)
+
+    def _allocate(self, n_rows: int) -> None:
+        n_features = self.x.shape[1]
+        self.rows_buffer = np.empty((n_rows, n_features), dtype=self.x.dtype)
+        self.x_buffer = np.empty((n_rows, n_features), dtype=self.dtype)
+        self.y_buffer = np.empty(n_rows, dtype=self.y.dtype)
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         """x: (batch_size, n_features), y: (batch_size,), valid until the next call."""
         if self.full:
             return self.x_buffer, self.y_buffer
         if self.position == self.n_batches:
-            self.order = self.rng.permutation(len(self.y))
-            if self.batch_size == 1:
-                self.order = self.order.tolist()  # Python ints index fastest
-            self.position = 0
+            self._shuffle()
         k, self.position = self.position, self.position + 1
-        if self.batch_size == 1:
-            row = self.order[k]
-            if not self.pixels:
-                return self.x[row:row + 1], self.y[row:row + 1]
-            np.divide(self.x[row], self.scale, out=self.x_buffer[0])
-            return self.x_buffer, self.y[row:row + 1]
-        rows = self.order[k * self.batch_size:(k + 1) * self.batch_size]
+        return self._gather(self.order[k * self.batch_size:(k + 1) * self.batch_size])
+
+    def rows(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next n batches of one example as x: (n, n_features), y: (n,), crossing into
+        the next epoch's permutation when needed; valid until the next call."""
+        parts = []
+        while n:
+            if self.position == self.n_batches:
+                self._shuffle()
+            take = min(n, self.n_batches - self.position)
+            parts.append(self.order[self.position:self.position + take])
+            self.position += take
+            n -= take
+        return self._gather(parts[0] if len(parts) == 1 else np.concatenate(parts))
+
+    def _shuffle(self) -> None:
+        self.order = self.rng.permutation(len(self.y))
+        self.position = 0
+
+    def _gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(rows)
+        if n > len(self.y_buffer):
+            self._allocate(n)
+        x_out, y_out = self.x_buffer[:n], self.y_buffer[:n]
         if self.pixels:
-            np.take(self.x, rows, axis=0, out=self.rows_buffer)
-            np.divide(self.rows_buffer, self.scale, out=self.x_buffer)
+            np.take(self.x, rows, axis=0, out=self.rows_buffer[:n])
+            np.divide(self.rows_buffer[:n], self.scale, out=x_out)
         else:
-            np.take(self.x, rows, axis=0, out=self.x_buffer)
-        np.take(self.y, rows, out=self.y_buffer)
-        return self.x_buffer, self.y_buffer
+            np.take(self.x, rows, axis=0, out=x_out)
+        np.take(self.y, rows, out=y_out)
+        return x_out, y_out

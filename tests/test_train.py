@@ -154,6 +154,16 @@ def test_uint8_pixels_train_exactly_like_their_scaled_features(batch_size):
                                   check_exact=True)
 
 
+@pytest.mark.parametrize(("batch_size", "optimizer"), [(1, "sgd"), (10, "sgd"), (1, "adam")])
+def test_evaluations_do_not_perturb_training(blobs, batch_size, optimizer):
+    config = BASE.replace(batch_size=batch_size, optimizer=optimizer, eta=0.01, n_steps=700)
+    sparse, dense = (train(config.replace(eval_steps=steps), blobs)
+                     for steps in ([], list(range(0, 700, 7))))
+    assert len(sparse.curve) == 2 and len(dense.curve) == 101
+    np.testing.assert_array_equal(sparse.test_proba, dense.test_proba)
+    assert sparse.curve["grad_norm"].iloc[-1] == dense.curve["grad_norm"].iloc[-1]
+
+
 def test_full_batch_ignores_the_order_stream(blobs):
     config = BASE.replace(batch_size=None, n_steps=30, eta=0.5)
     a, b = train(config, blobs), train(config.replace(order_seed=9), blobs)

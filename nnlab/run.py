@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nnlab.nn.model import Sequential
 from nnlab.train_config import TrainConfig
 
 CURVE_COLUMNS = ("step", "epoch", "samples_seen", "lr", "train_loss", "val_loss", "val_acc",
@@ -30,6 +31,8 @@ class Run:
     seeds: the seed behind each stream: seed, init, order, noise, dropout (stream i of
         SeedSequence(value), i = 0, 1, 2, 3 in that order).
     note: why a run diverged ("" when ok).
+    model: the trained network as it was at the end (e.g. `run.model.predict_proba(x)`,
+        `run.model.params`); not part of what a study stores.
     """
 
     config: TrainConfig
@@ -40,6 +43,7 @@ class Run:
     test_labels: np.ndarray
     seeds: dict[str, int]
     note: str = ""
+    model: Sequential | None = None
 
     def compact_predictions(self, k: int = 3) -> pd.DataFrame:
         """The k most probable classes per test example, most probable first.

@@ -303,7 +303,7 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
         "n_steps": step, "seconds": time.perf_counter() - started,
     }
     return Run(config=config, status=status, curve=curve.frame(), metrics=metrics,
-               test_proba=test_proba, test_labels=y_test, seeds=seeds, note=note)
+               test_proba=test_proba, test_labels=y_test, seeds=seeds, note=note, model=model)
 
 
 class _Stepper:

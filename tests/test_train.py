@@ -47,6 +47,8 @@ def test_learns_the_blobs(blobs):
     assert run.metrics["test_acc"] > 0.9
     assert run.test_proba.shape == (200, 4) and run.test_proba.dtype == np.float32
     np.testing.assert_allclose(run.test_proba.sum(axis=1), 1.0, rtol=1e-5)
+    # the trained model is the one that made the test predictions
+    np.testing.assert_allclose(run.model.predict_proba(blobs.test.x), run.test_proba, rtol=1e-6)
 
 
 def test_curve_columns_and_log_spaced_evals(blobs):

@@ -7,7 +7,9 @@
    claiming, sending the task, writing two parquet files, recording in the journal.
 2. Throughput: the same real small-MLP study (seed-000's 784-36-16-10 network, batch 500,
    full MNIST) run with 1 worker and with 2 workers on fresh study folders, workers warmed
-   first. Both are measured in this one run, side by side.
+   first. Both are measured in this one run, side by side, next to the same runs in plain
+   joblib processes without the engine: on a busy shared machine the cores themselves
+   may not give 2 processes more than 1, and this column says so.
 
 Targets: overhead <= 50 ms per trial; 2 workers >= 1.3x the trials per second of 1.
 """
@@ -21,8 +23,12 @@ import time
 from pathlib import Path
 
 import optuna
+from joblib import Parallel, delayed
 
-from nnlab.study import Study
+from nnlab.study import Study, StudySpec
+from nnlab.study.spec import DataSpec
+from nnlab.study.task import limit_blas_threads, load_dataset
+from nnlab.train import TrainConfig, train
 
 TINY_DATA = {"train_size": 100, "val_size": 50, "test_size": 50}
 
@@ -58,6 +64,28 @@ def overhead(root: Path, n_trials: int) -> dict[str, float]:
             "overhead_ms": 1000 * (wall - training) / n_trials}
 
 
+def _train_alone(config: dict) -> float:
+    """One run outside the engine (one BLAS thread, data cached per process)."""
+    limit_blas_threads(1)
+    return train(TrainConfig.from_dict(config), load_dataset(DataSpec())).metrics["val_acc"]
+
+
+def raw_throughput(n_trials: int, n_steps: int) -> dict[int, float]:
+    """Trials per second of the same runs in plain joblib processes, no engine: what the
+    machine itself gives 1 and 2 processes right now."""
+    spec = StudySpec.from_dict(mlp_spec("raw", n_trials, n_steps))
+    configs = [spec.config_for(point, seed).to_dict()
+               for point in spec.grid_points() for seed in spec.seeds]
+    rates = {}
+    for n_jobs in (1, 2):
+        with Parallel(n_jobs=n_jobs) as parallel:
+            parallel(delayed(_train_alone)(c) for c in configs[:n_jobs])  # warm up
+            start = time.perf_counter()
+            parallel(delayed(_train_alone)(c) for c in configs)
+            rates[n_jobs] = n_trials / (time.perf_counter() - start)
+    return rates
+
+
 def throughput(root: Path, n_trials: int, n_steps: int) -> dict[int, dict[str, float]]:
     rows = {}
     for n_jobs in (1, 2):
@@ -82,6 +110,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cost = overhead(Path(tmp), args.overhead_trials)
         speed = throughput(Path(tmp), args.trials, args.steps)
+    raw = raw_throughput(args.trials, args.steps)
     print(f"engine overhead: {args.overhead_trials} trials of a 1-step 784-4-10 run, 1 worker, "
           "journal storage")
     print(f"  wall per trial      {cost['wall_ms']:7.1f} ms")
@@ -89,11 +118,13 @@ def main() -> None:
     print(f"  overhead per trial  {cost['overhead_ms']:7.1f} ms   (target <= 50 ms)")
     print(f"throughput: {args.trials} runs of seed-000's 784-36-16-10 net, batch 500, "
           f"{args.steps} steps, full MNIST")
-    print("  workers   wall s   trials/s   s per run   mean val_acc   speedup")
+    print("  workers   wall s   trials/s   s per run   mean val_acc   speedup   "
+          "no engine: trials/s   speedup")
     for n_jobs, row in speed.items():
         ratio = row["trials_per_s"] / speed[1]["trials_per_s"]
         print(f"  {n_jobs:>7}   {row['wall_s']:6.1f}   {row['trials_per_s']:8.3f}   "
-              f"{row['train_s']:9.2f}   {row['val_acc']:12.4f}   {ratio:6.2f}x"
+              f"{row['train_s']:9.2f}   {row['val_acc']:12.4f}   {ratio:6.2f}x   "
+              f"{raw[n_jobs]:19.3f}   {raw[n_jobs] / raw[1]:6.2f}x"
               + ("   (target >= 1.3x)" if n_jobs == 2 else ""))
     print(f"load average (1 min) at start {load_start:.1f}, at end {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from joblib.externals.loky import get_reusable_executor
+from joblib.executor import get_memmapping_executor
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from tqdm import tqdm
@@ -215,8 +215,8 @@ class Runner:
                 executor: Executor | None = None) -> RunCounts:
         """Run trials in `n_jobs` worker processes until none is left to claim.
 
-        `executor` defaults to joblib's reusable loky process pool; any
-        concurrent.futures.Executor (e.g. a Dask client's) can take its place.
+        `executor` defaults to joblib's reusable loky process pool (the one joblib.Parallel
+        uses); any concurrent.futures.Executor (e.g. a Dask client's) can take its place.
         """
         counts = RunCounts()
         in_flight: dict[Future, FrozenTrial] = {}
@@ -225,7 +225,7 @@ class Runner:
 
         def fill() -> None:
             while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
-                pool = executor or get_reusable_executor(max_workers=n_jobs)
+                pool = executor or get_memmapping_executor(n_jobs)
                 in_flight[pool.submit(run_trial, self._task(trial))] = trial
 
         try:
@@ -245,7 +245,7 @@ class Runner:
                                         refresh=False)
         except BaseException:
             if executor is None:
-                get_reusable_executor(max_workers=n_jobs).shutdown(kill_workers=True)
+                get_memmapping_executor(n_jobs).terminate(kill_workers=True)
             for trial in in_flight.values():
                 self._finish(trial, {ERROR: "interrupted"}, TrialState.FAIL)
             raise

@@ -49,7 +49,7 @@ class TrialOutcome:
 
 
 @functools.cache
-def _limit_blas_threads(n_threads: int) -> None:
+def limit_blas_threads(n_threads: int) -> None:
     """Limit this process's BLAS/OpenMP pools once (workers x threads <= cores)."""
     threadpool_limits(limits=n_threads)
 
@@ -76,7 +76,7 @@ def _probabilities(proba: Any) -> pd.DataFrame:
 def run_trial(task: TrialTask) -> TrialOutcome:
     """Train one configuration and write its curve and predictions; never raises."""
     try:
-        _limit_blas_threads(task.blas_threads)
+        limit_blas_threads(task.blas_threads)
         run = train(TrainConfig.from_dict(task.config), load_dataset(task.data))
         store = ResultsStore(Path(task.folder))
         store.write_trial("curves", task.number, run.curve)

@@ -1,0 +1,172 @@
+"""`write_report(folder)`: a study's figures and its one-page HTML report.
+
+```python
+from nnlab.report import write_report
+write_report("results/classic-lr-sweep")   # -> results/classic-lr-sweep/report.html
+```
+
+Writes `<folder>/figures/*.png` (and .gif), `<folder>/report.html` (self-contained: the
+figures embedded) and `<folder>/report.json` (every analysis result as numbers). Figure
+files a previous report wrote and this one does not are removed, so the folder always
+matches the page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from nnlab.report.classic import CLASSIC_SECTIONS
+from nnlab.report.html import MEDIA_TYPES, render_page
+from nnlab.report.sections import (
+    GENERIC_SECTIONS,
+    Options,
+    Section,
+    overview_section,
+    run_sections,
+)
+from nnlab.report.summaries import StudyResults, best_config, label_configs
+from nnlab.study import Study
+from nnlab.study.store import write_text_atomic
+
+SECTION_ORDER = ("overview", "curves", "eta_best", "takeoff", "overfit", "lr_epochs",
+                 "normality", "variance", "noise", "errors", "gallery", "inverse_query")
+
+
+def load_results(study: Study) -> StudyResults:
+    """Read what the report needs from the study's storage and results folder."""
+    trials = label_configs(study.spec, study.trials())
+    varied = list(study.spec.grid or study.spec.space)
+    complete = trials[trials["state"] == "COMPLETE"]
+    curves = study.curves()
+    if not curves.empty:
+        curves = curves.merge(complete[["trial", "config", *varied]], on="trial",
+                              validate="many_to_one")
+    results = StudyResults(spec=study.spec, manifest=study.store.read_manifest(),
+                           trials=trials, complete=complete, curves=curves,
+                           best_predictions=pd.DataFrame(), varied=varied)
+    best = best_config(results)
+    if best is None:
+        return results
+    numbers = complete.loc[complete["config"] == best, "trial"].tolist()
+    return StudyResults(**{**results.__dict__, "best_predictions": study.predictions(numbers)})
+
+
+def build_sections(results: StudyResults, options: Options
+                   ) -> tuple[list[Section], list[tuple[str, str]]]:
+    """The overview and every analysis that applies, in page order; plus the skipped
+    analyses with their reasons."""
+    overview = overview_section(results, options)
+    if results.complete.empty:
+        return [overview], [("analyses", "no trial is complete yet")]
+    sections, skipped = run_sections((*GENERIC_SECTIONS, *CLASSIC_SECTIONS), results, options)
+    sections.sort(key=lambda s: SECTION_ORDER.index(s.key))
+    return [overview, *sections], skipped
+
+
+def write_figures(sections: list[Section], folder: Path) -> dict[str, Path]:
+    """Write every section's figures to `folder` ({name: path}); remove other figure files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for section in sections:
+        for item in section.figures:
+            path = folder / f"{item.name}{item.suffix}"
+            item.write(path)
+            files[item.name] = path
+    for path in folder.iterdir():
+        if path.suffix in MEDIA_TYPES and path not in files.values():
+            path.unlink()
+    return files
+
+
+def write_report(folder: str | Path, *, storage: str | None = None, train: bool = True,
+                 n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> Path:
+    """Write the figures, report.html and report.json of the study in `folder`; returns
+    the path of report.html.
+
+    storage: the study's Optuna storage if not the one its manifest names. train: allow
+    figures that train a network once more (the inverse query). n_resamples, seed,
+    confidence: for every bootstrap and interval in the report.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = Study.load(folder, storage=storage)
+    options = Options(n_resamples=n_resamples, seed=seed, confidence=confidence, train=train)
+    results = load_results(study)
+    sections, skipped = build_sections(results, options)
+    files = write_figures(sections, study.folder / "figures")
+    spec = results.spec
+    commit = (results.manifest.get("invocations") or [{}])[-1].get("git_commit")
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    facts = {
+        "name": spec.name, "objective": f"{spec.objective} ({spec.direction}d; chosen on "
+                                         "validation, never on test)",
+        "sampler": spec.sampler, "replicates": f"{spec.replicates} seeds per configuration "
+                                               f"(seeds {spec.seeds[0]}..{spec.seeds[-1]})",
+        "varied": ", ".join(f"{name} ({_values(spec, name)})" for name in results.varied)
+                  or "nothing (one configuration)",
+        "base": _base_text(spec), "data": _data_text(spec),
+        "planned runs": spec.n_planned, "report generated": generated,
+        "bootstrap": f"{n_resamples} resamples, seed {seed}, {100 * confidence:g}% intervals",
+    }
+    html = render_page(
+        title=f"nnlab report: {spec.name}",
+        subtitle=f"{len(results.complete)} complete runs of {spec.n_planned} planned; "
+                 f"code at {commit or 'unknown commit'}",
+        facts=facts, spec_toml=spec.to_toml(), sections=sections, skipped=skipped,
+        files=files, folder=study.folder, manifest=results.manifest)
+    report = study.folder / "report.html"
+    write_text_atomic(html, report)
+    data = {"study": spec.name, "generated": generated, "options": dataclasses.asdict(options),
+            "sections": {s.key: s.data for s in sections}, "skipped": dict(skipped),
+            "figures": {name: path.relative_to(study.folder).as_posix()
+                        for name, path in files.items()}}
+    write_text_atomic(json.dumps(_plain(data), indent=1, allow_nan=False) + "\n",
+                      study.folder / "report.json")
+    return report
+
+
+def _values(spec, name: str) -> str:
+    if spec.sampler == "grid":
+        return ", ".join(map(str, spec.grid[name]))
+    return json.dumps(spec.space[name].to_dict())
+
+
+def _base_text(spec) -> str:
+    base = dict(spec.base)
+    preset = base.pop("preset", None)
+    overrides = ", ".join(f"{k}={v}" for k, v in base.items())
+    if preset:
+        return f"preset {preset}" + (f" with {overrides}" if overrides else "")
+    return overrides or "TrainConfig defaults"
+
+
+def _data_text(spec) -> str:
+    data = spec.data.to_dict()
+    sizes = ", ".join(f"{k}={v}" for k, v in data.items() if k != "name")
+    return data.get("name", "mnist") + (f" ({sizes})" if sizes else " (full splits)")
+
+
+def _plain(value: object) -> object:
+    """`value` with numpy/pandas values as plain JSON ones; NaN and inf as None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.isoformat()
+    return str(value)

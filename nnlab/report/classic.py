@@ -1,0 +1,410 @@
+"""The seed projects' classic experiments as report sections, each shown when it applies.
+
+- epochs and overfitting: curves evaluated at >= 3 whole epochs;
+- learning rate x epochs (heat map and animated GIF): eta varied and >= 2 whole epochs;
+- take-off at a critical learning rate: eta varied, curves with >= 5 evaluations;
+- misclassified digits with the net's top-2 guesses: stored test predictions;
+- the inverse query: an all-sigmoid MLP trained with plain SGD (seed-002's net). The study
+  keeps no weights, so the report trains the best configuration once more, with the
+  study's first seed (seconds for one epoch of seed-002; skipped with `train=False`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from nnlab.analysis import Estimate
+from nnlab.datasets import Dataset
+from nnlab.nn.model import Sequential
+from nnlab.report.figures.classic import (
+    gallery_figure,
+    inverse_query_figure,
+    lr_epochs_animation,
+    lr_epochs_heatmap_figure,
+    overfit_figure,
+    takeoff_figure,
+)
+from nnlab.report.sections import (
+    FigureItem,
+    NotApplicable,
+    Options,
+    Section,
+    Table,
+    best_config,
+    best_trials,
+    finished,
+    fmt,
+    fmt_ci,
+    length_column,
+)
+from nnlab.report.summaries import StudyResults, curve_bands, mean_ci, ranked_configs
+from nnlab.study.spec import DataSpec
+from nnlab.train import (
+    build_model,
+    is_plain_sgd,
+    make_schedule,
+    resolve_batch_size,
+    resolve_n_steps,
+    stream_rngs,
+    stream_seeds,
+)
+from nnlab.train_config import TrainConfig
+
+MAX_OVERFIT_CONFIGS = 3
+GALLERY_SIZE = 24
+INVERSE_RANGE = (0.01, 0.99)  # activations the inverse query works in (logit stays finite)
+
+
+@functools.lru_cache(maxsize=2)
+def load_data(data: DataSpec) -> Dataset:
+    """The study's data set (cached: several sections read its test images)."""
+    return data.load()
+
+
+def whole_epochs(curves: pd.DataFrame, at_least: int) -> pd.DataFrame:
+    """Curve rows evaluated at a whole epoch >= 1, of the runs with >= `at_least` of them;
+    NotApplicable when no run has that many."""
+    epoch = curves["epoch"].to_numpy(dtype=float)
+    rows = curves[(epoch >= 1) & np.isclose(epoch, np.round(epoch))]
+    counts = rows.groupby("trial")["epoch"].transform("nunique")
+    rows = rows[counts >= at_least]
+    if rows.empty:
+        raise NotApplicable(f"no run is evaluated at >= {at_least} whole epochs (set "
+                            "eval_steps to the epoch boundaries)")
+    return rows
+
+
+# --- epochs ----------------------------------------------------------------------------------
+
+
+def overfit_section(results: StudyResults, options: Options) -> Section:
+    """Train vs validation loss and accuracy per epoch; where validation accuracy peaks."""
+    rows = whole_epochs(results.curves, at_least=3)
+    configs = [c for c in ranked_configs(results) if c in set(rows["config"])]
+    configs = configs[:MAX_OVERFIT_CONFIGS]
+    section = Section(
+        "overfit", "Epochs: where overfitting starts",
+        "Loss and accuracy after each epoch, seed means +- std. Overfitting shows as the "
+        "validation loss rising (or validation accuracy falling) while the training loss "
+        f"keeps falling. The epoch of the best validation accuracy is a seed mean with its "
+        f"{options.level} t interval.")
+    if len(configs) < rows["config"].nunique():
+        section.notes.append(f"Showing the best {len(configs)} configurations.")
+    rows = rows[rows["config"].isin(configs)]
+    best_epochs, table = {}, []
+    for config in configs:
+        runs = rows[rows["config"] == config]
+        peak = runs.loc[runs.groupby("trial")["val_acc"].idxmax()]
+        lowest = runs.loc[runs.groupby("trial")["val_loss"].idxmin()]
+        last = runs.loc[runs.groupby("trial")["epoch"].idxmax()]
+        best = mean_ci(peak["epoch"].to_numpy(), options.confidence)
+        best_epochs[config] = best
+        at_peak = mean_ci(peak["val_acc"].to_numpy(), options.confidence)
+        at_end = mean_ci(last["val_acc"].to_numpy(), options.confidence)
+        section.findings.append(
+            f"{config}: validation accuracy peaks at epoch {fmt_ci(best, '.2g')} (per seed: "
+            f"{', '.join(f'{e:g}' for e in peak['epoch'])}; n={len(peak)}) at val_acc "
+            f"{fmt_ci(at_peak)}, against {fmt_ci(at_end)} after the last epoch "
+            f"({last['epoch'].max():g}); validation loss lowest at epoch "
+            f"{fmt_ci(mean_ci(lowest['epoch'].to_numpy(), options.confidence), '.2g')}.")
+        section.data.setdefault("best_epoch", []).append(
+            {"config": config, "epoch": best.to_dict(), "val_acc_at_peak": at_peak.to_dict(),
+             "val_acc_at_end": at_end.to_dict(), "n": len(peak)})
+    bands = curve_bands(rows)
+    for epoch, group in rows[rows["config"] == configs[0]].groupby("epoch"):
+        table.append({"epoch": f"{epoch:g}", "n": len(group), **{
+            f"{m} [{options.level} CI]": fmt_ci(mean_ci(group[m].to_numpy(), options.confidence))
+            for m in ("train_loss", "val_loss", "val_acc", "test_acc")}})
+    section.tables.append(Table(f"{configs[0]}: per epoch (train_loss: mean over the epoch's "
+                                "steps)", pd.DataFrame(table)))
+    section.figures.append(FigureItem.of(
+        "overfit", "Loss (left) and accuracy (right) per epoch; vertical lines: the epoch "
+        "of the best validation accuracy.", overfit_figure(bands, best_epochs)))
+    return section
+
+
+# --- learning rate x epochs ------------------------------------------------------------------
+
+
+def lr_epochs_section(results: StudyResults, options: Options) -> Section:
+    """Test accuracy by learning rate and epoch: heat map and an animated GIF."""
+    if "eta" not in results.varied or results.complete["eta"].nunique() < 3:
+        raise NotApplicable("eta is not varied over >= 3 values")
+    rows = _best_group(results, whole_epochs(results.curves, at_least=2), exclude=("eta",))
+    if rows["eta"].nunique() < 3:
+        raise NotApplicable("fewer than 3 learning rates evaluated at whole epochs")
+    objective = results.objective
+    maximize = results.spec.direction == "maximize"
+    cells = rows.groupby(["epoch", "eta"])
+    means = cells["test_acc"].mean().unstack("eta")
+    counts = cells.size().unstack("eta")
+    chosen = cells[objective].mean()
+    best = chosen.idxmax() if maximize else chosen.idxmin()
+    section = Section(
+        "lr_epochs", "Learning rate x epochs",
+        f"Test accuracy (seed mean) after each epoch for each learning rate; the cell with "
+        f"the best {objective} is outlined. The animation shows accuracy vs learning rate "
+        f"as epochs grow, with the {options.level} CI of the seed mean as a band.")
+    group = rows[(rows["epoch"] == best[0]) & (rows["eta"] == best[1])]
+    section.findings.append(
+        f"Best on {objective}: eta={best[1]:g} after {best[0]:g} epochs — {objective} "
+        f"{fmt_ci(mean_ci(group[objective].to_numpy(), options.confidence))}, test_acc "
+        f"{fmt_ci(mean_ci(group['test_acc'].to_numpy(), options.confidence))} "
+        f"(seed means, {options.level} CI, n={len(group)}).")
+    for epoch in sorted({means.index.min(), means.index.max()}):
+        at = rows[rows["epoch"] == epoch].groupby("eta")[objective].mean()
+        eta = at.idxmax() if maximize else at.idxmin()
+        section.findings.append(f"After {epoch:g} epoch(s) the best learning rate on "
+                                f"{objective} is {eta:g} (n={int(counts.loc[epoch, eta])} "
+                                "seeds per cell).")
+    section.data.update(best={"epoch": float(best[0]), "eta": float(best[1])},
+                        test_acc=means.to_dict())
+    sweep = []
+    for (epoch, eta), group in cells:
+        estimate = mean_ci(group["test_acc"].to_numpy(), options.confidence)
+        sweep.append({"epoch": epoch, "eta": eta, "mean": estimate.value, "low": estimate.low,
+                      "high": estimate.high, "n": len(group)})
+    sweep = pd.DataFrame(sweep)
+    section.tables.append(Table(
+        f"test_acc, seed mean [{options.level} CI] (rows: epoch, columns: eta)",
+        sweep.assign(cell=[fmt_ci(Estimate(r.mean, r.low, r.high)) for r in
+                           sweep.itertuples()])
+        .pivot(index="epoch", columns="eta", values="cell")
+        .rename(columns=lambda eta: f"eta={eta:g}").reset_index()
+        .assign(epoch=lambda t: t["epoch"].map(lambda e: f"{e:g}"))))
+    section.figures += [
+        FigureItem.of("lr_epochs_heatmap", f"Test accuracy by learning rate and epoch "
+                      f"(outlined: best on {objective}).",
+                      lr_epochs_heatmap_figure(means, counts, best, chosen_on=objective)),
+        FigureItem("lr_epochs", "Accuracy vs learning rate, one frame per epoch (animated "
+                   "GIF).", lambda path: lr_epochs_animation(sweep, path), suffix=".gif"),
+    ]
+    return section
+
+
+def _best_group(results: StudyResults, frame: pd.DataFrame, exclude: tuple[str, ...]
+                ) -> pd.DataFrame:
+    """Rows of `frame` whose varied fields other than `exclude` equal the best
+    configuration's."""
+    others = [v for v in results.varied if v not in exclude]
+    if not others:
+        return frame
+    best = best_trials(results)[others].iloc[0]
+    keep = np.logical_and.reduce([frame[name] == best[name] for name in others])
+    return frame[keep]
+
+
+# --- take-off at a critical learning rate ----------------------------------------------------
+
+
+def takeoff_section(results: StudyResults, options: Options) -> Section:
+    """Accuracy vs step per learning rate, and the step at which accuracy takes off."""
+    if "eta" not in results.varied or results.complete["eta"].nunique() < 3:
+        raise NotApplicable("eta is not varied over >= 3 values")
+    curves = results.curves
+    n_col = length_column(results)
+    if n_col is not None:  # the longest budget shows the whole take-off
+        curves = curves[curves[n_col] == curves[n_col].max()]
+    curves = _best_group(results, curves, exclude=("eta", n_col or "eta"))
+    if curves.groupby("trial")["step"].nunique().min() < 5:
+        raise NotApplicable("fewer than 5 evaluations per run")
+    final = curves.loc[curves.groupby("trial")["step"].idxmax()]
+    chance = 1 / load_data(results.spec.data).n_classes
+    threshold = chance + 0.5 * (final["val_acc"].max() - chance)
+    takeoff, runs = [], []
+    for (eta, trial), run in curves.sort_values("step").groupby(["eta", "trial"]):
+        reached = run.loc[run["val_acc"] >= threshold, "step"]
+        runs.append({"eta": eta, "trial": trial,
+                     "step": float(reached.iloc[0]) if len(reached) else np.nan})
+    runs = pd.DataFrame(runs)
+    for eta, group in runs.groupby("eta"):
+        steps = group["step"].dropna().to_numpy()
+        log = mean_ci(np.log10(steps), options.confidence) if steps.size else Estimate(
+            np.nan, np.nan, np.nan)  # steps are log-spaced: a geometric mean
+        takeoff.append({"eta": eta, "mean": 10**log.value, "low": 10**log.low,
+                        "high": 10**log.high, "n": len(group),
+                        "n_never": int(group["step"].isna().sum())})
+    takeoff = pd.DataFrame(takeoff)
+    stuck = takeoff.loc[takeoff["n_never"] > 0, "eta"]
+    above = takeoff.loc[takeoff["eta"] > (stuck.max() if len(stuck) else np.inf), "eta"]
+    critical = float(above.min()) if len(above) else None
+    section = Section(
+        "takeoff", "Take-off: accuracy vs step at each learning rate",
+        "Validation accuracy during training for each learning rate (seed means). A run "
+        f"takes off at the first evaluation where val_acc reaches {threshold:.3f}, half way "
+        f"from chance ({chance:g}) to the best final accuracy. The critical learning rate "
+        "is the smallest above which every run takes off within the budget: below it runs "
+        "stay on the chance plateau, above it accuracy jumps.")
+    if critical is not None:
+        verdict = f"Critical learning rate: {critical:g}"
+    elif len(stuck):
+        verdict = "No critical learning rate in the grid: the largest has runs that never take off"
+    else:
+        verdict = ("Every learning rate takes off within the budget: the critical one is at "
+                   f"or below {takeoff['eta'].min():g}")
+    section.findings.append(
+        f"{verdict}. Take-off step per learning rate (geometric mean over seeds "
+        f"[{options.level} CI]; runs that never take off): "
+        + "; ".join(f"eta={r.eta:g}: {fmt_ci(Estimate(r.mean, r.low, r.high), '.3g')} "
+                    f"(n={r.n}, never {r.n_never})" for r in takeoff.itertuples()))
+    section.data.update(threshold=threshold, critical_eta=critical,
+                        takeoff=takeoff.to_dict(orient="records"))
+    bands = curve_bands(curves, metrics=("val_acc",), by=("config", "eta"))
+    section.figures.append(FigureItem.of(
+        "takeoff", "Accuracy vs step per learning rate (left) and the take-off step "
+        "(right), the critical learning rate dashed.",
+        takeoff_figure(bands, takeoff, critical, threshold=threshold,
+                       confidence=options.confidence)))
+    return section
+
+
+# --- misclassified digits --------------------------------------------------------------------
+
+
+def gallery_section(results: StudyResults, options: Options) -> Section:
+    """The most confident errors of one run of the best configuration, with its top-2."""
+    predictions = results.best_predictions
+    if predictions.empty:
+        raise NotApplicable("no test predictions stored")
+    first = finished(best_trials(results)).sort_values("seed")
+    if first.empty:
+        raise NotApplicable("the best configuration has no finished run")
+    trial = first.iloc[0]
+    run = predictions[predictions["trial"] == trial["trial"]]
+    wrong = run[run["top1"] != run["y_true"]].sort_values("p1", ascending=False)
+    if wrong.empty:
+        raise NotApplicable("the run makes no error")
+    shown = wrong.head(GALLERY_SIZE)
+    images = load_data(results.spec.data).test.x[shown["index"].to_numpy()]
+    second = int((wrong["top2"] == wrong["y_true"]).sum())
+    section = Section(
+        "gallery", "Misclassified digits",
+        f"Test digits that run #{trial['trial']} ({best_config(results)}, seed "
+        f"{trial['seed']}) gets wrong, most confident errors first: the true label, then the "
+        "net's first and second guesses with their probabilities.")
+    section.findings.append(
+        f"{len(wrong)} errors of {len(run)} test digits (one run, n={len(run)}); the second "
+        f"guess is right in {second} of the {len(wrong)} errors; shown: the {len(shown)} "
+        f"most confident (p1 {shown['p1'].min():.2f} to {shown['p1'].max():.2f}).")
+    section.data.update(trial=int(trial["trial"]), n_errors=len(wrong), n=len(run),
+                        shown=shown["index"].tolist())
+    section.figures.append(FigureItem.of(
+        "gallery", f"The {len(shown)} most confident errors of run #{trial['trial']}.",
+        gallery_figure(images, shown, load_data(results.spec.data).image_shape,
+                       title="misclassified test digits (true label; guess: probability)")))
+    return section
+
+
+# --- inverse query ---------------------------------------------------------------------------
+
+
+def inverse_query_section(results: StudyResults, options: Options) -> Section:
+    """Run a trained sigmoid net backwards from each one-hot output."""
+    trials = best_trials(results)
+    if trials.empty:
+        raise NotApplicable("no complete trial")
+    config = results.spec.config_for(_params(results, trials.iloc[0]), results.spec.seed)
+    if not (config.model == "mlp" and config.activation == "sigmoid"
+            and config.output == "sigmoid"):
+        raise NotApplicable("the net is not an all-sigmoid MLP (activation and output "
+                            "sigmoid), so its layers cannot be inverted by logits")
+    if not is_plain_sgd(config):
+        raise NotApplicable("the net is not trained by plain SGD (the report retrains only "
+                            "that recipe)")
+    if not options.train:
+        raise NotApplicable("training disabled (--no-train)")
+    data = load_data(results.spec.data)
+    model = trained_model(config, data)
+    test_acc = float((model.predict_proba(data.test.features(model.dtype)).argmax(axis=1)
+                      == data.test.y).mean())
+    images = inverse_query(model.params, data.n_classes)
+    proba = model.predict_proba(images)
+    recognised = int((proba.argmax(axis=1) == np.arange(data.n_classes)).sum())
+    stored = finished(trials[trials["seed"] == results.spec.seed])["test_acc"]
+    section = Section(
+        "inverse_query", "Inverse query: what the trained net imagines",
+        f"The best configuration ({best_config(results)}) trained once more with seed "
+        f"{results.spec.seed} (the study keeps no weights), then run backwards: each one-hot "
+        f"target ({INVERSE_RANGE[0]}/{INVERSE_RANGE[1]}) is turned into the output layer's "
+        "inputs by the logit, minus the biases, through the transposed weights, rescaled into "
+        f"({INVERSE_RANGE[0]}, {INVERSE_RANGE[1]}) for the next layer's logit, down to the "
+        "input, shown rescaled to the pixel range.")
+    section.findings.append(
+        f"The retrained net: test_acc {fmt(test_acc)} (one run, n=1"
+        + (f"; the study's run with this seed: {fmt(float(stored.iloc[0]))}" if len(stored)
+           else "") + f"). Fed back into the net, {recognised} of {data.n_classes} imagined "
+        f"images are classified as the class they were drawn from (mean sigmoid output of "
+        f"that class {fmt(float(np.diag(proba).mean()), '.3f')}).")
+    section.data.update(test_acc=test_acc, recognised=recognised,
+                        proba_own_class=np.diag(proba).tolist())
+    section.figures.append(FigureItem.of(
+        "inverse_query", "The input each output class asks for (dark = high).",
+        inverse_query_figure(images, data.image_shape)))
+    return section
+
+
+def _params(results: StudyResults, trial: pd.Series) -> dict:
+    """The varied fields of a trial as Optuna stores them (plain Python values)."""
+    values = {name: trial[name] for name in results.varied}
+    return {name: v.item() if isinstance(v, np.generic) else v for name, v in values.items()}
+
+
+def trained_model(config: TrainConfig, data: Dataset) -> Sequential:
+    """The network of a plain-SGD MLP config trained on `data`.
+
+    The same arithmetic as `nnlab.train.train` on its fused plain-SGD path: the model from
+    the init stream, each epoch's minibatches from the order stream's permutation (full
+    batch never permuted), the schedule's learning rate per step.
+    """
+    rngs = stream_rngs(stream_seeds(config))
+    model = build_model(config, data, rngs)
+    n_train = len(data.train)
+    batch_size = resolve_batch_size(config, n_train)
+    n_batches = n_train // batch_size
+    n_steps = resolve_n_steps(config, n_batches)
+    schedule = make_schedule(config, n_steps)
+    x, y = data.train.features(model.dtype), np.asarray(data.train.y)
+    step = 0
+    with threadpool_limits(limits=1) if batch_size == 1 else threadpool_limits(), np.errstate(
+            over="ignore", invalid="ignore", divide="ignore"):
+        while step < n_steps:
+            order = (np.arange(n_train) if batch_size == n_train
+                     else rngs["order"].permutation(n_train))
+            n_now = min(n_batches, n_steps - step)
+            if batch_size == 1:
+                rows = order[:n_now]
+                etas = [schedule(s) for s in range(step, step + n_now)]
+                model.sgd_steps(x[rows], y[rows], np.asarray(etas))
+            else:
+                for k in range(n_now):
+                    rows = order[k * batch_size:(k + 1) * batch_size]
+                    model.sgd_step(x[rows], y[rows], schedule(step + k))
+            step += n_now
+    return model
+
+
+def inverse_query(params: list[dict], n_classes: int) -> np.ndarray:
+    """(n_classes, n_features) images in [0, 1]: for each class, the one-hot target run
+    backwards through a sigmoid MLP with params [{"W": (n_in, n_out), "b": (n_out,)}, ...].
+
+    Each layer: pre-activation = logit(activation) - b; the layer below's activation =
+    pre-activation @ W.T, rescaled per image into INVERSE_RANGE; the input rescaled to
+    [0, 1]."""
+    low, high = INVERSE_RANGE
+    activation = np.full((n_classes, n_classes), low) + (high - low) * np.eye(n_classes)
+    for index, layer in enumerate(reversed(params)):
+        pre = np.log(activation / (1 - activation)) - layer["b"].astype(np.float64)
+        below = pre @ layer["W"].astype(np.float64).T
+        span = below.max(axis=1, keepdims=True) - below.min(axis=1, keepdims=True)
+        unit = (below - below.min(axis=1, keepdims=True)) / np.where(span > 0, span, 1)
+        last = index == len(params) - 1
+        activation = unit if last else low + (high - low) * unit
+    return activation
+
+
+CLASSIC_SECTIONS = (overfit_section, lr_epochs_section, takeoff_section, gallery_section,
+                    inverse_query_section)

@@ -1,0 +1,555 @@
+"""Which analyses apply to a study, run on its results: one Section each.
+
+A section applies when the study varies what the analysis needs:
+- learning curves: every study with complete trials;
+- eta_best (and the power law eta_best = a N^-b): eta varied over >= 3 values, >= 2 seeds;
+  the power law when the training length (n_steps or epochs) is varied too;
+- normality: >= 3 replicates; variance: >= 2 replicates (variance vs N and its floor when
+  the training length varies; the finite-test-set share from the predictions);
+- noise: the `noise` field varied, with "none" among its values;
+- errors and calibration: stored test predictions.
+A section that does not apply raises NotApplicable with the reason, shown in the report.
+Analyses work on the best configuration (ranked on the objective, a validation metric)
+where one configuration is needed; test metrics are only reported, never used to choose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nnlab import analysis
+from nnlab.analysis import Estimate
+from nnlab.errors import NNLabError
+from nnlab.report import figures
+from nnlab.report.figures.classic import lr_sweep_figure
+from nnlab.report.figures.curves import learning_curves_figure
+from nnlab.report.summaries import (
+    StudyResults,
+    best_config,
+    configuration_table,
+    curve_bands,
+    mean_ci,
+    ranked_configs,
+)
+from nnlab.study.status import format_params, summarize
+
+N_COLUMNS = ("n_steps", "epochs")  # the training length N
+MAX_TABLE_ROWS = 30
+MAX_CURVE_CONFIGS = 8
+MAX_FACETS = 6
+
+
+class NotApplicable(Exception):
+    """An analysis does not apply to this study; the message says why."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Settings shared by every analysis of a report."""
+
+    n_resamples: int = 2000
+    seed: int = 0
+    confidence: float = 0.95
+    train: bool = True  # allow figures that train a network (the inverse query)
+
+    @property
+    def level(self) -> str:
+        return f"{100 * self.confidence:g}%"
+
+
+@dataclass(frozen=True)
+class FigureItem:
+    """One figure file, figures/<name><suffix>, written by `write(path)`."""
+
+    name: str
+    caption: str
+    write: Callable[[Path], object]
+    suffix: str = ".png"
+
+    @classmethod
+    def of(cls, name: str, caption: str, figure) -> FigureItem:
+        return cls(name, caption, lambda path: figures.save_figure(figure, path))
+
+
+@dataclass(frozen=True)
+class Table:
+    caption: str
+    frame: pd.DataFrame  # cells already formatted as text
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    intro: str
+    findings: list[str] = field(default_factory=list)  # summaries: numbers with CI and n
+    tables: list[Table] = field(default_factory=list)
+    figures: list[FigureItem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)  # the analyses' to_dict(), for report.json
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def fmt(value: float, spec: str = ".4f") -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:{spec}}"
+
+
+def fmt_ci(estimate: Estimate, spec: str = ".4f") -> str:
+    """'0.9571 [0.9550, 0.9592]' (the interval omitted when it is undefined, n < 2)."""
+    if not (np.isfinite(estimate.low) and np.isfinite(estimate.high)):
+        return fmt(estimate.value, spec)
+    return f"{fmt(estimate.value, spec)} [{fmt(estimate.low, spec)}, {fmt(estimate.high, spec)}]"
+
+
+def fmt_p(test: analysis.HypothesisTest) -> str:
+    return test.p_text.removeprefix("p=")
+
+
+# --- study structure -------------------------------------------------------------------------
+
+
+def length_column(results: StudyResults) -> str | None:
+    """The varied training length (n_steps or epochs), if any."""
+    return next((c for c in N_COLUMNS if c in results.varied), None)
+
+
+def with_length(results: StudyResults, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(frame with a training-length column, its name): the varied one, else the base
+    config's n_steps or epochs as a constant column."""
+    varied = length_column(results)
+    if varied is not None:
+        return frame, varied
+    base = results.spec.base_config()
+    name = "n_steps" if base.n_steps is not None else "epochs"
+    return frame.assign(**{name: getattr(base, name)}), name
+
+
+def finished(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"] == "ok"]
+
+
+def groups_of(results: StudyResults, frame: pd.DataFrame, exclude: tuple[str, ...],
+              limit: int) -> tuple[list[tuple[str, pd.DataFrame]], int]:
+    """Split `frame` by the varied fields other than `exclude`, the best configuration's
+    group first: ([(label, rows)], number of groups left out beyond `limit`)."""
+    others = [name for name in results.varied if name not in exclude]
+    if not others:
+        return [("", frame)], 0
+    best = results.complete.loc[results.complete["config"] == best_config(results), others]
+    best_key = tuple(best.iloc[0]) if len(best) else None
+    grouped = list(frame.groupby(others, sort=True))
+    grouped.sort(key=lambda item: item[0] != best_key)
+    labelled = [(format_params(dict(zip(others, key, strict=True))), rows)
+                for key, rows in grouped]
+    return labelled[:limit], max(0, len(labelled) - limit)
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def overview_section(results: StudyResults, options: Options) -> Section:
+    """Counts, the best configuration, and the table of configurations."""
+    spec = results.spec
+    section = Section("overview", "Trials and configurations",
+                      f"Every configuration with its seed mean, the {options.level} t interval "
+                      f"of that mean, the standard deviation over seeds and n (runs). "
+                      f"Configurations are ranked on the objective, {spec.objective} (a "
+                      "validation metric); test accuracy is reported, never used to choose.")
+    summary = summarize(spec, results.trials)
+    counts = {key: summary[key] for key in ("planned", "complete", "diverged", "failed",
+                                             "failed_attempts", "running", "waiting")}
+    section.data["counts"] = counts
+    section.findings.append(
+        f"{counts['complete']} of {counts['planned']} planned runs complete "
+        f"({counts['diverged']} diverged); {counts['failed']} failed "
+        f"({counts['failed_attempts']} failed attempts in all, retried ones included); "
+        f"{counts['running']} running, {counts['waiting']} waiting.")
+    table = configuration_table(results, options.confidence)
+    if table.empty:
+        section.notes.append("No trial is complete yet: nothing to analyse.")
+        return section
+    best = table.iloc[0]
+    objective = spec.objective
+    section.findings.append(
+        f"Best configuration (on {objective}): {best['config']} — {objective} "
+        f"{fmt_ci(_row_estimate(best, objective, options))}, test_acc "
+        f"{fmt_ci(_row_estimate(best, 'test_acc', options))} "
+        f"(seed means, {options.level} CI, n={best['n_seeds']} seeds).")
+    section.data["configurations"] = table.to_dict(orient="records")
+    metrics = list(dict.fromkeys([objective, "test_acc"]))
+    shown = pd.DataFrame({
+        "configuration": table["config"], "n": table["n_seeds"], "diverged": table["diverged"],
+        **{f"{m} mean [{options.level} CI]": [fmt_ci(_row_estimate(r, m, options))
+                                             for _, r in table.iterrows()] for m in metrics},
+        **{f"{m} std": table[f"{m}_std"].map(fmt) for m in metrics},
+        "seconds per run": table["seconds"].map(lambda s: fmt(s, ".1f")),
+    })
+    caption = "configurations, best first"
+    if len(shown) > MAX_TABLE_ROWS:
+        caption += f" (the best {MAX_TABLE_ROWS} of {len(shown)})"
+    section.tables.append(Table(caption, shown.head(MAX_TABLE_ROWS)))
+    return section
+
+
+def _row_estimate(row: pd.Series, metric: str, options: Options) -> Estimate:
+    return Estimate(row[metric], row[f"{metric}_low"], row[f"{metric}_high"], options.confidence)
+
+
+def curves_section(results: StudyResults, options: Options) -> Section:
+    """Learning curves: seed mean +- std per configuration."""
+    if results.curves.empty:
+        raise NotApplicable("no curves stored (no complete trial)")
+    section = Section("curves", "Learning curves",
+                      "Validation accuracy and the train/validation losses at each evaluation "
+                      "step: lines are seed means, bands +- 1 standard deviation over seeds; "
+                      "n in the legend is the number of runs per configuration (diverged "
+                      "runs stop early, so later steps may have fewer).")
+    varied, curves = results.varied, results.curves
+    configs = ranked_configs(results)
+    hue, facet = "config", None
+    if len(configs) > MAX_CURVE_CONFIGS and len(varied) >= 2:
+        hue = "eta" if "eta" in varied else varied[0]
+        others = [v for v in varied if v != hue]
+        curves = curves.assign(facet=[format_params(dict(zip(others, values, strict=True)))
+                                      for values in curves[others].itertuples(index=False)])
+        fields = results.complete.drop_duplicates("config").set_index("config")[others]
+        order = list(dict.fromkeys(format_params(fields.loc[c].to_dict()) for c in configs))
+        if len(order) > MAX_FACETS:
+            section.notes.append(f"Showing the {MAX_FACETS} groups of {', '.join(others)} "
+                                 f"holding the best configurations, of {len(order)}.")
+        keep = order[:MAX_FACETS]
+        curves = curves[curves["facet"].isin(keep)]
+        facet = "facet"
+    elif len(configs) > MAX_CURVE_CONFIGS:
+        section.notes.append(f"Showing the best {MAX_CURVE_CONFIGS} of {len(configs)} "
+                             "configurations.")
+        curves = curves[curves["config"].isin(configs[:MAX_CURVE_CONFIGS])]
+    by = tuple(dict.fromkeys(c for c in ("config", hue, facet) if c))
+    bands = curve_bands(curves, by=by)
+    if facet is not None:  # rows in rank order of their best configuration
+        rank = {label: i for i, label in enumerate(keep)}
+        bands = bands.sort_values("facet", key=lambda s: s.map(rank), kind="stable")
+    figure = learning_curves_figure(bands, hue=hue, facet=facet)
+    section.figures.append(FigureItem.of(
+        "curves", "Learning curves (seed mean +- std" + (f", one row per {facet_name(varied, hue)}"
+                                                        if facet else "") + ").", figure))
+    return section
+
+
+def facet_name(varied: list[str], hue: str) -> str:
+    return ", ".join(v for v in varied if v != hue)
+
+
+def eta_best_section(results: StudyResults, options: Options) -> Section:
+    """eta_best per training length with its bootstrap CI; the power law when N varies."""
+    if "eta" not in results.varied:
+        raise NotApplicable("eta is not varied")
+    if results.complete["eta"].nunique() < 3:
+        raise NotApplicable("eta takes fewer than 3 values (a parabola needs 3)")
+    if results.spec.replicates < 2:
+        raise NotApplicable("one seed per configuration (a CI over seeds needs 2)")
+    spec = results.spec
+    frame, n_col = with_length(results, results.complete)
+    section = Section(
+        "eta_best", "Best learning rate per training length (eta_best)",
+        f"For each training length {n_col}, the seed-mean {spec.objective} at each eta, and "
+        "eta_best: the vertex of a parabola in log eta through the best grid point and its "
+        f"neighbours, with a {options.level} CI from a bootstrap over seeds. "
+        "With several training lengths, eta_best = a N^-b is fitted (log-log least squares) "
+        "with bootstrap CIs of a and b.")
+    groups, left_out = groups_of(results, frame, ("eta", n_col), MAX_FACETS)
+    if left_out:
+        section.notes.append(f"{left_out} more groups of the other varied fields not shown.")
+    n_values = frame[n_col].nunique()
+    rows = []
+    for index, (label, rows_of_group) in enumerate(groups):
+        result = analysis.eta_best(
+            rows_of_group, n_col, "eta", spec.objective, maximize=spec.direction == "maximize",
+            n_resamples=options.n_resamples, seed=options.seed, confidence=options.confidence)
+        prefix = f"{label}: " if label else ""
+        section.findings.append(prefix + result.summary())
+        section.data.setdefault("eta_best", []).append({"group": label, **result.to_dict()})
+        for row in result.table.to_dict("records"):
+            rows.append({
+                **({"group": label} if label else {}),
+                n_col: fmt(row[n_col], "g"),
+                f"eta_best [{options.level} CI]": fmt_ci(
+                    Estimate(row["eta_best"], row["low"], row["high"]), ".3g"),
+                "best grid eta": fmt(row["eta_grid"], ".3g"),
+                f"{spec.objective} there": fmt(row["metric_at_grid"]),
+                "n runs": row["n_runs"], "diverged": row["n_diverged"],
+                "inside the grid": "yes" if row["bracketed"] else "no (a bound)"})
+        suffix = f"_{index}" if index else ""
+        if n_values >= 2:
+            section.figures.append(FigureItem.of(
+                f"eta_curves{suffix}", f"{prefix}{spec.objective} vs eta for each {n_col}, "
+                "eta_best marked (diamond) with its CI.", figures.eta_curves_figure(result)))
+            _power_law(section, result, n_col, prefix, suffix, options)
+        else:
+            sweep = lr_sweep_table(rows_of_group, options)
+            (best,) = result.table.to_dict("records")
+            estimate = Estimate(best["eta_best"], best["low"], best["high"], options.confidence)
+            section.figures.append(FigureItem.of(
+                f"lr_sweep{suffix}", f"{prefix}test and validation accuracy vs learning rate "
+                f"(seed means, {options.level} CI); the best learning rate, chosen on "
+                f"{spec.objective}, shaded with its CI.",
+                lr_sweep_figure(sweep, estimate, chosen_on=spec.objective)))
+    section.tables.append(Table(f"eta_best per {n_col}", pd.DataFrame(rows)))
+    return section
+
+
+def lr_sweep_table(frame: pd.DataFrame, options: Options) -> pd.DataFrame:
+    """Seed mean of test_acc and val_acc per eta with t CIs: eta, metric, mean, low, high,
+    n (finished runs only)."""
+    rows = []
+    for eta, group in finished(frame).groupby("eta", sort=True):
+        for metric in ("test_acc", "val_acc"):
+            estimate = mean_ci(group[metric].to_numpy(), options.confidence)
+            rows.append({"eta": eta, "metric": metric, "mean": estimate.value,
+                         "low": estimate.low, "high": estimate.high, "n": len(group)})
+    return pd.DataFrame(rows)
+
+
+def _power_law(section: Section, result: analysis.EtaBestResult, n_col: str, prefix: str,
+               suffix: str, options: Options) -> None:
+    try:
+        fit = result.power_law(seed=options.seed)
+    except NNLabError as err:
+        section.notes.append(f"{prefix}no power-law fit: {err}")
+        return
+    section.findings.append(prefix + fit.summary())
+    section.data.setdefault("power_law", []).append(fit.to_dict())
+    section.figures.append(FigureItem.of(
+        f"power_law{suffix}", f"{prefix}eta_best vs {n_col} (log-log) with the fitted "
+        f"eta_best = a {n_col}^-b and its bootstrap band; hollow points were left out "
+        "(optimum at the grid edge).",
+        figures.power_law_figure(fit, eta_best=result, xlabel=n_col)))
+
+
+def best_trials(results: StudyResults) -> pd.DataFrame:
+    """Complete trials of the best configuration."""
+    return results.complete[results.complete["config"] == best_config(results)]
+
+
+def normality_section(results: StudyResults, options: Options) -> Section:
+    """Is the final test accuracy of restarts normally distributed?"""
+    if results.spec.replicates < 3:
+        raise NotApplicable(f"{results.spec.replicates} seed(s) per configuration "
+                            "(a normality test needs 3)")
+    section = Section(
+        "normality", "Distribution of restarts (normality)",
+        "Final test accuracy of the seeds of each configuration: Shapiro-Wilk (which decides), "
+        "D'Agostino-Pearson (n >= 8) and Anderson-Darling, with skewness, excess kurtosis and "
+        "the test's power at this n. Diverged runs are left out.")
+    rows, best_result = [], None
+    best = best_config(results)
+    for config in ranked_configs(results)[:MAX_TABLE_ROWS]:
+        values = finished(results.complete[results.complete["config"] == config])["test_acc"]
+        if len(values) < 3 or np.ptp(values) == 0:
+            continue
+        result = analysis.normality(values.to_numpy(), name="test_acc", seed=options.seed)
+        if config == best:
+            best_result = result
+        rows.append({"configuration": config, "n": result.n,
+                     "mean": fmt(values.mean()), "std": fmt(values.std(ddof=1)),
+                     "Shapiro-Wilk W": fmt(result.shapiro.statistic, ".3f"),
+                     "p": fmt_p(result.shapiro),
+                     "skewness": fmt(result.skewness, ".2f"),
+                     "excess kurtosis": fmt(result.excess_kurtosis, ".2f"),
+                     "verdict": "not normal" if result.rejects else "no evidence against"})
+    if best_result is None:
+        raise NotApplicable("the best configuration has fewer than 3 finished runs that differ")
+    section.findings.append(f"Best configuration ({best}): " + best_result.summary())
+    section.data["best"] = {"config": best, **best_result.to_dict()}
+    section.tables.append(Table(f"normality of test_acc per configuration (alpha "
+                                f"{best_result.alpha:g})", pd.DataFrame(rows)))
+    section.figures.append(FigureItem.of(
+        "normality", f"Test accuracy of the {best_result.n} runs of the best configuration "
+        f"({best}): histogram with KDE and the fitted normal, and the QQ plot.",
+        figures.normality_figure(best_result)))
+    return section
+
+
+def variance_section(results: StudyResults, options: Options) -> Section:
+    """Spread of restarts: std with CIs per training length (and its floor), and the share
+    of that spread the finite test set explains."""
+    if results.spec.replicates < 2:
+        raise NotApplicable("one seed per configuration (a variance needs 2)")
+    frame, n_col = with_length(results, finished(results.complete))
+    section = Section(
+        "variance", "Mean and spread of restarts",
+        f"Mean and standard deviation of the final test accuracy over seeds per {n_col}, "
+        f"{options.level} CIs by bootstrap over seeds. With >= 4 training lengths the "
+        "variance is fitted as var(N) = c + a N^-b: a floor c whose CI excludes 0 means runs "
+        "settle in different solutions. The finite-test-set part of the variance (Jordan "
+        "2023) is computed from the best configuration's test predictions.")
+    n_lengths = frame[n_col].nunique()
+    groups, left_out = groups_of(results, frame, (n_col,) if n_lengths > 1 else (),
+                                 MAX_TABLE_ROWS)
+    if left_out:
+        section.notes.append(f"{left_out} more configurations not shown.")
+    rows, first = [], None
+    test_set = test_set_result(results, options, section)
+    for label, group in groups:
+        try:
+            result = analysis.variance_vs_n(
+                group, n_col, "test_acc", fit=n_lengths >= analysis.variance.MIN_N_VALUES_FOR_FIT,
+                n_resamples=options.n_resamples, seed=options.seed,
+                confidence=options.confidence)
+        except NNLabError as err:
+            section.notes.append(f"{label or 'all runs'}: {err}")
+            continue
+        first = first or (label, result)
+        section.data.setdefault("variance_vs_n", []).append({"group": label,
+                                                              **result.to_dict()})
+        for row in result.table.to_dict("records"):
+            rows.append({
+                **({"configuration" if n_lengths == 1 else "group": label} if label else {}),
+                n_col: fmt(row[n_col], "g"), "n": row["n_runs"], "excluded": row["n_excluded"],
+                f"mean [{options.level} CI]": fmt_ci(
+                    Estimate(row["mean"], row["mean_low"], row["mean_high"])),
+                f"std [{options.level} CI]": fmt_ci(
+                    Estimate(row["std"], row["std_low"], row["std_high"]), ".3g")})
+    if first is None:
+        raise NotApplicable("no configuration has 2 finished runs")
+    label, result = first
+    if n_lengths > 1:
+        section.findings.append((f"{label}: " if label else "") + result.summary())
+        section.figures.append(FigureItem.of(
+            "variance", f"{label + ': ' if label else ''}mean and std of test_acc vs {n_col}"
+            + (" with the fitted floor" if result.fit else "")
+            + (" and the std a finite test set alone gives" if test_set else "") + ".",
+            figures.variance_figure(result, test_set=test_set)))
+    section.tables.append(Table(f"test_acc over seeds per {n_col}", pd.DataFrame(rows)))
+    return section
+
+
+def test_set_result(results: StudyResults, options: Options,
+                    section: Section) -> analysis.TestSetVarianceResult | None:
+    """The finite-test-set decomposition for the best configuration (None if it cannot be
+    computed; the reason goes to the section's notes)."""
+    predictions = results.best_predictions
+    if predictions.empty or predictions["trial"].nunique() < 2:
+        section.notes.append("Finite-test-set share: needs the test predictions of >= 2 runs "
+                             "of the best configuration.")
+        return None
+    result = analysis.test_set_variance(predictions, n_resamples=options.n_resamples,
+                                        seed=options.seed, confidence=options.confidence)
+    section.findings.append(f"Best configuration ({best_config(results)}): "
+                            + result.summary())
+    section.data["test_set_variance"] = result.to_dict()
+    return result
+
+
+test_set_result.__test__ = False  # not a pytest test
+
+
+def noise_section(results: StudyResults, options: Options) -> Section:
+    """Each noise variant against no noise: spreads (Brown-Forsythe, Fligner-Killeen, std
+    ratio) and means (Welch, P(A > B)), per group of the other varied fields."""
+    if "noise" not in results.varied:
+        raise NotApplicable("noise is not varied")
+    levels = list(dict.fromkeys(results.complete["noise"]))
+    if "none" not in levels or len(levels) < 2:
+        raise NotApplicable('noise is varied without "none" to compare against')
+    section = Section(
+        "noise", "Noise against no noise",
+        "Final test accuracy with each noise variant against the same configuration "
+        "without noise: Brown-Forsythe and Fligner-Killeen tests of equal spread, a bootstrap "
+        f"{options.level} CI of the std ratio, Welch's t for the means, and P(a run with "
+        "noise beats one without) with its CI. Diverged runs are left out and counted.")
+    groups, left_out = groups_of(results, results.complete, ("noise",), 12)
+    if left_out:
+        section.notes.append(f"{left_out} more groups not shown.")
+    rows = []
+    for label, group in groups:
+        for level in (lv for lv in levels if lv != "none"):
+            try:
+                result = analysis.compare_variance_by(
+                    group, "noise", level, "none", "test_acc",
+                    n_resamples=options.n_resamples, seed=options.seed,
+                    confidence=options.confidence)
+            except NNLabError as err:
+                section.notes.append(f"{label or 'all runs'}, noise={level}: {err}")
+                continue
+            prefix = f"{label}: " if label else ""
+            section.data.setdefault("comparisons", []).append({"group": label,
+                                                                **result.to_dict()})
+            rows.append({**({"group": label} if label else {}), "noise": level,
+                         "n (noise / none)": f"{result.a.size} / {result.b.size}",
+                         f"std ratio [{options.level} CI]": fmt_ci(result.std_ratio, ".2f"),
+                         "Brown-Forsythe p": fmt_p(result.brown_forsythe),
+                         "Fligner-Killeen p": fmt_p(result.fligner),
+                         f"mean difference [{options.level} CI]":
+                             fmt_ci(result.mean_difference, ".4f"),
+                         "Welch p": fmt_p(result.welch),
+                         f"P(noise > none) [{options.level} CI]":
+                             fmt_ci(result.p_superiority, ".2f")})
+            if len(section.figures) < 2:
+                section.findings.append(prefix + result.summary())
+                section.figures.append(FigureItem.of(
+                    f"noise_{level}" + (f"_{len(section.figures)}" if section.figures else ""),
+                    f"{prefix}test_acc with noise={level} against none, every run shown.",
+                    figures.compare_figure(result, metric="test_acc")))
+    if not rows:
+        raise NotApplicable("no group has >= 3 finished runs with and without noise")
+    section.tables.append(Table("noise against none, test_acc", pd.DataFrame(rows)))
+    return section
+
+
+def errors_section(results: StudyResults, options: Options) -> Section:
+    """Second guesses, confidence of errors, calibration and confusions of the best
+    configuration, pooled over its seeds."""
+    predictions = results.best_predictions
+    if predictions.empty:
+        raise NotApplicable("no test predictions stored")
+    best = best_config(results)
+    result = analysis.error_analysis(predictions, n_resamples=options.n_resamples,
+                                     seed=options.seed, confidence=options.confidence)
+    section = Section(
+        "errors", "Errors and calibration",
+        f"Test predictions of the best configuration ({best}), pooled over its "
+        f"{result.n_trials} run(s): is the second guess right when the first is wrong "
+        "(against chance 1/9, exact binomial CI and test)? Are wrong answers less confident "
+        "(Mann-Whitney)? How many errors at >= 99% confidence? Expected calibration error "
+        "(15 equal-width bins, bootstrap CI) and the confusions.")
+    section.findings.append(result.summary())
+    section.data["error_analysis"] = {"config": best, **result.to_dict()}
+    section.figures += [
+        FigureItem.of("confidence", "Top-1 confidence of right and wrong answers.",
+                      figures.confidence_figure(result)),
+        FigureItem.of("reliability", "Reliability diagram: accuracy per confidence bin.",
+                      figures.reliability_figure(result)),
+        FigureItem.of("confusion", "Confusion matrix of the errors (pooled over runs).",
+                      figures.confusion_figure(result)),
+        FigureItem.of("confused_pairs", "The most frequent confusions.",
+                      figures.confused_pairs_figure(result)),
+    ]
+    return section
+
+
+GENERIC_SECTIONS = (curves_section, eta_best_section, normality_section, variance_section,
+                    noise_section, errors_section)
+
+
+def run_sections(builders, results: StudyResults, options: Options
+                 ) -> tuple[list[Section], list[tuple[str, str]]]:
+    """Run each section builder: (sections, [(builder name, why it was skipped)]).
+
+    An analysis refusing the data (NNLabError: too few runs, ...) skips its section with
+    that message instead of failing the report."""
+    sections, skipped = [], []
+    for build in builders:
+        name = build.__name__.removesuffix("_section")
+        try:
+            sections.append(build(results, options))
+        except (NotApplicable, NNLabError) as err:
+            skipped.append((name, str(err)))
+    return sections, skipped

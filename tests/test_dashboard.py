@@ -1,0 +1,141 @@
+"""`nnlab dashboard` as a person runs it: a real server on 127.0.0.1 that optuna-dashboard's
+HTTP API answers with the study's trials, for every storage; Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nnlab.cli import main
+from nnlab.report.dashboard import free_port
+from nnlab.study import Study
+from tests.browser import chromium, ink_fraction, screenshot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(name: str) -> dict:
+    """Six runs of a 784-8-10 net, 20 steps each, on an MNIST subset."""
+    return {"study": {"name": name, "replicates": 2},
+            "base": {"sizes": [784, 8, 10], "batch_size": 50, "n_steps": 20, "n_evals": 2},
+            "grid": {"eta": [0.1, 0.5, 2.0]},
+            "data": {"train_size": 500, "val_size": 200, "test_size": 100}}
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def port_is_free(port: int) -> bool:
+    """Nobody listens on the port, and a new server can listen there (servers set
+    SO_REUSEADDR, so the closed connections' TIME_WAIT does not count)."""
+    with socket.socket() as client:
+        if client.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            server.bind(("127.0.0.1", port))
+            server.listen()
+        except OSError:
+            return False
+    return True
+
+
+class Dashboard:
+    """`nnlab dashboard <folder> --port <port>` in a subprocess, ready when its API answers."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.port = port
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "nnlab.cli", "dashboard", str(folder), "--port", str(port)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"dashboard exited: {self.process.communicate()}")
+            try:
+                get_json(f"{self.base}/api/meta")
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.process.kill()
+                    raise AssertionError("the dashboard did not answer within 60 s") from None
+                time.sleep(0.2)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def interrupt(self) -> tuple[int, str, str]:
+        """Ctrl-C (SIGINT): (exit code, stdout, stderr)."""
+        self.process.send_signal(signal.SIGINT)
+        out, err = self.process.communicate(timeout=30)
+        return self.process.returncode, out, err
+
+
+@pytest.fixture(params=["journal", "sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def study(request, tmp_path) -> Study:
+    storage = {"journal": None, "sqlite": f"sqlite:///{tmp_path}/optuna.db"}.get(request.param)
+    if request.param == "postgresql":
+        storage = request.getfixturevalue("postgres_url")
+    study = Study(tiny(f"dash-{request.param}"), results=tmp_path / "results", storage=storage)
+    study.run(n_jobs=2, progress=False)
+    return study
+
+
+def test_the_dashboard_serves_the_study_and_stops_on_ctrl_c(study):
+    port = free_port()
+    dashboard = Dashboard(study.folder, port)
+    try:
+        listed = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        (summary,) = [s for s in listed if s["study_name"] == study.spec.name]
+        detail = get_json(f"{dashboard.base}/api/studies/{summary['study_id']}")
+        assert detail["name"] == study.spec.name
+        assert len(detail["trials"]) == len(study.trials()) == 6
+        assert {t["state"] for t in detail["trials"]} == {"Complete"}
+        values = sorted(t["values"][0] for t in detail["trials"])
+        assert values == pytest.approx(sorted(study.trials()["val_acc"]))
+    finally:
+        code, out, err = dashboard.interrupt()
+    assert code in (0, 130)
+    assert f"http://127.0.0.1:{port}/dashboard/studies/{summary['study_id']}" in out
+    assert "Traceback" not in err
+    assert port_is_free(port)
+
+
+@pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian package "
+                    "`chromium`; CI installs it)")
+def test_a_browser_shows_the_study_page_of_the_dashboard(tmp_path):
+    study = Study(tiny("dash-browser"), results=tmp_path / "results")
+    study.run(n_jobs=2, progress=False)
+    dashboard = Dashboard(study.folder, free_port())
+    try:
+        (summary,) = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        shot = screenshot(f"{dashboard.base}/dashboard/studies/{summary['study_id']}",
+                          tmp_path / "dashboard.png", height=1000, wait_ms=8000)
+    finally:
+        code, _, err = dashboard.interrupt()
+    assert ink_fraction(shot) > 0.02
+    assert code in (0, 130) and "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_clear_error(tmp_path, capsys):
+    study = Study(tiny("dash-busy"), results=tmp_path / "results")
+    study.run(n_jobs=2, progress=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["dashboard", str(study.folder), "--port", str(port)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"nnlab: error: --port {port}: cannot listen on 127.0.0.1")

@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nnlab train --preset seed-000
+	$(BIN)/nnlab run studies/demo.toml --jobs 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -4,9 +4,9 @@
 - learning rate x epochs (heat map and animated GIF): eta varied and >= 2 whole epochs;
 - take-off at a critical learning rate: eta varied, curves with >= 5 evaluations;
 - misclassified digits with the net's top-2 guesses: stored test predictions;
-- the inverse query: an all-sigmoid MLP trained with plain SGD (seed-002's net). The study
-  keeps no weights, so the report trains the best configuration once more, with the
-  study's first seed (seconds for one epoch of seed-002; skipped with `train=False`).
+- the inverse query: an all-sigmoid MLP (seed-002's net). The study keeps no weights, so
+  the report trains the best configuration once more with the study's first seed, the same
+  run bit for bit (seconds for one epoch of seed-002; skipped with `train=False`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ import functools
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from nnlab.analysis import Estimate
 from nnlab.datasets import Dataset
-from nnlab.nn.model import Sequential
 from nnlab.report.figures.classic import (
     gallery_figure,
     inverse_query_figure,
@@ -43,16 +41,7 @@ from nnlab.report.sections import (
 )
 from nnlab.report.summaries import StudyResults, curve_bands, mean_ci, ranked_configs
 from nnlab.study.spec import DataSpec
-from nnlab.train import (
-    build_model,
-    is_plain_sgd,
-    make_schedule,
-    resolve_batch_size,
-    resolve_n_steps,
-    stream_rngs,
-    stream_seeds,
-)
-from nnlab.train_config import TrainConfig
+from nnlab.train import train
 
 MAX_OVERFIT_CONFIGS = 3
 GALLERY_SIZE = 24
@@ -312,17 +301,13 @@ def inverse_query_section(results: StudyResults, options: Options) -> Section:
             and config.output == "sigmoid"):
         raise NotApplicable("the net is not an all-sigmoid MLP (activation and output "
                             "sigmoid), so its layers cannot be inverted by logits")
-    if not is_plain_sgd(config):
-        raise NotApplicable("the net is not trained by plain SGD (the report retrains only "
-                            "that recipe)")
     if not options.train:
         raise NotApplicable("training disabled (--no-train)")
     data = load_data(results.spec.data)
-    model = trained_model(config, data)
-    test_acc = float((model.predict_proba(data.test.features(model.dtype)).argmax(axis=1)
-                      == data.test.y).mean())
-    images = inverse_query(model.params, data.n_classes)
-    proba = model.predict_proba(images)
+    run = train(config, data)
+    test_acc = run.metrics["test_acc"]
+    images = inverse_query(run.model.params, data.n_classes)
+    proba = run.model.predict_proba(images)
     recognised = int((proba.argmax(axis=1) == np.arange(data.n_classes)).sum())
     stored = finished(trials[trials["seed"] == results.spec.seed])["test_acc"]
     section = Section(
@@ -351,40 +336,6 @@ def _params(results: StudyResults, trial: pd.Series) -> dict:
     """The varied fields of a trial as Optuna stores them (plain Python values)."""
     values = {name: trial[name] for name in results.varied}
     return {name: v.item() if isinstance(v, np.generic) else v for name, v in values.items()}
-
-
-def trained_model(config: TrainConfig, data: Dataset) -> Sequential:
-    """The network of a plain-SGD MLP config trained on `data`.
-
-    The same arithmetic as `nnlab.train.train` on its fused plain-SGD path: the model from
-    the init stream, each epoch's minibatches from the order stream's permutation (full
-    batch never permuted), the schedule's learning rate per step.
-    """
-    rngs = stream_rngs(stream_seeds(config))
-    model = build_model(config, data, rngs)
-    n_train = len(data.train)
-    batch_size = resolve_batch_size(config, n_train)
-    n_batches = n_train // batch_size
-    n_steps = resolve_n_steps(config, n_batches)
-    schedule = make_schedule(config, n_steps)
-    x, y = data.train.features(model.dtype), np.asarray(data.train.y)
-    step = 0
-    with threadpool_limits(limits=1) if batch_size == 1 else threadpool_limits(), np.errstate(
-            over="ignore", invalid="ignore", divide="ignore"):
-        while step < n_steps:
-            order = (np.arange(n_train) if batch_size == n_train
-                     else rngs["order"].permutation(n_train))
-            n_now = min(n_batches, n_steps - step)
-            if batch_size == 1:
-                rows = order[:n_now]
-                etas = [schedule(s) for s in range(step, step + n_now)]
-                model.sgd_steps(x[rows], y[rows], np.asarray(etas))
-            else:
-                for k in range(n_now):
-                    rows = order[k * batch_size:(k + 1) * batch_size]
-                    model.sgd_step(x[rows], y[rows], schedule(step + k))
-            step += n_now
-    return model
 
 
 def inverse_query(params: list[dict], n_classes: int) -> np.ndarray:

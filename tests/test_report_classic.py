@@ -1,0 +1,136 @@
+"""The classic experiments' sections: the inverse query inverts the layers of the study's
+own run, and take-off, overfitting and lr x epochs find what was built in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnlab.datasets import Dataset, Split
+from nnlab.report import classic
+from nnlab.report.build import load_results
+from nnlab.report.sections import NotApplicable, Options
+from nnlab.report.summaries import StudyResults, label_configs
+from nnlab.study import Study, StudySpec
+
+OPTIONS = Options(n_resamples=200)
+
+
+def test_the_inverse_query_runs_each_layer_backwards_through_the_transposed_weights():
+    # one layer, 20 inputs, 5 classes: class k is wired to input 2k only
+    weights = np.zeros((20, 5))
+    weights[2 * np.arange(5), np.arange(5)] = 1.0
+    images = classic.inverse_query([{"W": weights, "b": np.zeros(5)}], 5)
+    # logit(0.99) at input 2k, logit(0.01) = -logit(0.99) at the other wired inputs (0, 2,
+    # .., 8), 0 at the unwired ones; rescaled to [0, 1]: 1, 0 and 0.5
+    expected = np.full((5, 20), 0.5)
+    expected[:, 2 * np.arange(5)] = 0.0
+    expected[np.arange(5), 2 * np.arange(5)] = 1.0
+    np.testing.assert_allclose(images, expected, atol=1e-12)
+    # a hidden layer: class k -> hidden unit k -> input 3k; biases are taken out first
+    hidden = np.zeros((15, 5))
+    hidden[3 * np.arange(5), np.arange(5)] = 2.0
+    bias = np.full(5, 7.0)
+    images = classic.inverse_query([{"W": hidden, "b": np.zeros(5)},
+                                    {"W": np.eye(5), "b": bias}], 5)
+    assert (images.argmax(axis=1) == 3 * np.arange(5)).all()
+    assert images.min() == 0 and images.max() == 1
+
+
+def test_a_sigmoid_study_gets_the_inverse_query_of_its_best_configuration(tmp_path):
+    spec = {"study": {"name": "inverse", "replicates": 2},
+            "base": {"sizes": [784, 24, 10], "activation": "sigmoid", "output": "sigmoid",
+                     "loss": "mse", "target_range": [0.01, 0.99], "init": "lecun",
+                     "batch_size": 1, "epochs": 1, "n_evals": 4},
+            "grid": {"eta": [0.1, 0.3, 1.0]},
+            "data": {"train_size": 2000, "val_size": 300, "test_size": 300}}
+    study = Study(spec, results=tmp_path)
+    study.run(n_jobs=2, progress=False)
+    results = load_results(study)
+    section = classic.inverse_query_section(results, OPTIONS)
+    trials = study.trials()
+    best = trials.groupby("eta")["val_acc"].mean().idxmax()
+    stored = trials[(trials["eta"] == best) & (trials["seed"] == 0)]["test_acc"].item()
+    assert section.data["test_acc"] == stored  # the study's run itself, trained again
+    assert section.data["recognised"] >= 5  # the net sees its classes in what it imagines
+    assert f"the study's run with this seed: {stored:.4f}" in section.findings[0]
+    (figure,) = section.figures
+    figure.write(tmp_path / "inverse.png")
+    assert (tmp_path / "inverse.png").stat().st_size > 20_000
+
+    with pytest.raises(NotApplicable, match=r"training disabled \(--no-train\)"):
+        classic.inverse_query_section(results, Options(train=False))
+    softmax = synthetic({"eta": [0.1, 0.3]}, {((0.1,), 0): ramp(np.arange(3), 1)})
+    with pytest.raises(NotApplicable, match="not an all-sigmoid MLP"):
+        classic.inverse_query_section(softmax, OPTIONS)
+
+
+def synthetic(grid: dict, curves: dict) -> StudyResults:
+    """StudyResults of a grid study whose runs have the given curves.
+
+    curves: {(params tuple, seed): DataFrame with step, epoch, val_acc, test_acc, train_loss,
+    val_loss}."""
+    spec = StudySpec.from_dict({"study": {"name": "synthetic", "replicates": 2},
+                                "base": {"sizes": [784, 8, 10], "epochs": 10},
+                                "grid": grid, "data": {"test_size": 100}})
+    names = list(grid)
+    trials, rows = [], []
+    for number, ((params, seed), curve) in enumerate(curves.items()):
+        last = curve.iloc[-1]
+        trials.append({"trial": number, "state": "COMPLETE", "status": "ok",
+                       **dict(zip(names, params, strict=True)), "seed": seed,
+                       "value": last["val_acc"], "val_acc": last["val_acc"],
+                       "test_acc": last["test_acc"], "seconds": 1.0,
+                       "config_id": str(params), "abandoned": False, "key": f"{params}{seed}"})
+        rows.append(curve.assign(trial=number))
+    trials = label_configs(spec, pd.DataFrame(trials))
+    curves = pd.concat(rows).merge(trials[["trial", "config", *names]], on="trial")
+    return StudyResults(spec=spec, manifest={}, trials=trials, complete=trials, curves=curves,
+                        best_predictions=pd.DataFrame(), varied=names)
+
+
+def ramp(steps: np.ndarray, start: float | None, top: float = 0.9) -> pd.DataFrame:
+    """val_acc at chance (0.1) until `start` (None: never), then at `top`."""
+    reached = steps >= start if start is not None else np.zeros(steps.shape, bool)
+    val_acc = np.where(reached, top, 0.1)
+    return pd.DataFrame({"step": steps, "epoch": steps / 100, "val_acc": val_acc,
+                         "test_acc": val_acc, "train_loss": 1.0, "val_loss": 1.0})
+
+
+def test_take_off_finds_the_critical_learning_rate(monkeypatch):
+    monkeypatch.setattr(classic, "load_data", lambda data: Dataset(
+        "mnist", *[Split(np.zeros((1, 784), np.uint8), np.zeros(1, int))] * 3))
+    steps = np.array([0, 1, 3, 10, 30, 100, 300, 1000])
+    takeoff = {0.01: (None, None), 0.1: (None, 300), 1.0: (30, 100), 10.0: (10, 10)}
+    results = synthetic({"eta": list(takeoff)}, {
+        ((eta,), seed): ramp(steps, start) for eta, starts in takeoff.items()
+        for seed, start in enumerate(starts)})
+    section = classic.takeoff_section(results, OPTIONS)
+    assert section.data["critical_eta"] == 1.0  # 0.1 has a run that never takes off
+    table = pd.DataFrame(section.data["takeoff"]).set_index("eta")
+    assert table["n_never"].to_dict() == {0.01: 2, 0.1: 1, 1.0: 0, 10.0: 0}
+    assert table.loc[1.0, "mean"] == pytest.approx(np.sqrt(30 * 100))  # geometric mean
+    assert table.loc[10.0, ["mean", "low", "high"]].tolist() == pytest.approx([10, 10, 10])
+    assert section.findings[0].startswith("Critical learning rate: 1.")
+
+
+def test_overfitting_and_lr_by_epochs_find_the_built_in_peak():
+    epochs = np.arange(0, 11)
+
+    def run(eta: float, seed: int) -> pd.DataFrame:
+        peak = {0.1: 4, 0.3: 7}[eta] + seed  # validation accuracy peaks there
+        val_acc = 0.95 - 0.01 * np.abs(epochs - peak) - (0.02 if eta == 0.3 else 0)
+        return pd.DataFrame({"step": epochs * 100, "epoch": epochs.astype(float),
+                             "val_acc": val_acc, "test_acc": val_acc - 0.005,
+                             "train_loss": 1 / (1 + epochs), "val_loss": 1 - val_acc})
+    results = synthetic({"eta": [0.1, 0.3]}, {((eta,), seed): run(eta, seed)
+                                              for eta in (0.1, 0.3) for seed in (0, 1)})
+    overfit = classic.overfit_section(results, OPTIONS)
+    found = {row["config"]: row for row in overfit.data["best_epoch"]}
+    assert found["eta=0.1"]["epoch"]["value"] == 4.5  # its seeds peak at epochs 4 and 5
+    assert found["eta=0.3"]["epoch"]["value"] == 7.5
+    assert found["eta=0.1"]["val_acc_at_peak"]["value"] == pytest.approx(0.95)
+    assert found["eta=0.1"]["val_acc_at_end"]["value"] == pytest.approx(0.895)
+    with pytest.raises(NotApplicable, match=">= 3 learning rates|eta is not varied"):
+        classic.lr_epochs_section(results, OPTIONS)  # two learning rates only

@@ -18,6 +18,7 @@ from scipy import stats
 
 from nnlab import analysis
 from nnlab.cli import main
+from nnlab.report import write_report
 from nnlab.study import Study
 from tests.browser import chromium, ink_fraction, screenshot
 
@@ -145,6 +146,23 @@ def test_the_report_command_prints_where_it_wrote_and_refuses_a_folder_without_a
     assert main(["report", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "not a study results folder" in error
+    assert main(["report", str(report.parent), "--resamples", "10"]) == 2
+    assert capsys.readouterr().err == ("nnlab: error: n_resamples (--resamples): expected an "
+                                       "integer >= 100, got 10\n")
+
+
+def test_a_study_without_a_complete_trial_gets_a_page_that_says_so(tmp_path):
+    spec = {"study": {"name": "failed", "replicates": 2},
+            "base": {"sizes": [100, 10], "n_steps": 5},  # MNIST has 784 features: they fail
+            "data": {"train_size": 100, "val_size": 100, "test_size": 100}}
+    study = Study(spec, results=tmp_path)
+    study.run(n_jobs=2, progress=False)
+    html = write_report(study.folder, n_resamples=RESAMPLES).read_text()
+    overview = section_text(html, "overview")
+    assert "0 of 2 planned runs complete" in overview and "; 2 failed" in overview
+    assert "No trial is complete yet" in overview
+    assert "no trial is complete yet" in section_text(html, "not-shown")
+    assert not list((study.folder / "figures").iterdir())
 
 
 @pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian package "

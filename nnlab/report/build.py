@@ -95,9 +95,9 @@ def write_report(folder: str | Path, *, storage: str | None = None, train: bool 
     figures that train a network once more (the inverse query). n_resamples, seed,
     confidence: for every bootstrap and interval in the report.
     """
+    options = Options(n_resamples=n_resamples, seed=seed, confidence=confidence, train=train)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = Study.load(folder, storage=storage)
-    options = Options(n_resamples=n_resamples, seed=seed, confidence=confidence, train=train)
     results = load_results(study)
     sections, skipped = build_sections(results, options)
     files = write_figures(sections, study.folder / "figures")

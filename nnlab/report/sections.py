@@ -24,6 +24,7 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.analysis import Estimate
+from nnlab.analysis.variance import MIN_N_VALUES_FOR_FIT
 from nnlab.errors import NNLabError
 from nnlab.report import figures
 from nnlab.report.figures.classic import lr_sweep_figure
@@ -56,6 +57,15 @@ class Options:
     seed: int = 0
     confidence: float = 0.95
     train: bool = True  # allow figures that train a network (the inverse query)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_resamples, bool) or not isinstance(self.n_resamples, int) or (
+                self.n_resamples < 100):
+            raise NNLabError(f"n_resamples (--resamples): expected an integer >= 100, got "
+                             f"{self.n_resamples!r}")
+        if not 0.5 <= self.confidence < 1:
+            raise NNLabError(f"confidence: expected a level in [0.5, 1), got "
+                             f"{self.confidence!r}")
 
     @property
     def level(self) -> str:
@@ -400,7 +410,7 @@ def variance_section(results: StudyResults, options: Options) -> Section:
     for label, group in groups:
         try:
             result = analysis.variance_vs_n(
-                group, n_col, "test_acc", fit=n_lengths >= analysis.variance.MIN_N_VALUES_FOR_FIT,
+                group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT,
                 n_resamples=options.n_resamples, seed=options.seed,
                 confidence=options.confidence)
         except NNLabError as err:

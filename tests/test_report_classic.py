@@ -11,8 +11,8 @@ from nnlab.datasets import Dataset, Split
 from nnlab.report import classic
 from nnlab.report.build import load_results
 from nnlab.report.sections import NotApplicable, Options
-from nnlab.report.summaries import StudyResults, label_configs
-from nnlab.study import Study, StudySpec
+from nnlab.study import Study
+from tests.synthetic_study import ramp, synthetic
 
 OPTIONS = Options(n_resamples=200)
 
@@ -64,38 +64,6 @@ def test_a_sigmoid_study_gets_the_inverse_query_of_its_best_configuration(tmp_pa
     softmax = synthetic({"eta": [0.1, 0.3]}, {((0.1,), 0): ramp(np.arange(3), 1)})
     with pytest.raises(NotApplicable, match="not an all-sigmoid MLP"):
         classic.inverse_query_section(softmax, OPTIONS)
-
-
-def synthetic(grid: dict, curves: dict) -> StudyResults:
-    """StudyResults of a grid study whose runs have the given curves.
-
-    curves: {(params tuple, seed): DataFrame with step, epoch, val_acc, test_acc, train_loss,
-    val_loss}."""
-    spec = StudySpec.from_dict({"study": {"name": "synthetic", "replicates": 2},
-                                "base": {"sizes": [784, 8, 10], "epochs": 10},
-                                "grid": grid, "data": {"test_size": 100}})
-    names = list(grid)
-    trials, rows = [], []
-    for number, ((params, seed), curve) in enumerate(curves.items()):
-        last = curve.iloc[-1]
-        trials.append({"trial": number, "state": "COMPLETE", "status": "ok",
-                       **dict(zip(names, params, strict=True)), "seed": seed,
-                       "value": last["val_acc"], "val_acc": last["val_acc"],
-                       "test_acc": last["test_acc"], "seconds": 1.0,
-                       "config_id": str(params), "abandoned": False, "key": f"{params}{seed}"})
-        rows.append(curve.assign(trial=number))
-    trials = label_configs(spec, pd.DataFrame(trials))
-    curves = pd.concat(rows).merge(trials[["trial", "config", *names]], on="trial")
-    return StudyResults(spec=spec, manifest={}, trials=trials, complete=trials, curves=curves,
-                        best_predictions=pd.DataFrame(), varied=names)
-
-
-def ramp(steps: np.ndarray, start: float | None, top: float = 0.9) -> pd.DataFrame:
-    """val_acc at chance (0.1) until `start` (None: never), then at `top`."""
-    reached = steps >= start if start is not None else np.zeros(steps.shape, bool)
-    val_acc = np.where(reached, top, 0.1)
-    return pd.DataFrame({"step": steps, "epoch": steps / 100, "val_acc": val_acc,
-                         "test_acc": val_acc, "train_loss": 1.0, "val_loss": 1.0})
 
 
 def test_take_off_finds_the_critical_learning_rate(monkeypatch):

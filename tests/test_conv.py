@@ -11,11 +11,11 @@ import pytest
 from nnlab.datasets import Dataset, Split
 from nnlab.errors import NNLabError
 from nnlab.nn.activations import ReLU
-from nnlab.nn.cnn import CNN, parse_layers
+from nnlab.nn.cnn import CNN, multiply_adds_per_example, parse_layers
 from nnlab.nn.conv import Conv2D, MaxPool2D
 from nnlab.nn.layers import Dense, Dropout, Flatten, Layer
 from nnlab.nn.model import Sequential
-from nnlab.train import TrainConfig, train
+from nnlab.train import TrainConfig, get_preset, train
 
 RTOL = 1e-7
 
@@ -84,6 +84,7 @@ def conv_reference(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int,
 
 CONV_CASES = [  # (c_in, h, w, n_filters, kernel, stride, padding)
     (1, 6, 6, 2, 3, 1, 0),
+    (1, 7, 6, 2, 3, 2, 1),
     (2, 7, 6, 3, 3, 2, 1),
     (3, 5, 5, 2, 2, 1, 2),
     (2, 8, 7, 2, 3, 3, 1),
@@ -249,6 +250,13 @@ def test_spec_builds_layers_in_order_with_pool_before_activation():
     assert model.layers[8].rate == 0.25
 
 
+def test_multiply_adds_count_conv_positions_and_dense_weights():
+    model = CNN("conv4k3-pool2-dense5", (2, 8, 8), 3)
+    conv = 6 * 6 * (3 * 3 * 2 * 4)  # output positions x weights
+    dense = 4 * 3 * 3 * 5 + 5 * 3
+    assert multiply_adds_per_example(model) == conv + dense
+
+
 @pytest.mark.parametrize("spec, match", [
     ("conv32", "token 'conv32'"),
     ("dense10-conv3k3", "before the first dense"),
@@ -296,3 +304,10 @@ def test_cnn_trains_through_train_and_reruns_bit_for_bit():
     other_dropout = train(config.replace(dropout_seed=123), data)
     assert not run.curve["train_loss"].equals(other_dropout.curve["train_loss"])
     assert other_dropout.seeds["order"] == run.seeds["order"]
+
+
+@pytest.mark.slow
+def test_cnn_preset_reaches_99_2_percent_on_mnist(mnist):
+    run = train(get_preset("cnn"), mnist)
+    assert run.status == "ok"
+    assert run.metrics["test_acc"] >= 0.992

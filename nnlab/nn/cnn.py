@@ -139,3 +139,16 @@ class CNN(Sequential):
         super().__init__(cnn_layers(layers, int(n_classes), activation, init, init_std),
                          in_shape, output, loss, dtype, seed, target_range, dropout_rng)
         self.spec = layers
+
+
+def multiply_adds_per_example(model: Sequential) -> int:
+    """Multiply-adds of one forward pass of one example through the conv and dense layers
+    (a training step costs about three times this)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, Conv2D):
+            out_h, out_w = layer.out_hw
+            total += out_h * out_w * layer.params["W"].size
+        elif isinstance(layer, Dense):
+            total += layer.params["W"].size
+    return total

@@ -2,13 +2,18 @@
 
 Shapes follow the image convention (batch, channels, height, width), but the arrays these
 layers return are channels-last in memory (a transposed view of a (batch, height, width,
-channels) buffer, as PyTorch's `channels_last` format). So a convolution is one GEMM over
-contiguous rows: im2col copies one strided slice per kernel offset (a loop over kh * kw
-offsets, never over pixels or examples) into `cols` (batch * out_h * out_w, kh * kw * c_in),
-then `cols @ W` gives the output; the backward pass is two GEMMs and the reverse scatter,
-again one vectorised add per kernel offset. Elementwise layers between them (activations,
-dropout) keep the memory layout, and the next layer's transpose back to channels-last is
-free.
+channels) buffer, as PyTorch's `channels_last` format), and elementwise layers between them
+keep that layout. So:
+
+- Conv2D forward is im2col, one copy of a strided `sliding_window_view` into `cols`
+  (batch * out_h * out_w, k * k * c_in + 1; the last column is ones, so the bias rides in
+  the GEMM), then one GEMM `cols @ [W; b]` whose rows are already the channels-last output.
+- Conv2D backward is one GEMM `cols.T @ grad` for W and b together, and, for the input
+  gradient, one small GEMM and one vectorised add per kernel offset (a loop over k * k
+  offsets, never over pixels or examples): the col2im scatter without a `cols`-sized
+  temporary.
+- MaxPool2D reshapes non-overlapping windows to (batch, out_h, k, out_w, k, c) views; its
+  backward is one comparison and one multiply over the whole input.
 """
 
 from __future__ import annotations
@@ -121,10 +126,19 @@ class Conv2D(Layer):
     def _weights(self) -> np.ndarray:
         """(k * k * c_in + 1, n_filters): W's rows (i, j, c) then b."""
         W, b = self.params["W"], self.params["b"]
-        wb = self.buffer("wb", (W[..., 0].size + 1, self.n_filters), W.dtype)
+        wb = self.buffer("wb", self._grad_wb.shape, W.dtype)
         wb[:-1] = W.reshape(-1, self.n_filters)
         wb[-1] = b
         return wb
+
+    def _cols(self, key: str, n_rows: int, dtype: np.dtype) -> np.ndarray:
+        """A reused (n_rows, k * k * c_in + 1) im2col buffer. With one input channel it is
+        the transpose of a C-ordered array, so each kernel offset fills one contiguous row
+        of it (whole image rows at a time) instead of every 26th float."""
+        n_cols = self._grad_wb.shape[0]
+        if self.in_shape[0] == 1:
+            return self.buffer(key, (n_cols, n_rows), dtype).T
+        return self.buffer(key, (n_rows, n_cols), dtype)
 
     def _conv(self, x_hwc: np.ndarray, cols: np.ndarray, y: np.ndarray,
               padded: np.ndarray | None) -> None:
@@ -136,8 +150,12 @@ class Conv2D(Layer):
         xp = self._padded(x_hwc, padded)
         n, c = xp.shape[0], xp.shape[3]
         windows = sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::s, ::s][:, :oh, :ow]
-        np.copyto(np.reshape(cols[:, :-1], (n, oh, ow, k, k, c), copy=False),
-                  windows.transpose(0, 1, 2, 4, 5, 3))
+        if c == 1:  # cols.T is C-ordered: rows (i, j), columns (n, oh, ow)
+            np.copyto(np.reshape(cols.T[:-1], (k, k, n, oh, ow), copy=False),
+                      windows[:, :, :, 0].transpose(3, 4, 0, 1, 2))
+        else:
+            np.copyto(np.reshape(cols[:, :-1], (n, oh, ow, k, k, c), copy=False),
+                      windows.transpose(0, 1, 2, 4, 5, 3))
         cols[:, -1] = 1
         np.matmul(cols, self._weights(), out=y)
 
@@ -149,20 +167,19 @@ class Conv2D(Layer):
         p, f = self.padding, self.n_filters
         dtype = self.params["W"].dtype
         x_hwc = _channels_last(x)
-        n_cols = self._grad_wb.shape[0]
         if train:
-            cols = self.buffer("cols", (n * oh * ow, n_cols), dtype)
+            cols = self._cols("cols", n * oh * ow, dtype)
             y = self.buffer("y", (n * oh * ow, f), dtype)
             padded = self.buffer("padded", (n, h + 2 * p, w + 2 * p, c), dtype) if p else None
             self._conv(x_hwc, cols, y, padded)
-            self._cols = cols
+            self._train_cols = cols
         else:
             y = np.empty((n * oh * ow, f), dtype=dtype)
             chunk = max(1, EVAL_CHUNK_ROWS // (oh * ow))
             for start in range(0, n, chunk):
                 part = x_hwc[start:start + chunk]
                 rows = slice(start * oh * ow, (start + len(part)) * oh * ow)
-                cols = self.buffer("eval_cols", (len(part) * oh * ow, n_cols), dtype)
+                cols = self._cols("eval_cols", len(part) * oh * ow, dtype)
                 self._conv(part, cols, y[rows], None)
         return y.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
 
@@ -174,21 +191,20 @@ class Conv2D(Layer):
         k, p, f = self.kernel_size, self.padding, self.n_filters
         W = self.params["W"]
         g = np.ascontiguousarray(_channels_last(grad_y)).reshape(-1, f)
-        np.matmul(self._cols.T, g, out=self._grad_wb)
+        np.matmul(self._train_cols.T, g, out=self._grad_wb)
         if not self.needs_input_grad:
             return None
-        # col2im as one GEMM and one vectorised add per kernel offset (i, j): g @ W[i, j].T,
-        # rows (n, oh, ow) and c_in columns, lands on the input pixels that offset met
-        grad_offset = self.buffer("grad_offset", (g.shape[0], c), W.dtype)
-        grad_offset4 = grad_offset.reshape(n, *self.out_hw, c)
+        # col2im without a cols-sized temporary: per kernel row i one GEMM, g @ W[i].T,
+        # rows (n, oh, ow) and columns (j, c), then per offset (i, j) one vectorised add of
+        # its columns onto the input pixels that offset met
+        grad_row = self.buffer("grad_row", (g.shape[0], k * c), W.dtype)
+        grad_row5 = grad_row.reshape(n, *self.out_hw, k, c)
         grad_xp = self.buffer("grad_x", (n, h + 2 * p, w + 2 * p, c), W.dtype)
         grad_xp.fill(0)
-        oh, ow = self.out_hw
-        s = self.stride
         for i in range(k):
+            np.matmul(g, W[i].reshape(k * c, f).T, out=grad_row)
             for j in range(k):
-                np.matmul(g, W[i, j].T, out=grad_offset)
-                grad_xp[:, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] += grad_offset4
+                grad_xp[self._offset_slice(i, j)] += grad_row5[:, :, :, j]
         return grad_xp[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)
 
 
@@ -250,13 +266,16 @@ class MaxPool2D(Layer):
         grad_win = self._windows(grad_x)
         if h % k or w % k:  # rows or columns that no window covers
             grad_x.fill(0)
+        # the gradient goes where x equals its window's maximum, first such place only
+        hit = self.buffer("hit", win.shape, np.dtype(bool))
+        np.equal(win, y[:, :, None, :, None, :], out=hit)
         taken = self.buffer("taken", y.shape, np.dtype(bool))
-        taken.fill(False)
-        hit = self.buffer("hit", y.shape, np.dtype(bool))
+        np.copyto(taken, hit[:, :, 0, :, 0])
         for i in range(k):
             for j in range(k):
-                np.equal(win[:, :, i, :, j], y, out=hit)
-                np.greater(hit, taken, out=hit)  # a maximum, and the window's first
-                taken |= hit
-                np.multiply(g, hit, out=grad_win[:, :, i, :, j])
+                if i or j:
+                    later = hit[:, :, i, :, j]
+                    np.greater(later, taken, out=later)  # and not an earlier one
+                    taken |= later
+        np.multiply(g[:, :, None, :, None, :], hit, out=grad_win)
         return grad_x.transpose(0, 3, 1, 2)

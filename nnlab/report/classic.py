@@ -80,7 +80,7 @@ def overfit_section(results: StudyResults, options: Options) -> Section:
         "Loss and accuracy after each epoch, seed means +- std. Overfitting shows as the "
         "validation loss rising (or validation accuracy falling) while the training loss "
         f"keeps falling. The epoch of the best validation accuracy is a seed mean with its "
-        f"{options.level} t interval.")
+        f"{options.level} t interval (cut to the evaluated epochs).")
     if len(configs) < rows["config"].nunique():
         section.notes.append(f"Showing the best {len(configs)} configurations.")
     rows = rows[rows["config"].isin(configs)]
@@ -90,7 +90,9 @@ def overfit_section(results: StudyResults, options: Options) -> Section:
         peak = runs.loc[runs.groupby("trial")["val_acc"].idxmax()]
         lowest = runs.loc[runs.groupby("trial")["val_loss"].idxmin()]
         last = runs.loc[runs.groupby("trial")["epoch"].idxmax()]
-        best = mean_ci(peak["epoch"].to_numpy(), options.confidence)
+        span = runs["epoch"].min(), runs["epoch"].max()
+        best = within(mean_ci(peak["epoch"].to_numpy(), options.confidence), *span)
+        least_loss = within(mean_ci(lowest["epoch"].to_numpy(), options.confidence), *span)
         best_epochs[config] = best
         at_peak = mean_ci(peak["val_acc"].to_numpy(), options.confidence)
         at_end = mean_ci(last["val_acc"].to_numpy(), options.confidence)
@@ -99,7 +101,7 @@ def overfit_section(results: StudyResults, options: Options) -> Section:
             f"{', '.join(f'{e:g}' for e in peak['epoch'])}; n={len(peak)}) at val_acc "
             f"{fmt_ci(at_peak)}, against {fmt_ci(at_end)} after the last epoch "
             f"({last['epoch'].max():g}); validation loss lowest at epoch "
-            f"{fmt_ci(mean_ci(lowest['epoch'].to_numpy(), options.confidence), '.2g')}.")
+            f"{fmt_ci(least_loss, '.2g')}.")
         section.data.setdefault("best_epoch", []).append(
             {"config": config, "epoch": best.to_dict(), "val_acc_at_peak": at_peak.to_dict(),
              "val_acc_at_end": at_end.to_dict(), "n": len(peak)})
@@ -114,6 +116,12 @@ def overfit_section(results: StudyResults, options: Options) -> Section:
         "overfit", "Loss (left) and accuracy (right) per epoch; vertical lines: the epoch "
         "of the best validation accuracy.", overfit_figure(bands, best_epochs)))
     return section
+
+
+def within(estimate: Estimate, low: float, high: float) -> Estimate:
+    """`estimate` with its interval cut to [low, high] (the values the quantity can take)."""
+    return Estimate(estimate.value, max(estimate.low, low), min(estimate.high, high),
+                    estimate.confidence)
 
 
 # --- learning rate x epochs ------------------------------------------------------------------

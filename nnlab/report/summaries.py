@@ -56,10 +56,11 @@ class StudyResults:
 
 
 def label_configs(spec: StudySpec, trials: pd.DataFrame) -> pd.DataFrame:
-    """`trials` with a `config` column: the varied fields as "name=value ..." text."""
+    """`trials` with a `config` column: the varied fields as "name=value ..." text ("base
+    config" when nothing varies)."""
     varied = list(spec.grid or spec.space)
     labels = [format_params({name: row[name] for name in varied})
-              for row in trials[varied].to_dict("records")] if varied else "(base config)"
+              for row in trials[varied].to_dict("records")] if varied else "base config"
     return trials.assign(config=labels)
 
 

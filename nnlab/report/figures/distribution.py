@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from nnlab.analysis import CompareResult, NormalityResult
@@ -25,6 +26,7 @@ def normality_figure(result: NormalityResult, *, path: str | Path | None = None)
     grid = np.linspace(values.min() - std, values.max() + std, 200)
     hist_ax.plot(grid, stats.norm.pdf(grid, mean, std), "--", color="C3", label="normal fit")
     hist_ax.set_xlabel(result.name)
+    hist_ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels must not overlap
     hist_ax.legend(loc="upper right", fontsize="small")
     hist_ax.set_title(f"{result.name}: n = {result.n}")
     note(

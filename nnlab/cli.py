@@ -52,17 +52,23 @@ def _data_info(args: argparse.Namespace) -> int:
 def _add_study(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a study: every planned trial not yet complete")
     run.add_argument("spec", metavar="SPEC.toml", help="the study spec (see studies/)")
-    run.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="worker processes (default 1); BLAS threads are split between them")
     run.add_argument("--storage", metavar="URL",
                      help="Optuna storage: a journal file path, sqlite:///x.db or "
                      "postgresql://... (default: optuna.journal in the study folder)")
-    run.add_argument("--results", default="results", metavar="ROOT",
-                     help="results root; the study's folder is ROOT/<name> (default results)")
     run.add_argument("--new", action="store_true",
                      help="delete the study's existing results and start over")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--plan-only", action="store_true",
+                     help="create the study and enqueue its trials, run none (nnlab worker "
+                     "processes run them)")
+    _add_execution_options(run)
     run.set_defaults(handler=_study_run)
+    worker = sub.add_parser("worker", help="run trials of a study that nnlab run created, "
+                            "on this host, until none is waiting or running")
+    worker.add_argument("--storage", required=True, metavar="URL",
+                        help="the study's storage, e.g. postgresql://user@dbhost/nnlab")
+    worker.add_argument("--study", required=True, metavar="NAME", help="the study's name")
+    _add_execution_options(worker)
+    worker.set_defaults(handler=_study_worker)
     status = sub.add_parser("status", help="planned/complete/failed counts, best so far, ETA")
     status.add_argument("folder", metavar="results/<study>")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -71,16 +77,70 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=_study_status)
 
 
+def _add_execution_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that run trials (run, worker)."""
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="trials at once: worker processes, each with one BLAS thread "
+                        "(default 1; with --backend dask, the cluster's worker threads)")
+    parser.add_argument("--results", default="results", metavar="ROOT",
+                        help="results root; the study's folder is ROOT/<name> (default "
+                        "results); past one machine, a path every host reaches")
+    parser.add_argument("--backend", default="loky", choices=["loky", "dask"],
+                        help="where trials run: loky processes here (default) or the Dask "
+                        "cluster of --scheduler")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="the Dask scheduler, e.g. tcp://10.0.0.1:8786 (--backend dask)")
+    parser.add_argument("--heartbeat", type=int, default=10, metavar="SECONDS",
+                        help="database storages: record a heartbeat of each running trial "
+                        "this often (default 10)")
+    parser.add_argument("--grace", type=int, default=60, metavar="SECONDS",
+                        help="database storages: a running trial without a heartbeat for "
+                        "this long is failed and its configuration run again (default 60)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _study_run(args: argparse.Namespace) -> int:
     import optuna
 
     from nnlab.study import Study
+    from nnlab.study.backends import trial_executor
+    from nnlab.study.storage import Heartbeat
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = Study.from_toml(args.spec, results=args.results, storage=args.storage)
-    summary = study.run(n_jobs=args.jobs, new=args.new, progress=not args.quiet)
+    study = Study.from_toml(args.spec, results=args.results, storage=args.storage,
+                            heartbeat=Heartbeat(args.heartbeat, args.grace))
+    if args.plan_only:
+        summary = study.plan(new=args.new)
+        print(f"planned: {summary['waiting']} trials waiting; results in {study.folder}")
+        _print_study(study, summary, str(study.folder))
+        return 0
+    with trial_executor(args.backend, args.scheduler) as (executor, default_jobs):
+        n_jobs = default_jobs if args.jobs is None else args.jobs
+        summary = study.run(n_jobs=n_jobs, new=args.new, progress=not args.quiet,
+                            executor=executor)
+    return _report_run(study, summary, "this run")
+
+
+def _study_worker(args: argparse.Namespace) -> int:
+    import optuna
+
+    from nnlab.study import Study
+    from nnlab.study.backends import trial_executor
+    from nnlab.study.storage import Heartbeat
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = Study.join(args.study, storage=args.storage, results=args.results,
+                       heartbeat=Heartbeat(args.heartbeat, args.grace))
+    with trial_executor(args.backend, args.scheduler) as (executor, default_jobs):
+        n_jobs = default_jobs if args.jobs is None else args.jobs
+        summary = study.work(n_jobs=n_jobs, progress=not args.quiet, executor=executor)
+    return _report_run(study, summary, "this worker")
+
+
+def _report_run(study, summary: dict, who: str) -> int:
+    """What this process did, then the study's status; exit 1 if planned trials failed."""
     this_run = summary["this_run"]
-    print(f"this run: {this_run['completed']} trials completed ({this_run['diverged']} "
+    print(f"{who}: {this_run['completed']} trials completed ({this_run['diverged']} "
           f"diverged), {this_run['failed']} failed; results in {study.folder}")
     _print_study(study, summary, str(study.folder))
     if summary["failed"]:

@@ -1,8 +1,9 @@
 """Provenance: what ran a study, where and when (results/<study>/manifest.json).
 
 The manifest names the study and its storage, and lists every invocation that worked on
-it (resumed and concurrent runs each add one): command, host, pid, workers and BLAS
-threads, start and end times, package versions, git commit, Python, BLAS and CPU.
+it (resumed and concurrent runs and workers on other hosts each add one): command, host,
+pid, workers, where they run and their BLAS threads, start and end times, package versions,
+git commit, Python, BLAS and CPU.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import platform
 import socket
 import subprocess
 import sys
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +77,10 @@ def environment() -> dict[str, Any]:
     }
 
 
-def invocation(n_jobs: int, blas_threads: int) -> dict[str, Any]:
-    """One run of the study by this process, its end still open."""
+def invocation(n_jobs: int, blas_threads: int, executor: Executor | None = None) -> dict[str, Any]:
+    """One run of the study by this process, its end still open. n_jobs 0: it planned
+    the study and ran nothing; `executor`: where trials ran (None: joblib's loky)."""
+    where = "loky" if executor is None else f"{type(executor).__module__}.{type(executor).__name__}"
     return {"command": sys.argv, "host": socket.gethostname(), "pid": os.getpid(),
-            "n_jobs": n_jobs, "blas_threads_per_worker": blas_threads,
+            "n_jobs": n_jobs, "executor": where, "blas_threads_per_worker": blas_threads,
             "start": now(), "end": None, **environment()}

@@ -3,17 +3,23 @@
 Exactly once: every (configuration, replicate seed) has a stable `key` (a hash of its full
 TrainConfig and data). Planning (under the study lock) enqueues each key that has no
 complete, waiting or live running trial; claiming takes WAITING trials one at a time with
-Optuna's atomic WAITING -> RUNNING transition, so a trial runs in one place only, however
-many `nnlab run` processes pull from the study. Trials a killed process left RUNNING are
-failed on the next plan and their keys enqueued again.
+Optuna's atomic WAITING -> RUNNING transition (a row lock in a database), so a trial runs
+in one place only, however many `nnlab run` or `nnlab worker` processes, on however many
+hosts, pull from the study.
 
-The parent process claims and records; worker processes (loky, through joblib) only train
-and write parquet (`nnlab.study.task.run_trial`).
+Trials whose process is gone are failed and their keys enqueued again (under the lock, so
+each key is enqueued once): on the next plan, found by their owner's pid on this host; with
+a database storage's heartbeat, by any process of the study once the grace period has
+passed without a heartbeat, wherever the owner ran.
+
+The parent process claims and records; worker processes (loky, through joblib, or a Dask
+cluster's) only train and write parquet (`nnlab.study.task.run_trial`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
@@ -25,8 +31,9 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from tqdm import tqdm
 
-from nnlab.study.liveness import owner_is_gone, this_process
+from nnlab.study.liveness import HeartbeatRecorder, owner_is_gone, this_process
 from nnlab.study.spec import StudySpec, param_value, stable_hash
+from nnlab.study.storage import Heartbeat
 from nnlab.study.store import ResultsStore
 from nnlab.study.task import TrialOutcome, TrialTask, run_trial
 
@@ -35,6 +42,7 @@ from nnlab.study.task import TrialOutcome, TrialTask, run_trial
 # is one fsync'ed journal write.
 KEY, CONFIG_ID, SEED, OWNER, RESULT, ERROR = (
     "key", "config_id", "seed", "owner", "result", "error")
+IDENTITY = (KEY, CONFIG_ID, SEED)
 
 
 # BLAS threads per worker. Parallelism comes from worker processes (--jobs up to the number
@@ -60,19 +68,25 @@ class RunCounts:
 class Runner:
     """The trials of `spec` in the Optuna study `study`, results in `store`.
 
-    `lock` is a context manager that serialises planning across processes.
+    `lock` is a context manager that serialises planning across processes (on every host
+    that shares the storage). `heartbeat`: the storage records Optuna's heartbeat of
+    running trials with these settings (None: it has no heartbeat, as a journal file).
     """
 
     def __init__(self, spec: StudySpec, study: optuna.Study, store: ResultsStore,
-                 lock: Callable[[], contextlib.AbstractContextManager]) -> None:
+                 lock: Callable[[], contextlib.AbstractContextManager],
+                 heartbeat: Heartbeat | None = None) -> None:
         self.spec = spec
         self.study = study
         self.store = store
         self.lock = lock
+        self.heartbeat = heartbeat
         self._data = spec.data.to_dict()
-        # Optuna's storage itself: the claim of a WAITING trial (as Study.ask does it) and
-        # user attrs of trials this process did not ask for
+        # Optuna's storage itself: the claim of a WAITING trial (as Study.ask does it),
+        # user attrs of trials this process did not ask for, and heartbeats
         self._storage = study._storage
+        self._beats = HeartbeatRecorder(self._storage, heartbeat and heartbeat.interval)
+        self._ownerless_since: dict[int, float] = {}
 
     # --- identities -----------------------------------------------------------------------
 
@@ -88,22 +102,23 @@ class Runner:
     def plan(self) -> None:
         """Fail trials whose process is gone, then enqueue every planned key that has no
         complete, waiting or running trial."""
-        trials = self.study.get_trials(deepcopy=False)
-        for trial in trials:
-            if trial.state == TrialState.RUNNING and owner_is_gone(
-                    trial.user_attrs.get(OWNER), trial.datetime_start):
-                self._fail_abandoned(trial)
+        self._requeue(self._gone(), self._abandoned)
         trials = self.study.get_trials(deepcopy=False)
         for trial in trials:
             if trial.state == TrialState.FAIL:
                 self.store.discard_trial(trial.number)
-        taken = {t.user_attrs.get(KEY) for t in trials if t.state in (
-            TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)}
+        taken = self._taken(trials)
         for params, seed in self._planned(trials):
             identity = self._identity(params, seed)
             if identity[KEY] not in taken:
                 self._enqueue(params, identity)
                 taken.add(identity[KEY])
+
+    @staticmethod
+    def _taken(trials: list[FrozenTrial]) -> set[str]:
+        """Keys that have a complete, waiting or running trial."""
+        return {t.user_attrs.get(KEY) for t in trials if t.state in (
+            TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)}
 
     def _planned(self, trials: list[FrozenTrial]) -> Iterator[tuple[dict[str, Any], int]]:
         """(params, seed) of every planned trial known so far: the whole grid, or the
@@ -124,19 +139,68 @@ class Runner:
             distributions={name: distributions[name] for name in params},
             user_attrs=identity))
 
-    def _fail_abandoned(self, trial: FrozenTrial) -> None:
-        owner = trial.user_attrs.get(OWNER) or {}
-        message = (f"abandoned: process {owner.get('pid', '?')} on {owner.get('host', '?')} "
-                   "stopped before the trial ended; its configuration is run again")
-        self._finish(trial, {ERROR: message}, TrialState.FAIL)
-
     def _finish(self, trial: FrozenTrial, attrs: dict[str, Any], state: TrialState,
-                value: float | None = None) -> None:
-        for name, attr in attrs.items():
-            self._storage.set_trial_user_attr(trial._trial_id, name, attr)
-        self.study.tell(trial.number, value, state=state, skip_if_finished=True)
-        if state != TrialState.COMPLETE:
+                value: float | None = None) -> bool:
+        """End the RUNNING `trial` with `attrs`, `state` and `value`. False if another
+        process ended it first (it took this process for gone); a trial that does not end
+        COMPLETE keeps no files."""
+        try:
+            for name, attr in attrs.items():
+                self._storage.set_trial_user_attr(trial._trial_id, name, attr)
+            ended = self.study.tell(trial.number, value, state=state, skip_if_finished=True)
+        except UpdateFinishedTrialError:
+            ended = self._storage.get_trial(trial._trial_id)
+        if ended.state != TrialState.COMPLETE:
             self.store.discard_trial(trial.number)
+        return ended.state == state
+
+    # --- trials whose process is gone -----------------------------------------------------
+
+    def _gone(self) -> list[FrozenTrial]:
+        """RUNNING trials whose process is gone. With heartbeats: no heartbeat for longer
+        than the grace period (in the database's clock), or no owner and no heartbeat for
+        that long as seen from here (a claimer that died mid-claim). Without: an owner on
+        this host that no longer runs."""
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if self.heartbeat is None:
+            return [t for t in running
+                    if owner_is_gone(t.user_attrs.get(OWNER), t.datetime_start)]
+        stale = set(self._storage._get_stale_trial_ids(self.study._study_id))
+        now = time.monotonic()
+        self._ownerless_since = {t.number: self._ownerless_since.get(t.number, now)
+                                 for t in running if OWNER not in t.user_attrs}
+        return [t for t in running if t._trial_id in stale or
+                now - self._ownerless_since.get(t.number, now) > self.heartbeat.grace]
+
+    def _abandoned(self, trial: FrozenTrial) -> str:
+        """The error recorded on a trial whose process is gone."""
+        owner = trial.user_attrs.get(OWNER) or {}
+        who = f"process {owner.get('pid', '?')} on {owner.get('host', '?')}"
+        if self.heartbeat is None:
+            return (f"abandoned: {who} stopped before the trial ended; its configuration is "
+                    "run again")
+        return (f"abandoned: {who} sent no heartbeat for over {self.heartbeat.grace} s; its "
+                "configuration is run again")
+
+    def _requeue(self, trials: list[FrozenTrial], error: Callable[[FrozenTrial], str]) -> int:
+        """Fail the RUNNING `trials` with the message `error(trial)` and enqueue the key of
+        each one this call failed, unless another trial holds it (call under the lock).
+        Returns how many were failed."""
+        failed = [t for t in trials if self._finish(t, {ERROR: error(t)}, TrialState.FAIL)]
+        taken = self._taken(self.study.get_trials(deepcopy=False))
+        for trial in failed:  # a sampled trial that died before its key: sampled anew
+            if KEY in trial.user_attrs and trial.user_attrs[KEY] not in taken:
+                self._enqueue(trial.params, {name: trial.user_attrs[name] for name in IDENTITY})
+                taken.add(trial.user_attrs[KEY])
+        return len(failed)
+
+    def recover(self) -> int:
+        """Fail the trials whose process is gone and enqueue their keys again; the lock is
+        taken only when there are some. Returns how many were failed."""
+        if not self._gone():
+            return 0
+        with self.lock():
+            return self._requeue(self._gone(), self._abandoned)
 
     # --- claiming -------------------------------------------------------------------------
 
@@ -145,8 +209,12 @@ class Runner:
         left to claim."""
         while True:
             trial = self._claim_waiting()
-            if trial is not None or self.spec.sampler == "grid":
+            if trial is not None:
                 return trial
+            if self.heartbeat is not None and self.recover():
+                continue  # their keys are waiting again
+            if self.spec.sampler == "grid":
+                return None
             with self.lock():
                 if not self._waiting():  # else: enqueued meanwhile, claim it
                     return self._sample_configuration()
@@ -158,13 +226,14 @@ class Runner:
     def _claim_waiting(self) -> FrozenTrial | None:
         for trial in self._waiting():
             try:  # Optuna's own atomic claim, as in Study.ask
-                claimed = self._storage.set_trial_state_values(trial._trial_id,
-                                                               TrialState.RUNNING)
-            except UpdateFinishedTrialError:
-                continue
-            if claimed:
+                if not self._storage.set_trial_state_values(trial._trial_id,
+                                                            TrialState.RUNNING):
+                    continue
+                self._beats.add(trial._trial_id)  # a heartbeat before the owner, always
                 self._storage.set_trial_user_attr(trial._trial_id, OWNER, this_process())
-                return self._storage.get_trial(trial._trial_id)
+            except UpdateFinishedTrialError:  # taken for gone before it was owned: next one
+                continue
+            return self._storage.get_trial(trial._trial_id)
         return None
 
     def _sample_configuration(self) -> FrozenTrial | None:
@@ -182,6 +251,7 @@ class Runner:
                 trial.set_user_attr(CONFIG_ID, first[CONFIG_ID])
                 self.study.tell(trial, state=TrialState.PRUNED)
                 continue
+            self._beats.add(trial._trial_id)
             for name, attr in {**first, OWNER: this_process()}.items():
                 trial.set_user_attr(name, attr)
             for identity in others:
@@ -191,18 +261,20 @@ class Runner:
 
     # --- recording ------------------------------------------------------------------------
 
-    def record(self, trial: FrozenTrial, outcome: TrialOutcome) -> None:
-        """Store a run's outcome in Optuna: COMPLETE (status ok or diverged) or FAIL."""
+    def record(self, trial: FrozenTrial, outcome: TrialOutcome) -> bool:
+        """Store a run's outcome in Optuna: COMPLETE (status ok or diverged) or FAIL. False
+        if the trial had meanwhile been failed as abandoned (its result is dropped: its
+        configuration runs again elsewhere)."""
+        self._beats.discard(trial._trial_id)
         if outcome.error is not None:
-            self._finish(trial, {ERROR: outcome.error}, TrialState.FAIL)
-            return
+            return self._finish(trial, {ERROR: outcome.error}, TrialState.FAIL)
         value = outcome.metrics.get(self.spec.objective)
         if value is None:  # a diverged run's objective: the worst value there is
             value = float("-inf") if self.spec.direction == "maximize" else float("inf")
         result = {"status": outcome.status, **outcome.metrics, "seeds": outcome.seeds}
         if outcome.note:
             result["note"] = outcome.note
-        self._finish(trial, {RESULT: result}, TrialState.COMPLETE, value)
+        return self._finish(trial, {RESULT: result}, TrialState.COMPLETE, value)
 
     def _task(self, trial: FrozenTrial) -> TrialTask:
         config = self.spec.config_for(trial.params, trial.user_attrs[SEED])
@@ -213,7 +285,9 @@ class Runner:
 
     def execute(self, n_jobs: int, progress: bool = True,
                 executor: Executor | None = None) -> RunCounts:
-        """Run trials in `n_jobs` worker processes until none is left to claim.
+        """Run trials in `n_jobs` worker processes until none is left to claim. With
+        heartbeats, until no trial of the study is waiting or running anywhere: trials of
+        processes that die meanwhile are failed and run again here.
 
         `executor` defaults to joblib's reusable loky process pool (the one joblib.Parallel
         uses); any concurrent.futures.Executor (e.g. a Dask client's) can take its place.
@@ -222,6 +296,7 @@ class Runner:
         in_flight: dict[Future, FrozenTrial] = {}
         bar = tqdm(total=self.spec.n_planned, initial=self._n_complete(), unit="trial",
                    desc=self.spec.name, disable=not progress, dynamic_ncols=True)
+        poll = None if self.heartbeat is None else self.heartbeat.interval
 
         def fill() -> None:
             while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
@@ -229,29 +304,50 @@ class Runner:
                 in_flight[pool.submit(run_trial, self._task(trial))] = trial
 
         try:
-            fill()
-            while in_flight:
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                done = [(in_flight.pop(f), f) for f in finished]
-                try:
-                    fill()  # first keep the workers busy, then record what finished
-                finally:
-                    for trial, future in done:
-                        outcome = _outcome(future, trial.number)
-                        self.record(trial, outcome)
-                        counts.add(outcome)
-                        bar.update(outcome.error is None)
-                        bar.set_postfix(failed=counts.failed, diverged=counts.diverged,
-                                        refresh=False)
+            with self._beats:
+                fill()
+                while in_flight or self._unfinished_elsewhere():
+                    if not in_flight:  # others' trials run: wait, retry them if they die
+                        time.sleep(poll)
+                        fill()
+                        continue
+                    finished, _ = wait(in_flight, timeout=poll, return_when=FIRST_COMPLETED)
+                    done = [(in_flight.pop(f), f) for f in finished]
+                    try:
+                        fill()  # first keep the workers busy, then record what finished
+                    finally:
+                        for trial, future in done:
+                            self._count(trial, _outcome(future, trial.number), counts, bar)
         except BaseException:
             if executor is None:
                 get_memmapping_executor(n_jobs).terminate(kill_workers=True)
-            for trial in in_flight.values():
-                self._finish(trial, {ERROR: "interrupted"}, TrialState.FAIL)
+            for future in in_flight:
+                future.cancel()
+            if in_flight:
+                with self.lock():
+                    self._requeue(list(in_flight.values()), self._interrupted)
             raise
         finally:
             bar.close()
         return counts
+
+    def _count(self, trial: FrozenTrial, outcome: TrialOutcome, counts: RunCounts,
+               bar: tqdm) -> None:
+        if not self.record(trial, outcome):
+            outcome = TrialOutcome(outcome.number, error="failed as abandoned meanwhile")
+        counts.add(outcome)
+        bar.update(outcome.error is None)
+        bar.set_postfix(failed=counts.failed, diverged=counts.diverged, refresh=False)
+
+    def _interrupted(self, trial: FrozenTrial) -> str:
+        owner = trial.user_attrs.get(OWNER) or {}
+        return (f"interrupted: process {owner.get('pid', '?')} on {owner.get('host', '?')} "
+                "stopped; its configuration is run again")
+
+    def _unfinished_elsewhere(self) -> bool:
+        """With heartbeats: whether any trial of the study is waiting or running."""
+        return self.heartbeat is not None and bool(self.study.get_trials(
+            deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
 
     def _n_complete(self) -> int:
         return len({t.user_attrs.get(KEY) for t in self.study.get_trials(

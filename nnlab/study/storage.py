@@ -2,23 +2,61 @@
 
 - no URL: an Optuna journal file, `optuna.journal`, in the study's results folder;
 - a plain path (`runs/x.journal`): a journal file there;
-- `sqlite:///path.db`, `postgresql://user@host/db`, any SQLAlchemy URL: Optuna's RDBStorage.
+- `sqlite:///path.db`, `postgresql://user@host/db`, any SQLAlchemy URL: Optuna's RDBStorage,
+  with Optuna's heartbeat on (see `Heartbeat`). A plain `postgresql://` (or `postgres://`)
+  URL is driven by psycopg 3 (`postgresql+psycopg://`).
+
+Past one machine the storage also holds the study's lock (`study_lock`): a PostgreSQL
+advisory lock, so processes on any host take turns planning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import os
 import re
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from sqlalchemy.pool import NullPool
 
 from nnlab.errors import NNLabError
 
 DEFAULT_JOURNAL = "optuna.journal"
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://")
+_PLAIN_POSTGRES = re.compile(r"^postgres(ql)?://")
+PSYCOPG_SCHEME = "postgresql+psycopg://"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Optuna's RDB heartbeat: a process records the heartbeat of each trial it runs every
+    `interval` seconds (in the database's clock); a RUNNING trial without one for more than
+    `grace` seconds belongs to a process that is gone (killed, its host down), and is failed
+    and its configuration run again."""
+
+    interval: int = 10
+    grace: int = 60
+
+    def __post_init__(self) -> None:
+        for name, value in (("heartbeat", self.interval), ("grace", self.grace)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise NNLabError(f"--{name}: expected a whole number of seconds >= 1, "
+                                 f"got {value!r}")
+        if self.grace <= self.interval:
+            raise NNLabError(f"--grace: expected more seconds than --heartbeat "
+                             f"({self.interval}), got {self.grace}")
+
+
+DEFAULT_HEARTBEAT = Heartbeat()
 
 
 class FlockJournalLock:
@@ -56,6 +94,8 @@ def resolve_storage(storage: str | None, folder: Path) -> str:
     if storage is None or storage == DEFAULT_JOURNAL:
         return DEFAULT_JOURNAL
     if is_url(storage):
+        if _PLAIN_POSTGRES.match(storage):
+            return _PLAIN_POSTGRES.sub(PSYCOPG_SCHEME, storage)
         if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
             return "sqlite:///" + str(Path(storage.removeprefix("sqlite:///")).resolve())
         return storage
@@ -67,15 +107,64 @@ def redact(storage: str) -> str:
     return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]+):[^@]*@", r"\1:***@", storage)
 
 
-def open_storage(storage: str | None, folder: Path) -> BaseStorage:
+def open_storage(storage: str | None, folder: Path,
+                 heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> BaseStorage:
     """An Optuna storage for `storage` (see the module docstring); relative journal names
-    are taken inside the study folder `folder`."""
+    are taken inside the study folder `folder`; `heartbeat` for database storages."""
     resolved = resolve_storage(storage, folder)
     if is_url(resolved):
         try:
-            return RDBStorage(resolved)
-        except Exception as err:  # a missing driver, a bad URL, a refused connection
-            raise NNLabError(f"--storage {redact(resolved)}: cannot open it ({err})") from err
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.9
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return RDBStorage(resolved, engine_kwargs=_engine_options(resolved),
+                                  heartbeat_interval=heartbeat.interval,
+                                  grace_period=heartbeat.grace)
+        except ImportError as err:
+            raise NNLabError(f"--storage {redact(resolved)}: its database driver is not "
+                             f"installed ({err.__cause__ or err}; for PostgreSQL: "
+                             "pip install 'nnlab[postgres]')") from err
+        except Exception as err:  # a bad URL, a refused connection, a wrong password
+            message = " ".join(str(err).split())[:400]
+            raise NNLabError(f"--storage {redact(resolved)}: cannot open it ({message})") from err
     path = Path(resolved) if Path(resolved).is_absolute() else folder / resolved
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockJournalLock(str(path))))
+
+
+def _engine_options(url: str) -> dict:
+    """SQLAlchemy engine options: a server's connections are checked before use, so a
+    long-lived worker survives a restarted server or a dropped idle connection."""
+    return {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+
+
+def study_lock(storage: str | None, folder: Path,
+               name: str) -> Callable[[], contextlib.AbstractContextManager] | None:
+    """The lock that serialises planning of study `name` on every host, where the storage
+    has one: a PostgreSQL advisory lock. None for other storages (the results folder's
+    file lock serves them, on one machine)."""
+    resolved = resolve_storage(storage, folder)
+    if not resolved.startswith("postgresql"):
+        return None
+    key = int.from_bytes(hashlib.sha256(f"nnlab.study:{name}".encode()).digest()[:8], "big",
+                         signed=True)
+
+    @contextlib.contextmanager
+    def advisory_lock() -> Iterator[None]:
+        """Hold the lock on a connection of its own; the server drops it if the process
+        (or its connection) dies."""
+        try:
+            engine = sqlalchemy.create_engine(resolved, poolclass=NullPool)
+            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except (ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
+            message = " ".join(str(err).split())[:400]
+            raise NNLabError(f"--storage {redact(resolved)}: cannot lock study {name!r} "
+                             f"({message})") from err
+        with connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"),
+                                   {"key": key})
+
+    return advisory_lock

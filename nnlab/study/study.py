@@ -6,12 +6,22 @@ study.run(n_jobs=2)                              # resumable; safe to run twice 
 study.trials(); study.curves(); study.predictions()
 Study.load("results/demo").status()
 ```
+
+Past one machine (a PostgreSQL storage, a results root every host reaches):
+
+```python
+Study.from_toml("studies/demo.toml", results="/shared/results", storage=URL).plan()
+Study.join("demo", storage=URL, results="/shared/results").work(n_jobs=2)  # on each host
+```
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +33,16 @@ from nnlab.study import manifest
 from nnlab.study.runner import BLAS_THREADS, Runner
 from nnlab.study.spec import StudySpec
 from nnlab.study.status import summarize
-from nnlab.study.storage import DEFAULT_JOURNAL, open_storage, redact, resolve_storage
+from nnlab.study.storage import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_JOURNAL,
+    Heartbeat,
+    is_url,
+    open_storage,
+    redact,
+    resolve_storage,
+    study_lock,
+)
 from nnlab.study.store import KINDS, ResultsStore, write_text_atomic
 from nnlab.study.task import load_dataset
 from nnlab.study.trials import trials_frame
@@ -34,18 +53,39 @@ SPEC_ATTR, BASE_ATTR, DIGEST_ATTR = "spec", "base_config", "spec_digest"
 class Study:
     """One study: `spec` (a StudySpec or its TOML-shaped dict), results under
     `<results>/<name>/`, Optuna storage `storage` (None: a journal file in that folder;
-    a path to a journal file; or a `sqlite:///`/`postgresql://` URL)."""
+    a path to a journal file; or a `sqlite:///`/`postgresql://` URL). A database storage
+    records a heartbeat of every running trial with the settings `heartbeat`."""
 
     def __init__(self, spec: StudySpec | dict[str, Any], results: str | Path = "results",
-                 storage: str | None = None) -> None:
+                 storage: str | None = None, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> None:
         self.spec = spec if isinstance(spec, StudySpec) else StudySpec.from_dict(spec)
         self.store = ResultsStore(Path(results) / self.spec.name)
         self.storage = storage
+        self.heartbeat = heartbeat
 
     @classmethod
     def from_toml(cls, path: str | Path, results: str | Path = "results",
-                  storage: str | None = None) -> Study:
-        return cls(StudySpec.from_toml(path), results, storage)
+                  storage: str | None = None, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> Study:
+        return cls(StudySpec.from_toml(path), results, storage, heartbeat)
+
+    @classmethod
+    def join(cls, name: str, storage: str | None, results: str | Path = "results",
+             heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> Study:
+        """The study `name` as its storage holds it (`run` or `plan` stored its spec there),
+        results under `<results>/<name>/`: what `nnlab worker` works on."""
+        opened = open_storage(storage, Path(results) / name, heartbeat)
+        try:
+            stored = optuna.load_study(study_name=name, storage=opened)
+        except KeyError as err:
+            raise NNLabError(f"--study {name!r}: no such study in "
+                             f"{redact(resolve_storage(storage, Path(results) / name))}; "
+                             "create it first with `nnlab run SPEC.toml --storage URL` "
+                             "(--plan-only to run nothing there)") from err
+        if SPEC_ATTR not in stored.user_attrs:
+            raise NNLabError(f"--study {name!r}: not an nnlab study (its storage keeps no "
+                             "spec)")
+        return cls(StudySpec.from_dict(stored.user_attrs[SPEC_ATTR]), results, storage,
+                   heartbeat)
 
     @classmethod
     def load(cls, folder: str | Path, storage: str | None = None) -> Study:
@@ -68,33 +108,82 @@ class Study:
 
     # --- running --------------------------------------------------------------------------
 
-    def run(self, n_jobs: int = 1, new: bool = False, progress: bool = True) -> dict[str, Any]:
+    def run(self, n_jobs: int = 1, new: bool = False, progress: bool = True,
+            executor: Executor | None = None) -> dict[str, Any]:
         """Run every planned trial not yet complete in `n_jobs` worker processes, resuming
-        what is there (`new=True` deletes the study's results and starts over).
+        what is there (`new=True` deletes the study's results and starts over). `executor`:
+        where trials run (default joblib's loky processes; e.g. a Dask client's
+        `get_executor()`). With a database storage, also waits for trials other processes
+        run, and runs again those whose process dies.
 
         Returns the status summary (see `status`) with this run's counts under "this_run".
         """
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-            raise NNLabError(f"--jobs: expected an integer >= 1, got {n_jobs!r}")
+        _check_jobs(n_jobs)
+        runner, entry = self._plan(new, n_jobs, executor)
+        return self._execute(runner, entry, n_jobs, progress, executor)
+
+    def plan(self, new: bool = False) -> dict[str, Any]:
+        """Create the study in its storage (or resume it) and enqueue every planned trial not
+        yet complete, running none: `work` (`nnlab worker`), here or on other hosts, runs
+        them. Returns the status summary."""
+        runner, entry = self._plan(new, 0, None)
+        return self.status(self._end_invocation(entry, runner.study))
+
+    def work(self, n_jobs: int = 1, progress: bool = True,
+             executor: Executor | None = None) -> dict[str, Any]:
+        """Run trials of a study that `run` or `plan` created (maybe on another host) in
+        `n_jobs` worker processes until none is waiting or running, never planning any.
+        The results folder must be the one the study was created with (a path every host
+        reaches). Returns the status summary with this worker's counts under "this_run"."""
+        _check_jobs(n_jobs)
+        load_dataset(self.spec.data)
+        if not self.store.manifest_path.is_file():
+            raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
+                             "results root the study was created with, shared by every host")
+        with self._lock():
+            self._refuse_other_spec_or_storage()
+            study = self.optuna_study()
+            if study.user_attrs.get(DIGEST_ATTR) != self.spec.digest():
+                differences = self._base_differences(study.user_attrs.get(BASE_ATTR, {}))
+                raise NNLabError(
+                    f"study {self.spec.name!r}: this nnlab resolves its base config "
+                    f"differently from the nnlab that created it ({_first(differences)}); "
+                    "use the same nnlab version on every host")
+            entry = self._start_invocation(n_jobs, executor)
+        return self._execute(self._runner(study), entry, n_jobs, progress, executor)
+
+    def _plan(self, new: bool, n_jobs: int, executor: Executor | None) -> tuple[Runner, int]:
+        """Create or load the study, record this invocation and plan (under the lock)."""
         load_dataset(self.spec.data)  # the data is there and big enough before trials start
         if not new:
             self._refuse_other_spec_or_storage()
-        with self.store.lock():
+        with self._lock():
             if new:
                 self._delete_results()
             self._refuse_other_spec_or_storage()
-            study = self._create_or_load()
-            entry = self._start_invocation(n_jobs)
-            runner = Runner(self.spec, study, self.store, self.store.lock)
+            runner = self._runner(self._create_or_load())
+            entry = self._start_invocation(n_jobs, executor)
             runner.plan()
+        return runner, entry
+
+    def _execute(self, runner: Runner, entry: int, n_jobs: int, progress: bool,
+                 executor: Executor | None) -> dict[str, Any]:
         try:
-            counts = runner.execute(n_jobs, progress)
+            counts = runner.execute(n_jobs, progress, executor)
         finally:
-            with self.store.lock():
-                self._end_invocation(entry)
-                frame = trials_frame(self.spec, study)
-                self.store.write_trials(frame)
+            frame = self._end_invocation(entry, runner.study)
         return {**self.status(frame), "this_run": vars(counts)}
+
+    def _runner(self, study: optuna.Study) -> Runner:
+        """A database storage records heartbeats (see `storage.open_storage`)."""
+        heartbeat = self.heartbeat if is_url(resolve_storage(self.storage, self.folder)) else None
+        return Runner(self.spec, study, self.store, self._lock, heartbeat)
+
+    @functools.cached_property
+    def _lock(self) -> Callable[[], contextlib.AbstractContextManager]:
+        """The study's lock: the storage's (PostgreSQL, any host), else the results
+        folder's file lock (one machine)."""
+        return study_lock(self.storage, self.folder, self.spec.name) or self.store.lock
 
     def _stored_spec(self) -> StudySpec | None:
         if not self.store.spec_path.is_file():
@@ -118,23 +207,27 @@ class Study:
         fields (a preset or TrainConfig that changed since the study started)."""
         differences = stored.differences(self.spec)
         if not differences and stored_base is not None:
-            base = self.spec.base_config().to_dict()
-            differences = [f"base config {name}: {stored_base.get(name, '(absent)')!r} != "
-                           f"{base.get(name, '(absent)')!r}"
-                           for name in sorted(set(stored_base) | set(base))
-                           if stored_base.get(name) != base.get(name)]
+            differences = self._base_differences(stored_base)
         differences = differences or ["the resolved base config"]
         return NNLabError(
             f"study {self.spec.name!r}: {self.folder} holds results of a different spec "
-            f"({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}); "
-            "run with --new to delete them and start over, or give the study another name")
+            f"({_first(differences)}); run with --new to delete them and start over, or give "
+            "the study another name")
+
+    def _base_differences(self, stored_base: dict[str, Any]) -> list[str]:
+        """`base config <field>: stored != this nnlab's` for each field that differs."""
+        base = self.spec.base_config().to_dict()
+        return [f"base config {name}: {stored_base.get(name, '(absent)')!r} != "
+                f"{base.get(name, '(absent)')!r}"
+                for name in sorted(set(stored_base) | set(base))
+                if stored_base.get(name) != base.get(name)]
 
     def _create_or_load(self) -> optuna.Study:
         sampler = (optuna.samplers.TPESampler(seed=self.spec.seed, constant_liar=True)
                    if self.spec.sampler == "tpe" else
                    optuna.samplers.RandomSampler(seed=self.spec.seed))
         study = optuna.create_study(
-            study_name=self.spec.name, storage=open_storage(self.storage, self.folder),
+            study_name=self.spec.name, storage=self._open_storage(),
             direction=self.spec.direction, sampler=sampler, load_if_exists=True)
         digest = study.user_attrs.get(DIGEST_ATTR)
         if digest is None:
@@ -156,7 +249,7 @@ class Study:
             for path in self.folder.glob(f"{DEFAULT_JOURNAL}*"):
                 path.unlink()
         else:
-            storage = open_storage(self.storage, self.folder)
+            storage = self._open_storage()
             if self.spec.name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
                 optuna.delete_study(study_name=self.spec.name, storage=storage)
         for kind in KINDS:
@@ -164,7 +257,10 @@ class Study:
         for path in (self.store.spec_path, self.store.manifest_path, self.store.trials_path):
             path.unlink(missing_ok=True)
 
-    def _start_invocation(self, n_jobs: int) -> int:
+    def _open_storage(self) -> optuna.storages.BaseStorage:
+        return open_storage(self.storage, self.folder, self.heartbeat)
+
+    def _start_invocation(self, n_jobs: int, executor: Executor | None) -> int:
         """Add this run to manifest.json (call under the lock); returns its index."""
         if self.store.manifest_path.is_file():
             record = self.store.read_manifest()
@@ -172,22 +268,26 @@ class Study:
             record = {"study": self.spec.name, "created": manifest.now(),
                       "storage": redact(resolve_storage(self.storage, self.folder)),
                       "spec_digest": self.spec.digest(), "invocations": []}
-        record["invocations"].append(manifest.invocation(n_jobs, BLAS_THREADS))
+        record["invocations"].append(manifest.invocation(n_jobs, BLAS_THREADS, executor))
         self.store.write_manifest(record)
         return len(record["invocations"]) - 1
 
-    def _end_invocation(self, index: int) -> None:
-        record = self.store.read_manifest()
-        record["invocations"][index]["end"] = manifest.now()
-        self.store.write_manifest(record)
+    def _end_invocation(self, index: int, study: optuna.Study) -> pd.DataFrame:
+        """Close this run's manifest entry and rewrite trials.parquet; returns the trials."""
+        with self._lock():
+            record = self.store.read_manifest()
+            record["invocations"][index]["end"] = manifest.now()
+            self.store.write_manifest(record)
+            frame = trials_frame(self.spec, study)
+            self.store.write_trials(frame)
+        return frame
 
     # --- reading --------------------------------------------------------------------------
 
     def optuna_study(self) -> optuna.Study:
         """The Optuna study (for optuna-dashboard, plots, or anything Optuna offers)."""
-        storage = open_storage(self.storage, self.folder)
         try:
-            return optuna.load_study(study_name=self.spec.name, storage=storage)
+            return optuna.load_study(study_name=self.spec.name, storage=self._open_storage())
         except KeyError as err:
             raise NNLabError(f"study {self.spec.name!r}: not in its storage "
                              f"{redact(resolve_storage(self.storage, self.folder))}; "
@@ -225,3 +325,12 @@ class Study:
         """Full test probabilities (studies with save_probs = true): trial, index,
         p_0 .. p_<n_classes - 1>."""
         return self.store.read("probabilities", self._complete(trials))
+
+
+def _check_jobs(n_jobs: object) -> None:
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise NNLabError(f"--jobs: expected an integer >= 1, got {n_jobs!r}")
+
+
+def _first(differences: list[str], n: int = 3) -> str:
+    return "; ".join(differences[:n]) + ("; ..." if len(differences) > n else "")

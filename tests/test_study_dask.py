@@ -1,0 +1,81 @@
+"""A study run on a real Dask cluster (a LocalCluster of worker processes on 127.0.0.1)
+completes the same trials as with loky, bit for bit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+
+from nnlab.cli import main
+from nnlab.run import CURVE_COLUMNS
+from nnlab.study import Study, StudySpec
+
+distributed = pytest.importorskip("distributed", reason="Dask's distributed is not installed "
+                                  "(pip install 'dask[distributed]')")
+
+SPEC = {"study": {"name": "dask-vs-loky", "replicates": 2},
+        "base": {"sizes": [784, 16, 10], "batch_size": 50, "n_steps": 40, "n_evals": 3,
+                 "noise": "grad"},
+        "grid": {"eta": [0.5, 2.0]},
+        "data": {"train_size": 800, "val_size": 200, "test_size": 100}}
+RESULTS = ["status", "value", "val_acc", "test_acc", "train_loss", "val_loss", "steps_run",
+           "seed_init", "seed_order", "seed_noise"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[distributed.LocalCluster]:
+    """Two single-threaded worker processes, everything on 127.0.0.1, no dashboard."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as local:
+        yield local
+
+
+def completed(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Complete trials by key (results), their curves without wall time and their
+    predictions, each indexed by key."""
+    trials = study.trials()
+    assert (trials["state"] == "COMPLETE").all()
+    keys = trials.set_index("trial")["key"]
+    curves = study.curves(columns=[c for c in CURVE_COLUMNS if c != "seconds"])
+    predictions = study.predictions()
+    return (trials.set_index("key")[RESULTS].sort_index(),
+            curves.assign(key=curves["trial"].map(keys)).drop(columns="trial")
+            .sort_values(["key", "step"], ignore_index=True),
+            predictions.assign(key=predictions["trial"].map(keys)).drop(columns="trial")
+            .sort_values(["key", "index"], ignore_index=True))
+
+
+def test_a_study_on_a_dask_cluster_completes_the_same_trials_as_with_loky(tmp_path, cluster):
+    spec = tmp_path / "dask-vs-loky.toml"
+    spec.write_text(StudySpec.from_dict(SPEC).to_toml())
+    assert main(["run", str(spec), "--results", str(tmp_path / "loky"), "--jobs", "2",
+                 "--quiet"]) == 0
+    assert main(["run", str(spec), "--results", str(tmp_path / "dask"), "--backend", "dask",
+                 "--scheduler", cluster.scheduler_address, "--quiet"]) == 0
+
+    loky = Study.load(tmp_path / "loky" / "dask-vs-loky")
+    dask = Study.load(tmp_path / "dask" / "dask-vs-loky")
+    for on_loky, on_dask in zip(completed(loky), completed(dask), strict=True):
+        pd.testing.assert_frame_equal(on_loky, on_dask, check_exact=True)
+    assert len(completed(dask)[0]) == 4
+
+    (run,) = dask.store.read_manifest()["invocations"]
+    assert run["executor"] == "distributed.cfexecutor.ClientExecutor"
+    assert run["n_jobs"] == 2  # the cluster's worker threads
+    with distributed.Client(cluster.scheduler_address) as client:  # the trials ran there
+        from nnlab.study.task import load_dataset
+
+        loads = client.run(lambda: load_dataset.cache_info().currsize)
+    assert sum(loads.values()) >= 1  # a Dask worker process loaded the data
+
+
+def test_dask_options_are_checked(tmp_path, capsys):
+    spec = tmp_path / "dask-vs-loky.toml"
+    spec.write_text(StudySpec.from_dict(SPEC).to_toml())
+    assert main(["run", str(spec), "--results", str(tmp_path), "--backend", "dask"]) == 2
+    assert "--scheduler: expected the address of a Dask scheduler" in capsys.readouterr().err
+    assert main(["run", str(spec), "--results", str(tmp_path), "--scheduler",
+                 "tcp://127.0.0.1:1"]) == 2
+    assert "--scheduler: only with --backend dask" in capsys.readouterr().err

@@ -1,0 +1,211 @@
+"""Studies in a real PostgreSQL server on 127.0.0.1: `nnlab run` creates them, `nnlab worker`
+processes share them; a worker killed with SIGKILL mid-trial is noticed by its missing
+heartbeat and its configuration run again; every planned (configuration, seed) completes
+exactly once with exactly one curve file."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from nnlab.cli import main
+from nnlab.study import Study
+from nnlab.study.runner import OWNER
+from tests.pg_server import free_port
+
+SPEC = """
+[study]
+name = "{name}"
+replicates = 2
+[base]
+sizes = [784, 32, 10]
+batch_size = 100
+n_evals = 3
+[grid]
+eta = [0.5, 1.0]
+n_steps = [150, 250]
+[data]
+train_size = 3000
+val_size = 500
+test_size = 500
+"""
+PLANNED = set(itertools.product([0.5, 1.0], [150, 250], [0, 1]))
+HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]
+
+
+@pytest.fixture
+def database(postgres_url: str) -> str:
+    """A fresh database on the test server, as a plain postgresql:// URL (as a user types
+    it; no psycopg2 is installed)."""
+    name = f"study_{uuid.uuid4().hex[:12]}"
+    server = postgres_url.replace("postgresql://", "postgresql+psycopg://")
+    engine = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def write_spec(tmp_path: Path, name: str, spec: str = SPEC) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(spec.format(name=name))
+    return path
+
+
+def nnlab(*args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nnlab.cli", *args, "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def assert_complete_exactly_once(study: Study):
+    """Every planned key complete once, nothing left running or waiting, one curve file and
+    one predictions file per complete trial and none for any other."""
+    trials = study.trials()
+    assert not trials["state"].isin(["RUNNING", "WAITING"]).any()
+    complete = trials[trials["state"] == "COMPLETE"]
+    assert complete["key"].is_unique
+    assert sorted(zip(complete["eta"], complete["n_steps"], complete["seed"],
+                      strict=True)) == sorted(PLANNED)
+    assert study.store.trial_numbers("curves") == set(complete["trial"])
+    assert study.store.trial_numbers("predictions") == set(complete["trial"])
+    return trials
+
+
+def test_three_workers_one_killed_mid_trial_complete_the_study_exactly_once(
+        tmp_path, database, capsys):
+    spec = write_spec(tmp_path, "shared")
+    results = tmp_path / "results"
+    assert main(["run", str(spec), "--storage", database, "--results", str(results),
+                 "--plan-only"]) == 0
+    assert "planned: 8 trials waiting" in capsys.readouterr().out
+    study = Study.load(results / "shared")
+    assert study.storage.startswith("postgresql+psycopg://")  # psycopg 3 drives it
+    optuna_study = study.optuna_study()
+
+    workers = [nnlab("worker", "--storage", database, "--study", "shared", "--results",
+                     str(results), "--jobs", "1", *HEARTBEAT, start_new_session=True)
+               for _ in range(3)]
+    victim = workers[0]
+    deadline = time.monotonic() + 120
+    while True:  # until the victim runs a trial whose curve is not written yet
+        running = [t for t in optuna_study.get_trials(deepcopy=False)
+                   if t.state.name == "RUNNING"
+                   and t.user_attrs.get(OWNER, {}).get("pid") == victim.pid
+                   and not study.store.trial_path("curves", t.number).exists()]
+        if running:
+            break
+        assert victim.poll() is None, victim.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(victim.pid, signal.SIGKILL)  # the worker and its loky process, mid-trial
+    victim.wait()
+    outputs = [w.communicate(timeout=300) for w in workers[1:]]
+    assert [w.returncode for w in workers[1:]] == [0, 0], outputs
+
+    trials = assert_complete_exactly_once(study).set_index("trial")
+    killed = trials.loc[[t.number for t in running]]
+    assert (killed["state"] == "FAIL").all()
+    assert killed["error"].str.startswith(
+        f"abandoned: process {victim.pid} on {socket.gethostname()} sent no heartbeat for "
+        "over 3 s").all()
+    complete = trials[trials["state"] == "COMPLETE"].set_index("key")
+    retried = complete.loc[killed["key"]]
+    assert (retried.index == killed["key"]).all()  # each killed configuration ran again
+    assert not retried["owner"].str.startswith(f"{victim.pid}@").any()
+    assert (trials["state"] == "FAIL").sum() == len(killed)  # no other trial failed
+    for out, _ in outputs:
+        assert re.search(r"this worker: \d+ trials completed", out)
+        assert "planned 8  complete 8" in out
+
+    # a second `nnlab run` of the spec joins the study: nothing left to do
+    assert main(["run", str(spec), "--storage", database, "--results", str(results),
+                 "--quiet"]) == 0
+    assert "this run: 0 trials completed" in capsys.readouterr().out
+    invocations = study.store.read_manifest()["invocations"]
+    assert [i["n_jobs"] for i in invocations] == [0, 1, 1, 1, 1]  # plan, 3 workers, run
+    assert sum(i["end"] is None for i in invocations) == 1  # the killed worker's
+
+
+def test_the_claim_of_a_waiting_trial_is_transactional(tmp_path, database):
+    """Threads with connections of their own race to claim 40 waiting trials: each trial is
+    claimed once, and all are claimed."""
+    spec = {"study": {"name": "claims"},
+            "base": {"sizes": [784, 8, 10], "n_steps": 10},
+            "grid": {"eta": [0.1 * (i + 1) for i in range(40)]},
+            "data": {"train_size": 100, "val_size": 100, "test_size": 100}}
+    Study(spec, results=tmp_path, storage=database).plan()
+    claimed: list[list[int]] = [[] for _ in range(4)]
+    start = threading.Barrier(len(claimed))
+
+    def claim_all(mine: list[int]) -> None:
+        study = Study(spec, results=tmp_path, storage=database)
+        runner = study._runner(study.optuna_study())
+        start.wait()
+        while (trial := runner.claim_next()) is not None:
+            mine.append(trial.number)
+
+    threads = [threading.Thread(target=claim_all, args=(mine,)) for mine in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    numbers = [n for mine in claimed for n in mine]
+    assert sorted(numbers) == list(range(40))
+    assert sum(bool(mine) for mine in claimed) >= 2  # the threads did race
+
+
+def test_bad_storage_study_or_results_are_one_line_errors(tmp_path, database, capsys):
+    spec = write_spec(tmp_path, "errors")
+    refused = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    assert main(["run", str(spec), "--storage", refused, "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnlab: error: --storage postgresql+psycopg://postgres@127.0.0.1:")
+    assert "cannot" in err and err.count("\n") == 1
+
+    assert main(["worker", "--storage", database, "--study", "errors",
+                 "--results", str(tmp_path)]) == 2
+    assert "--study 'errors': no such study in" in capsys.readouterr().err
+    assert main(["run", str(spec), "--storage", database, "--results", str(tmp_path / "a"),
+                 "--plan-only"]) == 0
+    assert main(["worker", "--storage", database, "--study", "errors",
+                 "--results", str(tmp_path / "b")]) == 2
+    assert "--results: " in capsys.readouterr().err  # not the folder the study was made in
+    assert main(["worker", "--storage", database, "--study", "errors", "--results",
+                 str(tmp_path / "a"), "--heartbeat", "5", "--grace", "5"]) == 2
+    assert "--grace: expected more seconds than --heartbeat (5), got 5" in (
+        capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_a_run_and_a_worker_share_a_study_and_the_run_waits_for_the_worker(
+        tmp_path, database):
+    spec = write_spec(tmp_path, "run-and-worker")
+    results = tmp_path / "results"
+    run = nnlab("run", str(spec), "--storage", database, "--results", str(results),
+                "--jobs", "1", *HEARTBEAT)
+    manifest = results / "run-and-worker" / "manifest.json"
+    deadline = time.monotonic() + 120
+    while not manifest.is_file():
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    worker = nnlab("worker", "--storage", database, "--study", "run-and-worker",
+                   "--results", str(results), "--jobs", "1", *HEARTBEAT)
+    (run_out, run_err), (worker_out, _) = run.communicate(timeout=300), worker.communicate(
+        timeout=300)
+    assert (run.returncode, worker.returncode) == (0, 0), run_err
+    trials = assert_complete_exactly_once(Study.load(results / "run-and-worker"))
+    assert (trials["state"] == "COMPLETE").all()
+    assert trials["owner"].nunique() == 2  # both ran trials
+    assert "planned 8  complete 8" in run_out  # the run's summary counts the worker's trials

@@ -38,8 +38,14 @@ from nnlab.report.sections import (
     fmt,
     fmt_ci,
     length_column,
+    seed_mean,
 )
-from nnlab.report.summaries import StudyResults, curve_bands, mean_ci, ranked_configs
+from nnlab.report.summaries import (
+    StudyResults,
+    curve_bands,
+    mean_ci,
+    ranked_configs,
+)
 from nnlab.study.spec import DataSpec
 from nnlab.train import train
 
@@ -91,11 +97,10 @@ def overfit_section(results: StudyResults, options: Options) -> Section:
         lowest = runs.loc[runs.groupby("trial")["val_loss"].idxmin()]
         last = runs.loc[runs.groupby("trial")["epoch"].idxmax()]
         span = runs["epoch"].min(), runs["epoch"].max()
-        best = within(mean_ci(peak["epoch"].to_numpy(), options.confidence), *span)
-        least_loss = within(mean_ci(lowest["epoch"].to_numpy(), options.confidence), *span)
+        best = mean_ci(peak["epoch"].to_numpy(), options.confidence, span)
+        least_loss = mean_ci(lowest["epoch"].to_numpy(), options.confidence, span)
         best_epochs[config] = best
-        at_peak = mean_ci(peak["val_acc"].to_numpy(), options.confidence)
-        at_end = mean_ci(last["val_acc"].to_numpy(), options.confidence)
+        at_peak, at_end = seed_mean(peak, "val_acc", options), seed_mean(last, "val_acc", options)
         section.findings.append(
             f"{config}: validation accuracy peaks at epoch {fmt_ci(best, '.2g')} (per seed: "
             f"{', '.join(f'{e:g}' for e in peak['epoch'])}; n={len(peak)}) at val_acc "
@@ -108,7 +113,7 @@ def overfit_section(results: StudyResults, options: Options) -> Section:
     bands = curve_bands(rows)
     for epoch, group in rows[rows["config"] == configs[0]].groupby("epoch"):
         table.append({"epoch": f"{epoch:g}", "n": len(group), **{
-            f"{m} [{options.level} CI]": fmt_ci(mean_ci(group[m].to_numpy(), options.confidence))
+            f"{m} [{options.level} CI]": fmt_ci(seed_mean(group, m, options))
             for m in ("train_loss", "val_loss", "val_acc", "test_acc")}})
     section.tables.append(Table(f"{configs[0]}: per epoch (train_loss: mean over the epoch's "
                                 "steps)", pd.DataFrame(table)))
@@ -116,12 +121,6 @@ def overfit_section(results: StudyResults, options: Options) -> Section:
         "overfit", "Loss (left) and accuracy (right) per epoch; vertical lines: the epoch "
         "of the best validation accuracy.", overfit_figure(bands, best_epochs)))
     return section
-
-
-def within(estimate: Estimate, low: float, high: float) -> Estimate:
-    """`estimate` with its interval cut to [low, high] (the values the quantity can take)."""
-    return Estimate(estimate.value, max(estimate.low, low), min(estimate.high, high),
-                    estimate.confidence)
 
 
 # --- learning rate x epochs ------------------------------------------------------------------
@@ -149,8 +148,8 @@ def lr_epochs_section(results: StudyResults, options: Options) -> Section:
     group = rows[(rows["epoch"] == best[0]) & (rows["eta"] == best[1])]
     section.findings.append(
         f"Best on {objective}: eta={best[1]:g} after {best[0]:g} epochs — {objective} "
-        f"{fmt_ci(mean_ci(group[objective].to_numpy(), options.confidence))}, test_acc "
-        f"{fmt_ci(mean_ci(group['test_acc'].to_numpy(), options.confidence))} "
+        f"{fmt_ci(seed_mean(group, objective, options))}, test_acc "
+        f"{fmt_ci(seed_mean(group, 'test_acc', options))} "
         f"(seed means, {options.level} CI, n={len(group)}).")
     for epoch in sorted({means.index.min(), means.index.max()}):
         at = rows[rows["epoch"] == epoch].groupby("eta")[objective].mean()
@@ -162,7 +161,7 @@ def lr_epochs_section(results: StudyResults, options: Options) -> Section:
                         test_acc=means.to_dict())
     sweep = []
     for (epoch, eta), group in cells:
-        estimate = mean_ci(group["test_acc"].to_numpy(), options.confidence)
+        estimate = seed_mean(group, "test_acc", options)
         sweep.append({"epoch": epoch, "eta": eta, "mean": estimate.value, "low": estimate.low,
                       "high": estimate.high, "n": len(group)})
     sweep = pd.DataFrame(sweep)

@@ -34,7 +34,7 @@ from nnlab.report.summaries import (
     best_config,
     configuration_table,
     curve_bands,
-    mean_ci,
+    metric_ci,
     ranked_configs,
 )
 from nnlab.study.status import format_params, summarize
@@ -120,6 +120,11 @@ def fmt_ci(estimate: Estimate, spec: str = ".4f") -> str:
 
 def fmt_p(test: analysis.HypothesisTest) -> str:
     return test.p_text.removeprefix("p=")
+
+
+def seed_mean(runs: pd.DataFrame, metric: str, options: Options) -> Estimate:
+    """Mean of `metric` over the rows `runs` (one per run) with its t interval."""
+    return metric_ci(runs[metric].to_numpy(), metric, options.confidence)
 
 
 # --- study structure -------------------------------------------------------------------------
@@ -321,7 +326,7 @@ def lr_sweep_table(frame: pd.DataFrame, options: Options) -> pd.DataFrame:
     rows = []
     for eta, group in finished(frame).groupby("eta", sort=True):
         for metric in ("test_acc", "val_acc"):
-            estimate = mean_ci(group[metric].to_numpy(), options.confidence)
+            estimate = seed_mean(group, metric, options)
             rows.append({"eta": eta, "metric": metric, "mean": estimate.value,
                          "low": estimate.low, "high": estimate.high, "n": len(group)})
     return pd.DataFrame(rows)

@@ -20,14 +20,24 @@ from nnlab.study.status import configurations, format_params
 CURVE_METRICS = ("val_acc", "test_acc", "train_loss", "val_loss")
 
 
-def mean_ci(values: np.ndarray, confidence: float = 0.95) -> Estimate:
-    """Mean of `values` (n,) with the t interval of the mean (NaN bounds when n < 2)."""
+def mean_ci(values: np.ndarray, confidence: float = 0.95,
+            bounds: tuple[float, float] = (-math.inf, math.inf)) -> Estimate:
+    """Mean of `values` (n,) with the t interval of the mean (NaN bounds when n < 2), the
+    interval cut to `bounds`, the values the quantity can take (a t interval over 2 or 3
+    seeds easily reaches past an accuracy of 1)."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     if values.size < 2:
         return Estimate(mean, math.nan, math.nan, confidence)
     half = stats.t.ppf(0.5 + confidence / 2, values.size - 1) * stats.sem(values)
-    return Estimate(mean, mean - half, mean + half, confidence)
+    return Estimate(mean, max(mean - half, bounds[0]), min(mean + half, bounds[1]), confidence)
+
+
+def metric_ci(values: np.ndarray, metric: str, confidence: float = 0.95) -> Estimate:
+    """`mean_ci` of a metric: accuracies (*_acc) within [0, 1], losses (*_loss) >= 0."""
+    bounds = ((0.0, 1.0) if metric.endswith("_acc") else
+              (0.0, math.inf) if metric.endswith("_loss") else (-math.inf, math.inf))
+    return mean_ci(values, confidence, bounds)
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ def configuration_table(results: StudyResults, confidence: float = 0.95) -> pd.D
         row = {"config": config, "seconds": group["seconds"].mean()}
         for metric in metrics:
             values = group[metric].dropna().to_numpy(dtype=float)
-            estimate = mean_ci(values, confidence) if values.size else None
+            estimate = metric_ci(values, metric, confidence) if values.size else None
             row.update({metric: estimate.value if estimate else math.nan,
                         f"{metric}_low": estimate.low if estimate else math.nan,
                         f"{metric}_high": estimate.high if estimate else math.nan,

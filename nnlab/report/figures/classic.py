@@ -13,6 +13,7 @@ import seaborn as sns
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from nnlab.analysis import Estimate
 from nnlab.report.figures._base import STYLE, finish, new_figure, note, styled
@@ -95,6 +96,9 @@ def overfit_figure(
     loss_ax.set_title("train loss (solid) vs validation loss (dashed)")
     acc_ax.set_ylabel("accuracy")
     acc_ax.set_title("validation (solid) and test (dotted) accuracy")
+    handles = [Line2D([], [], color=colour, lw=2.5, label=config)
+               for config, colour in colours.items()]
+    figure.legend(handles=handles, loc="outside right upper", fontsize="small")
     n = bands.loc[bands["epoch"] > 0, "n"]
     note(acc_ax, "\n".join(lines) + f"\n(mean over seeds, {100 * best.confidence:g}% CI)\n"
          f"bands: +- 1 std over {_span(n)} seeds\n"
@@ -118,7 +122,7 @@ def lr_epochs_heatmap_figure(
     means, counts: epoch x eta tables of the seed mean and the number of runs."""
     figure, ax = new_figure(size=(10, 6.5))
     sns.heatmap(means, annot=True, fmt=".4f", cmap="viridis", ax=ax, linewidths=0.5,
-                linecolor="white", cbar_kws={"label": f"{metric} (mean over seeds)"},
+                linecolor="white", cbar_kws={"label": metric},
                 xticklabels=[f"{eta:g}" for eta in means.columns],
                 yticklabels=[f"{epoch:g}" for epoch in means.index])
     ax.grid(False)
@@ -127,8 +131,8 @@ def lr_epochs_heatmap_figure(
     ax.add_patch(mpl.patches.Rectangle((column, row), 1, 1, fill=False, edgecolor="red", lw=3))
     ax.set_xlabel("learning rate")
     ax.set_ylabel("epoch")
-    ax.set_title(f"{metric} by learning rate and epoch (red: best on {chosen_on}, "
-                 f"{_span(counts.to_numpy().ravel())} seeds per cell)", fontsize="medium")
+    ax.set_title(f"{metric}, mean over {_span(counts.to_numpy().ravel())} seeds, by learning "
+                 f"rate and epoch (red: best on {chosen_on})", fontsize="medium")
     return finish(figure, path)
 
 

@@ -233,8 +233,8 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
         "Validation accuracy during training for each learning rate (seed means). A run "
         f"takes off at the first evaluation where val_acc reaches {threshold:.3f}, half way "
         f"from chance ({chance:g}) to the best final accuracy. The critical learning rate "
-        "is the smallest above which every run takes off within the budget: below it runs "
-        "stay on the chance plateau, above it accuracy jumps.")
+        "is the smallest from which on every run takes off within the budget: below it runs "
+        "stay on the chance plateau, from it on accuracy jumps.")
     if critical is not None:
         verdict = f"Critical learning rate: {critical:g}"
     elif len(stuck):

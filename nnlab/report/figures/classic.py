@@ -238,7 +238,7 @@ def takeoff_figure(
     step_ax.set_title("when does accuracy take off?")
     step_ax.legend(loc="lower right", fontsize="small")
     level = f"{100 * confidence:g}%"
-    note(step_ax, "critical eta: above it every run takes off\n"
+    note(step_ax, "critical eta: the smallest from which on\nevery run takes off\n"
          + ("(none in the grid)" if critical is None else f"= {critical:g}")
          + f"\nbars: geometric mean, {level} CI\nover {_span(takeoff['n'])} seeds",
          loc="lower left")

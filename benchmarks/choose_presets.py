@@ -25,7 +25,7 @@ from nnlab.train import get_preset, train
 GRIDS: dict[str, tuple[str, list[dict]]] = {
     "seed-000": ("best", [{"eta": eta} for eta in (0.3, 1.0, 3.0, 10.0)]),
     "seed-001": ("best", [{"eta": eta, "batch_size": batch}
-                          for batch in (32, 128) for eta in (0.3, 1.0, 3.0)]),
+                          for batch in (32, 128) for eta in (0.1, 0.3, 1.0, 3.0)]),
     "seed-003": ("best", [{"sizes": [784, hidden, 10], "eta": eta}
                           for hidden in (10, 32) for eta in (0.3, 1.0, 3.0)]),
     "seed-004": ("best", [{"eta": eta} for eta in (0.1, 0.3, 1.0, 3.0)]),

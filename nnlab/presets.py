@@ -38,9 +38,11 @@ PRESETS: dict[str, Preset] = {
         _preset(
             "seed-001",
             "784-16-16-10, relu, relu, sigmoid outputs, MSE, He init for the relu layers and "
-            "Xavier for the output (the recipe); batch size and eta chosen on val.",
+            "Xavier for the output, 100 epochs (the recipe); plain SGD, batch 128 and eta 0.3 "
+            "chosen on val from batch 32/128 x eta 0.1/0.3/1/3 (val_acc .959/.954/.942/.419, "
+            ".953/.960/.954/.929).",
             sizes=[784, 16, 16, 10], activation="relu", output="sigmoid", loss="mse",
-            init=["he", "he", "xavier"], optimizer="sgd", eta=1.0, batch_size=32, epochs=100,
+            init=["he", "he", "xavier"], optimizer="sgd", eta=0.3, batch_size=128, epochs=100,
         ),
         _preset(
             "seed-002",
@@ -53,16 +55,18 @@ PRESETS: dict[str, Preset] = {
         _preset(
             "seed-003",
             "Two layers, ELU hidden, softmax + cross-entropy, full-batch gradient descent (the "
-            "recipe); hidden size, eta and steps chosen on val.",
+            "recipe); He init, 500 steps; hidden size 32 and eta 0.3 chosen on val from "
+            "10/32 x 0.3/1/3 (val_acc .925/.876/div, .938/.936/div).",
             sizes=[784, 32, 10], activation="elu", output="softmax", loss="cross_entropy",
-            init="he", optimizer="sgd", eta=0.5, batch_size=None, n_steps=500,
+            init="he", optimizer="sgd", eta=0.3, batch_size=None, n_steps=500,
         ),
         _preset(
             "seed-004",
             "784-10-10 relu, softmax + cross-entropy, 1000 iterations of full-batch gradient "
-            "descent (the recipe); He init and eta chosen on val.",
+            "descent (the recipe); He init; eta 0.3 chosen on val from 0.1/0.3/1/3 "
+            "(val_acc .920/.932/.249/.106).",
             sizes=[784, 10, 10], activation="relu", output="softmax", loss="cross_entropy",
-            init="he", optimizer="sgd", eta=0.5, batch_size=None, n_steps=1000,
+            init="he", optimizer="sgd", eta=0.3, batch_size=None, n_steps=1000,
         ),
         _preset(
             "fast98",

@@ -69,6 +69,35 @@ def nnlab(*args: str, **popen) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
+def running_trial_of(process: subprocess.Popen, study: Study, optuna_study) -> int:
+    """The number of a trial that `process` runs and whose curve is not written yet."""
+    deadline = time.monotonic() + 120
+    while True:
+        for trial in optuna_study.get_trials(deepcopy=False):
+            if (trial.state.name == "RUNNING"
+                    and trial.user_attrs.get(OWNER, {}).get("pid") == process.pid
+                    and not study.store.trial_path("curves", trial.number).exists()):
+                return trial.number
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def plan(tmp_path: Path, database: str, name: str) -> tuple[Path, Study]:
+    """`nnlab run --plan-only` of the SPEC study `name`: its spec file and the Study."""
+    spec = write_spec(tmp_path, name)
+    results = tmp_path / "results"
+    assert main(["run", str(spec), "--storage", database, "--results", str(results),
+                 "--plan-only", "--quiet"]) == 0
+    return spec, Study.load(results / name)
+
+
+def start_worker(database: str, study: Study) -> subprocess.Popen:
+    """`nnlab worker` with one loky process, in a process group of its own."""
+    return nnlab("worker", "--storage", database, "--study", study.spec.name, "--results",
+                 str(study.folder.parent), "--jobs", "1", *HEARTBEAT, start_new_session=True)
+
+
 def assert_complete_exactly_once(study: Study):
     """Every planned key complete once, nothing left running or waiting, one curve file and
     one predictions file per complete trial and none for any other."""
@@ -85,53 +114,34 @@ def assert_complete_exactly_once(study: Study):
 
 def test_three_workers_one_killed_mid_trial_complete_the_study_exactly_once(
         tmp_path, database, capsys):
-    spec = write_spec(tmp_path, "shared")
-    results = tmp_path / "results"
-    assert main(["run", str(spec), "--storage", database, "--results", str(results),
-                 "--plan-only"]) == 0
+    spec, study = plan(tmp_path, database, "shared")
     assert "planned: 8 trials waiting" in capsys.readouterr().out
-    study = Study.load(results / "shared")
     assert study.storage.startswith("postgresql+psycopg://")  # psycopg 3 drives it
-    optuna_study = study.optuna_study()
 
-    workers = [nnlab("worker", "--storage", database, "--study", "shared", "--results",
-                     str(results), "--jobs", "1", *HEARTBEAT, start_new_session=True)
-               for _ in range(3)]
+    workers = [start_worker(database, study) for _ in range(3)]
     victim = workers[0]
-    deadline = time.monotonic() + 120
-    while True:  # until the victim runs a trial whose curve is not written yet
-        running = [t for t in optuna_study.get_trials(deepcopy=False)
-                   if t.state.name == "RUNNING"
-                   and t.user_attrs.get(OWNER, {}).get("pid") == victim.pid
-                   and not study.store.trial_path("curves", t.number).exists()]
-        if running:
-            break
-        assert victim.poll() is None, victim.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    number = running_trial_of(victim, study, study.optuna_study())
     os.killpg(victim.pid, signal.SIGKILL)  # the worker and its loky process, mid-trial
     victim.wait()
     outputs = [w.communicate(timeout=300) for w in workers[1:]]
     assert [w.returncode for w in workers[1:]] == [0, 0], outputs
 
     trials = assert_complete_exactly_once(study).set_index("trial")
-    killed = trials.loc[[t.number for t in running]]
-    assert (killed["state"] == "FAIL").all()
-    assert killed["error"].str.startswith(
-        f"abandoned: process {victim.pid} on {socket.gethostname()} sent no heartbeat for "
-        "over 3 s").all()
-    complete = trials[trials["state"] == "COMPLETE"].set_index("key")
-    retried = complete.loc[killed["key"]]
-    assert (retried.index == killed["key"]).all()  # each killed configuration ran again
-    assert not retried["owner"].str.startswith(f"{victim.pid}@").any()
-    assert (trials["state"] == "FAIL").sum() == len(killed)  # no other trial failed
+    killed = trials.loc[number]
+    assert killed["state"] == "FAIL"
+    assert killed["error"].startswith(f"abandoned: process {victim.pid} on "
+                                      f"{socket.gethostname()} sent no heartbeat for over 3 s")
+    retried = trials[(trials["key"] == killed["key"]) & (trials["state"] == "COMPLETE")]
+    assert len(retried) == 1 and retried.index[0] > number  # the configuration ran again
+    assert not retried["owner"].iloc[0].startswith(f"{victim.pid}@")
+    assert (trials["state"] == "FAIL").sum() == 1  # no other trial failed
     for out, _ in outputs:
         assert re.search(r"this worker: \d+ trials completed", out)
         assert "planned 8  complete 8" in out
 
     # a second `nnlab run` of the spec joins the study: nothing left to do
-    assert main(["run", str(spec), "--storage", database, "--results", str(results),
-                 "--quiet"]) == 0
+    assert main(["run", str(spec), "--storage", database, "--results",
+                 str(study.folder.parent), "--quiet"]) == 0
     assert "this run: 0 trials completed" in capsys.readouterr().out
     invocations = study.store.read_manifest()["invocations"]
     assert [i["n_jobs"] for i in invocations] == [0, 1, 1, 1, 1]  # plan, 3 workers, run
@@ -139,11 +149,11 @@ def test_three_workers_one_killed_mid_trial_complete_the_study_exactly_once(
 
 
 def test_the_claim_of_a_waiting_trial_is_transactional(tmp_path, database):
-    """Threads with connections of their own race to claim 40 waiting trials: each trial is
+    """Threads with connections of their own race to claim 24 waiting trials: each trial is
     claimed once, and all are claimed."""
     spec = {"study": {"name": "claims"},
             "base": {"sizes": [784, 8, 10], "n_steps": 10},
-            "grid": {"eta": [0.1 * (i + 1) for i in range(40)]},
+            "grid": {"eta": [0.1 * (i + 1) for i in range(24)]},
             "data": {"train_size": 100, "val_size": 100, "test_size": 100}}
     Study(spec, results=tmp_path, storage=database).plan()
     claimed: list[list[int]] = [[] for _ in range(4)]
@@ -162,7 +172,7 @@ def test_the_claim_of_a_waiting_trial_is_transactional(tmp_path, database):
     for thread in threads:
         thread.join()
     numbers = [n for mine in claimed for n in mine]
-    assert sorted(numbers) == list(range(40))
+    assert sorted(numbers) == list(range(24))
     assert sum(bool(mine) for mine in claimed) >= 2  # the threads did race
 
 
@@ -202,10 +212,50 @@ def test_a_run_and_a_worker_share_a_study_and_the_run_waits_for_the_worker(
         time.sleep(0.05)
     worker = nnlab("worker", "--storage", database, "--study", "run-and-worker",
                    "--results", str(results), "--jobs", "1", *HEARTBEAT)
-    (run_out, run_err), (worker_out, _) = run.communicate(timeout=300), worker.communicate(
-        timeout=300)
-    assert (run.returncode, worker.returncode) == (0, 0), run_err
+    outputs = [process.communicate(timeout=300) for process in (run, worker)]
+    assert (run.returncode, worker.returncode) == (0, 0), outputs
     trials = assert_complete_exactly_once(Study.load(results / "run-and-worker"))
     assert (trials["state"] == "COMPLETE").all()
     assert trials["owner"].nunique() == 2  # both ran trials
-    assert "planned 8  complete 8" in run_out  # the run's summary counts the worker's trials
+    assert "planned 8  complete 8" in outputs[0][0]  # the run waited for the worker's trials
+
+
+@pytest.mark.slow
+def test_a_worker_paused_past_the_grace_period_loses_its_trial_to_a_retry(tmp_path, database):
+    _, study = plan(tmp_path, database, "paused")
+    paused, other = start_worker(database, study), start_worker(database, study)
+    number = running_trial_of(paused, study, study.optuna_study())
+    os.killpg(paused.pid, signal.SIGSTOP)  # as a frozen host or a long network partition
+    optuna_study = study.optuna_study()
+    key = optuna_study.trials[number].user_attrs["key"]
+    deadline = time.monotonic() + 180
+    while not any(t.state.name == "COMPLETE" and t.user_attrs["key"] == key
+                  for t in optuna_study.get_trials(deepcopy=False)):
+        assert other.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(paused.pid, signal.SIGCONT)  # it ends its run and finds the trial failed
+    (paused_out, paused_err), _ = paused.communicate(timeout=300), other.communicate(
+        timeout=300)
+    assert (paused.returncode, other.returncode) == (0, 0), paused_err
+    assert re.search(r"this worker: \d+ trials completed \(0 diverged\), 1 failed", paused_out)
+    trials = assert_complete_exactly_once(study)  # its curve file was removed again
+    assert trials.set_index("trial").loc[number, "error"].startswith(
+        f"abandoned: process {paused.pid} ")
+
+
+@pytest.mark.slow
+def test_workers_sample_the_configurations_of_a_random_study_under_the_lock(
+        tmp_path, database):
+    spec = {"study": {"name": "random", "sampler": "random", "n_trials": 3, "replicates": 2},
+            "base": {"sizes": [784, 8, 10], "batch_size": 50, "n_steps": 20, "n_evals": 2},
+            "space": {"eta": {"log_uniform": [0.1, 3.0]}},
+            "data": {"train_size": 500, "val_size": 200, "test_size": 100}}
+    study = Study(spec, results=tmp_path, storage=database)
+    assert study.plan()["waiting"] == 0  # a sampler's configurations come one at a time
+    workers = [start_worker(database, study) for _ in range(2)]
+    assert [w.wait(timeout=300) for w in workers] == [0, 0]
+    trials = study.trials()
+    complete = trials[trials["state"] == "COMPLETE"]
+    assert complete["key"].is_unique and len(complete) == 6
+    assert complete.groupby("config_id")["seed"].apply(sorted).tolist() == [[0, 1]] * 3
+    assert study.store.trial_numbers("curves") == set(complete["trial"])

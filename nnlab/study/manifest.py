@@ -80,7 +80,8 @@ def environment() -> dict[str, Any]:
 def invocation(n_jobs: int, blas_threads: int, executor: Executor | None = None) -> dict[str, Any]:
     """One run of the study by this process, its end still open. n_jobs 0: it planned
     the study and ran nothing; `executor`: where trials ran (None: joblib's loky)."""
-    where = "loky" if executor is None else f"{type(executor).__module__}.{type(executor).__name__}"
+    where = (None if n_jobs == 0 else "loky" if executor is None
+             else f"{type(executor).__module__}.{type(executor).__name__}")
     return {"command": sys.argv, "host": socket.gethostname(), "pid": os.getpid(),
             "n_jobs": n_jobs, "executor": where, "blas_threads_per_worker": blas_threads,
             "start": now(), "end": None, **environment()}

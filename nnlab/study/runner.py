@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
@@ -245,7 +246,9 @@ class Runner:
         configs = {t.user_attrs[CONFIG_ID] for t in trials
                    if CONFIG_ID in t.user_attrs and t.state != TrialState.PRUNED}
         while len(configs) < self.spec.n_trials:
-            trial = self.study.ask(fixed_distributions=self.spec.distributions())
+            with warnings.catch_warnings():  # the heartbeat is this engine's, not optimize's
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                trial = self.study.ask(fixed_distributions=self.spec.distributions())
             first, *others = [self._identity(trial.params, seed) for seed in self.spec.seeds]
             if first[CONFIG_ID] in configs:
                 trial.set_user_attr(CONFIG_ID, first[CONFIG_ID])

@@ -223,12 +223,9 @@ class Study:
                 if stored_base.get(name) != base.get(name)]
 
     def _create_or_load(self) -> optuna.Study:
-        sampler = (optuna.samplers.TPESampler(seed=self.spec.seed, constant_liar=True)
-                   if self.spec.sampler == "tpe" else
-                   optuna.samplers.RandomSampler(seed=self.spec.seed))
         study = optuna.create_study(
             study_name=self.spec.name, storage=self._open_storage(),
-            direction=self.spec.direction, sampler=sampler, load_if_exists=True)
+            direction=self.spec.direction, sampler=self._sampler(), load_if_exists=True)
         digest = study.user_attrs.get(DIGEST_ATTR)
         if digest is None:
             study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
@@ -284,10 +281,18 @@ class Study:
 
     # --- reading --------------------------------------------------------------------------
 
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        """The spec's sampler (a grid's trials are all enqueued: it never samples)."""
+        if self.spec.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=self.spec.seed, constant_liar=True)
+        return optuna.samplers.RandomSampler(seed=self.spec.seed)
+
     def optuna_study(self) -> optuna.Study:
-        """The Optuna study (for optuna-dashboard, plots, or anything Optuna offers)."""
+        """The Optuna study (for optuna-dashboard, plots, or anything Optuna offers), with
+        the spec's sampler."""
         try:
-            return optuna.load_study(study_name=self.spec.name, storage=self._open_storage())
+            return optuna.load_study(study_name=self.spec.name, storage=self._open_storage(),
+                                     sampler=self._sampler())
         except KeyError as err:
             raise NNLabError(f"study {self.spec.name!r}: not in its storage "
                              f"{redact(resolve_storage(self.storage, self.folder))}; "

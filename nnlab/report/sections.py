@@ -204,7 +204,7 @@ def overview_section(results: StudyResults, options: Options) -> Section:
         **{f"{m} mean [{options.level} CI]": [fmt_ci(_row_estimate(r, m, options))
                                              for _, r in table.iterrows()] for m in metrics},
         **{f"{m} std": table[f"{m}_std"].map(fmt) for m in metrics},
-        "seconds per run": table["seconds"].map(lambda s: fmt(s, ".1f")),
+        "seconds per run (mean)": table["seconds"].map(lambda s: fmt(s, ".3g")),
     })
     caption = "configurations, best first"
     if len(shown) > MAX_TABLE_ROWS:

@@ -3,6 +3,8 @@ own run, and take-off, overfitting and lr x epochs find what was built in."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,3 +104,13 @@ def test_overfitting_and_lr_by_epochs_find_the_built_in_peak():
     assert found["eta=0.1"]["val_acc_at_end"]["value"] == pytest.approx(0.895)
     with pytest.raises(NotApplicable, match=">= 3 learning rates|eta is not varied"):
         classic.lr_epochs_section(results, OPTIONS)  # two learning rates only
+
+
+def test_the_retrained_config_is_the_one_the_study_started_with():
+    results = synthetic({"eta": [0.1, 0.3]}, {((0.3,), 0): ramp(np.arange(3), 1)})
+    trial = results.complete.iloc[0]
+    assert classic.run_config(results, trial, 5).init == "xavier"  # from the spec
+    started = results.spec.base_config().replace(init="he", activation="tanh", eta=9.0)
+    results = replace(results, base_config=started.to_dict())  # e.g. a preset changed since
+    config = classic.run_config(results, trial, 5)
+    assert (config.init, config.activation, config.eta, config.seed) == ("he", "tanh", 0.3, 5)

@@ -35,6 +35,7 @@ from nnlab.report.sections import (
 from nnlab.report.summaries import StudyResults, best_config, label_configs
 from nnlab.study import Study
 from nnlab.study.store import write_text_atomic
+from nnlab.study.study import BASE_ATTR
 
 SECTION_ORDER = ("overview", "curves", "eta_best", "takeoff", "overfit", "lr_epochs",
                  "normality", "variance", "noise", "errors", "gallery", "inverse_query")
@@ -51,7 +52,8 @@ def load_results(study: Study) -> StudyResults:
                               validate="many_to_one")
     results = StudyResults(spec=study.spec, manifest=study.store.read_manifest(),
                            trials=trials, complete=complete, curves=curves,
-                           best_predictions=pd.DataFrame(), varied=varied)
+                           best_predictions=pd.DataFrame(), varied=varied,
+                           base_config=study.optuna_study().user_attrs.get(BASE_ATTR))
     best = best_config(results)
     if best is None:
         return results

@@ -46,8 +46,9 @@ from nnlab.report.summaries import (
     mean_ci,
     ranked_configs,
 )
-from nnlab.study.spec import DataSpec
+from nnlab.study.spec import DataSpec, StudySpec
 from nnlab.train import train
+from nnlab.train_config import TrainConfig
 
 MAX_OVERFIT_CONFIGS = 3
 GALLERY_SIZE = 24
@@ -303,7 +304,7 @@ def inverse_query_section(results: StudyResults, options: Options) -> Section:
     trials = best_trials(results)
     if trials.empty:
         raise NotApplicable("no complete trial")
-    config = results.spec.config_for(_params(results, trials.iloc[0]), results.spec.seed)
+    config = run_config(results, trials.iloc[0], results.spec.seed)
     if not (config.model == "mlp" and config.activation == "sigmoid"
             and config.output == "sigmoid"):
         raise NotApplicable("the net is not an all-sigmoid MLP (activation and output "
@@ -339,10 +340,18 @@ def inverse_query_section(results: StudyResults, options: Options) -> Section:
     return section
 
 
-def _params(results: StudyResults, trial: pd.Series) -> dict:
-    """The varied fields of a trial as Optuna stores them (plain Python values)."""
-    values = {name: trial[name] for name in results.varied}
-    return {name: v.item() if isinstance(v, np.generic) else v for name, v in values.items()}
+def run_config(results: StudyResults, trial: pd.Series, seed: int) -> TrainConfig:
+    """The TrainConfig of `trial`'s configuration with `seed`: the base config the study
+    started with (when its storage keeps it: a preset may have changed since), the trial's
+    varied fields as Optuna stores them, and the seed."""
+    spec = results.spec
+    if results.base_config is not None:
+        base = {name: value for name, value in results.base_config.items()
+                if value is not None and name != "seed" and name not in results.varied}
+        spec = StudySpec.from_dict({**spec.to_dict(), "base": base})
+    params = {name: trial[name] for name in results.varied}
+    return spec.config_for({name: v.item() if isinstance(v, np.generic) else v
+                            for name, v in params.items()}, seed)
 
 
 def inverse_query(params: list[dict], n_classes: int) -> np.ndarray:

@@ -50,6 +50,8 @@ class StudyResults:
     best_predictions: the compact test predictions of the best configuration's complete
         trials (empty when none are stored).
     varied: the varied TrainConfig fields, in spec order.
+    base_config: the base TrainConfig (as a dict) the study started with, as its storage
+        keeps it (None for studies older than that record): a preset may change later.
     """
 
     spec: StudySpec
@@ -59,6 +61,7 @@ class StudyResults:
     curves: pd.DataFrame
     best_predictions: pd.DataFrame
     varied: list[str]
+    base_config: dict | None = None
 
     @property
     def objective(self) -> str:

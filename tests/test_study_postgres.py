@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from optuna.trial import TrialState
 
 from nnlab.cli import main
 from nnlab.study import Study
@@ -197,6 +198,16 @@ def test_bad_storage_study_or_results_are_one_line_errors(tmp_path, database, ca
     assert "--grace: expected more seconds than --heartbeat (5), got 5" in (
         capsys.readouterr().err)
 
+    # a worker whose nnlab resolves the stored spec to other TrainConfigs runs nothing
+    stored = Study.load(tmp_path / "a" / "errors").optuna_study()
+    stored.set_user_attr("base_config", {**stored.user_attrs["base_config"], "batch_size": 64})
+    stored.set_user_attr("spec_digest", "digest-of-another-nnlab")
+    assert main(["worker", "--storage", database, "--study", "errors", "--results",
+                 str(tmp_path / "a")]) == 2
+    assert ("this nnlab resolves its base config differently from the nnlab that created it "
+            "(base config batch_size: 64 != 100)") in capsys.readouterr().err
+    assert len(stored.get_trials(states=(TrialState.WAITING,))) == 8
+
 
 @pytest.mark.slow
 def test_a_run_and_a_worker_share_a_study_and_the_run_waits_for_the_worker(
@@ -259,3 +270,20 @@ def test_workers_sample_the_configurations_of_a_random_study_under_the_lock(
     assert complete["key"].is_unique and len(complete) == 6
     assert complete.groupby("config_id")["seed"].apply(sorted).tolist() == [[0, 1]] * 3
     assert study.store.trial_numbers("curves") == set(complete["trial"])
+
+
+@pytest.mark.slow
+def test_an_interrupted_worker_hands_its_trial_back(tmp_path, database):
+    _, study = plan(tmp_path, database, "interrupted")
+    worker = start_worker(database, study)
+    number = running_trial_of(worker, study, study.optuna_study())
+    os.kill(worker.pid, signal.SIGINT)  # Ctrl-C
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 130 and err.endswith("nnlab: interrupted\n")
+    trials = study.trials().set_index("trial")
+    assert trials.loc[number, "state"] == "FAIL"
+    assert trials.loc[number, "error"].startswith(f"interrupted: process {worker.pid} ")
+    again = trials[(trials["key"] == trials.loc[number, "key"]) & (trials.index != number)]
+    assert again["state"].tolist() == ["WAITING"]  # its configuration waits for a worker
+    assert start_worker(database, study).wait(timeout=300) == 0
+    assert_complete_exactly_once(study)

@@ -88,6 +88,7 @@ class Runner:
         self._storage = study._storage
         self._beats = HeartbeatRecorder(self._storage, heartbeat and heartbeat.interval)
         self._ownerless_since: dict[int, float] = {}
+        self._held: set[int] = set()  # ids of trials this process claimed, not yet recorded
 
     # --- identities -----------------------------------------------------------------------
 
@@ -230,9 +231,12 @@ class Runner:
                 if not self._storage.set_trial_state_values(trial._trial_id,
                                                             TrialState.RUNNING):
                     continue
+                self._held.add(trial._trial_id)
                 self._beats.add(trial._trial_id)  # a heartbeat before the owner, always
                 self._storage.set_trial_user_attr(trial._trial_id, OWNER, this_process())
             except UpdateFinishedTrialError:  # taken for gone before it was owned: next one
+                self._held.discard(trial._trial_id)
+                self._beats.discard(trial._trial_id)
                 continue
             return self._storage.get_trial(trial._trial_id)
         return None
@@ -249,10 +253,12 @@ class Runner:
             with warnings.catch_warnings():  # the heartbeat is this engine's, not optimize's
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = self.study.ask(fixed_distributions=self.spec.distributions())
+            self._held.add(trial._trial_id)
             first, *others = [self._identity(trial.params, seed) for seed in self.spec.seeds]
             if first[CONFIG_ID] in configs:
                 trial.set_user_attr(CONFIG_ID, first[CONFIG_ID])
                 self.study.tell(trial, state=TrialState.PRUNED)
+                self._held.discard(trial._trial_id)
                 continue
             self._beats.add(trial._trial_id)
             for name, attr in {**first, OWNER: this_process()}.items():
@@ -268,6 +274,7 @@ class Runner:
         """Store a run's outcome in Optuna: COMPLETE (status ok or diverged) or FAIL. False
         if the trial had meanwhile been failed as abandoned (its result is dropped: its
         configuration runs again elsewhere)."""
+        self._held.discard(trial._trial_id)
         self._beats.discard(trial._trial_id)
         if outcome.error is not None:
             return self._finish(trial, {ERROR: outcome.error}, TrialState.FAIL)
@@ -326,9 +333,7 @@ class Runner:
                 get_memmapping_executor(n_jobs).terminate(kill_workers=True)
             for future in in_flight:
                 future.cancel()
-            if in_flight:
-                with self.lock():
-                    self._requeue(list(in_flight.values()), self._interrupted)
+            self._release()
             raise
         finally:
             bar.close()
@@ -342,10 +347,17 @@ class Runner:
         bar.update(outcome.error is None)
         bar.set_postfix(failed=counts.failed, diverged=counts.diverged, refresh=False)
 
-    def _interrupted(self, trial: FrozenTrial) -> str:
-        owner = trial.user_attrs.get(OWNER) or {}
-        return (f"interrupted: process {owner.get('pid', '?')} on {owner.get('host', '?')} "
-                "stopped; its configuration is run again")
+    def _release(self) -> None:
+        """Fail the trials this process holds (it is stopping) and enqueue their keys again,
+        for other processes or the next run."""
+        if not self._held:
+            return
+        held = [self._storage.get_trial(trial_id) for trial_id in sorted(self._held)]
+        me = this_process()
+        message = (f"interrupted: process {me['pid']} on {me['host']} stopped; its "
+                   "configuration is run again")
+        with self.lock():
+            self._requeue(held, lambda trial: message)
 
     def _unfinished_elsewhere(self) -> bool:
         """With heartbeats: whether any trial of the study is waiting or running."""

@@ -195,7 +195,7 @@ class Study:
         if stored is not None and stored.digest() != self.spec.digest():
             raise self._changed_spec_error(stored)
         if self.store.manifest_path.is_file():
-            recorded = self.store.read_manifest()["storage"]
+            recorded = resolve_storage(self.store.read_manifest()["storage"], self.folder)
             given = redact(resolve_storage(self.storage, self.folder))
             if recorded != given:
                 raise NNLabError(f"--storage: {self.folder} keeps its trials in {recorded}, "

@@ -178,69 +178,6 @@ def _print_study(study, summary: dict, where: str, frame=None) -> None:
     print(format_best(summary))
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="one training run of a preset on MNIST")
-    train.add_argument("--preset", required=True, help="a name from `nnlab presets`")
-    train.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a TrainConfig field (repeatable); VALUE is JSON, else a string, "
-        "e.g. --set eta=0.5 --set sizes=[784,100,10] --set init=he",
-    )
-    train.add_argument("--json", action="store_true", help="print one JSON object")
-    train.add_argument("--threads", type=int, metavar="N",
-                       help="BLAS threads (default: the library's; 1 helps on a busy machine)")
-    train.set_defaults(handler=_train)
-    presets = sub.add_parser("presets", help="list the training presets, one per line")
-    presets.set_defaults(handler=_presets)
-
-
-def _parse_override(text: str) -> tuple[str, object]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise NNLabError(f"--set: expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
-
-
-def _train(args: argparse.Namespace) -> int:
-    from math import isfinite
-
-    from threadpoolctl import threadpool_limits
-
-    from nnlab.data import load_mnist
-    from nnlab.train import get_preset, train
-
-    overrides = dict(_parse_override(text) for text in args.overrides)
-    config = get_preset(args.preset).replace(**overrides)
-    if args.threads is not None and args.threads < 1:
-        raise NNLabError(f"--threads: expected a positive integer, got {args.threads}")
-    with threadpool_limits(args.threads):
-        run = train(config, load_mnist())
-    summary = {"preset": args.preset, "status": run.status, **run.metrics,
-               "seed": config.seed, "note": run.note, "config": config.to_dict()}
-    summary = {k: None if isinstance(v, float) and not isfinite(v) else v
-               for k, v in summary.items()}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{args.preset}: test_acc {run.metrics['test_acc']:.4f}  "
-              f"val_acc {run.metrics['val_acc']:.4f}  {run.metrics['n_steps']} steps  "
-              f"{run.metrics['seconds']:.1f} s  status {run.status}  seed {config.seed}"
-              + (f"  ({run.note})" if run.note else ""))
-    return 0
-
-
-def _presets(args: argparse.Namespace) -> int:
-    from nnlab.presets import PRESETS
-
-    width = max(len(name) for name in PRESETS)
-    for name, preset in PRESETS.items():
-        print(f"{name:<{width}}  {preset.description}")
-    return 0
-
-
 def _add_report(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="a study's figures and its one-page HTML report")
     report.add_argument("folder", metavar="results/<study>")
@@ -274,6 +211,71 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     serve(args.folder, port=args.port, storage=args.storage)
     print("dashboard stopped")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="one training run of a preset on MNIST")
+    train.add_argument("--preset", required=True, help="a name from `nnlab presets`")
+    train.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a TrainConfig field (repeatable); VALUE is JSON, else a string, "
+        "e.g. --set eta=0.5 --set sizes=[784,100,10] --set init=he",
+    )
+    train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.add_argument("--threads", type=int, default=1, metavar="N",
+                       help="BLAS threads (default 1: one run is mostly small GEMMs, and two "
+                       "OpenBLAS threads on a busy 2-core machine are 10x slower; try 2 on an "
+                       "idle machine)")
+    train.set_defaults(handler=_train)
+    presets = sub.add_parser("presets", help="list the training presets, one per line")
+    presets.set_defaults(handler=_presets)
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise NNLabError(f"--set: expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _train(args: argparse.Namespace) -> int:
+    from math import isfinite
+
+    from threadpoolctl import threadpool_limits
+
+    from nnlab.data import load_mnist
+    from nnlab.train import get_preset, train
+
+    overrides = dict(_parse_override(text) for text in args.overrides)
+    config = get_preset(args.preset).replace(**overrides)
+    if args.threads < 1:
+        raise NNLabError(f"--threads: expected a positive integer, got {args.threads}")
+    with threadpool_limits(args.threads):
+        run = train(config, load_mnist())
+    summary = {"preset": args.preset, "status": run.status, **run.metrics,
+               "seed": config.seed, "note": run.note, "config": config.to_dict()}
+    summary = {k: None if isinstance(v, float) and not isfinite(v) else v
+               for k, v in summary.items()}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.preset}: test_acc {run.metrics['test_acc']:.4f}  "
+              f"val_acc {run.metrics['val_acc']:.4f}  {run.metrics['n_steps']} steps  "
+              f"{run.metrics['seconds']:.1f} s  status {run.status}  seed {config.seed}"
+              + (f"  ({run.note})" if run.note else ""))
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from nnlab.presets import PRESETS
+
+    width = max(len(name) for name in PRESETS)
+    for name, preset in PRESETS.items():
+        print(f"{name:<{width}}  {preset.description}")
     return 0
 
 

@@ -178,42 +178,6 @@ def _print_study(study, summary: dict, where: str, frame=None) -> None:
     print(format_best(summary))
 
 
-def _add_report(sub: argparse._SubParsersAction) -> None:
-    report = sub.add_parser("report", help="a study's figures and its one-page HTML report")
-    report.add_argument("folder", metavar="results/<study>")
-    report.add_argument("--storage", metavar="URL",
-                        help="the study's storage, if not the one in its manifest.json")
-    report.add_argument("--no-train", dest="train", action="store_false",
-                        help="skip figures that train a network once more (inverse query)")
-    report.add_argument("--resamples", type=int, default=2000, metavar="N",
-                        help="bootstrap resamples for every interval (default 2000)")
-    report.set_defaults(handler=_report)
-    dashboard = sub.add_parser("dashboard", help="open a study in optuna-dashboard")
-    dashboard.add_argument("folder", metavar="results/<study>")
-    dashboard.add_argument("--port", type=int, default=8080, metavar="P",
-                           help="port on 127.0.0.1 (default 8080; 0: any free port)")
-    dashboard.add_argument("--storage", metavar="URL",
-                           help="the study's storage, if not the one in its manifest.json")
-    dashboard.set_defaults(handler=_dashboard)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from nnlab.report import write_report
-
-    path = write_report(args.folder, storage=args.storage, train=args.train,
-                        n_resamples=args.resamples)
-    print(f"report: {path} (figures in {path.parent / 'figures'})")
-    return 0
-
-
-def _dashboard(args: argparse.Namespace) -> int:
-    from nnlab.report.dashboard import serve
-
-    serve(args.folder, port=args.port, storage=args.storage)
-    print("dashboard stopped")
-    return 0
-
-
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="one training run of a preset on MNIST")
     train.add_argument("--preset", required=True, help="a name from `nnlab presets`")
@@ -276,6 +240,42 @@ def _presets(args: argparse.Namespace) -> int:
     width = max(len(name) for name in PRESETS)
     for name, preset in PRESETS.items():
         print(f"{name:<{width}}  {preset.description}")
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser("report", help="a study's figures and its one-page HTML report")
+    report.add_argument("folder", metavar="results/<study>")
+    report.add_argument("--storage", metavar="URL",
+                        help="the study's storage, if not the one in its manifest.json")
+    report.add_argument("--no-train", dest="train", action="store_false",
+                        help="skip figures that train a network once more (inverse query)")
+    report.add_argument("--resamples", type=int, default=2000, metavar="N",
+                        help="bootstrap resamples for every interval (default 2000)")
+    report.set_defaults(handler=_report)
+    dashboard = sub.add_parser("dashboard", help="open a study in optuna-dashboard")
+    dashboard.add_argument("folder", metavar="results/<study>")
+    dashboard.add_argument("--port", type=int, default=8080, metavar="P",
+                           help="port on 127.0.0.1 (default 8080; 0: any free port)")
+    dashboard.add_argument("--storage", metavar="URL",
+                           help="the study's storage, if not the one in its manifest.json")
+    dashboard.set_defaults(handler=_dashboard)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from nnlab.report import write_report
+
+    path = write_report(args.folder, storage=args.storage, train=args.train,
+                        n_resamples=args.resamples)
+    print(f"report: {path} (figures in {path.parent / 'figures'})")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from nnlab.report.dashboard import serve
+
+    serve(args.folder, port=args.port, storage=args.storage)
+    print("dashboard stopped")
     return 0
 
 

@@ -30,7 +30,7 @@ def runs_by_length(study: Study, lengths: list[int] | None = None) -> pd.DataFra
 
     A run that diverged at step k counts as diverged for every N >= k, with the metrics of
     its last record (the state it diverged in); for N < k it is an ordinary run of length N.
-    `lengths` (default: every evaluated step) must be evaluation steps of the runs.
+    `lengths` (default: the spec's eval_steps) must be evaluation steps of the runs.
     """
     trials = study.trials()
     trials = trials[trials["state"] == "COMPLETE"]
@@ -38,7 +38,10 @@ def runs_by_length(study: Study, lengths: list[int] | None = None) -> pd.DataFra
     curves = study.curves(trials["trial"].tolist())
     last = curves.groupby("trial")["step"].transform("max")
     diverged_trials = set(trials.loc[trials["status"] == "diverged", "trial"])
-    planned = sorted(set(curves["step"]) - {0}) if lengths is None else lengths
+    if lengths is None:
+        base = study.spec.base_config()
+        lengths = base.eval_steps or [base.n_steps]
+    planned = sorted(set(lengths) - {0})
     rows = []
     metrics = ["val_acc", "test_acc", "val_loss"]
     for trial, curve in curves.assign(last=last).groupby("trial"):
@@ -60,6 +63,7 @@ def runs_by_length(study: Study, lengths: list[int] | None = None) -> pd.DataFra
 def write_findings(name: str, text: str, numbers: dict) -> Path:
     """results/<name>/findings.md and findings.json (the numbers behind the text)."""
     folder = RESULTS / name
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "findings.json").write_text(json.dumps(numbers, indent=1, default=_plain) + "\n")
     path = folder / "findings.md"
     path.write_text(text.strip() + "\n")

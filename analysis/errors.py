@@ -1,0 +1,169 @@
+"""Question 4: when the net is wrong, is its second guess usually right? Is it ever
+confidently wrong? How well calibrated is it?
+
+The test predictions of the runs of questions 1-3 -> figures in results/errors/findings/ and
+results/errors/findings.md. Main set: the 30 restarts at N = 10000 (results/restarts).
+
+    python analysis/errors.py
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from common import SCALE_UP, figure_path, load, write_findings
+from matplotlib.figure import Figure
+from scipy import stats
+
+from nnlab.analysis import error_analysis
+from nnlab.data import load_mnist
+from nnlab.report.figures import (
+    confidence_figure,
+    confused_pairs_figure,
+    confusion_figure,
+    reliability_figure,
+    save_figure,
+)
+
+NAME = "errors"
+CONFIDENT = 0.99
+
+
+def prediction_sets() -> dict[str, pd.DataFrame]:
+    """{label: concatenated predictions} for the studies that have run."""
+    sets = {"restarts (eta 1, N 10000)": load("restarts").predictions()}
+    eta_study = load("eta-vs-n")
+    trials = eta_study.trials()
+    trials = trials[(trials["state"] == "COMPLETE") & (trials["status"] == "ok")]
+    best = trials.groupby("eta")["val_acc"].mean().idxmax()  # chosen on val
+    sets[f"eta-vs-n (best eta on val = {best:g}, N 10000)"] = eta_study.predictions(
+        trials.loc[trials["eta"] == best, "trial"])
+    for name in ("noise-grad", "noise-weight"):
+        try:
+            sets[f"{name} (N 1000)"] = load(name).predictions()
+        except Exception:  # noqa: BLE001 - a study not run yet is left out
+            continue
+    return sets
+
+
+def per_run(predictions: pd.DataFrame) -> dict:
+    """Second-guess rate per run, and its mean over runs with a t CI (runs are the
+    independent units; pooled rows of one test set are not)."""
+    wrong = predictions[predictions["top1"] != predictions["y_true"]]
+    rates = (wrong["top2"] == wrong["y_true"]).groupby(wrong["trial"]).mean().to_numpy()
+    low, high = stats.t.interval(0.95, rates.size - 1, rates.mean(), stats.sem(rates))
+    return {"mean": float(rates.mean()), "low": float(low), "high": float(high),
+            "n_runs": int(rates.size), "min": float(rates.min()), "max": float(rates.max())}
+
+
+def confident_errors(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Test examples answered wrongly with p1 >= CONFIDENT in some run: index, true label,
+    the most common wrong answer, in how many runs, and the mean confidence then."""
+    rows = predictions[(predictions["top1"] != predictions["y_true"])
+                       & (predictions["p1"] >= CONFIDENT)]
+    return (rows.groupby("index")
+            .agg(y_true=("y_true", "first"), predicted=("top1", lambda s: s.mode().iloc[0]),
+                 n_runs=("trial", "nunique"), confidence=("p1", "mean"))
+            .sort_values(["n_runs", "confidence"], ascending=False).reset_index())
+
+
+def gallery_figure(examples: pd.DataFrame, n_runs: int, path, n_show: int = 16) -> None:
+    images = load_mnist().test.x
+    shown = examples.head(n_show)
+    figure = Figure(figsize=(12, 2.3 * int(np.ceil(len(shown) / 8))), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(int(np.ceil(len(shown) / 8)), 8)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, row in zip(axes, shown.itertuples(index=False), strict=False):
+        ax.imshow(images[row.index].reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"#{row.index}: {row.y_true} -> {row.predicted}\n"
+                     f"{row.n_runs}/{n_runs} runs, p {row.confidence:.3f}", fontsize=8)
+    figure.suptitle(f"Test images answered wrongly with >= {CONFIDENT:.0%} confidence "
+                    "(true -> predicted; in how many runs; mean confidence)")
+    save_figure(figure, path)
+
+
+def main() -> None:
+    sets = prediction_sets()
+    results = {label: error_analysis(p, n_classes=10, confident=CONFIDENT)
+               for label, p in sets.items()}
+    runs = {label: per_run(p) for label, p in sets.items()}
+    main_label = next(iter(sets))
+    main = results[main_label]
+    examples = confident_errors(sets[main_label])
+    n_main_runs = int(sets[main_label]["trial"].nunique())
+    reliability_figure(main, path=figure_path(NAME, "reliability.png"))
+    confusion_figure(main, path=figure_path(NAME, "confusion.png"))
+    confused_pairs_figure(main, path=figure_path(NAME, "confused_pairs.png"))
+    confidence_figure(main, path=figure_path(NAME, "confidence.png"))
+    if len(examples):
+        gallery_figure(examples, n_main_runs, figure_path(NAME, "confident_errors.png"))
+    for label, r in results.items():
+        print(f"== {label}\n{r.summary()}\nper run: {runs[label]}")
+
+    rows = ["| predictions | runs | accuracy | second guess right when wrong (per-run mean "
+            "[95% t CI]) | confidence wrong / right | errors at >= 99% | ECE [95% CI] |",
+            "|---|---|---|---|---|---|---|"]
+    for label, r in results.items():
+        s = runs[label]
+        rows.append(
+            f"| {label} | {r.n_trials} | {r.accuracy.format('.4f')} | {s['mean']:.3f} "
+            f"[{s['low']:.3f}, {s['high']:.3f}] | {r.confidence_wrong.value:.3f} / "
+            f"{r.confidence_right.value:.3f} | {r.n_confident_errors} of {r.n_wrong} "
+            f"({r.confident_error_share.format('.1f', 100, '%')}) | {r.ece.format('.4f')} |")
+    pairs = ", ".join(f"{t.true}->{t.predicted} ({t.share:.1%})"
+                      for t in main.top_pairs.head(5).itertuples(index=False))
+    s = runs[main_label]
+    per_run_confident = main.n_confident_errors / main.n_trials
+    text = [
+        "# errors: is the second guess right, and is the net ever confidently wrong?",
+        "",
+        f"Test predictions (top-3 classes and probabilities for the 10k test images) of the "
+        f"runs of questions 1-3. Main set: {main_label}, {main.n_trials} runs x 10000 test "
+        f"images = {main.n} predictions, {main.n_wrong} of them wrong.",
+        "",
+        "## Answers",
+        "",
+        f"**Second guess.** When the net is wrong its second most probable class is right "
+        f"{s['mean']:.1%} of the time (mean over {s['n_runs']} runs, 95% CI "
+        f"[{s['low']:.1%}, {s['high']:.1%}]; runs range {s['min']:.1%}-{s['max']:.1%}), "
+        f"against the {1 / 9:.1%} of a random other class (binomial test on the pooled "
+        f"errors {main.second_guess_test.p_text}).",
+        "",
+        f"**Confidence.** Wrong answers carry a mean top-1 probability of "
+        f"{main.confidence_wrong.format('.3f')}, right ones {main.confidence_right.format('.3f')}"
+        f"; a wrong answer's confidence is below a right one's with probability "
+        f"{main.auc:.3f} (Mann-Whitney {main.confidence_test.p_text}). At >= 99% "
+        f"confidence the net still makes {main.n_confident_errors} errors over "
+        f"{main.n_trials} runs (~{per_run_confident:.1f} per run of 10000 images; "
+        f"{main.confident_error_share.format('.1f', 100, '%')} of all errors), on "
+        f"{len(examples)} distinct test images; the most frequent are shown in "
+        "findings/confident_errors.png.",
+        "",
+        f"**Calibration.** ECE = {main.ece.format('.4f')} (15 equal-width bins; "
+        "findings/reliability.png). Most confused pairs (true->predicted, share of errors): "
+        f"{pairs}.",
+        "",
+        *rows,
+        "",
+        "The second-guess CI is over runs (each run is one independent network; the pooled "
+        "binomial CI would treat the 10000 images of one test set in 30 runs as 300000 "
+        "independent draws). The CNN's predictions are not included (see the report).",
+        "",
+        "Figures: findings/reliability.png, findings/confusion.png, "
+        "findings/confused_pairs.png, findings/confidence.png, findings/confident_errors.png.",
+        "",
+        "## Reproduce",
+        "",
+        "    python analysis/errors.py    # after the studies of questions 1-3",
+        "",
+        SCALE_UP,
+    ]
+    numbers = {label: {**r.to_dict(), "second_guess_per_run": runs[label]}
+               for label, r in results.items()}
+    numbers["confident_errors"] = examples.to_dict(orient="records")
+    write_findings(NAME, "\n".join(text), numbers)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,12 +21,15 @@ class Run:
     status: "ok", or "diverged" when the loss became NaN/inf or exploded (`note` says
         where); a diverged run still has a curve up to that step and final metrics of the
         model as it was then (non-finite predictions count as wrong).
-    curve: DataFrame with CURVE_COLUMNS, one row per evaluation step. train_loss is the mean
-        minibatch loss since the previous evaluation (at step 0: the loss of the first
-        batch before any update); grad_norm is the global norm of the last raw gradient.
+    curve: DataFrame with CURVE_COLUMNS, one row per evaluation step (evaluated before that
+        step runs). train_loss is the mean minibatch loss since the previous evaluation (at
+        step 0: the initial loss on the first 2048 training examples, the reference of the
+        explosion rule); grad_norm is the global norm of the raw gradient of the step just
+        before (NaN at step 0); lr the learning rate of the next step.
     metrics: val_acc, test_acc, train_loss, val_loss (at the last step), n_steps (steps
         actually run), seconds (wall time of the whole run, evaluations included).
-    test_proba: (n_test, n_classes) float32 class probabilities on the test split.
+    test_proba: (n_test, n_classes) float32 class probabilities on the test split (a
+        sigmoid output's per-class values normalised to sum to 1).
     test_labels: (n_test,) int true test labels.
     seeds: the seed behind each stream: seed, init, order, noise, dropout (stream i of
         SeedSequence(value), i = 0, 1, 2, 3 in that order).

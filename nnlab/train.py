@@ -160,7 +160,7 @@ def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Ge
 
 def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, proba (n, n_classes) float32) in chunks of EVAL_CHUNK_ROWS;
-    non-finite outputs count as wrong."""
+    non-finite outputs count as wrong. Sigmoid outputs are normalised to sum to 1."""
     n = len(y)
     proba = np.empty((n, model.n_classes), dtype=np.float32)
     total_loss = 0.0
@@ -168,6 +168,8 @@ def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[float, fl
         stop = min(start + EVAL_CHUNK_ROWS, n)
         loss, p = model.loss_and_proba(x[start:stop], y[start:stop])
         total_loss += loss * (stop - start)
+        if model.head.output == "sigmoid":
+            p = p / p.sum(axis=1, keepdims=True)
         proba[start:stop] = p
     predicted = np.nan_to_num(proba, nan=-np.inf).argmax(axis=1)
     finite = np.isfinite(proba).all(axis=1)

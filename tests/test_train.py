@@ -51,6 +51,14 @@ def test_learns_the_blobs(blobs):
     np.testing.assert_allclose(run.model.predict_proba(blobs.test.x), run.test_proba, rtol=1e-6)
 
 
+def test_sigmoid_outputs_give_normalised_probabilities(blobs):
+    run = train(BASE.replace(output="sigmoid", loss="mse"), blobs)
+    np.testing.assert_allclose(run.test_proba.sum(axis=1), 1.0, rtol=1e-5)
+    sigmoids = run.model.predict_proba(blobs.test.x)
+    np.testing.assert_array_equal(run.test_proba.argmax(axis=1), sigmoids.argmax(axis=1))
+    assert run.metrics["val_acc"] > 0.9
+
+
 def test_curve_columns_and_log_spaced_evals(blobs):
     run = train(BASE.replace(n_steps=1000, n_evals=8), blobs)
     curve = run.curve

@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from nnlab.datasets import Dataset, Split
 from nnlab.errors import NNLabError
 from nnlab.nn.activations import ReLU
+from nnlab.nn.batch_threads import batch_parts
 from nnlab.nn.cnn import CNN, multiply_adds_per_example, parse_layers
 from nnlab.nn.conv import Conv2D, MaxPool2D
 from nnlab.nn.layers import Dense, Dropout, Flatten, Layer
@@ -213,6 +215,28 @@ def test_model_gradients_through_the_whole_cnn():
     for param, grad in zip(model.params, grads, strict=True):
         for key in param:
             assert rel_error(grad[key], finite_difference(loss, param[key])) < RTOL
+
+
+def test_batch_split_across_threads_matches_one_thread():
+    """Conv and pool layers cut the batch into one part per BLAS thread, run in parallel
+    threads; the loss, every gradient and the eval outputs equal the one-part results."""
+    x = np.random.default_rng(12).normal(size=(6, 128))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    results = []
+    for n_threads in (1, 2):
+        model = Sequential(small_cnn(), in_shape=(2, 8, 8), dtype=np.float64, seed=0,
+                           dropout_rng=np.random.default_rng(1))
+        with threadpool_limits(n_threads):
+            assert len(batch_parts(6)) == n_threads
+            loss, grads = model.loss_and_grads(x, y)
+            results.append((loss, [{k: g.copy() for k, g in d.items()} for d in grads],
+                            model.predict_proba(x)))
+    (loss1, grads1, proba1), (loss2, grads2, proba2) = results
+    assert loss2 == pytest.approx(loss1, rel=1e-12)
+    for one, two in zip(grads1, grads2, strict=True):
+        for key in one:
+            np.testing.assert_allclose(two[key], one[key], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(proba2, proba1, rtol=1e-12)
 
 
 def test_conv_stack_that_no_longer_fits_the_dense_layer_fails_at_construction():

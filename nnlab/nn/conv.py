@@ -14,14 +14,20 @@ keep that layout. So:
   temporary.
 - MaxPool2D reshapes non-overlapping windows to (batch, out_h, k, out_w, k, c) views; its
   backward is one comparison and one multiply over the whole input.
+
+Both split the batch into one part per allowed BLAS thread and run the parts in parallel
+threads with one BLAS thread each (nnlab.nn.batch_threads).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from nnlab.errors import NNLabError
+from nnlab.nn.batch_threads import batch_parts, run_parallel
 from nnlab.nn.init import check_init, init_weights
 from nnlab.nn.layers import Layer
 
@@ -123,6 +129,11 @@ class Conv2D(Layer):
         return (slice(None), slice(i, i + s * (oh - 1) + 1, s),
                 slice(j, j + s * (ow - 1) + 1, s), slice(None))
 
+    def _rows(self, images: slice) -> slice:
+        """The rows of cols (and of the output) that belong to these images."""
+        n_pixels = self.out_hw[0] * self.out_hw[1]
+        return slice(images.start * n_pixels, images.stop * n_pixels)
+
     def _weights(self) -> np.ndarray:
         """(k * k * c_in + 1, n_filters): W's rows (i, j, c) then b."""
         W, b = self.params["W"], self.params["b"]
@@ -144,7 +155,19 @@ class Conv2D(Layer):
               padded: np.ndarray | None) -> None:
         """y (n * oh * ow, n_filters) = [im2col(x_hwc), 1] @ [W; b], filling `cols`
         (n * oh * ow, k * k * c_in + 1): rows (n, oh, ow), columns (i, j, c) then ones.
-        im2col is one copy of a strided window view."""
+        The batch is split across threads (batch_threads)."""
+        wb = self._weights()
+        tasks = []
+        for part in batch_parts(x_hwc.shape[0]):
+            rows = self._rows(part)
+            part_padded = None if padded is None else padded[part]
+            tasks.append(partial(self._conv_part, x_hwc[part], cols[rows], y[rows],
+                                 part_padded, wb))
+        run_parallel(tasks)
+
+    def _conv_part(self, x_hwc: np.ndarray, cols: np.ndarray, y: np.ndarray,
+                   padded: np.ndarray | None, wb: np.ndarray) -> None:
+        """_conv of some images; im2col is one copy of a strided window view."""
         k, s = self.kernel_size, self.stride
         oh, ow = self.out_hw
         xp = self._padded(x_hwc, padded)
@@ -157,7 +180,7 @@ class Conv2D(Layer):
             np.copyto(np.reshape(cols[:, :-1], (n, oh, ow, k, k, c), copy=False),
                       windows.transpose(0, 1, 2, 4, 5, 3))
         cols[:, -1] = 1
-        np.matmul(cols, self._weights(), out=y)
+        np.matmul(cols, wb, out=y)
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         """x: (batch, c_in, h, w) -> (batch, n_filters, out_h, out_w), channels-last memory."""
@@ -177,35 +200,55 @@ class Conv2D(Layer):
             y = np.empty((n * oh * ow, f), dtype=dtype)
             chunk = max(1, EVAL_CHUNK_ROWS // (oh * ow))
             for start in range(0, n, chunk):
-                part = x_hwc[start:start + chunk]
-                rows = slice(start * oh * ow, (start + len(part)) * oh * ow)
-                cols = self._cols("eval_cols", len(part) * oh * ow, dtype)
-                self._conv(part, cols, y[rows], None)
+                images = slice(start, min(start + chunk, n))
+                cols = self._cols("eval_cols", (images.stop - start) * oh * ow, dtype)
+                self._conv(x_hwc[images], cols, y[self._rows(images)], None)
         return y.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
         """grad_y: (batch, n_filters, out_h, out_w) -> grad_x: (batch, c_in, h, w) (or None
-        on a first layer), channels-last memory."""
+        on a first layer), channels-last memory. The batch is split across threads."""
         n = grad_y.shape[0]
         c, h, w = self.in_shape
         k, p, f = self.kernel_size, self.padding, self.n_filters
-        W = self.params["W"]
+        dtype = self.params["W"].dtype
         g = np.ascontiguousarray(_channels_last(grad_y)).reshape(-1, f)
-        np.matmul(self._train_cols.T, g, out=self._grad_wb)
-        if not self.needs_input_grad:
-            return None
-        # col2im without a cols-sized temporary: per kernel row i one GEMM, g @ W[i].T,
-        # rows (n, oh, ow) and columns (j, c), then per offset (i, j) one vectorised add of
-        # its columns onto the input pixels that offset met
-        grad_row = self.buffer("grad_row", (g.shape[0], k * c), W.dtype)
-        grad_row5 = grad_row.reshape(n, *self.out_hw, k, c)
-        grad_xp = self.buffer("grad_x", (n, h + 2 * p, w + 2 * p, c), W.dtype)
+        parts = batch_parts(n)
+        grad_wb = self._grad_wb[None] if len(parts) == 1 else self.buffer(
+            "grad_wb_parts", (len(parts), *self._grad_wb.shape), dtype)
+        grad_row = grad_xp = None
+        if self.needs_input_grad:
+            grad_row = self.buffer("grad_row", (g.shape[0], k * c), dtype)
+            grad_xp = self.buffer("grad_x", (n, h + 2 * p, w + 2 * p, c), dtype)
+        tasks = []
+        for index, part in enumerate(parts):
+            rows = self._rows(part)
+            tasks.append(partial(
+                self._backward_part, self._train_cols[rows], g[rows], grad_wb[index],
+                None if grad_row is None else grad_row[rows],
+                None if grad_xp is None else grad_xp[part]))
+        run_parallel(tasks)
+        if len(parts) > 1:
+            np.sum(grad_wb, axis=0, out=self._grad_wb)
+        return None if grad_xp is None else grad_xp[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)
+
+    def _backward_part(self, cols: np.ndarray, g: np.ndarray, grad_wb: np.ndarray,
+                       grad_row: np.ndarray | None, grad_xp: np.ndarray | None) -> None:
+        """Backward of some images: grad_wb = cols.T @ g, and (if grad_xp is given) the
+        padded input gradient by col2im without a cols-sized temporary: per kernel row i
+        one GEMM g @ W[i].T (rows (n, oh, ow), columns (j, c)), then per offset (i, j) one
+        vectorised add of its columns onto the input pixels that offset met."""
+        np.matmul(cols.T, g, out=grad_wb)
+        if grad_xp is None:
+            return
+        W = self.params["W"]
+        k, c, f = self.kernel_size, W.shape[2], self.n_filters
+        grad_row5 = grad_row.reshape(-1, *self.out_hw, k, c)
         grad_xp.fill(0)
         for i in range(k):
             np.matmul(g, W[i].reshape(k * c, f).T, out=grad_row)
             for j in range(k):
                 grad_xp[self._offset_slice(i, j)] += grad_row5[:, :, :, j]
-        return grad_xp[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)
 
 
 class MaxPool2D(Layer):
@@ -238,20 +281,25 @@ class MaxPool2D(Layer):
         return x_hwc[:, :oh * k, :ow * k].reshape(n, oh, k, ow, k, c)
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        """x: (batch, c, h, w) -> (batch, c, h // size, w // size)."""
-        k = self.size
+        """x: (batch, c, h, w) -> (batch, c, h // size, w // size). The batch is split
+        across threads."""
         win = self._windows(_channels_last(x))
         n, oh, _, ow, _, c = win.shape
         y = self.buffer("y", (n, oh, ow, c), x.dtype) if train else np.empty(
             (n, oh, ow, c), dtype=x.dtype)
+        run_parallel([partial(self._max_part, win[part], y[part]) for part in batch_parts(n)])
+        if train:
+            self._win, self._y = win, y
+        return y.transpose(0, 3, 1, 2)
+
+    def _max_part(self, win: np.ndarray, y: np.ndarray) -> None:
+        """y (n, oh, ow, c) = maxima of the windows win (n, oh, k, ow, k, c)."""
+        k = self.size
         np.copyto(y, win[:, :, 0, :, 0])
         for i in range(k):
             for j in range(k):
                 if i or j:
                     np.maximum(y, win[:, :, i, :, j], out=y)
-        if train:
-            self._win, self._y = win, y
-        return y.transpose(0, 3, 1, 2)
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
         """grad_y: (batch, c, oh, ow) -> grad_x: (batch, c, h, w), channels-last memory."""
@@ -263,13 +311,21 @@ class MaxPool2D(Layer):
         n = win.shape[0]
         g = _channels_last(grad_y)
         grad_x = self.buffer("grad_x", (n, h, w, c), grad_y.dtype)
-        grad_win = self._windows(grad_x)
         if h % k or w % k:  # rows or columns that no window covers
             grad_x.fill(0)
-        # the gradient goes where x equals its window's maximum, first such place only
+        grad_win = self._windows(grad_x)
         hit = self.buffer("hit", win.shape, np.dtype(bool))
-        np.equal(win, y[:, :, None, :, None, :], out=hit)
         taken = self.buffer("taken", y.shape, np.dtype(bool))
+        run_parallel([partial(self._backward_part, win[part], y[part], g[part], grad_win[part],
+                              hit[part], taken[part]) for part in batch_parts(n)])
+        return grad_x.transpose(0, 3, 1, 2)
+
+    def _backward_part(self, win: np.ndarray, y: np.ndarray, g: np.ndarray,
+                       grad_win: np.ndarray, hit: np.ndarray, taken: np.ndarray) -> None:
+        """grad_win (n, oh, k, ow, k, c) = g where x equals its window's maximum, at the
+        first such place only; hit and taken are bool work buffers."""
+        k = self.size
+        np.equal(win, y[:, :, None, :, None, :], out=hit)
         np.copyto(taken, hit[:, :, 0, :, 0])
         for i in range(k):
             for j in range(k):
@@ -278,4 +334,3 @@ class MaxPool2D(Layer):
                     np.greater(later, taken, out=later)  # and not an earlier one
                     taken |= later
         np.multiply(g[:, :, None, :, None, :], hit, out=grad_win)
-        return grad_x.transpose(0, 3, 1, 2)

@@ -191,7 +191,12 @@ class TrainConfig:
                 raise _fail("init", f"one scheme or a list of {n_layers} (one per layer)",
                             self.init)
             for scheme in self.init:
-                check_init(scheme, self.init_std, "TrainConfig.init", "TrainConfig.init_std")
+                check_init(scheme, None, "TrainConfig.init", "TrainConfig.init_std")
+            if self.init_std is not None:
+                if "normal" not in self.init:
+                    raise _fail("init_std", "null unless a layer's init is 'normal'",
+                                self.init_std)
+                check_init("normal", self.init_std, "TrainConfig.init", "TrainConfig.init_std")
             return list(self.init)
         check_init(self.init, self.init_std, "TrainConfig.init", "TrainConfig.init_std")
         return self.init

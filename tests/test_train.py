@@ -267,6 +267,17 @@ def test_config_not_matching_the_data_fails_before_training(overrides, field):
         train(BASE.replace(**overrides), _tiny())
 
 
+def test_init_std_applies_to_the_normal_layers_of_a_per_layer_init(blobs):
+    config = BASE.replace(init=["normal", "xavier"], init_std=0.5)
+    weights = train(config.replace(n_steps=1), blobs).model.params
+    assert weights[0]["W"].std() == pytest.approx(0.5, rel=0.1)
+    assert weights[1]["W"].std() == pytest.approx(math.sqrt(2 / 20), rel=0.3)
+    with pytest.raises(NNLabError, match=r"^TrainConfig\.init_std: expected null unless"):
+        BASE.replace(init=["he", "xavier"], init_std=0.5)
+    with pytest.raises(NNLabError, match=r"^TrainConfig\.init_std: "):
+        BASE.replace(init=["normal", "xavier"], init_std=-1)
+
+
 def test_config_round_trips_through_plain_values():
     config = BASE.replace(init=["he", "xavier"], eval_steps=[5, 1], clip_norm=2)
     values = json.loads(json.dumps(config.to_dict()))

@@ -70,6 +70,7 @@ def test_a_grid_runs_every_configuration_and_seed_once_and_a_rerun_redoes_nothin
     after = study.trials()
     assert list(after["completed"]) == list(trials["completed"])  # nothing was redone
     assert len(study.store.read_manifest()["invocations"]) == 2
+    assert study.optuna_study().metric_names == ["val_acc"]
 
 
 def test_a_configuration_and_seed_give_the_same_curve_in_any_study(tmp_path):

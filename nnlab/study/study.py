@@ -17,6 +17,8 @@ Study.join("demo", storage=URL, results="/shared/results").work(n_jobs=2)  # on 
 
 from __future__ import annotations
 
+import warnings
+
 import contextlib
 import functools
 import shutil
@@ -233,6 +235,9 @@ class Study:
             study.set_user_attr(DIGEST_ATTR, self.spec.digest())
             study.set_user_attr("objective", self.spec.objective)
             study.set_user_attr("planned", self.spec.n_planned)
+            with warnings.catch_warnings():  # stable since Optuna 3.2, still flagged
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([self.spec.objective])  # the dashboard's axis label
         elif digest != self.spec.digest():
             raise self._changed_spec_error(StudySpec.from_dict(study.user_attrs[SPEC_ATTR]),
                                            study.user_attrs.get(BASE_ATTR))

@@ -17,11 +17,10 @@ Study.join("demo", storage=URL, results="/shared/results").work(n_jobs=2)  # on 
 
 from __future__ import annotations
 
-import warnings
-
 import contextlib
 import functools
 import shutil
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from pathlib import Path

@@ -22,6 +22,7 @@ import numpy as np
 
 from nnlab.errors import NNLabError
 from nnlab.nn.activations import check_activation, make_activation
+from nnlab.nn.batch_threads import batch_parallel
 from nnlab.nn.conv import Conv2D, MaxPool2D
 from nnlab.nn.init import check_init
 from nnlab.nn.layers import Dense, Dropout, Flatten, Layer
@@ -139,6 +140,21 @@ class CNN(Sequential):
         super().__init__(cnn_layers(layers, int(n_classes), activation, init, init_std),
                          in_shape, output, loss, dtype, seed, target_range, dropout_rng)
         self.spec = layers
+
+    # every pass runs with batch-split threads and BLAS on one thread (batch_threads)
+
+    def logits(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        with batch_parallel():
+            return super().logits(x, train)
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray
+                       ) -> tuple[float, list[dict[str, np.ndarray]]]:
+        with batch_parallel():
+            return super().loss_and_grads(x, y)
+
+    def loss_and_input_grad(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        with batch_parallel():
+            return super().loss_and_input_grad(x, y)
 
 
 def multiply_adds_per_example(model: Sequential) -> int:

@@ -217,15 +217,21 @@ def test_model_gradients_through_the_whole_cnn():
             assert rel_error(grad[key], finite_difference(loss, param[key])) < RTOL
 
 
-def test_batch_split_across_threads_matches_one_thread():
-    """Conv and pool layers cut the batch into one part per BLAS thread, run in parallel
-    threads; the loss, every gradient and the eval outputs equal the one-part results."""
+@pytest.mark.parametrize("make_model", [
+    lambda: Sequential(small_cnn(), in_shape=(2, 8, 8), dtype=np.float64, seed=0,
+                       dropout_rng=np.random.default_rng(1)),
+    lambda: CNN("conv4k3p1-pool2-conv6k3s2-dropout0.3", (2, 8, 8), 3, dtype=np.float64,
+                seed=0, dropout_rng=np.random.default_rng(1)),
+], ids=["Sequential", "CNN"])
+def test_batch_split_across_threads_matches_one_thread(make_model):
+    """Conv and pool layers cut the batch into one part per allowed thread, run in parallel
+    threads (a CNN keeps BLAS on one thread meanwhile); the loss, every gradient and the
+    eval outputs equal the one-part results."""
     x = np.random.default_rng(12).normal(size=(6, 128))
     y = np.array([0, 1, 2, 0, 1, 2])
     results = []
     for n_threads in (1, 2):
-        model = Sequential(small_cnn(), in_shape=(2, 8, 8), dtype=np.float64, seed=0,
-                           dropout_rng=np.random.default_rng(1))
+        model = make_model()
         with threadpool_limits(n_threads):
             assert len(batch_parts(6)) == n_threads
             loss, grads = model.loss_and_grads(x, y)

@@ -27,7 +27,7 @@ from threadpoolctl import ThreadpoolController
 from nnlab.nn.threads import one_blas_thread
 
 _executor: ThreadPoolExecutor | None = None
-_n_parts: int | None = None  # set inside batch_parallel()
+_n_parts: int | None = None  # set inside batch_parallel() (one model pass at a time)
 
 
 def _forget_executor() -> None:

@@ -149,8 +149,9 @@ def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Ge
 
         return CNN(config.layers, data.image_shape, data.n_classes,
                    activation=config.activation, output=config.output, loss=config.loss,
-                   init=config.init, dtype=config.dtype, seed=rngs["init"],
-                   target_range=tuple(config.target_range), dropout_rng=rngs["dropout"])
+                   init=config.init, init_std=config.init_std, dtype=config.dtype,
+                   seed=rngs["init"], target_range=tuple(config.target_range),
+                   dropout_rng=rngs["dropout"])
     return MLP(config.sizes, activation=config.activation, output=config.output,
                loss=config.loss, init=config.init, init_std=config.init_std,
                dtype=config.dtype, seed=rngs["init"], target_range=tuple(config.target_range))

@@ -14,7 +14,15 @@ import pytest
 
 from nnlab.datasets import Dataset, Split
 from nnlab.errors import NNLabError
-from nnlab.train import PRESETS, TrainConfig, eval_schedule, stream_rngs, stream_seeds, train
+from nnlab.train import (
+    PRESETS,
+    TrainConfig,
+    build_model,
+    eval_schedule,
+    stream_rngs,
+    stream_seeds,
+    train,
+)
 
 
 def _split(centers: np.ndarray, n: int, seed: int) -> Split:
@@ -276,6 +284,24 @@ def test_init_std_applies_to_the_normal_layers_of_a_per_layer_init(blobs):
         BASE.replace(init=["he", "xavier"], init_std=0.5)
     with pytest.raises(NNLabError, match=r"^TrainConfig\.init_std: "):
         BASE.replace(init=["normal", "xavier"], init_std=-1)
+
+
+@pytest.mark.parametrize("model_fields", [
+    {"model": "mlp"},
+    {"model": "cnn", "layers": "conv6k2-pool2-dense8", "activation": "relu"},
+], ids=["mlp", "cnn"])
+def test_init_std_draws_every_weight_from_the_init_stream(blobs, model_fields):
+    """init="normal" with init_std: the model train() builds has each weight array, in
+    layer order, drawn as init_std * N(0, 1) from the init stream (then cast), and zero
+    biases, for the CNN's conv and dense layers exactly as for the MLP's."""
+    config = BASE.replace(**model_fields, init="normal", init_std=0.05)
+    model = build_model(config, blobs, stream_rngs(stream_seeds(config)))
+    init_stream = stream_rngs(stream_seeds(config))["init"]
+    assert len(model.params) == (3 if config.model == "cnn" else 2)
+    for params in model.params:
+        expected = (init_stream.standard_normal(params["W"].shape) * 0.05).astype(np.float32)
+        np.testing.assert_array_equal(params["W"], expected)
+        np.testing.assert_array_equal(params["b"], 0)
 
 
 def test_config_round_trips_through_plain_values():

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
+import nnlab.nn
 from nnlab.datasets import Dataset, Split
 from nnlab.errors import NNLabError
 from nnlab.nn.activations import ReLU
@@ -267,6 +268,12 @@ def test_conv_stack_that_no_longer_fits_the_dense_layer_fails_at_construction():
 def test_bad_layer_arguments_name_the_field(make, match):
     with pytest.raises(NNLabError, match=match):
         make()
+
+
+def test_the_package_exports_the_cnn_and_its_layers():
+    for cls in (CNN, Conv2D, MaxPool2D, Flatten, Dropout):
+        assert getattr(nnlab.nn, cls.__name__) is cls
+        assert cls.__name__ in nnlab.nn.__all__
 
 
 def test_spec_builds_layers_in_order_with_pool_before_activation():

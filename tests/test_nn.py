@@ -21,7 +21,7 @@ from nnlab.nn import (
     init_std,
     make_activation,
 )
-from nnlab.nn.threads import one_blas_thread
+from nnlab.nn.threads import blas_threads, one_blas_thread
 
 H = 1e-6
 TOL = 1e-7
@@ -394,12 +394,23 @@ def test_bad_inputs_and_shapes_raise_naming_what_is_wrong():
         model.predict_proba(np.zeros((0, 6)))
 
 
-def test_one_blas_thread_limits_and_restores_the_thread_count():
-    def blas_threads() -> list[int]:
-        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+def blas_thread_counts() -> list[int]:
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
+
+def test_one_blas_thread_limits_and_restores_the_thread_count():
     with threadpool_limits(2, user_api="blas"):
-        before = blas_threads()
+        before = blas_thread_counts()
         with one_blas_thread():
-            assert set(blas_threads()) == {1}
-        assert blas_threads() == before
+            assert set(blas_thread_counts()) == {1}
+        assert blas_thread_counts() == before
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_blas_threads_reports_the_current_limit(limit):
+    """blas_threads() (the batch-split count) follows threadpoolctl and one_blas_thread()."""
+    with threadpool_limits(limit, user_api="blas"):
+        assert blas_threads() == max(blas_thread_counts()) == limit
+        with one_blas_thread():
+            assert blas_threads() == 1
+        assert blas_threads() == limit

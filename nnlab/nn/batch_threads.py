@@ -20,11 +20,8 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import cache
 
-from threadpoolctl import ThreadpoolController
-
-from nnlab.nn.threads import one_blas_thread
+from nnlab.nn.threads import blas_threads, one_blas_thread
 
 _executor: ThreadPoolExecutor | None = None
 _n_parts: int | None = None  # set inside batch_parallel() (one model pass at a time)
@@ -36,16 +33,6 @@ def _forget_executor() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_executor)  # a forked child has no pool threads
-
-
-@cache
-def _blas_libraries() -> list:
-    return ThreadpoolController().select(user_api="blas").lib_controllers
-
-
-def blas_threads() -> int:
-    """The number of threads BLAS may use now (as limited by threadpoolctl or --threads)."""
-    return max((lib.get_num_threads() for lib in _blas_libraries()), default=1)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
-"""One BLAS thread for small steps: for one example (or a few), handing a gemv or ger to a
-second thread costs more than the work itself, and far more on a loaded machine."""
+"""BLAS threads: how many BLAS may use now, and one BLAS thread for small steps (for one
+example, or a few, handing a gemv or ger to a second thread costs more than the work
+itself, and far more on a loaded machine)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from threadpoolctl import ThreadpoolController
 @cache
 def _blas_libraries() -> list:
     return ThreadpoolController().select(user_api="blas").lib_controllers
+
+
+def blas_threads() -> int:
+    """The number of threads BLAS may use now (as limited by threadpoolctl or --threads)."""
+    return max((lib.get_num_threads() for lib in _blas_libraries()), default=1)
 
 
 @contextmanager

@@ -19,12 +19,7 @@ from nnlab.nn.conv import Conv2D, MaxPool2D
 from nnlab.nn.layers import Dense, Dropout, Flatten, Layer
 from nnlab.nn.model import Sequential
 from nnlab.train import TrainConfig, get_preset, train
-
-RTOL = 1e-7
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b)))
+from tests.gradcheck import check_layer_gradients, check_model_gradients
 
 
 def built(layer: Layer, in_shape: tuple[int, ...], seed: int = 0) -> Layer:
@@ -33,38 +28,6 @@ def built(layer: Layer, in_shape: tuple[int, ...], seed: int = 0) -> Layer:
         bias = layer.params["b"]
         bias[...] = np.random.default_rng(seed + 1).normal(size=bias.shape)
     return layer
-
-
-def finite_difference(f, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of scalar f() with respect to every entry of `array` (in place)."""
-    grad = np.zeros_like(array)
-    flat, grad_flat = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + eps
-        up = f()
-        flat[i] = saved - eps
-        down = f()
-        flat[i] = saved
-        grad_flat[i] = (up - down) / (2 * eps)
-    return grad
-
-
-def check_gradients(layer: Layer, x: np.ndarray, seed: int = 0) -> None:
-    """The layer's backward on loss = sum(forward(x) * r) matches finite differences for
-    the input and every parameter array."""
-    y = layer.forward(x, train=True)
-    r = np.random.default_rng(seed).normal(size=y.shape)
-
-    def loss() -> float:
-        return float(np.sum(layer.forward(x, train=True) * r))
-
-    loss()
-    grad_x = np.array(layer.backward(r))
-    grads = {key: g.copy() for key, g in layer.grads.items()}
-    assert rel_error(grad_x, finite_difference(loss, x)) < RTOL
-    for key, param in layer.params.items():
-        assert rel_error(grads[key], finite_difference(loss, param)) < RTOL, key
 
 
 def conv_reference(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int,
@@ -109,7 +72,7 @@ def test_conv_forward_matches_direct_loops(case):
 def test_conv_gradients(case):
     c_in, h, w, f, k, s, p = case
     conv = built(Conv2D(f, k, stride=s, padding=p), (c_in, h, w))
-    check_gradients(conv, np.random.default_rng(3).normal(size=(2, c_in, h, w)))
+    check_layer_gradients(conv, np.random.default_rng(3).normal(size=(2, c_in, h, w)))
 
 
 def test_conv_eval_chunks_match_one_pass(monkeypatch):
@@ -128,7 +91,7 @@ def test_maxpool_forward_and_gradients(size, shape):
     oh, ow = h // size, w // size
     windows = x[:, :, :oh * size, :ow * size].reshape(2, c, oh, size, ow, size)
     np.testing.assert_array_equal(pool.forward(x, train=True), windows.max(axis=(3, 5)))
-    check_gradients(pool, x)
+    check_layer_gradients(pool, x)
 
 
 def test_maxpool_tie_sends_the_gradient_to_one_input():
@@ -143,7 +106,7 @@ def test_flatten_gradients_and_order():
     flatten = built(Flatten(), (2, 3, 2))
     x = np.random.default_rng(6).normal(size=(2, 2, 3, 2))
     np.testing.assert_array_equal(flatten.forward(x, train=True), x.reshape(2, 12))
-    check_gradients(flatten, x)
+    check_layer_gradients(flatten, x)
 
 
 def test_flatten_of_a_conv_output_is_in_channel_height_width_order():
@@ -158,12 +121,7 @@ def test_dropout_gradients():
     dropout = built(Dropout(0.4), (3, 4, 4))
     dropout.rng = np.random.default_rng(0)
     x = np.random.default_rng(8).normal(size=(2, 3, 4, 4))
-    y = dropout.forward(x, train=True)  # one mask, reused by check_gradients' backward
-    r = np.random.default_rng(9).normal(size=y.shape)
-    grad_x = dropout.backward(r)
-    mask = dropout._mask
-    fd = finite_difference(lambda: float(np.sum(x * mask * r)), x)
-    assert rel_error(grad_x, fd) < RTOL
+    check_layer_gradients(dropout, x, seed=9)  # one mask: the stream is rewound each pass
 
 
 def dropout_output(seed: int, x: np.ndarray, rate: float = 0.5) -> np.ndarray:
@@ -198,24 +156,15 @@ def small_cnn() -> list[Layer]:
 
 def test_model_gradients_through_the_whole_cnn():
     """Sequential of conv, pool, activation, flatten, dropout, dense: every parameter's
-    gradient of the mean cross-entropy against finite differences (fixed dropout mask)."""
+    and the input's gradient of the mean cross-entropy against finite differences (fixed
+    dropout mask)."""
     model = Sequential(small_cnn(), in_shape=(2, 8, 8), dtype=np.float64, seed=0,
                        dropout_rng=np.random.default_rng(1))
     x = np.random.default_rng(10).normal(size=(4, 128))
     y = np.array([0, 2, 1, 2])
     for param in model.params:
         param["b"][...] = np.random.default_rng(11).normal(size=param["b"].shape) * 0.1
-    state = model.layers[0].rng.bit_generator.state
-
-    def loss() -> float:
-        model.layers[0].rng.bit_generator.state = state  # the same mask every pass
-        return model.loss_and_grads(x, y)[0]
-
-    loss()
-    grads = [{key: g.copy() for key, g in layer.items()} for layer in model.grads]
-    for param, grad in zip(model.params, grads, strict=True):
-        for key in param:
-            assert rel_error(grad[key], finite_difference(loss, param[key])) < RTOL
+    check_model_gradients(model, x, y, train_loss=True)
 
 
 @pytest.mark.parametrize("make_model", [

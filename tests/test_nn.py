@@ -22,9 +22,8 @@ from nnlab.nn import (
     make_activation,
 )
 from nnlab.nn.threads import blas_threads, one_blas_thread
+from tests.gradcheck import check_layer_gradients, check_model_gradients
 
-H = 1e-6
-TOL = 1e-7
 HEADS = [
     ("softmax", "cross_entropy", (0.0, 1.0)),
     ("softmax", "cross_entropy", (0.02, 0.9)),
@@ -33,42 +32,6 @@ HEADS = [
     ("sigmoid", "cross_entropy", (0.0, 1.0)),
     ("sigmoid", "cross_entropy", (0.1, 0.9)),
 ]
-
-
-def rel_err(g: np.ndarray, g_fd: np.ndarray) -> float:
-    denom = np.linalg.norm(g) + np.linalg.norm(g_fd)
-    return 0.0 if denom == 0 else float(np.linalg.norm(g - g_fd) / denom)
-
-
-def finite_diff(f, a: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar f() w.r.t. every entry of a (changed in place)."""
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + H
-        up = f()
-        a[idx] = old - H
-        down = f()
-        a[idx] = old
-        g[idx] = (up - down) / (2 * H)
-    return g
-
-
-def check_model_grads(model: Sequential, x: np.ndarray, y: np.ndarray) -> None:
-    loss, grads = model.loss_and_grads(x, y)
-    assert loss == pytest.approx(model.loss_and_proba(x, y)[0], rel=1e-12)
-    grads = [{k: v.copy() for k, v in d.items()} for d in grads]
-    for i, (params, layer_grads) in enumerate(zip(model.params, grads, strict=True)):
-        assert params.keys() == layer_grads.keys()
-        for key, value in params.items():
-            g_fd = finite_diff(lambda: model.loss_and_proba(x, y)[0], value)
-            g = layer_grads[key]
-            assert g.shape == value.shape
-            assert np.linalg.norm(g) > 0, f"params[{i}][{key!r}] has a zero gradient"
-            assert rel_err(g, g_fd) < TOL, (i, key, rel_err(g, g_fd))
-    _, grad_x = model.loss_and_input_grad(x, y)
-    g_fd = finite_diff(lambda: model.loss_and_proba(x, y)[0], x)
-    assert rel_err(grad_x, g_fd) < TOL
 
 
 def small_batch(rng: np.random.Generator, n: int = 4, n_features: int = 5, n_classes: int = 3):
@@ -89,7 +52,7 @@ def test_mlp_gradients_match_finite_differences(activation, output, loss, target
                 target_range=target_range)
     for params in model.params:  # non-zero biases, so their role is checked too
         params["b"][:] = rng.normal(scale=0.3, size=params["b"].shape)
-    check_model_grads(model, *small_batch(rng, n=batch))
+    check_model_gradients(model, *small_batch(rng, n=batch))
 
 
 @pytest.mark.parametrize("init", ["normal", "xavier", "glorot", "he", "kaiming", "lecun"])
@@ -97,7 +60,7 @@ def test_each_init_gives_a_model_with_correct_gradients(init):
     std = 0.5 if init == "normal" else None  # the default 0.01 leaves FD in the roundoff
     model = MLP([5, 6, 3], activation="tanh", init=init, init_std=std, dtype=np.float64,
                 seed=3)
-    check_model_grads(model, *small_batch(np.random.default_rng(4)))
+    check_model_gradients(model, *small_batch(np.random.default_rng(4)))
 
 
 def test_sequential_with_flatten_and_dropout_matches_finite_differences():
@@ -105,7 +68,7 @@ def test_sequential_with_flatten_and_dropout_matches_finite_differences():
     train mode with a fixed stream its gradient is checked at the layer level below."""
     model = Sequential([Flatten(), Dense(4, init="he"), make_activation("elu"), Dropout(0.0),
                         Dense(3)], in_shape=(1, 2, 3), dtype=np.float64, seed=5)
-    check_model_grads(model, *small_batch(np.random.default_rng(6), n_features=6))
+    check_model_gradients(model, *small_batch(np.random.default_rng(6), n_features=6))
 
 
 LAYERS = {
@@ -126,21 +89,7 @@ def test_layer_backward_matches_finite_differences(name):
     x = rng.normal(size=(3, *in_shape))
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the kinks of relu-like activations
     layer.rng = np.random.default_rng(8)
-    out_shape = layer.forward(x, True).shape
-    R = rng.normal(size=out_shape)
-
-    def loss() -> float:
-        layer.rng = np.random.default_rng(8)  # the same dropout mask every pass
-        return float(np.sum(R * layer.forward(x, True)))
-
-    loss()
-    grad_x = layer.backward(R).copy()
-    grads = {k: v.copy() for k, v in layer.grads.items()}
-    assert grad_x.shape == x.shape
-    assert rel_err(grad_x, finite_diff(loss, x)) < TOL
-    assert grads.keys() == layer.params.keys()
-    for key, value in layer.params.items():
-        assert rel_err(grads[key], finite_diff(loss, value)) < TOL
+    check_layer_gradients(layer, x, seed=9)
 
 
 # -- loss values -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 from nnlab.errors import NNLabError
 from nnlab.nn.activations import check_activation
+from nnlab.nn.cnn import check_fits
 from nnlab.nn.init import check_init
 from nnlab.nn.losses import check_head
 
@@ -70,6 +71,8 @@ class TrainConfig:
     """One training run. Defaults: seed-000's network, sgd, batch 128, one epoch.
 
     Architecture: `sizes` is the full MLP layer list [n_features, hidden..., n_classes];
+    `layers` is the CNN's layer spec when model="cnn" (nnlab.nn.cnn; a CNN uses only
+    sizes[0] and sizes[-1]), checked here against an image of sizes[0] values;
     `init` is one scheme for all layers or one per layer; `target_range` (lo, hi) sets the
     one-hot targets of the loss (0.01/0.99 for the classic MSE recipe).
     Length: `n_steps` or `epochs`, not both (neither: one epoch); `batch_size=None` is
@@ -131,9 +134,8 @@ class TrainConfig:
         set_(self, "sizes", self._checked_sizes())
         if not isinstance(self.layers, str):
             raise _fail("layers", "a string (the CNN layer spec)", self.layers)
-        if self.model == "cnn" and not self.layers:
-            raise _fail("layers", "a CNN layer spec such as 'conv32k5-pool2-dense128' "
-                        "when model='cnn'", self.layers)
+        if self.model == "cnn":
+            self._check_cnn_layers()
         check_activation(self.activation, "TrainConfig.activation")
         target_range = list(self.target_range) if isinstance(
             self.target_range, list | tuple) else self.target_range
@@ -183,6 +185,17 @@ class TrainConfig:
             raise _fail("sizes", "a list of at least 2 positive integers "
                         "[n_features, hidden..., n_classes]", sizes)
         return [int(n) for n in sizes]
+
+    def _check_cnn_layers(self) -> None:
+        """The spec must parse and fit the largest square image of sizes[0] values (1x28x28
+        for 784). Every image of that many values has a side no longer than this square's,
+        and a conv or pool that does not fit a side fits no shorter one, so no data the
+        config can train on is turned away; train() checks the data's own image shape."""
+        if not self.layers:
+            raise _fail("layers", "a CNN layer spec such as 'conv32k5-pool2-dense128' "
+                        "when model='cnn'", self.layers)
+        side = math.isqrt(self.sizes[0])
+        check_fits(self.layers, (1, side, side), "TrainConfig.layers")
 
     def _checked_init(self) -> str | list[str]:
         n_layers = len(self.sizes) - 1

@@ -68,6 +68,21 @@ def parse_layers(spec: object, field: str = "CNN.layers") -> list[tuple[str, tup
     return parsed
 
 
+def check_fits(spec: object, image_shape: tuple[int, int, int],
+               field: str = "CNN.layers") -> None:
+    """NNLabError naming `field` unless `spec` parses and each of its conv and pool layers
+    fits what the layers before it leave of an image_shape (channels, height, width)
+    input: the checks a CNN's construction makes, without allocating its weights."""
+    parsed = parse_layers(spec, field)
+    image = "x".join(str(n) for n in image_shape)
+    shape = tuple(image_shape)
+    for token, (kind, args) in zip(str(spec).strip().split("-"), parsed, strict=True):
+        if kind in ("conv", "pool"):  # the dense and dropout layers fit any input
+            layer = Conv2D(*args) if kind == "conv" else MaxPool2D(*args)
+            layer.name = f"{field}: {token!r} in {spec!r} on a {image} input"
+            shape = layer.out_shape(shape)
+
+
 def cnn_layers(spec: str, n_classes: int, activation: str, init: str,
                init_std: float | None = None, field: str = "CNN.layers") -> list[Layer]:
     """The layer list of `spec`, with activations, the Flatten and the output Dense."""

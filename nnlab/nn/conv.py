@@ -87,9 +87,9 @@ class Conv2D(Layer):
         self.init = init
         self.init_std = init_std
 
-    def build(
-        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
-    ) -> tuple[int, ...]:
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """(n_filters, out_h, out_w) for a (c, h, w) input; NNLabError naming the layer if
+        the kernel does not fit."""
         c, h, w = _image_shape(self, in_shape)
         k, p, s = self.kernel_size, self.padding, self.stride
         if h + 2 * p < k or w + 2 * p < k:
@@ -97,8 +97,15 @@ class Conv2D(Layer):
                 f"kernel {k}x{k} does not fit the input {h}x{w} with padding {p}; "
                 f"expected height and width >= {k - 2 * p}"
             )
-        self.in_shape = (c, h, w)
-        self.out_hw = ((h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        return self.n_filters, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
+    def build(
+        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
+    ) -> tuple[int, ...]:
+        out_shape = self.out_shape(in_shape)
+        self.in_shape = _image_shape(self, in_shape)
+        self.out_hw = out_shape[1:]
+        c, k = self.in_shape[0], self.kernel_size
         W = init_weights(self.init, (k, k, c, self.n_filters), c * k * k, self.n_filters * k * k,
                          rng, dtype, self.init_std)
         self.params = {"W": W, "b": np.zeros(self.n_filters, dtype=dtype)}
@@ -106,7 +113,7 @@ class Conv2D(Layer):
         # ones in cols), so dW and db come from one product: grads are views of it
         self._grad_wb = np.zeros((k * k * c + 1, self.n_filters), dtype=dtype)
         self.grads = {"W": self._grad_wb[:-1].reshape(W.shape), "b": self._grad_wb[-1]}
-        return (self.n_filters, *self.out_hw)
+        return out_shape
 
     def _padded(self, x_hwc: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         """x_hwc (n, h, w, c) -> zero-padded (n, h + 2p, w + 2p, c) (x itself if p == 0)."""
@@ -263,15 +270,22 @@ class MaxPool2D(Layer):
         super().__init__()
         self.size = _positive_int(size, "MaxPool2D.size")
 
-    def build(
-        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
-    ) -> tuple[int, ...]:
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """(c, h // size, w // size) for a (c, h, w) input; NNLabError naming the layer if
+        the window does not fit."""
         c, h, w = _image_shape(self, in_shape)
         k = self.size
         if h < k or w < k:
-            raise self.error(f"window {k}x{k} does not fit the input {h}x{w}")
-        self.in_shape = (c, h, w)
-        return (c, h // k, w // k)
+            raise self.error(f"window {k}x{k} does not fit the input {h}x{w}; "
+                             f"expected height and width >= {k}")
+        return c, h // k, w // k
+
+    def build(
+        self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
+    ) -> tuple[int, ...]:
+        out_shape = self.out_shape(in_shape)
+        self.in_shape = _image_shape(self, in_shape)
+        return out_shape
 
     def _windows(self, x_hwc: np.ndarray) -> np.ndarray:
         """x_hwc (n, h, w, c) -> (n, oh, k, ow, k, c), a view when h and w divide by k."""

@@ -1,9 +1,9 @@
 """What the question scripts share: a study's runs per training length, and file writing.
 
-A run with a constant learning rate evaluated at step N is, up to step N, the same
-computation as a run of length N (the schedule, the data order, the noise and the
-divergence rule only look at past steps; evaluations never touch the weights), so
-`runs_by_length` turns each long run's curve into one row per evaluated length.
+Each study evaluates one long run per (configuration, seed) at several steps N; with a
+learning rate that depends on the current step only, its record at step N is the result of
+a run of length N (see `nnlab.study.lengths`), so `runs_by_length` gives one row per
+evaluated length.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nnlab.study import Study
+from nnlab.study import Study, lengths
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -24,40 +24,12 @@ def load(name: str) -> Study:
     return Study.load(RESULTS / name)
 
 
-def runs_by_length(study: Study, lengths: list[int] | None = None) -> pd.DataFrame:
-    """One row per (finished trial, evaluated length N > 0): trial, n_steps (= N), the
-    varied params, seed, status, val_acc, test_acc, val_loss.
-
-    A run that diverged at step k counts as diverged for every N >= k, with the metrics of
-    its last record (the state it diverged in); for N < k it is an ordinary run of length N.
-    `lengths` (default: the spec's eval_steps) must be evaluation steps of the runs.
-    """
-    trials = study.trials()
-    trials = trials[trials["state"] == "COMPLETE"]
-    varied = list(study.spec.grid)
-    curves = study.curves(trials["trial"].tolist())
-    last = curves.groupby("trial")["step"].transform("max")
-    diverged_trials = set(trials.loc[trials["status"] == "diverged", "trial"])
-    if lengths is None:
-        base = study.spec.base_config()
-        lengths = base.eval_steps or [base.n_steps]
-    planned = sorted(set(lengths) - {0})
-    rows = []
-    metrics = ["val_acc", "test_acc", "val_loss"]
-    for trial, curve in curves.assign(last=last).groupby("trial"):
-        curve = curve.set_index("step")
-        end = int(curve.index.max())
-        for n in planned:
-            if trial in diverged_trials and n >= end:
-                values, status = curve.loc[end, metrics], "diverged"
-            elif n in curve.index:
-                values, status = curve.loc[n, metrics], "ok"
-            else:
-                raise ValueError(f"trial {trial}: step {n} was not evaluated")
-            rows.append({"trial": trial, "n_steps": n, "status": status, **values.to_dict()})
-    table = pd.DataFrame(rows)
-    keep = ["trial", "seed", *[v for v in varied if v != "n_steps"]]
-    return table.merge(trials[keep], on="trial", validate="many_to_one")
+def runs_by_length(name: str) -> pd.DataFrame:
+    """results/<name>'s runs, one row per (finished trial, evaluated length N > 0)
+    (`nnlab.study.lengths.runs_by_length`): trial, n_steps (= N), the varied params, seed,
+    status, val_acc, test_acc, val_loss, ..."""
+    study = load(name)
+    return lengths.runs_by_length(study.spec, study.trials(), study.curves())
 
 
 def write_findings(name: str, text: str, numbers: dict) -> Path:

@@ -15,7 +15,6 @@ import pandas as pd
 from common import (
     SCALE_UP,
     figure_path,
-    load,
     percentile_interval,
     runs_by_length,
     write_findings,
@@ -45,7 +44,7 @@ def curvature(result, keep: np.ndarray) -> tuple[float, float, float]:
 def study_runs(name: str) -> tuple[pd.DataFrame, int] | None:
     """(runs by length, number of runs) of a study, None if it has not run."""
     try:
-        runs = runs_by_length(load(name))
+        runs = runs_by_length(name)
     except Exception:  # noqa: BLE001 - a study not run yet is simply left out
         return None
     return runs, int(runs["trial"].nunique())

@@ -30,15 +30,15 @@ NAME = "noise-grad"  # the folder the findings go to
 
 def settings() -> dict[str, pd.DataFrame]:
     """{label: runs by length} for no noise and every noise setting, N <= the noisy runs'."""
-    grad = runs_by_length(load("noise-grad"))
+    grad = runs_by_length("noise-grad")
     found = {f"grad {eta:g}": g for eta, g in grad.groupby("noise_eta")}
     try:
-        weight = runs_by_length(load("noise-weight"))
+        weight = runs_by_length("noise-weight")
         found["weight 1e-05"] = weight
     except Exception:  # noqa: BLE001 - a study not run yet is left out
         pass
     longest = min(int(g["n_steps"].max()) for g in found.values())
-    none = runs_by_length(load("restarts"))
+    none = runs_by_length("restarts")
     found = {"none": none, **found}
     return {k: g[(g["n_steps"] <= longest) & (g["status"] == "ok")] for k, g in found.items()}
 

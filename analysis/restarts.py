@@ -82,7 +82,7 @@ def sources_figure(results: dict, path) -> None:
 
 
 def main() -> None:
-    runs = {name: runs_by_length(load(name)) for name in SOURCES}
+    runs = {name: runs_by_length(name) for name in SOURCES}
     both = runs["restarts"]
     longest = int(both["n_steps"].max())
     variance = {name: variance_vs_n(r, metric=METRIC) for name, r in runs.items()}

@@ -3,9 +3,12 @@
 A section applies when the study varies what the analysis needs:
 - learning curves: every study with complete trials;
 - eta_best (and the power law eta_best = a N^-b): eta varied over >= 3 values, >= 2 seeds;
-  the power law when the training length (n_steps or epochs) is varied too;
+  the power law when the training length (n_steps or epochs) is varied too, or when one run
+  per (configuration, seed) is read at several lengths, its eval_steps (a learning rate
+  that depends on the current step only: see `nnlab.study.lengths`);
 - normality: >= 3 replicates; variance: >= 2 replicates (variance vs N and its floor when
-  the training length varies; the finite-test-set share from the predictions);
+  the training length varies, either way; the finite-test-set share from the predictions,
+  which are the runs' final ones);
 - noise: the `noise` field varied, with "none" among its values;
 - errors and calibration: stored test predictions.
 A section that does not apply raises NotApplicable with the reason, shown in the report.
@@ -37,6 +40,8 @@ from nnlab.report.summaries import (
     metric_ci,
     ranked_configs,
 )
+from nnlab.study.lengths import prefix_lengths, prefix_refusal, runs_by_length, schedules
+from nnlab.study.spec import StudySpec
 from nnlab.study.status import format_params, summarize
 
 N_COLUMNS = ("n_steps", "epochs")  # the training length N
@@ -135,15 +140,59 @@ def length_column(results: StudyResults) -> str | None:
     return next((c for c in N_COLUMNS if c in results.varied), None)
 
 
-def with_length(results: StudyResults, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """(frame with a training-length column, its name): the varied one, else the base
-    config's n_steps or epochs as a constant column."""
+@dataclass(frozen=True)
+class Lengths:
+    """The complete runs at each training length, for the sections that compare lengths.
+
+    frame: one row per (run, training length N), N in column `column`.
+    from_curves: the lengths are read at the evaluation steps of one run per (configuration,
+        seed) (`nnlab.study.lengths`), not given by runs of each length.
+    note: where the lengths come from, for the section's intro ("" when the study varies
+        the length itself).
+    """
+
+    frame: pd.DataFrame
+    column: str
+    from_curves: bool
+    note: str
+
+
+def runs_per_length(results: StudyResults) -> Lengths:
+    """The varied training length (n_steps or epochs) if any; else, for runs that can be
+    read at their evaluation steps, one row per (run, evaluated step N) with N in n_steps;
+    else the base config's n_steps or epochs as a constant column."""
     varied = length_column(results)
     if varied is not None:
-        return frame, varied
-    base = results.spec.base_config()
+        return Lengths(results.complete, varied, False, "")
+    spec = results.spec
+    refusal = prefix_refusal(spec)
+    if refusal is None:
+        frame = runs_by_length(spec, results.complete, results.curves)
+        return Lengths(frame, "n_steps", True, prefix_note(spec, prefix_lengths(spec)))
+    base = spec.base_config()
     name = "n_steps" if base.n_steps is not None else "epochs"
-    return frame.assign(**{name: getattr(base, name)}), name
+    return Lengths(results.complete.assign(**{name: getattr(base, name)}), name, False,
+                   f"One training length, the end of the runs: they are not read at several "
+                   f"steps ({refusal}).")
+
+
+def prefix_note(spec: StudySpec, lengths: list[int]) -> str:
+    """Says that the lengths are read from the curves and why that equals runs of each
+    length."""
+    return (f"The training lengths N = {', '.join(map(str, lengths))} are read from the "
+            f"curves: one run of {run_length(spec)} per (configuration, seed), evaluated at "
+            "each N, gives the result of a run of length N, bit for bit, because nothing in "
+            f"the run depends on how long it goes on: the learning rate "
+            f"({', '.join(schedules(spec))}) depends on the current step only, the data "
+            "order and the noise are drawn step by step, the divergence rule looks only at "
+            "past losses and evaluations never touch the weights. A run that diverged at "
+            "step k counts as diverged for every N >= k.")
+
+
+def run_length(spec: StudySpec) -> str:
+    """The base config's length as text: '10000 steps' or '5 epochs'."""
+    base = spec.base_config()
+    return f"{base.n_steps} steps" if base.n_steps is not None else f"{base.epochs:g} epochs"
 
 
 def finished(frame: pd.DataFrame) -> pd.DataFrame:
@@ -271,14 +320,15 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
     if results.spec.replicates < 2:
         raise NotApplicable("one seed per configuration (a CI over seeds needs 2)")
     spec = results.spec
-    frame, n_col = with_length(results, results.complete)
+    lengths = runs_per_length(results)
+    frame, n_col = lengths.frame, lengths.column
     section = Section(
         "eta_best", "Best learning rate per training length (eta_best)",
         f"For each training length {n_col}, the seed-mean {spec.objective} at each eta, and "
         "eta_best: the vertex of a parabola in log eta through the best grid point and its "
         f"neighbours, with a {options.level} CI from a bootstrap over seeds. "
         "With several training lengths, eta_best = a N^-b is fitted (log-log least squares) "
-        "with bootstrap CIs of a and b.")
+        "with bootstrap CIs of a and b." + (f" {lengths.note}" if lengths.note else ""))
     groups, left_out = groups_of(results, frame, ("eta", n_col), MAX_FACETS)
     if left_out:
         section.notes.append(f"{left_out} more groups of the other varied fields not shown.")
@@ -397,14 +447,19 @@ def variance_section(results: StudyResults, options: Options) -> Section:
     of that spread the finite test set explains."""
     if results.spec.replicates < 2:
         raise NotApplicable("one seed per configuration (a variance needs 2)")
-    frame, n_col = with_length(results, finished(results.complete))
+    lengths = runs_per_length(results)
+    frame, n_col = finished(lengths.frame), lengths.column
+    at_end = (f" (stored at the end of each run, {run_length(results.spec)}, so for that "
+              "length only)") if lengths.from_curves else ""
     section = Section(
         "variance", "Mean and spread of restarts",
-        f"Mean and standard deviation of the final test accuracy over seeds per {n_col}, "
-        f"{options.level} CIs by bootstrap over seeds. With >= 4 training lengths the "
-        "variance is fitted as var(N) = c + a N^-b: a floor c whose CI excludes 0 means runs "
-        "settle in different solutions. The finite-test-set part of the variance (Jordan "
-        "2023) is computed from the best configuration's test predictions.")
+        f"Mean and standard deviation of the {'' if lengths.from_curves else 'final '}test "
+        f"accuracy over seeds per {n_col}, {options.level} CIs by bootstrap over seeds. With "
+        f">= {MIN_N_VALUES_FOR_FIT} training lengths the variance is fitted as var(N) = c + "
+        "a N^-b: a floor c whose CI excludes 0 means runs settle in different solutions. The "
+        "finite-test-set part of the variance (Jordan 2023) is computed from the best "
+        f"configuration's test predictions{at_end}." + (f" {lengths.note}" if lengths.note
+                                                          else ""))
     n_lengths = frame[n_col].nunique()
     groups, left_out = groups_of(results, frame, (n_col,) if n_lengths > 1 else (),
                                  MAX_TABLE_ROWS)
@@ -440,7 +495,8 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.figures.append(FigureItem.of(
             "variance", f"{label + ': ' if label else ''}mean and std of test_acc vs {n_col}"
             + (" with the fitted floor" if result.fit else "")
-            + (" and the std a finite test set alone gives" if test_set else "") + ".",
+            + (" and the std a finite test set alone gives" if test_set else "")
+            + (" (at the end of the runs)" if test_set and lengths.from_curves else "") + ".",
             figures.variance_figure(result, test_set=test_set)))
     section.tables.append(Table(f"test_acc over seeds per {n_col}", pd.DataFrame(rows)))
     return section

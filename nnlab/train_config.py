@@ -136,6 +136,9 @@ class TrainConfig:
             raise _fail("layers", "a string (the CNN layer spec)", self.layers)
         if self.model == "cnn":
             self._check_cnn_layers()
+        elif self.layers:  # an MLP is built from `sizes`: a layer spec would be ignored
+            raise _fail("layers", "'' with model='mlp' (a layer spec needs model='cnn')",
+                        self.layers)
         check_activation(self.activation, "TrainConfig.activation")
         target_range = list(self.target_range) if isinstance(
             self.target_range, list | tuple) else self.target_range

@@ -58,8 +58,6 @@ def test_good_specs_pass_up_to_the_kernel_that_just_fits():
         cnn_config("conv4k5", n_features=16)
     with pytest.raises(NNLabError, match=r"^TrainConfig\.layers: 'conv8k29'"):
         preset.replace(layers="conv8k29")
-    # an MLP ignores `layers`, and its spec is not checked
-    assert TrainConfig(layers="conv8k29").model == "mlp"
 
 
 @pytest.mark.parametrize("layers", [
@@ -145,3 +143,11 @@ def test_cli_run_with_a_bad_layer_spec_fails_before_anything_trains(tmp_path, ba
     result = run_cli("run", str(spec), "--results", str(tmp_path / "results"), "--quiet")
     assert only_error_line(result) == f"nnlab: error: {message}"
     assert not (tmp_path / "results").exists()
+
+
+def test_a_layer_spec_on_an_mlp_is_refused_not_ignored():
+    with pytest.raises(NNLabError) as caught:
+        TrainConfig(model="mlp", layers="conv8k3-dense8", sizes=[784, 10])
+    assert str(caught.value) == ("TrainConfig.layers: expected '' with model='mlp' (a layer "
+                                 "spec needs model='cnn'), got 'conv8k3-dense8'")
+    assert TrainConfig(model="mlp", layers="", sizes=[784, 10]).layers == ""

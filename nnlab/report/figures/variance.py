@@ -22,7 +22,7 @@ def variance_figure(
     """Mean vs N (left) and std vs N (right, log-log) with CIs; the fit sqrt(c + a N^-b)
     (line "fit") with its band, the floor sqrt(c) (line "floor") with its CI, and with
     `test_set` the std a finite test set alone gives (line "test set")."""
-    figure, (mean_ax, std_ax) = new_figure(ncols=2, size=(12, 4.8))
+    figure, (mean_ax, std_ax) = new_figure(ncols=2, size=(15, 4.8))
     table, n_col = result.table, result.n_col
     n = table[n_col].to_numpy()
     mean_ax.errorbar(
@@ -91,5 +91,5 @@ def variance_figure(
     std_ax.set_ylabel(f"std of {result.metric} over seeds")
     std_ax.set_title(f"spread of restarts vs {n_col}")
     std_ax.legend(loc="upper right", fontsize="small")
-    note(std_ax, "\n".join(lines), loc="lower left")
+    note(std_ax, "\n".join(lines))  # beside the axes: inside it hid the points of large N
     return finish(figure, path)

@@ -17,6 +17,7 @@ from scipy.linalg import blas
 
 from nnlab.errors import NNLabError
 from nnlab.nn.activations import Activation, check_activation, make_activation
+from nnlab.nn.batch_threads import batch_parallel
 from nnlab.nn.init import check_init
 from nnlab.nn.layers import Dense, Layer
 from nnlab.nn.losses import Head
@@ -274,8 +275,10 @@ class MLP(Sequential):
 
     def _threads_for(self, batch: int) -> AbstractContextManager:
         """One BLAS thread when a pass is too small to split (batch * n_weights below
-        ONE_THREAD_WORK): thread hand-off then costs more than the GEMMs."""
-        return one_blas_thread() if batch * self.n_weights <= ONE_THREAD_WORK else nullcontext()
+        ONE_THREAD_WORK): thread hand-off then costs more than the GEMMs. Larger passes
+        cut the batch across threads with one BLAS thread each (batch_threads)."""
+        return one_blas_thread() if batch * self.n_weights <= ONE_THREAD_WORK else (
+            batch_parallel())
 
     def loss_and_grads(
         self, x: np.ndarray, y: np.ndarray

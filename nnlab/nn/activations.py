@@ -32,11 +32,9 @@ class Activation(Layer):
         raise NotImplementedError
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        if not train:
-            y = np.empty_like(x)
-            self.apply(x, y)
-            return y
-        y = self._y = self.buffer_like("y", x)
+        y = np.empty_like(x) if not train else self.buffer_like("y", x)
+        if train:
+            self._y = y
         run_parallel([partial(self.apply, x[rows], y[rows]) for rows in batch_parts(len(x))])
         return y
 

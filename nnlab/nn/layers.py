@@ -117,12 +117,11 @@ class Dense(Layer):
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         """x: (batch, n_in) -> (batch, n_out)."""
         W, b = self.params["W"], self.params["b"]
-        if not train:
-            y = x @ W
-            y += b
-            return y
-        self._x = x
-        y = self.buffer("y", (x.shape[0], self.n_out), W.dtype)
+        if train:
+            self._x = x
+            y = self.buffer("y", (x.shape[0], self.n_out), W.dtype)
+        else:
+            y = np.empty((x.shape[0], self.n_out), np.result_type(x, W))
         run_parallel([partial(_affine, x[rows], W, b, y[rows])
                       for rows in batch_parts(x.shape[0])])
         return y

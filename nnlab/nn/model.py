@@ -143,11 +143,12 @@ class Sequential:
                 a = layer.forward(a, True)
             return a
         z = np.empty((len(a), self.n_classes), dtype=self.dtype)
-        for start in range(0, len(a), EVAL_CHUNK):
-            chunk = a[start:start + EVAL_CHUNK]
-            for layer in self.layers:
-                chunk = layer.forward(chunk, False)
-            z[start:start + EVAL_CHUNK] = chunk
+        with self._threads_for(min(len(a), EVAL_CHUNK)):
+            for start in range(0, len(a), EVAL_CHUNK):
+                chunk = a[start:start + EVAL_CHUNK]
+                for layer in self.layers:
+                    chunk = layer.forward(chunk, False)
+                z[start:start + EVAL_CHUNK] = chunk
         return z
 
     def loss_and_grads(

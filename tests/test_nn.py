@@ -21,7 +21,6 @@ from nnlab.nn import (
     init_std,
     make_activation,
 )
-from nnlab.nn.model import ONE_THREAD_WORK
 from nnlab.nn.threads import blas_threads, one_blas_thread
 from tests.gradcheck import check_layer_gradients, check_model_gradients
 
@@ -364,29 +363,3 @@ def test_blas_threads_reports_the_current_limit(limit):
         with one_blas_thread():
             assert blas_threads() == 1
         assert blas_threads() == limit
-
-
-@pytest.mark.parametrize("activation", ["sigmoid", "relu", "elu"])
-def test_a_batch_split_pass_gives_the_one_thread_gradients(activation):
-    """Above ONE_THREAD_WORK an MLP pass, train or eval, cuts the batch (and grad W's rows)
-    into one part per thread; the parts must cover every row and input exactly once."""
-    from nnlab.nn import batch_threads
-
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((67, 784))  # odd sizes: uneven parts
-    y = rng.integers(0, 10, 67)
-    results = {}
-    for n_threads in (1, 2):
-        model = MLP([784, 257, 33, 10], activation=activation, dtype="float64", seed=5)
-        assert len(x) * model.n_weights > ONE_THREAD_WORK
-        batch_threads._forget_executor()
-        with threadpool_limits(n_threads, user_api="blas"):
-            results[n_threads] = (*model.loss_and_grads(x, y), model.predict_proba(x))
-        assert (batch_threads._executor is not None) == (n_threads == 2)  # the split ran
-    (loss_1, grads_1, proba_1), (loss_2, grads_2, proba_2) = results[1], results[2]
-    assert loss_2 == pytest.approx(loss_1, rel=1e-13)
-    np.testing.assert_allclose(proba_2, proba_1, rtol=1e-12, atol=1e-15)  # eval mode
-    for layer_1, layer_2 in zip(grads_1, grads_2, strict=True):
-        for key in layer_1:
-            np.testing.assert_allclose(layer_2[key], layer_1[key], rtol=1e-10, atol=1e-14)
-            assert np.abs(layer_1[key]).max() > 0

@@ -8,13 +8,10 @@ batch-1 case has its own fused path (`MLP.sgd_step`), which uses `derivative_fro
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 from scipy.special import expit
 
 from nnlab.errors import NNLabError
-from nnlab.nn.batch_threads import batch_parts, run_parallel
 from nnlab.nn.layers import Layer
 
 
@@ -32,16 +29,15 @@ class Activation(Layer):
         raise NotImplementedError
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        y = np.empty_like(x) if not train else self.buffer_like("y", x)
+        y = self.buffer_like("y", x) if train else np.empty_like(x)
+        self.apply(x, y)
         if train:
             self._y = y
-        run_parallel([partial(self.apply, x[rows], y[rows]) for rows in batch_parts(len(x))])
         return y
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
         grad_x = self.buffer_like("grad_x", grad_y)
-        run_parallel([partial(self.multiply_derivative, self._y[rows], grad_y[rows],
-                              grad_x[rows]) for rows in batch_parts(len(grad_y))])
+        self.multiply_derivative(self._y, grad_y, grad_x)
         return grad_x
 
     def multiply_derivative(self, y: np.ndarray, grad_y: np.ndarray, out: np.ndarray) -> None:

@@ -8,20 +8,13 @@ Buffers: in train mode a layer may write its output (and backward its input grad
 into an array it reuses on the next call with the same shape (`buffer`, `buffer_like`),
 so results are valid until the layer's next forward/backward. Eval mode
 (`train=False`) never returns a reused buffer.
-
-Threads: inside a model's `batch_parallel()` pass, train-mode Dense layers and activations
-cut their work into one part per allowed thread (nnlab.nn.batch_threads), each part a
-one-thread GEMM or elementwise pass; with one thread they make the same calls as before.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from nnlab.errors import NNLabError
-from nnlab.nn.batch_threads import batch_parts, run_parallel
 from nnlab.nn.init import check_init, init_weights
 
 
@@ -117,40 +110,26 @@ class Dense(Layer):
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         """x: (batch, n_in) -> (batch, n_out)."""
         W, b = self.params["W"], self.params["b"]
-        if train:
-            self._x = x
-            y = self.buffer("y", (x.shape[0], self.n_out), W.dtype)
-        else:
-            y = np.empty((x.shape[0], self.n_out), np.result_type(x, W))
-        run_parallel([partial(_affine, x[rows], W, b, y[rows])
-                      for rows in batch_parts(x.shape[0])])
+        if not train:
+            y = x @ W
+            y += b
+            return y
+        self._x = x
+        y = self.buffer("y", (x.shape[0], self.n_out), W.dtype)
+        np.matmul(x, W, out=y)
+        y += b
         return y
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
-        """grad_y: (batch, n_out) -> grad_x: (batch, n_in), or None if not needed.
-        Split across threads: grad W by its rows (inputs), grad_x by the batch."""
-        x, W, grad_W = self._x, self.params["W"], self.grads["W"]
-        grad_x = self.buffer("grad_x", x.shape, W.dtype) if self.needs_input_grad else None
-        inputs = batch_parts(x.shape[1])
-        batch = batch_parts(x.shape[0]) if grad_x is not None else []
-
-        def part(index: int) -> None:  # one thread's share of both products
-            if index < len(inputs):
-                rows = inputs[index]
-                np.matmul(x[:, rows].T, grad_y, out=grad_W[rows])
-            if index < len(batch):
-                rows = batch[index]
-                np.matmul(grad_y[rows], W.T, out=grad_x[rows])
-
-        run_parallel([partial(part, index) for index in range(max(len(inputs), len(batch)))])
+        """grad_y: (batch, n_out) -> grad_x: (batch, n_in), or None if not needed."""
+        x, W = self._x, self.params["W"]
+        np.matmul(x.T, grad_y, out=self.grads["W"])
         np.sum(grad_y, axis=0, out=self.grads["b"])
+        if not self.needs_input_grad:
+            return None
+        grad_x = self.buffer("grad_x", x.shape, W.dtype)
+        np.matmul(grad_y, W.T, out=grad_x)
         return grad_x
-
-
-def _affine(x: np.ndarray, W: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out = x @ W + b; x: (batch, n_in), W: (n_in, n_out), out: (batch, n_out)."""
-    np.matmul(x, W, out=out)
-    out += b
 
 
 class Flatten(Layer):

@@ -17,7 +17,6 @@ from scipy.linalg import blas
 
 from nnlab.errors import NNLabError
 from nnlab.nn.activations import Activation, check_activation, make_activation
-from nnlab.nn.batch_threads import batch_parallel
 from nnlab.nn.init import check_init
 from nnlab.nn.layers import Dense, Layer
 from nnlab.nn.losses import Head
@@ -143,12 +142,11 @@ class Sequential:
                 a = layer.forward(a, True)
             return a
         z = np.empty((len(a), self.n_classes), dtype=self.dtype)
-        with self._threads_for(min(len(a), EVAL_CHUNK)):
-            for start in range(0, len(a), EVAL_CHUNK):
-                chunk = a[start:start + EVAL_CHUNK]
-                for layer in self.layers:
-                    chunk = layer.forward(chunk, False)
-                z[start:start + EVAL_CHUNK] = chunk
+        for start in range(0, len(a), EVAL_CHUNK):
+            chunk = a[start:start + EVAL_CHUNK]
+            for layer in self.layers:
+                chunk = layer.forward(chunk, False)
+            z[start:start + EVAL_CHUNK] = chunk
         return z
 
     def loss_and_grads(
@@ -276,10 +274,8 @@ class MLP(Sequential):
 
     def _threads_for(self, batch: int) -> AbstractContextManager:
         """One BLAS thread when a pass is too small to split (batch * n_weights below
-        ONE_THREAD_WORK): thread hand-off then costs more than the GEMMs. Larger passes
-        cut the batch across threads with one BLAS thread each (batch_threads)."""
-        return one_blas_thread() if batch * self.n_weights <= ONE_THREAD_WORK else (
-            batch_parallel())
+        ONE_THREAD_WORK): thread hand-off then costs more than the GEMMs."""
+        return one_blas_thread() if batch * self.n_weights <= ONE_THREAD_WORK else nullcontext()
 
     def loss_and_grads(
         self, x: np.ndarray, y: np.ndarray

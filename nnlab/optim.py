@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from nnlab.nn.batch_threads import batch_parts, run_parallel
 
 Params = list[dict[str, np.ndarray]]
 Schedule = Callable[[int], float]
@@ -91,32 +88,6 @@ def _zeros_like(tree: Params) -> list[np.ndarray]:
 def _is_weight(array: np.ndarray) -> bool:
     """Weight matrices and kernels (ndim >= 2) are regularised; biases are not."""
     return array.ndim >= 2
-
-
-PARALLEL_MIN_SIZE = 1 << 16  # elements; below this a thread hand-off costs more than it saves
-
-
-def _per_leaf(passes: Callable[..., None], *columns: list[np.ndarray]) -> None:
-    """passes(*arrays) for each leaf position, `columns` being lists of matching leaves (the
-    updates, then state buffers). A leaf of >= PARALLEL_MIN_SIZE elements (all its arrays
-    contiguous) is cut into one flat block per allowed BLAS thread, the blocks run in
-    parallel threads. The passes are elementwise, so any cut gives the same bits; with one
-    thread it is a plain loop."""
-    rows = list(zip(*columns, strict=True))
-    large = [arrays for arrays in rows if arrays[0].size >= PARALLEL_MIN_SIZE
-             and all(array.flags.c_contiguous for array in arrays)]
-    small = [arrays for arrays in rows if not any(arrays is other for other in large)]
-    blocks = [batch_parts(arrays[0].size) for arrays in large]  # equally many per leaf
-
-    def part(index: int) -> None:
-        for arrays, leaf_blocks in zip(large, blocks, strict=True):
-            block = leaf_blocks[index]
-            passes(*(array.reshape(-1)[block] for array in arrays))
-        if index == 0:
-            for arrays in small:
-                passes(*arrays)
-
-    run_parallel([partial(part, index) for index in range(len(blocks[0]) if large else 1)])
 
 
 def global_norm(tree: Params) -> float:
@@ -221,7 +192,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransform:
         return TraceState(_zeros_like(params), _zeros_like(params))
 
     def update(updates: Params, state: TraceState, params: Params, step: int):
-        def passes(g: np.ndarray, v: np.ndarray, tmp: np.ndarray) -> None:
+        for g, v, tmp in zip(leaves(updates), state.velocity, state.scratch, strict=True):
             np.multiply(v, decay, out=v)
             np.add(v, g, out=v)
             if nesterov:
@@ -229,8 +200,6 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransform:
                 np.add(g, tmp, out=g)
             else:
                 np.copyto(g, v)
-
-        _per_leaf(passes, leaves(updates), state.velocity, state.scratch)
         return updates, state
 
     return GradientTransform(init, update)
@@ -243,7 +212,7 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8) -> GradientTransform:
         return RmsState(_zeros_like(params), _zeros_like(params))
 
     def update(updates: Params, state: RmsState, params: Params, step: int):
-        def passes(g: np.ndarray, nu: np.ndarray, tmp: np.ndarray) -> None:
+        for g, nu, tmp in zip(leaves(updates), state.nu, state.scratch, strict=True):
             np.multiply(g, g, out=tmp)
             tmp *= 1.0 - decay
             nu *= decay
@@ -251,8 +220,6 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8) -> GradientTransform:
             np.sqrt(nu, out=tmp)
             tmp += eps
             np.divide(g, tmp, out=g)
-
-        _per_leaf(passes, leaves(updates), state.nu, state.scratch)
         return updates, state
 
     return GradientTransform(init, update)
@@ -275,7 +242,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
         root = math.sqrt((1.0 - b2) / (1.0 - b2**t))
         factor = (1.0 - b1) / (1.0 - b1**t) / root
         eps_t = eps / root
-        def passes(g: np.ndarray, mu: np.ndarray, nu: np.ndarray, tmp: np.ndarray) -> None:
+        for g, mu, nu, tmp in zip(leaves(updates), state.mu, state.nu, state.scratch,
+                                  strict=True):
             mu *= b1
             mu += g
             np.multiply(g, g, out=tmp)
@@ -285,8 +253,6 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
             tmp += eps_t
             np.divide(mu, tmp, out=g)
             g *= factor
-
-        _per_leaf(passes, leaves(updates), state.mu, state.nu, state.scratch)
         return updates, state
 
     return GradientTransform(init, update)

@@ -195,30 +195,3 @@ def test_update_does_not_write_params_and_keeps_float32():
 
 def test_global_norm():
     assert optim.global_norm(tree([[3.0, 0.0]], [4.0])) == pytest.approx(5.0)
-
-
-@pytest.mark.parametrize("make", [
-    lambda: optim.adam(1e-3), lambda: optim.rmsprop(1e-3),
-    lambda: optim.momentum(0.1, nesterov=True)], ids=["adam", "rmsprop", "nesterov"])
-def test_threaded_update_is_bit_identical_to_one_thread(make):
-    # a leaf above PARALLEL_MIN_SIZE is cut into one block per BLAS thread; the blocks must
-    # cover it exactly (a skipped or doubled block changes the numbers)
-    from threadpoolctl import threadpool_limits
-
-    from nnlab.nn.batch_threads import batch_parts
-
-    rng = np.random.default_rng(0)
-    shapes = [(784, 256), (256,), (257, 255), (10,)]  # two large leaves of odd sizes
-    params = [{"W": rng.standard_normal(shapes[i], dtype=np.float32),
-               "b": rng.standard_normal(shapes[i + 1], dtype=np.float32)} for i in (0, 2)]
-    steps = [[{key: rng.standard_normal(array.shape, dtype=np.float32)
-               for key, array in layer.items()} for layer in params] for _ in range(3)]
-    results = {}
-    for n_threads in (1, 2):
-        with threadpool_limits(n_threads):
-            assert len(batch_parts(optim.PARALLEL_MIN_SIZE)) == n_threads
-            results[n_threads] = run(make(), steps, params)
-    for one, two in zip(results[1], results[2], strict=True):
-        for a, b in zip(optim.leaves(one), optim.leaves(two), strict=True):
-            np.testing.assert_array_equal(a, b)
-    assert optim.leaves(results[1][-1])[0].std() > 0

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from nnlab.report.figures import save_figure
 from nnlab.study import Study, lengths
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+N_TEST = 10_000  # MNIST test images
 
 
 def load(name: str) -> Study:
@@ -64,6 +67,27 @@ SCALE_UP = (
     "postgresql://user@host/db --jobs 2`) and start the same command on every host: the "
     "trials are enqueued once and each runs exactly once, whichever worker pulls it."
 )
+
+
+def std_vs_n_figure(tables: dict[str, pd.DataFrame], title: str, path,
+                    binomial: pd.DataFrame | None = None) -> None:
+    """Std of test_acc over seeds vs N (log-log) with bootstrap CIs, one line per label;
+    tables: `variance_vs_n(...).table`s (n_steps, std, std_low, std_high, n_runs, mean).
+    With `binomial` (such a table), the std sqrt(p(1-p)/n_test) a finite test set gives at
+    most."""
+    figure = Figure(figsize=(9, 5), layout="constrained")
+    ax = figure.subplots()
+    for label, table in tables.items():
+        ax.errorbar(table["n_steps"], table["std"], fmt="o-", capsize=3,
+                    yerr=[table["std"] - table["std_low"], table["std_high"] - table["std"]],
+                    label=f"{label} ({int(table['n_runs'].min())} runs)")
+    if binomial is not None:
+        std = np.sqrt(binomial["mean"] * (1 - binomial["mean"]) / N_TEST)
+        ax.plot(binomial["n_steps"], std, "k--", label="binomial test-set std (upper bound)")
+    ax.set(xscale="log", yscale="log", xlabel="N (steps)", ylabel="std of test_acc over seeds",
+           title=f"{title} (95% CIs)")
+    ax.legend(fontsize="small")
+    save_figure(figure, path)
 
 
 def _plain(value: object) -> object:

@@ -1,8 +1,9 @@
 """Question 4: when the net is wrong, is its second guess usually right? Is it ever
 confidently wrong? How well calibrated is it?
 
-The test predictions of the runs of questions 1-3 -> figures in results/errors/findings/ and
-results/errors/findings.md. Main set: the 30 restarts at N = 10000 (results/restarts).
+The test predictions of the runs of questions 1-3 and of the CNN (results/cnn) -> figures in
+results/errors/findings/ and results/errors/findings.md. Main set: the 30 restarts at
+N = 10000 (results/restarts).
 
     python analysis/errors.py
 """
@@ -27,6 +28,7 @@ from nnlab.report.figures import (
 
 NAME = "errors"
 CONFIDENT = 0.99
+CNN_LABEL = "cnn (conv-pool-conv-pool-dense, 8 epochs)"
 
 
 def prediction_sets() -> dict[str, pd.DataFrame]:
@@ -38,9 +40,10 @@ def prediction_sets() -> dict[str, pd.DataFrame]:
     best = trials.groupby("eta")["val_acc"].mean().idxmax()  # chosen on val
     sets[f"eta-vs-n (best eta on val = {best:g}, N 10000)"] = eta_study.predictions(
         trials.loc[trials["eta"] == best, "trial"])
-    for name in ("noise-grad", "noise-weight"):
+    for name, label in (("noise-grad", "noise-grad (N 10000)"),
+                        ("noise-weight", "noise-weight (N 10000)"), ("cnn", CNN_LABEL)):
         try:
-            sets[f"{name} (N 1000)"] = load(name).predictions()
+            sets[label] = load(name).predictions()
         except Exception:  # noqa: BLE001 - a study not run yet is left out
             continue
     return sets
@@ -115,6 +118,34 @@ def main() -> None:
                       for t in main.top_pairs.head(5).itertuples(index=False))
     s = runs[main_label]
     per_run_confident = main.n_confident_errors / main.n_trials
+    cnn_text = []
+    if CNN_LABEL in sets:
+        cnn, c = results[CNN_LABEL], runs[CNN_LABEL]
+        cnn_examples = confident_errors(sets[CNN_LABEL])
+        n_cnn_runs = int(sets[CNN_LABEL]["trial"].nunique())
+        if len(cnn_examples):
+            gallery_figure(cnn_examples, n_cnn_runs, figure_path(NAME, "cnn_confident_errors.png"))
+        shared = set(cnn_examples["index"]) & set(examples["index"])
+        cnn_wrong = set(sets[CNN_LABEL].loc[sets[CNN_LABEL]["top1"]
+                                            != sets[CNN_LABEL]["y_true"], "index"])
+        mlp_confident_also_cnn = len(set(examples["index"]) & cnn_wrong)
+        cnn_text = [
+            "",
+            f"**The CNN** ({n_cnn_runs} runs, accuracy {cnn.accuracy.format('.4f')}) makes "
+            f"{cnn.n_wrong / cnn.n_trials:.0f} errors per run against the MLP's "
+            f"{main.n_wrong / main.n_trials:.0f}, and its second guess is right in "
+            f"{c['mean']:.1%} of them (95% CI [{c['low']:.1%}, {c['high']:.1%}]): "
+            + ("about as often as the MLP's" if c["low"] <= s["mean"] <= c["high"]
+               or s["low"] <= c["mean"] <= s["high"] else
+               ("more often than" if c["mean"] > s["mean"] else "less often than")
+               + " the MLP's")
+            + f". It is confidently wrong (p1 >= 99%) {cnn.n_confident_errors} times over its "
+            f"{cnn.n_trials} runs ({cnn.confident_error_share.format('.1f', 100, '%')} of its "
+            f"errors) on {len(cnn_examples)} distinct images, {len(shared)} of them among the "
+            f"MLP's {len(examples)} confidently wrong images; of those {len(examples)}, the "
+            f"CNN gets {mlp_confident_also_cnn} wrong in at least one run. ECE "
+            f"{cnn.ece.format('.4f')}. Its confident errors: findings/cnn_confident_errors.png.",
+        ]
     text = [
         "# errors: is the second guess right, and is the net ever confidently wrong?",
         "",
@@ -143,19 +174,20 @@ def main() -> None:
         f"**Calibration.** ECE = {main.ece.format('.4f')} (15 equal-width bins; "
         "findings/reliability.png). Most confused pairs (true->predicted, share of errors): "
         f"{pairs}.",
+        *cnn_text,
         "",
         *rows,
         "",
         "The second-guess CI is over runs (each run is one independent network; the pooled "
         "binomial CI would treat the 10000 images of one test set in 30 runs as 300000 "
-        "independent draws). The CNN's predictions are not included (see the report).",
+        "independent draws).",
         "",
         "Figures: findings/reliability.png, findings/confusion.png, "
         "findings/confused_pairs.png, findings/confidence.png, findings/confident_errors.png.",
         "",
         "## Reproduce",
         "",
-        "    python analysis/errors.py    # after the studies of questions 1-3",
+        "    python analysis/errors.py    # after questions 1-3 and studies/cnn.toml",
         "",
         SCALE_UP,
     ]

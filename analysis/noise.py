@@ -17,12 +17,12 @@ from common import (
     load,
     percentile_interval,
     runs_by_length,
+    std_vs_n_figure,
     write_findings,
 )
-from matplotlib.figure import Figure
 
-from nnlab.analysis import compare_variance, test_set_variance
-from nnlab.report.figures import compare_figure, save_figure
+from nnlab.analysis import compare_variance, test_set_variance, variance_vs_n
+from nnlab.report.figures import compare_figure
 
 METRIC = "test_acc"
 NAME = "noise-grad"  # the folder the findings go to
@@ -57,8 +57,8 @@ def paired_difference(noisy: pd.DataFrame, none: pd.DataFrame, n: int, seed: int
 
 
 def test_set_splits() -> dict:
-    """Jordan's split of the variance at the noisy runs' last step, per noise setting."""
-    splits = {}
+    """Jordan's split of the variance at the runs' last step (N = 10000), per setting."""
+    splits = {"none": test_set_variance(load("restarts").predictions())}
     for name in ("noise-grad", "noise-weight"):
         try:
             study = load(name)
@@ -72,19 +72,21 @@ def test_set_splits() -> dict:
     return splits
 
 
-def std_figure(found: dict[str, pd.DataFrame], path) -> None:
-    figure = Figure(figsize=(9, 5), layout="constrained")
-    ax = figure.subplots()
-    for label, runs in found.items():
-        std = runs.groupby("n_steps")[METRIC].std()
-        ax.plot(std.index, std.to_numpy(), "o-", label=f"{label} ({runs['seed'].nunique()} runs)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("N (steps)")
-    ax.set_ylabel("std of test_acc over seeds")
-    ax.set_title("Spread of restarts with and without annealed noise")
-    ax.legend(fontsize="small")
-    save_figure(figure, path)
+def floors(variance: dict) -> dict[str, dict]:
+    """The variance floor c of var(N) = c + a N^-b per setting (`variance_vs_n` results), and
+    each noisy floor minus the noise-free one with a CI from the two (independent)
+    bootstraps."""
+    fits = {label: result.fit for label, result in variance.items()}
+    none = fits["none"]
+    out = {}
+    for label, fit in fits.items():
+        entry = {"floor": fit.floor, "exponent": fit.exponent}
+        if label != "none":
+            difference = fit.boot[:, 0] - none.boot[:, 0]
+            entry["difference"] = (fit.floor.value - none.floor.value,
+                                   *percentile_interval(difference))
+        out[label] = entry
+    return out
 
 
 def main() -> None:
@@ -102,7 +104,10 @@ def main() -> None:
             comparisons[(label, n)] = compare_variance(a, b, names=(label, "none"))
             paired[(label, n)] = paired_difference(runs, none, n)
     splits = test_set_splits()
-    std_figure(found, figure_path(NAME, "std_vs_n.png"))
+    variance = {label: variance_vs_n(runs, metric=METRIC) for label, runs in found.items()}
+    std_vs_n_figure({label: result.table for label, result in variance.items()},
+                    "Spread of restarts with and without annealed noise",
+                    figure_path(NAME, "std_vs_n.png"), binomial=variance["none"].table)
     strongest = comparisons[("grad 0.001", longest)]
     compare_figure(strongest, metric=METRIC, path=figure_path(NAME, "compare_grad_1e-3.png"))
     for key, c in comparisons.items():
@@ -116,15 +121,26 @@ def main() -> None:
                      f"| {100 * d['value']:+.2f} pts [{100 * d['low']:+.2f}, "
                      f"{100 * d['high']:+.2f}] | {c.p_superiority.format('.2f')} |")
     verdicts = []
+    floor = floors(variance)
     for label in [k for k in found if k != "none"]:
         c, d = comparisons[(label, longest)], paired[(label, longest)]
         moved = "differs" if c.spreads_differ else "no detectable change"
+        f_value, f_low, f_high = floor[label]["difference"]
         verdicts.append(
             f"{label}: std ratio {c.std_ratio.format('.2f')} (Brown-Forsythe "
-            f"{c.brown_forsythe.p_text}: {moved}); mean {100 * d['value']:+.2f} points "
+            f"{c.brown_forsythe.p_text}: {moved}); variance floor {floor[label]['floor']} "
+            f"against {floor['none']['floor']} without noise, difference {f_value:.2e} "
+            f"[{f_low:.2e}, {f_high:.2e}]; mean {100 * d['value']:+.2f} points "
             f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] (paired over {d['n_pairs']} "
             f"seeds, better in {d['wins']}), P(noisy > none) = "
             f"{c.p_superiority.format('.2f')}")
+    at_end = {k[0]: c for k, c in comparisons.items() if k[1] == longest}
+    spread_moved = [k for k, c in at_end.items() if c.spreads_differ]
+    floor_moved = [k for k in at_end if not floor[k]["difference"][1] <= 0
+                   <= floor[k]["difference"][2]]
+    costs = [k for k in at_end if paired[(k, longest)]["high"] < 0]
+    gains = [k for k in at_end if paired[(k, longest)]["low"] > 0]
+    ratios = [c.std_ratio.value for c in at_end.values()]
     n_runs = {k: int(v["seed"].nunique()) for k, v in found.items()}
     text = [
         "# noise: does small annealed noise change the spread of restarts?",
@@ -136,28 +152,33 @@ def main() -> None:
         f"noise-free runs of results/restarts. Runs per setting: {n_runs}. Same seed = same "
         "initial weights and data order (the noise has its own stream), so mean differences "
         "are paired by seed; spreads are compared as independent samples (Brown-Forsythe, "
-        f"BCa bootstrap CI of the std ratio). Lengths N = {', '.join(map(str, ns))} (the "
-        "noisy step runs through the optimiser chain, ~3x slower, so these runs stop at "
-        f"N = {longest}).",
+        f"BCa bootstrap CI of the std ratio). Lengths N = {', '.join(map(str, ns))}, each "
+        "read from one run of 10^4 steps per seed; the variance floor c of "
+        "var(N) = c + a N^-b is fitted per setting over all N, its CI by bootstrap over seeds.",
         "",
         f"## Answer (N = {longest})",
         "",
-        f"In short: no setting changes the spread detectably (std ratios "
-        f"{min(c.std_ratio.value for k, c in comparisons.items() if k[1] == longest):.2f}-"
-        f"{max(c.std_ratio.value for k, c in comparisons.items() if k[1] == longest):.2f}, "
-        "every CI holds 1, and with 30 runs per arm each CI spans roughly 0.65-1.6, so "
-        "changes smaller than ~35% cannot be seen); the strongest gradient noise costs mean "
-        "accuracy, the weaker settings neither cost nor gain detectably. P(noisy > none) "
-        "compares the runs as independent samples; the paired differences are the sharper "
-        "test.",
+        "In short: "
+        + (f"the spread changes detectably with {', '.join(spread_moved)}"
+           if spread_moved else
+           f"no setting changes the spread detectably at N = {longest} (std ratios "
+           f"{min(ratios):.2f}-{max(ratios):.2f}; with 30 runs per arm a CI of the ratio spans "
+           "roughly 0.65-1.6, so changes smaller than ~35% cannot be seen)")
+        + "; " + (f"the variance floor moves with {', '.join(floor_moved)}"
+                  if floor_moved else "no floor differs detectably from the noise-free one")
+        + ". In mean accuracy (paired differences over seeds, 95% CI) "
+        + (f"{', '.join(costs)} cost{'s' if len(costs) == 1 else ''}" if costs else
+           "no setting costs")
+        + (f" and {', '.join(gains)} gain{'s' if len(gains) == 1 else ''}." if gains else
+           "; no setting gains.")
+        + " P(noisy > none) compares the runs as "
+        "independent samples; the paired differences are the sharper test.",
         "",
         *[f"- {v}." for v in verdicts],
         "",
         f"Finite-test-set share of the variance at N = {longest} (Jordan's split): "
         + "; ".join(f"{k}: {v.share_test_set.format('.0f', 100, '%')} of "
-                    f"{v.observed.format('.2e')}" for k, v in splits.items())
-        + " (the noise-free runs keep predictions only at N = 10000: "
-        "see restarts/findings.md).",
+                    f"{v.observed.format('.2e')}" for k, v in splits.items()) + ".",
         "",
         *lines,
         "",
@@ -167,20 +188,22 @@ def main() -> None:
         "## Reproduce and scale up",
         "",
         "    nnlab run studies/restarts.toml --jobs 2",
-        "    nnlab run studies/noise-grad.toml --jobs 2     # ~12 min on 2 busy cores",
-        "    nnlab run studies/noise-weight.toml --jobs 2   # ~6 min",
+        "    nnlab run studies/noise-grad.toml --jobs 2",
+        "    nnlab run studies/noise-weight.toml --jobs 2",
         "    python analysis/noise.py",
         "",
-        "Scale up for this question: the same N as restarts.toml (10^4 steps; n_steps and "
-        "eval_steps in the noise specs) to compare floors rather than spreads at N <= 1000, "
-        "more strengths (a grid over noise_eta), and 100+ seeds (a std ratio of 0.8 needs "
-        "~150 runs per arm to be seen at 80% power). " + SCALE_UP.removeprefix("Scale up: "),
+        "Scale up for this question: more strengths (a grid over noise_eta), and 100+ seeds "
+        "(a std ratio of 0.8 needs ~150 runs per arm to be seen at 80% power). "
+        + SCALE_UP.removeprefix("Scale up: "),
     ]
     numbers = {
         "n_runs": n_runs,
         "comparisons": {f"{k[0]} N={k[1]}": c.to_dict() for k, c in comparisons.items()},
         "paired_mean_difference": {f"{k[0]} N={k[1]}": d for k, d in paired.items()},
         "test_set": {k: s.to_dict() for k, s in splits.items()},
+        "floors": {k: {"floor": v["floor"].to_dict(), "exponent": v["exponent"].to_dict(),
+                       "difference_from_none": v.get("difference")}
+                   for k, v in floor.items()},
     }
     write_findings(NAME, "\n".join(text), numbers)
 

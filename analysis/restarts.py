@@ -12,23 +12,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from common import (
+    N_TEST,
     SCALE_UP,
     figure_path,
     load,
     percentile_interval,
     runs_by_length,
+    std_vs_n_figure,
     write_findings,
 )
-from matplotlib.figure import Figure
 from scipy.optimize import curve_fit
 
 from nnlab.analysis import compare_variance, normality, test_set_variance, variance_vs_n
-from nnlab.report.figures import normality_figure, save_figure, variance_figure
+from nnlab.report.figures import normality_figure, variance_figure
 
 SOURCES = {"restarts": "init + order", "restarts-init": "init only",
            "restarts-order": "order only"}
 METRIC = "test_acc"
-N_TEST = 10_000
 
 
 def mean_limit(runs: pd.DataFrame, n_resamples: int = 500, seed: int = 0) -> dict:
@@ -59,28 +59,6 @@ def mean_limit(runs: pd.DataFrame, n_resamples: int = 500, seed: int = 0) -> dic
             "d_ci": percentile_interval(boot[:, 2]), "n_fits": len(boot)}
 
 
-def sources_figure(results: dict, path) -> None:
-    """Std of test_acc vs N for each source of randomness, with bootstrap CIs, and the
-    binomial std sqrt(p(1-p)/n_test) a finite test set gives at most."""
-    figure = Figure(figsize=(9, 5), layout="constrained")
-    ax = figure.subplots()
-    for (name, label), colour in zip(SOURCES.items(), ("C0", "C1", "C2"), strict=True):
-        table = results[name].table
-        ax.errorbar(table["n_steps"], table["std"], fmt="o-", color=colour, capsize=3,
-                    yerr=[table["std"] - table["std_low"], table["std_high"] - table["std"]],
-                    label=f"{label} ({int(table['n_runs'].min())} runs)")
-    table = results["restarts"].table
-    binomial = np.sqrt(table["mean"] * (1 - table["mean"]) / N_TEST)
-    ax.plot(table["n_steps"], binomial, "k--", label="binomial test-set std (upper bound)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("N (steps)")
-    ax.set_ylabel("std of test_acc over seeds")
-    ax.set_title("Spread of restarts by source of randomness (95% CIs)")
-    ax.legend(fontsize="small")
-    save_figure(figure, path)
-
-
 def main() -> None:
     runs = {name: runs_by_length(name) for name in SOURCES}
     both = runs["restarts"]
@@ -100,7 +78,9 @@ def main() -> None:
     variance_figure(variance["restarts"], test_set=splits["restarts"],
                     path=figure_path("restarts", "variance.png"))
     normality_figure(tests[longest], path=figure_path("restarts", "normality.png"))
-    sources_figure(variance, figure_path("restarts", "sources.png"))
+    std_vs_n_figure({label: variance[name].table for name, label in SOURCES.items()},
+                    "Spread of restarts by source of randomness",
+                    figure_path("restarts", "sources.png"), binomial=variance["restarts"].table)
     for name in SOURCES:
         print(f"== {name}\n{variance[name].summary()}\n{splits[name].summary()}")
     for n, t in tests.items():

@@ -222,7 +222,8 @@ def _train(args: argparse.Namespace) -> int:
     with threadpool_limits(args.threads):
         run = train(config, load_mnist())
     summary = {"preset": args.preset, "status": run.status, **run.metrics,
-               "seed": config.seed, "note": run.note, "config": config.to_dict()}
+               "seed": config.seed, "threads": args.threads, "note": run.note,
+               "config": config.to_dict()}
     summary = {k: None if isinstance(v, float) and not isfinite(v) else v
                for k, v in summary.items()}
     if args.json:

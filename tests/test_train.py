@@ -361,13 +361,14 @@ def test_cli_unknown_preset():
 
 def test_cli_train_json_with_overrides(mnist):
     result = run_cli("train", "--preset", "seed-002", "--set", "n_steps=500",
-                     "--set", "seed=7", "--set", "eta=0.2", "--json")
+                     "--set", "seed=7", "--set", "eta=0.2", "--json", "--threads", "2")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["status"] == "ok" and summary["n_steps"] == 500 and summary["seed"] == 7
     assert summary["config"]["eta"] == 0.2 and summary["config"]["epochs"] is None
     assert 0.5 < summary["test_acc"] <= 1 and 0.5 < summary["val_acc"] <= 1
     assert summary["seconds"] > 0
+    assert summary["threads"] == 2  # the thread count is part of what reproduces a run
 
 
 def test_cli_presets_lists_one_line_each():

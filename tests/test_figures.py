@@ -145,6 +145,12 @@ def test_compare_figure_shows_every_run_of_both_groups():
     np.testing.assert_allclose(np.sort(points), np.sort(np.r_[a, b]))
     assert f"std ratio {result.std_ratio.format('.2f')}" in text
     assert "noise\n(n=30)" in text and "none\n(n=25)" in text
+    # the sideways jitter comes from a fixed stream, not numpy's global state
+    again = figures.compare_figure(result, metric="test_acc").axes[0]
+    np.testing.assert_array_equal(
+        np.concatenate([c.get_offsets() for c in again.collections
+                        if isinstance(c, PathCollection)]),
+        np.concatenate([c.get_offsets() for c in strips]))
 
 
 def test_reliability_figure_bars_are_the_bin_accuracies(errors):

@@ -79,18 +79,13 @@ def compare_figure(
         alpha=0.35,
         legend=False,
     )
-    sns.stripplot(
-        data,
-        x="group",
-        y=metric,
-        hue="group",
-        ax=ax,
-        jitter=0.15,
-        size=5,
-        edgecolor="black",
-        linewidth=0.5,
-        legend=False,
-    )
+    # every run as a point, jittered sideways by a fixed stream (seaborn's stripplot draws
+    # its jitter from numpy's global state: the figure would change from call to call)
+    jitter = np.random.default_rng(0)
+    for position, (values, colour) in enumerate(
+            zip((result.a, result.b), sns.color_palette(n_colors=2), strict=True)):
+        ax.scatter(position + jitter.uniform(-0.15, 0.15, values.size), values, s=25,
+                   color=colour, edgecolor="black", linewidth=0.5, zorder=3)
     ax.set_xlabel("")
     ax.set_title(f"{metric}: {result.names[0]} vs {result.names[1]}")
     note(

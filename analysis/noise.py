@@ -188,8 +188,8 @@ def main() -> None:
         "## Reproduce and scale up",
         "",
         "    nnlab run studies/restarts.toml --jobs 2",
-        "    nnlab run studies/noise-grad.toml --jobs 2",
-        "    nnlab run studies/noise-weight.toml --jobs 2",
+        "    nnlab run studies/noise-grad.toml --jobs 2     # 4 min on 2 idle cores",
+        "    nnlab run studies/noise-weight.toml --jobs 2   # 2.5 min",
         "    python analysis/noise.py",
         "",
         "Scale up for this question: more strengths (a grid over noise_eta), and 100+ seeds "

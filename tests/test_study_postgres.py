@@ -5,7 +5,6 @@ exactly once with exactly one curve file."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import signal
@@ -25,24 +24,10 @@ from nnlab.cli import main
 from nnlab.study import Study
 from nnlab.study.runner import OWNER
 from tests.pg_server import free_port
+from tests.small_study import planned, write_spec
 
-SPEC = """
-[study]
-name = "{name}"
-replicates = 2
-[base]
-sizes = [784, 32, 10]
-batch_size = 100
-n_evals = 3
-[grid]
-eta = [0.5, 1.0]
-n_steps = [150, 250]
-[data]
-train_size = 3000
-val_size = 500
-test_size = 500
-"""
-PLANNED = set(itertools.product([0.5, 1.0], [150, 250], [0, 1]))
+REPLICATES = 2
+PLANNED = planned(REPLICATES)
 HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]
 
 
@@ -59,10 +44,6 @@ def database(postgres_url: str) -> str:
     return postgres_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def write_spec(tmp_path: Path, name: str, spec: str = SPEC) -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(spec.format(name=name))
-    return path
 
 
 def nnlab(*args: str, **popen) -> subprocess.Popen:
@@ -86,7 +67,7 @@ def running_trial_of(process: subprocess.Popen, study: Study, optuna_study) -> i
 
 def plan(tmp_path: Path, database: str, name: str) -> tuple[Path, Study]:
     """`nnlab run --plan-only` of the SPEC study `name`: its spec file and the Study."""
-    spec = write_spec(tmp_path, name)
+    spec = write_spec(tmp_path, name, REPLICATES)
     results = tmp_path / "results"
     assert main(["run", str(spec), "--storage", database, "--results", str(results),
                  "--plan-only", "--quiet"]) == 0
@@ -178,7 +159,7 @@ def test_the_claim_of_a_waiting_trial_is_transactional(tmp_path, database):
 
 
 def test_bad_storage_study_or_results_are_one_line_errors(tmp_path, database, capsys):
-    spec = write_spec(tmp_path, "errors")
+    spec = write_spec(tmp_path, "errors", REPLICATES)
     refused = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     assert main(["run", str(spec), "--storage", refused, "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -212,7 +193,7 @@ def test_bad_storage_study_or_results_are_one_line_errors(tmp_path, database, ca
 @pytest.mark.slow
 def test_a_run_and_a_worker_share_a_study_and_the_run_waits_for_the_worker(
         tmp_path, database):
-    spec = write_spec(tmp_path, "run-and-worker")
+    spec = write_spec(tmp_path, "run-and-worker", REPLICATES)
     results = tmp_path / "results"
     run = nnlab("run", str(spec), "--storage", database, "--results", str(results),
                 "--jobs", "1", *HEARTBEAT)

@@ -3,7 +3,6 @@ complete exactly once, with exactly one curve file, and nothing complete is redo
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import signal
@@ -16,24 +15,10 @@ import pandas as pd
 import pytest
 
 from nnlab.study import Study
+from tests.small_study import planned, write_spec
 
-SPEC = """
-[study]
-name = "{name}"
-replicates = 3
-[base]
-sizes = [784, 32, 10]
-batch_size = 100
-n_evals = 3
-[grid]
-eta = [0.5, 1.0]
-n_steps = [150, 250]
-[data]
-train_size = 3000
-val_size = 500
-test_size = 500
-"""
-PLANNED = set(itertools.product([0.5, 1.0], [150, 250], [0, 1, 2]))
+REPLICATES = 3
+PLANNED = planned(REPLICATES)
 
 
 def nnlab_run(spec: Path, results: Path, jobs: int = 2, **popen) -> subprocess.Popen:
@@ -43,10 +28,6 @@ def nnlab_run(spec: Path, results: Path, jobs: int = 2, **popen) -> subprocess.P
                             **popen)
 
 
-def write_spec(tmp_path: Path, name: str) -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(SPEC.format(name=name))
-    return path
 
 
 def assert_complete_exactly_once(study: Study) -> pd.DataFrame:
@@ -61,7 +42,7 @@ def assert_complete_exactly_once(study: Study) -> pd.DataFrame:
 
 
 def test_a_run_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp_path):
-    spec = write_spec(tmp_path, "killed")
+    spec = write_spec(tmp_path, "killed", REPLICATES)
     folder = tmp_path / "killed"
     first = nnlab_run(spec, tmp_path, start_new_session=True)  # its own process group
     deadline = time.monotonic() + 120
@@ -97,7 +78,7 @@ def test_a_run_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp
 
 
 def test_two_runs_of_one_study_at_once_share_the_work_exactly_once(tmp_path):
-    spec = write_spec(tmp_path, "shared")
+    spec = write_spec(tmp_path, "shared", REPLICATES)
     runs = [nnlab_run(spec, tmp_path) for _ in range(2)]
     outputs = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
@@ -118,7 +99,7 @@ def loky_workers(pid: int) -> list[int]:
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_fails_its_trials_and_the_study_goes_on(tmp_path):
-    spec = write_spec(tmp_path, "worker-killed")
+    spec = write_spec(tmp_path, "worker-killed", REPLICATES)
     folder = tmp_path / "worker-killed"
     run = nnlab_run(spec, tmp_path)
     deadline = time.monotonic() + 120

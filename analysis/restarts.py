@@ -29,6 +29,7 @@ from nnlab.report.figures import normality_figure, variance_figure
 SOURCES = {"restarts": "init + order", "restarts-init": "init only",
            "restarts-order": "order only"}
 METRIC = "test_acc"
+SOURCES_BEFORE_FLOOR = 3162  # a length where the spread is still well above the floor
 
 
 def mean_limit(runs: pd.DataFrame, n_resamples: int = 500, seed: int = 0) -> dict:
@@ -59,6 +60,36 @@ def mean_limit(runs: pd.DataFrame, n_resamples: int = 500, seed: int = 0) -> dic
             "d_ci": percentile_interval(boot[:, 2]), "n_fits": len(boot)}
 
 
+def source_pairs(runs: dict[str, pd.DataFrame], n: int) -> dict:
+    """The spreads of the three source studies at length n, compared pairwise."""
+    at_n = {name: r.loc[(r["n_steps"] == n) & (r["status"] == "ok"), METRIC].to_numpy()
+            for name, r in runs.items()}
+    return {f"{a} vs {b}": compare_variance(at_n[a], at_n[b], names=(a, b))
+            for a, b in (("restarts-init", "restarts-order"), ("restarts", "restarts-init"),
+                         ("restarts", "restarts-order"))}
+
+
+def source_text(n: int, pairs: dict) -> str:
+    """Which source of randomness spreads the runs at length n."""
+    init_order = pairs["restarts-init vs restarts-order"]
+    return (
+        f"**Sources (N = {n}).** std(init only) / std(order only) = "
+        f"{init_order.std_ratio.format('.2f')} "
+        f"(Brown-Forsythe {init_order.brown_forsythe.p_text}). "
+        f"Both sources together against init only: std ratio "
+        f"{pairs['restarts vs restarts-init'].std_ratio.format('.2f')}; against order only: "
+        f"{pairs['restarts vs restarts-order'].std_ratio.format('.2f')} (two equal, "
+        "independent sources would give sqrt 2 = 1.41). "
+        + ("The initial weights and the data order contribute about equally"
+           if init_order.std_ratio.contains(1.0) else
+           ("The initial weights contribute" if init_order.std_ratio.value > 1 else
+            "The data order contributes") + " more")
+        + ("; both together spread more than either alone."
+           if min(pairs[f"restarts vs {one}"].std_ratio.low
+                  for one in ("restarts-init", "restarts-order")) > 1 else
+           "; both together do not spread detectably more than each alone."))
+
+
 def main() -> None:
     runs = {name: runs_by_length(name) for name in SOURCES}
     both = runs["restarts"]
@@ -69,11 +100,8 @@ def main() -> None:
     limit = mean_limit(both[both["status"] == "ok"])
     splits = {name: test_set_variance(load(name).predictions()) for name in SOURCES}
     common_n = int(max(set(runs["restarts-init"]["n_steps"]) & set(both["n_steps"])))
-    at_common = {name: r.loc[(r["n_steps"] == common_n) & (r["status"] == "ok"), METRIC]
-                 .to_numpy() for name, r in runs.items()}
-    pairs = {f"{a} vs {b}": compare_variance(at_common[a], at_common[b], names=(a, b))
-             for a, b in (("restarts-init", "restarts-order"), ("restarts", "restarts-init"),
-                          ("restarts", "restarts-order"))}
+    by_n = {n: source_pairs(runs, n) for n in sorted({SOURCES_BEFORE_FLOOR, common_n})}
+    pairs = by_n[common_n]
 
     variance_figure(variance["restarts"], test_set=splits["restarts"],
                     path=figure_path("restarts", "variance.png"))
@@ -113,7 +141,6 @@ def main() -> None:
             f"{s.share_test_set.format('.0f', 100, '%')} |")
     floor_std = np.sqrt(max(fit.floor.value, 0.0))
     floor_hi = np.sqrt(max(fit.floor.high, 0.0))
-    init_order = pairs["restarts-init vs restarts-order"]
     text = [
         "# restarts: normal? mean converging? variance to zero or to a floor?",
         "",
@@ -164,14 +191,7 @@ def main() -> None:
            "decide whether the runs' accuracies on the data distribution still differ at "
            "this N, or whether the whole floor is test-set sampling."),
         "",
-        f"**Sources (N = {common_n}).** std(init only) / std(order only) = "
-        f"{init_order.std_ratio.format('.2f')} "
-        f"(Brown-Forsythe {init_order.brown_forsythe.p_text}). "
-        f"Both sources together against init only: std ratio "
-        f"{pairs['restarts vs restarts-init'].std_ratio.format('.2f')}; against order only: "
-        f"{pairs['restarts vs restarts-order'].std_ratio.format('.2f')} (two equal, "
-        "independent sources would give sqrt 2 = 1.41). The initial weights and the data "
-        "order contribute about equally; neither alone explains the spread.",
+        " ".join(source_text(n, p) for n, p in by_n.items()),
         "",
         "| N | runs | mean test_acc [95% CI] | std [95% CI] | binomial std sqrt(p(1-p)/10000) |",
         "|---|---|---|---|---|",
@@ -203,21 +223,20 @@ def main() -> None:
         "## Reproduce and scale up",
         "",
         "    nnlab run studies/restarts.toml --jobs 2         # ~15 min on 2 busy cores",
-        "    nnlab run studies/restarts-init.toml --jobs 2    # ~6 min",
-        "    nnlab run studies/restarts-order.toml --jobs 2   # ~6 min",
+        "    nnlab run studies/restarts-init.toml --jobs 2    # ~3 min on 2 idle cores",
+        "    nnlab run studies/restarts-order.toml --jobs 2   # ~3 min",
         "    python analysis/restarts.py",
         "",
         "Scale up for this question: 100+ seeds (the std CIs shrink as 1/sqrt(seeds); the "
-        "normality tests gain power), N to 10^5 so the floor fit sees the flat part, and "
-        "the source studies to the same N as restarts. " + SCALE_UP.removeprefix("Scale up: "),
+        "normality tests gain power) and N to 10^5 so the floor fit sees the flat part. "
+        + SCALE_UP.removeprefix("Scale up: "),
     ]
     numbers = {
         "variance": {n: v.to_dict() for n, v in variance.items()},
         "normality": {n: t.to_dict() for n, t in tests.items()},
         "mean_limit": limit,
         "test_set": {n: s.to_dict() for n, s in splits.items()},
-        "compare_at_n": common_n,
-        "compare": {k: c.to_dict() for k, c in pairs.items()},
+        "compare_by_n": {n: {k: c.to_dict() for k, c in p.items()} for n, p in by_n.items()},
     }
     write_findings("restarts", "\n".join(text), numbers)
 

@@ -360,9 +360,14 @@ class Runner:
             self._requeue(held, lambda trial: message)
 
     def _unfinished_elsewhere(self) -> bool:
-        """With heartbeats: whether any trial of the study is waiting or running."""
-        return self.heartbeat is not None and bool(self.study.get_trials(
-            deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+        """With heartbeats: whether any trial of the study is waiting or running. Read under
+        the lock: recovering a dead process's trial fails it and enqueues its key again as
+        one locked step, and a read between the two would see the study finished."""
+        if self.heartbeat is None:
+            return False
+        with self.lock():
+            return bool(self.study.get_trials(
+                deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
 
     def _n_complete(self) -> int:
         return len({t.user_attrs.get(KEY) for t in self.study.get_trials(

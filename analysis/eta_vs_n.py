@@ -291,7 +291,7 @@ def main() -> None:
         "## Reproduce and scale up",
         "",
         "    nnlab run studies/eta-vs-n.toml --jobs 2        # ~15-25 min on 2 busy cores",
-        "    nnlab run studies/eta-vs-n-long.toml --jobs 2   # 31 min on 2 busy cores",
+        "    nnlab run studies/eta-vs-n-long.toml --jobs 2   # 22 min on 2 busy cores",
         "    nnlab run studies/eta-vs-n-b25.toml --jobs 2    # 4 min on 2 idle cores",
         "    python analysis/eta_vs_n.py",
         "",

@@ -223,8 +223,8 @@ def main() -> None:
         "## Reproduce and scale up",
         "",
         "    nnlab run studies/restarts.toml --jobs 2         # ~15 min on 2 busy cores",
-        "    nnlab run studies/restarts-init.toml --jobs 2    # ~3 min on 2 idle cores",
-        "    nnlab run studies/restarts-order.toml --jobs 2   # ~3 min",
+        "    nnlab run studies/restarts-init.toml --jobs 2    # 1.5 min on 2 cores",
+        "    nnlab run studies/restarts-order.toml --jobs 2   # 1.5 min",
         "    python analysis/restarts.py",
         "",
         "Scale up for this question: 100+ seeds (the std CIs shrink as 1/sqrt(seeds); the "

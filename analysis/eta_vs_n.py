@@ -63,14 +63,11 @@ def analyse(name: str) -> dict | None:
                       confidence=CONFIDENCE)
     fit = result.power_law(method="ols")
     wls = result.power_law(method="wls")
-    table = result.table
-    keep = table["bracketed"].to_numpy()
+    keep = result.table["bracketed"].to_numpy()
     c2 = curvature(result, keep)
-    tail = keep & (table["n_steps"].to_numpy() >= TAIL_FROM)
-    tail_fit = fit_power_law(table["n_steps"].to_numpy(dtype=float)[tail],
-                             table["eta_best"].to_numpy()[tail],
-                             y_boot=np.exp(result.boot_log_eta[:, tail]),
-                             confidence=CONFIDENCE) if tail.sum() >= 3 else None
+    tail = in_range(result, TAIL_FROM)
+    tail_fit = range_fit(result, tail) if tail.sum() >= 3 else None
+    tail_c2 = curvature(result, tail) if tail.sum() >= 3 else None
     eta_curves_figure(result, path=figure_path(name, "eta_curves.png"))
     power_law_figure(fit, eta_best=result, xlabel="N (steps)",
                      path=figure_path(name, "power_law.png"))
@@ -80,14 +77,19 @@ def analyse(name: str) -> dict | None:
     print(f"== {name}\n{result.summary()}\n{fit.summary()}\nwls: {wls.summary()}\n"
           f"tail: {tail_fit.summary() if tail_fit else None}")
     return {"name": name, "result": result, "fit": fit, "wls": wls, "curvature": c2,
-            "tail": tail_fit, "n_runs": n_runs, "runs": runs}
+            "tail": tail_fit, "tail_curvature": tail_c2, "n_runs": n_runs, "runs": runs}
 
 
-def range_fit(found: dict, n_min: float, n_max: float):
-    """The OLS power law of `found`'s eta_best over its bracketed n_min <= N <= n_max."""
-    table, result = found["result"].table, found["result"]
-    n = table["n_steps"].to_numpy()
-    keep = table["bracketed"].to_numpy() & (n >= n_min) & (n <= n_max)
+def in_range(result, n_min: float, n_max: float = np.inf) -> np.ndarray:
+    """Mask of `result.table`'s lengths n_min <= N <= n_max with the optimum inside the
+    eta grid."""
+    n = result.table["n_steps"].to_numpy()
+    return result.table["bracketed"].to_numpy() & (n >= n_min) & (n <= n_max)
+
+
+def range_fit(result, keep: np.ndarray):
+    """The OLS power law of `result`'s eta_best over the lengths `keep` (a mask)."""
+    table = result.table
     return fit_power_law(table["n_steps"].to_numpy(dtype=float)[keep],
                          table["eta_best"].to_numpy()[keep],
                          y_boot=np.exp(result.boot_log_eta[:, keep]), confidence=CONFIDENCE)
@@ -132,7 +134,7 @@ def long_section(found: dict) -> list[str]:
     long, short = found["eta-vs-n-long"], found["eta-vs-n"]
     table = long["result"].table
     tail = long["tail"]
-    c2 = tail_curvature(long)
+    c2 = long["tail_curvature"]
     falling = table[table["n_steps"] >= TAIL_FROM]
     budget = (falling["eta_best"] * falling["n_steps"]).to_numpy()
     overlap = short["result"].table.merge(table, on="n_steps", suffixes=("_short", "_long"))
@@ -169,18 +171,12 @@ def long_section(found: dict) -> list[str]:
     ]
 
 
-def tail_curvature(found: dict) -> tuple[float, float, float]:
-    table = found["result"].table
-    keep = table["bracketed"].to_numpy() & (table["n_steps"].to_numpy() >= TAIL_FROM)
-    return curvature(found["result"], keep)
-
-
 def batch_section(found: dict, numbers: dict) -> list[str]:
     """Batch 25 against batch 100 over the lengths where both fall."""
     other = found["eta-vs-n-b25"]
     main = found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
-    b25 = range_fit(other, *COMMON_RANGE)
-    b100 = range_fit(main, *COMMON_RANGE)
+    b25 = range_fit(other["result"], in_range(other["result"], *COMMON_RANGE))
+    b100 = range_fit(main["result"], in_range(main["result"], *COMMON_RANGE))
     difference = b100.boot_exponent - b25.boot_exponent
     d_low, d_high = percentile_interval(difference, CONFIDENCE)
     d = b100.exponent.value - b25.exponent.value

@@ -59,7 +59,6 @@ class RmsState(NamedTuple):
 class AdamState(NamedTuple):
     mu: list[np.ndarray]
     nu: list[np.ndarray]
-    scratch: list[np.ndarray]
 
 
 class ScratchState(NamedTuple):
@@ -234,7 +233,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     two scalars, which saves two passes over the parameters per step."""
 
     def init(params: Params) -> AdamState:
-        return AdamState(_zeros_like(params), _zeros_like(params), _zeros_like(params))
+        return AdamState(_zeros_like(params), _zeros_like(params))
 
     def update(updates: Params, state: AdamState, params: Params, step: int):
         t = step + 1
@@ -242,16 +241,17 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
         root = math.sqrt((1.0 - b2) / (1.0 - b2**t))
         factor = (1.0 - b1) / (1.0 - b1**t) / root
         eps_t = eps / root
-        for g, mu, nu, tmp in zip(leaves(updates), state.mu, state.nu, state.scratch,
-                                  strict=True):
+        # every pass writes in place (g itself serves as the scratch once mu has it): a
+        # pass into a separate buffer costs up to twice as much on these sizes
+        for g, mu, nu in zip(leaves(updates), state.mu, state.nu, strict=True):
             mu *= b1
             mu += g
-            np.multiply(g, g, out=tmp)
+            g *= g
             nu *= b2
-            nu += tmp
-            np.sqrt(nu, out=tmp)
-            tmp += eps_t
-            np.divide(mu, tmp, out=g)
+            nu += g
+            np.sqrt(nu, out=g)
+            g += eps_t
+            np.divide(mu, g, out=g)
             g *= factor
         return updates, state
 

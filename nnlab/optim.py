@@ -184,6 +184,26 @@ def scale_by_learning_rate(eta: float | Schedule) -> GradientTransform:
 
 # --- moment-based scalings --------------------------------------------------------------
 
+FLUSH_EVERY = 64  # steps between flushes of decaying moments (see flush_before_subnormal)
+
+
+def flush_before_subnormal(moments: list[np.ndarray], decay: float, step: int) -> None:
+    """Every FLUSH_EVERY steps, set to zero the entries of decaying moments (any shape)
+    that FLUSH_EVERY more decays could carry below the smallest normal float.
+
+    A moment whose gradient stays 0 (a pixel that is rarely on, a dead unit) decays
+    geometrically; unflushed, at b1 = 0.9 in float32 it would spend ~150 steps among the
+    subnormal numbers, on which each arithmetic operation costs ~100x. Adam on MNIST has
+    thousands such entries from its third epoch on, and they nearly doubled the time of
+    its passes. The entries zeroed are below 1e-35 (float32, decay 0.9), so the updates
+    change by less than 1e-27 * eta: in practice not at all."""
+    if step % FLUSH_EVERY or not 0.0 < decay < 1.0:
+        return
+    for moment in moments:
+        limit = np.finfo(moment.dtype).tiny / decay**FLUSH_EVERY
+        np.copyto(moment, 0, where=np.abs(moment) < limit)
+
+
 def trace(decay: float, nesterov: bool = False) -> GradientTransform:
     """Momentum: v = decay * v + g; updates = v (or g + decay * v with nesterov)."""
 
@@ -199,6 +219,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransform:
                 np.add(g, tmp, out=g)
             else:
                 np.copyto(g, v)
+        flush_before_subnormal(state.velocity, decay, step)
         return updates, state
 
     return GradientTransform(init, update)
@@ -219,6 +240,7 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8) -> GradientTransform:
             np.sqrt(nu, out=tmp)
             tmp += eps
             np.divide(g, tmp, out=g)
+        flush_before_subnormal(state.nu, decay, step)
         return updates, state
 
     return GradientTransform(init, update)
@@ -253,6 +275,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
             g += eps_t
             np.divide(mu, g, out=g)
             g *= factor
+        flush_before_subnormal(state.mu, b1, step)
+        flush_before_subnormal(state.nu, b2, step)
         return updates, state
 
     return GradientTransform(init, update)

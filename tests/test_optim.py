@@ -195,3 +195,35 @@ def test_update_does_not_write_params_and_keeps_float32():
 
 def test_global_norm():
     assert optim.global_norm(tree([[3.0, 0.0]], [4.0])) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("transform, moment", [
+    (optim.adam(1e-3), lambda state: state.states[0].mu),
+    (optim.momentum(0.1, decay=0.9), lambda state: state.states[0].velocity),
+    (optim.momentum(0.1, decay=0.9, nesterov=True), lambda state: state.states[0].velocity),
+    (optim.rmsprop(0.01, decay=0.9), lambda state: state.states[0].nu),
+])
+def test_decaying_moments_never_become_subnormal(transform, moment):
+    # one gradient, then zeros: unflushed, a float32 moment of 1e-3 decaying by 0.9 per
+    # step is subnormal from step ~765 to ~910
+    params = [{"W": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32)}]
+    state = transform.init(params)
+    tiny = np.finfo(np.float32).tiny
+    for step in range(1500):
+        grads = [{k: np.full_like(v, 1e-3 if step == 0 else 0.0) for k, v in params[0].items()}]
+        updates, state = transform.update(grads, state, params, step)
+        for array in moment(state) + optim.leaves(updates):
+            assert not np.any((array != 0) & (np.abs(array) < tiny)), f"subnormal at {step}"
+    assert all(np.all(array == 0) for array in moment(state))
+
+
+def test_flush_zeroes_only_what_could_become_subnormal_before_the_next_flush():
+    decay = 0.9
+    limit = np.finfo(np.float32).tiny / decay**optim.FLUSH_EVERY
+    moment = np.array([limit * 0.99, -limit * 0.99, limit * 1.01, 1.0], np.float32)
+    optim.flush_before_subnormal([moment], decay, step=optim.FLUSH_EVERY + 1)
+    assert moment[0] != 0  # not a flush step
+    optim.flush_before_subnormal([moment], decay, step=2 * optim.FLUSH_EVERY)
+    np.testing.assert_array_equal(moment, np.array([0, 0, limit * 1.01, 1.0], np.float32))
+    # what survives stays normal until the next flush
+    assert moment[2] * np.float32(decay) ** optim.FLUSH_EVERY >= np.finfo(np.float32).tiny

@@ -45,11 +45,32 @@ class Activation(Layer):
         raise NotImplementedError
 
 
+SIGMOID_BY_TANH_FROM = 1024
+"""Arrays of at least this many elements take sigmoid's tanh form (see `sigmoid`)."""
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """1 / (1 + exp(-x)) element-wise, without overflow; written into out if given.
+
+    Large arrays use 0.5 * tanh(x / 2) + 0.5: four vectorised numpy passes take ~1/5 of
+    the time of scipy's expit, which is not vectorised (5000 x 36 float32: 123 vs 651 us).
+    Below SIGMOID_BY_TANH_FROM elements the one call of expit costs less. The two agree
+    to 1 ulp of 1 in absolute terms; the tanh form rounds outputs below ~6e-8 (float32)
+    to 0, where expit keeps their relative precision."""
+    if x.size < SIGMOID_BY_TANH_FROM:
+        return expit(x, out=out)
+    out = np.multiply(x, x.dtype.type(0.5), out=out)
+    np.tanh(out, out=out)
+    out *= out.dtype.type(0.5)
+    out += out.dtype.type(0.5)
+    return out
+
+
 class Sigmoid(Activation):
-    """1 / (1 + exp(-x)), computed stably (scipy.special.expit)."""
+    """1 / (1 + exp(-x)), see `sigmoid`."""
 
     def apply(self, x: np.ndarray, out: np.ndarray) -> None:
-        expit(x, out=out)
+        sigmoid(x, out)
 
     def multiply_derivative(self, y: np.ndarray, grad_y: np.ndarray, out: np.ndarray) -> None:
         np.subtract(1, y, out=out)

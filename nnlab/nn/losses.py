@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import expit
 
 from nnlab.errors import NNLabError
+from nnlab.nn.activations import sigmoid
 
 OUTPUTS = ("softmax", "sigmoid")
 LOSSES = ("cross_entropy", "mse")
@@ -75,7 +75,7 @@ class Head:
 
     def proba(self, z: np.ndarray) -> np.ndarray:
         """z: (batch, K) logits -> (batch, K) outputs (probabilities for softmax)."""
-        return softmax(z) if self.output == "softmax" else expit(z)
+        return softmax(z) if self.output == "softmax" else sigmoid(z)
 
     def targets(self, y: np.ndarray, n_classes: int, dtype: np.dtype) -> np.ndarray:
         """y: (batch,) labels -> (batch, K) targets lo + (hi - lo) * onehot(y)."""
@@ -104,7 +104,7 @@ class Head:
                     per_example += lo * neg_log_p.sum(axis=1)
                 loss = float(per_example.mean())
         else:
-            p = expit(z)
+            p = sigmoid(z)
             if self.loss == "cross_entropy":
                 # softplus(z) - t z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
                 softplus = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
@@ -155,7 +155,7 @@ class Head:
                 grad[label] -= span
                 return loss
         else:
-            expit(z, out=p)
+            sigmoid(z, out=p)
             if self.loss == "cross_entropy":
                 np.abs(z, out=grad)
                 np.negative(grad, out=grad)

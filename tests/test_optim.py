@@ -84,6 +84,22 @@ def test_adam_bias_corrected_moments():
     assert_tree_close(u2, tree([[by_hand(1.0, 3.0), by_hand(-4.0, 2.0)]], [by_hand(0.25, 0.25)]))
 
 
+@pytest.mark.parametrize("make", [
+    lambda eta: optim.scale_by_adam(0.9, 0.99, 1e-8, eta=eta),
+    lambda eta: optim.trace(0.9, eta=eta),
+    lambda eta: optim.trace(0.9, nesterov=True, eta=eta),
+])
+def test_a_folded_learning_rate_equals_chaining_it(make):
+    """Adam's and momentum's eta argument == chaining scale_by_learning_rate(eta), with a
+    schedule, over steps of random gradients."""
+    schedule = optim.InverseTime(0.3, decay=0.5)
+    draws = [np.random.default_rng(step).normal(size=3) for step in range(4)]
+    grads = [tree([w[:2]], w[2:]) for w in draws]
+    unfolded = optim.chain(make(None), optim.scale_by_learning_rate(schedule))
+    for folded, chained in zip(run(make(schedule), grads), run(unfolded, grads), strict=True):
+        assert_tree_close(folded, chained)
+
+
 def test_weight_decay_adds_l2_gradient_to_weights_only():
     params = tree([[1.0, -2.0]], [0.5])
     (u,) = run(optim.add_decayed_weights(0.1), [G], params)
@@ -198,9 +214,9 @@ def test_global_norm():
 
 
 @pytest.mark.parametrize("transform, moment", [
-    (optim.adam(1e-3), lambda state: state.states[0].mu),
-    (optim.momentum(0.1, decay=0.9), lambda state: state.states[0].velocity),
-    (optim.momentum(0.1, decay=0.9, nesterov=True), lambda state: state.states[0].velocity),
+    (optim.adam(1e-3), lambda state: state.mu),
+    (optim.momentum(0.1, decay=0.9), lambda state: state.velocity),
+    (optim.momentum(0.1, decay=0.9, nesterov=True), lambda state: state.velocity),
     (optim.rmsprop(0.01, decay=0.9), lambda state: state.states[0].nu),
 ])
 def test_decaying_moments_never_become_subnormal(transform, moment):

@@ -129,10 +129,17 @@ def make_optimizer(
     return optim.chain(*parts)
 
 
+def is_elementwise(config: TrainConfig) -> bool:
+    """True when the optimiser chain treats every parameter entry alike and on its own (no
+    weight decay or L1, which spare biases; no clipping by the global norm; no noise,
+    drawn array by array): it may then run on a model's flat buffers."""
+    return (not config.weight_decay and not config.l1 and config.clip_norm is None
+            and config.noise == "none")
+
+
 def is_plain_sgd(config: TrainConfig) -> bool:
     """True when the update is just -eta(step) * gradient (the model's fused step applies)."""
-    return (config.model == "mlp" and config.optimizer == "sgd" and not config.weight_decay
-            and not config.l1 and config.clip_norm is None and config.noise == "none")
+    return config.model == "mlp" and config.optimizer == "sgd" and is_elementwise(config)
 
 
 def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Generator]
@@ -321,7 +328,11 @@ class _Stepper:
         self.examples = self.fused and batches.batch_size == 1
         if not self.fused:
             self.optimizer = make_optimizer(config, schedule, noise_rng)
-            self.state = self.optimizer.init(model.params)
+            flat = model.flat_buffers() if is_elementwise(config) else None
+            # the same updates either way; on the flat buffers in a few numpy calls
+            self.params, self.grads = ([{"all": flat[0]}], [{"all": flat[1]}]) if flat else (
+                model.params, None)
+            self.state = self.optimizer.init(self.params)
 
     def run(self, first: int, stop: int, grad_norm_of_last: bool) -> tuple[list[float], float]:
         """Steps first..stop-1 (ending early after a non-finite loss, except on the
@@ -340,9 +351,10 @@ class _Stepper:
                 loss, grads = self.model.loss_and_grads(x, y)
                 if grad_norm_of_last and step == stop - 1:
                     norm = optim.global_norm(grads)
-                updates, self.state = self.optimizer.update(grads, self.state,
-                                                            self.model.params, step)
-                optim.apply_updates(self.model.params, updates)
+                if self.grads is not None:
+                    grads = self.grads
+                updates, self.state = self.optimizer.update(grads, self.state, self.params, step)
+                optim.apply_updates(self.params, updates)
             losses.append(loss)
             if not loss < math.inf:
                 break

@@ -14,6 +14,7 @@ import pytest
 
 from nnlab.datasets import Dataset, Split
 from nnlab.errors import NNLabError
+from nnlab.nn import MLP
 from nnlab.train import (
     PRESETS,
     TrainConfig,
@@ -156,6 +157,31 @@ def test_fused_sgd_matches_the_transform_chain(blobs):
         np.testing.assert_allclose(chained.test_proba, fused.test_proba, rtol=1e-3, atol=1e-5)
         np.testing.assert_allclose(chained.curve["val_loss"], fused.curve["val_loss"],
                                    rtol=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "rmsprop", "adam"])
+def test_flat_buffers_give_the_updates_of_array_by_array_bit_for_bit(blobs, optimizer):
+    """An elementwise optimiser runs on the MLP's flat buffers; a never-active clip makes
+    the chain go array by array, with the same arithmetic per entry."""
+    config = BASE.replace(optimizer=optimizer, eta=0.01, epochs=1)
+    flat, by_array = train(config, blobs), train(config.replace(clip_norm=1e9), blobs)
+    pd.testing.assert_frame_equal(without_seconds(flat), without_seconds(by_array))
+    for a, b in zip(flat.model.params, by_array.model.params, strict=True):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_mlp_params_and_grads_are_views_of_its_flat_buffers():
+    model = MLP([6, 5, 3], seed=0)
+    flat_params, flat_grads = model.flat_buffers()
+    assert flat_params.size == 6 * 5 + 5 + 5 * 3 + 3
+    flat_params[:] = np.arange(flat_params.size)
+    assert model.params[0]["b"].tolist() == list(range(30, 35))  # W (6 x 5), then b
+    loss, grads = model.loss_and_grads(np.ones((2, 6), np.float32), np.array([0, 2]))
+    assert np.shares_memory(grads[1]["W"], flat_grads)
+    np.testing.assert_array_equal(flat_grads[-3:], grads[1]["b"])
+    model.params[1]["W"] = model.params[1]["W"].copy()  # replaced: no longer flat
+    assert model.flat_buffers() is None
 
 
 @pytest.mark.parametrize("batch_size", [1, 10, None])

@@ -182,6 +182,11 @@ class Sequential:
         it for small work)."""
         return nullcontext()
 
+    def flat_buffers(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(params, grads) as two 1-D arrays of which all parameter / gradient arrays are
+        views, if the model keeps them so (the MLP does), else None."""
+        return None
+
     def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Eval mode: batch-mean loss and outputs (batch, n_classes), one forward pass."""
         z = self.logits(x)
@@ -271,6 +276,35 @@ class MLP(Sequential):
         ]
         self._one_example_head_buffers = (np.empty(self.n_classes, self.dtype),
                                           np.empty(self.n_classes, self.dtype))
+        self._flat = self._move_into_flat_buffers()
+
+    def _move_into_flat_buffers(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """Re-home every parameter and gradient array as a view of one flat buffer each,
+        in leaf order (layer by layer, W then b); returns (params, grads, the views)."""
+        arrays = [array for layer in self.params for array in layer.values()]
+        total = sum(array.size for array in arrays)
+        flat_params, flat_grads = np.empty(total, self.dtype), np.zeros(total, self.dtype)
+        views, offset = [], 0
+        for params, grads in zip(self.params, self.grads, strict=True):
+            for key, array in params.items():
+                span = slice(offset, offset + array.size)
+                params[key] = flat_params[span].reshape(array.shape)
+                params[key][...] = array
+                grads[key] = flat_grads[span].reshape(array.shape)
+                views.append(params[key])
+                offset += array.size
+        return flat_params, flat_grads, views
+
+    def flat_buffers(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(params, grads) as two 1-D arrays that every parameter and gradient array is a
+        view of, in leaf order: an elementwise update on them covers every array in one
+        numpy call per pass. None once a parameter array was replaced by another."""
+        flat_params, flat_grads, views = self._flat
+        current = [array for layer in self.params for array in layer.values()]
+        if len(current) != len(views) or any(
+                a is not b for a, b in zip(current, views, strict=True)):
+            return None
+        return flat_params, flat_grads
 
     def _threads_for(self, batch: int) -> AbstractContextManager:
         """One BLAS thread when a pass is too small to split (batch * n_weights below
@@ -305,12 +339,17 @@ class MLP(Sequential):
             with one_blas_thread():
                 return self._step_one(x, label, eta, self._one_example_plan())
         loss, grads = self.loss_and_grads(x, y)
-        self._make_params_blas_ready()
-        for params, layer_grads in zip(self.params, grads, strict=True):
-            for key, value in params.items():
-                grad = layer_grads[key]
-                grad *= grad.dtype.type(eta)
-                value -= grad  # numpy, not a threaded BLAS axpy: no thread hand-off
+        flat = self.flat_buffers()
+        if flat is not None:
+            pairs = [flat]
+        else:
+            self._make_params_blas_ready()
+            pairs = [(params[key], layer_grads[key])
+                     for params, layer_grads in zip(self.params, grads, strict=True)
+                     for key in params]
+        for value, grad in pairs:
+            grad *= grad.dtype.type(eta)
+            value -= grad  # numpy, not a threaded BLAS axpy: no thread hand-off
         return loss
 
     def sgd_steps(

@@ -79,6 +79,8 @@ CASES = [
          "cross_entropy", "adam", 1e-3, 128),
     Case("784-36-16-10 sigmoid, SGD, batch 500", [784, 36, 16, 10], "sigmoid", "softmax",
          "cross_entropy", "sgd", 1.0, 500),
+    Case("784-36-16-10 sigmoid, SGD, batch 100 (the studies' setting)", [784, 36, 16, 10],
+         "sigmoid", "softmax", "cross_entropy", "sgd", 1.0, 100),
     Case("784-100-10 sigmoid, SGD, batch 1 (MSE)", [784, 100, 10], "sigmoid", "sigmoid",
          "mse", "sgd", 0.3, 1, torch_steps=5000),
     # long Adam runs: rarely-on pixels leave Adam moments decaying through the subnormal

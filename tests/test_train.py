@@ -180,7 +180,7 @@ def test_mlp_params_and_grads_are_views_of_its_flat_buffers():
     loss, grads = model.loss_and_grads(np.ones((2, 6), np.float32), np.array([0, 2]))
     assert np.shares_memory(grads[1]["W"], flat_grads)
     np.testing.assert_array_equal(flat_grads[-3:], grads[1]["b"])
-    model.params[1]["W"] = model.params[1]["W"].copy()  # replaced: no longer flat
+    model.grads[0]["b"] = model.grads[0]["b"].copy()  # replaced: no longer flat
     assert model.flat_buffers() is None
 
 

@@ -278,32 +278,30 @@ class MLP(Sequential):
                                           np.empty(self.n_classes, self.dtype))
         self._flat = self._move_into_flat_buffers()
 
-    def _move_into_flat_buffers(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    def _move_into_flat_buffers(self) -> tuple[np.ndarray, np.ndarray]:
         """Re-home every parameter and gradient array as a view of one flat buffer each,
-        in leaf order (layer by layer, W then b); returns (params, grads, the views)."""
-        arrays = [array for layer in self.params for array in layer.values()]
-        total = sum(array.size for array in arrays)
+        in leaf order (layer by layer, W then b); returns the two buffers."""
+        total = sum(array.size for layer in self.params for array in layer.values())
         flat_params, flat_grads = np.empty(total, self.dtype), np.zeros(total, self.dtype)
-        views, offset = [], 0
+        offset = 0
         for params, grads in zip(self.params, self.grads, strict=True):
             for key, array in params.items():
                 span = slice(offset, offset + array.size)
                 params[key] = flat_params[span].reshape(array.shape)
                 params[key][...] = array
                 grads[key] = flat_grads[span].reshape(array.shape)
-                views.append(params[key])
                 offset += array.size
-        return flat_params, flat_grads, views
+        return flat_params, flat_grads
 
     def flat_buffers(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(params, grads) as two 1-D arrays that every parameter and gradient array is a
         view of, in leaf order: an elementwise update on them covers every array in one
-        numpy call per pass. None once a parameter array was replaced by another."""
-        flat_params, flat_grads, views = self._flat
-        current = [array for layer in self.params for array in layer.values()]
-        if len(current) != len(views) or any(
-                a is not b for a, b in zip(current, views, strict=True)):
-            return None
+        numpy call per pass. None once an array was replaced by one that is not such a
+        view."""
+        flat_params, flat_grads = self._flat
+        for flat, tree in ((flat_params, self.params), (flat_grads, self.grads)):
+            if any(array.base is not flat for layer in tree for array in layer.values()):
+                return None
         return flat_params, flat_grads
 
     def _threads_for(self, batch: int) -> AbstractContextManager:

@@ -125,7 +125,8 @@ class Sequential:
                 f"y: expected {batch} integer labels, shape ({batch},), "
                 f"got {y.dtype} array of shape {y.shape}"
             )
-        if batch and (y.min() < 0 or y.max() >= self.n_classes):
+        # one reduction for both bounds: negative labels read as unsigned are huge
+        if batch and y.view(f"u{y.itemsize}").max() >= self.n_classes:
             raise NNLabError(
                 f"y: expected labels in 0..{self.n_classes - 1}, got {y.min()}..{y.max()}"
             )

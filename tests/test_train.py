@@ -159,11 +159,13 @@ def test_fused_sgd_matches_the_transform_chain(blobs):
                                    rtol=1e-4)
 
 
+@pytest.mark.parametrize("batch_size", [1, 10])  # 1: gradients written by BLAS level 2
 @pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "rmsprop", "adam"])
-def test_flat_buffers_give_the_updates_of_array_by_array_bit_for_bit(blobs, optimizer):
+def test_flat_buffers_give_the_updates_of_array_by_array_bit_for_bit(blobs, optimizer,
+                                                                     batch_size):
     """An elementwise optimiser runs on the MLP's flat buffers; a never-active clip makes
     the chain go array by array, with the same arithmetic per entry."""
-    config = BASE.replace(optimizer=optimizer, eta=0.01, epochs=1)
+    config = BASE.replace(optimizer=optimizer, eta=0.01, epochs=1, batch_size=batch_size)
     flat, by_array = train(config, blobs), train(config.replace(clip_norm=1e9), blobs)
     pd.testing.assert_frame_equal(without_seconds(flat), without_seconds(by_array))
     for a, b in zip(flat.model.params, by_array.model.params, strict=True):

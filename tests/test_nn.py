@@ -355,9 +355,11 @@ def test_bad_inputs_and_shapes_raise_naming_what_is_wrong():
     model = MLP([6, 4, 3])
     with pytest.raises(NNLabError, match=r"^x: expected an array of shape \(batch, 6\)"):
         model.loss_and_grads(np.zeros((2, 5)), np.zeros(2, dtype=int))
-    for labels in ([0, 3], [0, -1], np.array([0, 3], dtype=np.uint8)):
+    for labels in ([0, 3], [0, -1], np.array([0, 3], dtype=np.uint8), np.array([-1, 0], ">i4")):
         with pytest.raises(NNLabError, match=r"^y: expected labels in 0\.\.2"):
             model.loss_and_grads(np.zeros((2, 6)), np.array(labels))
+    big_endian = model.loss_and_grads(np.zeros((2, 6)), np.array([0, 2], dtype=">i8"))[0]
+    assert big_endian == model.loss_and_grads(np.zeros((2, 6)), np.array([0, 2]))[0]
     with pytest.raises(NNLabError, match=r"^y: expected 2 integer labels"):
         model.loss_and_grads(np.zeros((2, 6)), np.array([0.0, 1.0]))
     with pytest.raises(NNLabError, match=r"^x: expected 6 features"):

@@ -125,8 +125,9 @@ class Sequential:
                 f"y: expected {batch} integer labels, shape ({batch},), "
                 f"got {y.dtype} array of shape {y.shape}"
             )
-        # one reduction for both bounds: negative labels read as unsigned are huge
-        if batch and y.view(f"u{y.itemsize}").max() >= self.n_classes:
+        # one reduction for both bounds: negative labels read as unsigned (same size and
+        # byte order) are huge
+        if batch and y.view(y.dtype.str.replace("i", "u")).max() >= self.n_classes:
             raise NNLabError(
                 f"y: expected labels in 0..{self.n_classes - 1}, got {y.min()}..{y.max()}"
             )

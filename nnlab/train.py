@@ -329,9 +329,10 @@ class _Stepper:
         if not self.fused:
             self.optimizer = make_optimizer(config, schedule, noise_rng)
             flat = model.flat_buffers() if is_elementwise(config) else None
-            # the same updates either way; on the flat buffers in a few numpy calls
+            # the same updates either way; on the flat buffers in a few numpy calls (the
+            # model's grads are the buffers loss_and_grads fills)
             self.params, self.grads = ([{"all": flat[0]}], [{"all": flat[1]}]) if flat else (
-                model.params, None)
+                model.params, model.grads)
             self.state = self.optimizer.init(self.params)
 
     def run(self, first: int, stop: int, grad_norm_of_last: bool) -> tuple[list[float], float]:
@@ -351,9 +352,8 @@ class _Stepper:
                 loss, grads = self.model.loss_and_grads(x, y)
                 if grad_norm_of_last and step == stop - 1:
                     norm = optim.global_norm(grads)
-                if self.grads is not None:
-                    grads = self.grads
-                updates, self.state = self.optimizer.update(grads, self.state, self.params, step)
+                updates, self.state = self.optimizer.update(self.grads, self.state, self.params,
+                                                            step)
                 optim.apply_updates(self.params, updates)
             losses.append(loss)
             if not loss < math.inf:

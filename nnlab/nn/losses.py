@@ -99,10 +99,10 @@ class Head:
             p, sum_exp = _softmax_by_columns(zt)  # zt now holds the shifted logits
             if self.loss == "cross_entropy":
                 # -log p_k = log_sum_exp - shifted_k
-                log_sum_exp = np.log(sum_exp)
-                total = span * (float(log_sum_exp.sum()) - float(zt[y, rows].sum()))
+                sum_log_sum_exp = float(np.log(sum_exp).sum())  # over the batch
+                total = span * (sum_log_sum_exp - float(zt[y, rows].sum()))
                 if lo:
-                    total += lo * (n_classes * float(log_sum_exp.sum()) - float(zt.sum()))
+                    total += lo * (n_classes * sum_log_sum_exp - float(zt.sum()))
                 loss = total / batch
         else:
             p = sigmoid(zt)

@@ -45,25 +45,28 @@ class Activation(Layer):
         raise NotImplementedError
 
 
-SIGMOID_BY_TANH_FROM = 1024
-"""Arrays of at least this many elements take sigmoid's tanh form (see `sigmoid`)."""
+SIGMOID_BY_EXP_FROM = 2048
+"""Arrays of at least this many elements take sigmoid's exp form (see `sigmoid`)."""
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """1 / (1 + exp(-x)) element-wise, without overflow; written into out if given.
+    """1 / (1 + exp(-x)) element-wise, without overflow warnings; written into out if given.
 
-    Large arrays use 0.5 * tanh(x / 2) + 0.5: four vectorised numpy passes take ~1/5 of
-    the time of scipy's expit, which is not vectorised (5000 x 36 float32: 123 vs 651 us).
-    Below SIGMOID_BY_TANH_FROM elements the one call of expit costs less. The two agree
-    to 1 ulp of 1 in absolute terms; the tanh form rounds outputs below ~6e-8 (float32)
-    to 0, where expit keeps their relative precision."""
-    if x.size < SIGMOID_BY_TANH_FROM:
+    Large arrays are computed as written, in four vectorised numpy passes (exp has SIMD
+    loops on AVX2 and AVX-512 CPUs): on an AVX2-only EPYC, 5000 x 36 float32 takes 310 us,
+    against 985 us for scipy's expit, which is not vectorised, and 770 us for
+    0.5 * tanh(x / 2) + 0.5 (numpy's float32 tanh is vectorised only for AVX-512). Below
+    SIGMOID_BY_EXP_FROM elements the one call of expit costs less. The two agree within
+    1 ulp of 1 in absolute terms and keep relative precision for small outputs; exp(-x)
+    overflows to inf for x < -88 (float32), giving 0 where expit gives a value below
+    1e-38."""
+    if x.size < SIGMOID_BY_EXP_FROM:
         return expit(x, out=out)
-    out = np.multiply(x, x.dtype.type(0.5), out=out)
-    np.tanh(out, out=out)
-    out *= out.dtype.type(0.5)
-    out += out.dtype.type(0.5)
-    return out
+    out = np.negative(x, out=out)
+    with np.errstate(over="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    return np.divide(1, out, out=out)
 
 
 class Sigmoid(Activation):

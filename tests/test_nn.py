@@ -23,7 +23,7 @@ from nnlab.nn import (
     init_std,
     make_activation,
 )
-from nnlab.nn.activations import SIGMOID_BY_EXP_FROM, sigmoid
+from nnlab.nn.activations import ELU, SIGMOID_BY_EXP_FROM, sigmoid
 from nnlab.nn.threads import blas_threads, one_blas_thread
 from tests.gradcheck import check_layer_gradients, check_model_gradients
 
@@ -122,6 +122,34 @@ def test_layer_backward_matches_finite_differences(name):
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the kinks of relu-like activations
     layer.rng = np.random.default_rng(8)
     check_layer_gradients(layer, x, seed=9)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elu_matches_expm1_and_passes_positive_inputs_exactly(alpha, dtype):
+    """Within 1 ulp of alpha of alpha * expm1(x) (in extended precision) for x <= 0, x
+    itself for x > 0, silent for -1e4."""
+    x = np.random.default_rng(20).normal(scale=4.0, size=4096).astype(dtype)
+    x[:4] = [-1e4, -1e-9, 0.0, 1e-9]
+    layer = ELU(alpha)
+    out = np.full_like(x, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer.apply(x, out)
+    positive = x > 0
+    np.testing.assert_array_equal(out[positive], x[positive])
+    exact = alpha * np.expm1(x[~positive].astype(np.longdouble))
+    assert np.abs(out[~positive] - exact).max() <= alpha * np.finfo(dtype).eps
+    assert out[0] == -alpha
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_elu_with_other_alphas_matches_finite_differences(alpha):
+    layer = ELU(alpha)
+    layer.build((4,), np.random.default_rng(0), np.float64)
+    x = np.random.default_rng(21).normal(size=(3, 4))
+    x[np.abs(x) < 1e-3] = 0.5  # away from the kink
+    check_layer_gradients(layer, x, seed=22)
 
 
 # -- loss values -------------------------------------------------------------------------

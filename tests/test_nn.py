@@ -350,6 +350,22 @@ def test_eval_in_chunks_matches_train_mode_forward():
     np.testing.assert_allclose(model.logits(x), model.logits(x, train=True), rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["relu", "elu"])
+def test_activations_against_cached_zeros_follow_shape_and_layout_changes(name):
+    """relu and elu take max/min against a cached zeros array: across batch sizes and a
+    channels-last view they still give the reference values, and the zeros stay zero."""
+    layer = make_activation(name)
+    rng = np.random.default_rng(23)
+    reference = {"relu": lambda x: np.maximum(x, 0.0),
+                 "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))}[name]
+    for x in (rng.normal(size=(5, 7)), rng.normal(size=(3, 7)),
+              rng.normal(size=(2, 4, 5, 3)).transpose(0, 3, 1, 2), rng.normal(size=(5, 7))):
+        for train in (True, False):
+            np.testing.assert_allclose(layer.forward(x, train), reference(x), rtol=0,
+                                       atol=1e-15)
+        assert not layer.zeros(x).any()
+
+
 def test_buffer_like_keeps_a_channels_last_layout():
     relu = make_activation("relu")
     x = np.random.default_rng(19).normal(size=(2, 4, 5, 3)).transpose(0, 3, 1, 2)

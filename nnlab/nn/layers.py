@@ -69,13 +69,15 @@ class Layer:
             self._buffers[key] = buf
         return buf
 
-    def buffer_like(self, key: str, like: np.ndarray) -> np.ndarray:
+    def buffer_like(self, key: str, like: np.ndarray, zeros: bool = False) -> np.ndarray:
         """A reusable uninitialised array with like's shape, dtype and memory layout (so a
-        channels-last view stays channels-last)."""
+        channels-last view stays channels-last); with `zeros`, one filled with zeros
+        when allocated, which callers only read."""
         layout = (like.shape, like.dtype, like.strides)
         cached = self._like_buffers.get(key)
         if cached is None or cached[0] != layout:
-            cached = self._like_buffers[key] = (layout, np.empty_like(like))
+            array = np.zeros_like(like) if zeros else np.empty_like(like)
+            cached = self._like_buffers[key] = (layout, array)
         return cached[1]
 
 

@@ -170,10 +170,16 @@ def environment(threads: int) -> list[str]:
 
     blas = {(i["internal_api"], i.get("version"), i.get("architecture"))
             for i in threadpool_info() if i["user_api"] == "blas"}
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+    cpuinfo = open("/proc/cpuinfo").read().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo
                 if line.startswith("model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo
+                  if line.startswith("flags")), [])
+    # numpy vectorises float32 tanh and expm1 only with AVX-512: it changes which
+    # elementwise forms are fastest (see nnlab.nn.activations)
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return [
-        f"machine: {cpu}, {os.cpu_count()} cores; threads used: {threads} "
+        f"machine: {cpu} ({simd}), {os.cpu_count()} cores; threads used: {threads} "
         "(BLAS for nnlab, torch.set_num_threads for torch)",
         f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__},"
         f" torch {torch.__version__}; numpy/scipy BLAS: "

@@ -137,7 +137,7 @@ class ELU(Activation):
 
     def apply(self, x: np.ndarray, out: np.ndarray) -> None:
         zeros = self.zeros(x)
-        negative = np.minimum(x, zeros)
+        negative = np.minimum(x, zeros, out=self.buffer_like("negative", x))
         np.exp(negative, out=negative)
         negative -= 1  # exactly 0 where x > 0
         if self.alpha != 1:

@@ -58,6 +58,16 @@ def test_p_superiority_counts_ties_as_half():
     assert result.p_superiority.value == pytest.approx(5.5 / 9)
 
 
+def test_three_runs_per_group_give_an_open_ended_ratio_interval_not_nan():
+    # With 3 runs a resample often repeats one value: std 0, ratio x/0 or 0/0. The interval
+    # then reaches inf, which is what 3 runs can tell about a ratio of spreads.
+    result = compare_variance([0.90, 0.91, 0.93], [0.88, 0.90, 0.95], n_resamples=2000)
+    ratio = result.std_ratio
+    assert not np.isnan(ratio.low) and not np.isnan(ratio.high)
+    assert ratio.low <= ratio.value and ratio.high == np.inf
+    assert "ratio 0.424 [95% CI 0, inf]" in result.summary()
+
+
 def test_compare_by_column_excludes_and_counts_diverged_runs():
     rng = np.random.default_rng(6)
     trials = pd.DataFrame(

@@ -91,6 +91,17 @@ def test_table_matches_pandas_and_diverged_runs_are_excluded_and_counted():
     json.dumps(result.to_dict())
 
 
+def test_accuracy_intervals_stay_within_0_and_1_with_two_seeds():
+    # two seeds per N, one at 0.999 and one at 0.90: the small-sample scaling of the
+    # resampled deviations (sqrt 2) would put the upper end of the mean's interval at 1.02
+    trials = pd.DataFrame(
+        {"n_steps": np.repeat(NS[:4], 2), "seed": np.tile([0, 1], 4),
+         "test_acc": np.tile([0.999, 0.90], 4)}
+    )
+    table = variance_vs_n(trials, fit=False, n_resamples=500).table
+    assert (table["mean_high"] == 1.0).all() and (table["mean_low"] >= 0).all()
+
+
 def test_variance_vs_n_rejects_bad_input():
     trials = restarts(0, 0.0, 0.5, 1.0, n_seeds=3)
     with pytest.raises(NNLabError, match="missing column 'val_acc'"):

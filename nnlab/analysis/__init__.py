@@ -8,7 +8,7 @@ Diverged runs: `eta_best` keeps them (a diverged run is a bad result for its lea
 rate); `variance_vs_n` and `compare_variance_by` leave them out and report how many.
 """
 
-from nnlab.analysis._bootstrap import Estimate
+from nnlab.analysis._bootstrap import Estimate, metric_bounds
 from nnlab.analysis.compare import CompareResult, compare_variance, compare_variance_by
 from nnlab.analysis.distribution import HypothesisTest, NormalityResult, normality, shapiro_power
 from nnlab.analysis.finite_test_set import TestSetVarianceResult, test_set_variance
@@ -33,6 +33,7 @@ __all__ = [
     "error_analysis",
     "eta_best",
     "fit_power_law",
+    "metric_bounds",
     "normality",
     "shapiro_power",
     "test_set_variance",

@@ -66,6 +66,16 @@ def _plain(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The values a metric can take, by its name: accuracies (*_acc) [0, 1], losses
+    (*_loss) [0, inf), anything else unbounded."""
+    if metric.endswith("_acc"):
+        return 0.0, 1.0
+    if metric.endswith("_loss"):
+        return 0.0, math.inf
+    return -math.inf, math.inf
+
+
 def interval(samples: np.ndarray, confidence: float, axis: int = 0) -> tuple:
     """Percentile interval (low, high) of bootstrap `samples` along `axis`."""
     tail = 100 * (1 - confidence) / 2
@@ -149,6 +159,22 @@ def scipy_estimate(
             )
     low, high = result.confidence_interval
     if not (np.isfinite(low) and np.isfinite(high)):
-        with np.errstate(invalid="ignore"):  # resamples of equal values can give inf
-            low, high = interval(result.bootstrap_distribution, confidence, axis=-1)
+        low, high = _outward_interval(result.bootstrap_distribution, confidence)
     return Estimate(value, float(low), float(high), confidence)
+
+
+def _outward_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap `samples` (n_resamples,) that may hold inf and NaN.
+
+    With few replicates a resample can repeat one value, so a ratio of spreads is x/0 = inf
+    or 0/0 = NaN. NaN resamples (undefined statistic) are left out; inf stays, and the
+    order statistics just outside the tails are taken without interpolating, so an interval
+    reaching inf reads [low, inf] instead of NaN.
+    """
+    defined = samples[~np.isnan(samples)]
+    if defined.size == 0:
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2
+    low = np.quantile(defined, tail, method="lower")
+    high = np.quantile(defined, 1 - tail, method="higher")
+    return float(low), float(high)

@@ -10,6 +10,7 @@ import pandas as pd
 from nnlab.analysis._bootstrap import (
     few_seeds_warning,
     interval,
+    metric_bounds,
     order_by_seed,
     resample_groups,
 )
@@ -172,7 +173,7 @@ def eta_best(
     rng = np.random.default_rng(seed)
     resamples = resample_groups(values, n_resamples, rng, paired)
     means = np.column_stack([r.mean(axis=1) for r in resamples])
-    low, high = interval(means, confidence)
+    low, high = np.clip(interval(means, confidence), *metric_bounds(metric))
     curves = cells.agg(
         n_runs=(metric, "size"), mean=(metric, "mean"), n_diverged=("_diverged", "sum")
     )

@@ -13,6 +13,7 @@ from nnlab.analysis._bootstrap import (
     estimate,
     few_seeds_warning,
     interval,
+    metric_bounds,
     order_by_seed,
     resample_groups,
 )
@@ -184,7 +185,8 @@ def variance_vs_n(
     resamples = resample_groups(list(groups.values()), n_resamples, rng, paired)
     boot_mean = np.column_stack([r.mean(axis=1) for r in resamples])
     boot_var = np.column_stack([r.var(axis=1, ddof=1) for r in resamples])
-    mean_low, mean_high = interval(boot_mean, confidence)
+    # the modified residuals can carry a resampled mean past what the metric can take
+    mean_low, mean_high = np.clip(interval(boot_mean, confidence), *metric_bounds(metric))
     std_low, std_high = interval(np.sqrt(boot_var), confidence)
     n_excluded = excluded[n_col].value_counts() if len(excluded) else pd.Series(dtype=int)
     table = pd.DataFrame(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnlab.analysis import Estimate
+from nnlab.analysis import Estimate, metric_bounds
 from nnlab.study.spec import StudySpec
 from nnlab.study.status import configurations, format_params
 
@@ -35,9 +35,7 @@ def mean_ci(values: np.ndarray, confidence: float = 0.95,
 
 def metric_ci(values: np.ndarray, metric: str, confidence: float = 0.95) -> Estimate:
     """`mean_ci` of a metric: accuracies (*_acc) within [0, 1], losses (*_loss) >= 0."""
-    bounds = ((0.0, 1.0) if metric.endswith("_acc") else
-              (0.0, math.inf) if metric.endswith("_loss") else (-math.inf, math.inf))
-    return mean_ci(values, confidence, bounds)
+    return mean_ci(values, confidence, metric_bounds(metric))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from nnlab.cli import main
-from nnlab.study import Study
+from nnlab.study import Study, storage
 from nnlab.study.runner import OWNER
 from tests.pg_server import free_port
 from tests.small_study import planned, write_spec
@@ -188,6 +188,22 @@ def test_bad_storage_study_or_results_are_one_line_errors(tmp_path, database, ca
     assert ("this nnlab resolves its base config differently from the nnlab that created it "
             "(base config batch_size: 64 != 100)") in capsys.readouterr().err
     assert len(stored.get_trials(states=(TrialState.WAITING,))) == 8
+
+
+def test_a_server_that_never_answers_is_an_error_after_the_connect_timeout(
+        tmp_path, capsys, monkeypatch):
+    # a port that accepts connections and never speaks: without a connect timeout, libpq
+    # waits for the server's reply for minutes (run) or for ever (worker)
+    monkeypatch.setattr(storage, "CONNECT_TIMEOUT", 1)
+    spec = write_spec(tmp_path, "silent", REPLICATES)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/nowhere"
+        for command in (["run", str(spec)], ["worker", "--study", "silent"]):
+            assert main([*command, "--storage", url, "--results", str(tmp_path)]) == 2
+            err = capsys.readouterr().err
+            assert "connection timeout expired" in err and err.count("\n") == 1
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nnlab.cli import main
 from nnlab.study import Study
 from tests.small_study import planned, write_spec
 
@@ -118,3 +119,36 @@ def test_a_worker_killed_mid_trial_fails_its_trials_and_the_study_goes_on(tmp_pa
     again = nnlab_run(spec, tmp_path)
     assert again.wait(timeout=300) == 0
     assert_complete_exactly_once(study)
+
+
+def test_a_torn_last_journal_record_is_dropped_and_the_study_completes(tmp_path, capsys):
+    # a writer killed inside a write leaves a last line without its newline; the next append
+    # must not glue its record onto it (Optuna could no longer read the journal)
+    spec = write_spec(tmp_path, "torn", 1)
+    assert main(["run", str(spec), "--results", str(tmp_path), "--plan-only"]) == 0
+    journal = tmp_path / "torn" / "optuna.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 4, "worker_id": "gone", "trial_id": 0, "sta')
+    assert main(["run", str(spec), "--results", str(tmp_path), "--jobs", "1", "--quiet"]) == 0
+    assert "dropped a torn last record" in capsys.readouterr().err
+    assert journal.read_bytes().startswith(whole)
+    trials = Study.load(tmp_path / "torn").trials()
+    assert (trials["state"] == "COMPLETE").sum() == len(planned(1)) == len(trials)
+
+
+def test_a_storage_that_is_no_journal_or_a_malformed_url_is_refused(tmp_path, capsys):
+    spec = write_spec(tmp_path, "refused", 1)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a journal\n")
+    for storage, expected in [
+        ("postgresql:/db", "--storage postgresql:/db: a URL needs '//' after its scheme"),
+        ("sqlite:x.db", "--storage sqlite:x.db: a URL needs '//' after its scheme"),
+        ("", "--storage: expected a journal file path or a database URL"),
+        (str(tmp_path), f"--storage {tmp_path}: is a folder"),
+        (str(notes), f"--storage {notes}: not an Optuna journal"),
+    ]:
+        assert main(["run", str(spec), "--results", str(tmp_path), "--storage", storage]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"nnlab: error: {expected}") and err.count("\n") == 1
+    assert notes.read_text() == "not a journal\n"
+    assert not (tmp_path / "db").exists() and not (tmp_path / "sqlite:x.db").exists()

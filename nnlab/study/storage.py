@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,8 +33,12 @@ from nnlab.errors import NNLabError
 
 DEFAULT_JOURNAL = "optuna.journal"
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://")
+_SCHEME_WITHOUT_SLASHES = re.compile(r"^[a-z][a-z0-9+.-]*:(?!//)")
 _PLAIN_POSTGRES = re.compile(r"^postgres(ql)?://")
 PSYCOPG_SCHEME = "postgresql+psycopg://"
+CONNECT_TIMEOUT = 10  # seconds to reach a database server before giving up
+_EXPECTED = ("expected a journal file path or a database URL (sqlite:///study.db, "
+             "postgresql://user@host/db)")
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,11 @@ def resolve_storage(storage: str | None, folder: Path) -> str:
     relative to the study folder, other journal paths absolute, URLs as given."""
     if storage is None or storage == DEFAULT_JOURNAL:
         return DEFAULT_JOURNAL
+    if not isinstance(storage, str) or not storage.strip():
+        raise NNLabError(f"--storage: {_EXPECTED}, got {storage!r}")
+    if _SCHEME_WITHOUT_SLASHES.match(storage):
+        raise NNLabError(f"--storage {redact(storage)}: a URL needs '//' after its scheme; "
+                         f"{_EXPECTED}")
     if is_url(storage):
         if _PLAIN_POSTGRES.match(storage):
             return _PLAIN_POSTGRES.sub(PSYCOPG_SCHEME, storage)
@@ -127,14 +137,53 @@ def open_storage(storage: str | None, folder: Path,
             message = " ".join(str(err).split())[:400]
             raise NNLabError(f"--storage {redact(resolved)}: cannot open it ({message})") from err
     path = Path(resolved) if Path(resolved).is_absolute() else folder / resolved
+    if path.is_dir():
+        raise NNLabError(f"--storage {path}: is a folder; {_EXPECTED}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockJournalLock(str(path))))
+    lock = FlockJournalLock(str(path))
+    _check_journal(path, lock)
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def _check_journal(path: Path, lock: FlockJournalLock) -> None:
+    """Refuse a file that is not an Optuna journal, and drop a torn last record.
+
+    A writer killed inside a write leaves a last line without its newline. Optuna skips it
+    when reading, but the next append would glue a record onto it and make the journal
+    unreadable; under the writer lock no write is in progress, so the torn tail is cut.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as journal:
+        if journal.read(1) != b"{":
+            raise NNLabError(f"--storage {path}: not an Optuna journal (its lines are JSON "
+                             f"records); {_EXPECTED}")
+    lock.acquire()
+    try:
+        with path.open("rb+") as journal:
+            journal.seek(-1, os.SEEK_END)
+            if journal.read(1) == b"\n":
+                return
+            journal.seek(0)
+            keep = journal.read().rfind(b"\n") + 1
+            journal.truncate(keep)
+        print(f"nnlab: {path}: dropped a torn last record (a writer stopped mid-write)",
+              file=sys.stderr)
+    finally:
+        lock.release()
 
 
 def _engine_options(url: str) -> dict:
     """SQLAlchemy engine options: a server's connections are checked before use, so a
-    long-lived worker survives a restarted server or a dropped idle connection."""
-    return {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    long-lived worker survives a restarted server or a dropped idle connection; a server
+    that does not answer fails the connection after CONNECT_TIMEOUT seconds (unless the URL
+    sets its own connect_timeout)."""
+    if url.startswith("sqlite"):
+        return {}
+    options: dict = {"pool_pre_ping": True}
+    if url.startswith("postgresql") and "connect_timeout=" not in url:
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    return options
 
 
 def study_lock(storage: str | None, folder: Path,
@@ -153,7 +202,9 @@ def study_lock(storage: str | None, folder: Path,
         """Hold the lock on a connection of its own; the server drops it if the process
         (or its connection) dies."""
         try:
-            engine = sqlalchemy.create_engine(resolved, poolclass=NullPool)
+            engine = sqlalchemy.create_engine(
+                resolved, poolclass=NullPool,
+                connect_args=_engine_options(resolved).get("connect_args", {}))
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except (ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
             message = " ".join(str(err).split())[:400]

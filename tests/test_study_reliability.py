@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from nnlab.cli import main
 from nnlab.study import Study
+from nnlab.study.runner import OWNER
 from tests.small_study import planned, write_spec
 
 REPLICATES = 3
@@ -152,3 +155,27 @@ def test_a_storage_that_is_no_journal_or_a_malformed_url_is_refused(tmp_path, ca
         assert err.startswith(f"nnlab: error: {expected}") and err.count("\n") == 1
     assert notes.read_text() == "not a journal\n"
     assert not (tmp_path / "db").exists() and not (tmp_path / "sqlite:x.db").exists()
+
+
+def test_a_claim_cut_short_at_any_point_is_run_again_by_the_next_run(tmp_path):
+    # a run killed inside a claim, before or after the WAITING -> RUNNING transition: the
+    # next run completes the study at once, without waiting out a grace period
+    spec = write_spec(tmp_path, "cut", 1)
+    assert main(["run", str(spec), "--results", str(tmp_path), "--plan-only"]) == 0
+    study = Study.load(tmp_path / "cut")
+    storage, study_id = study.optuna_study()._storage, study.optuna_study()._study_id
+    waiting = storage.get_all_trials(study_id)
+    dead = {"host": socket.gethostname(), "boot": "another boot", "pid": 1, "started": "0"}
+    storage.set_trial_user_attr(waiting[0]._trial_id, OWNER, dead)  # owner, not yet RUNNING
+    storage.set_trial_state_values(waiting[1]._trial_id, TrialState.RUNNING)  # RUNNING, no owner
+    trials = study.trials().set_index("trial")
+    assert trials.loc[waiting[0].number, "state"] == "WAITING"
+    assert pd.isna(trials.loc[waiting[0].number, "owner"])
+
+    assert main(["run", str(spec), "--results", str(tmp_path), "--jobs", "1", "--quiet"]) == 0
+    trials = study.trials().set_index("trial")
+    assert trials.loc[waiting[1].number, "state"] == "FAIL"
+    complete = trials[trials["state"] == "COMPLETE"]
+    assert set(zip(complete["eta"], complete["n_steps"], complete["seed"], strict=True)) == (
+        planned(1))
+    assert complete["key"].is_unique and (trials["state"] != "RUNNING").all()

@@ -3,9 +3,9 @@
 Exactly once: every (configuration, replicate seed) has a stable `key` (a hash of its full
 TrainConfig and data). Planning (under the study lock) enqueues each key that has no
 complete, waiting or live running trial; claiming takes WAITING trials one at a time with
-Optuna's atomic WAITING -> RUNNING transition (a row lock in a database), so a trial runs
-in one place only, however many `nnlab run` or `nnlab worker` processes, on however many
-hosts, pull from the study.
+Optuna's atomic WAITING -> RUNNING transition (under the study lock with a journal file, a
+row lock in a database), so a trial runs in one place only, however many `nnlab run` or
+`nnlab worker` processes, on however many hosts, pull from the study.
 
 Trials whose process is gone are failed and their keys enqueued again (under the lock, so
 each key is enqueued once): on the next plan, found by their owner's pid on this host; with
@@ -161,12 +161,12 @@ class Runner:
     def _gone(self) -> list[FrozenTrial]:
         """RUNNING trials whose process is gone. With heartbeats: no heartbeat for longer
         than the grace period (in the database's clock), or no owner and no heartbeat for
-        that long as seen from here (a claimer that died mid-claim). Without: an owner on
-        this host that no longer runs."""
+        that long as seen from here (a claimer that died mid-claim). Without (call under
+        the lock): no owner, or an owner on this host that no longer runs."""
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if self.heartbeat is None:
+        if self.heartbeat is None:  # under the lock every claim holds: no claim is under way
             return [t for t in running
-                    if owner_is_gone(t.user_attrs.get(OWNER), t.datetime_start)]
+                    if OWNER not in t.user_attrs or owner_is_gone(t.user_attrs[OWNER], None)]
         stale = set(self._storage._get_stale_trial_ids(self.study._study_id))
         now = time.monotonic()
         self._ownerless_since = {t.number: self._ownerless_since.get(t.number, now)
@@ -226,6 +226,19 @@ class Runner:
                 if KEY in t.user_attrs]
 
     def _claim_waiting(self) -> FrozenTrial | None:
+        """Claim the first WAITING trial. Without heartbeats (a journal file), under the
+        study lock and owner first: a claimer killed mid-claim leaves its trial WAITING,
+        and a RUNNING trial always names the process to check. With heartbeats, lock-free
+        (any number of hosts claim at once), a heartbeat first."""
+        if self.heartbeat is None:
+            with self.lock():
+                for trial in self._waiting():
+                    self._storage.set_trial_user_attr(trial._trial_id, OWNER, this_process())
+                    if self._storage.set_trial_state_values(trial._trial_id,
+                                                            TrialState.RUNNING):
+                        self._held.add(trial._trial_id)
+                        return self._storage.get_trial(trial._trial_id)
+            return None
         for trial in self._waiting():
             try:  # Optuna's own atomic claim, as in Study.ask
                 if not self._storage.set_trial_state_values(trial._trial_id,

@@ -35,7 +35,9 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
         owner = attrs.get(OWNER)
         row["abandoned"] = trial.state == TrialState.RUNNING and owner_is_gone(
             owner, trial.datetime_start)
-        row["owner"] = None if owner is None else f"{owner['pid']}@{owner['host']}"
+        # the owner of a WAITING trial is a claim cut short (its claimer died before RUNNING)
+        claimed = owner is not None and trial.state != TrialState.WAITING
+        row["owner"] = f"{owner['pid']}@{owner['host']}" if claimed else None
         row.update(config_id=attrs.get(CONFIG_ID), key=attrs.get(KEY),
                    note=result.get("note"), error=attrs.get(ERROR),
                    started=trial.datetime_start, completed=trial.datetime_complete)

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from nnlab.analysis import normality, shapiro_power
+from nnlab.analysis.distribution import HypothesisTest
 from nnlab.errors import NNLabError
 
 
@@ -65,3 +66,9 @@ def test_simulated_power_grows_with_n_and_matches_a_direct_simulation():
 def test_rejects_bad_input(values, message):
     with pytest.raises(NNLabError, match=message):
         normality(values)
+
+
+@pytest.mark.parametrize(("p_value", "text"), [
+    (0.0321, "p=0.032"), (1e-300, "p=1e-300"), (2.6e-314, "p<1e-300"), (0.0, "p<1e-300")])
+def test_p_values_below_1e_300_read_as_a_bound_not_as_subnormal_digits(p_value, text):
+    assert HypothesisTest("Welch", 5.0, p_value).p_text == text

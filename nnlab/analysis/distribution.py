@@ -30,13 +30,14 @@ class HypothesisTest:
 
     @property
     def p_text(self) -> str:
-        """'p=0.032'; 'p<1e-300' when it underflows. Anderson-Darling's p-value is
-        interpolated within [0.01, 0.15] only, so it reads 'p>=0.15' or 'p<=0.01' there."""
+        """'p=0.032'; 'p<1e-300' below that (subnormal or zero: no digits to trust).
+        Anderson-Darling's p-value is interpolated within [0.01, 0.15] only, so it reads
+        'p>=0.15' or 'p<=0.01' there."""
         if self.name == "Anderson-Darling" and self.p_value >= 0.15:
             return "p>=0.15"
         if self.name == "Anderson-Darling" and self.p_value <= 0.01:
             return "p<=0.01"
-        return "p<1e-300" if self.p_value == 0 else f"p={self.p_value:.2g}"
+        return "p<1e-300" if self.p_value < 1e-300 else f"p={self.p_value:.2g}"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "statistic": self.statistic, "p_value": self.p_value}

@@ -32,8 +32,7 @@ from sqlalchemy.pool import NullPool
 from nnlab.errors import NNLabError
 
 DEFAULT_JOURNAL = "optuna.journal"
-_URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://")
-_SCHEME_WITHOUT_SLASHES = re.compile(r"^[a-z][a-z0-9+.-]*:(?!//)")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:(?P<slashes>//)?")  # a URL has both
 _PLAIN_POSTGRES = re.compile(r"^postgres(ql)?://")
 PSYCOPG_SCHEME = "postgresql+psycopg://"
 CONNECT_TIMEOUT = 10  # seconds to reach a database server before giving up
@@ -90,7 +89,8 @@ class FlockJournalLock:
 
 
 def is_url(storage: str) -> bool:
-    return _URL.match(storage) is not None
+    scheme = _SCHEME.match(storage)
+    return scheme is not None and scheme["slashes"] is not None
 
 
 def resolve_storage(storage: str | None, folder: Path) -> str:
@@ -100,7 +100,7 @@ def resolve_storage(storage: str | None, folder: Path) -> str:
         return DEFAULT_JOURNAL
     if not isinstance(storage, str) or not storage.strip():
         raise NNLabError(f"--storage: {_EXPECTED}, got {storage!r}")
-    if _SCHEME_WITHOUT_SLASHES.match(storage):
+    if (scheme := _SCHEME.match(storage)) and scheme["slashes"] is None:
         raise NNLabError(f"--storage {redact(storage)}: a URL needs '//' after its scheme; "
                          f"{_EXPECTED}")
     if is_url(storage):

@@ -23,8 +23,14 @@ class Split:
     def features(self, dtype: type = np.float32) -> np.ndarray:
         """(n, n_features) array of `dtype`; uint8 pixels are scaled to [0, 1] by /255."""
         if self.x.dtype == np.uint8:
-            return self.x.astype(dtype) / dtype(255.0)
+            return scale_pixels(self.x, dtype)
         return self.x.astype(dtype, copy=False)
+
+
+def scale_pixels(pixels: np.ndarray, dtype: type, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 pixels (n, n_features) -> pixels / 255 in [0, 1], computed in `dtype` (the same
+    bits as pixels.astype(dtype) / dtype(255)); written into out if given."""
+    return np.divide(pixels, dtype(255.0), out=out, dtype=dtype)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from nnlab import optim
-from nnlab.datasets import Dataset, Split
+from nnlab.datasets import Dataset, Split, scale_pixels
 from nnlab.errors import NNLabError
 from nnlab.nn.model import MLP, Sequential
 from nnlab.presets import PRESETS, Preset, get_preset
@@ -382,21 +382,27 @@ class _Batches:
     """Minibatches in the order of the order stream: each epoch a fresh permutation of the
     training rows, cut into n_train // batch_size batches (the remainder is skipped).
 
-    Full batch: the training features as is, never permuted. Otherwise rows are gathered
-    from the (cached) float features into reused buffers: copying float rows is faster than
-    gathering uint8 pixels and converting them each step."""
+    Full batch: the training features as is, never permuted. Otherwise the rows are
+    gathered into reused buffers. uint8 pixels are gathered as bytes and scaled there
+    (`scale_pixels`, the same bits as the full features), so a run never holds a float
+    copy of the training set (157 MB for MNIST in float32); as fast as gathering float
+    rows (batch 5000 on an EPYC: 2.8 against 2.6 ms, the scaling taking 2.0)."""
 
     def __init__(self, split: Split, dtype: type, batch_size: int,
                  rng: np.random.Generator) -> None:
-        self.x, self.y = _features(split, dtype), np.asarray(split.y)
-        self.batch_size, self.rng = batch_size, rng
+        self.dtype, self.batch_size, self.rng = dtype, batch_size, rng
+        self.y = np.asarray(split.y)
         self.n_batches = len(self.y) // batch_size
         self.position = self.n_batches  # start with a fresh permutation
         self.full = batch_size == len(self.y)
+        self.pixels = not self.full and split.x.dtype == np.uint8
+        self.x = np.ascontiguousarray(split.x) if self.pixels else _features(split, dtype)
         self._allocate(0 if self.full else batch_size)
 
     def _allocate(self, n_rows: int) -> None:
-        self.x_buffer = np.empty((n_rows, self.x.shape[1]), dtype=self.x.dtype)
+        self.x_buffer = np.empty((n_rows, self.x.shape[1]), dtype=self.dtype)
+        self.pixel_buffer = (np.empty((n_rows, self.x.shape[1]), dtype=np.uint8)
+                             if self.pixels else None)
         self.y_buffer = np.empty(n_rows, dtype=self.y.dtype)
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
@@ -431,6 +437,10 @@ class _Batches:
             self._allocate(n)
         x_out, y_out = self.x_buffer[:n], self.y_buffer[:n]
         # mode="clip": the rows are valid, and it skips take's buffered bounds-checked copy
-        np.take(self.x, rows, axis=0, out=x_out, mode="clip")
+        if self.pixels:
+            scale_pixels(np.take(self.x, rows, axis=0, out=self.pixel_buffer[:n], mode="clip"),
+                        self.dtype, out=x_out)
+        else:
+            np.take(self.x, rows, axis=0, out=x_out, mode="clip")
         np.take(self.y, rows, out=y_out, mode="clip")
         return x_out, y_out

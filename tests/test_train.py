@@ -186,14 +186,17 @@ def test_mlp_params_and_grads_are_views_of_its_flat_buffers():
     assert model.flat_buffers() is None
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [1, 10, None])
-def test_uint8_pixels_train_exactly_like_their_scaled_features(batch_size):
+def test_uint8_pixels_train_exactly_like_their_scaled_features(batch_size, dtype):
+    """Minibatches gather pixels as bytes and scale them per batch; the full batch and
+    evaluations use the scaled features: the same bits either way."""
     rng = np.random.default_rng(4)
     pixels = rng.integers(0, 256, (300, 20), dtype=np.uint8)
     y = (pixels[:, :4].argmax(axis=1)).astype(np.int64)
     as_pixels = Split(pixels, y)
-    as_floats = Split(as_pixels.features(np.float32), y)
-    runs = [train(BASE.replace(batch_size=batch_size, n_steps=40),
+    as_floats = Split(as_pixels.features(dtype), y)
+    runs = [train(BASE.replace(batch_size=batch_size, n_steps=40, dtype=dtype.__name__),
                   Dataset("px", split, split, split, n_classes=4, image_shape=(1, 4, 5)))
             for split in (as_pixels, as_floats)]
     pd.testing.assert_frame_equal(without_seconds(runs[0]), without_seconds(runs[1]),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from nnlab.errors import NNLabError
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ class Dataset:
     """train / val / test splits of a classification data set.
 
     `image_shape` is (channels, height, width) of one example, (1, 28, 28) for MNIST;
-    x is flat, (n, prod(image_shape)).
+    x is flat, (n, prod(image_shape)). Checked when built: each split holds at least one
+    example, x (n, prod(image_shape)) numeric and y (n,) integer labels in 0..n_classes-1;
+    an error names the split and the field.
     """
 
     name: str
@@ -48,6 +53,49 @@ class Dataset:
     n_classes: int = 10
     image_shape: tuple[int, int, int] = (1, 28, 28)
 
+    def __post_init__(self) -> None:
+        if (isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int | np.integer)
+                or self.n_classes < 2):
+            raise NNLabError(f"Dataset.n_classes: expected an integer >= 2, got "
+                             f"{self.n_classes!r}")
+        shape = self.image_shape
+        if (not isinstance(shape, tuple | list) or len(shape) != 3
+                or not all(isinstance(n, int | np.integer) and n >= 1 for n in shape)):
+            raise NNLabError("Dataset.image_shape: expected (channels, height, width), three "
+                             f"positive integers, got {shape!r}")
+        for name in ("train", "val", "test"):
+            _check_split(getattr(self, name), f"Dataset.{name}", tuple(shape), self.n_classes)
+
     @property
     def n_features(self) -> int:
         return self.train.x.shape[1]
+
+
+def _check_split(split: object, where: str, image_shape: tuple[int, ...], n_classes: int
+                 ) -> None:
+    """Raise NNLabError naming `where` unless split is a Split of at least one example with
+    x (n, prod(image_shape)) numeric and y (n,) integer labels in 0..n_classes-1."""
+    if not isinstance(split, Split):
+        raise NNLabError(f"{where}: expected a Split(x, y), got {type(split).__name__}")
+    x, y = split.x, split.y
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype.kind not in "uif":
+        raise NNLabError(f"{where}.x: expected a numeric array (n, n_features), got "
+                         f"{_describe(x)}")
+    if x.shape[1] != math.prod(image_shape):
+        raise NNLabError(f"{where}.x: expected {math.prod(image_shape)} features per example "
+                         f"(image_shape {image_shape}), got {x.shape[1]}")
+    if not isinstance(y, np.ndarray) or y.shape != (len(x),) or y.dtype.kind not in "iu":
+        raise NNLabError(f"{where}.y: expected {len(x)} integer labels, one per row of x, got "
+                         f"{_describe(y)}")
+    if not len(y):
+        raise NNLabError(f"{where}: expected at least one example, got none")
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= n_classes:
+        raise NNLabError(f"{where}.y: expected labels in 0..{n_classes - 1} (n_classes), got "
+                         f"{low}..{high}")
+
+
+def _describe(array: object) -> str:
+    if isinstance(array, np.ndarray):
+        return f"{array.dtype} array of shape {array.shape}"
+    return type(array).__name__

@@ -306,6 +306,33 @@ def test_config_not_matching_the_data_fails_before_training(overrides, field):
         train(BASE.replace(**overrides), _tiny())
 
 
+_GOOD = Split(np.zeros((10, 20), np.uint8), np.arange(10) % 4)
+
+
+@pytest.mark.parametrize(
+    ("splits", "message"),
+    [({"val": Split(np.zeros((0, 20), np.uint8), np.zeros(0, int))},
+      r"^Dataset\.val: expected at least one example, got none"),
+     ({"train": Split(_GOOD.x, _GOOD.y[:8])},
+      r"^Dataset\.train\.y: expected 10 integer labels, one per row of x, got .*\(8,\)"),
+     ({"test": Split(_GOOD.x, _GOOD.y.astype(float))}, r"^Dataset\.test\.y: .* float64"),
+     ({"test": Split(_GOOD.x, _GOOD.y + 1)}, r"^Dataset\.test\.y: expected labels in 0\.\.3 "),
+     ({"val": Split(_GOOD.x[:, :19], _GOOD.y)},
+      r"^Dataset\.val\.x: expected 20 features per example \(image_shape \(1, 4, 5\)\)"),
+     ({"val": Split(_GOOD.x.astype(object), _GOOD.y)}, r"^Dataset\.val\.x: .*object"),
+     ({"test": (_GOOD.x, _GOOD.y)}, r"^Dataset\.test: expected a Split\(x, y\), got tuple"),
+     ({"image_shape": (4, 5)}, r"^Dataset\.image_shape: "),
+     ({"n_classes": 1}, r"^Dataset\.n_classes: ")],
+)
+def test_a_malformed_dataset_is_refused_naming_the_split_and_field(splits, message):
+    """Before, an empty val split ended a run with ZeroDivisionError, and mismatched
+    labels surfaced mid-run as an error about a batch's `y`."""
+    fields = {"train": _GOOD, "val": _GOOD, "test": _GOOD, "n_classes": 4,
+              "image_shape": (1, 4, 5), **splits}
+    with pytest.raises(NNLabError, match=message):
+        Dataset("bad", **fields)
+
+
 def test_init_std_applies_to_the_normal_layers_of_a_per_layer_init(blobs):
     config = BASE.replace(init=["normal", "xavier"], init_std=0.5)
     weights = train(config.replace(n_steps=1), blobs).model.params

@@ -68,6 +68,11 @@ def test_three_runs_per_group_give_an_open_ended_ratio_interval_not_nan():
     assert "ratio 0.424 [95% CI 0, inf]" in result.summary()
 
 
+def test_a_resample_repeating_one_run_has_std_exactly_zero():
+    result = compare_variance([0.8949, 0.8906, 0.8983], [0.90, 0.91, 0.93], n_resamples=2000)
+    assert result.std_a.low == 0.0 and result.std_ratio.low == 0.0
+
+
 def test_compare_by_column_excludes_and_counts_diverged_runs():
     rng = np.random.default_rng(6)
     trials = pd.DataFrame(

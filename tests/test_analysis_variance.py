@@ -102,6 +102,22 @@ def test_accuracy_intervals_stay_within_0_and_1_with_two_seeds():
     assert (table["mean_high"] == 1.0).all() and (table["mean_low"] >= 0).all()
 
 
+def test_a_resample_repeating_one_seed_has_std_exactly_zero():
+    # 3 seeds: 1 in 9 resamples repeats one value; np.std of three equal floats can be
+    # 1.4e-16 (their mean is not always that float), which the report printed as the lower
+    # end of the std's interval
+    trials = pd.DataFrame({"n_steps": [100] * 3, "seed": [0, 1, 2],
+                           "test_acc": [0.8949, 0.8906, 0.8983]})
+    assert variance_vs_n(trials, fit=False).table["std_low"].iloc[0] == 0.0
+
+
+def test_a_constant_metric_at_some_n_is_refused_by_the_fit():
+    trials = restarts(0, 0.0, 0.5, 1.0, n_seeds=3)
+    constant = trials.assign(test_acc=trials["test_acc"].where(trials["n_steps"] != 800, 0.7))
+    with pytest.raises(NNLabError, match="constant at some n_steps"):
+        variance_vs_n(constant)
+
+
 def test_variance_vs_n_rejects_bad_input():
     trials = restarts(0, 0.0, 0.5, 1.0, n_seeds=3)
     with pytest.raises(NNLabError, match="missing column 'val_acc'"):

@@ -19,6 +19,17 @@ from scipy import stats
 FEW_SEEDS = 5  # below this many replicates a bootstrap CI is too narrow to trust
 
 
+def sample_std(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Standard deviation (ddof=1) along `axis`, of the values sorted and shifted by their
+    minimum: the same value, but exactly 0 when all values are equal (np.std leaves ~1e-16
+    there, the mean of equal floats not always being that float), and the same bits for
+    any order of the same values. So bootstrap resamples that repeat one value give 0, not
+    1.4e-16, and those that permute the sample give exactly the sample's std (BCa counts
+    resamples below the estimate: rounding noise there moved an interval's end)."""
+    x = np.sort(x, axis=axis)
+    return np.std(x - np.take(x, [0], axis=axis), axis=axis, ddof=1)
+
+
 def few_seeds_warning(n: int) -> str:
     """A summary line when a group has fewer than FEW_SEEDS replicates, else ''."""
     if n >= FEW_SEEDS:

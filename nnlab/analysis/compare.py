@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnlab.analysis._bootstrap import Estimate, scipy_estimate
+from nnlab.analysis._bootstrap import Estimate, sample_std, scipy_estimate
 from nnlab.analysis._checks import (
     check_resampling,
     finite_column,
@@ -127,8 +127,8 @@ def compare_variance(
         n_excluded=(int(n_excluded[0]), int(n_excluded[1])),
         mean_a=scipy_estimate((a,), np.mean, **boot),
         mean_b=scipy_estimate((b,), np.mean, **boot),
-        std_a=scipy_estimate((a,), _std, **boot),
-        std_b=scipy_estimate((b,), _std, **boot),
+        std_a=scipy_estimate((a,), sample_std, **boot),
+        std_b=scipy_estimate((b,), sample_std, **boot),
         std_ratio=scipy_estimate((a, b), _std_ratio, **boot),
         brown_forsythe=HypothesisTest(
             "Brown-Forsythe", float(brown_forsythe.statistic), float(brown_forsythe.pvalue)
@@ -176,12 +176,8 @@ def compare_variance_by(
     )
 
 
-def _std(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.std(x, axis=axis, ddof=1)
-
-
 def _std_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return _std(a, axis) / _std(b, axis)
+    return sample_std(a, axis) / sample_std(b, axis)
 
 
 def _p_superiority(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -16,6 +16,7 @@ from nnlab.analysis._bootstrap import (
     metric_bounds,
     order_by_seed,
     resample_groups,
+    sample_std,
 )
 from nnlab.analysis._checks import (
     check_resampling,
@@ -184,10 +185,11 @@ def variance_vs_n(
     rng = np.random.default_rng(seed)
     resamples = resample_groups(list(groups.values()), n_resamples, rng, paired)
     boot_mean = np.column_stack([r.mean(axis=1) for r in resamples])
-    boot_var = np.column_stack([r.var(axis=1, ddof=1) for r in resamples])
+    boot_std = np.column_stack([sample_std(r, axis=1) for r in resamples])
+    boot_var = boot_std**2
     # the modified residuals can carry a resampled mean past what the metric can take
     mean_low, mean_high = np.clip(interval(boot_mean, confidence), *metric_bounds(metric))
-    std_low, std_high = interval(np.sqrt(boot_var), confidence)
+    std_low, std_high = interval(boot_std, confidence)
     n_excluded = excluded[n_col].value_counts() if len(excluded) else pd.Series(dtype=int)
     table = pd.DataFrame(
         {
@@ -197,7 +199,7 @@ def variance_vs_n(
             "mean": [v.mean() for v in groups.values()],
             "mean_low": mean_low,
             "mean_high": mean_high,
-            "std": [v.std(ddof=1) for v in groups.values()],
+            "std": [float(sample_std(v)) for v in groups.values()],
             "std_low": std_low,
             "std_high": std_high,
         }

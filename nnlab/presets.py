@@ -94,6 +94,6 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(name: str) -> TrainConfig:
     """The TrainConfig of preset `name`; NNLabError listing the presets if unknown."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise NNLabError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
     return PRESETS[name].config

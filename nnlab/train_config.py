@@ -35,6 +35,11 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+MAX_STEPS = 10**12  # a step costs >= ~10 us: 4 months; keeps step counts exact in floats
+MAX_EPOCHS = 10**6
+MAX_EVALS = 10**5  # each evaluation passes over val and test
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -54,9 +59,10 @@ def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
     return float(value)
 
 
-def _int(name: str, value: object, low: int) -> int:
-    if not _is_int(value) or value < low:
-        raise _fail(name, f"an integer >= {low}", value)
+def _int(name: str, value: object, low: int, high: int | None = None) -> int:
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+        raise _fail(name, expected, value)
     return int(value)
 
 
@@ -170,7 +176,7 @@ class TrainConfig:
         _choice("noise", self.noise, NOISES)
         set_(self, "noise_eta", _number("noise_eta", self.noise_eta, strict=False))
         set_(self, "noise_gamma", _number("noise_gamma", self.noise_gamma, strict=False))
-        _int("n_evals", self.n_evals, 2)
+        _int("n_evals", self.n_evals, 2, MAX_EVALS)
         if self.eval_steps is not None:
             set_(self, "eval_steps", self._checked_eval_steps())
         set_(self, "diverge_factor", _number("diverge_factor", self.diverge_factor, low=1.0))
@@ -226,9 +232,9 @@ class TrainConfig:
         if self.n_steps is None and self.epochs is None:
             object.__setattr__(self, "epochs", 1.0)
         if self.n_steps is not None:
-            _int("n_steps", self.n_steps, 1)
+            _int("n_steps", self.n_steps, 1, MAX_STEPS)
         else:
-            object.__setattr__(self, "epochs", _number("epochs", self.epochs))
+            object.__setattr__(self, "epochs", _number("epochs", self.epochs, high=MAX_EPOCHS))
 
     def _checked_eval_steps(self) -> list[int]:
         steps = self.eval_steps

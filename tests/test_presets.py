@@ -52,6 +52,8 @@ def test_unknown_preset_lists_the_names():
     with pytest.raises(NNLabError,
                        match=r"^preset: expected one of seed-000, .*fast98.*, got 'seed-9'$"):
         get_preset("seed-9")
+    with pytest.raises(NNLabError, match=r"^preset: expected one of .*, got \['seed-000'\]$"):
+        get_preset(["seed-000"])  # was TypeError: unhashable type
 
 
 def _check_reaches_target(name, mnist):

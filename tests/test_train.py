@@ -284,6 +284,10 @@ def test_moderate_eta_is_not_flagged(blobs):
         ({"dtype": "float16"}, "dtype"),
         ({"seed": -3}, "seed"),
         ({"etaa": 0.1}, "etaa"),
+        ({"activation": ["relu"]}, "activation"),  # was TypeError: unhashable type
+        ({"n_steps": 10**20}, "n_steps"),  # was accepted, then failed inside numpy
+        ({"epochs": 1e30}, "epochs"),
+        ({"n_evals": 10**9}, "n_evals"),  # was an 8 GB array of evaluation steps
     ],
 )
 def test_invalid_config_names_the_field(overrides, field):

@@ -166,7 +166,7 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 
 def check_activation(name: object, field: str) -> None:
     """Raise NNLabError naming `field` unless `name` is a known activation."""
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise NNLabError(f"{field}: expected one of {', '.join(ACTIVATIONS)}, got {name!r}")
 
 

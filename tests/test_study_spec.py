@@ -130,6 +130,12 @@ def test_a_changed_grid_or_base_changes_the_digest_and_is_listed():
     ({"study": {"name": "x", "sampler": "tpe", "n_trials": 7},
       "space": {"noise": {"choice": ["none", "grad"]}, "batch_size": {"int_uniform": [1, 3]}}},
      "study.n_trials: expected at most 6 (the [space] has 6 configurations), got 7"),
+    ({"study": {"name": "x", "seed": 2**32}},
+     "study.seed: expected an integer in 0..4294967295 (the samplers' seed range), got"),
+    ({"study": {"name": "x", "replicates": 10**7}},
+     "study: expected at most 1000000 planned runs, got 1 configurations x 10000000"),
+    ({"study": {"name": "x", "sampler": "random", "n_trials": 10**9},
+      "space": {"eta": {"log_uniform": [0.1, 1]}}}, "study: expected at most 1000000 planned"),
 ])
 def test_bad_specs_name_the_field(values, message):
     with pytest.raises(NNLabError) as err:
@@ -163,4 +169,8 @@ def test_a_missing_or_broken_spec_file_is_named(tmp_path):
     broken = Path(tmp_path / "broken.toml")
     broken.write_text("[study\nname = 1")
     with pytest.raises(NNLabError, match=r"broken.toml: not valid TOML"):
+        StudySpec.from_toml(broken)
+    broken.write_bytes(b"[study]\nname = '\xff'\n")
+    with pytest.raises(NNLabError, match=r"broken.toml: not valid TOML \(expected UTF-8 text; "
+                       r"byte 16 is not\)"):
         StudySpec.from_toml(broken)

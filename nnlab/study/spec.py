@@ -58,6 +58,8 @@ SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
 DATA_KEYS = ("name", "train_size", "val_size", "test_size")
 DATASETS = ("mnist",)
+MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomState
+MAX_PLANNED = 10**6  # runs one study may plan (each is a trial in the storage)
 REPLICATE_SEED = "seed"  # the TrainConfig field the replicates vary
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -183,9 +185,12 @@ class StudySpec:
     def from_toml(cls, path: str | Path) -> StudySpec:
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise NNLabError(f"{path}: cannot read the study spec ({err.strerror})") from err
+        except UnicodeDecodeError as err:
+            raise NNLabError(f"{path}: not valid TOML (expected UTF-8 text; byte "
+                             f"{err.start} is not)") from err
         try:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
@@ -206,7 +211,8 @@ class StudySpec:
             objective=_study_objective(study.get("objective", "val_acc")),
             sampler=_one_of("study.sampler", study.get("sampler", "grid"), SAMPLERS),
             replicates=_count("study.replicates", study.get("replicates", 1), low=1),
-            seed=_count("study.seed", study.get("seed", 0), low=0),
+            seed=_count("study.seed", study.get("seed", 0), low=0, high=MAX_SAMPLER_SEED,
+                        why=" (the samplers' seed range)"),
             n_trials=study.get("n_trials"),
             save_probs=study.get("save_probs", False),
             base=dict(_check_keys("base", values.get("base", {}), None)),
@@ -262,6 +268,11 @@ class StudySpec:
             if size < self.n_trials:
                 raise NNLabError(f"study.n_trials: expected at most {size} (the [space] has "
                                  f"{size} configurations), got {self.n_trials}")
+        n_configs = (math.prod(len(v) for v in self.grid.values()) if self.sampler == "grid"
+                     else self.n_trials)
+        if n_configs * self.replicates > MAX_PLANNED:
+            raise NNLabError(f"study: expected at most {MAX_PLANNED} planned runs, got "
+                             f"{n_configs} configurations x {self.replicates} replicates")
         for point in self.grid_points():
             try:
                 base.replace(**point)
@@ -400,9 +411,11 @@ def _one_of(where: str, value: object, options: tuple[str, ...]) -> str:
     return value
 
 
-def _count(where: str, value: object, low: int) -> int:
-    if not _is_int(value) or value < low:
-        raise NNLabError(f"{where}: expected an integer >= {low}, got {value!r}")
+def _count(where: str, value: object, low: int, high: int | None = None, why: str = ""
+           ) -> int:
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+        raise NNLabError(f"{where}: expected {expected}{why}, got {value!r}")
     return value
 
 

@@ -159,6 +159,22 @@ def test_status_json_has_the_counts_and_save_probs_keeps_all_probabilities(tmp_p
     np.testing.assert_array_equal(p.argmax(axis=1), top1)
 
 
+def test_a_lost_result_file_is_named_by_status_and_report_not_skipped(tmp_path, capsys):
+    """Before, the trial was silently left out of the curves and of the report."""
+    study = Study(tiny("lost", grid={"eta": [0.5]}), results=tmp_path)
+    study.run(n_jobs=1, progress=False)
+    lost = study.trials()["trial"].iloc[1]
+    (study.folder / "predictions" / f"trial={lost}.parquet").unlink()
+    assert study.status()["missing_files"] == {"predictions": [lost]}
+    assert main(["status", str(study.folder)]) == 0
+    assert f"missing result files: predictions of trial(s) {lost} " in capsys.readouterr().out
+    assert len(study.curves()["trial"].unique()) == 2
+    with pytest.raises(NNLabError, match=rf"predictions: no file for complete trial\(s\) {lost} "):
+        study.predictions()
+    assert main(["report", str(study.folder)]) == 2
+    assert f"no file for complete trial(s) {lost}" in capsys.readouterr().err
+
+
 def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
     study = Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r", storage=url)

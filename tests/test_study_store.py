@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from nnlab.errors import NNLabError
 from nnlab.study.store import ResultsStore
 
 ROWS = 2_000_000  # ~32 MB per file, so a kill lands mid-write most of the time
@@ -28,13 +30,47 @@ def test_trial_files_read_back_as_one_table_with_a_trial_column(tmp_path):
     for number in (3, 0, 12):
         store.write_trial("curves", number, frame(number, rows=5))
     assert store.trial_numbers("curves") == {0, 3, 12}
-    both = store.read("curves", [12, 0, 99], columns=["val_acc"])
+    both = store.read("curves", [12, 0], columns=["val_acc"])
     assert list(both.columns) == ["trial", "val_acc"]
     assert list(both["trial"]) == [0] * 5 + [12] * 5
     np.testing.assert_array_equal(both["val_acc"][5:], frame(12, rows=5)["val_acc"])
-    assert store.read("curves", [99]).empty
+    assert store.read("curves", []).empty
     store.discard_trial(3)
     assert store.trial_numbers("curves") == {0, 12}
+
+
+def test_a_lost_or_damaged_trial_file_or_unknown_column_is_a_clear_error(tmp_path):
+    """Before, a missing file was skipped (its trial silently left out of every analysis),
+    and a damaged file or unknown column raised pyarrow's ArrowInvalid."""
+    store = ResultsStore(tmp_path)
+    for number in (0, 1, 2):
+        store.write_trial("curves", number, frame(number, rows=5))
+    with pytest.raises(NNLabError, match=r"curves: no file for complete trial\(s\) 7"):
+        store.read("curves", [0, 7])
+    with pytest.raises(NNLabError, match=r"unknown curves column\(s\) \['nope'\]; expected "
+                       r"some of \['trial', 'step'"):
+        store.read("curves", [0], columns=["nope"])
+    damaged = store.trial_path("curves", 2)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(NNLabError, match=r"a trial's file cannot be read: .*trial=2\.parquet"):
+        store.read("curves", [0, 1, 2])
+
+
+@pytest.mark.parametrize("content", ['{"study": "x", "storage": "optuna.journal"',  # cut short
+                                     '["optuna.journal"]', '{"study": "x"}', "\udcff"])
+def test_a_broken_manifest_is_a_clear_error_naming_the_file(tmp_path, content):
+    store = ResultsStore(tmp_path)
+    store.manifest_path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    with pytest.raises(NNLabError, match=r"manifest\.json: expected "):
+        store.read_manifest()
+
+
+def test_a_results_folder_below_a_file_or_of_no_path_is_refused(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(NNLabError, match=r"a_file: expected a folder for study results, found"):
+        ResultsStore(tmp_path / "a_file" / "study")
+    with pytest.raises(NNLabError, match=r"results folder: expected a path, got None"):
+        ResultsStore(None)
 
 
 def test_a_leftover_temporary_file_is_never_read_and_is_discarded_with_its_trial(tmp_path):
@@ -44,7 +80,8 @@ def test_a_leftover_temporary_file_is_never_read_and_is_discarded_with_its_trial
     leftover = tmp_path / "curves" / ".trial=7.parquet.0123abcd.tmp"
     leftover.write_bytes(whole[: len(whole) // 2])  # what a writer killed mid-write leaves
     assert store.trial_numbers("curves") == {0}
-    assert list(store.read("curves", range(10))["trial"].unique()) == [0]
+    assert list(store.read("curves", [0])["trial"].unique()) == [0]
+    assert store.missing("curves", range(10)) == list(range(1, 10))
     store.discard_trial(7)
     assert not leftover.exists()
 
@@ -53,6 +90,7 @@ WRITER = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_study_store import frame
+from nnlab.errors import NNLabError
 from nnlab.study.store import ResultsStore
 store = ResultsStore({folder!r})
 first = frame(0)
@@ -81,7 +119,7 @@ def test_a_writer_killed_mid_write_leaves_whole_files_or_none(tmp_path):
         assert written == set(range(len(written))) and len(written) < 1000
         leftovers = list((folder / "curves").glob(".trial=*.tmp"))
         killed_mid_write += bool(leftovers)
-        table = store.read("curves", range(1000))
+        table = store.read("curves", written)
         assert len(table) == len(written) * ROWS
         for number in written:
             part = table[table["trial"] == number].drop(columns="trial")

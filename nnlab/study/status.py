@@ -142,6 +142,11 @@ def format_status(summary: dict[str, Any], where: str) -> str:
     if summary["eta_seconds"] is not None:
         lines.append(f"ETA: {format_duration(summary['eta_seconds'])} "
                      f"({summary['running']} running)")
+    if summary.get("missing_files"):
+        lost = "; ".join(f"{kind} of trial(s) {', '.join(map(str, trials))}"
+                         for kind, trials in summary["missing_files"].items())
+        lines.append(f"missing result files: {lost} (deleted or moved? restore them, or "
+                     "rerun the study with --new)")
     return "\n".join(lines)
 
 

@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from nnlab.errors import NNLabError
+
 KINDS = ("curves", "predictions", "probabilities")
 
 
@@ -62,7 +64,13 @@ class ResultsStore:
     """Reads and writes the files of the study folder `folder`."""
 
     def __init__(self, folder: str | Path) -> None:
+        if not isinstance(folder, str | os.PathLike):
+            raise NNLabError(f"results folder: expected a path, got {folder!r}")
         self.folder = Path(folder)
+        for parent in (self.folder, *self.folder.parents):
+            if parent.exists() and not parent.is_dir():
+                raise NNLabError(f"{parent}: expected a folder for study results, found a "
+                                 "file")
 
     @property
     def spec_path(self) -> Path:
@@ -112,25 +120,56 @@ class ResultsStore:
                          *folder.glob(f".trial={number}.parquet.*.tmp")]:
                 path.unlink(missing_ok=True)
 
+    def missing(self, kind: str, trials: Iterable[int]) -> list[int]:
+        """Those of `trials` that have no `kind` file."""
+        return sorted(set(trials) - self.trial_numbers(kind))
+
     def read(self, kind: str, trials: Iterable[int],
              columns: list[str] | None = None) -> pd.DataFrame:
         """The `kind` files of `trials` as one DataFrame with a `trial` column, ordered by
-        trial; read as one pyarrow dataset. Files of other trials are never opened."""
-        wanted = sorted(set(trials) & self.trial_numbers(kind))
+        trial; read as one pyarrow dataset. Files of other trials are never opened.
+        NNLabError if a trial's file is missing or unreadable, or a column unknown."""
+        wanted = sorted(set(trials))
+        lost = self.missing(kind, wanted)
+        if lost:
+            raise NNLabError(f"{self.folder / kind}: no file for complete trial(s) "
+                             f"{_numbers(lost)} (deleted or moved?); restore them, or rerun "
+                             "the study with --new")
         if columns is not None:
             columns = ["trial", *[c for c in columns if c != "trial"]]
         if not wanted:
             return pd.DataFrame(columns=columns or ["trial"])
-        dataset = ds.dataset([str(self.trial_path(kind, n)) for n in wanted], format="parquet")
-        frame = dataset.to_table(columns=columns).to_pandas()
+        try:
+            dataset = ds.dataset([str(self.trial_path(kind, n)) for n in wanted],
+                                 format="parquet")
+            unknown = [c for c in columns or [] if c not in dataset.schema.names]
+            if unknown:
+                raise NNLabError(f"columns: unknown {kind} column(s) {unknown}; expected "
+                                 f"some of {dataset.schema.names}")
+            frame = dataset.to_table(columns=columns).to_pandas()
+        except (pa.ArrowException, OSError) as err:
+            raise NNLabError(f"{self.folder / kind}: a trial's file cannot be read: {err}"
+                             ) from err
         return frame.sort_values("trial", kind="stable", ignore_index=True)
 
     def write_trials(self, frame: pd.DataFrame) -> None:
         write_parquet_atomic(frame, self.trials_path)
 
     def read_manifest(self) -> dict:
-        return json.loads(self.manifest_path.read_text())
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise NNLabError(f"{self.manifest_path}: expected the study's JSON manifest, "
+                             f"cannot parse it ({err})") from err
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("storage"), str):
+            raise NNLabError(f"{self.manifest_path}: expected a JSON object naming the "
+                             "study's storage, got something else")
+        return manifest
 
     def write_manifest(self, manifest: dict) -> None:
         write_text_atomic(json.dumps(manifest, indent=2, sort_keys=False) + "\n",
                           self.manifest_path)
+
+
+def _numbers(trials: list[int], shown: int = 10) -> str:
+    return ", ".join(map(str, trials[:shown])) + (", ..." if len(trials) > shown else "")

@@ -309,8 +309,15 @@ class Study:
     def status(self, trials: pd.DataFrame | None = None) -> dict[str, Any]:
         """planned, complete, diverged, running, waiting, failed, the best configuration
         (mean +- std over seeds), the best trial and an ETA (see `status.summarize`), from
-        the trials table `trials` (default: fresh from the storage)."""
-        return summarize(self.spec, self.trials() if trials is None else trials)
+        the trials table `trials` (default: fresh from the storage); and `missing_files`,
+        kind -> complete trials whose result file of that kind is gone."""
+        frame = self.trials() if trials is None else trials
+        summary = summarize(self.spec, frame)
+        complete = frame.loc[frame["state"] == "COMPLETE", "trial"].tolist()
+        kinds = ("curves", "predictions", *(("probabilities",) if self.spec.save_probs else ()))
+        summary["missing_files"] = {kind: lost for kind in kinds
+                                    if (lost := self.store.missing(kind, complete))}
+        return summary
 
     def _complete(self, trials: Iterable[int] | None) -> list[int]:
         frame = self.trials()

@@ -48,7 +48,11 @@ _SPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 def data_dir() -> Path:
     """The data folder: $NNLAB_DATA, else ~/.cache/nnlab."""
-    return Path(os.environ.get("NNLAB_DATA") or Path.home() / ".cache" / "nnlab")
+    folder = Path(os.environ.get("NNLAB_DATA") or Path.home() / ".cache" / "nnlab")
+    if folder.exists() and not folder.is_dir():
+        raise NNLabError(f"{folder}: expected the data folder ($NNLAB_DATA, default "
+                         "~/.cache/nnlab), found a file")
+    return folder
 
 
 def cache_path() -> Path:
@@ -232,13 +236,24 @@ def _read_cache(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _cached_arrays() -> dict[str, np.ndarray]:
+    """The cache's arrays; a cache that is missing, or damaged (say, cut short by a full
+    disk), is (re)built from the verified sources."""
+    path = cache_path()
+    if path.is_file():
+        try:
+            return _read_cache(path)
+        except NNLabError as err:
+            print(f"nnlab: {err}; rebuilding it", file=sys.stderr)
+    return _read_cache(fetch_mnist())
+
+
 def load_mnist() -> Dataset:
     """MNIST as 50k train / 10k validation / 10k test, from the cache (fetched on first use).
 
     x: (n, 784) uint8, y: (n,) uint8; `Split.features()` gives float pixels in [0, 1].
     """
-    path = cache_path()
-    arrays = _read_cache(path if path.is_file() else fetch_mnist())
+    arrays = _cached_arrays()
     return Dataset(
         name="mnist",
         train=Split(arrays["x_train"], arrays["y_train"]),

@@ -11,6 +11,7 @@ import hashlib
 import io
 import pickle
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +168,7 @@ def read_npz(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
             if missing:
                 raise NNLabError(f"{path}: missing arrays {missing}; it has {archive.files}")
             return {k: archive[k] for k in keys}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise NNLabError(f"{path}: not a readable .npz file ({err})") from None
 
 

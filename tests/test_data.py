@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -265,11 +266,35 @@ def test_interrupted_cache_write_leaves_nothing_that_loads(tmp_path: Path, monke
     assert list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_cache_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("NNLAB_DATA", str(tmp_path))
-    (tmp_path / "mnist.npz").write_bytes(b"not an archive")
-    with pytest.raises(NNLabError, match=r"mnist.npz: not a readable .npz file"):
-        mnist_data.load_mnist()
+def test_a_damaged_cache_is_rebuilt_from_the_verified_sources(
+    mnist, idx_folder: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A cache cut short (a full disk, a copy interrupted) raised zipfile.BadZipFile from
+    deep inside numpy; now it is named and rebuilt from the sources in the data folder."""
+    (idx_folder / "t10k-images-idx3-ubyte.gz").unlink()  # ours is not the official gzip
+    write_idx(idx_folder / "t10k-images-idx3-ubyte", mnist.test.x.reshape(-1, 28, 28))
+    data = tmp_path / "data"
+    shutil.copytree(idx_folder, data)
+    monkeypatch.setenv("NNLAB_DATA", str(data))
+    cache = mnist_data.fetch_mnist()
+    whole = cache.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"not an archive"):
+        cache.write_bytes(damaged)
+        with pytest.raises(NNLabError, match=r"mnist.npz: not a readable .npz file"):
+            read_npz(cache, ("x_train",))
+        loaded = mnist_data.load_mnist()
+        assert capsys.readouterr().err.startswith(
+            f"nnlab: {cache}: not a readable .npz file (")
+        np.testing.assert_array_equal(loaded.train.x, mnist.train.x)
+        assert cache.read_bytes() == whole
+
+
+def test_a_data_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("")
+    result = run_cli("data", "info", "mnist", env={"NNLAB_DATA": str(tmp_path / "data")})
+    assert result.returncode == 2
+    assert result.stderr == (f"nnlab: error: {tmp_path / 'data'}: expected the data folder "
+                             "($NNLAB_DATA, default ~/.cache/nnlab), found a file\n")
 
 
 def test_info_json_reports_counts_and_cache(mnist) -> None:

@@ -142,15 +142,25 @@ def is_plain_sgd(config: TrainConfig) -> bool:
     return config.model == "mlp" and config.optimizer == "sgd" and is_elementwise(config)
 
 
-def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Generator]
-                ) -> Sequential:
-    """The config's network for `data`, initialised from the init stream."""
+def fit_to_data(config: TrainConfig, data: Dataset) -> tuple[int, int, list[int]]:
+    """(batch_size, n_steps, eval_steps) of the config on `data`; NNLabError naming the
+    field when the config does not fit the data (what `train` checks before any work, and
+    a study before it creates any trial)."""
     if config.sizes[0] != data.n_features or config.sizes[-1] != data.n_classes:
         raise NNLabError(
             f"TrainConfig.sizes: expected [{data.n_features}, ..., {data.n_classes}] to match "
             f"the data ({data.n_features} features, {data.n_classes} classes), "
             f"got {config.sizes}"
         )
+    batch_size = resolve_batch_size(config, len(data.train))
+    n_steps = resolve_n_steps(config, len(data.train) // batch_size)
+    return batch_size, n_steps, eval_schedule(config, n_steps)
+
+
+def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Generator]
+                ) -> Sequential:
+    """The config's network for `data` (checked by `fit_to_data`), initialised from the
+    init stream."""
     if config.model == "cnn":
         from nnlab.nn.cnn import CNN
 
@@ -237,11 +247,8 @@ def train(config: TrainConfig, data: Dataset) -> Run:
 
 def _train(config: TrainConfig, data: Dataset) -> Run:
     started = time.perf_counter()
-    n_train = len(data.train)
-    batch_size = resolve_batch_size(config, n_train)
-    steps_per_epoch = n_train // batch_size
-    n_steps = resolve_n_steps(config, steps_per_epoch)
-    eval_steps = eval_schedule(config, n_steps)
+    batch_size, n_steps, eval_steps = fit_to_data(config, data)
+    steps_per_epoch = len(data.train) // batch_size
     seeds = stream_seeds(config)
     rngs = stream_rngs(seeds)
     model = build_model(config, data, rngs)

@@ -115,8 +115,10 @@ def test_a_changed_spec_is_refused_and_leaves_the_results_untouched(tmp_path):
 
 
 def test_failed_and_diverged_runs_are_recorded_and_the_study_goes_on(tmp_path, capsys):
+    # a hidden layer of 10^12 units cannot be allocated: its trials fail as they run (a
+    # config that does not fit the data is refused before the study starts, see below)
     spec = tiny("outcomes", replicates=1,
-                grid={"sizes": [[784, 8, 10], [100, 10]], "eta": [0.5, 100.0]})
+                grid={"sizes": [[784, 8, 10], [784, 10**12, 10]], "eta": [0.5, 100.0]})
     spec["base"]["activation"] = "relu"
     del spec["base"]["sizes"]
     path = tmp_path / "outcomes.toml"
@@ -131,9 +133,9 @@ def test_failed_and_diverged_runs_are_recorded_and_the_study_goes_on(tmp_path, c
     assert (diverged["state"], diverged["status"]) == ("COMPLETE", "diverged")
     assert diverged["steps_run"] < 20 and "initial loss" in diverged["note"]
     for eta in (0.5, 100.0):
-        failed = trials.loc[("[100, 10]", eta)]
+        failed = trials.loc[("[784, 1000000000000, 10]", eta)]
         assert failed["state"] == "FAIL" and pd.isna(failed["status"])
-        assert failed["error"].startswith("NNLabError: TrainConfig.sizes: expected [784, ..., 10]")
+        assert failed["error"].startswith("MemoryError: Unable to allocate")
     assert study.store.trial_numbers("curves") == {int(ok["trial"]), int(diverged["trial"])}
     summary = study.status()
     assert (summary["complete"], summary["diverged"], summary["failed"]) == (2, 1, 2)
@@ -173,6 +175,32 @@ def test_a_lost_result_file_is_named_by_status_and_report_not_skipped(tmp_path, 
         study.predictions()
     assert main(["report", str(study.folder)]) == 2
     assert f"no file for complete trial(s) {lost}" in capsys.readouterr().err
+
+
+def _varied(spec: dict, base: dict | None = None, **sections: dict) -> dict:
+    """`spec` with batch_size out of [base] (so it can vary), `base` merged in, and the
+    given sections replacing its own."""
+    kept = {k: v for k, v in spec["base"].items() if k != "batch_size"}
+    return {**spec, "base": {**kept, **(base or {})}, **sections}
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    (_varied(tiny("fit"), grid={"batch_size": [50, 1000]}),
+     r"^grid point \{'batch_size': 1000\}: TrainConfig\.batch_size: expected at most the 500 "),
+    ({**_varied(tiny("fit", sampler="random", n_trials=2), grid={}),
+      "space": {"batch_size": {"int_uniform": [10, 600]}}},
+     r"^space\.batch_size = 600: TrainConfig\.batch_size: expected at most the 500 "),
+    (_varied(tiny("fit"), base={"eval_steps": [0, 50]}),
+     r"^grid point \{'eta': 0\.5\}: TrainConfig\.eval_steps: expected steps <= n_steps \(20\)"),
+])
+def test_a_configuration_that_cannot_fit_the_data_is_refused_before_the_study_exists(
+        tmp_path, spec, message):
+    """Before, such a study was created and each of its trials failed, with `nnlab run`
+    suggesting to run again."""
+    study = Study(spec, results=tmp_path)
+    with pytest.raises(NNLabError, match=message):
+        study.run(n_jobs=1, progress=False)
+    assert not study.folder.exists()
 
 
 def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):

@@ -329,6 +329,17 @@ class StudySpec:
         return [dict(zip(names, values, strict=True))
                 for values in itertools.product(*self.grid.values())]
 
+    def probe_configs(self) -> list[tuple[str, TrainConfig]]:
+        """(where, config) pairs that stand for every planned configuration when checking
+        them against the data: each grid point; with random/tpe, the base alone and with
+        each end of each range (or each choice)."""
+        if self.sampler == "grid":
+            return [(f"grid point {point}" if point else "[base]",
+                     self.config_for(point, self.seed)) for point in self.grid_points()]
+        return [("[base]", self.config_for({}, self.seed))] + [
+            (f"space.{name} = {value!r}", self.config_for({name: value}, self.seed))
+            for name, entry in self.space.items() for value in entry.bounds]
+
     def distributions(self) -> dict[str, BaseDistribution]:
         """The Optuna distribution of every varied field."""
         if self.sampler == "grid":

@@ -47,6 +47,7 @@ from nnlab.study.storage import (
 from nnlab.study.store import KINDS, ResultsStore, write_text_atomic
 from nnlab.study.task import load_dataset
 from nnlab.study.trials import trials_frame
+from nnlab.train import fit_to_data
 
 SPEC_ATTR, BASE_ATTR, DIGEST_ATTR = "spec", "base_config", "spec_digest"
 
@@ -155,7 +156,12 @@ class Study:
 
     def _plan(self, new: bool, n_jobs: int, executor: Executor | None) -> tuple[Runner, int]:
         """Create or load the study, record this invocation and plan (under the lock)."""
-        load_dataset(self.spec.data)  # the data is there and big enough before trials start
+        data = load_dataset(self.spec.data)  # there, and every configuration fits it
+        for where, config in self.spec.probe_configs():
+            try:
+                fit_to_data(config, data)
+            except NNLabError as err:
+                raise NNLabError(f"{where}: {err}") from err
         if not new:
             self._refuse_other_spec_or_storage()
         with self._lock():

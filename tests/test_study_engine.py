@@ -203,6 +203,19 @@ def test_a_configuration_that_cannot_fit_the_data_is_refused_before_the_study_ex
     assert not study.folder.exists()
 
 
+@pytest.mark.parametrize(("jobs", "message"), [
+    (0, r"^--jobs: expected an integer >= 1, got 0$"),
+    (10_000, r"^--jobs: expected at most \d+ worker processes on this machine's \d+ cores"),
+])
+def test_a_job_count_out_of_range_is_refused_before_anything_starts(tmp_path, jobs, message):
+    """Each local worker process holds ~210 MB once it has loaded MNIST: 10,000 would need
+    ~2 TB; before, nothing stopped them."""
+    study = Study(tiny("jobs"), results=tmp_path)
+    with pytest.raises(NNLabError, match=message):
+        study.run(n_jobs=jobs, progress=False)
+    assert not study.folder.exists()
+
+
 def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
     study = Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r", storage=url)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shutil
 import warnings
 from collections.abc import Callable, Iterable
@@ -50,6 +51,7 @@ from nnlab.study.trials import trials_frame
 from nnlab.train import fit_to_data
 
 SPEC_ATTR, BASE_ATTR, DIGEST_ATTR = "spec", "base_config", "spec_digest"
+JOBS_PER_CORE = 4  # more local worker processes than this only share the cores
 
 
 class Study:
@@ -120,7 +122,7 @@ class Study:
 
         Returns the status summary (see `status`) with this run's counts under "this_run".
         """
-        _check_jobs(n_jobs)
+        _check_jobs(n_jobs, executor)
         runner, entry = self._plan(new, n_jobs, executor)
         return self._execute(runner, entry, n_jobs, progress, executor)
 
@@ -137,7 +139,7 @@ class Study:
         `n_jobs` worker processes until none is waiting or running, never planning any.
         The results folder must be the one the study was created with (a path every host
         reaches). Returns the status summary with this worker's counts under "this_run"."""
-        _check_jobs(n_jobs)
+        _check_jobs(n_jobs, executor)
         load_dataset(self.spec.data)
         if not self.store.manifest_path.is_file():
             raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
@@ -349,9 +351,14 @@ class Study:
         return self.store.read("probabilities", self._complete(trials))
 
 
-def _check_jobs(n_jobs: object) -> None:
+def _check_jobs(n_jobs: object, executor: Executor | None) -> None:
+    """n_jobs >= 1; here (no executor) at most JOBS_PER_CORE processes per core."""
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise NNLabError(f"--jobs: expected an integer >= 1, got {n_jobs!r}")
+    cores = os.cpu_count() or 1
+    if executor is None and n_jobs > JOBS_PER_CORE * cores:
+        raise NNLabError(f"--jobs: expected at most {JOBS_PER_CORE * cores} worker processes "
+                         f"on this machine's {cores} cores (each loads the data), got {n_jobs}")
 
 
 def _first(differences: list[str], n: int = 3) -> str:

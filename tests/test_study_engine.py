@@ -216,6 +216,20 @@ def test_a_job_count_out_of_range_is_refused_before_anything_starts(tmp_path, jo
     assert not study.folder.exists()
 
 
+def test_results_without_their_storage_are_said_to_be_replaced(tmp_path, capsys):
+    """A fresh clone holds a committed study's trials.parquet and report but not its
+    journal: running the study starts it afresh, and now says so."""
+    study = Study(tiny("afresh", grid={"eta": [0.5]}, replicates=1), results=tmp_path)
+    study.run(n_jobs=1, progress=False)
+    assert "afresh" not in capsys.readouterr().err
+    (study.folder / "optuna.journal").unlink()
+    assert study.run(n_jobs=1, progress=False)["this_run"]["completed"] == 1
+    assert capsys.readouterr().err == (
+        f"nnlab: {study.folder} holds results of a run whose storage (optuna.journal) has "
+        "no such study: starting it afresh there; its trials.parquet and report will be "
+        "replaced\n")
+
+
 def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
     study = Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r", storage=url)

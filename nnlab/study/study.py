@@ -21,6 +21,7 @@ import contextlib
 import functools
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -237,6 +238,11 @@ class Study:
             direction=self.spec.direction, sampler=self._sampler(), load_if_exists=True)
         digest = study.user_attrs.get(DIGEST_ATTR)
         if digest is None:
+            if self.store.trials_path.is_file():  # e.g. results committed without storage
+                print(f"nnlab: {self.folder} holds results of a run whose storage "
+                      f"({redact(resolve_storage(self.storage, self.folder))}) has no such "
+                      "study: starting it afresh there; its trials.parquet and report will "
+                      "be replaced", file=sys.stderr)
             study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
             study.set_user_attr(BASE_ATTR, self.spec.base_config().to_dict())
             study.set_user_attr(DIGEST_ATTR, self.spec.digest())

@@ -134,7 +134,7 @@ def test_the_claim_of_a_waiting_trial_is_transactional(tmp_path, database):
     """Threads with connections of their own race to claim 24 waiting trials: each trial is
     claimed once, and all are claimed."""
     spec = {"study": {"name": "claims"},
-            "base": {"sizes": [784, 8, 10], "n_steps": 10},
+            "base": {"sizes": [784, 8, 10], "n_steps": 10, "batch_size": 50},
             "grid": {"eta": [0.1 * (i + 1) for i in range(24)]},
             "data": {"train_size": 100, "val_size": 100, "test_size": 100}}
     Study(spec, results=tmp_path, storage=database).plan()

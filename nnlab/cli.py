@@ -217,8 +217,10 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = dict(_parse_override(text) for text in args.overrides)
     config = get_preset(args.preset).replace(**overrides)
-    if args.threads < 1:
-        raise NNLabError(f"--threads: expected a positive integer, got {args.threads}")
+    cores = os.cpu_count() or 1
+    if not 1 <= args.threads <= cores:
+        raise NNLabError(f"--threads: expected 1..{cores} (this machine's cores; more BLAS "
+                         f"threads only wait for each other), got {args.threads}")
     with threadpool_limits(args.threads):
         run = train(config, load_mnist())
     summary = {"preset": args.preset, "status": run.status, **run.metrics,

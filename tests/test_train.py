@@ -401,6 +401,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["--set", "activation=swish"], "TrainConfig.activation: expected one of"),
         (["--set", "sizes=[784,100,7]"], "TrainConfig.sizes: expected [784, ..., 10]"),
         (["--set", "eta"], "--set: expected KEY=VALUE"),
+        # more BLAS threads than cores: one step took 36 s with 100 threads on 2 cores
+        (["--threads", str((os.cpu_count() or 1) + 1)], "--threads: expected 1.."),
+        (["--threads", "0"], "--threads: expected 1.."),
     ],
 )
 def test_cli_invalid_config_is_one_line_exit_2(mnist, args, message):

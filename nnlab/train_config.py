@@ -9,6 +9,7 @@ the start of `train`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -133,6 +134,12 @@ class TrainConfig:
     order_seed: int | None = None
     noise_seed: int | None = None
     dropout_seed: int | None = None
+
+    def __new__(cls, *args: Any, **values: Any) -> TrainConfig:
+        """Refuse unknown field names in one line before the generated __init__ (whose
+        TypeError names no valid field) sees them."""
+        _check_names(values)
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalised values are stored once, here
@@ -274,11 +281,14 @@ def field_names() -> tuple[str, ...]:
 
 
 def _check_names(values: dict[str, Any]) -> None:
+    """NNLabError naming the first unknown field, its close matches and the known ones."""
     known = field_names()
     for name in values:
         if name not in known:
+            close = difflib.get_close_matches(name, known)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
             raise NNLabError(
-                f"TrainConfig.{name}: unknown field; expected one of {', '.join(known)}"
+                f"TrainConfig.{name}: unknown field{hint}; expected one of {', '.join(known)}"
             )
 
 

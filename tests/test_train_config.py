@@ -1,6 +1,7 @@
 """TrainConfig's check of a CNN layer spec: when the config is made, with the field named,
 the same checks a CNN makes when it is built; and how `nnlab train` and `nnlab run` report
-a bad spec (one line, exit 2, before any data is loaded or anything trains)."""
+a bad spec (one line, exit 2, before any data is loaded or anything trains). Also: unknown
+field names."""
 
 from __future__ import annotations
 
@@ -151,3 +152,16 @@ def test_a_layer_spec_on_an_mlp_is_refused_not_ignored():
     assert str(caught.value) == ("TrainConfig.layers: expected '' with model='mlp' (a layer "
                                  "spec needs model='cnn'), got 'conv8k3-dense8'")
     assert TrainConfig(model="mlp", layers="", sizes=[784, 10]).layers == ""
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"bogus": 1}, r"^TrainConfig\.bogus: unknown field; expected one of model, sizes, "),
+    ({"etaa": 0.5}, r"^TrainConfig\.etaa: unknown field \(did you mean eta\?\); expected "),
+    ({"seeds": 3}, r"^TrainConfig\.seeds: unknown field \(did you mean seed or sizes\?\)"),
+])
+def test_an_unknown_field_is_named_with_its_close_matches(values, message):
+    """Before, TrainConfig(bogus=1) raised TypeError: unexpected keyword argument."""
+    with pytest.raises(NNLabError, match=message):
+        TrainConfig(**values)
+    with pytest.raises(NNLabError, match=message):
+        TrainConfig().replace(**values)

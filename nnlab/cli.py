@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from typing import NoReturn
 
 from nnlab.errors import NNLabError
 
@@ -286,8 +287,16 @@ def _dashboard(args: argparse.Namespace) -> int:
 COMMAND_GROUPS = [_add_data, _add_study, _add_train, _add_report]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr, as nnlab's own are
+    (argparse prints the whole usage first); the line says where the usage is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnlab", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="nnlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for add_group in COMMAND_GROUPS:
         add_group(sub)

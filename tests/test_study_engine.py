@@ -177,6 +177,21 @@ def test_a_lost_result_file_is_named_by_status_and_report_not_skipped(tmp_path, 
     assert f"no file for complete trial(s) {lost}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["run", "status", "report"])
+def test_a_manifest_with_broken_invocations_is_named_in_one_line(tmp_path, capsys, command):
+    """Before, run failed with AttributeError: 'int' object has no attribute 'append' and
+    report with TypeError, after the study's storage had been opened."""
+    study = Study(tiny("manifest", grid={"eta": [0.5]}, replicates=1), results=tmp_path)
+    study.plan()
+    study.store.manifest_path.write_text('{"storage": "optuna.journal", "invocations": 5}')
+    args = {"run": ["run", str(study.store.spec_path), "--results", str(tmp_path), "--quiet"],
+            "status": ["status", str(study.folder)], "report": ["report", str(study.folder)]}
+    assert main(args[command]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"nnlab: error: {study.store.manifest_path}: expected \"invocations\"")
+
+
 def _varied(spec: dict, base: dict | None = None, **sections: dict) -> dict:
     """`spec` with batch_size out of [base] (so it can vary), `base` merged in, and the
     given sections replacing its own."""

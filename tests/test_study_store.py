@@ -57,12 +57,20 @@ def test_a_lost_or_damaged_trial_file_or_unknown_column_is_a_clear_error(tmp_pat
 
 
 @pytest.mark.parametrize("content", ['{"study": "x", "storage": "optuna.journal"',  # cut short
-                                     '["optuna.journal"]', '{"study": "x"}', "\udcff"])
+                                     '["optuna.journal"]', '{"study": "x"}', "\udcff",
+                                     '{"storage": "optuna.journal", "invocations": 5}',
+                                     '{"storage": "optuna.journal", "invocations": [1]}'])
 def test_a_broken_manifest_is_a_clear_error_naming_the_file(tmp_path, content):
     store = ResultsStore(tmp_path)
     store.manifest_path.write_bytes(content.encode("utf-8", "surrogateescape"))
     with pytest.raises(NNLabError, match=r"manifest\.json: expected "):
         store.read_manifest()
+
+
+def test_a_manifest_without_invocations_reads_as_having_none(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.manifest_path.write_text('{"storage": "optuna.journal"}')
+    assert store.read_manifest() == {"storage": "optuna.journal", "invocations": []}
 
 
 def test_a_results_folder_below_a_file_or_of_no_path_is_refused(tmp_path):

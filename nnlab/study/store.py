@@ -156,6 +156,8 @@ class ResultsStore:
         write_parquet_atomic(frame, self.trials_path)
 
     def read_manifest(self) -> dict:
+        """manifest.json: an object naming the study's storage, its "invocations" a list
+        of objects (an empty one if it has none); else NNLabError naming the file."""
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -164,6 +166,11 @@ class ResultsStore:
         if not isinstance(manifest, dict) or not isinstance(manifest.get("storage"), str):
             raise NNLabError(f"{self.manifest_path}: expected a JSON object naming the "
                              "study's storage, got something else")
+        invocations = manifest.setdefault("invocations", [])
+        if not isinstance(invocations, list) or not all(isinstance(run, dict)
+                                                        for run in invocations):
+            raise NNLabError(f"{self.manifest_path}: expected \"invocations\" to be a list of "
+                             "JSON objects (one per run of the study), got something else")
         return manifest
 
     def write_manifest(self, manifest: dict) -> None:

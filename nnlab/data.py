@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nnlab.datasets import Dataset, Split
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, file_in_the_way
 from nnlab.loaders import file_digest, load_numpy_pickle, read_idx, read_npz
 
 # md5 of each standard IDX file: (gzipped, uncompressed)
@@ -49,9 +49,11 @@ _SPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 def data_dir() -> Path:
     """The data folder: $NNLAB_DATA, else ~/.cache/nnlab."""
     folder = Path(os.environ.get("NNLAB_DATA") or Path.home() / ".cache" / "nnlab")
-    if folder.exists() and not folder.is_dir():
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        found = "found a file" if blocker == folder else f"but {blocker} is a file"
         raise NNLabError(f"{folder}: expected the data folder ($NNLAB_DATA, default "
-                         "~/.cache/nnlab), found a file")
+                         f"~/.cache/nnlab), {found}")
     return folder
 
 

@@ -297,6 +297,16 @@ def test_a_data_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
                              "($NNLAB_DATA, default ~/.cache/nnlab), found a file\n")
 
 
+def test_a_data_folder_below_a_file_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    """Before, MNIST was downloaded and writing it failed with NotADirectoryError."""
+    (tmp_path / "data").write_text("")
+    monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "data" / "mnist"))
+    with pytest.raises(NNLabError, match=(
+            rf"^{tmp_path / 'data' / 'mnist'}: expected the data folder \(\$NNLAB_DATA, "
+            rf"default ~/\.cache/nnlab\), but {tmp_path / 'data'} is a file$")):
+        mnist_data.data_dir()
+
+
 def test_info_json_reports_counts_and_cache(mnist) -> None:
     import json
 

@@ -149,6 +149,8 @@ def test_a_storage_that_is_no_journal_or_a_malformed_url_is_refused(tmp_path, ca
         ("", "--storage: expected a journal file path or a database URL"),
         (str(tmp_path), f"--storage {tmp_path}: is a folder"),
         (str(notes), f"--storage {notes}: not an Optuna journal"),
+        (str(notes / "x.journal"), f"--storage {notes / 'x.journal'}: {notes} is a file, "
+                                   "not a folder"),
     ]:
         assert main(["run", str(spec), "--results", str(tmp_path), "--storage", storage]) == 2
         err = capsys.readouterr().err

@@ -29,7 +29,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from sqlalchemy.pool import NullPool
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, file_in_the_way
 
 DEFAULT_JOURNAL = "optuna.journal"
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:(?P<slashes>//)?")  # a URL has both
@@ -139,6 +139,8 @@ def open_storage(storage: str | None, folder: Path,
     path = Path(resolved) if Path(resolved).is_absolute() else folder / resolved
     if path.is_dir():
         raise NNLabError(f"--storage {path}: is a folder; {_EXPECTED}")
+    if (blocker := file_in_the_way(path.parent)) is not None:
+        raise NNLabError(f"--storage {path}: {blocker} is a file, not a folder; {_EXPECTED}")
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FlockJournalLock(str(path))
     _check_journal(path, lock)

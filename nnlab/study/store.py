@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, file_in_the_way
 
 KINDS = ("curves", "predictions", "probabilities")
 
@@ -67,10 +67,9 @@ class ResultsStore:
         if not isinstance(folder, str | os.PathLike):
             raise NNLabError(f"results folder: expected a path, got {folder!r}")
         self.folder = Path(folder)
-        for parent in (self.folder, *self.folder.parents):
-            if parent.exists() and not parent.is_dir():
-                raise NNLabError(f"{parent}: expected a folder for study results, found a "
-                                 "file")
+        blocker = file_in_the_way(self.folder)
+        if blocker is not None:
+            raise NNLabError(f"{blocker}: expected a folder for study results, found a file")
 
     @property
     def spec_path(self) -> Path:

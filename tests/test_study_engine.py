@@ -192,6 +192,45 @@ def test_a_manifest_with_broken_invocations_is_named_in_one_line(tmp_path, capsy
     assert err.startswith(f"nnlab: error: {study.store.manifest_path}: expected \"invocations\"")
 
 
+def test_arguments_of_the_study_api_that_are_no_path_name_or_storage_are_named(tmp_path):
+    """Before, each failed with a TypeError inside pathlib or on a string operation."""
+    spec = tiny("arguments", grid={"eta": [0.5]}, replicates=1)
+    calls = [
+        (lambda: Study.from_toml(None), r"^study spec: expected a path, got None"),
+        (lambda: Study(spec, results=3), r"^results: expected a path, got 3"),
+        (lambda: Study(spec, results=tmp_path, storage=3),
+         r"^--storage: expected a journal file path or a database URL .*, got 3$"),
+        (lambda: Study(spec, results=tmp_path, heartbeat=10),
+         r"^heartbeat: expected a Heartbeat\(interval, grace\), got 10$"),
+        (lambda: Study.join(3, storage="x.journal", results=tmp_path),
+         r"^--study: expected a name of letters, digits, .* got 3$"),
+        (lambda: Study.join("x", storage="x.journal", results=None),
+         r"^results: expected a path, got None$"),
+    ]
+    for call, message in calls:
+        with pytest.raises(NNLabError, match=message):
+            call()
+    assert not any(tmp_path.iterdir())
+
+
+def test_trial_numbers_and_tables_given_to_a_study_are_checked(tmp_path):
+    """Before, trials=5 raised TypeError, and a trial the study lacks was silently left out
+    (curves(trials=[99]) was an empty table)."""
+    study = Study(tiny("numbers", grid={"eta": [0.5]}, replicates=1), results=tmp_path)
+    study.run(n_jobs=1, progress=False)
+    for trials, message in [(5, r"^trials: expected an iterable of trial numbers, got 5$"),
+                            (["0"], r"^trials: expected trial numbers \(integers\), got '0'$"),
+                            ([0, 99], r"^trials: study 'numbers' has no trial 99 \(it has 1, "
+                                      r"numbered from 0\)$")]:
+        with pytest.raises(NNLabError, match=message):
+            study.curves(trials=trials)
+    assert study.predictions(trials=pd.Series([0], dtype="int64"))["trial"].eq(0).all()
+    with pytest.raises(NNLabError, match=r"^trials: expected the trials table \(a DataFrame "):
+        study.status(trials=3)
+    with pytest.raises(NNLabError, match=r"^--storage: expected a journal file path or a "):
+        Study.load(study.folder, storage=3)
+
+
 def _varied(spec: dict, base: dict | None = None, **sections: dict) -> dict:
     """`spec` with batch_size out of [base] (so it can vary), `base` merged in, and the
     given sections replacing its own."""

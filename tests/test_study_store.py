@@ -56,6 +56,17 @@ def test_a_lost_or_damaged_trial_file_or_unknown_column_is_a_clear_error(tmp_pat
         store.read("curves", [0, 1, 2])
 
 
+@pytest.mark.parametrize("columns", ["val_acc", [1], {"val_acc": 1}])
+def test_columns_that_are_not_a_list_of_names_are_a_clear_error(tmp_path, columns):
+    """Before, a string was read as its letters: unknown curves column(s) ['v', 'a', ...]."""
+    store = ResultsStore(tmp_path)
+    store.write_trial("curves", 0, frame(0, rows=5))
+    with pytest.raises(NNLabError, match=r"^columns: expected a list of column names, got "):
+        store.read("curves", [0], columns=columns)
+    both = store.read("curves", [0], columns=["val_acc", "trial", "val_acc"])
+    assert list(both.columns) == ["trial", "val_acc"]
+
+
 @pytest.mark.parametrize("content", ['{"study": "x", "storage": "optuna.journal"',  # cut short
                                      '["optuna.journal"]', '{"study": "x"}', "\udcff",
                                      '{"storage": "optuna.journal", "invocations": 5}',

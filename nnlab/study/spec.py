@@ -47,7 +47,7 @@ from optuna.distributions import (
 )
 
 from nnlab.datasets import Dataset, Split
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, as_path
 from nnlab.presets import get_preset
 from nnlab.train_config import TrainConfig, field_names
 
@@ -183,7 +183,7 @@ class StudySpec:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> StudySpec:
-        path = Path(path)
+        path = as_path(path, "study spec")
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
@@ -207,7 +207,7 @@ class StudySpec:
                                  + ", ".join(f"[{s}]" for s in SECTIONS))
         study = _check_keys("study", values.get("study", {}), STUDY_KEYS)
         spec = cls(
-            name=_study_name(study.get("name")),
+            name=study_name(study.get("name")),
             objective=_study_objective(study.get("objective", "val_acc")),
             sampler=_one_of("study.sampler", study.get("sampler", "grid"), SAMPLERS),
             replicates=_count("study.replicates", study.get("replicates", 1), low=1),
@@ -402,9 +402,10 @@ class StudySpec:
 # --- field checks --------------------------------------------------------------------------
 
 
-def _study_name(value: object) -> str:
+def study_name(value: object, field: str = "study.name") -> str:
+    """`value` if it can name a results folder, else NNLabError naming `field`."""
     if not isinstance(value, str) or not _NAME.match(value):
-        raise NNLabError("study.name: expected a name of letters, digits, '.', '_' or '-' "
+        raise NNLabError(f"{field}: expected a name of letters, digits, '.', '_' or '-' "
                          f"(it names the results folder), got {value!r}")
     return value
 

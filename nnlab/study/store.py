@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from nnlab.errors import NNLabError, file_in_the_way
+from nnlab.errors import NNLabError, as_path, file_in_the_way
 
 KINDS = ("curves", "predictions", "probabilities")
 
@@ -64,9 +64,7 @@ class ResultsStore:
     """Reads and writes the files of the study folder `folder`."""
 
     def __init__(self, folder: str | Path) -> None:
-        if not isinstance(folder, str | os.PathLike):
-            raise NNLabError(f"results folder: expected a path, got {folder!r}")
-        self.folder = Path(folder)
+        self.folder = as_path(folder, "results folder")
         blocker = file_in_the_way(self.folder)
         if blocker is not None:
             raise NNLabError(f"{blocker}: expected a folder for study results, found a file")
@@ -128,14 +126,14 @@ class ResultsStore:
         """The `kind` files of `trials` as one DataFrame with a `trial` column, ordered by
         trial; read as one pyarrow dataset. Files of other trials are never opened.
         NNLabError if a trial's file is missing or unreadable, or a column unknown."""
+        if columns is not None:
+            columns = _column_names(columns)
         wanted = sorted(set(trials))
         lost = self.missing(kind, wanted)
         if lost:
             raise NNLabError(f"{self.folder / kind}: no file for complete trial(s) "
                              f"{_numbers(lost)} (deleted or moved?); restore them, or rerun "
                              "the study with --new")
-        if columns is not None:
-            columns = ["trial", *[c for c in columns if c != "trial"]]
         if not wanted:
             return pd.DataFrame(columns=columns or ["trial"])
         try:
@@ -175,6 +173,13 @@ class ResultsStore:
     def write_manifest(self, manifest: dict) -> None:
         write_text_atomic(json.dumps(manifest, indent=2, sort_keys=False) + "\n",
                           self.manifest_path)
+
+
+def _column_names(columns: object) -> list[str]:
+    """"trial" and `columns` (a list of names), each once, else NNLabError."""
+    if not isinstance(columns, list | tuple) or not all(isinstance(c, str) for c in columns):
+        raise NNLabError(f"columns: expected a list of column names, got {columns!r}")
+    return list(dict.fromkeys(["trial", *columns]))
 
 
 def _numbers(trials: list[int], shown: int = 10) -> str:

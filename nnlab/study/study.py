@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import numbers
 import os
 import shutil
 import sys
@@ -31,10 +32,10 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, as_path
 from nnlab.study import manifest
 from nnlab.study.runner import BLAS_THREADS, Runner
-from nnlab.study.spec import StudySpec
+from nnlab.study.spec import StudySpec, study_name
 from nnlab.study.status import summarize
 from nnlab.study.storage import (
     DEFAULT_HEARTBEAT,
@@ -64,7 +65,11 @@ class Study:
     def __init__(self, spec: StudySpec | dict[str, Any], results: str | Path = "results",
                  storage: str | None = None, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> None:
         self.spec = spec if isinstance(spec, StudySpec) else StudySpec.from_dict(spec)
-        self.store = ResultsStore(Path(results) / self.spec.name)
+        self.store = ResultsStore(as_path(results, "results") / self.spec.name)
+        resolve_storage(storage, self.folder)  # refuses what is no storage, now
+        if not isinstance(heartbeat, Heartbeat):
+            raise NNLabError(f"heartbeat: expected a Heartbeat(interval, grace), got "
+                             f"{heartbeat!r}")
         self.storage = storage
         self.heartbeat = heartbeat
 
@@ -78,7 +83,8 @@ class Study:
              heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> Study:
         """The study `name` as its storage holds it (`run` or `plan` stored its spec there),
         results under `<results>/<name>/`: what `nnlab worker` works on."""
-        opened = open_storage(storage, Path(results) / name, heartbeat)
+        study_name(name, "--study")
+        opened = open_storage(storage, as_path(results, "results") / name, heartbeat)
         try:
             stored = optuna.load_study(study_name=name, storage=opened)
         except KeyError as err:
@@ -325,6 +331,9 @@ class Study:
         (mean +- std over seeds), the best trial and an ETA (see `status.summarize`), from
         the trials table `trials` (default: fresh from the storage); and `missing_files`,
         kind -> complete trials whose result file of that kind is gone."""
+        if trials is not None and not isinstance(trials, pd.DataFrame):
+            raise NNLabError(f"trials: expected the trials table (a DataFrame from "
+                             f"Study.trials()), got {trials!r}")
         frame = self.trials() if trials is None else trials
         summary = summarize(self.spec, frame)
         complete = frame.loc[frame["state"] == "COMPLETE", "trial"].tolist()
@@ -334,9 +343,18 @@ class Study:
         return summary
 
     def _complete(self, trials: Iterable[int] | None) -> list[int]:
+        """The complete trials: all, or those numbered in `trials` (numbers of this
+        study's trials, else NNLabError)."""
         frame = self.trials()
         complete = frame.loc[frame["state"] == "COMPLETE", "trial"].tolist()
-        return complete if trials is None else sorted(set(complete) & set(trials))
+        if trials is None:
+            return complete
+        wanted = _trial_numbers(trials)
+        unknown = sorted(wanted - set(frame["trial"]))
+        if unknown:
+            raise NNLabError(f"trials: study {self.spec.name!r} has no trial {unknown[0]} "
+                             f"(it has {len(frame)}, numbered from 0)")
+        return sorted(set(complete) & wanted)
 
     def curves(self, trials: Iterable[int] | None = None,
                columns: list[str] | None = None) -> pd.DataFrame:
@@ -365,6 +383,17 @@ def _check_jobs(n_jobs: object, executor: Executor | None) -> None:
     if executor is None and n_jobs > JOBS_PER_CORE * cores:
         raise NNLabError(f"--jobs: expected at most {JOBS_PER_CORE * cores} worker processes "
                          f"on this machine's {cores} cores (each loads the data), got {n_jobs}")
+
+
+def _trial_numbers(trials: object) -> set[int]:
+    """`trials`, an iterable of integers, as a set; else NNLabError."""
+    if isinstance(trials, str | bytes) or not isinstance(trials, Iterable):
+        raise NNLabError(f"trials: expected an iterable of trial numbers, got {trials!r}")
+    values = list(trials)
+    bad = [n for n in values if isinstance(n, bool) or not isinstance(n, numbers.Integral)]
+    if bad:
+        raise NNLabError(f"trials: expected trial numbers (integers), got {bad[0]!r}")
+    return {int(n) for n in values}
 
 
 def _first(differences: list[str], n: int = 3) -> str:

@@ -19,6 +19,7 @@ from scipy import stats
 from nnlab import analysis
 from nnlab.cli import main
 from nnlab.report import write_report
+from nnlab.report.html import provenance_html
 from nnlab.study import Study
 from tests.browser import chromium, ink_fraction, screenshot
 
@@ -174,3 +175,15 @@ def test_a_browser_renders_the_report_with_text_and_figures(reported, tmp_path):
     pixels = mpimg.imread(shot)[..., :3]
     lower = pixels[1400:]  # below the contents and the study facts: tables and figures
     assert np.ptp(lower) > 0.5 and (np.abs(lower - lower[0, 0]).sum(axis=-1) > 0.1).mean() > 0.03
+
+
+def test_provenance_shows_a_hand_edited_manifest_instead_of_failing():
+    """A manifest whose invocation fields have the wrong types (edited by hand) made the
+    whole report fail with TypeError: can only join an iterable."""
+    html = provenance_html({"study": "x", "storage": "optuna.journal", "invocations": [
+        {"command": 5, "blas": 3, "packages": "numpy", "host": "h", "git_commit": "abc"},
+        {"command": ["nnlab", "run", "x.toml"], "blas": [{"version": "0.3"}, "?"],
+         "packages": {"numpy": "2.4"}}]})
+    text = unescape(re.sub(r"<[^>]+>", " ", html))
+    assert "nnlab run x.toml" in text and "abc" in text
+    assert re.search(r"BLAS\s+None 0\.3 \(None threads, None\)\s+numpy\s+2\.4", text)

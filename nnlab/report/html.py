@@ -106,6 +106,12 @@ def section_html(section: Section, files: dict[str, Path], folder: Path) -> str:
     return "\n".join(parts)
 
 
+def _of_type(value: object, kind: type) -> object:
+    """value if it is a `kind`, else an empty `kind` (a hand-edited manifest may hold
+    anything; its provenance is shown, not trusted)."""
+    return value if isinstance(value, kind) else kind()
+
+
 def provenance_html(manifest: dict) -> str:
     """The manifest: storage, every invocation, and the environment of the latest one."""
     invocations = manifest.get("invocations", [])
@@ -113,7 +119,8 @@ def provenance_html(manifest: dict) -> str:
         "start": run.get("start"), "end": run.get("end") or "(running or killed)",
         "host": run.get("host"), "workers": run.get("n_jobs"),
         "BLAS threads per worker": run.get("blas_threads_per_worker"),
-        "git commit": run.get("git_commit"), "command": " ".join(run.get("command", [])),
+        "git commit": run.get("git_commit"),
+        "command": " ".join(map(str, _of_type(run.get("command"), list))),
     } for run in invocations])
     parts = [facts_html({"study": manifest.get("study"), "created": manifest.get("created"),
                          "storage": manifest.get("storage"),
@@ -124,13 +131,13 @@ def provenance_html(manifest: dict) -> str:
         latest = invocations[-1]
         blas = "; ".join(f"{b.get('internal_api')} {b.get('version')} "
                          f"({b.get('num_threads')} threads, {b.get('architecture')})"
-                         for b in latest.get("blas", []))
+                         for b in _of_type(latest.get("blas"), list) if isinstance(b, dict))
         parts.append("<h3>Environment of the latest invocation</h3>")
         parts.append(facts_html({"python": latest.get("python"),
                                  "platform": latest.get("platform"), "cpu": latest.get("cpu"),
                                  "cores": latest.get("cores"), "BLAS": blas, **{
                                      name: version for name, version
-                                     in latest.get("packages", {}).items()}}))
+                                     in _of_type(latest.get("packages"), dict).items()}}))
     parts.append("<details><summary>manifest.json</summary><pre>"
                  + escape(json.dumps(manifest, indent=2)) + "</pre></details>")
     return "\n".join(parts)

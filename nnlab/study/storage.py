@@ -103,7 +103,7 @@ def resolve_storage(storage: str | None, folder: Path) -> str:
     if (scheme := _SCHEME.match(storage)) and scheme["slashes"] is None:
         raise NNLabError(f"--storage {redact(storage)}: a URL needs '//' after its scheme; "
                          f"{_EXPECTED}")
-    if is_url(storage):
+    if scheme:  # a URL (with '//', as checked above)
         if _PLAIN_POSTGRES.match(storage):
             return _PLAIN_POSTGRES.sub(PSYCOPG_SCHEME, storage)
         if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):

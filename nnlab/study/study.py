@@ -336,7 +336,7 @@ class Study:
                              f"Study.trials()), got {trials!r}")
         frame = self.trials() if trials is None else trials
         summary = summarize(self.spec, frame)
-        complete = frame.loc[frame["state"] == "COMPLETE", "trial"].tolist()
+        complete = _complete_numbers(frame)
         kinds = ("curves", "predictions", *(("probabilities",) if self.spec.save_probs else ()))
         summary["missing_files"] = {kind: lost for kind in kinds
                                     if (lost := self.store.missing(kind, complete))}
@@ -346,7 +346,7 @@ class Study:
         """The complete trials: all, or those numbered in `trials` (numbers of this
         study's trials, else NNLabError)."""
         frame = self.trials()
-        complete = frame.loc[frame["state"] == "COMPLETE", "trial"].tolist()
+        complete = _complete_numbers(frame)
         if trials is None:
             return complete
         wanted = _trial_numbers(trials)
@@ -383,6 +383,11 @@ def _check_jobs(n_jobs: object, executor: Executor | None) -> None:
     if executor is None and n_jobs > JOBS_PER_CORE * cores:
         raise NNLabError(f"--jobs: expected at most {JOBS_PER_CORE * cores} worker processes "
                          f"on this machine's {cores} cores (each loads the data), got {n_jobs}")
+
+
+def _complete_numbers(frame: pd.DataFrame) -> list[int]:
+    """The numbers of the COMPLETE trials in a trials table, in its order."""
+    return frame.loc[frame["state"] == "COMPLETE", "trial"].tolist()
 
 
 def _trial_numbers(trials: object) -> set[int]:

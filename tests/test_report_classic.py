@@ -68,9 +68,24 @@ def test_a_sigmoid_study_gets_the_inverse_query_of_its_best_configuration(tmp_pa
         classic.inverse_query_section(softmax, OPTIONS)
 
 
-def test_take_off_finds_the_critical_learning_rate(monkeypatch):
+def ten_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The take-off section reads the data spec for chance (1/10): a stand-in data set."""
     monkeypatch.setattr(classic, "load_data", lambda data: Dataset(
         "mnist", *[Split(np.zeros((1, 784), np.uint8), np.zeros(1, int))] * 3))
+
+
+def test_the_take_off_step_is_interpolated_in_log_step():
+    steps = np.array([0, 10, 100, 1000])
+    val_acc = np.array([0.1, 0.2, 0.6, 0.9])
+    # 0.4 is half way from 0.2 (step 10) to 0.6 (step 100): the geometric midpoint
+    assert classic.takeoff_step(steps, val_acc, 0.4) == pytest.approx(np.sqrt(10 * 100))
+    assert classic.takeoff_step(steps, val_acc, 0.6) == pytest.approx(100)
+    assert classic.takeoff_step(steps, val_acc, 0.15) == 10  # after step 0: no log
+    assert np.isnan(classic.takeoff_step(steps, val_acc, 0.95))
+
+
+def test_take_off_finds_the_critical_learning_rate(monkeypatch):
+    ten_classes(monkeypatch)
     steps = np.array([0, 1, 3, 10, 30, 100, 300, 1000])
     takeoff = {0.01: (None, None), 0.1: (None, 300), 1.0: (30, 100), 10.0: (10, 10)}
     results = synthetic({"eta": list(takeoff)}, {
@@ -80,9 +95,38 @@ def test_take_off_finds_the_critical_learning_rate(monkeypatch):
     assert section.data["critical_eta"] == 1.0  # 0.1 has a run that never takes off
     table = pd.DataFrame(section.data["takeoff"]).set_index("eta")
     assert table["n_never"].to_dict() == {0.01: 2, 0.1: 1, 1.0: 0, 10.0: 0}
-    assert table.loc[1.0, "mean"] == pytest.approx(np.sqrt(30 * 100))  # geometric mean
-    assert table.loc[10.0, ["mean", "low", "high"]].tolist() == pytest.approx([10, 10, 10])
+    # the ramps jump between two evaluations: each run takes off at their geometric
+    # midpoint (threshold half way), and the table gives the geometric mean over seeds
+    assert table.loc[1.0, "mean"] == pytest.approx((10 * 30 * 30 * 100) ** 0.25)
+    assert table.loc[10.0, ["mean", "low", "high"]].tolist() == pytest.approx([np.sqrt(30)] * 3)
     assert section.findings[0].startswith("Critical learning rate: 1.")
+    assert section.data["scaling"] is None  # only 2 learning rates where all runs take off
+
+
+def test_take_off_recovers_a_step_that_falls_as_one_over_eta(monkeypatch):
+    ten_classes(monkeypatch)
+    steps = np.unique(np.geomspace(1, 10**5, 400).astype(int))
+    etas = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+
+    def run(eta: float, seed: int) -> pd.DataFrame:
+        # accuracy rises smoothly in log step through the threshold (0.5) at step t0 =
+        # 50 / eta, a seed off by +-10%; at eta 3 training is unstable and takes off late
+        t0 = (50 / eta if eta < 3 else 100) * (0.9, 1.1)[seed]
+        val_acc = 0.1 + 0.8 / (1 + (steps / t0) ** -8.0)
+        return pd.DataFrame({"step": steps, "epoch": steps / 500, "val_acc": val_acc,
+                             "test_acc": val_acc, "train_loss": 1.0, "val_loss": 1.0})
+    results = synthetic({"eta": etas}, {((eta,), seed): run(eta, seed)
+                                        for eta in etas for seed in (0, 1)})
+    section = classic.takeoff_section(results, OPTIONS)
+    scaling = section.data["scaling"]
+    # etas 0.01..0.3: eta 1 takes off fastest (50 steps), eta 3 later again; both are
+    # left out, and 0.3 (167 steps) is just over 3x the fastest
+    assert scaling["n"] == 8
+    assert scaling["exponent"]["value"] == pytest.approx(1.0, abs=0.01)
+    assert scaling["prefactor"]["value"] == pytest.approx(50 * np.sqrt(0.99), rel=0.02)
+    assert scaling["exponent"]["low"] < 1.0 < scaling["exponent"]["high"]
+    # the budget-free answer: within N = 1000 steps from eta = 50 / 1000 on
+    assert "0.0497 for N = 1000" in section.findings[1]
 
 
 def test_overfitting_and_lr_by_epochs_find_the_built_in_peak():

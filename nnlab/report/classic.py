@@ -16,7 +16,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from nnlab.analysis import Estimate
+from nnlab.analysis import Estimate, PowerLawFit, fit_power_law
 from nnlab.datasets import Dataset
 from nnlab.report.figures.classic import (
     gallery_figure,
@@ -198,6 +198,48 @@ def _best_group(results: StudyResults, frame: pd.DataFrame, exclude: tuple[str, 
 # --- take-off at a critical learning rate ----------------------------------------------------
 
 
+def takeoff_step(steps: np.ndarray, val_acc: np.ndarray, threshold: float) -> float:
+    """The step (float) at which val_acc first reaches `threshold`, linear in log step
+    between the evaluations around it (the earlier one's step when it is step 0); NaN if it
+    never does. steps, val_acc: (n_evals,), steps increasing."""
+    reached = np.flatnonzero(val_acc >= threshold)
+    if not reached.size:
+        return np.nan
+    i = reached[0]
+    if i == 0 or steps[i - 1] <= 0:
+        return float(steps[i])
+    share = (threshold - val_acc[i - 1]) / (val_acc[i] - val_acc[i - 1])
+    log_before, log_after = np.log(steps[i - 1]), np.log(steps[i])
+    return float(np.exp(log_before + share * (log_after - log_before)))
+
+
+SCALING_CLEARANCE = 3.0
+"""The take-off power law is fitted where take-off comes at least this many times later
+than the fastest: near the fastest, larger steps stop shortening it (seed-000's net at
+batch 100: eta * step ~36 from eta 0.003 to 0.1, 40 at 0.3, 48 at 1, 114 at 3)."""
+
+
+def _takeoff_scaling(runs: pd.DataFrame, takeoff: pd.DataFrame, options: Options
+                     ) -> PowerLawFit | None:
+    """The power law step = a * eta^-k fitted to the runs' take-off steps over the learning
+    rates below the fastest take-off where every run takes off and the take-off step
+    (geometric mean) is at least SCALING_CLEARANCE times the fastest; None when fewer than
+    3 learning rates qualify."""
+    falling = takeoff[takeoff["n_never"] == 0].sort_values("eta")
+    if len(falling) < 3:
+        return None
+    fastest = int(np.argmin(falling["mean"].to_numpy()))
+    falling = falling.iloc[:fastest]
+    falling = falling[falling["mean"] >= SCALING_CLEARANCE * takeoff["mean"].min()]
+    if len(falling) < 3:
+        return None
+    used = runs[runs["eta"].isin(falling["eta"])]
+    return fit_power_law(used["eta"].to_numpy(), used["step"].to_numpy(),
+                         n_resamples=options.n_resamples, seed=options.seed,
+                         confidence=options.confidence)
+
+
+
 def takeoff_section(results: StudyResults, options: Options) -> Section:
     """Accuracy vs step per learning rate, and the step at which accuracy takes off."""
     if "eta" not in results.varied or results.complete["eta"].nunique() < 3:
@@ -212,12 +254,11 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
     final = curves.loc[curves.groupby("trial")["step"].idxmax()]
     chance = 1 / load_data(results.spec.data).n_classes
     threshold = chance + 0.5 * (final["val_acc"].max() - chance)
-    takeoff, runs = [], []
-    for (eta, trial), run in curves.sort_values("step").groupby(["eta", "trial"]):
-        reached = run.loc[run["val_acc"] >= threshold, "step"]
-        runs.append({"eta": eta, "trial": trial,
-                     "step": float(reached.iloc[0]) if len(reached) else np.nan})
-    runs = pd.DataFrame(runs)
+    takeoff = []
+    runs = pd.DataFrame([
+        {"eta": eta, "trial": trial, "step": takeoff_step(run["step"].to_numpy(),
+                                                          run["val_acc"].to_numpy(), threshold)}
+        for (eta, trial), run in curves.sort_values("step").groupby(["eta", "trial"])])
     for eta, group in runs.groupby("eta"):
         steps = group["step"].dropna().to_numpy()
         log = mean_ci(np.log10(steps), options.confidence) if steps.size else Estimate(
@@ -232,10 +273,13 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
     section = Section(
         "takeoff", "Take-off: accuracy vs step at each learning rate",
         "Validation accuracy during training for each learning rate (seed means). A run "
-        f"takes off at the first evaluation where val_acc reaches {threshold:.3f}, half way "
-        f"from chance ({chance:g}) to the best final accuracy. The critical learning rate "
-        "is the smallest from which on every run takes off within the budget: below it runs "
-        "stay on the chance plateau, from it on accuracy jumps.")
+        f"takes off where val_acc first reaches {threshold:.3f}, half way from chance "
+        f"({chance:g}) to the best final accuracy (interpolated linearly in log step between "
+        "the evaluations around it). The critical learning rate is the smallest from which "
+        "on every run takes off within the budget: below it runs stay on the chance "
+        "plateau, from it on accuracy jumps. Where the take-off step falls as a power of "
+        "eta, the critical learning rate is a matter of the budget, and the fit gives it "
+        "for any budget.")
     if critical is not None:
         verdict = f"Critical learning rate: {critical:g}"
     elif len(stuck):
@@ -248,13 +292,28 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
         f"[{options.level} CI]; runs that never take off): "
         + "; ".join(f"eta={r.eta:g}: {fmt_ci(Estimate(r.mean, r.low, r.high), '.3g')} "
                     f"(n={r.n}, never {r.n_never})" for r in takeoff.itertuples()))
+    scaling = _takeoff_scaling(runs, takeoff, options)
+    if scaling is not None:
+        budget = float(curves["step"].max())
+        a, k = scaling.prefactor.value, scaling.exponent.value
+        section.findings.append(
+            f"The take-off step falls as a power of eta: step = a * eta^-k with "
+            f"k = {fmt_ci(scaling.exponent)}, a = {fmt_ci(scaling.prefactor, '.3g')} (R^2 = "
+            f"{scaling.r_squared:.3f}; {scaling.n} runs at eta {scaling.x.min():g}.."
+            f"{scaling.x.max():g}, where take-off comes at least {SCALING_CLEARANCE:g}x later "
+            f"than the fastest; CI by bootstrap of {scaling.resampling}). So runs take off "
+            f"within N steps from eta = (a / N)^(1/k) on: {(a / budget) ** (1 / k):.3g} for "
+            f"this study's N = {budget:g}, {(a / 1e3) ** (1 / k):.3g} for N = 1000, "
+            f"{(a / 1e5) ** (1 / k):.3g} for N = 10^5.")
     section.data.update(threshold=threshold, critical_eta=critical,
-                        takeoff=takeoff.to_dict(orient="records"))
+                        takeoff=takeoff.to_dict(orient="records"),
+                        scaling=None if scaling is None else scaling.to_dict())
     bands = curve_bands(curves, metrics=("val_acc",), by=("config", "eta"))
     section.figures.append(FigureItem.of(
         "takeoff", "Accuracy vs step per learning rate (left) and the take-off step "
-        "(right), the critical learning rate dashed.",
-        takeoff_figure(bands, takeoff, critical, threshold=threshold,
+        "(right), the critical learning rate dashed, the power-law fit of the take-off step "
+        "with its band where there is one.",
+        takeoff_figure(bands, takeoff, critical, threshold=threshold, scaling=scaling,
                        confidence=options.confidence)))
     return section
 

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from nnlab.analysis import Estimate
+from nnlab.analysis import Estimate, PowerLawFit
 from nnlab.report.figures._base import STYLE, finish, new_figure, note, styled
 from nnlab.report.figures.curves import palette
 
@@ -191,12 +191,14 @@ def takeoff_figure(
     *,
     eta_col: str = "eta",
     threshold: float,
+    scaling: PowerLawFit | None = None,
     confidence: float = 0.95,
     path: str | Path | None = None,
 ) -> Figure:
     """Validation accuracy vs step for each learning rate (left, seed means), and the step
     at which accuracy first reaches `threshold` (right: geometric seed mean with CI; runs
-    that never do are counted on top), with the critical learning rate marked.
+    that never do are counted on top), with the critical learning rate marked and, if
+    given, the power law `scaling` of the take-off step with its band.
 
     bands: `curve_bands` rows of metric val_acc with an `eta_col` column.
     takeoff: one row per eta: `eta_col`, mean, low, high (steps), n, n_never.
@@ -222,24 +224,36 @@ def takeoff_figure(
                      yerr=[reached["mean"] - reached["low"], reached["high"] - reached["mean"]],
                      fmt="o-", capsize=3, color="C0", label="take-off step")
     never = takeoff[takeoff["n_never"] > 0]
-    step_ax.plot(never[eta_col], np.full(len(never), 0.97), "v", color="C3",
-                 transform=step_ax.get_xaxis_transform(), label="runs that never take off")
+    if len(never):
+        step_ax.plot(never[eta_col], np.full(len(never), 0.97), "v", color="C3",
+                     transform=step_ax.get_xaxis_transform(), label="runs that never take off")
     for row in never.itertuples(index=False):
         step_ax.annotate(f"{row.n_never}/{row.n}", (getattr(row, eta_col), 0.93),
                          xycoords=("data", "axes fraction"), ha="center", va="top",
                          fontsize="small", color="C3")
     step_ax.set_xlim(min(etas) / 1.5, max(etas) * 1.5)
+    if scaling is not None:
+        x = np.geomspace(scaling.x.min(), scaling.x.max(), 50)
+        low, high = scaling.band(x)
+        step_ax.fill_between(x, low, high, color="C1", alpha=0.25, lw=0)
+        step_ax.plot(x, scaling.predict(x), color="C1", lw=1.5,
+                     label=f"step = a eta^-k, k = {scaling.exponent.value:.2f}")
     if critical is not None:
         step_ax.axvline(critical, color="C3", ls="--", label="critical eta")
     step_ax.set_xscale("log")
     step_ax.set_yscale("log")
     step_ax.set_xlabel(eta_col)
-    step_ax.set_ylabel(f"first step with val_acc >= {threshold:g}")
+    step_ax.set_ylabel(f"take-off step (val_acc reaches {threshold:.3g})")
     step_ax.set_title("when does accuracy take off?")
-    step_ax.legend(loc="lower right", fontsize="small")
+    step_ax.legend(loc="upper right", fontsize="small")
     level = f"{100 * confidence:g}%"
-    note(step_ax, "critical eta: the smallest from which on\nevery run takes off\n"
-         + ("(none in the grid)" if critical is None else f"= {critical:g}")
+    if critical is not None:
+        verdict = f"= {critical:g}"
+    elif len(never):
+        verdict = "(none in the grid)"
+    else:
+        verdict = f"<= {min(etas):g} (all take off)"
+    note(step_ax, "critical eta: the smallest from which on\nevery run takes off\n" + verdict
          + f"\nbars: geometric mean, {level} CI\nover {_span(takeoff['n'])} seeds",
          loc="lower left")
     return finish(figure, path)

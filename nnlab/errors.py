@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -9,6 +10,26 @@ from pathlib import Path
 class NNLabError(Exception):
     """Bad input or an unusable resource; the message names the field or file and what
     was expected."""
+
+
+def is_int(value: object) -> bool:
+    """A Python int that is not a bool (what TOML and JSON give for integers)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """A finite Python int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def checked_int(field: str, value: object, low: int, high: int | None = None,
+                why: str = "") -> int:
+    """`value` if it is an int in low..high (no upper bound for None), else NNLabError
+    naming `field` and the range (followed by `why`)."""
+    if not is_int(value) or value < low or (high is not None and value > high):
+        expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+        raise NNLabError(f"{field}: expected {expected}{why}, got {value!r}")
+    return value
 
 
 def as_path(value: object, field: str) -> Path:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, checked_int, is_int, is_number
 from nnlab.nn.activations import check_activation
 from nnlab.nn.cnn import check_fits
 from nnlab.nn.init import check_init
@@ -32,23 +32,15 @@ def _fail(name: str, expected: str, value: object) -> NNLabError:
     return NNLabError(f"TrainConfig.{name}: expected {expected}, got {value!r}")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 MAX_STEPS = 10**12  # a step costs >= ~10 us: 4 months; keeps step counts exact in floats
 MAX_EPOCHS = 10**6
 MAX_EVALS = 10**5  # each evaluation passes over val and test
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
             high: float | None = None) -> float:
     """value as a float in (low, high] (strict) or [low, high], else NNLabError."""
-    in_range = _is_number(value) and (value > low if strict else value >= low) and (
+    in_range = is_number(value) and (value > low if strict else value >= low) and (
         high is None or value <= high)
     if not in_range:
         if low == 0 and strict:
@@ -61,10 +53,7 @@ def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
 
 
 def _int(name: str, value: object, low: int, high: int | None = None) -> int:
-    if not _is_int(value) or value < low or (high is not None and value > high):
-        expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-        raise _fail(name, expected, value)
-    return int(value)
+    return checked_int(f"TrainConfig.{name}", value, low, high)
 
 
 def _choice(name: str, value: object, options: tuple[str, ...]) -> str:
@@ -162,7 +151,7 @@ class TrainConfig:
         set_(self, "eta", _number("eta", self.eta))
         for name in ("momentum", "adam_beta1", "adam_beta2", "rms_decay"):
             value = getattr(self, name)
-            if not _is_number(value) or not 0 <= value < 1:
+            if not is_number(value) or not 0 <= value < 1:
                 raise _fail(name, "a number in [0, 1)", value)
             set_(self, name, float(value))
         set_(self, "eps", _number("eps", self.eps))
@@ -196,7 +185,7 @@ class TrainConfig:
     def _checked_sizes(self) -> list[int]:
         sizes = self.sizes
         ok = isinstance(sizes, list | tuple) and len(sizes) >= 2 and all(
-            _is_int(n) and n >= 1 for n in sizes)
+            is_int(n) and n >= 1 for n in sizes)
         if not ok:
             raise _fail("sizes", "a list of at least 2 positive integers "
                         "[n_features, hidden..., n_classes]", sizes)
@@ -245,7 +234,7 @@ class TrainConfig:
 
     def _checked_eval_steps(self) -> list[int]:
         steps = self.eval_steps
-        if not isinstance(steps, list | tuple) or not all(_is_int(s) and s >= 0 for s in steps):
+        if not isinstance(steps, list | tuple) or not all(is_int(s) and s >= 0 for s in steps):
             raise _fail("eval_steps", "a list of integers >= 0", steps)
         return sorted(set(int(s) for s in steps))
 

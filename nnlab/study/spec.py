@@ -47,7 +47,7 @@ from optuna.distributions import (
 )
 
 from nnlab.datasets import Dataset, Split
-from nnlab.errors import NNLabError, as_path
+from nnlab.errors import NNLabError, as_path, checked_int, is_int, is_number
 from nnlab.presets import get_preset
 from nnlab.train_config import TrainConfig, field_names
 
@@ -80,14 +80,6 @@ def stable_hash(value: Any) -> str:
 
     text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_keys(section: str, table: object, allowed: tuple[str, ...] | None) -> dict:
@@ -210,8 +202,8 @@ class StudySpec:
             name=study_name(study.get("name")),
             objective=_study_objective(study.get("objective", "val_acc")),
             sampler=_one_of("study.sampler", study.get("sampler", "grid"), SAMPLERS),
-            replicates=_count("study.replicates", study.get("replicates", 1), low=1),
-            seed=_count("study.seed", study.get("seed", 0), low=0, high=MAX_SAMPLER_SEED,
+            replicates=checked_int("study.replicates", study.get("replicates", 1), low=1),
+            seed=checked_int("study.seed", study.get("seed", 0), low=0, high=MAX_SAMPLER_SEED,
                         why=" (the samplers' seed range)"),
             n_trials=study.get("n_trials"),
             save_probs=study.get("save_probs", False),
@@ -236,7 +228,7 @@ class StudySpec:
             if self.n_trials is None:
                 raise NNLabError(f"study.n_trials: expected the number of configurations "
                                  f"to sample with sampler = {self.sampler}, got nothing")
-            _count("study.n_trials", self.n_trials, low=1)
+            checked_int("study.n_trials", self.n_trials, low=1)
             if self.grid:
                 raise NNLabError(f"[grid]: only for sampler = grid; use [space] with "
                                  f"sampler = {self.sampler}")
@@ -423,17 +415,9 @@ def _one_of(where: str, value: object, options: tuple[str, ...]) -> str:
     return value
 
 
-def _count(where: str, value: object, low: int, high: int | None = None, why: str = ""
-           ) -> int:
-    if not _is_int(value) or value < low or (high is not None and value > high):
-        expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-        raise NNLabError(f"{where}: expected {expected}{why}, got {value!r}")
-    return value
-
-
 def _data_spec(table: dict[str, Any]) -> DataSpec:
     name = _one_of("data.name", table.get("name", "mnist"), DATASETS)
-    sizes = {key: _count(f"data.{key}", table[key], low=1)
+    sizes = {key: checked_int(f"data.{key}", table[key], low=1)
              for key in DATA_KEYS[1:] if key in table}
     return DataSpec(name=name, **sizes)
 
@@ -470,7 +454,7 @@ def _check_range(where: str, name: str, r: Range, base: TrainConfig) -> None:
         _check_grid_values(f"{where}.choice", name, r.bounds, base)
         return
     numbers = isinstance(r.bounds, list) and len(r.bounds) == 2 and all(
-        (_is_int if r.kind.startswith("int") else _is_number)(b) for b in r.bounds)
+        (is_int if r.kind.startswith("int") else is_number)(b) for b in r.bounds)
     if not numbers or not r.bounds[0] < r.bounds[1]:
         kind = "integers" if r.kind.startswith("int") else "numbers"
         raise NNLabError(f"{where}.{r.kind}: expected two {kind} [low, high] with low < high, "

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, is_integer
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,7 @@ class Dataset:
     image_shape: tuple[int, int, int] = (1, 28, 28)
 
     def __post_init__(self) -> None:
-        if (isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int | np.integer)
-                or self.n_classes < 2):
+        if not is_integer(self.n_classes) or self.n_classes < 2:
             raise NNLabError(f"Dataset.n_classes: expected an integer >= 2, got "
                              f"{self.n_classes!r}")
         shape = self.image_shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from pathlib import Path
 
@@ -15,6 +16,11 @@ class NNLabError(Exception):
 def is_int(value: object) -> bool:
     """A Python int that is not a bool (what TOML and JSON give for integers)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_integer(value: object) -> bool:
+    """A Python or numpy integer that is not a bool (what the Python API accepts)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_number(value: object) -> bool:

@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, is_integer
 from nnlab.nn.activations import check_activation, make_activation
 from nnlab.nn.batch_threads import batch_parallel
 from nnlab.nn.conv import Conv2D, MaxPool2D
@@ -149,8 +149,7 @@ class CNN(Sequential):
     ) -> None:
         check_activation(activation, "CNN.activation")
         check_init(init, init_std, "CNN.init", "CNN.init_std")
-        if isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer) or (
-                n_classes < 1):
+        if not is_integer(n_classes) or n_classes < 1:
             raise NNLabError(f"CNN.n_classes: expected a positive integer, got {n_classes!r}")
         super().__init__(cnn_layers(layers, int(n_classes), activation, init, init_std),
                          in_shape, output, loss, dtype, seed, target_range, dropout_rng)

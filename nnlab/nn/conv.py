@@ -27,7 +27,7 @@ from functools import partial
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, is_integer
 from nnlab.nn.batch_threads import batch_parts, run_parallel
 from nnlab.nn.init import check_init, init_weights
 from nnlab.nn.layers import Layer
@@ -39,7 +39,7 @@ buffers."""
 
 
 def _positive_int(value: object, field: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+    if not is_integer(value) or value < minimum:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise NNLabError(f"{field}: expected {kind}, got {value!r}")
     return int(value)

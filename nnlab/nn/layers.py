@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, is_integer
 from nnlab.nn.init import check_init, init_weights
 
 
@@ -86,7 +86,7 @@ class Dense(Layer):
 
     def __init__(self, n_out: int, init: str = "xavier", init_std: float | None = None) -> None:
         super().__init__()
-        if isinstance(n_out, bool) or not isinstance(n_out, int | np.integer) or n_out < 1:
+        if not is_integer(n_out) or n_out < 1:
             raise NNLabError(f"Dense.n_out: expected a positive integer, got {n_out!r}")
         check_init(init, init_std, "Dense.init", "Dense.init_std")
         self.n_out = int(n_out)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import blas
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, is_integer
 from nnlab.nn.activations import Activation, check_activation, make_activation
 from nnlab.nn.init import check_init
 from nnlab.nn.layers import Dense, Layer
@@ -47,7 +47,7 @@ def make_rng(seed: object, field: str) -> np.random.Generator:
     """A Generator from a non-negative int seed (or a Generator, used as is)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         raise NNLabError(f"{field}: expected a non-negative integer or a Generator, got {seed!r}")
     return np.random.default_rng(int(seed))
 
@@ -234,7 +234,7 @@ class MLP(Sequential):
         if (
             not isinstance(sizes, list | tuple)
             or len(sizes) < 2
-            or any(isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1
+            or any(not is_integer(n) or n < 1
                    for n in sizes)
         ):
             raise NNLabError(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import numbers
 import os
 import shutil
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from nnlab.errors import NNLabError, as_path
+from nnlab.errors import NNLabError, as_path, is_integer
 from nnlab.study import manifest
 from nnlab.study.runner import BLAS_THREADS, Runner
 from nnlab.study.spec import StudySpec, study_name
@@ -395,7 +394,7 @@ def _trial_numbers(trials: object) -> set[int]:
     if isinstance(trials, str | bytes) or not isinstance(trials, Iterable):
         raise NNLabError(f"trials: expected an iterable of trial numbers, got {trials!r}")
     values = list(trials)
-    bad = [n for n in values if isinstance(n, bool) or not isinstance(n, numbers.Integral)]
+    bad = [n for n in values if not is_integer(n)]
     if bad:
         raise NNLabError(f"trials: expected trial numbers (integers), got {bad[0]!r}")
     return {int(n) for n in values}

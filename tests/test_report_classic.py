@@ -102,6 +102,11 @@ def test_take_off_finds_the_critical_learning_rate(monkeypatch):
     assert section.findings[0].startswith("Critical learning rate: 1.")
     assert section.data["scaling"] is None  # only 2 learning rates where all runs take off
 
+    early = synthetic({"eta": [0.1, 0.3, 1.0]}, {
+        ((eta,), seed): ramp(steps, 1) for eta in (0.1, 0.3, 1.0) for seed in (0, 1)})
+    with pytest.raises(NotApplicable, match="before its first evaluation after step 0"):
+        classic.takeoff_section(early, OPTIONS)
+
 
 def test_take_off_recovers_a_step_that_falls_as_one_over_eta(monkeypatch):
     ten_classes(monkeypatch)

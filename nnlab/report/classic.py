@@ -256,9 +256,13 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
     threshold = chance + 0.5 * (final["val_acc"].max() - chance)
     takeoff = []
     runs = pd.DataFrame([
-        {"eta": eta, "trial": trial, "step": takeoff_step(run["step"].to_numpy(),
-                                                          run["val_acc"].to_numpy(), threshold)}
+        {"eta": eta, "trial": trial,
+         "step": takeoff_step(run["step"].to_numpy(), run["val_acc"].to_numpy(), threshold),
+         "first_eval": run.loc[run["step"] > 0, "step"].min()}
         for (eta, trial), run in curves.sort_values("step").groupby(["eta", "trial"])])
+    if (runs["step"] == runs["first_eval"]).all():
+        raise NotApplicable("every run takes off before its first evaluation after step 0 "
+                            "(evaluations too sparse to time the take-off)")
     for eta, group in runs.groupby("eta"):
         steps = group["step"].dropna().to_numpy()
         log = mean_ci(np.log10(steps), options.confidence) if steps.size else Estimate(

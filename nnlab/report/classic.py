@@ -233,11 +233,10 @@ def _takeoff_scaling(runs: pd.DataFrame, takeoff: pd.DataFrame, options: Options
     falling = falling[falling["mean"] >= SCALING_CLEARANCE * takeoff["mean"].min()]
     if len(falling) < 3:
         return None
-    used = runs[runs["eta"].isin(falling["eta"])]
+    used = runs[runs["eta"].isin(falling["eta"]) & (runs["step"] > 0)]
     return fit_power_law(used["eta"].to_numpy(), used["step"].to_numpy(),
                          n_resamples=options.n_resamples, seed=options.seed,
                          confidence=options.confidence)
-
 
 
 def takeoff_section(results: StudyResults, options: Options) -> Section:

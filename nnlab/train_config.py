@@ -255,8 +255,8 @@ class TrainConfig:
     def replace(self, **overrides: Any) -> TrainConfig:
         """A validated copy with `overrides` applied (unknown names are an error).
 
-        Setting one of n_steps / epochs clears the other unless both are given."""
-        _check_names(overrides)
+        Setting one of n_steps / epochs clears the other unless both are given. Unknown
+        names reach the constructor, whose __new__ refuses them."""
         overrides = dict(overrides)
         if "n_steps" in overrides and "epochs" not in overrides and overrides["n_steps"]:
             overrides["epochs"] = None

@@ -145,6 +145,17 @@ def test_nonlinear_fit_covers_the_exponent_under_additive_noise():
     assert np.mean(covered) >= 0.85
 
 
+def test_the_inverse_of_a_power_law_and_its_ci_cover_the_true_x():
+    # y = 3 x^-0.5 reaches y = 0.03 at x = (3 / 0.03)^2 = 10^4
+    fits = [fit_power_law(*power_law_sample(np.random.default_rng(s), 5), n_resamples=500,
+                          seed=s) for s in range(60)]
+    assert np.mean([fit.inverse(0.03).contains(1e4) for fit in fits]) >= 0.85
+    exact = fit_power_law(NS, 3.0 * NS**-0.5, n_resamples=200)
+    assert exact.inverse(0.03).value == pytest.approx(1e4, rel=1e-8)
+    with pytest.raises(NNLabError, match="positive number"):
+        exact.inverse(0.0)
+
+
 def test_power_law_ci_narrows_with_more_seeds():
     def mean_width(n_seeds: int) -> float:
         fits = [

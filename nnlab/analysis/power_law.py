@@ -44,6 +44,15 @@ class PowerLawFit:
         """Fitted y at x (any shape)."""
         return self.prefactor.value * np.asarray(x, dtype=float) ** -self.exponent.value
 
+    def inverse(self, y: float) -> Estimate:
+        """The x at which the fitted curve reaches y, (a / y)^(1/b), with its bootstrap
+        interval (from the same resampled fits as a and b)."""
+        if not (isinstance(y, int | float) and y > 0):
+            raise NNLabError(f"PowerLawFit.inverse.y: expected a positive number, got {y!r}")
+        boot = np.exp((self.boot_log_prefactor - math.log(y)) / self.boot_exponent)
+        value = (self.prefactor.value / y) ** (1 / self.exponent.value)
+        return estimate(value, boot, self.exponent.confidence)
+
     def band(self, x: np.ndarray, confidence: float | None = None) -> tuple:
         """Pointwise bootstrap band (low, high) of the fitted curve at x (m,)."""
         log_x = np.log(np.asarray(x, dtype=float))

@@ -297,17 +297,16 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
                     f"(n={r.n}, never {r.n_never})" for r in takeoff.itertuples()))
     scaling = _takeoff_scaling(runs, takeoff, options)
     if scaling is not None:
-        budget = float(curves["step"].max())
-        a, k = scaling.prefactor.value, scaling.exponent.value
+        budgets = sorted({float(curves["step"].max()), 1e3, 1e5})
         section.findings.append(
             f"The take-off step falls as a power of eta: step = a * eta^-k with "
             f"k = {fmt_ci(scaling.exponent)}, a = {fmt_ci(scaling.prefactor, '.3g')} (R^2 = "
             f"{scaling.r_squared:.3f}; {scaling.n} runs at eta {scaling.x.min():g}.."
             f"{scaling.x.max():g}, where take-off comes at least {SCALING_CLEARANCE:g}x later "
             f"than the fastest; CI by bootstrap of {scaling.resampling}). So runs take off "
-            f"within N steps from eta = (a / N)^(1/k) on: {(a / budget) ** (1 / k):.3g} for "
-            f"this study's N = {budget:g}, {(a / 1e3) ** (1 / k):.3g} for N = 1000, "
-            f"{(a / 1e5) ** (1 / k):.3g} for N = 10^5.")
+            "within N steps from eta = (a / N)^(1/k) on: "
+            + "; ".join(f"{fmt_ci(scaling.inverse(n), '.3g')} for N = {n:g}" for n in budgets)
+            + ".")
     section.data.update(threshold=threshold, critical_eta=critical,
                         takeoff=takeoff.to_dict(orient="records"),
                         scaling=None if scaling is None else scaling.to_dict())

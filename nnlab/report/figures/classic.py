@@ -245,7 +245,7 @@ def takeoff_figure(
     step_ax.set_xlabel(eta_col)
     step_ax.set_ylabel(f"take-off step (val_acc reaches {threshold:.3g})")
     step_ax.set_title("when does accuracy take off?")
-    step_ax.legend(loc="upper right", fontsize="small")
+    step_ax.legend(loc="best", fontsize="small")
     level = f"{100 * confidence:g}%"
     if critical is not None:
         verdict = f"= {critical:g}"

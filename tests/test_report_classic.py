@@ -103,6 +103,20 @@ def test_take_off_finds_the_critical_learning_rate(monkeypatch):
     assert section.findings[0].startswith("Critical learning rate: 1.")
     assert section.data["scaling"] is None  # only 2 learning rates where all runs take off
 
+    # a learning rate whose runs all take off by the first evaluation gets an upper bound
+    sparse = np.array([0, 100, 300, 1000, 3000, 10000])
+    mixed = synthetic({"eta": [0.01, 0.03, 0.1]}, {
+        ((0.01,), 0): ramp(sparse, 3000), ((0.01,), 1): ramp(sparse, 1000),
+        ((0.03,), 0): ramp(sparse, 300), ((0.03,), 1): ramp(sparse, 100),
+        ((0.1,), 0): ramp(sparse, 100), ((0.1,), 1): ramp(sparse, 100)})
+    section = classic.takeoff_section(mixed, OPTIONS)
+    assert "eta=0.1: <= 100 (n=2, all by the first evaluation)" in section.findings[0]
+    # geometric means of the geometric midpoints: sqrt(sqrt(1000 3000) sqrt(300 1000)) and,
+    # with one run that took off by step 100, sqrt(sqrt(100 300) 100)
+    assert "eta=0.01: 974 [" in section.findings[0]
+    assert "eta=0.03: 132 [" in section.findings[0] and "early 1)" in section.findings[0]
+    assert pd.DataFrame(section.data["takeoff"])["n_early"].tolist() == [0, 1, 2]
+
     early = synthetic({"eta": [0.1, 0.3, 1.0]}, {
         ((eta,), seed): ramp(steps, 1) for eta in (0.1, 0.3, 1.0) for seed in (0, 1)})
     with pytest.raises(NotApplicable, match="before its first evaluation after step 0"):

@@ -201,7 +201,8 @@ def takeoff_figure(
     given, the power law `scaling` of the take-off step with its band.
 
     bands: `curve_bands` rows of metric val_acc with an `eta_col` column.
-    takeoff: one row per eta: `eta_col`, mean, low, high (steps), n, n_never.
+    takeoff: one row per eta: `eta_col`, mean, low, high (steps), n, n_never, n_early (runs
+        that took off by their first evaluation after step 0) and first_eval (its step).
     critical: the critical learning rate, or None when the grid has none.
     """
     figure, (curve_ax, step_ax) = new_figure(ncols=2, size=(13, 5))
@@ -219,10 +220,14 @@ def takeoff_figure(
     curve_ax.set_title("accuracy vs step for each learning rate")
     curve_ax.legend(title=eta_col, fontsize="small", title_fontsize="small", loc="upper left")
 
-    reached = takeoff[takeoff["n"] > takeoff["n_never"]]
+    early = takeoff["n_early"] == takeoff["n"]
+    reached = takeoff[(takeoff["n"] > takeoff["n_never"]) & ~early]
     step_ax.errorbar(reached[eta_col], reached["mean"],
                      yerr=[reached["mean"] - reached["low"], reached["high"] - reached["mean"]],
                      fmt="o-", capsize=3, color="C0", label="take-off step")
+    if early.any():
+        step_ax.plot(takeoff.loc[early, eta_col], takeoff.loc[early, "first_eval"], "v",
+                     color="0.5", label="by the first evaluation (upper bound)")
     never = takeoff[takeoff["n_never"] > 0]
     if len(never):
         step_ax.plot(never[eta_col], np.full(len(never), 0.97), "v", color="C3",
@@ -242,6 +247,9 @@ def takeoff_figure(
         step_ax.axvline(critical, color="C3", ls="--", label="critical eta")
     step_ax.set_xscale("log")
     step_ax.set_yscale("log")
+    shown = pd.concat([reached["low"], reached["high"], takeoff.loc[early, "first_eval"]])
+    if shown.notna().any():  # room below the points for the note, above for the legend
+        step_ax.set_ylim(shown.min() / 3, shown.max() * 3)
     step_ax.set_xlabel(eta_col)
     step_ax.set_ylabel(f"take-off step (val_acc reaches {threshold:.3g})")
     step_ax.set_title("when does accuracy take off?")

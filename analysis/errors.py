@@ -2,7 +2,7 @@
 confidently wrong? How well calibrated is it?
 
 The test predictions of the runs of questions 1-3 and of the CNN (results/cnn) -> figures in
-results/errors/findings/ and results/errors/findings.md. Main set: the 30 restarts at
+results/errors/findings/ and results/errors/findings.md. Main set: the restarts at
 N = 10000 (results/restarts).
 
     python analysis/errors.py
@@ -95,6 +95,7 @@ def main() -> None:
     main = results[main_label]
     examples = confident_errors(sets[main_label])
     n_main_runs = int(sets[main_label]["trial"].nunique())
+    n_test = main.n // main.n_trials
     reliability_figure(main, path=figure_path(NAME, "reliability.png"))
     confusion_figure(main, path=figure_path(NAME, "confusion.png"))
     confused_pairs_figure(main, path=figure_path(NAME, "confused_pairs.png"))
@@ -179,8 +180,8 @@ def main() -> None:
         *rows,
         "",
         "The second-guess CI is over runs (each run is one independent network; the pooled "
-        "binomial CI would treat the 10000 images of one test set in 30 runs as 300000 "
-        "independent draws).",
+        f"binomial CI would treat the {n_test} images of one test set in {n_main_runs} runs "
+        f"as {n_test * n_main_runs} independent draws).",
         "",
         "Figures: findings/reliability.png, findings/confusion.png, "
         "findings/confused_pairs.png, findings/confidence.png, findings/confident_errors.png.",

@@ -141,6 +141,9 @@ def main() -> None:
     costs = [k for k in at_end if paired[(k, longest)]["high"] < 0]
     gains = [k for k in at_end if paired[(k, longest)]["low"] > 0]
     ratios = [c.std_ratio.value for c in at_end.values()]
+    # the ratio's CI half-width as a factor (median over settings, in log space)
+    resolution = float(np.exp(np.median([np.log(c.std_ratio.high / c.std_ratio.low) / 2
+                                         for c in at_end.values()])))
     n_runs = {k: int(v["seed"].nunique()) for k, v in found.items()}
     text = [
         "# noise: does small annealed noise change the spread of restarts?",
@@ -162,8 +165,9 @@ def main() -> None:
         + (f"the spread changes detectably with {', '.join(spread_moved)}"
            if spread_moved else
            f"no setting changes the spread detectably at N = {longest} (std ratios "
-           f"{min(ratios):.2f}-{max(ratios):.2f}; with 30 runs per arm a CI of the ratio spans "
-           "roughly 0.65-1.6, so changes smaller than ~35% cannot be seen)")
+           f"{min(ratios):.2f}-{max(ratios):.2f}; with {n_runs['none']} runs per arm a CI of "
+           f"the ratio reaches a factor of ~{resolution:.2f} either side of its estimate, so "
+           f"changes smaller than ~{100 * (1 - 1 / resolution):.0f}% cannot be seen)")
         + "; " + (f"the variance floor moves with {', '.join(floor_moved)}"
                   if floor_moved else "no floor differs detectably from the noise-free one")
         + ". In mean accuracy (paired differences over seeds, 95% CI) "

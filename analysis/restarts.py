@@ -187,7 +187,8 @@ def main() -> None:
         + ("The distribution-wise part's CI excludes 0: runs do settle in solutions that "
            "differ on the data distribution, not only on this test set."
            if split.distribution.low > 0 else
-           "The distribution-wise part's CI includes 0: with 30 runs these data cannot "
+           f"The distribution-wise part's CI includes 0: with {n_runs['restarts']} runs these "
+           "data cannot "
            "decide whether the runs' accuracies on the data distribution still differ at "
            "this N, or whether the whole floor is test-set sampling."),
         "",

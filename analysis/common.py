@@ -69,6 +69,12 @@ SCALE_UP = (
 )
 
 
+def scale_up(for_this_question: str) -> str:
+    """The findings' scale-up paragraph: what helps this question most, then SCALE_UP."""
+    return (f"Scale up for this question: {for_this_question} In general: "
+            + SCALE_UP.removeprefix("Scale up: "))
+
+
 def std_vs_n_figure(tables: dict[str, pd.DataFrame], title: str, path,
                     binomial: pd.DataFrame | None = None) -> None:
     """Std of test_acc over seeds vs N (log-log) with bootstrap CIs, one line per label;

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from common import (
-    SCALE_UP,
     figure_path,
     percentile_interval,
     runs_by_length,
+    scale_up,
     write_findings,
 )
 from matplotlib.figure import Figure
@@ -286,14 +286,13 @@ def main() -> None:
         "",
         "## Reproduce and scale up",
         "",
-        "    nnlab run studies/eta-vs-n.toml --jobs 2        # ~15-25 min on 2 busy cores",
-        "    nnlab run studies/eta-vs-n-long.toml --jobs 2   # 22 min on 2 busy cores",
-        "    nnlab run studies/eta-vs-n-b25.toml --jobs 2    # 4 min on 2 idle cores",
+        "    nnlab run studies/eta-vs-n.toml --jobs 2        # run times: each spec's header",
+        "    nnlab run studies/eta-vs-n-long.toml --jobs 2",
+        "    nnlab run studies/eta-vs-n-b25.toml --jobs 2",
         "    python analysis/eta_vs_n.py",
         "",
-        "Scale up for this question: a finer eta grid (factor sqrt 2) narrows each eta_best "
-        "CI more than more seeds do at this grid spacing. "
-        + SCALE_UP.removeprefix("Scale up: "),
+        scale_up("a finer eta grid (factor sqrt 2) narrows each eta_best CI more than more "
+                 "seeds do at this grid spacing."),
     ]
     write_findings("eta-vs-n", "\n".join(text), numbers)
 

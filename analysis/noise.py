@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from common import (
-    SCALE_UP,
     figure_path,
     load,
     percentile_interval,
     runs_by_length,
+    scale_up,
     std_vs_n_figure,
     write_findings,
 )
@@ -191,14 +191,13 @@ def main() -> None:
         "",
         "## Reproduce and scale up",
         "",
-        "    nnlab run studies/restarts.toml --jobs 2",
-        "    nnlab run studies/noise-grad.toml --jobs 2     # 4 min on 2 idle cores",
-        "    nnlab run studies/noise-weight.toml --jobs 2   # 2.5 min",
+        "    nnlab run studies/restarts.toml --jobs 2       # run times: each spec's header",
+        "    nnlab run studies/noise-grad.toml --jobs 2",
+        "    nnlab run studies/noise-weight.toml --jobs 2",
         "    python analysis/noise.py",
         "",
-        "Scale up for this question: more strengths (a grid over noise_eta), and 100+ seeds "
-        "(a std ratio of 0.8 needs ~150 runs per arm to be seen at 80% power). "
-        + SCALE_UP.removeprefix("Scale up: "),
+        scale_up("more strengths (a grid over noise_eta), and more seeds (a std ratio of "
+                 "0.8 needs ~150 runs per arm to be seen at 80% power)."),
     ]
     numbers = {
         "n_runs": n_runs,

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 from common import (
     N_TEST,
-    SCALE_UP,
     figure_path,
     load,
     percentile_interval,
     runs_by_length,
+    scale_up,
     std_vs_n_figure,
     write_findings,
 )
@@ -223,14 +223,13 @@ def main() -> None:
         "",
         "## Reproduce and scale up",
         "",
-        "    nnlab run studies/restarts.toml --jobs 2         # ~15 min on 2 busy cores",
-        "    nnlab run studies/restarts-init.toml --jobs 2    # 1.5 min on 2 cores",
-        "    nnlab run studies/restarts-order.toml --jobs 2   # 1.5 min",
+        "    nnlab run studies/restarts.toml --jobs 2         # run times: each spec's header",
+        "    nnlab run studies/restarts-init.toml --jobs 2",
+        "    nnlab run studies/restarts-order.toml --jobs 2",
         "    python analysis/restarts.py",
         "",
-        "Scale up for this question: 100+ seeds (the std CIs shrink as 1/sqrt(seeds); the "
-        "normality tests gain power) and N to 10^5 so the floor fit sees the flat part. "
-        + SCALE_UP.removeprefix("Scale up: "),
+        scale_up("more seeds (the std CIs shrink as 1/sqrt(seeds); the normality tests gain "
+                 "power) and N to 10^5 so the floor fit sees the flat part."),
     ]
     numbers = {
         "variance": {n: v.to_dict() for n, v in variance.items()},

@@ -175,6 +175,11 @@ def main() -> None:
         + ("the floor's CI excludes 0: the observed variance levels off."
            if fit.floor_excludes_zero else
            "the floor's CI includes 0: these data cannot tell a floor from a slow decay to 0.")
+        + (f" Yet the std at N = {longest}, {last['std']:.4f}, lies below the floor's CI "
+           f"(std {np.sqrt(max(fit.floor.low, 0.0)):.4f}-{floor_hi:.4f}): the fitted floor "
+           "comes mostly from the middle lengths, and whether the std levels off needs runs "
+           f"longer than {longest}."
+           if last["std"] < np.sqrt(max(fit.floor.low, 0.0)) else "")
         + f" But a finite test set alone gives a std of about sqrt(p(1-p)/10000) = "
         f"{np.sqrt(last['mean'] * (1 - last['mean']) / N_TEST):.4f} at N = {longest}, which "
         "no amount of training removes, so an observed floor is expected; the question is "

@@ -139,8 +139,8 @@ def main() -> None:
             f"| {label} | {n_runs[name]} | {row['std']:.4f} [{row['std_low']:.4f}, "
             f"{row['std_high']:.4f}] | N={int(runs[name]['n_steps'].max())}: "
             f"{s.share_test_set.format('.0f', 100, '%')} |")
-    floor_std = np.sqrt(max(fit.floor.value, 0.0))
-    floor_hi = np.sqrt(max(fit.floor.high, 0.0))
+    floor_lo, floor_std, floor_hi = (np.sqrt(max(v, 0.0)) for v in
+                                     (fit.floor.low, fit.floor.value, fit.floor.high))
     text = [
         "# restarts: normal? mean converging? variance to zero or to a floor?",
         "",
@@ -176,10 +176,9 @@ def main() -> None:
            if fit.floor_excludes_zero else
            "the floor's CI includes 0: these data cannot tell a floor from a slow decay to 0.")
         + (f" Yet the std at N = {longest}, {last['std']:.4f}, lies below the floor's CI "
-           f"(std {np.sqrt(max(fit.floor.low, 0.0)):.4f}-{floor_hi:.4f}): the fitted floor "
-           "comes mostly from the middle lengths, and whether the std levels off needs runs "
-           f"longer than {longest}."
-           if last["std"] < np.sqrt(max(fit.floor.low, 0.0)) else "")
+           f"(std {floor_lo:.4f}-{floor_hi:.4f}): the fitted floor comes mostly from the "
+           "middle lengths, and whether the std levels off needs runs longer than "
+           f"{longest}." if last["std"] < floor_lo else "")
         + f" But a finite test set alone gives a std of about sqrt(p(1-p)/10000) = "
         f"{np.sqrt(last['mean'] * (1 - last['mean']) / N_TEST):.4f} at N = {longest}, which "
         "no amount of training removes, so an observed floor is expected; the question is "
@@ -192,10 +191,9 @@ def main() -> None:
         + ("The distribution-wise part's CI excludes 0: runs do settle in solutions that "
            "differ on the data distribution, not only on this test set."
            if split.distribution.low > 0 else
-           f"The distribution-wise part's CI includes 0: with {n_runs['restarts']} runs these "
-           "data cannot "
-           "decide whether the runs' accuracies on the data distribution still differ at "
-           "this N, or whether the whole floor is test-set sampling."),
+           f"The distribution-wise part's CI includes 0: with {n_runs['restarts']} runs "
+           "these data cannot decide whether the runs' accuracies on the data distribution "
+           "still differ at this N, or whether the whole floor is test-set sampling."),
         "",
         " ".join(source_text(n, p) for n, p in by_n.items()),
         "",

@@ -263,15 +263,16 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
     final = curves.loc[curves.groupby("trial")["step"].idxmax()]
     chance = 1 / load_data(results.spec.data).n_classes
     threshold = chance + 0.5 * (final["val_acc"].max() - chance)
-    takeoff = []
     runs = pd.DataFrame([
         {"eta": eta, "trial": trial,
          "step": takeoff_step(run["step"].to_numpy(), run["val_acc"].to_numpy(), threshold),
          "first_eval": run.loc[run["step"] > 0, "step"].min()}
         for (eta, trial), run in curves.sort_values("step").groupby(["eta", "trial"])])
-    if (runs["step"] == runs["first_eval"]).all():
+    runs["early"] = runs["step"] == runs["first_eval"]  # took off by the first evaluation
+    if runs["early"].all():
         raise NotApplicable("every run takes off before its first evaluation after step 0 "
                             "(evaluations too sparse to time the take-off)")
+    takeoff = []
     for eta, group in runs.groupby("eta"):
         steps = group["step"].dropna().to_numpy()
         log = mean_ci(np.log10(steps), options.confidence) if steps.size else Estimate(
@@ -279,7 +280,7 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
         takeoff.append({"eta": eta, "mean": 10**log.value, "low": 10**log.low,
                         "high": 10**log.high, "n": len(group),
                         "n_never": int(group["step"].isna().sum()),
-                        "n_early": int((group["step"] == group["first_eval"]).sum()),
+                        "n_early": int(group["early"].sum()),
                         "first_eval": float(group["first_eval"].max())})
     takeoff = pd.DataFrame(takeoff)
     stuck = takeoff.loc[takeoff["n_never"] > 0, "eta"]

@@ -40,6 +40,36 @@ def test_floor_interval_includes_zero_when_the_variance_goes_to_zero():
     assert sum(f.exponent.contains(1.0) for f in found) >= 8
 
 
+def with_transient(seed: int) -> pd.DataFrame:
+    """restarts() with a floor, where at the shortest N the spread is 30x the power law's
+    (runs that take off late)."""
+    trials = restarts(seed, 4e-4, 5.0, 1.5, n_seeds=100)
+    shortest = trials["n_steps"] == NS[0]
+    trials.loc[shortest, "test_acc"] = 0.95 + np.sqrt(30) * (
+        trials.loc[shortest, "test_acc"] - 0.95)
+    return trials
+
+
+def test_an_early_transient_is_flagged_and_fit_from_leaves_it_out():
+    full = [variance_vs_n(with_transient(s), n_resamples=500, seed=s) for s in range(10)]
+    assert all(r.fit.exponent_at_bound for r in full)
+    assert sum(r.fit.floor.contains(4e-4) for r in full) <= 3  # biased with the transient
+    assert all("reaches its bound" in r.summary() for r in full)
+    later = [variance_vs_n(with_transient(s), n_resamples=500, seed=s, fit_from=150).fit
+             for s in range(10)]
+    assert all(f.n_from == NS[1] and f.n_left_out == 1 for f in later)
+    assert sum(not f.exponent_at_bound for f in later) >= 8
+    assert sum(f.floor.contains(4e-4) for f in later) >= 8
+    assert len(full[0].table) == NS.size
+
+
+def test_without_a_transient_nothing_is_flagged_or_left_out():
+    fits = [variance_vs_n(restarts(s, 4e-4, 5.0, 1.5, n_seeds=100), n_resamples=500,
+                          seed=s).fit for s in range(10)]
+    assert not any(f.exponent_at_bound for f in fits)
+    assert all(f.n_left_out == 0 and f.n_from == NS[0] for f in fits)
+
+
 def test_exact_variances_give_the_exact_curve():
     # two values +-d at each N: their sample variance is exactly 0.002^2 + 0.3 N^-1
     variance = 4e-6 + 0.3 / NS
@@ -127,6 +157,10 @@ def test_variance_vs_n_rejects_bad_input():
     with pytest.raises(NNLabError, match="at least 4 values of 'n_steps'"):
         variance_vs_n(trials[trials["n_steps"] <= 400])
     assert variance_vs_n(trials[trials["n_steps"] <= 400], fit=False).fit is None
+    with pytest.raises(NNLabError, match=r"at least 4 values .* >= fit_from=5000, got 3"):
+        variance_vs_n(trials, fit_from=5000)
+    with pytest.raises(NNLabError, match="fit_from: expected a number"):
+        variance_vs_n(trials, fit_from="1000")
     with pytest.raises(NNLabError, match="'test_acc' has 1 NaN"):
         variance_vs_n(trials.assign(test_acc=trials["test_acc"].where(trials.index != 5)))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from nnlab.analysis._checks import (
     require_columns,
     split_runs,
 )
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, is_number
 
 _WHERE = "variance_vs_n"
 MIN_N_VALUES_FOR_FIT = 4
@@ -32,15 +32,32 @@ MIN_N_VALUES_FOR_FIT = 4
 
 @dataclass(frozen=True)
 class FloorFit:
-    """var(N) = floor + scale * N^-exponent by weighted least squares.
+    """var(N) = floor + scale * N^-exponent by weighted least squares, over N >= n_from.
 
     boot: (n_resamples, 3) bootstrap fits (floor, scale, exponent) behind the intervals.
+    exponent_max: the largest exponent the fit may take; n_left_out: how many of the
+    shortest N the fit leaves out (`variance_vs_n`'s fit_from).
     """
 
     floor: Estimate
     scale: Estimate
     exponent: Estimate
     boot: np.ndarray = field(repr=False)
+    n_from: float
+    exponent_max: float
+    n_left_out: int = 0
+
+    def range_text(self, n_col: str) -> str:
+        """'' when every N is fitted, else ' over n_steps >= 316'."""
+        return f" over {n_col} >= {self.n_from:g}" if self.n_left_out else ""
+
+    @property
+    def exponent_at_bound(self) -> bool:
+        """True when the exponent's interval reaches the largest value the fit allows: b is
+        not pinned by the data (few seeds), or over some of the fitted N the variance falls
+        faster than the model can follow (an early transient, such as runs taking off
+        late), and the floor takes up what the power law cannot."""
+        return self.exponent.high >= self.exponent_max
 
     @property
     def floor_excludes_zero(self) -> bool:
@@ -65,6 +82,9 @@ class FloorFit:
             "scale": self.scale.to_dict(),
             "exponent": self.exponent.to_dict(),
             "floor_excludes_zero": self.floor_excludes_zero,
+            "n_from": self.n_from,
+            "n_left_out": self.n_left_out,
+            "exponent_at_bound": self.exponent_at_bound,
         }
 
 
@@ -106,8 +126,16 @@ class VarianceVsNResult:
         if self.fit is not None:
             fit = self.fit
             lines.append(
-                f"var(N) = c + a N^-b: floor c = {fit.floor}, b = {fit.exponent.format('.2f')}"
+                f"var(N) = c + a N^-b{fit.range_text(self.n_col)}: floor c = {fit.floor}, "
+                f"b = {fit.exponent.format('.2f')}"
             )
+            if fit.exponent_at_bound:
+                lines.append(
+                    f"  b's interval reaches its bound {fit.exponent_max:g}: too few seeds "
+                    "to pin b, or over some N the variance falls faster than the model "
+                    "follows (an early transient), which biases the floor; compare a fit "
+                    "from a later N (fit_from)."
+                )
             if fit.floor_excludes_zero:
                 lines.append(
                     f"  The floor's interval excludes 0: the variance tends to a constant "
@@ -144,6 +172,7 @@ def variance_vs_n(
     status_col: str | None = "status",
     fit: bool = True,
     exponent_range: tuple[float, float] = (0.1, 3.0),
+    fit_from: float | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
@@ -157,11 +186,17 @@ def variance_vs_n(
     fit: fit var(N) = c + a N^-b (b within `exponent_range`, c, a >= 0) by least squares
         weighted by the inverse sampling variance of each N's variance, 2 var^2 / (m - 1),
         with var from a first fit; the floor c's CI decides "to zero" (includes 0) against
-        "to a constant" (excludes 0). Needs at least 4 values of N.
+        "to a constant" (excludes 0). Needs at least 4 values of N (>= fit_from).
+    fit_from: fit only N >= fit_from (the table keeps every N): an early transient, such as
+        runs that take off late, falls faster than any power law in `exponent_range`, and
+        a fit that includes it biases the floor (`FloorFit.exponent_at_bound` flags it).
     Bootstrap: seeds are resampled jointly across N when every N holds the same seeds,
     within each N otherwise.
     """
     check_resampling(n_resamples, confidence, _WHERE)
+    if fit_from is not None and not is_number(fit_from):
+        raise NNLabError(f"{_WHERE}: fit_from: expected a number (the shortest N to fit) or "
+                         f"None, got {fit_from!r}")
     require_columns(trials, [n_col, metric], _WHERE)
     finished, excluded, n_unfinished = split_runs(trials, status_col)
     finite_column(finished, metric, _WHERE)
@@ -176,10 +211,12 @@ def variance_vs_n(
                 "least 2 seeds"
             )
     ns = np.array(list(groups), dtype=float)
-    if fit and ns.size < MIN_N_VALUES_FOR_FIT:
+    start = 0 if fit_from is None else int(np.searchsorted(ns, fit_from))
+    if fit and ns.size - start < MIN_N_VALUES_FOR_FIT:
         raise NNLabError(
             f"{_WHERE}: the floor fit needs at least {MIN_N_VALUES_FOR_FIT} values of "
-            f"{n_col!r}, got {ns.size} (pass fit=False for the table only)"
+            f"{n_col!r}" + ("" if fit_from is None else f" >= fit_from={fit_from:g}")
+            + f", got {ns.size - start} (pass fit=False for the table only)"
         )
 
     rng = np.random.default_rng(seed)
@@ -210,16 +247,10 @@ def variance_vs_n(
         variance = table["std"].to_numpy() ** 2
         if np.any(variance == 0):
             raise NNLabError(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing to fit")
-        grid = np.linspace(*exponent_range, 291)
         dof = table["n_runs"].to_numpy() - 1
-        first = _fit_floor(ns, variance[None, :], dof / variance**2, grid)
-        fitted = first[0] + first[1] * ns ** -first[2]
-        weights = dof / np.where(fitted > 0, fitted, variance) ** 2
-        point = _fit_floor(ns, variance[None, :], weights, grid)
-        boot = np.column_stack(_fit_floor(ns, boot_var, weights, grid))
-        floor_fit = FloorFit(
-            *(estimate(point[i][0], boot[:, i], confidence) for i in range(3)), boot=boot
-        )
+        floor_fit = replace(_weighted_floor_fit(ns[start:], variance[start:], dof[start:],
+                                                boot_var[:, start:], exponent_range,
+                                                confidence), n_left_out=start)
     return VarianceVsNResult(
         table=table,
         fit=floor_fit,
@@ -230,6 +261,21 @@ def variance_vs_n(
         confidence=confidence,
         n_resamples=n_resamples,
     )
+
+
+def _weighted_floor_fit(ns: np.ndarray, variance: np.ndarray, dof: np.ndarray,
+                        boot_var: np.ndarray, exponent_range: tuple[float, float],
+                        confidence: float) -> FloorFit:
+    """The floor fit of `variance` (k,) at `ns` (k,), weighted as `variance_vs_n` says,
+    with intervals from the bootstrap variances boot_var (R, k)."""
+    grid = np.linspace(*exponent_range, 291)
+    first = _fit_floor(ns, variance[None, :], dof / variance**2, grid)
+    fitted = first[0] + first[1] * ns ** -first[2]
+    weights = dof / np.where(fitted > 0, fitted, variance) ** 2
+    point = _fit_floor(ns, variance[None, :], weights, grid)
+    boot = np.column_stack(_fit_floor(ns, boot_var, weights, grid))
+    return FloorFit(*(estimate(point[i][0], boot[:, i], confidence) for i in range(3)),
+                    boot=boot, n_from=float(ns[0]), exponent_max=float(grid[-1]))
 
 
 def _fit_floor(ns: np.ndarray, variance: np.ndarray, weights: np.ndarray, grid: np.ndarray):

@@ -57,7 +57,7 @@ def variance_figure(
     lines = [f"{100 * result.confidence:g}% CIs: bootstrap of {result.resampling}"]
     if result.fit is not None:
         fit = result.fit
-        grid = np.geomspace(n.min(), n.max() * 4, 200)
+        grid = np.geomspace(fit.n_from, n.max() * 4, 200)
         low, high = fit.band(grid)
         std_ax.fill_between(
             grid,
@@ -73,7 +73,8 @@ def variance_figure(
         if fit.floor.value > 0:
             std_ax.axhline(math.sqrt(fit.floor.value), color="C3", ls="--", label="floor")
         lines += [
-            f"var = c + a N^-b, b = {fit.exponent.format('.2f')}",
+            f"var = c + a N^-b, b = {fit.exponent.format('.2f')}"
+            + (f", N >= {fit.n_from:g}" if fit.n_left_out else ""),
             f"floor c = {fit.floor}",
             "floor excludes 0" if fit.floor_excludes_zero else "floor CI includes 0",
         ]

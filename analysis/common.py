@@ -20,6 +20,10 @@ from nnlab.study import Study, lengths
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 N_TEST = 10_000  # MNIST test images
+# The restarts' variance floor is fitted from this N on: from N = 100 to 178 the variance
+# falls ~10-fold as the runs that took off late catch up, faster than the power law of the
+# fit can follow (restarts.py's findings list the floor by the N the fit starts at).
+FLOOR_FIT_FROM = 316
 
 
 def load(name: str) -> Study:
@@ -58,6 +62,17 @@ def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[
     tail = 50 * (1 - confidence)
     low, high = np.percentile(samples, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def paired_difference(a: pd.Series, b: pd.Series, seed: int = 0) -> dict:
+    """Mean over seeds of a - b (both indexed by seed: the same seed's runs), with a
+    bootstrap CI over seeds; wins = seeds where a > b."""
+    difference = (a - b).dropna().to_numpy()
+    rng = np.random.default_rng(seed)
+    boot = rng.choice(difference, (2000, difference.size)).mean(axis=1)
+    low, high = percentile_interval(boot)
+    return {"value": float(difference.mean()), "low": low, "high": high,
+            "n_pairs": int(difference.size), "wins": int((difference > 0).sum())}
 
 
 SCALE_UP = (

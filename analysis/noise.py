@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from common import (
+    FLOOR_FIT_FROM,
     figure_path,
     load,
+    paired_difference,
     percentile_interval,
     runs_by_length,
     scale_up,
@@ -43,19 +45,6 @@ def settings() -> dict[str, pd.DataFrame]:
     return {k: g[(g["n_steps"] <= longest) & (g["status"] == "ok")] for k, g in found.items()}
 
 
-def paired_difference(noisy: pd.DataFrame, none: pd.DataFrame, n: int, seed: int = 0) -> dict:
-    """Mean over seeds of (noisy - none) at length n, same seed = same init and data order,
-    with a bootstrap CI over seeds."""
-    a = noisy[noisy["n_steps"] == n].set_index("seed")[METRIC]
-    b = none[none["n_steps"] == n].set_index("seed")[METRIC]
-    difference = (a - b).dropna().to_numpy()
-    rng = np.random.default_rng(seed)
-    boot = rng.choice(difference, (2000, difference.size)).mean(axis=1)
-    low, high = percentile_interval(boot)
-    return {"value": float(difference.mean()), "low": low, "high": high,
-            "n_pairs": int(difference.size), "wins": int((difference > 0).sum())}
-
-
 def test_set_splits() -> dict:
     """Jordan's split of the variance at the runs' last step (N = 10000), per setting."""
     splits = {"none": test_set_variance(load("restarts").predictions())}
@@ -70,6 +59,11 @@ def test_set_splits() -> dict:
             kind = name.removeprefix("noise-")
             splits[f"{kind} {eta:g}"] = test_set_variance(study.predictions(group["trial"]))
     return splits
+
+
+def at_length(runs: pd.DataFrame, n: int) -> pd.Series:
+    """The metric of each seed's run at length n, indexed by seed."""
+    return runs[runs["n_steps"] == n].set_index("seed")[METRIC]
 
 
 def floors(variance: dict) -> dict[str, dict]:
@@ -102,9 +96,10 @@ def main() -> None:
             a = runs.loc[runs["n_steps"] == n, METRIC].to_numpy()
             b = none.loc[none["n_steps"] == n, METRIC].to_numpy()
             comparisons[(label, n)] = compare_variance(a, b, names=(label, "none"))
-            paired[(label, n)] = paired_difference(runs, none, n)
+            paired[(label, n)] = paired_difference(at_length(runs, n), at_length(none, n))
     splits = test_set_splits()
-    variance = {label: variance_vs_n(runs, metric=METRIC) for label, runs in found.items()}
+    variance = {label: variance_vs_n(runs, metric=METRIC, fit_from=FLOOR_FIT_FROM)
+                for label, runs in found.items()}
     std_vs_n_figure({label: result.table for label, result in variance.items()},
                     "Spread of restarts with and without annealed noise",
                     figure_path(NAME, "std_vs_n.png"), binomial=variance["none"].table)
@@ -157,7 +152,8 @@ def main() -> None:
         "are paired by seed; spreads are compared as independent samples (Brown-Forsythe, "
         f"BCa bootstrap CI of the std ratio). Lengths N = {', '.join(map(str, ns))}, each "
         "read from one run of 10^4 steps per seed; the variance floor c of "
-        "var(N) = c + a N^-b is fitted per setting over all N, its CI by bootstrap over seeds.",
+        f"var(N) = c + a N^-b is fitted per setting over N >= {FLOOR_FIT_FROM} (past the "
+        "take-off transient; see restarts/findings.md), its CI by bootstrap over seeds.",
         "",
         f"## Answer (N = {longest})",
         "",

@@ -2,8 +2,8 @@
 confidently wrong? How well calibrated is it?
 
 The test predictions of the runs of questions 1-3 and of the CNN (results/cnn) -> figures in
-results/errors/findings/ and results/errors/findings.md. Main set: the restarts at
-N = 10000 (results/restarts).
+results/errors/findings/ and results/errors/findings.md. Main set: the restarts at their
+final step (results/restarts).
 
     python analysis/errors.py
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from common import SCALE_UP, figure_path, load, write_findings
+from common import N_TEST, SCALE_UP, figure_path, load, write_findings
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -27,23 +27,35 @@ from nnlab.report.figures import (
 )
 
 NAME = "errors"
+LONG = "restarts-long"  # the restarts' seeds trained 10x longer
 CONFIDENT = 0.99
 CNN_LABEL = "cnn (conv-pool-conv-pool-dense, 8 epochs)"
 
 
+def finished(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[(trials["state"] == "COMPLETE") & (trials["status"] == "ok")]
+
+
+def n_steps_text(trials: pd.DataFrame) -> str:
+    """'N 10000': the steps the finished runs trained (their predictions' step)."""
+    return "N " + "/".join(str(n) for n in sorted(finished(trials)["steps_run"].unique()))
+
+
 def prediction_sets() -> dict[str, pd.DataFrame]:
     """{label: concatenated predictions} for the studies that have run."""
-    sets = {"restarts (eta 1, N 10000)": load("restarts").predictions()}
+    restarts = load("restarts")
+    sets = {f"restarts (eta 1, {n_steps_text(restarts.trials())})": restarts.predictions()}
     eta_study = load("eta-vs-n")
-    trials = eta_study.trials()
-    trials = trials[(trials["state"] == "COMPLETE") & (trials["status"] == "ok")]
+    trials = finished(eta_study.trials())
     best = trials.groupby("eta")["val_acc"].mean().idxmax()  # chosen on val
-    sets[f"eta-vs-n (best eta on val = {best:g}, N 10000)"] = eta_study.predictions(
-        trials.loc[trials["eta"] == best, "trial"])
-    for name, label in (("noise-grad", "noise-grad (N 10000)"),
-                        ("noise-weight", "noise-weight (N 10000)"), ("cnn", CNN_LABEL)):
+    chosen = trials[trials["eta"] == best]
+    sets[f"eta-vs-n (best eta on val = {best:g}, {n_steps_text(chosen)})"] = (
+        eta_study.predictions(chosen["trial"]))
+    for name in (LONG, "noise-grad", "noise-weight", "cnn"):
         try:
-            sets[label] = load(name).predictions()
+            study = load(name)
+            label = CNN_LABEL if name == "cnn" else f"{name} ({n_steps_text(study.trials())})"
+            sets[label] = study.predictions()
         except Exception:  # noqa: BLE001 - a study not run yet is left out
             continue
     return sets
@@ -68,6 +80,23 @@ def confident_errors(predictions: pd.DataFrame) -> pd.DataFrame:
             .agg(y_true=("y_true", "first"), predicted=("top1", lambda s: s.mode().iloc[0]),
                  n_runs=("trial", "nunique"), confidence=("p1", "mean"))
             .sort_values(["n_runs", "confidence"], ascending=False).reset_index())
+
+
+def longer_text(long_label: str, long, long_runs: dict, main_label: str, main,
+                main_runs: dict) -> str:
+    """The main set's seeds trained longer against the main set: second guess, confidence,
+    confident errors, calibration."""
+    return (
+        f"**Trained longer.** {long_label}, the main set's seeds carried on at the same eta: "
+        f"accuracy {long.accuracy.format('.4f')} (main set {main.accuracy.format('.4f')}); "
+        f"second guess right {long_runs['mean']:.1%} [{long_runs['low']:.1%}, "
+        f"{long_runs['high']:.1%}] of the errors ({main_runs['mean']:.1%}); mean confidence of "
+        f"wrong answers {long.confidence_wrong.format('.3f')} "
+        f"({main.confidence_wrong.value:.3f}), of right ones "
+        f"{long.confidence_right.format('.3f')} ({main.confidence_right.value:.3f}); errors at "
+        f">= {CONFIDENT:.0%} confidence {long.confident_error_share.format('.1f', 100, '%')} of "
+        f"all errors ({main.confident_error_share.value:.1%}); ECE {long.ece.format('.4f')} "
+        f"({main.ece.value:.4f}). In brackets: {main_label}.")
 
 
 def gallery_figure(examples: pd.DataFrame, n_runs: int, path, n_show: int = 16) -> None:
@@ -119,6 +148,9 @@ def main() -> None:
                       for t in main.top_pairs.head(5).itertuples(index=False))
     s = runs[main_label]
     per_run_confident = main.n_confident_errors / main.n_trials
+    long_label = next((label for label in sets if label.startswith(LONG)), None)
+    long_text = [] if long_label is None else ["", longer_text(
+        long_label, results[long_label], runs[long_label], main_label, main, s)]
     cnn_text = []
     if CNN_LABEL in sets:
         cnn, c = results[CNN_LABEL], runs[CNN_LABEL]
@@ -151,7 +183,7 @@ def main() -> None:
         "# errors: is the second guess right, and is the net ever confidently wrong?",
         "",
         f"Test predictions (top-3 classes and probabilities for the 10k test images) of the "
-        f"runs of questions 1-3. Main set: {main_label}, {main.n_trials} runs x 10000 test "
+        f"runs of questions 1-3. Main set: {main_label}, {main.n_trials} runs x {N_TEST} test "
         f"images = {main.n} predictions, {main.n_wrong} of them wrong.",
         "",
         "## Answers",
@@ -167,7 +199,7 @@ def main() -> None:
         f"; a wrong answer's confidence is below a right one's with probability "
         f"{main.auc:.3f} (Mann-Whitney {main.confidence_test.p_text}). At >= 99% "
         f"confidence the net still makes {main.n_confident_errors} errors over "
-        f"{main.n_trials} runs (~{per_run_confident:.1f} per run of 10000 images; "
+        f"{main.n_trials} runs (~{per_run_confident:.1f} per run of {N_TEST} images; "
         f"{main.confident_error_share.format('.1f', 100, '%')} of all errors), on "
         f"{len(examples)} distinct test images; the most frequent are shown in "
         "findings/confident_errors.png.",
@@ -175,6 +207,7 @@ def main() -> None:
         f"**Calibration.** ECE = {main.ece.format('.4f')} (15 equal-width bins; "
         "findings/reliability.png). Most confused pairs (true->predicted, share of errors): "
         f"{pairs}.",
+        *long_text,
         *cnn_text,
         "",
         *rows,

@@ -96,7 +96,7 @@ def longer_text(long_label: str, long, long_runs: dict, main_label: str, main,
         f"{long.confidence_right.format('.3f')} ({main.confidence_right.value:.3f}); errors at "
         f">= {CONFIDENT:.0%} confidence {long.confident_error_share.format('.1f', 100, '%')} of "
         f"all errors ({main.confident_error_share.value:.1%}); ECE {long.ece.format('.4f')} "
-        f"({main.ece.value:.4f}). In brackets: {main_label}.")
+        f"({main.ece.value:.4f}; findings/reliability_long.png). In brackets: {main_label}.")
 
 
 def gallery_figure(examples: pd.DataFrame, n_runs: int, path, n_show: int = 16) -> None:
@@ -149,8 +149,11 @@ def main() -> None:
     s = runs[main_label]
     per_run_confident = main.n_confident_errors / main.n_trials
     long_label = next((label for label in sets if label.startswith(LONG)), None)
-    long_text = [] if long_label is None else ["", longer_text(
-        long_label, results[long_label], runs[long_label], main_label, main, s)]
+    long_text = []
+    if long_label is not None:
+        reliability_figure(results[long_label], path=figure_path(NAME, "reliability_long.png"))
+        long_text = ["", longer_text(long_label, results[long_label], runs[long_label],
+                                     main_label, main, s)]
     cnn_text = []
     if CNN_LABEL in sets:
         cnn, c = results[CNN_LABEL], runs[CNN_LABEL]

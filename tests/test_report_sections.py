@@ -62,6 +62,27 @@ def test_variance_section_shows_std_per_length_and_the_fitted_floor(scaling):
     assert "var(N) = c + a N^-b" in section.findings[-1]
 
 
+def test_variance_section_fits_from_later_n_when_an_early_transient_bends_the_fit():
+    # var = 0.003^2 + 0.3 / N, but 30x that at the shortest N
+    rng = np.random.default_rng(0)
+    lengths = [100, 300, 1000, 3000, 10_000, 30_000, 100_000]
+    runs = {}
+    for n in lengths:
+        spread = np.sqrt((30 if n == lengths[0] else 1) * (0.003**2 + 0.3 / n))
+        for seed in range(100):
+            runs[(n,), seed] = final(0.9, 0.9 + spread * rng.normal())
+    results = synthetic({"n_steps": lengths}, runs, replicates=100)
+    section = sections.variance_section(results, OPTIONS)
+    (result,) = section.data["variance_vs_n"]
+    assert result["fit"]["exponent_at_bound"]
+    assert not result["fit"]["floor"]["low"] < 0.003**2 < result["fit"]["floor"]["high"]
+    later = section.data["floor_from_later_n"]
+    assert [fit["n_from"] for fit in later] == [300, 1000, 3000]
+    assert later[0]["floor"]["low"] < 0.003**2 < later[0]["floor"]["high"]
+    assert not later[0]["exponent_at_bound"]
+    assert section.findings[-1].startswith("The floor fitted from later N")
+
+
 def test_sections_that_do_not_apply_say_why(scaling):
     with pytest.raises(NotApplicable, match="noise is not varied"):
         sections.noise_section(scaling, OPTIONS)

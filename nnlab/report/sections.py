@@ -467,16 +467,16 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.notes.append(f"{left_out} more configurations not shown.")
     rows, first = [], None
     test_set = test_set_result(results, options, section)
+    fit_kwargs = {"n_resamples": options.n_resamples, "seed": options.seed,
+                  "confidence": options.confidence}
     for label, group in groups:
         try:
             result = analysis.variance_vs_n(
-                group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT,
-                n_resamples=options.n_resamples, seed=options.seed,
-                confidence=options.confidence)
+                group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT, **fit_kwargs)
         except NNLabError as err:
             section.notes.append(f"{label or 'all runs'}: {err}")
             continue
-        first = first or (label, result)
+        first = first or (label, result, group)
         section.data.setdefault("variance_vs_n", []).append({"group": label,
                                                               **result.to_dict()})
         for row in result.table.to_dict("records"):
@@ -489,9 +489,17 @@ def variance_section(results: StudyResults, options: Options) -> Section:
                     Estimate(row["std"], row["std_low"], row["std_high"]), ".3g")})
     if first is None:
         raise NotApplicable("no configuration has 2 finished runs")
-    label, result = first
+    label, result, group = first
     if n_lengths > 1:
         section.findings.append((f"{label}: " if label else "") + result.summary())
+        if result.fit is not None and result.fit.exponent_at_bound:
+            later = later_fits(group, n_col, fit_kwargs)
+            section.data["floor_from_later_n"] = [fit.to_dict() for fit in later]
+            if later:
+                section.findings.append(
+                    "The floor fitted from later N (leaving the shortest out): " + "; ".join(
+                        f"from {n_col} = {fit.n_from:g}: c = {fit.floor}, b = "
+                        f"{fit.exponent.format('.2f')}" for fit in later) + ".")
         section.figures.append(FigureItem.of(
             "variance", f"{label + ': ' if label else ''}mean and std of test_acc vs {n_col}"
             + (" with the fitted floor" if result.fit else "")
@@ -500,6 +508,16 @@ def variance_section(results: StudyResults, options: Options) -> Section:
             figures.variance_figure(result, test_set=test_set)))
     section.tables.append(Table(f"test_acc over seeds per {n_col}", pd.DataFrame(rows)))
     return section
+
+
+def later_fits(group: pd.DataFrame, n_col: str, fit_kwargs: dict, n_fits: int = 3
+               ) -> list[analysis.FloorFit]:
+    """Floor fits leaving out the 1, 2, ... shortest N (at most n_fits, each on at least
+    MIN_N_VALUES_FOR_FIT lengths): how much the floor owes to the shortest runs."""
+    lengths = np.sort(group[n_col].unique())
+    return [analysis.variance_vs_n(group, n_col, "test_acc", fit_from=float(n),
+                                   **fit_kwargs).fit
+            for n in lengths[1:len(lengths) - MIN_N_VALUES_FOR_FIT + 1][:n_fits]]
 
 
 def test_set_result(results: StudyResults, options: Options,

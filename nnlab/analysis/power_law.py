@@ -10,7 +10,7 @@ from scipy import stats
 
 from nnlab.analysis._bootstrap import Estimate, estimate, interval, resample_groups
 from nnlab.analysis._checks import check_resampling, finite_values
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, is_number
 
 METHODS = ("ols", "wls", "nls")
 _WHERE = "fit_power_law"
@@ -47,7 +47,7 @@ class PowerLawFit:
     def inverse(self, y: float) -> Estimate:
         """The x at which the fitted curve reaches y, (a / y)^(1/b), with its bootstrap
         interval (from the same resampled fits as a and b)."""
-        if not (isinstance(y, int | float) and y > 0):
+        if not (is_number(y) and y > 0):
             raise NNLabError(f"PowerLawFit.inverse.y: expected a positive number, got {y!r}")
         boot = np.exp((self.boot_log_prefactor - math.log(y)) / self.boot_exponent)
         value = (self.prefactor.value / y) ** (1 / self.exponent.value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,7 @@ class FloorFit:
     boot: np.ndarray = field(repr=False)
     n_from: float
     exponent_max: float
-    n_left_out: int = 0
+    n_left_out: int
 
     def range_text(self, n_col: str) -> str:
         """'' when every N is fitted, else ' over n_steps >= 316'."""
@@ -248,9 +248,8 @@ def variance_vs_n(
         if np.any(variance == 0):
             raise NNLabError(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing to fit")
         dof = table["n_runs"].to_numpy() - 1
-        floor_fit = replace(_weighted_floor_fit(ns[start:], variance[start:], dof[start:],
-                                                boot_var[:, start:], exponent_range,
-                                                confidence), n_left_out=start)
+        floor_fit = _weighted_floor_fit(ns, variance, dof, boot_var, start, exponent_range,
+                                        confidence)
     return VarianceVsNResult(
         table=table,
         fit=floor_fit,
@@ -264,10 +263,11 @@ def variance_vs_n(
 
 
 def _weighted_floor_fit(ns: np.ndarray, variance: np.ndarray, dof: np.ndarray,
-                        boot_var: np.ndarray, exponent_range: tuple[float, float],
+                        boot_var: np.ndarray, start: int, exponent_range: tuple[float, float],
                         confidence: float) -> FloorFit:
-    """The floor fit of `variance` (k,) at `ns` (k,), weighted as `variance_vs_n` says,
-    with intervals from the bootstrap variances boot_var (R, k)."""
+    """The floor fit of `variance` (k,) at `ns` (k,) from index `start` on, weighted as
+    `variance_vs_n` says, with intervals from the bootstrap variances boot_var (R, k)."""
+    ns, variance, dof, boot_var = ns[start:], variance[start:], dof[start:], boot_var[:, start:]
     grid = np.linspace(*exponent_range, 291)
     first = _fit_floor(ns, variance[None, :], dof / variance**2, grid)
     fitted = first[0] + first[1] * ns ** -first[2]
@@ -275,7 +275,8 @@ def _weighted_floor_fit(ns: np.ndarray, variance: np.ndarray, dof: np.ndarray,
     point = _fit_floor(ns, variance[None, :], weights, grid)
     boot = np.column_stack(_fit_floor(ns, boot_var, weights, grid))
     return FloorFit(*(estimate(point[i][0], boot[:, i], confidence) for i in range(3)),
-                    boot=boot, n_from=float(ns[0]), exponent_max=float(grid[-1]))
+                    boot=boot, n_from=float(ns[0]), exponent_max=float(grid[-1]),
+                    n_left_out=start)
 
 
 def _fit_floor(ns: np.ndarray, variance: np.ndarray, weights: np.ndarray, grid: np.ndarray):

@@ -16,7 +16,6 @@ from common import (
     figure_path,
     load,
     paired_difference,
-    percentile_interval,
     runs_by_length,
     scale_up,
     std_vs_n_figure,
@@ -76,9 +75,7 @@ def floors(variance: dict) -> dict[str, dict]:
     for label, fit in fits.items():
         entry = {"floor": fit.floor, "exponent": fit.exponent}
         if label != "none":
-            difference = fit.boot[:, 0] - none.boot[:, 0]
-            entry["difference"] = (fit.floor.value - none.floor.value,
-                                   *percentile_interval(difference))
+            entry["difference"] = fit.floor_difference(none)
         out[label] = entry
     return out
 
@@ -120,19 +117,19 @@ def main() -> None:
     for label in [k for k in found if k != "none"]:
         c, d = comparisons[(label, longest)], paired[(label, longest)]
         moved = "differs" if c.spreads_differ else "no detectable change"
-        f_value, f_low, f_high = floor[label]["difference"]
+        difference = floor[label]["difference"]
         verdicts.append(
             f"{label}: std ratio {c.std_ratio.format('.2f')} (Brown-Forsythe "
             f"{c.brown_forsythe.p_text}: {moved}); variance floor {floor[label]['floor']} "
-            f"against {floor['none']['floor']} without noise, difference {f_value:.2e} "
-            f"[{f_low:.2e}, {f_high:.2e}]; mean {100 * d['value']:+.2f} points "
-            f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] (paired over {d['n_pairs']} "
+            f"against {floor['none']['floor']} without noise, difference "
+            f"{difference.value:.2e} [{difference.low:.2e}, {difference.high:.2e}]; mean "
+            f"{100 * d['value']:+.2f} points [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] "
+            f"(paired over {d['n_pairs']} "
             f"seeds, better in {d['wins']}), P(noisy > none) = "
             f"{c.p_superiority.format('.2f')}")
     at_end = {k[0]: c for k, c in comparisons.items() if k[1] == longest}
     spread_moved = [k for k, c in at_end.items() if c.spreads_differ]
-    floor_moved = [k for k in at_end if not floor[k]["difference"][1] <= 0
-                   <= floor[k]["difference"][2]]
+    floor_moved = [k for k in at_end if not floor[k]["difference"].contains(0.0)]
     costs = [k for k in at_end if paired[(k, longest)]["high"] < 0]
     gains = [k for k in at_end if paired[(k, longest)]["low"] > 0]
     ratios = [c.std_ratio.value for c in at_end.values()]
@@ -201,7 +198,8 @@ def main() -> None:
         "paired_mean_difference": {f"{k[0]} N={k[1]}": d for k, d in paired.items()},
         "test_set": {k: s.to_dict() for k, s in splits.items()},
         "floors": {k: {"floor": v["floor"].to_dict(), "exponent": v["exponent"].to_dict(),
-                       "difference_from_none": v.get("difference")}
+                       "difference_from_none": v["difference"].to_dict()
+                       if "difference" in v else None}
                    for k, v in floor.items()},
     }
     write_findings(NAME, "\n".join(text), numbers)

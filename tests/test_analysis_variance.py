@@ -40,6 +40,27 @@ def test_floor_interval_includes_zero_when_the_variance_goes_to_zero():
     assert sum(f.exponent.contains(1.0) for f in found) >= 8
 
 
+def test_the_difference_of_two_floors_recovers_the_true_difference():
+    """Groups with floors 4e-4 and 1e-4 (other seeds): the difference's interval holds the
+    true 3e-4 and excludes 0; two groups with the same floor give an interval around 0."""
+    high = [variance_vs_n(restarts(s, 4e-4, 5.0, 1.5, n_seeds=100), n_resamples=500,
+                          seed=s).fit for s in range(10)]
+    low = [variance_vs_n(restarts(100 + s, 1e-4, 5.0, 1.5, n_seeds=100), n_resamples=500,
+                         seed=100 + s).fit for s in range(10)]
+    same = [variance_vs_n(restarts(200 + s, 4e-4, 5.0, 1.5, n_seeds=100), n_resamples=500,
+                          seed=200 + s).fit for s in range(10)]
+    differences = [a.floor_difference(b) for a, b in zip(high, low, strict=True)]
+    assert all(d.value == pytest.approx(a.floor.value - b.floor.value)
+               for d, a, b in zip(differences, high, low, strict=True))
+    assert sum(d.contains(3e-4) for d in differences) >= 8
+    assert sum(d.low > 0 for d in differences) >= 8
+    assert sum(a.floor_difference(b).contains(0.0) for a, b in zip(high, same, strict=True)) >= 8
+    with pytest.raises(NNLabError, match="same resamples"):
+        high[0].floor_difference(variance_vs_n(restarts(0, 4e-4, 5.0, 1.5), n_resamples=200).fit)
+    with pytest.raises(NNLabError, match="other: expected a FloorFit"):
+        high[0].floor_difference(3e-4)
+
+
 def with_transient(seed: int) -> pd.DataFrame:
     """restarts() with a floor, where at the shortest N the spread is 30x the power law's
     (runs that take off late)."""

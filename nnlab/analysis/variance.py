@@ -64,6 +64,22 @@ class FloorFit:
         """True when the floor's interval lies above 0: the variance tends to a constant."""
         return self.floor.low > 0
 
+    def floor_difference(self, other: FloorFit) -> Estimate:
+        """This floor minus `other`'s, for fits to two independent groups of runs (other
+        seeds, or another setting), with the interval of the difference of their bootstrap
+        floors; both fits need the same number of resamples and confidence."""
+        if not isinstance(other, FloorFit):
+            raise NNLabError(f"FloorFit.floor_difference: other: expected a FloorFit, got "
+                             f"{type(other).__name__}")
+        if (other.boot.shape != self.boot.shape
+                or other.floor.confidence != self.floor.confidence):
+            raise NNLabError(
+                "FloorFit.floor_difference: other: expected a fit with the same resamples "
+                f"and confidence ({len(self.boot)}, {self.floor.confidence:g}), got "
+                f"({len(other.boot)}, {other.floor.confidence:g})")
+        return estimate(self.floor.value - other.floor.value,
+                        self.boot[:, 0] - other.boot[:, 0], self.floor.confidence)
+
     def predict(self, n: np.ndarray) -> np.ndarray:
         """Fitted variance at N (any shape)."""
         return self.floor.value + self.scale.value * np.asarray(n, dtype=float) ** (

@@ -1,9 +1,10 @@
 """Question 2: restarts. Normal? Does the mean converge? Variance to 0 or to a floor? How much
 of the spread is the finite test set, and which source of randomness (init, data order)?
 
-results/restarts-long (both sources, to N = 10^5: normality, mean, variance floor),
-results/restarts, results/restarts-init, results/restarts-order (to N = 10^4: the split
-by source) -> figures in results/restarts/findings/ and results/restarts/findings.md.
+results/restarts-long (both sources), results/restarts-init-long and
+results/restarts-order-long (one source each), all to N = 10^5, and results/restarts (the
+runs of restarts-long stopped at N = 10^4, with test predictions there) -> figures in
+results/restarts/findings/ and results/restarts/findings.md.
 
     python analysis/restarts.py
 """
@@ -28,10 +29,12 @@ from nnlab.analysis import compare_variance, normality, test_set_variance, varia
 from nnlab.report.figures import normality_figure, variance_figure
 
 LONG = "restarts-long"  # the restarts study's runs carried on to 10^5 steps
-SOURCES = {"restarts": "init + order", "restarts-init": "init only",
-           "restarts-order": "order only"}
+SHORT = "restarts"  # the same runs to 10^4 steps, with their test predictions there
+SOURCES = {LONG: "init + order", "restarts-init-long": "init only",
+           "restarts-order-long": "order only"}
+BOTH, INIT, ORDER = SOURCES.values()
 METRIC = "test_acc"
-SOURCES_BEFORE_FLOOR = 3162  # a length where the spread is still well above the floor
+SOURCE_LENGTHS = (3162, 10000)  # the spread well above the floor, and near it
 
 
 def mean_text(table: pd.DataFrame, runs: pd.DataFrame) -> tuple[str, dict]:
@@ -79,36 +82,72 @@ def starts_text(starts: list[dict]) -> str:
 
 def source_pairs(runs: dict[str, pd.DataFrame], n: int) -> dict:
     """The spreads of the three source studies at length n, compared pairwise."""
-    at_n = {name: r.loc[(r["n_steps"] == n) & (r["status"] == "ok"), METRIC].to_numpy()
-            for name, r in runs.items()}
+    at_n = {SOURCES[name]: r.loc[(r["n_steps"] == n) & (r["status"] == "ok"), METRIC]
+            .to_numpy() for name, r in runs.items()}
     return {f"{a} vs {b}": compare_variance(at_n[a], at_n[b], names=(a, b))
-            for a, b in (("restarts-init", "restarts-order"), ("restarts", "restarts-init"),
-                         ("restarts", "restarts-order"))}
+            for a, b in ((INIT, ORDER), (BOTH, INIT), (BOTH, ORDER))}
 
 
 def source_text(n: int, pairs: dict) -> str:
     """Which source of randomness spreads the runs at length n."""
-    init_order = pairs["restarts-init vs restarts-order"]
+    init_order = pairs[f"{INIT} vs {ORDER}"]
     return (
         f"**Sources (N = {n}).** std(init only) / std(order only) = "
         f"{init_order.std_ratio.format('.2f')} "
         f"(Brown-Forsythe {init_order.brown_forsythe.p_text}). "
         f"Both sources together against init only: std ratio "
-        f"{pairs['restarts vs restarts-init'].std_ratio.format('.2f')}; against order only: "
-        f"{pairs['restarts vs restarts-order'].std_ratio.format('.2f')} (two equal, "
+        f"{pairs[f'{BOTH} vs {INIT}'].std_ratio.format('.2f')}; against order only: "
+        f"{pairs[f'{BOTH} vs {ORDER}'].std_ratio.format('.2f')} (two equal, "
         "independent sources would give sqrt 2 = 1.41). "
         + ("The initial weights and the data order contribute about equally"
            if init_order.std_ratio.contains(1.0) else
            ("The initial weights contribute" if init_order.std_ratio.value > 1 else
             "The data order contributes") + " more")
         + ("; both together spread more than either alone."
-           if min(pairs[f"restarts vs {one}"].std_ratio.low
-                  for one in ("restarts-init", "restarts-order")) > 1 else
+           if min(pairs[f"{BOTH} vs {one}"].std_ratio.low for one in (INIT, ORDER)) > 1 else
            "; both together do not spread detectably more than each alone."))
 
 
+def source_floors(variance: dict, splits: dict) -> tuple[str, dict]:
+    """Each source's variance floor (fitted from FLOOR_FIT_FROM) and, at the runs' end, the
+    distribution-wise part of Jordan's split: which source leaves runs in different
+    solutions."""
+    fits = {SOURCES[name]: v.fit for name, v in variance.items()}
+    parts = {SOURCES[name]: s.distribution for name, s in splits.items()}
+    init_minus_order = fits[INIT].floor_difference(fits[ORDER])
+
+    def floor_std(label: str) -> str:
+        floor = fits[label].floor
+        return (f"{np.sqrt(floor.value):.4f} [{np.sqrt(max(floor.low, 0.0)):.4f}, "
+                f"{np.sqrt(floor.high):.4f}]")
+
+    real = [label for label, part in parts.items() if part.low > 0]
+    text = (
+        f"**Sources: the floor.** Fitted over N >= {FLOOR_FIT_FROM}, the floor std is "
+        f"{floor_std(INIT)} with the initial weights alone varying, {floor_std(ORDER)} with "
+        f"the data order alone and {floor_std(BOTH)} with both; c(init only) - "
+        f"c(order only) = {init_minus_order.format('.2e')}"
+        + (" (no detectable difference)" if init_minus_order.contains(0.0) else "")
+        + ". Past the finite test set (Jordan's split at the runs' end), the "
+        "distribution-wise variance is "
+        + "; ".join(f"{label}: {part.format('.2e')}" for label, part in parts.items())
+        + f" (the two alone sum to {parts[INIT].value + parts[ORDER].value:.2e}, "
+        + ("inside the interval with both, as independent sources that add would give). "
+           if parts[BOTH].contains(parts[INIT].value + parts[ORDER].value) else
+           "outside the interval with both: the sources do not simply add). ")
+        + (f"Its CI excludes 0 with {' and with '.join(real)}: "
+           + ("each source alone leaves the runs in different solutions."
+              if {INIT, ORDER} <= set(real) else
+              "only there do runs settle in detectably different solutions.")
+           if real else
+           "Its CI includes 0 for every source."))
+    numbers = {"floor_init_minus_order": init_minus_order.to_dict(),
+               "distribution_wise": {label: part.to_dict() for label, part in parts.items()}}
+    return text, numbers
+
+
 def main() -> None:
-    runs = {name: runs_by_length(name) for name in (LONG, *SOURCES)}
+    runs = {name: runs_by_length(name) for name in SOURCES}
     both = runs[LONG]
     longest = int(both["n_steps"].max())
     variance = {name: variance_vs_n(r, metric=METRIC, fit_from=FLOOR_FIT_FROM)
@@ -117,16 +156,18 @@ def main() -> None:
     tests = {int(n): normality(g[METRIC].to_numpy(), name=f"test_acc at N={n}")
              for n, g in both[both["status"] == "ok"].groupby("n_steps")}
     splits = {name: test_set_variance(load(name).predictions()) for name in runs}
-    common_n = int(max(set(runs["restarts-init"]["n_steps"]) & set(runs["restarts"]["n_steps"])))
-    by_n = {n: source_pairs(runs, n) for n in sorted({SOURCES_BEFORE_FLOOR, common_n})}
-    pairs = by_n[common_n]
+    short = load(SHORT)
+    short_n = int(short.trials()["steps_run"].max())
+    by_n = {n: source_pairs(runs, n) for n in (*SOURCE_LENGTHS, longest)}
+    pairs = by_n[longest]
+    floors_paragraph, floor_numbers = source_floors(variance, splits)
 
     variance_figure(variance[LONG], test_set=splits[LONG],
                     path=figure_path("restarts", "variance.png"))
     normality_figure(tests[longest], path=figure_path("restarts", "normality.png"))
     std_vs_n_figure({label: variance[name].table for name, label in SOURCES.items()},
                     "Spread of restarts by source of randomness",
-                    figure_path("restarts", "sources.png"), binomial=variance["restarts"].table)
+                    figure_path("restarts", "sources.png"), binomial=variance[LONG].table)
     for name in runs:
         print(f"== {name}\n{variance[name].summary()}\n{splits[name].summary()}")
     for n, t in tests.items():
@@ -138,7 +179,7 @@ def main() -> None:
     table = variance[LONG].table
     last = table.iloc[-1]
     mean_paragraph, mean_changes = mean_text(table, both[both["status"] == "ok"])
-    split, split_short = splits[LONG], splits["restarts"]
+    split, split_short = splits[LONG], test_set_variance(short.predictions())
     n_runs = {name: int(r["trial"].nunique()) for name, r in runs.items()}
     rejected = [n for n, t in tests.items() if t.rejects]
     normal_lines = [f"| {n} | {t.n} | {t.shapiro.p_text} | {t.skewness:.2f} | "
@@ -151,12 +192,14 @@ def main() -> None:
                  for row in table.itertuples(index=False)]
     source_lines = []
     for name, label in SOURCES.items():
-        row = variance[name].table.set_index("n_steps").loc[common_n]
-        s = splits[name]
+        rows = variance[name].table.set_index("n_steps")
+        floor, s = variance[name].fit.floor, splits[name]
+        stds = " | ".join(f"{rows.loc[n, 'std']:.4f} [{rows.loc[n, 'std_low']:.4f}, "
+                          f"{rows.loc[n, 'std_high']:.4f}]" for n in (short_n, longest))
         source_lines.append(
-            f"| {label} | {n_runs[name]} | {row['std']:.4f} [{row['std_low']:.4f}, "
-            f"{row['std_high']:.4f}] | N={int(runs[name]['n_steps'].max())}: "
-            f"{s.share_test_set.format('.0f', 100, '%')} |")
+            f"| {label} | {n_runs[name]} | {stds} | {np.sqrt(floor.value):.4f} "
+            f"[{np.sqrt(max(floor.low, 0.0)):.4f}, {np.sqrt(floor.high):.4f}] | "
+            f"{s.share_test_set.format('.0f', 100, '%')} | {s.distribution.format('.2e')} |")
     floor_lo, floor_std, floor_hi = (np.sqrt(max(v, 0.0)) for v in
                                      (fit.floor.low, fit.floor.value, fit.floor.high))
     text = [
@@ -167,12 +210,13 @@ def main() -> None:
         f"weights and the data order), each run evaluated at N = "
         f"{', '.join(str(int(n)) for n in table['n_steps'])} steps (a constant-eta run's "
         "state at step N is a run of length N; see eta-vs-n/findings.md): restarts-long; "
-        f"restarts is the same {n_runs['restarts']} seeds stopped at N = {common_n} (the "
-        "same values there, bit for bit), with test predictions at that N. Source split: "
-        f"{n_runs['restarts-init']} seeds varying only the init (order_seed fixed) and "
-        f"{n_runs['restarts-order']} varying only the data order (init_seed fixed), to "
-        f"N = {common_n}. Metric: test accuracy on the 10k test images (nothing is chosen "
-        "on it). 95% CIs by bootstrap over seeds.",
+        f"restarts is the same {short.trials()['seed'].nunique()} seeds stopped at "
+        f"N = {short_n} (the same values there, bit for bit), with test predictions at that "
+        f"N. Source split, to the same N: {n_runs['restarts-init-long']} seeds varying only "
+        f"the init (order_seed fixed; restarts-init-long) and "
+        f"{n_runs['restarts-order-long']} varying only the data order (init_seed fixed; "
+        "restarts-order-long). Metric: test accuracy on the 10k test images (nothing is "
+        "chosen on it). 95% CIs by bootstrap over seeds.",
         "",
         "## Answers",
         "",
@@ -210,12 +254,14 @@ def main() -> None:
            f"The distribution-wise part's CI includes 0: with {n_runs[LONG]} runs "
            "these data cannot decide whether the runs' accuracies on the data distribution "
            "still differ at this N, or whether the whole floor is test-set sampling.")
-        + f" At N = {common_n} (restarts) the split was "
+        + f" At N = {short_n} (restarts) the split was "
         f"{split_short.share_test_set.format('.0f', 100, '%')} test set, distribution-wise "
         f"part {split_short.distribution.format('.2e')} (std "
         f"{np.sqrt(max(split_short.distribution.value, 0)):.4f}).",
         "",
         " ".join(source_text(n, p) for n, p in by_n.items()),
+        "",
+        floors_paragraph,
         "",
         "| N | runs | mean test_acc [95% CI] | std [95% CI] | binomial std sqrt(p(1-p)/10000) |",
         "|---|---|---|---|---|",
@@ -228,13 +274,15 @@ def main() -> None:
         "Power: the share of simulated samples of this size the test rejects, against "
         "skewed, heavy-tailed, bimodal and uniform alternatives (nnlab.analysis.normality).",
         "",
-        f"| seeds vary | runs | std at N = {common_n} [95% CI] | test-set share of the "
-        "variance (at the run's end) |",
-        "|---|---|---|---|",
+        f"| seeds vary | runs | std at N = {short_n} [95% CI] | std at N = {longest} | floor "
+        f"std (N >= {FLOOR_FIT_FROM}) | test-set share of the variance at N = {longest} | "
+        "distribution-wise variance there |",
+        "|---|---|---|---|---|---|---|",
         *source_lines,
         "",
         "Figures: findings/variance.png (mean and std vs N, the floor fit and the test-set "
-        f"std), findings/normality.png (N = {longest}), findings/sources.png (std by source).",
+        f"std), findings/normality.png (N = {longest}), findings/sources.png (std by "
+        "source).",
         "",
         "## Compared with published work",
         "",
@@ -248,13 +296,12 @@ def main() -> None:
         "",
         "    nnlab run studies/restarts-long.toml --jobs 2    # run times: each spec's header",
         "    nnlab run studies/restarts.toml --jobs 2",
-        "    nnlab run studies/restarts-init.toml --jobs 2",
-        "    nnlab run studies/restarts-order.toml --jobs 2",
+        "    nnlab run studies/restarts-init-long.toml --jobs 2",
+        "    nnlab run studies/restarts-order-long.toml --jobs 2",
         "    python analysis/restarts.py",
         "",
-        scale_up("more seeds (the std CIs shrink as 1/sqrt(seeds); the normality tests gain "
-                 "power) and restarts-init / restarts-order to the same N, to split the floor "
-                 "by source."),
+        scale_up("more seeds: the std CIs shrink as 1/sqrt(seeds), the normality tests gain "
+                 "power, and the floors by source narrow enough to be compared."),
     ]
     numbers = {
         "variance": {n: v.to_dict() for n, v in variance.items()},
@@ -263,6 +310,7 @@ def main() -> None:
         "floor_by_fit_start": starts,
         "test_set": {n: s.to_dict() for n, s in splits.items()},
         "compare_by_n": {n: {k: c.to_dict() for k, c in p.items()} for n, p in by_n.items()},
+        "sources": floor_numbers,
     }
     write_findings("restarts", "\n".join(text), numbers)
 

@@ -189,8 +189,11 @@ def main() -> None:
         "    nnlab run studies/noise-weight.toml --jobs 2",
         "    python analysis/noise.py",
         "",
-        scale_up("more strengths (a grid over noise_eta), and more seeds (a std ratio of "
-                 "0.8 needs ~150 runs per arm to be seen at 80% power)."),
+        scale_up("more strengths (a grid over noise_eta), more seeds (a std ratio of "
+                 "0.8 needs ~150 runs per arm to be seen at 80% power), and the noise arms "
+                 "carried on to N = 10^5 (n_steps and eval_steps as in restarts-long.toml, "
+                 "~65 min per arm of 100 runs with --jobs 2), to pin their floors against "
+                 "restarts-long's."),
     ]
     numbers = {
         "n_runs": n_runs,

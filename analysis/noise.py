@@ -1,8 +1,9 @@
 """Question 3: does small annealed noise (gradient or weight) change the spread of restarts,
 and what does it cost or gain in mean accuracy?
 
-results/noise-grad, results/noise-weight and the noise-free results/restarts (same seeds)
--> figures in results/noise-grad/findings/ and results/noise-grad/findings.md.
+results/noise-grad, results/noise-weight and the noise-free results/restarts (same seeds),
+to N = 10^4; results/noise-grad-long against results/restarts-long, to N = 10^5 -> figures
+in results/noise-grad/findings/ and results/noise-grad/findings.md.
 
     python analysis/noise.py
 """
@@ -27,6 +28,7 @@ from nnlab.report.figures import compare_figure
 
 METRIC = "test_acc"
 NAME = "noise-grad"  # the folder the findings go to
+LONG = "noise-grad-long"  # one noise setting carried on to N = 10^5
 
 
 def settings() -> dict[str, pd.DataFrame]:
@@ -80,8 +82,57 @@ def floors(variance: dict) -> dict[str, dict]:
     return out
 
 
+def long_runs() -> tuple[list[str], dict]:
+    """The noise-grad-long arm against restarts-long (no noise; its first seeds are the same
+    runs without the noise) to N = 10^5: the spread, the floor, Jordan's split and the mean
+    at the longest N. ([], {}) while that study has not been run."""
+    try:
+        noisy = runs_by_length(LONG)
+    except Exception:  # noqa: BLE001 - a study not run yet is left out
+        return [], {}
+    noisy, none = (r[r["status"] == "ok"] for r in (noisy, runs_by_length("restarts-long")))
+    longest = int(noisy["n_steps"].max())
+    label = f"grad {load(LONG).spec.base_config().noise_eta:g}"
+    variance = {label: variance_vs_n(noisy, metric=METRIC, fit_from=FLOOR_FIT_FROM),
+                "none": variance_vs_n(none, metric=METRIC, fit_from=FLOOR_FIT_FROM)}
+    at_end = {k: r.loc[r["n_steps"] == longest, METRIC].to_numpy()
+              for k, r in ((label, noisy), ("none", none))}
+    spread = compare_variance(at_end[label], at_end["none"], names=(label, "none"))
+    paired = paired_difference(at_length(noisy, longest), at_length(none, longest))
+    floor = variance[label].fit.floor_difference(variance["none"].fit)
+    splits = {k: test_set_variance(load(name).predictions())
+              for k, name in ((label, LONG), ("none", "restarts-long"))}
+    std_vs_n_figure({k: v.table for k, v in variance.items()},
+                    f"Spread of restarts to N = {longest}, with and without annealed noise",
+                    figure_path(NAME, "std_vs_n_long.png"), binomial=variance["none"].table)
+    fits = {k: v.fit for k, v in variance.items()}
+    text = [
+        f"## Trained to N = {longest} ({LONG}: {label}, {noisy['seed'].nunique()} seeds; "
+        f"none: restarts-long, {none['seed'].nunique()} seeds)",
+        "",
+        f"At N = {longest}: std ratio noisy / none {spread.std_ratio.format('.2f')} "
+        f"(Brown-Forsythe {spread.brown_forsythe.p_text}: "
+        + ("differs" if spread.spreads_differ else "no detectable change")
+        + f"); variance floor (fitted over N >= {FLOOR_FIT_FROM}) {fits[label].floor} against "
+        f"{fits['none'].floor}, difference {floor.format('.2e')}"
+        + (" (no detectable difference)" if floor.contains(0.0) else "")
+        + f"; distribution-wise variance (Jordan's split) {splits[label].distribution} "
+        f"against {splits['none'].distribution}; mean {100 * paired['value']:+.2f} points "
+        f"[{100 * paired['low']:+.2f}, {100 * paired['high']:+.2f}] (paired over "
+        f"{paired['n_pairs']} seeds, better in {paired['wins']}). Figure: "
+        "findings/std_vs_n_long.png.",
+        "",
+    ]
+    numbers = {"n_steps": longest, "comparison": spread.to_dict(), "paired_mean_difference":
+               paired, "floor_difference": floor.to_dict(),
+               "floors": {k: f.to_dict() for k, f in fits.items()},
+               "test_set": {k: s.to_dict() for k, s in splits.items()}}
+    return text, numbers
+
+
 def main() -> None:
     found = settings()
+    long_text, long_numbers = long_runs()
     none = found["none"]
     longest = int(max(found["grad 0.001"]["n_steps"]))
     ns = sorted(set(found["grad 0.001"]["n_steps"]))
@@ -182,11 +233,14 @@ def main() -> None:
         "Figures: findings/std_vs_n.png (std over seeds vs N for every setting), "
         f"findings/compare_grad_1e-3.png (the distributions at N = {longest}).",
         "",
+        *long_text,
         "## Reproduce and scale up",
         "",
         "    nnlab run studies/restarts.toml --jobs 2       # run times: each spec's header",
         "    nnlab run studies/noise-grad.toml --jobs 2",
         "    nnlab run studies/noise-weight.toml --jobs 2",
+        "    nnlab run studies/restarts-long.toml --jobs 2",
+        "    nnlab run studies/noise-grad-long.toml --jobs 2",
         "    python analysis/noise.py",
         "",
         scale_up("more strengths (a grid over noise_eta), more seeds (a std ratio of "
@@ -205,6 +259,8 @@ def main() -> None:
                        if "difference" in v else None}
                    for k, v in floor.items()},
     }
+    if long_numbers:
+        numbers["long"] = long_numbers
     write_findings(NAME, "\n".join(text), numbers)
 
 

@@ -87,21 +87,22 @@ def long_runs() -> tuple[list[str], dict]:
     runs without the noise) to N = 10^5: the spread, the floor, Jordan's split and the mean
     at the longest N. ([], {}) while that study has not been run."""
     try:
-        noisy = runs_by_length(LONG)
+        study = load(LONG)
     except Exception:  # noqa: BLE001 - a study not run yet is left out
         return [], {}
-    noisy, none = (r[r["status"] == "ok"] for r in (noisy, runs_by_length("restarts-long")))
+    noisy, none = (r[r["status"] == "ok"] for r in (runs_by_length(LONG),
+                                                    runs_by_length("restarts-long")))
     longest = int(noisy["n_steps"].max())
-    label = f"grad {load(LONG).spec.base_config().noise_eta:g}"
+    label = f"grad {study.spec.base_config().noise_eta:g}"
     variance = {label: variance_vs_n(noisy, metric=METRIC, fit_from=FLOOR_FIT_FROM),
                 "none": variance_vs_n(none, metric=METRIC, fit_from=FLOOR_FIT_FROM)}
-    at_end = {k: r.loc[r["n_steps"] == longest, METRIC].to_numpy()
-              for k, r in ((label, noisy), ("none", none))}
-    spread = compare_variance(at_end[label], at_end["none"], names=(label, "none"))
-    paired = paired_difference(at_length(noisy, longest), at_length(none, longest))
+    at_end = {label: at_length(noisy, longest), "none": at_length(none, longest)}
+    spread = compare_variance(at_end[label].to_numpy(), at_end["none"].to_numpy(),
+                              names=(label, "none"))
+    paired = paired_difference(at_end[label], at_end["none"])
     floor = variance[label].fit.floor_difference(variance["none"].fit)
-    splits = {k: test_set_variance(load(name).predictions())
-              for k, name in ((label, LONG), ("none", "restarts-long"))}
+    splits = {label: test_set_variance(study.predictions()),
+              "none": test_set_variance(load("restarts-long").predictions())}
     std_vs_n_figure({k: v.table for k, v in variance.items()},
                     f"Spread of restarts to N = {longest}, with and without annealed noise",
                     figure_path(NAME, "std_vs_n_long.png"), binomial=variance["none"].table)

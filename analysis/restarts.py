@@ -73,6 +73,12 @@ def floor_starts(runs: pd.DataFrame, longest_start: int = 1000) -> list[dict]:
              "exponent_at_bound": f.exponent_at_bound} for n, f in zip(starts, fits, strict=True)]
 
 
+def floor_std_text(floor) -> str:
+    """A variance floor's `Estimate` as a std: '0.0017 [0.0013, 0.0019]'."""
+    return (f"{np.sqrt(floor.value):.4f} [{np.sqrt(max(floor.low, 0.0)):.4f}, "
+            f"{np.sqrt(floor.high):.4f}]")
+
+
 def starts_text(starts: list[dict]) -> str:
     return "; ".join(
         f"from N = {s['fit_from']}: {s['floor_std']:.4f} [{s['floor_std_low']:.4f}, "
@@ -115,25 +121,21 @@ def source_floors(variance: dict, splits: dict) -> tuple[str, dict]:
     fits = {SOURCES[name]: v.fit for name, v in variance.items()}
     parts = {SOURCES[name]: s.distribution for name, s in splits.items()}
     init_minus_order = fits[INIT].floor_difference(fits[ORDER])
-
-    def floor_std(label: str) -> str:
-        floor = fits[label].floor
-        return (f"{np.sqrt(floor.value):.4f} [{np.sqrt(max(floor.low, 0.0)):.4f}, "
-                f"{np.sqrt(floor.high):.4f}]")
-
+    summed = parts[INIT].value + parts[ORDER].value
     real = [label for label, part in parts.items() if part.low > 0]
     text = (
         f"**Sources: the floor.** Fitted over N >= {FLOOR_FIT_FROM}, the floor std is "
-        f"{floor_std(INIT)} with the initial weights alone varying, {floor_std(ORDER)} with "
-        f"the data order alone and {floor_std(BOTH)} with both; c(init only) - "
+        f"{floor_std_text(fits[INIT].floor)} with the initial weights alone varying, "
+        f"{floor_std_text(fits[ORDER].floor)} with the data order alone and "
+        f"{floor_std_text(fits[BOTH].floor)} with both; c(init only) - "
         f"c(order only) = {init_minus_order.format('.2e')}"
         + (" (no detectable difference)" if init_minus_order.contains(0.0) else "")
         + ". Past the finite test set (Jordan's split at the runs' end), the "
         "distribution-wise variance is "
         + "; ".join(f"{label}: {part.format('.2e')}" for label, part in parts.items())
-        + f" (the two alone sum to {parts[INIT].value + parts[ORDER].value:.2e}, "
+        + f" (the two alone sum to {summed:.2e}, "
         + ("inside the interval with both, as independent sources that add would give). "
-           if parts[BOTH].contains(parts[INIT].value + parts[ORDER].value) else
+           if parts[BOTH].contains(summed) else
            "outside the interval with both: the sources do not simply add). ")
         + (f"Its CI excludes 0 with {' and with '.join(real)}: "
            + ("each source alone leaves the runs in different solutions."
@@ -157,7 +159,8 @@ def main() -> None:
              for n, g in both[both["status"] == "ok"].groupby("n_steps")}
     splits = {name: test_set_variance(load(name).predictions()) for name in runs}
     short = load(SHORT)
-    short_n = int(short.trials()["steps_run"].max())
+    short_trials = short.trials()
+    short_n = int(short_trials["steps_run"].max())
     by_n = {n: source_pairs(runs, n) for n in (*SOURCE_LENGTHS, longest)}
     pairs = by_n[longest]
     floors_paragraph, floor_numbers = source_floors(variance, splits)
@@ -193,12 +196,11 @@ def main() -> None:
     source_lines = []
     for name, label in SOURCES.items():
         rows = variance[name].table.set_index("n_steps")
-        floor, s = variance[name].fit.floor, splits[name]
+        s = splits[name]
         stds = " | ".join(f"{rows.loc[n, 'std']:.4f} [{rows.loc[n, 'std_low']:.4f}, "
                           f"{rows.loc[n, 'std_high']:.4f}]" for n in (short_n, longest))
         source_lines.append(
-            f"| {label} | {n_runs[name]} | {stds} | {np.sqrt(floor.value):.4f} "
-            f"[{np.sqrt(max(floor.low, 0.0)):.4f}, {np.sqrt(floor.high):.4f}] | "
+            f"| {label} | {n_runs[name]} | {stds} | {floor_std_text(variance[name].fit.floor)} | "
             f"{s.share_test_set.format('.0f', 100, '%')} | {s.distribution.format('.2e')} |")
     floor_lo, floor_std, floor_hi = (np.sqrt(max(v, 0.0)) for v in
                                      (fit.floor.low, fit.floor.value, fit.floor.high))
@@ -210,7 +212,7 @@ def main() -> None:
         f"weights and the data order), each run evaluated at N = "
         f"{', '.join(str(int(n)) for n in table['n_steps'])} steps (a constant-eta run's "
         "state at step N is a run of length N; see eta-vs-n/findings.md): restarts-long; "
-        f"restarts is the same {short.trials()['seed'].nunique()} seeds stopped at "
+        f"restarts is the same {short_trials['seed'].nunique()} seeds stopped at "
         f"N = {short_n} (the same values there, bit for bit), with test predictions at that "
         f"N. Source split, to the same N: {n_runs['restarts-init-long']} seeds varying only "
         f"the init (order_seed fixed; restarts-init-long) and "

@@ -1,10 +1,10 @@
 """Question 1: is the best learning rate a power law of the training length N?
 
-results/eta-vs-n (batch 100, N = 32..10^4), results/eta-vs-n-long (batch 100, N = 10^3..10^5)
-and results/eta-vs-n-b25 (batch 25, N = 32..31623) -> eta_best(N) with bootstrap CIs over
-seeds, the fit eta_best = a * N^-b, a curvature check, the difference of b between the two
-batch sizes over the lengths where both fall, figures in results/<study>/findings/ and
-results/eta-vs-n/findings.md.
+results/eta-vs-n (batch 100, N = 32..10^4), results/eta-vs-n-long (batch 100, N = 10^3..10^5),
+results/eta-vs-n-b25 (batch 25, N = 32..31623) and results/eta-vs-n-b25-long (batch 25,
+N = 10^3..10^5) -> eta_best(N) with bootstrap CIs over seeds, the fit eta_best = a * N^-b, a
+curvature check, the difference of b between the two batch sizes over the lengths where both
+fall, figures in results/<study>/findings/ and results/eta-vs-n/findings.md.
 
     python analysis/eta_vs_n.py
 """
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from common import (
     figure_path,
+    load,
     percentile_interval,
     runs_by_length,
     scale_up,
@@ -26,10 +27,13 @@ from nnlab.analysis import eta_best, fit_power_law
 from nnlab.report.figures import eta_curves_figure, power_law_figure, save_figure
 
 STUDIES = {"eta-vs-n": "batch 100", "eta-vs-n-long": "batch 100, long runs",
-           "eta-vs-n-b25": "batch 25"}
+           "eta-vs-n-b25": "batch 25", "eta-vs-n-b25-long": "batch 25, long runs"}
 CONFIDENCE = 0.95
 TAIL_FROM = 3162  # eta_best stops rising here (chosen after seeing eta-vs-n's table)
-COMMON_RANGE = (3162, 31623)  # falling at both batch sizes, covered by both studies
+# Falling at both batch sizes from TAIL_FROM on; eta-vs-n-b25 alone reaches 31623, the
+# first common range compared (the long studies carry both on to 10^5)
+SHORT_COMMON_END = 31623
+LATER_STARTS = (5623, 10000)  # the long-range batch comparison refitted from these N on
 
 
 def curvature(result, keep: np.ndarray) -> tuple[float, float, float]:
@@ -77,7 +81,8 @@ def analyse(name: str) -> dict | None:
     print(f"== {name}\n{result.summary()}\n{fit.summary()}\nwls: {wls.summary()}\n"
           f"tail: {tail_fit.summary() if tail_fit else None}")
     return {"name": name, "result": result, "fit": fit, "wls": wls, "curvature": c2,
-            "tail": tail_fit, "tail_curvature": tail_c2, "n_runs": n_runs, "runs": runs}
+            "tail": tail_fit, "tail_curvature": tail_c2, "n_runs": n_runs, "runs": runs,
+            "batch_size": load(name).spec.base_config().batch_size}
 
 
 def in_range(result, n_min: float, n_max: float = np.inf) -> np.ndarray:
@@ -109,7 +114,7 @@ def overview_figure(found: dict, path) -> None:
     """eta_best vs N (log-log) with CIs for every study, one marker per study."""
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = figure.subplots()
-    for (name, label), marker in zip(STUDIES.items(), "os^", strict=True):
+    for (name, label), marker in zip(STUDIES.items(), "os^v", strict=True):
         if name not in found:
             continue
         table = found[name]["result"].table
@@ -122,11 +127,39 @@ def overview_figure(found: dict, path) -> None:
     save_figure(figure, path)
 
 
+def examples_figure(found: dict, path) -> None:
+    """eta_best / batch size vs examples seen (N x batch size), log-log, every study: where
+    the best learning rate is proportional to the batch size the studies fall on one curve."""
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = figure.subplots()
+    for (name, label), marker in zip(STUDIES.items(), "os^v", strict=True):
+        if name not in found:
+            continue
+        table, batch = found[name]["result"].table, found[name]["batch_size"]
+        ax.errorbar(table["n_steps"] * batch, table["eta_best"] / batch,
+                    yerr=[(table["eta_best"] - table["low"]) / batch,
+                          (table["high"] - table["eta_best"]) / batch],
+                    marker=marker, linestyle="-", capsize=3, label=f"{name} ({label})")
+    ax.set(xscale="log", yscale="log", xlabel="examples seen (N x batch size)",
+           ylabel="eta_best / batch size (95% CI)",
+           title="Best learning rate per example vs examples seen")
+    ax.legend()
+    save_figure(figure, path)
+
+
 def fit_text(fit, what: str) -> str:
     b = fit.exponent
     return (f"{what}: eta_best = {fit.prefactor.value:.3g} * N^-{b.value:.2f}, b = "
             f"{b.value:.2f} [95% CI {b.low:.2f}, {b.high:.2f}], R^2 = {fit.r_squared:.2f} "
             f"({fit.n} lengths, {fit.x.min():g}..{fit.x.max():g})")
+
+
+def agreement(short: dict, long: dict) -> str:
+    """eta_best of two studies at the lengths both evaluate: "N = 1000: 3.35 vs 3.35, ..."."""
+    overlap = short["result"].table.merge(long["result"].table, on="n_steps",
+                                          suffixes=("_short", "_long"))
+    return ", ".join(f"N = {row.n_steps:g}: {row.eta_best_short:.3g} vs {row.eta_best_long:.3g}"
+                     for row in overlap.itertuples(index=False))
 
 
 def long_section(found: dict) -> list[str]:
@@ -137,9 +170,6 @@ def long_section(found: dict) -> list[str]:
     c2 = long["tail_curvature"]
     falling = table[table["n_steps"] >= TAIL_FROM]
     budget = (falling["eta_best"] * falling["n_steps"]).to_numpy()
-    overlap = short["result"].table.merge(table, on="n_steps", suffixes=("_short", "_long"))
-    agree = ", ".join(f"N = {row.n_steps:g}: {row.eta_best_short:.3g} vs {row.eta_best_long:.3g}"
-                      for row in overlap.itertuples(index=False))
     return [
         "",
         "## Past N = 10^4: the falling part",
@@ -161,8 +191,8 @@ def long_section(found: dict) -> list[str]:
         f"{falling['metric_at_grid'].iloc[-1]:.4f}; past ~3000 steps the best constant-eta run "
         "is the one that covers a fixed amount of 'learning-rate time', however many steps it "
         "is spread over (an observation about this network, not a tested mechanism)."
-        f" Where both studies evaluate the same N their eta_best agree ({agree}): with the "
-        "same seeds and learning rates the runs are the same up to step 10^4.",
+        f" Where both studies evaluate the same N their eta_best agree ({agreement(short, long)}): "
+        "with the same seeds and learning rates the runs are the same up to step 10^4.",
         "",
         *table_lines(long),
         "",
@@ -171,41 +201,149 @@ def long_section(found: dict) -> list[str]:
     ]
 
 
+def batch_difference(b25: dict, b100: dict, n_min: float, n_max: float) -> dict:
+    """The power laws of batch 25's and batch 100's eta_best over N = n_min..n_max and
+    b(100) - b(25) with its bootstrap CI (the two studies' seeds resampled independently)."""
+    fit25 = range_fit(b25["result"], in_range(b25["result"], n_min, n_max))
+    fit100 = range_fit(b100["result"], in_range(b100["result"], n_min, n_max))
+    low, high = percentile_interval(fit100.boot_exponent - fit25.boot_exponent, CONFIDENCE)
+    return {"range": (n_min, n_max), "b25": fit25, "b100": fit100,
+            "value": fit100.exponent.value - fit25.exponent.value, "low": low, "high": high}
+
+
+def difference_text(found: dict) -> str:
+    n_min, n_max = found["range"]
+    d, low, high = found["value"], found["low"], found["high"]
+    return (f"Over N = {n_min:g}..{n_max:g}: " + fit_text(found["b25"], "batch 25") + "; "
+            + fit_text(found["b100"], "batch 100") + ". "
+            f"Difference b(100) - b(25) = {d:.2f} [95% CI {low:.2f}, {high:.2f}]"
+            + (" (holds 0)." if low <= 0 <= high else " (excludes 0)."))
+
+
+def ratio_text(b25: dict, b100: dict) -> str:
+    """The ratio of the two optima, batch 25 / batch 100, at the falling lengths both have."""
+    ratios = b25["result"].table.merge(b100["result"].table, on="n_steps",
+                                       suffixes=("_b25", "_b100"))
+    ratios = ratios[ratios["n_steps"] >= TAIL_FROM]
+    return ("The ratio of the two optima, batch 25 / batch 100: "
+            + ", ".join(f"{r.eta_best_b25 / r.eta_best_b100:.2f} at N = {r.n_steps:g}"
+                        for r in ratios.itertuples(index=False)) + ".")
+
+
+def matched_examples_ratios(b25: dict, b100: dict) -> tuple[pd.DataFrame, tuple]:
+    """eta_best at batch 25 after N steps over eta_best at batch 100 after N / 4 steps (the
+    same number of examples seen; batch 100's log eta_best interpolated linearly in log N)
+    for the falling lengths N of b25 whose N / 4 lies inside b100's lengths, with bootstrap
+    CIs (each study's resamples paired by index: independent seeds). Returns a table
+    (n_steps, ratio, low, high) and the geometric mean ratio over those N as
+    (value, low, high)."""
+    short, long = b100["result"], b25["result"]
+    log_n100 = np.log(short.table["n_steps"].to_numpy(dtype=float))
+    n25 = long.table["n_steps"].to_numpy(dtype=float)
+    rows = np.flatnonzero((n25 >= TAIL_FROM) & (np.log(n25 / 4) >= log_n100[0]))
+    log_n = np.log(n25[rows] / 4)
+    point = (np.log(long.table["eta_best"].to_numpy()[rows])
+             - np.interp(log_n, log_n100, np.log(short.table["eta_best"].to_numpy())))
+    boot = long.boot_log_eta[:, rows] - np.array([np.interp(log_n, log_n100, row)
+                                                   for row in short.boot_log_eta])
+    intervals = [percentile_interval(np.exp(column), CONFIDENCE) for column in boot.T]
+    table = pd.DataFrame({"n_steps": n25[rows], "ratio": np.exp(point),
+                          "low": [i[0] for i in intervals], "high": [i[1] for i in intervals]})
+    mean_low, mean_high = percentile_interval(np.exp(boot.mean(axis=1)), CONFIDENCE)
+    return table, (float(np.exp(point.mean())), mean_low, mean_high)
+
+
+def numbers_of(difference: dict) -> dict:
+    return {**difference, "b25": difference["b25"].to_dict(),
+            "b100": difference["b100"].to_dict()}
+
+
 def batch_section(found: dict, numbers: dict) -> list[str]:
-    """Batch 25 against batch 100 over the lengths where both fall."""
-    other = found["eta-vs-n-b25"]
-    main = found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
-    b25 = range_fit(other["result"], in_range(other["result"], *COMMON_RANGE))
-    b100 = range_fit(main["result"], in_range(main["result"], *COMMON_RANGE))
-    difference = b100.boot_exponent - b25.boot_exponent
-    d_low, d_high = percentile_interval(difference, CONFIDENCE)
-    d = b100.exponent.value - b25.exponent.value
-    numbers["b_difference_same_range"] = {"range": COMMON_RANGE, "b100": b100.to_dict(),
-                                          "b25": b25.to_dict(), "value": d, "low": d_low,
-                                          "high": d_high}
-    table = other["result"].table
-    ratios = table.merge(main["result"].table, on="n_steps", suffixes=("_b25", "_b100"))
-    ratios = ratios[ratios["n_steps"] >= COMMON_RANGE[0]]
-    return [
+    """Batch 25 against batch 100 over the lengths where both fall: to N = 31623 with
+    eta-vs-n-b25, to 10^5 with eta-vs-n-b25-long."""
+    short = found["eta-vs-n-b25"]
+    b100 = found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
+    first = batch_difference(short, b100, TAIL_FROM, SHORT_COMMON_END)
+    numbers["b_difference_same_range"] = numbers_of(first)
+    table = short["result"].table
+    text = [
         "",
         "## Repeat with batch size 25",
         "",
-        f"Same network, minibatches of 25, {other['n_runs']} runs (11 learning rates "
+        f"Same network, minibatches of 25, {short['n_runs']} runs (11 learning rates "
         "0.03125..32 x 5 seeds) of 31623 steps evaluated at N = 32..31623. eta_best is again "
         f"flat at short N, at about half the batch-100 values, and then falls, to "
-        f"{table['eta_best'].iloc[-1]:.2g} at N = {table['n_steps'].iloc[-1]:g}. Over the "
-        f"lengths where both batch sizes fall (N = {COMMON_RANGE[0]}..{COMMON_RANGE[1]}): "
-        + fit_text(b25, "batch 25") + "; " + fit_text(b100, "batch 100") + ". "
-        f"Difference b(100) - b(25) = {d:.2f} [95% CI {d_low:.2f}, {d_high:.2f}] "
-        + ("(holds 0: these data cannot tell whether the exponent moves with the batch "
-           "size; deciding it needs more seeds, a finer eta grid or a longer common range)."
-           if d_low <= 0 <= d_high else
-           "(excludes 0: the exponent moves with the batch size).")
-        + " The ratio of the two optima, batch 25 / batch 100: "
-        + ", ".join(f"{r.eta_best_b25 / r.eta_best_b100:.2f} at N = {r.n_steps:g}"
-                    for r in ratios.itertuples(index=False)) + ".",
+        f"{table['eta_best'].iloc[-1]:.2g} at N = {table['n_steps'].iloc[-1]:g}. "
+        + difference_text(first)
+        + (" One decade of N cannot tell whether the exponent moves with the batch size."
+           if first["low"] <= 0 <= first["high"] else ""),
         "",
-        *table_lines(other),
+        *table_lines(short),
+    ]
+    if "eta-vs-n-b25-long" not in found:
+        return text + ["", ratio_text(short, b100)]
+    long = found["eta-vs-n-b25-long"]
+    table = long["result"].table
+    n_max = min(table["n_steps"].max(), b100["result"].table["n_steps"].max())
+    whole = batch_difference(long, b100, TAIL_FROM, n_max)
+    later = [batch_difference(long, b100, n_min, n_max) for n_min in LATER_STARTS]
+    numbers["b_difference_long_range"] = numbers_of(whole)
+    numbers["b_difference_later_starts"] = [numbers_of(d) for d in later]
+    matched, geometric_mean = matched_examples_ratios(long, b100)
+    numbers["ratio_at_equal_examples"] = {"rows": matched.to_dict("records"),
+                                          "geometric_mean": geometric_mean}
+    examples_figure(found, figure_path("eta-vs-n", "eta_per_example.png"))
+    c2 = long["tail_curvature"]
+    budget = (table["eta_best"] * table["n_steps"])[table["n_steps"] >= TAIL_FROM]
+    proportional = geometric_mean[1] <= 0.25 <= geometric_mean[2]
+    return text + [
+        "",
+        "### Batch 25 to N = 10^5",
+        "",
+        f"eta-vs-n-b25-long: the same runs carried on to 10^5 steps (50 epochs at batch 25), "
+        f"{long['n_runs']} runs, 9 learning rates (factor 2, 0.015625..4) x 5 seeds, evaluated "
+        f"at N = 1000..10^5. eta_best falls to {table['eta_best'].iloc[-1]:.3g} at N = "
+        f"{table['n_steps'].iloc[-1]:g}; eta_best * N stays within "
+        f"{budget.min():.2g}-{budget.max():.2g} for N >= {TAIL_FROM}; quadratic term in "
+        f"log-log from N = {TAIL_FROM} on c2 = {c2[0]:.3f} [{c2[1]:.3f}, {c2[2]:.3f}]. "
+        f"Where both batch-25 studies evaluate the same N their eta_best agree "
+        f"({agreement(short, long)}).",
+        "",
+        "**Counted in steps.** " + difference_text(whole)
+        + (" Over 1.5 decades the exponents still cannot be told apart."
+           if whole["low"] <= 0 <= whole["high"] else
+           " Over the same steps eta_best falls more slowly at batch 25.")
+        + " Starting the fits later: "
+        + "; ".join(f"from N = {d['range'][0]:g}, b(25) = {d['b25'].exponent.format('.2f')}, "
+                    f"b(100) = {d['b100'].exponent.format('.2f')}, difference {d['value']:.2f} "
+                    f"[{d['low']:.2f}, {d['high']:.2f}]" for d in later)
+        + ". " + ratio_text(long, b100),
+        "",
+        "**Counted in examples seen** (batch 25 after N steps against batch 100 after N / 4, "
+        "batch 100's eta_best interpolated in log-log), the ratio of the optima is "
+        + ", ".join(f"{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}] at N = {r.n_steps:g}"
+                    for r in matched.itertuples(index=False))
+        + "; over these lengths its geometric mean is {:.2f} [{:.2f}, {:.2f}], against "
+        "25 / 100 = 0.25 for a learning rate proportional to the batch size".format(
+            *geometric_mean)
+        + (". So over this range eta_best / batch is consistent with one function of the "
+           "number of examples seen (the linear scaling rule of Goyal et al. 2017, eta "
+           "proportional to the batch size): batch 25 after N steps sits "
+           "where batch 100 was after N / 4, earlier on a curve that steepens, which is why "
+           "its exponent in steps is smaller. Whether b(25) reaches batch 100's ~1 past 10^5 "
+           "steps is not tested here. On the plateau of short runs, where stability sets "
+           "eta_best, the rule does not hold: there batch 25's optimum is about half batch "
+           "100's, not a quarter (the figure's left part: the curves meet only past ~10^5 "
+           "examples). (With 5 seeds per eta the bootstrap intervals are "
+           "likely too narrow rather than too wide.)" if proportional else
+           ", which excludes proportionality.")
+        + " Figure: findings/eta_per_example.png (eta_best / batch vs examples seen, every "
+        "study).",
+        "",
+        *table_lines(long),
+        "",
+        "Figures: eta-vs-n-b25-long/findings/eta_curves.png, eta-vs-n-b25-long/findings/"
+        "power_law_tail.png.",
     ]
 
 
@@ -289,6 +427,7 @@ def main() -> None:
         "    nnlab run studies/eta-vs-n.toml --jobs 2        # run times: each spec's header",
         "    nnlab run studies/eta-vs-n-long.toml --jobs 2",
         "    nnlab run studies/eta-vs-n-b25.toml --jobs 2",
+        "    nnlab run studies/eta-vs-n-b25-long.toml --jobs 2",
         "    python analysis/eta_vs_n.py",
         "",
         scale_up("a finer eta grid (factor sqrt 2) narrows each eta_best CI more than more "

@@ -2,8 +2,9 @@
 and what does it cost or gain in mean accuracy?
 
 results/noise-grad, results/noise-weight and the noise-free results/restarts (same seeds),
-to N = 10^4; results/noise-grad-long against results/restarts-long, to N = 10^5 -> figures
-in results/noise-grad/findings/ and results/noise-grad/findings.md.
+to N = 10^4; results/noise-grad-long and results/noise-weight-long against
+results/restarts-long, to N = 10^5 -> figures in results/noise-grad/findings/ and
+results/noise-grad/findings.md.
 
     python analysis/noise.py
 """
@@ -28,7 +29,7 @@ from nnlab.report.figures import compare_figure
 
 METRIC = "test_acc"
 NAME = "noise-grad"  # the folder the findings go to
-LONG = "noise-grad-long"  # one noise setting carried on to N = 10^5
+LONG = ("noise-grad-long", "noise-weight-long")  # noise settings carried on to N = 10^5
 
 
 def settings() -> dict[str, pd.DataFrame]:
@@ -82,52 +83,66 @@ def floors(variance: dict) -> dict[str, dict]:
     return out
 
 
+def long_arms() -> dict[str, tuple[str, object, pd.DataFrame]]:
+    """{label: (study name, study, finished runs by length)} of the LONG studies run so
+    far, labelled like `settings` ("grad 0.001")."""
+    arms = {}
+    for name in LONG:
+        try:
+            study = load(name)
+        except Exception:  # noqa: BLE001 - a study not run yet is left out
+            continue
+        config = study.spec.base_config()
+        runs = runs_by_length(name)
+        arms[f"{config.noise} {config.noise_eta:g}"] = (name, study, runs[runs["status"] == "ok"])
+    return arms
+
+
 def long_runs() -> tuple[list[str], dict]:
-    """The noise-grad-long arm against restarts-long (no noise; its first seeds are the same
-    runs without the noise) to N = 10^5: the spread, the floor, Jordan's split and the mean
-    at the longest N. ([], {}) while that study has not been run."""
-    try:
-        study = load(LONG)
-    except Exception:  # noqa: BLE001 - a study not run yet is left out
+    """The LONG arms against restarts-long (no noise; its first seeds are the same runs
+    without the noise) to N = 10^5: the spread, the floor, Jordan's split and the mean at the
+    longest N. ([], {}) while none of those studies has been run."""
+    arms = long_arms()
+    if not arms:
         return [], {}
-    noisy, none = (r[r["status"] == "ok"] for r in (runs_by_length(LONG),
-                                                    runs_by_length("restarts-long")))
-    longest = int(noisy["n_steps"].max())
-    label = f"grad {study.spec.base_config().noise_eta:g}"
-    variance = {label: variance_vs_n(noisy, metric=METRIC, fit_from=FLOOR_FIT_FROM),
-                "none": variance_vs_n(none, metric=METRIC, fit_from=FLOOR_FIT_FROM)}
-    at_end = {label: at_length(noisy, longest), "none": at_length(none, longest)}
-    spread = compare_variance(at_end[label].to_numpy(), at_end["none"].to_numpy(),
-                              names=(label, "none"))
-    paired = paired_difference(at_end[label], at_end["none"])
-    floor = variance[label].fit.floor_difference(variance["none"].fit)
-    splits = {label: test_set_variance(study.predictions()),
-              "none": test_set_variance(load("restarts-long").predictions())}
+    none = runs_by_length("restarts-long")
+    none = none[none["status"] == "ok"]
+    longest = int(min(runs["n_steps"].max() for _, _, runs in arms.values()))
+    variance = {label: variance_vs_n(runs, metric=METRIC, fit_from=FLOOR_FIT_FROM)
+                for label, (_, _, runs) in arms.items()}
+    variance["none"] = variance_vs_n(none, metric=METRIC, fit_from=FLOOR_FIT_FROM)
+    splits = {label: test_set_variance(study.predictions())
+              for label, (_, study, _) in arms.items()}
+    splits["none"] = test_set_variance(load("restarts-long").predictions())
     std_vs_n_figure({k: v.table for k, v in variance.items()},
                     f"Spread of restarts to N = {longest}, with and without annealed noise",
                     figure_path(NAME, "std_vs_n_long.png"), binomial=variance["none"].table)
     fits = {k: v.fit for k, v in variance.items()}
-    text = [
-        f"## Trained to N = {longest} ({LONG}: {label}, {noisy['seed'].nunique()} seeds; "
-        f"none: restarts-long, {none['seed'].nunique()} seeds)",
-        "",
-        f"At N = {longest}: std ratio noisy / none {spread.std_ratio.format('.2f')} "
-        f"(Brown-Forsythe {spread.brown_forsythe.p_text}: "
-        + ("differs" if spread.spreads_differ else "no detectable change")
-        + f"); variance floor (fitted over N >= {FLOOR_FIT_FROM}) {fits[label].floor} against "
-        f"{fits['none'].floor}, difference {floor.format('.2e')}"
-        + (" (no detectable difference)" if floor.contains(0.0) else "")
-        + f"; distribution-wise variance (Jordan's split) {splits[label].distribution} "
-        f"against {splits['none'].distribution}; mean {100 * paired['value']:+.2f} points "
-        f"[{100 * paired['low']:+.2f}, {100 * paired['high']:+.2f}] (paired over "
-        f"{paired['n_pairs']} seeds, better in {paired['wins']}). Figure: "
-        "findings/std_vs_n_long.png.",
-        "",
-    ]
-    numbers = {"n_steps": longest, "comparison": spread.to_dict(), "paired_mean_difference":
-               paired, "floor_difference": floor.to_dict(),
-               "floors": {k: f.to_dict() for k, f in fits.items()},
-               "test_set": {k: s.to_dict() for k, s in splits.items()}}
+    text = [f"## Trained to N = {longest} (none: restarts-long, {none['seed'].nunique()} "
+            "seeds)", ""]
+    numbers = {"n_steps": longest, "floors": {k: f.to_dict() for k, f in fits.items()},
+               "test_set": {k: s.to_dict() for k, s in splits.items()}, "arms": {}}
+    for label, (name, _, runs) in arms.items():
+        noisy, clean = at_length(runs, longest), at_length(none, longest)
+        spread = compare_variance(noisy.to_numpy(), clean.to_numpy(), names=(label, "none"))
+        paired = paired_difference(noisy, clean)
+        floor = fits[label].floor_difference(fits["none"])
+        text.append(
+            f"- {label} ({name}, {runs['seed'].nunique()} seeds), at N = {longest}: std ratio "
+            f"noisy / none {spread.std_ratio.format('.2f')} (Brown-Forsythe "
+            f"{spread.brown_forsythe.p_text}: "
+            + ("differs" if spread.spreads_differ else "no detectable change")
+            + f"); variance floor (fitted over N >= {FLOOR_FIT_FROM}) {fits[label].floor} "
+            f"against {fits['none'].floor}, difference {floor.format('.2e')}"
+            + (" (no detectable difference)" if floor.contains(0.0) else "")
+            + f"; distribution-wise variance (Jordan's split) {splits[label].distribution} "
+            f"against {splits['none'].distribution}; mean {100 * paired['value']:+.2f} points "
+            f"[{100 * paired['low']:+.2f}, {100 * paired['high']:+.2f}] (paired over "
+            f"{paired['n_pairs']} seeds, better in {paired['wins']}).")
+        numbers["arms"][label] = {"study": name, "comparison": spread.to_dict(),
+                                  "paired_mean_difference": paired,
+                                  "floor_difference": floor.to_dict()}
+    text += ["", "Figure: findings/std_vs_n_long.png.", ""]
     return text, numbers
 
 
@@ -242,6 +257,7 @@ def main() -> None:
         "    nnlab run studies/noise-weight.toml --jobs 2",
         "    nnlab run studies/restarts-long.toml --jobs 2",
         "    nnlab run studies/noise-grad-long.toml --jobs 2",
+        "    nnlab run studies/noise-weight-long.toml --jobs 2",
         "    python analysis/noise.py",
         "",
         scale_up("more strengths (a grid over noise_eta), more seeds (a std ratio of "

@@ -1,10 +1,12 @@
 """Question 1: is the best learning rate a power law of the training length N?
 
 results/eta-vs-n (batch 100, N = 32..10^4), results/eta-vs-n-long (batch 100, N = 10^3..10^5),
-results/eta-vs-n-b25 (batch 25, N = 32..31623) and results/eta-vs-n-b25-long (batch 25,
-N = 10^3..10^5) -> eta_best(N) with bootstrap CIs over seeds, the fit eta_best = a * N^-b, a
-curvature check, the difference of b between the two batch sizes over the lengths where both
-fall, figures in results/<study>/findings/ and results/eta-vs-n/findings.md.
+results/eta-vs-n-b25 (batch 25, N = 32..31623), results/eta-vs-n-b25-long (batch 25,
+N = 10^3..10^5) and results/eta-vs-n-b400 (batch 400, N = 100..31623) -> eta_best(N) with
+bootstrap CIs over seeds, the fit eta_best = a * N^-b, a curvature check, the difference of
+b between batch 25 and 100 over the lengths where both fall, the ratio of the optima at
+equal examples seen against the ratio of the batch sizes, figures in
+results/<study>/findings/ and results/eta-vs-n/findings.md.
 
     python analysis/eta_vs_n.py
 """
@@ -27,7 +29,8 @@ from nnlab.analysis import eta_best, fit_power_law
 from nnlab.report.figures import eta_curves_figure, power_law_figure, save_figure
 
 STUDIES = {"eta-vs-n": "batch 100", "eta-vs-n-long": "batch 100, long runs",
-           "eta-vs-n-b25": "batch 25", "eta-vs-n-b25-long": "batch 25, long runs"}
+           "eta-vs-n-b25": "batch 25", "eta-vs-n-b25-long": "batch 25, long runs",
+           "eta-vs-n-b400": "batch 400"}
 CONFIDENCE = 0.95
 TAIL_FROM = 3162  # eta_best stops rising here (chosen after seeing eta-vs-n's table)
 # Falling at both batch sizes from TAIL_FROM on; eta-vs-n-b25 alone reaches 31623, the
@@ -114,7 +117,7 @@ def overview_figure(found: dict, path) -> None:
     """eta_best vs N (log-log) with CIs for every study, one marker per study."""
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = figure.subplots()
-    for (name, label), marker in zip(STUDIES.items(), "os^v", strict=True):
+    for (name, label), marker in zip(STUDIES.items(), "os^vD", strict=True):
         if name not in found:
             continue
         table = found[name]["result"].table
@@ -132,7 +135,7 @@ def examples_figure(found: dict, path) -> None:
     the best learning rate is proportional to the batch size the studies fall on one curve."""
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = figure.subplots()
-    for (name, label), marker in zip(STUDIES.items(), "os^v", strict=True):
+    for (name, label), marker in zip(STUDIES.items(), "os^vD", strict=True):
         if name not in found:
             continue
         table, batch = found[name]["result"].table, found[name]["batch_size"]
@@ -230,27 +233,55 @@ def ratio_text(b25: dict, b100: dict) -> str:
                         for r in ratios.itertuples(index=False)) + ".")
 
 
-def matched_examples_ratios(b25: dict, b100: dict) -> tuple[pd.DataFrame, tuple]:
-    """eta_best at batch 25 after N steps over eta_best at batch 100 after N / 4 steps (the
-    same number of examples seen; batch 100's log eta_best interpolated linearly in log N)
-    for the falling lengths N of b25 whose N / 4 lies inside b100's lengths, with bootstrap
-    CIs (each study's resamples paired by index: independent seeds). Returns a table
-    (n_steps, ratio, low, high) and the geometric mean ratio over those N as
-    (value, low, high)."""
-    short, long = b100["result"], b25["result"]
-    log_n100 = np.log(short.table["n_steps"].to_numpy(dtype=float))
-    n25 = long.table["n_steps"].to_numpy(dtype=float)
-    rows = np.flatnonzero((n25 >= TAIL_FROM) & (np.log(n25 / 4) >= log_n100[0]))
-    log_n = np.log(n25[rows] / 4)
-    point = (np.log(long.table["eta_best"].to_numpy()[rows])
-             - np.interp(log_n, log_n100, np.log(short.table["eta_best"].to_numpy())))
-    boot = long.boot_log_eta[:, rows] - np.array([np.interp(log_n, log_n100, row)
-                                                   for row in short.boot_log_eta])
+def matched_examples_ratios(other: dict, b100: dict) -> tuple[pd.DataFrame, tuple]:
+    """eta_best of `other` (batch B) after N steps over batch 100's after N * B / 100 steps
+    (the same number of examples seen; batch 100's log eta_best interpolated linearly in
+    log N), at each N of `other` whose matched length lies inside b100's lengths, with
+    bootstrap CIs (each study's resamples paired by index: independent seeds). Returns a
+    table (n_steps, matched, falling, ratio, low, high), `falling` where the matched length
+    is in batch 100's falling part (>= TAIL_FROM), and the geometric mean ratio over the
+    falling rows as (value, low, high)."""
+    mine, reference = other["result"], b100["result"]
+    log_n100 = np.log(reference.table["n_steps"].to_numpy(dtype=float))
+    n = mine.table["n_steps"].to_numpy(dtype=float)
+    matched = n * other["batch_size"] / b100["batch_size"]
+    rows = np.flatnonzero((np.log(matched) >= log_n100[0]) & (np.log(matched) <= log_n100[-1]))
+    log_matched = np.log(matched[rows])
+    point = (np.log(mine.table["eta_best"].to_numpy()[rows])
+             - np.interp(log_matched, log_n100, np.log(reference.table["eta_best"].to_numpy())))
+    boot = mine.boot_log_eta[:, rows] - np.array([np.interp(log_matched, log_n100, row)
+                                                  for row in reference.boot_log_eta])
     intervals = [percentile_interval(np.exp(column), CONFIDENCE) for column in boot.T]
-    table = pd.DataFrame({"n_steps": n25[rows], "ratio": np.exp(point),
-                          "low": [i[0] for i in intervals], "high": [i[1] for i in intervals]})
-    mean_low, mean_high = percentile_interval(np.exp(boot.mean(axis=1)), CONFIDENCE)
-    return table, (float(np.exp(point.mean())), mean_low, mean_high)
+    falling = matched[rows] >= TAIL_FROM
+    table = pd.DataFrame({"n_steps": n[rows], "matched": matched[rows], "falling": falling,
+                          "ratio": np.exp(point), "low": [i[0] for i in intervals],
+                          "high": [i[1] for i in intervals]})
+    mean_low, mean_high = percentile_interval(np.exp(boot[:, falling].mean(axis=1)), CONFIDENCE)
+    return table, (float(np.exp(point[falling].mean())), mean_low, mean_high)
+
+
+def matched_text(other: dict, b100: dict, numbers: dict) -> tuple[str, bool]:
+    """The ratio of optima at equal examples seen (`matched_examples_ratios`) as text, its
+    numbers into `numbers`, and whether the falling part's geometric mean holds B / 100."""
+    matched, (mean, low, high) = matched_examples_ratios(other, b100)
+    batch = other["batch_size"]
+    expected = batch / b100["batch_size"]
+    numbers["ratio_at_equal_examples"] = {"rows": matched.to_dict("records"),
+                                          "geometric_mean_falling": (mean, low, high)}
+    def rows(part: pd.DataFrame) -> str:
+        return ", ".join(f"{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}] at N = {r.n_steps:g}"
+                         for r in part.itertuples(index=False))
+    plateau = matched[~matched["falling"]]
+    proportional = low <= expected <= high
+    return (f"**Counted in examples seen** (batch {batch} after N steps against batch 100 "
+            f"after N x {batch}/100, batch 100's eta_best interpolated in log-log), where "
+            f"batch 100's optimum falls (from {TAIL_FROM * b100['batch_size']:.2g} examples "
+            f"on) the ratio of the optima is {rows(matched[matched['falling']])}; its "
+            f"geometric mean is {mean:.2f} [{low:.2f}, {high:.2f}] against {expected:g} for a "
+            "learning rate proportional to the batch size ("
+            + ("holds it" if proportional else "excludes it") + ")"
+            + (f". Where batch 100 is still on its plateau: {rows(plateau)}" if len(plateau)
+               else "") + ".", proportional)
 
 
 def numbers_of(difference: dict) -> dict:
@@ -289,13 +320,10 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
     later = [batch_difference(long, b100, n_min, n_max) for n_min in LATER_STARTS]
     numbers["b_difference_long_range"] = numbers_of(whole)
     numbers["b_difference_later_starts"] = [numbers_of(d) for d in later]
-    matched, geometric_mean = matched_examples_ratios(long, b100)
-    numbers["ratio_at_equal_examples"] = {"rows": matched.to_dict("records"),
-                                          "geometric_mean": geometric_mean}
+    matched, proportional = matched_text(long, b100, numbers)
     examples_figure(found, figure_path("eta-vs-n", "eta_per_example.png"))
     c2 = long["tail_curvature"]
     budget = (table["eta_best"] * table["n_steps"])[table["n_steps"] >= TAIL_FROM]
-    proportional = geometric_mean[1] <= 0.25 <= geometric_mean[2]
     return text + [
         "",
         "### Batch 25 to N = 10^5",
@@ -319,14 +347,8 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
                     f"[{d['low']:.2f}, {d['high']:.2f}]" for d in later)
         + ". " + ratio_text(long, b100),
         "",
-        "**Counted in examples seen** (batch 25 after N steps against batch 100 after N / 4, "
-        "batch 100's eta_best interpolated in log-log), the ratio of the optima is "
-        + ", ".join(f"{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}] at N = {r.n_steps:g}"
-                    for r in matched.itertuples(index=False))
-        + "; over these lengths its geometric mean is {:.2f} [{:.2f}, {:.2f}], against "
-        "25 / 100 = 0.25 for a learning rate proportional to the batch size".format(
-            *geometric_mean)
-        + (". So over this range eta_best / batch is consistent with one function of the "
+        matched
+        + (" So over this range eta_best / batch is consistent with one function of the "
            "number of examples seen (the linear scaling rule of Goyal et al. 2017, eta "
            "proportional to the batch size): batch 25 after N steps sits "
            "where batch 100 was after N / 4, earlier on a curve that steepens, which is why "
@@ -335,8 +357,7 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
            "eta_best, the rule does not hold: there batch 25's optimum is about half batch "
            "100's, not a quarter (the figure's left part: the curves meet only past ~10^5 "
            "examples). (With 5 seeds per eta the bootstrap intervals are "
-           "likely too narrow rather than too wide.)" if proportional else
-           ", which excludes proportionality.")
+           "likely too narrow rather than too wide.)" if proportional else "")
         + " Figure: findings/eta_per_example.png (eta_best / batch vs examples seen, every "
         "study).",
         "",
@@ -344,6 +365,33 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
         "",
         "Figures: eta-vs-n-b25-long/findings/eta_curves.png, eta-vs-n-b25-long/findings/"
         "power_law_tail.png.",
+    ]
+
+
+def b400_section(found: dict, numbers: dict) -> list[str]:
+    """Batch 400: the linear scaling rule found at batch 25, predicted before the study ran
+    (its spec's header) and tested at equal examples seen."""
+    other = found["eta-vs-n-b400"]
+    b100 = found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
+    table = other["result"].table
+    numbers["b400"] = {}
+    matched, proportional = matched_text(other, b100, numbers["b400"])
+    short = table[table["n_steps"] <= 1000]
+    return [
+        "",
+        "## Repeat with batch size 400: the scaling rule predicted, then tested",
+        "",
+        f"eta-vs-n-b400: minibatches of 400, {other['n_runs']} runs (10 learning rates "
+        "0.0625..32 x 5 seeds) of 31623 steps evaluated at N = 100..31623. The prediction, "
+        "written into the spec's header before the study ran: where batch 100's optimum falls, "
+        "batch 400's after N steps is about 4x batch 100's after 4N steps; on the short-run "
+        "plateau it is not. eta_best goes from "
+        f"{short['eta_best'].min():.3g}-{short['eta_best'].max():.3g} at N <= 1000 to "
+        f"{table['eta_best'].iloc[-1]:.3g} at N = {table['n_steps'].iloc[-1]:g}.",
+        "",
+        matched + (" The prediction holds." if proportional else " The prediction fails."),
+        "",
+        *table_lines(other),
     ]
 
 
@@ -407,6 +455,8 @@ def main() -> None:
         text += long_section(found)
     if "eta-vs-n-b25" in found:
         text += batch_section(found, numbers)
+    if "eta-vs-n-b400" in found:
+        text += b400_section(found, numbers)
     text += [
         "",
         "## Compared with published work",
@@ -428,6 +478,7 @@ def main() -> None:
         "    nnlab run studies/eta-vs-n-long.toml --jobs 2",
         "    nnlab run studies/eta-vs-n-b25.toml --jobs 2",
         "    nnlab run studies/eta-vs-n-b25-long.toml --jobs 2",
+        "    nnlab run studies/eta-vs-n-b400.toml --jobs 2",
         "    python analysis/eta_vs_n.py",
         "",
         scale_up("a finer eta grid (factor sqrt 2) narrows each eta_best CI more than more "

@@ -26,40 +26,56 @@ from common import (
 
 from nnlab.analysis import compare_variance, test_set_variance, variance_vs_n
 from nnlab.report.figures import compare_figure
+from nnlab.study import Study
 
 METRIC = "test_acc"
 NAME = "noise-grad"  # the folder the findings go to
+SHORT = ("noise-grad", "noise-weight", "noise-weight-strong")  # noise settings to N = 10^4
 LONG = ("noise-grad-long", "noise-weight-long")  # noise settings carried on to N = 10^5
 
 
-def settings() -> dict[str, pd.DataFrame]:
-    """{label: runs by length} for no noise and every noise setting, N <= the noisy runs'."""
-    grad = runs_by_length("noise-grad")
-    found = {f"grad {eta:g}": g for eta, g in grad.groupby("noise_eta")}
-    try:
-        weight = runs_by_length("noise-weight")
-        found["weight 1e-05"] = weight
-    except Exception:  # noqa: BLE001 - a study not run yet is left out
-        pass
-    longest = min(int(g["n_steps"].max()) for g in found.values())
-    none = runs_by_length("restarts")
-    found = {"none": none, **found}
-    return {k: g[(g["n_steps"] <= longest) & (g["status"] == "ok")] for k, g in found.items()}
-
-
-def test_set_splits() -> dict:
-    """Jordan's split of the variance at the runs' last step (N = 10000), per setting."""
-    splits = {"none": test_set_variance(load("restarts").predictions())}
-    for name in ("noise-grad", "noise-weight"):
+def arms(names: tuple[str, ...]) -> dict[str, tuple[str, Study, pd.DataFrame, pd.DataFrame]]:
+    """{label: (study name, study, finished runs by length, complete trials)} for every noise
+    setting of the studies `names` run so far, labelled "<kind> <noise_eta>" ("grad 0.001");
+    a study with a grid over noise_eta gives one entry per value."""
+    found = {}
+    for name in names:
         try:
             study = load(name)
         except Exception:  # noqa: BLE001 - a study not run yet is left out
             continue
+        config = study.spec.base_config()
+        runs = runs_by_length(name)
+        runs = runs[runs["status"] == "ok"]
         trials = study.trials()
         trials = trials[trials["state"] == "COMPLETE"]
-        for eta, group in trials.groupby(trials.get("noise_eta", pd.Series(1e-5, trials.index))):
-            kind = name.removeprefix("noise-")
-            splits[f"{kind} {eta:g}"] = test_set_variance(study.predictions(group["trial"]))
+        for eta, group in runs.groupby(_noise_eta(runs, config.noise_eta)):
+            found[f"{config.noise} {eta:g}"] = (
+                name, study, group, trials[_noise_eta(trials, config.noise_eta) == eta])
+    return found
+
+
+def _noise_eta(frame: pd.DataFrame, base: float) -> pd.Series:
+    """Each row's noise_eta: its own column in a study with a grid over it, else `base`."""
+    return frame["noise_eta"] if "noise_eta" in frame else pd.Series(base, frame.index)
+
+
+def settings(short: dict) -> dict[str, pd.DataFrame]:
+    """{label: runs by length} for no noise and every noise setting of `short` (`arms`),
+    N <= the noisy runs'."""
+    found = {label: runs for label, (_, _, runs, _) in short.items()}
+    longest = min(int(g["n_steps"].max()) for g in found.values())
+    none = runs_by_length("restarts")
+    found = {"none": none[none["status"] == "ok"], **found}
+    return {k: g[g["n_steps"] <= longest] for k, g in found.items()}
+
+
+def test_set_splits(short: dict) -> dict:
+    """Jordan's split of the variance at the runs' last step (N = 10000), per setting of
+    `short` (`arms`) and without noise."""
+    splits = {"none": test_set_variance(load("restarts").predictions())}
+    for label, (_, study, _, trials) in short.items():
+        splits[label] = test_set_variance(study.predictions(trials["trial"]))
     return splits
 
 
@@ -83,36 +99,21 @@ def floors(variance: dict) -> dict[str, dict]:
     return out
 
 
-def long_arms() -> dict[str, tuple[str, object, pd.DataFrame]]:
-    """{label: (study name, study, finished runs by length)} of the LONG studies run so
-    far, labelled like `settings` ("grad 0.001")."""
-    arms = {}
-    for name in LONG:
-        try:
-            study = load(name)
-        except Exception:  # noqa: BLE001 - a study not run yet is left out
-            continue
-        config = study.spec.base_config()
-        runs = runs_by_length(name)
-        arms[f"{config.noise} {config.noise_eta:g}"] = (name, study, runs[runs["status"] == "ok"])
-    return arms
-
-
 def long_runs() -> tuple[list[str], dict]:
     """The LONG arms against restarts-long (no noise; its first seeds are the same runs
     without the noise) to N = 10^5: the spread, the floor, Jordan's split and the mean at the
     longest N. ([], {}) while none of those studies has been run."""
-    arms = long_arms()
-    if not arms:
+    long = arms(LONG)
+    if not long:
         return [], {}
     none = runs_by_length("restarts-long")
     none = none[none["status"] == "ok"]
-    longest = int(min(runs["n_steps"].max() for _, _, runs in arms.values()))
+    longest = int(min(runs["n_steps"].max() for _, _, runs, _ in long.values()))
     variance = {label: variance_vs_n(runs, metric=METRIC, fit_from=FLOOR_FIT_FROM)
-                for label, (_, _, runs) in arms.items()}
+                for label, (_, _, runs, _) in long.items()}
     variance["none"] = variance_vs_n(none, metric=METRIC, fit_from=FLOOR_FIT_FROM)
-    splits = {label: test_set_variance(study.predictions())
-              for label, (_, study, _) in arms.items()}
+    splits = {label: test_set_variance(study.predictions(trials["trial"]))
+              for label, (_, study, _, trials) in long.items()}
     splits["none"] = test_set_variance(load("restarts-long").predictions())
     std_vs_n_figure({k: v.table for k, v in variance.items()},
                     f"Spread of restarts to N = {longest}, with and without annealed noise",
@@ -122,7 +123,7 @@ def long_runs() -> tuple[list[str], dict]:
             "seeds)", ""]
     numbers = {"n_steps": longest, "floors": {k: f.to_dict() for k, f in fits.items()},
                "test_set": {k: s.to_dict() for k, s in splits.items()}, "arms": {}}
-    for label, (name, _, runs) in arms.items():
+    for label, (name, _, runs, _) in long.items():
         noisy, clean = at_length(runs, longest), at_length(none, longest)
         spread = compare_variance(noisy.to_numpy(), clean.to_numpy(), names=(label, "none"))
         paired = paired_difference(noisy, clean)
@@ -147,7 +148,8 @@ def long_runs() -> tuple[list[str], dict]:
 
 
 def main() -> None:
-    found = settings()
+    short = arms(SHORT)
+    found = settings(short)
     long_text, long_numbers = long_runs()
     none = found["none"]
     longest = int(max(found["grad 0.001"]["n_steps"]))
@@ -161,7 +163,7 @@ def main() -> None:
             b = none.loc[none["n_steps"] == n, METRIC].to_numpy()
             comparisons[(label, n)] = compare_variance(a, b, names=(label, "none"))
             paired[(label, n)] = paired_difference(at_length(runs, n), at_length(none, n))
-    splits = test_set_splits()
+    splits = test_set_splits(short)
     variance = {label: variance_vs_n(runs, metric=METRIC, fit_from=FLOOR_FIT_FROM)
                 for label, runs in found.items()}
     std_vs_n_figure({label: result.table for label, result in variance.items()},
@@ -204,14 +206,19 @@ def main() -> None:
     resolution = float(np.exp(np.median([np.log(c.std_ratio.high / c.std_ratio.low) / 2
                                          for c in at_end.values()])))
     n_runs = {k: int(v["seed"].nunique()) for k, v in found.items()}
+
+    def strengths(kind: str) -> str:
+        return ", ".join(label.split()[1] for label in found if label.startswith(kind))
+
     text = [
         "# noise: does small annealed noise change the spread of restarts?",
         "",
         "restarts.toml's configuration (seed-000's network, batch 100, eta = 1) and seeds "
         f"0..{n_runs['none'] - 1}, with annealed Gaussian noise of variance "
         "noise_eta / (1 + t)^0.55 (Neelakantan et al. 2015) added to the gradient "
-        "(noise_eta 1e-4 and 1e-3) or to the weights after each step (1e-5), against the "
-        f"noise-free runs of results/restarts. Runs per setting: {n_runs}. Same seed = same "
+        f"(noise_eta {strengths('grad')}) or to the weights after each step "
+        f"({strengths('weight')}), against the noise-free runs of results/restarts. Runs "
+        f"per setting: {n_runs}. Same seed = same "
         "initial weights and data order (the noise has its own stream), so mean differences "
         "are paired by seed; spreads are compared as independent samples (Brown-Forsythe, "
         f"BCa bootstrap CI of the std ratio). Lengths N = {', '.join(map(str, ns))}, each "

@@ -114,6 +114,35 @@ def test_a_changed_spec_is_refused_and_leaves_the_results_untouched(tmp_path):
         changed.run(n_jobs=1, progress=False)
 
 
+def test_more_replicates_grow_a_study_and_keep_its_runs(tmp_path, capsys):
+    Study(tiny("grows", replicates=1), results=tmp_path).run(n_jobs=1, progress=False)
+    folder = tmp_path / "grows"
+    kept = {p: p.read_bytes() for kind in ("curves", "predictions")
+            for p in (folder / kind).glob("*.parquet")}
+    created = Study.load(folder).store.read_manifest()["spec_digest"]
+
+    grown = Study(tiny("grows", replicates=3), results=tmp_path)
+    summary = grown.run(n_jobs=2, progress=False)
+    assert "grows (replicates 1 -> 3); its complete runs are kept" in capsys.readouterr().err
+    assert summary["this_run"]["completed"] == 4 and summary["planned"] == 6
+    trials = grown.trials()
+    assert sorted(zip(trials["eta"], trials["seed"], strict=True)) == [
+        (0.5, 0), (0.5, 1), (0.5, 2), (2.0, 0), (2.0, 1), (2.0, 2)]
+    assert {p: p.read_bytes() for p in kept} == kept  # the first runs were not redone
+    assert StudySpec.from_toml(grown.store.spec_path) == grown.spec
+    manifest = grown.store.read_manifest()
+    assert manifest["spec_digest"] == grown.spec.digest() != created
+    assert manifest["invocations"][1]["grew_from_spec_digest"] == created
+    assert Study.load(folder).status()["planned"] == 6
+
+    # fewer replicates, or more seeds with anything else changed, is refused
+    for spec in (tiny("grows", replicates=2), tiny("grows", replicates=4, seed=1),
+                 tiny("grows", grid={"eta": [0.5, 2.0, 3.0]}, replicates=4)):
+        with pytest.raises(NNLabError, match="different spec .*only raising study.replicates"):
+            Study(spec, results=tmp_path).run(n_jobs=1, progress=False)
+    assert len(Study.load(folder).trials()) == 6
+
+
 def test_failed_and_diverged_runs_are_recorded_and_the_study_goes_on(tmp_path, capsys):
     # a hidden layer of 10^12 units cannot be allocated: its trials fail as they run (a
     # config that does not fit the data is refused before the study starts, see below)

@@ -35,7 +35,7 @@ import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -383,6 +383,16 @@ class StudySpec:
         """A hash of everything that decides the trials: the spec and the resolved base
         config (so a preset whose values changed counts as a changed spec)."""
         return stable_hash({"spec": self.to_dict(), "base_config": self.base_config().to_dict()})
+
+    def extends(self, earlier: StudySpec, earlier_digest: str | None = None) -> bool:
+        """Whether this spec is `earlier` (whose recorded digest is `earlier_digest`, default
+        its own) with as many or more replicates (seeds) and trials and nothing else changed:
+        every run `earlier` planned is planned here the same way, so a study created with
+        `earlier` can grow into this one and keep its results."""
+        cut = replace(self, replicates=earlier.replicates, n_trials=earlier.n_trials)
+        return (self.replicates >= earlier.replicates
+                and (self.n_trials or 0) >= (earlier.n_trials or 0)
+                and cut.digest() == (earlier_digest or earlier.digest()))
 
     def differences(self, other: StudySpec) -> list[str]:
         """`section.key: this != other` for every key that differs (for error messages)."""

@@ -171,11 +171,11 @@ class Study:
             except NNLabError as err:
                 raise NNLabError(f"{where}: {err}") from err
         if not new:
-            self._refuse_other_spec_or_storage()
+            self._refuse_other_spec_or_storage(grow=True)
         with self._lock():
             if new:
                 self._delete_results()
-            self._refuse_other_spec_or_storage()
+            self._refuse_other_spec_or_storage(grow=True)
             runner = self._runner(self._create_or_load())
             entry = self._start_invocation(n_jobs, executor)
             runner.plan()
@@ -205,9 +205,12 @@ class Study:
             return None
         return StudySpec.from_toml(self.store.spec_path)
 
-    def _refuse_other_spec_or_storage(self) -> None:
+    def _refuse_other_spec_or_storage(self, grow: bool = False) -> None:
+        """Refuse a spec other than the stored one (`grow`: unless it only adds seeds or
+        trials, see `StudySpec.extends`) and a storage other than the recorded one."""
         stored = self._stored_spec()
-        if stored is not None and stored.digest() != self.spec.digest():
+        if stored is not None and stored.digest() != self.spec.digest() and not (
+                grow and self.spec.extends(stored)):
             raise self._changed_spec_error(stored)
         if self.store.manifest_path.is_file():
             recorded = resolve_storage(self.store.read_manifest()["storage"], self.folder)
@@ -226,8 +229,9 @@ class Study:
         differences = differences or ["the resolved base config"]
         return NNLabError(
             f"study {self.spec.name!r}: {self.folder} holds results of a different spec "
-            f"({_first(differences)}); run with --new to delete them and start over, or give "
-            "the study another name")
+            f"({_first(differences)}); only raising study.replicates or study.n_trials "
+            "grows a study; run with --new to delete them and start over, or give the study "
+            "another name")
 
     def _base_differences(self, stored_base: dict[str, Any]) -> list[str]:
         """`base config <field>: stored != this nnlab's` for each field that differs."""
@@ -257,11 +261,26 @@ class Study:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names([self.spec.objective])  # the dashboard's axis label
         elif digest != self.spec.digest():
-            raise self._changed_spec_error(StudySpec.from_dict(study.user_attrs[SPEC_ATTR]),
-                                           study.user_attrs.get(BASE_ATTR))
-        if not self.store.spec_path.is_file():
+            stored = StudySpec.from_dict(study.user_attrs[SPEC_ATTR])
+            if not self.spec.extends(stored, digest):
+                raise self._changed_spec_error(stored, study.user_attrs.get(BASE_ATTR))
+            self._grow(study, stored)
+        if not self.store.spec_path.is_file() or digest != self.spec.digest():
             write_text_atomic(self.spec.to_toml(), self.store.spec_path)
         return study
+
+    def _grow(self, study: optuna.Study, stored: StudySpec) -> None:
+        """Make `study`, created with `stored`, the study of this spec, which only adds
+        seeds or trials (`StudySpec.extends`): its complete runs are kept, the new ones
+        planned next."""
+        grown = ", ".join(f"{key} {getattr(stored, key)} -> {getattr(self.spec, key)}"
+                          for key in ("replicates", "n_trials")
+                          if getattr(stored, key) != getattr(self.spec, key))
+        print(f"nnlab: study {self.spec.name!r} grows ({grown}); its complete runs are kept",
+              file=sys.stderr)
+        study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
+        study.set_user_attr(DIGEST_ATTR, self.spec.digest())
+        study.set_user_attr("planned", self.spec.n_planned)
 
     def _delete_results(self) -> None:
         """Delete the study from its storage and its files from the results folder."""
@@ -288,7 +307,11 @@ class Study:
             record = {"study": self.spec.name, "created": manifest.now(),
                       "storage": redact(resolve_storage(self.storage, self.folder)),
                       "spec_digest": self.spec.digest(), "invocations": []}
-        record["invocations"].append(manifest.invocation(n_jobs, BLAS_THREADS, executor))
+        entry = manifest.invocation(n_jobs, BLAS_THREADS, executor)
+        if record["spec_digest"] != self.spec.digest():  # the study grew (`_grow`)
+            entry["grew_from_spec_digest"] = record["spec_digest"]
+            record["spec_digest"] = self.spec.digest()
+        record["invocations"].append(entry)
         self.store.write_manifest(record)
         return len(record["invocations"]) - 1
 

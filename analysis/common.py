@@ -76,8 +76,11 @@ def paired_difference(a: pd.Series, b: pd.Series, seed: int = 0) -> dict:
 
 
 SCALE_UP = (
-    "Scale up: more seeds (study.replicates; CIs shrink about as 1/sqrt(seeds)) and longer "
-    "runs (n_steps and eval_steps; the cost grows with the longest N only). Past one "
+    "Scale up: more seeds (raise study.replicates: the study grows and keeps the runs it "
+    "has; CIs shrink about as 1/sqrt(seeds)) and longer runs (a new spec with a larger "
+    "n_steps and eval_steps, as the *-long studies are; with a constant eta their values at "
+    "the old lengths are the old runs', bit for bit; the cost grows with the longest N "
+    "only). Past one "
     "machine: put the study in PostgreSQL (`nnlab run <spec> --storage "
     "postgresql://user@host/db --jobs 2`) and start the same command on every host: the "
     "trials are enqueued once and each runs exactly once, whichever worker pulls it."

@@ -267,11 +267,11 @@ def main() -> None:
         "    nnlab run studies/noise-weight-long.toml --jobs 2",
         "    python analysis/noise.py",
         "",
-        scale_up("more strengths (a grid over noise_eta), more seeds (a std ratio of "
-                 "0.8 needs ~150 runs per arm to be seen at 80% power), and the noise arms "
-                 "carried on to N = 10^5 (n_steps and eval_steps as in restarts-long.toml, "
-                 "~65 min per arm of 100 runs with --jobs 2), to pin their floors against "
-                 "restarts-long's."),
+        scale_up("more seeds (a std ratio of 0.8 needs ~150 runs per arm to be seen at "
+                 "80% power; raising study.replicates in a spec grows its study, keeping the "
+                 "runs done), and the arms still stopped at N = 10^4 carried on to 10^5 like "
+                 "noise-grad-long.toml (~40 min per 50 noisy runs with --jobs 2), to pin "
+                 "their floors against restarts-long's."),
     ]
     numbers = {
         "n_runs": n_runs,

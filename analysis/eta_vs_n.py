@@ -387,7 +387,9 @@ def b400_section(found: dict, numbers: dict) -> list[str]:
         "batch 400's after N steps is about 4x batch 100's after 4N steps; on the short-run "
         "plateau it is not. eta_best goes from "
         f"{short['eta_best'].min():.3g}-{short['eta_best'].max():.3g} at N <= 1000 to "
-        f"{table['eta_best'].iloc[-1]:.3g} at N = {table['n_steps'].iloc[-1]:g}.",
+        f"{table['eta_best'].iloc[-1]:.3g} at N = {table['n_steps'].iloc[-1]:g}. Counted in "
+        "steps, " + fit_text(other["tail"], f"from N = {TAIL_FROM} on") + ", against "
+        f"{b100['tail'].exponent.format('.2f')} at batch 100.",
         "",
         matched + (" The prediction holds." if proportional else " The prediction fails."),
         "",

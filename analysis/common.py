@@ -31,12 +31,14 @@ def load(name: str) -> Study:
     return Study.load(RESULTS / name)
 
 
-def runs_by_length(name: str) -> pd.DataFrame:
-    """results/<name>'s runs, one row per (finished trial, evaluated length N > 0)
-    (`nnlab.study.lengths.runs_by_length`): trial, n_steps (= N), the varied params, seed,
-    status, val_acc, test_acc, val_loss, ..."""
-    study = load(name)
-    return lengths.runs_by_length(study.spec, study.trials(), study.curves())
+def runs_by_length(study: str | Study, trials: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The runs of `study` (a Study, or the name of results/<name>), one row per (finished
+    trial, evaluated length N > 0) (`nnlab.study.lengths.runs_by_length`): trial, n_steps
+    (= N), the varied params, seed, status, val_acc, test_acc, val_loss, ...; `trials`: its
+    trials table if already read."""
+    study = load(study) if isinstance(study, str) else study
+    trials = study.trials() if trials is None else trials
+    return lengths.runs_by_length(study.spec, trials, study.curves())
 
 
 def write_findings(name: str, text: str, numbers: dict) -> Path:

@@ -52,20 +52,21 @@ def curvature(result, keep: np.ndarray) -> tuple[float, float, float]:
     return float(point), float(low), float(high)
 
 
-def study_runs(name: str) -> tuple[pd.DataFrame, int] | None:
-    """(runs by length, number of runs) of a study, None if it has not run."""
+def study_runs(name: str) -> tuple[pd.DataFrame, int, int] | None:
+    """(runs by length, number of runs, batch size) of a study, None if it has not run."""
     try:
-        runs = runs_by_length(name)
+        study = load(name)
+        runs = runs_by_length(study)
     except Exception:  # noqa: BLE001 - a study not run yet is simply left out
         return None
-    return runs, int(runs["trial"].nunique())
+    return runs, int(runs["trial"].nunique()), study.spec.base_config().batch_size
 
 
 def analyse(name: str) -> dict | None:
     found = study_runs(name)
     if found is None:
         return None
-    runs, n_runs = found
+    runs, n_runs, batch_size = found
     result = eta_best(runs, n_col="n_steps", eta_col="eta", metric="val_acc",
                       confidence=CONFIDENCE)
     fit = result.power_law(method="ols")
@@ -85,7 +86,7 @@ def analyse(name: str) -> dict | None:
           f"tail: {tail_fit.summary() if tail_fit else None}")
     return {"name": name, "result": result, "fit": fit, "wls": wls, "curvature": c2,
             "tail": tail_fit, "tail_curvature": tail_c2, "n_runs": n_runs, "runs": runs,
-            "batch_size": load(name).spec.base_config().batch_size}
+            "batch_size": batch_size}
 
 
 def in_range(result, n_min: float, n_max: float = np.inf) -> np.ndarray:
@@ -113,41 +114,35 @@ def table_lines(found: dict) -> list[str]:
     return lines
 
 
-def overview_figure(found: dict, path) -> None:
-    """eta_best vs N (log-log) with CIs for every study, one marker per study."""
+def overview_figure(found: dict, path, per_example: bool = False) -> None:
+    """eta_best vs N (log-log) with CIs for every study, one marker per study; `per_example`:
+    eta_best / batch size vs examples seen (N x batch size) instead, where a best learning
+    rate proportional to the batch size puts the studies on one curve."""
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = figure.subplots()
     for (name, label), marker in zip(STUDIES.items(), "os^vD", strict=True):
         if name not in found:
             continue
         table = found[name]["result"].table
-        ax.errorbar(table["n_steps"], table["eta_best"],
-                    yerr=[table["eta_best"] - table["low"], table["high"] - table["eta_best"]],
-                    marker=marker, linestyle="-", capsize=3, label=f"{name} ({label})")
-    ax.set(xscale="log", yscale="log", xlabel="N (steps)", ylabel="eta_best (95% CI)",
-           title="Best constant learning rate vs training length")
-    ax.legend()
-    save_figure(figure, path)
-
-
-def examples_figure(found: dict, path) -> None:
-    """eta_best / batch size vs examples seen (N x batch size), log-log, every study: where
-    the best learning rate is proportional to the batch size the studies fall on one curve."""
-    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = figure.subplots()
-    for (name, label), marker in zip(STUDIES.items(), "os^vD", strict=True):
-        if name not in found:
-            continue
-        table, batch = found[name]["result"].table, found[name]["batch_size"]
+        batch = found[name]["batch_size"] if per_example else 1
         ax.errorbar(table["n_steps"] * batch, table["eta_best"] / batch,
                     yerr=[(table["eta_best"] - table["low"]) / batch,
                           (table["high"] - table["eta_best"]) / batch],
                     marker=marker, linestyle="-", capsize=3, label=f"{name} ({label})")
-    ax.set(xscale="log", yscale="log", xlabel="examples seen (N x batch size)",
-           ylabel="eta_best / batch size (95% CI)",
-           title="Best learning rate per example vs examples seen")
+    if per_example:
+        ax.set(xlabel="examples seen (N x batch size)", ylabel="eta_best / batch size (95% CI)",
+               title="Best learning rate per example vs examples seen")
+    else:
+        ax.set(xlabel="N (steps)", ylabel="eta_best (95% CI)",
+               title="Best constant learning rate vs training length")
+    ax.set(xscale="log", yscale="log")
     ax.legend()
     save_figure(figure, path)
+
+
+def batch_100(found: dict) -> dict:
+    """The batch-100 study the other batch sizes are compared with: the longest run."""
+    return found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
 
 
 def fit_text(fit, what: str) -> str:
@@ -292,8 +287,7 @@ def numbers_of(difference: dict) -> dict:
 def batch_section(found: dict, numbers: dict) -> list[str]:
     """Batch 25 against batch 100 over the lengths where both fall: to N = 31623 with
     eta-vs-n-b25, to 10^5 with eta-vs-n-b25-long."""
-    short = found["eta-vs-n-b25"]
-    b100 = found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
+    short, b100 = found["eta-vs-n-b25"], batch_100(found)
     first = batch_difference(short, b100, TAIL_FROM, SHORT_COMMON_END)
     numbers["b_difference_same_range"] = numbers_of(first)
     table = short["result"].table
@@ -321,7 +315,7 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
     numbers["b_difference_long_range"] = numbers_of(whole)
     numbers["b_difference_later_starts"] = [numbers_of(d) for d in later]
     matched, proportional = matched_text(long, b100, numbers)
-    examples_figure(found, figure_path("eta-vs-n", "eta_per_example.png"))
+    overview_figure(found, figure_path("eta-vs-n", "eta_per_example.png"), per_example=True)
     c2 = long["tail_curvature"]
     budget = (table["eta_best"] * table["n_steps"])[table["n_steps"] >= TAIL_FROM]
     return text + [
@@ -371,8 +365,7 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
 def b400_section(found: dict, numbers: dict) -> list[str]:
     """Batch 400: the linear scaling rule found at batch 25, predicted before the study ran
     (its spec's header) and tested at equal examples seen."""
-    other = found["eta-vs-n-b400"]
-    b100 = found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
+    other, b100 = found["eta-vs-n-b400"], batch_100(found)
     table = other["result"].table
     numbers["b400"] = {}
     matched, proportional = matched_text(other, b100, numbers["b400"])

@@ -45,9 +45,9 @@ def arms(names: tuple[str, ...]) -> dict[str, tuple[str, Study, pd.DataFrame, pd
         except Exception:  # noqa: BLE001 - a study not run yet is left out
             continue
         config = study.spec.base_config()
-        runs = runs_by_length(name)
-        runs = runs[runs["status"] == "ok"]
         trials = study.trials()
+        runs = runs_by_length(study, trials)
+        runs = runs[runs["status"] == "ok"]
         trials = trials[trials["state"] == "COMPLETE"]
         for eta, group in runs.groupby(_noise_eta(runs, config.noise_eta)):
             found[f"{config.noise} {eta:g}"] = (
@@ -60,20 +60,20 @@ def _noise_eta(frame: pd.DataFrame, base: float) -> pd.Series:
     return frame["noise_eta"] if "noise_eta" in frame else pd.Series(base, frame.index)
 
 
-def settings(short: dict) -> dict[str, pd.DataFrame]:
-    """{label: runs by length} for no noise and every noise setting of `short` (`arms`),
-    N <= the noisy runs'."""
+def settings(short: dict, none: Study) -> dict[str, pd.DataFrame]:
+    """{label: runs by length} for no noise (the study `none`) and every noise setting of
+    `short` (`arms`), N <= the noisy runs'."""
     found = {label: runs for label, (_, _, runs, _) in short.items()}
     longest = min(int(g["n_steps"].max()) for g in found.values())
-    none = runs_by_length("restarts")
+    none = runs_by_length(none)
     found = {"none": none[none["status"] == "ok"], **found}
     return {k: g[g["n_steps"] <= longest] for k, g in found.items()}
 
 
-def test_set_splits(short: dict) -> dict:
+def test_set_splits(short: dict, none: Study) -> dict:
     """Jordan's split of the variance at the runs' last step (N = 10000), per setting of
-    `short` (`arms`) and without noise."""
-    splits = {"none": test_set_variance(load("restarts").predictions())}
+    `short` (`arms`) and without noise (the study `none`)."""
+    splits = {"none": test_set_variance(none.predictions())}
     for label, (_, study, _, trials) in short.items():
         splits[label] = test_set_variance(study.predictions(trials["trial"]))
     return splits
@@ -106,7 +106,8 @@ def long_runs() -> tuple[list[str], dict]:
     long = arms(LONG)
     if not long:
         return [], {}
-    none = runs_by_length("restarts-long")
+    none_study = load("restarts-long")
+    none = runs_by_length(none_study)
     none = none[none["status"] == "ok"]
     longest = int(min(runs["n_steps"].max() for _, _, runs, _ in long.values()))
     variance = {label: variance_vs_n(runs, metric=METRIC, fit_from=FLOOR_FIT_FROM)
@@ -114,7 +115,7 @@ def long_runs() -> tuple[list[str], dict]:
     variance["none"] = variance_vs_n(none, metric=METRIC, fit_from=FLOOR_FIT_FROM)
     splits = {label: test_set_variance(study.predictions(trials["trial"]))
               for label, (_, study, _, trials) in long.items()}
-    splits["none"] = test_set_variance(load("restarts-long").predictions())
+    splits["none"] = test_set_variance(none_study.predictions())
     std_vs_n_figure({k: v.table for k, v in variance.items()},
                     f"Spread of restarts to N = {longest}, with and without annealed noise",
                     figure_path(NAME, "std_vs_n_long.png"), binomial=variance["none"].table)
@@ -148,8 +149,8 @@ def long_runs() -> tuple[list[str], dict]:
 
 
 def main() -> None:
-    short = arms(SHORT)
-    found = settings(short)
+    short, restarts = arms(SHORT), load("restarts")
+    found = settings(short, restarts)
     long_text, long_numbers = long_runs()
     none = found["none"]
     longest = int(max(found["grad 0.001"]["n_steps"]))
@@ -163,7 +164,7 @@ def main() -> None:
             b = none.loc[none["n_steps"] == n, METRIC].to_numpy()
             comparisons[(label, n)] = compare_variance(a, b, names=(label, "none"))
             paired[(label, n)] = paired_difference(at_length(runs, n), at_length(none, n))
-    splits = test_set_splits(short)
+    splits = test_set_splits(short, restarts)
     variance = {label: variance_vs_n(runs, metric=METRIC, fit_from=FLOOR_FIT_FROM)
                 for label, runs in found.items()}
     std_vs_n_figure({label: result.table for label, result in variance.items()},

@@ -149,7 +149,8 @@ def source_floors(variance: dict, splits: dict) -> tuple[str, dict]:
 
 
 def main() -> None:
-    runs = {name: runs_by_length(name) for name in SOURCES}
+    studies = {name: load(name) for name in SOURCES}
+    runs = {name: runs_by_length(study) for name, study in studies.items()}
     both = runs[LONG]
     longest = int(both["n_steps"].max())
     variance = {name: variance_vs_n(r, metric=METRIC, fit_from=FLOOR_FIT_FROM)
@@ -157,7 +158,7 @@ def main() -> None:
     starts = floor_starts(both[both["status"] == "ok"])
     tests = {int(n): normality(g[METRIC].to_numpy(), name=f"test_acc at N={n}")
              for n, g in both[both["status"] == "ok"].groupby("n_steps")}
-    splits = {name: test_set_variance(load(name).predictions()) for name in runs}
+    splits = {name: test_set_variance(study.predictions()) for name, study in studies.items()}
     short = load(SHORT)
     short_trials = short.trials()
     short_n = int(short_trials["steps_run"].max())

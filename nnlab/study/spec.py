@@ -60,6 +60,7 @@ DATA_KEYS = ("name", "train_size", "val_size", "test_size")
 DATASETS = ("mnist",)
 MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomState
 MAX_PLANNED = 10**6  # runs one study may plan (each is a trial in the storage)
+GROWS_BY = ("replicates", "n_trials")  # raising these grows a study (`StudySpec.extends`)
 REPLICATE_SEED = "seed"  # the TrainConfig field the replicates vary
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -386,12 +387,12 @@ class StudySpec:
 
     def extends(self, earlier: StudySpec, earlier_digest: str | None = None) -> bool:
         """Whether this spec is `earlier` (whose recorded digest is `earlier_digest`, default
-        its own) with as many or more replicates (seeds) and trials and nothing else changed:
-        every run `earlier` planned is planned here the same way, so a study created with
-        `earlier` can grow into this one and keep its results."""
-        cut = replace(self, replicates=earlier.replicates, n_trials=earlier.n_trials)
-        return (self.replicates >= earlier.replicates
-                and (self.n_trials or 0) >= (earlier.n_trials or 0)
+        its own) with as many or more replicates (seeds) and trials (GROWS_BY) and nothing
+        else changed: every run `earlier` planned is planned here the same way, so a study
+        created with `earlier` can grow into this one and keep its results."""
+        cut = replace(self, **{key: getattr(earlier, key) for key in GROWS_BY})
+        return (all((getattr(self, key) or 0) >= (getattr(earlier, key) or 0)
+                    for key in GROWS_BY)
                 and cut.digest() == (earlier_digest or earlier.digest()))
 
     def differences(self, other: StudySpec) -> list[str]:

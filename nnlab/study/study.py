@@ -34,7 +34,7 @@ import pandas as pd
 from nnlab.errors import NNLabError, as_path, is_integer
 from nnlab.study import manifest
 from nnlab.study.runner import BLAS_THREADS, Runner
-from nnlab.study.spec import StudySpec, study_name
+from nnlab.study.spec import GROWS_BY, StudySpec, study_name
 from nnlab.study.status import summarize
 from nnlab.study.storage import (
     DEFAULT_HEARTBEAT,
@@ -265,7 +265,8 @@ class Study:
             if not self.spec.extends(stored, digest):
                 raise self._changed_spec_error(stored, study.user_attrs.get(BASE_ATTR))
             self._grow(study, stored)
-        if not self.store.spec_path.is_file() or digest != self.spec.digest():
+        if digest != self.spec.digest() or not self.store.spec_path.is_file():
+            # a new or grown study, or its results folder lost its spec.toml
             write_text_atomic(self.spec.to_toml(), self.store.spec_path)
         return study
 
@@ -274,8 +275,7 @@ class Study:
         seeds or trials (`StudySpec.extends`): its complete runs are kept, the new ones
         planned next."""
         grown = ", ".join(f"{key} {getattr(stored, key)} -> {getattr(self.spec, key)}"
-                          for key in ("replicates", "n_trials")
-                          if getattr(stored, key) != getattr(self.spec, key))
+                          for key in GROWS_BY if getattr(stored, key) != getattr(self.spec, key))
         print(f"nnlab: study {self.spec.name!r} grows ({grown}); its complete runs are kept",
               file=sys.stderr)
         study.set_user_attr(SPEC_ATTR, self.spec.to_dict())

@@ -145,6 +145,21 @@ def batch_100(found: dict) -> dict:
     return found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
 
 
+def grid_text(found: dict) -> str:
+    """A study's grid as "9 learning rates (factor 2, 0.03125..8) x 10 seeds", from its runs."""
+    runs = found["runs"]
+    etas = np.sort(runs["eta"].unique())
+    seeds = runs.groupby("eta")["seed"].nunique()
+    per_eta = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    return (f"{len(etas)} learning rates (factor {etas[1] / etas[0]:g}, "
+            f"{etas[0]:g}..{etas[-1]:g}) x {per_eta} seeds")
+
+
+def seeds_per_eta(found: dict) -> int:
+    """The fewest seeds any learning rate of a study has."""
+    return int(found["runs"].groupby("eta")["seed"].nunique().min())
+
+
 def fit_text(fit, what: str) -> str:
     b = fit.exponent
     return (f"{what}: eta_best = {fit.prefactor.value:.3g} * N^-{b.value:.2f}, b = "
@@ -173,8 +188,7 @@ def long_section(found: dict) -> list[str]:
         "## Past N = 10^4: the falling part",
         "",
         f"eta-vs-n-long: the same network, batch and seeds, {long['n_runs']} runs of 10^5 steps "
-        "(200 epochs), 9 learning rates (factor 2, 0.03125..8) x 5 seeds, evaluated at N = "
-        "1000..10^5. "
+        f"(200 epochs), {grid_text(long)}, evaluated at N = 1000..10^5. "
         f"eta_best falls from {table['eta_best'].iloc[0]:.3g} at N = "
         f"{table['n_steps'].iloc[0]:g} to {table['eta_best'].iloc[-1]:.3g} at N = "
         f"{table['n_steps'].iloc[-1]:g}. " + fit_text(tail, f"From N = {TAIL_FROM} on") + "; "
@@ -295,8 +309,8 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
         "",
         "## Repeat with batch size 25",
         "",
-        f"Same network, minibatches of 25, {short['n_runs']} runs (11 learning rates "
-        "0.03125..32 x 5 seeds) of 31623 steps evaluated at N = 32..31623. eta_best is again "
+        f"Same network, minibatches of 25, {short['n_runs']} runs ({grid_text(short)}) of "
+        "31623 steps evaluated at N = 32..31623. eta_best is again "
         f"flat at short N, at about half the batch-100 values, and then falls, to "
         f"{table['eta_best'].iloc[-1]:.2g} at N = {table['n_steps'].iloc[-1]:g}. "
         + difference_text(first)
@@ -323,8 +337,8 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
         "### Batch 25 to N = 10^5",
         "",
         f"eta-vs-n-b25-long: the same runs carried on to 10^5 steps (50 epochs at batch 25), "
-        f"{long['n_runs']} runs, 9 learning rates (factor 2, 0.015625..4) x 5 seeds, evaluated "
-        f"at N = 1000..10^5. eta_best falls to {table['eta_best'].iloc[-1]:.3g} at N = "
+        f"{long['n_runs']} runs, {grid_text(long)}, evaluated at N = 1000..10^5. eta_best "
+        f"falls to {table['eta_best'].iloc[-1]:.3g} at N = "
         f"{table['n_steps'].iloc[-1]:g}; eta_best * N stays within "
         f"{budget.min():.2g}-{budget.max():.2g} for N >= {TAIL_FROM}; quadratic term in "
         f"log-log from N = {TAIL_FROM} on c2 = {c2[0]:.3f} [{c2[1]:.3f}, {c2[2]:.3f}]. "
@@ -350,8 +364,9 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
            "steps is not tested here. On the plateau of short runs, where stability sets "
            "eta_best, the rule does not hold: there batch 25's optimum is about half batch "
            "100's, not a quarter (the figure's left part: the curves meet only past ~10^5 "
-           "examples). (With 5 seeds per eta the bootstrap intervals are "
-           "likely too narrow rather than too wide.)" if proportional else "")
+           "examples). (With "
+           f"{min(seeds_per_eta(long), seeds_per_eta(b100))} seeds per eta the bootstrap "
+           "intervals are likely too narrow rather than too wide.)" if proportional else "")
         + " Figure: findings/eta_per_example.png (eta_best / batch vs examples seen, every "
         "study).",
         "",
@@ -374,8 +389,8 @@ def b400_section(found: dict, numbers: dict) -> list[str]:
         "",
         "## Repeat with batch size 400: the scaling rule predicted, then tested",
         "",
-        f"eta-vs-n-b400: minibatches of 400, {other['n_runs']} runs (10 learning rates "
-        "0.0625..32 x 5 seeds) of 31623 steps evaluated at N = 100..31623. The prediction, "
+        f"eta-vs-n-b400: minibatches of 400, {other['n_runs']} runs ({grid_text(other)}) of "
+        "31623 steps evaluated at N = 100..31623. The prediction, "
         "written into the spec's header before the study ran: where batch 100's optimum falls, "
         "batch 400's after N steps is about 4x batch 100's after 4N steps; on the short-run "
         "plateau it is not. eta_best goes from "
@@ -408,8 +423,8 @@ def main() -> None:
         "",
         "seed-000's network (784-36-16-10 sigmoid, softmax + cross-entropy, plain SGD, constant "
         "eta), minibatches of 100, full MNIST (50k train / 10k val / 10k test). "
-        f"{main_fit['n_runs']} runs: 11 learning rates (factor 2 apart, 0.125..128) x 5 "
-        "seeds, each run 10000 steps (20 epochs) and evaluated at 11 log-spaced lengths "
+        f"{main_fit['n_runs']} runs: {grid_text(main_fit)}, each run 10000 steps (20 epochs) "
+        "and evaluated at 11 log-spaced lengths "
         "N = 32..10000; eta-vs-n-long follows the same runs to N = 10^5. eta_best is chosen "
         "on val_acc (the vertex of a parabola in log eta through the best grid point and its "
         "neighbours), its 95% CI by bootstrap over seeds.",

@@ -145,19 +145,18 @@ def batch_100(found: dict) -> dict:
     return found["eta-vs-n-long"] if "eta-vs-n-long" in found else found["eta-vs-n"]
 
 
+def seeds_by_eta(found: dict) -> pd.Series:
+    """The number of seeds each learning rate of a study has, indexed by eta (ascending)."""
+    return found["runs"].groupby("eta")["seed"].nunique()
+
+
 def grid_text(found: dict) -> str:
     """A study's grid as "9 learning rates (factor 2, 0.03125..8) x 10 seeds", from its runs."""
-    runs = found["runs"]
-    etas = np.sort(runs["eta"].unique())
-    seeds = runs.groupby("eta")["seed"].nunique()
+    seeds = seeds_by_eta(found)
+    etas = seeds.index.to_numpy()
     per_eta = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
     return (f"{len(etas)} learning rates (factor {etas[1] / etas[0]:g}, "
             f"{etas[0]:g}..{etas[-1]:g}) x {per_eta} seeds")
-
-
-def seeds_per_eta(found: dict) -> int:
-    """The fewest seeds any learning rate of a study has."""
-    return int(found["runs"].groupby("eta")["seed"].nunique().min())
 
 
 def fit_text(fit, what: str) -> str:
@@ -242,15 +241,14 @@ def ratio_text(b25: dict, b100: dict) -> str:
                         for r in ratios.itertuples(index=False)) + ".")
 
 
-def matched_examples_ratios(other: dict, b100: dict, from_matched: float = TAIL_FROM
-                            ) -> tuple[pd.DataFrame, tuple]:
+def matched_examples_ratios(other: dict, b100: dict) -> tuple[pd.DataFrame, np.ndarray]:
     """eta_best of `other` (batch B) after N steps over batch 100's after N * B / 100 steps
     (the same number of examples seen; batch 100's log eta_best interpolated linearly in
     log N), at each N of `other` whose matched length lies inside b100's lengths, with
     bootstrap CIs (each study's resamples paired by index: independent seeds). Returns a
-    table (n_steps, matched, falling, ratio, low, high), `falling` where the matched length
-    is in batch 100's falling part (>= from_matched, by default TAIL_FROM), and the
-    geometric mean ratio over the falling rows as (value, low, high)."""
+    table (n_steps, matched, falling, log_ratio, ratio, low, high), `falling` where the
+    matched length is in batch 100's falling part (>= TAIL_FROM), and the bootstrap log
+    ratios (n_resamples, table rows)."""
     mine, reference = other["result"], b100["result"]
     log_n100 = np.log(reference.table["n_steps"].to_numpy(dtype=float))
     n = mine.table["n_steps"].to_numpy(dtype=float)
@@ -262,32 +260,43 @@ def matched_examples_ratios(other: dict, b100: dict, from_matched: float = TAIL_
     boot = mine.boot_log_eta[:, rows] - np.array([np.interp(log_matched, log_n100, row)
                                                   for row in reference.boot_log_eta])
     intervals = [percentile_interval(np.exp(column), CONFIDENCE) for column in boot.T]
-    falling = matched[rows] >= from_matched
-    table = pd.DataFrame({"n_steps": n[rows], "matched": matched[rows], "falling": falling,
+    table = pd.DataFrame({"n_steps": n[rows], "matched": matched[rows],
+                          "falling": matched[rows] >= TAIL_FROM, "log_ratio": point,
                           "ratio": np.exp(point), "low": [i[0] for i in intervals],
                           "high": [i[1] for i in intervals]})
-    mean_low, mean_high = percentile_interval(np.exp(boot[:, falling].mean(axis=1)), CONFIDENCE)
-    return table, (float(np.exp(point[falling].mean())), mean_low, mean_high)
+    return table, boot
+
+
+def geometric_mean_ratio(table: pd.DataFrame, boot: np.ndarray, keep: pd.Series
+                         ) -> tuple[float, float, float]:
+    """The geometric mean of `matched_examples_ratios`' ratios over the rows `keep`, with
+    its bootstrap CI, as (value, low, high)."""
+    keep = keep.to_numpy()
+    low, high = percentile_interval(np.exp(boot[:, keep].mean(axis=1)), CONFIDENCE)
+    return float(np.exp(table["log_ratio"][keep].mean())), low, high
 
 
 def matched_text(other: dict, b100: dict, numbers: dict) -> tuple[str, bool, bool]:
     """The ratio of optima at equal examples seen (`matched_examples_ratios`) as text, its
     numbers into `numbers`, and whether the falling part's geometric mean holds B / 100,
     over all of it and from LATER_STARTS[0] on."""
-    matched, (mean, low, high) = matched_examples_ratios(other, b100)
+    matched, boot = matched_examples_ratios(other, b100)
+    mean, low, high = geometric_mean_ratio(matched, boot, matched["falling"])
+    later_from = LATER_STARTS[0]
+    later, later_low, later_high = geometric_mean_ratio(matched, boot,
+                                                        matched["matched"] >= later_from)
     batch = other["batch_size"]
     expected = batch / b100["batch_size"]
-    numbers["ratio_at_equal_examples"] = {"rows": matched.to_dict("records"),
-                                          "geometric_mean_falling": (mean, low, high)}
+    numbers["ratio_at_equal_examples"] = {
+        "rows": matched.drop(columns="log_ratio").to_dict("records"),
+        "geometric_mean_falling": (mean, low, high)}
+    numbers["geometric_mean_from_later_start"] = {"from_matched": later_from,
+                                                  "value": (later, later_low, later_high)}
     def rows(part: pd.DataFrame) -> str:
         return ", ".join(f"{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}] at N = {r.n_steps:g}"
                          for r in part.itertuples(index=False))
     plateau = matched[~matched["falling"]]
     proportional = low <= expected <= high
-    later_from = LATER_STARTS[0]
-    _, (later, later_low, later_high) = matched_examples_ratios(other, b100, later_from)
-    numbers["geometric_mean_from_later_start"] = {"from_matched": later_from,
-                                                  "value": (later, later_low, later_high)}
     later_holds = later_low <= expected <= later_high
     return (f"**Counted in examples seen** (batch {batch} after N steps against batch 100 "
             f"after N x {batch}/100, batch 100's eta_best interpolated in log-log), where "
@@ -375,7 +384,7 @@ def batch_section(found: dict, numbers: dict) -> list[str]:
            "eta_best, the rule does not hold: there batch 25's optimum is about half batch "
            "100's, not a quarter (the figure's left part: the curves meet only past ~10^5 "
            "examples). (With "
-           f"{min(seeds_per_eta(long), seeds_per_eta(b100))} seeds per eta the bootstrap "
+           f"{min(seeds_by_eta(long).min(), seeds_by_eta(b100).min())} seeds per eta the bootstrap "
            "intervals are likely too narrow rather than too wide.)" if proportional else "")
         + " Figure: findings/eta_per_example.png (eta_best / batch vs examples seen, every "
         "study).",

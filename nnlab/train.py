@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from nnlab import optim
 from nnlab.datasets import Dataset, Split, scale_pixels
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 from nnlab.nn.model import MLP, Sequential
 from nnlab.presets import PRESETS, Preset, get_preset
 from nnlab.run import CURVE_COLUMNS, Run
@@ -60,10 +60,8 @@ def resolve_batch_size(config: TrainConfig, n_train: int) -> int:
     if config.batch_size is None:
         return n_train
     if config.batch_size > n_train:
-        raise NNLabError(
-            f"TrainConfig.batch_size: expected at most the {n_train} training examples "
-            f"(or null for full batch), got {config.batch_size}"
-        )
+        raise ConfigError("TrainConfig.batch_size", f"at most the {n_train} training examples "
+                          "(or null for full batch)", config.batch_size)
     return config.batch_size
 
 
@@ -80,9 +78,7 @@ def eval_schedule(config: TrainConfig, n_steps: int) -> list[int]:
     if config.eval_steps is not None:
         late = [s for s in config.eval_steps if s > n_steps]
         if late:
-            raise NNLabError(
-                f"TrainConfig.eval_steps: expected steps <= n_steps ({n_steps}), got {late}"
-            )
+            raise ConfigError("TrainConfig.eval_steps", f"steps <= n_steps ({n_steps})", late)
         steps = set(config.eval_steps)
     else:
         steps = set(np.unique(np.rint(np.geomspace(1, n_steps, config.n_evals - 1))).astype(int)
@@ -143,15 +139,13 @@ def is_plain_sgd(config: TrainConfig) -> bool:
 
 
 def fit_to_data(config: TrainConfig, data: Dataset) -> tuple[int, int, list[int]]:
-    """(batch_size, n_steps, eval_steps) of the config on `data`; NNLabError naming the
+    """(batch_size, n_steps, eval_steps) of the config on `data`; ConfigError naming the
     field when the config does not fit the data (what `train` checks before any work, and
     a study before it creates any trial)."""
     if config.sizes[0] != data.n_features or config.sizes[-1] != data.n_classes:
-        raise NNLabError(
-            f"TrainConfig.sizes: expected [{data.n_features}, ..., {data.n_classes}] to match "
-            f"the data ({data.n_features} features, {data.n_classes} classes), "
-            f"got {config.sizes}"
-        )
+        raise ConfigError(
+            "TrainConfig.sizes", f"[{data.n_features}, ..., {data.n_classes}] to match the "
+            f"data ({data.n_features} features, {data.n_classes} classes)", config.sizes)
     batch_size = resolve_batch_size(config, len(data.train))
     n_steps = resolve_n_steps(config, len(data.train) // batch_size)
     return batch_size, n_steps, eval_schedule(config, n_steps)
@@ -232,13 +226,13 @@ def _features(split: Split, dtype: type) -> np.ndarray:
 def train(config: TrainConfig, data: Dataset) -> Run:
     """Train the config's network on `data.train`, evaluating on val and test.
 
-    Returns a Run (see nnlab.run). Raises NNLabError before any training when the config
+    Returns a Run (see nnlab.run). Raises ConfigError before any training when the config
     does not fit the data; a diverging run is returned with status "diverged".
     Per-example steps (batch size 1) run with BLAS limited to one thread: at these sizes
     threads only add synchronisation (measured 10-20x slower with 2 threads on 2 busy
     cores)."""
     if not isinstance(config, TrainConfig):
-        raise NNLabError(f"train: expected a TrainConfig, got {type(config).__name__}")
+        raise ConfigError("config", "a TrainConfig", config, shown=type(config).__name__)
     single = config.batch_size == 1
     with threadpool_limits(limits=1) if single else nullcontext(), np.errstate(
             over="ignore", invalid="ignore", divide="ignore"):

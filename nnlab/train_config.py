@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from nnlab.errors import NNLabError, checked_int, is_int, is_number
+from nnlab.errors import ConfigError, checked_int, is_int, is_number
 from nnlab.nn.activations import check_activation
 from nnlab.nn.cnn import check_fits
 from nnlab.nn.init import check_init
@@ -28,8 +28,8 @@ DTYPES = ("float32", "float64")
 SEED_FIELDS = ("init_seed", "order_seed", "noise_seed", "dropout_seed")
 
 
-def _fail(name: str, expected: str, value: object) -> NNLabError:
-    return NNLabError(f"TrainConfig.{name}: expected {expected}, got {value!r}")
+def _fail(name: str, expected: str, value: object) -> ConfigError:
+    return ConfigError(f"TrainConfig.{name}", expected, value)
 
 
 MAX_STEPS = 10**12  # a step costs >= ~10 us: 4 months; keeps step counts exact in floats
@@ -39,7 +39,7 @@ MAX_EVALS = 10**5  # each evaluation passes over val and test
 
 def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
             high: float | None = None) -> float:
-    """value as a float in (low, high] (strict) or [low, high], else NNLabError."""
+    """value as a float in (low, high] (strict) or [low, high], else ConfigError."""
     in_range = is_number(value) and (value > low if strict else value >= low) and (
         high is None or value <= high)
     if not in_range:
@@ -221,10 +221,9 @@ class TrainConfig:
 
     def _check_length(self) -> None:
         if self.n_steps is not None and self.epochs is not None:
-            raise NNLabError(
-                "TrainConfig.n_steps: expected n_steps or epochs, not both, "
-                f"got n_steps={self.n_steps!r}, epochs={self.epochs!r}"
-            )
+            raise ConfigError("TrainConfig.n_steps", "n_steps or epochs, not both",
+                              (self.n_steps, self.epochs),
+                              shown=f"n_steps={self.n_steps!r}, epochs={self.epochs!r}")
         if self.n_steps is None and self.epochs is None:
             object.__setattr__(self, "epochs", 1.0)
         if self.n_steps is not None:
@@ -249,7 +248,7 @@ class TrainConfig:
         """A validated config from a mapping of field names; missing fields keep their
         defaults (as in `replace`), unknown names are an error."""
         if not isinstance(values, dict):
-            raise NNLabError(f"TrainConfig: expected a mapping of fields, got {values!r}")
+            raise ConfigError("TrainConfig", "a mapping of fields", values)
         return cls().replace(**values)
 
     def replace(self, **overrides: Any) -> TrainConfig:
@@ -270,15 +269,14 @@ def field_names() -> tuple[str, ...]:
 
 
 def _check_names(values: dict[str, Any]) -> None:
-    """NNLabError naming the first unknown field, its close matches and the known ones."""
+    """ConfigError naming the first unknown field, its close matches and the known ones."""
     known = field_names()
     for name in values:
         if name not in known:
             close = difflib.get_close_matches(name, known)
             hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise NNLabError(
-                f"TrainConfig.{name}: unknown field{hint}; expected one of {', '.join(known)}"
-            )
+            raise ConfigError(f"TrainConfig.{name}", f"one of {', '.join(known)}",
+                              problem=f"unknown field{hint}")
 
 
 def _plain(value: Any) -> Any:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from nnlab.datasets import Dataset, Split
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError
 from nnlab.nn import MLP
 from nnlab.train import (
     PRESETS,
@@ -291,8 +291,9 @@ def test_moderate_eta_is_not_flagged(blobs):
     ],
 )
 def test_invalid_config_names_the_field(overrides, field):
-    with pytest.raises(NNLabError, match=rf"^TrainConfig\.{field}: "):
+    with pytest.raises(ConfigError, match=rf"^TrainConfig\.{field}: ") as caught:
         BASE.replace(**overrides)
+    assert caught.value.field == f"TrainConfig.{field}"
 
 
 def _tiny() -> Dataset:
@@ -306,8 +307,11 @@ def _tiny() -> Dataset:
      ({"batch_size": 11}, "batch_size")],
 )
 def test_config_not_matching_the_data_fails_before_training(overrides, field):
-    with pytest.raises(NNLabError, match=rf"^TrainConfig\.{field}: "):
+    with pytest.raises(ConfigError, match=rf"^TrainConfig\.{field}: ") as caught:
         train(BASE.replace(**overrides), _tiny())
+    assert caught.value.field == f"TrainConfig.{field}"
+    with pytest.raises(ConfigError, match=r"^config: expected a TrainConfig, got dict$"):
+        train(BASE.to_dict(), _tiny())
 
 
 _GOOD = Split(np.zeros((10, 20), np.uint8), np.arange(10) % 4)

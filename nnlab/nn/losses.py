@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 from nnlab.nn.activations import sigmoid
 
 OUTPUTS = ("softmax", "sigmoid")
@@ -25,11 +25,11 @@ LOSSES = ("cross_entropy", "mse")
 
 
 def check_head(output: object, loss: object, target_range: object, where: str) -> None:
-    """Raise NNLabError naming the field of `where` that is not a valid output/loss."""
+    """Raise ConfigError naming the field of `where` that is not a valid output/loss."""
     if output not in OUTPUTS:
-        raise NNLabError(f"{where}.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
+        raise ConfigError(f"{where}.output", f"one of {', '.join(OUTPUTS)}", output)
     if loss not in LOSSES:
-        raise NNLabError(f"{where}.loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
+        raise ConfigError(f"{where}.loss", f"one of {', '.join(LOSSES)}", loss)
     ok = (
         isinstance(target_range, tuple | list)
         and len(target_range) == 2
@@ -44,10 +44,8 @@ def check_head(output: object, loss: object, target_range: object, where: str) -
     if not ok:
         expected = "0 <= lo < hi <= 1 (cross-entropy targets are probabilities)" if (
             loss == "cross_entropy") else "lo < hi"
-        raise NNLabError(
-            f"{where}.target_range: expected a pair (lo, hi) with {expected}, "
-            f"got {target_range!r}"
-        )
+        raise ConfigError(f"{where}.target_range", f"a pair (lo, hi) with {expected}",
+                          target_range)
 
 
 def _softmax_by_columns(zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import blas
 
-from nnlab.errors import NNLabError, is_integer
+from nnlab.errors import ConfigError, is_integer
 from nnlab.nn.activations import Activation, check_activation, make_activation
 from nnlab.nn.init import check_init
 from nnlab.nn.layers import Dense, Layer
@@ -33,13 +33,13 @@ BLAS on one thread; e.g. batch <= 26 for 784-100-10, <= 10 for 784-256-10."""
 
 
 def check_dtype(dtype: object, field: str) -> type:
-    """np.float32 or np.float64 from a dtype or its name; NNLabError naming `field`."""
+    """np.float32 or np.float64 from a dtype or its name; ConfigError naming `field`."""
     try:
         name = np.dtype(dtype).name  # type: ignore[call-overload]
     except TypeError:
         name = None
     if name not in DTYPES:
-        raise NNLabError(f"{field}: expected float32 or float64, got {dtype!r}")
+        raise ConfigError(field, "float32 or float64", dtype)
     return DTYPES[name]
 
 
@@ -48,7 +48,7 @@ def make_rng(seed: object, field: str) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if not is_integer(seed) or seed < 0:
-        raise NNLabError(f"{field}: expected a non-negative integer or a Generator, got {seed!r}")
+        raise ConfigError(field, "a non-negative integer or a Generator", seed)
     return np.random.default_rng(int(seed))
 
 
@@ -82,7 +82,7 @@ class Sequential:
         self.head = Head(output, loss, target_range, where)
         rng = make_rng(seed, f"{where}.seed")
         if not layers:
-            raise NNLabError(f"{where}.layers: expected at least one layer, got none")
+            raise ConfigError(f"{where}.layers", "at least one layer", layers, shown="none")
         self.in_shape = tuple(int(n) for n in in_shape)
         self.n_features = math.prod(self.in_shape)
         self.layers = list(layers)
@@ -93,10 +93,8 @@ class Sequential:
             layer.rng = dropout_rng
             shape = tuple(layer.build(shape, rng, self.dtype))
         if len(shape) != 1:
-            raise NNLabError(
-                f"{where}.layers: the last layer must give a flat (n_classes,) output, "
-                f"got per-example shape {shape}"
-            )
+            raise ConfigError(f"{where}.layers", "a last layer with a flat (n_classes,) output",
+                              shape, shown=f"per-example shape {shape}")
         self.n_classes = shape[0]
         self.layers[0].needs_input_grad = False
         with_params = [layer for layer in self.layers if layer.params]
@@ -108,12 +106,10 @@ class Sequential:
     def _inputs(self, x: np.ndarray) -> np.ndarray:
         """x: (batch, n_features) -> (batch, *in_shape) of the model dtype."""
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.n_features:
-            raise NNLabError(
-                f"x: expected an array of shape (batch, {self.n_features}), "
-                f"got {getattr(x, 'shape', type(x).__name__)}"
-            )
+            raise ConfigError("x", f"an array of shape (batch, {self.n_features})", x,
+                              shown=str(getattr(x, "shape", type(x).__name__)))
         if x.shape[0] == 0:
-            raise NNLabError("x: expected at least one example, got an empty batch")
+            raise ConfigError("x", "at least one example", x, shown="an empty batch")
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         return x.reshape((x.shape[0], *self.in_shape))
@@ -121,16 +117,13 @@ class Sequential:
     def _labels(self, y: np.ndarray, batch: int) -> np.ndarray:
         y = np.asarray(y)
         if y.shape != (batch,) or y.dtype.kind not in "iu":
-            raise NNLabError(
-                f"y: expected {batch} integer labels, shape ({batch},), "
-                f"got {y.dtype} array of shape {y.shape}"
-            )
+            raise ConfigError("y", f"{batch} integer labels, shape ({batch},)", y,
+                              shown=f"{y.dtype} array of shape {y.shape}")
         # one reduction for both bounds: negative labels read as unsigned (same size and
         # byte order) are huge
         if batch and y.view(y.dtype.str.replace("i", "u")).max() >= self.n_classes:
-            raise NNLabError(
-                f"y: expected labels in 0..{self.n_classes - 1}, got {y.min()}..{y.max()}"
-            )
+            raise ConfigError("y", f"labels in 0..{self.n_classes - 1}", y,
+                              shown=f"{y.min()}..{y.max()}")
         return y
 
     # -- passes ---------------------------------------------------------------------------
@@ -205,7 +198,7 @@ def _per_layer(value: object, n: int, field: str) -> list:
     """A value for all n layers, or a list with one value per layer."""
     if isinstance(value, list | tuple):
         if len(value) != n:
-            raise NNLabError(f"{field}: expected one value or a list of {n}, got {len(value)}")
+            raise ConfigError(field, f"one value or a list of {n}", value, shown=str(len(value)))
         return list(value)
     return [value] * n
 
@@ -237,10 +230,8 @@ class MLP(Sequential):
             or any(not is_integer(n) or n < 1
                    for n in sizes)
         ):
-            raise NNLabError(
-                "MLP.sizes: expected a list of at least 2 positive integers "
-                f"[n_in, hidden..., n_classes], got {sizes!r}"
-            )
+            raise ConfigError("MLP.sizes", "a list of at least 2 positive integers "
+                              "[n_in, hidden..., n_classes]", sizes)
         n_dense = len(sizes) - 1
         activations = _per_layer(activation, n_dense - 1, "MLP.activation")
         inits = _per_layer(init, n_dense, "MLP.init")
@@ -248,10 +239,8 @@ class MLP(Sequential):
             stds = _per_layer(init_std, n_dense, "MLP.init_std")
         else:  # one std for every layer initialised "normal"
             if init_std is not None and "normal" not in inits:
-                raise NNLabError(
-                    f"MLP.init_std: expected None unless a layer's init is 'normal', "
-                    f"got {init_std!r} with init={init!r}"
-                )
+                raise ConfigError("MLP.init_std", "None unless a layer's init is 'normal'",
+                                  init_std, shown=f"{init_std!r} with init={init!r}")
             stds = [init_std if name == "normal" else None for name in inits]
         for i, name in enumerate(activations):
             check_activation(name, f"MLP.activation[{i}]")
@@ -378,7 +367,7 @@ class MLP(Sequential):
     def _one_example(self, x: np.ndarray) -> np.ndarray:
         """x: (n_features,) of any real dtype -> contiguous model-dtype copy or view."""
         if x.shape[0] != self.n_features:
-            raise NNLabError(f"x: expected {self.n_features} features, got {x.shape[0]}")
+            raise ConfigError("x", f"{self.n_features} features", x, shown=str(x.shape[0]))
         if x.dtype != self.dtype or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=self.dtype)
         return x
@@ -386,7 +375,7 @@ class MLP(Sequential):
     def _one_label(self, y: object) -> int:
         label = y if isinstance(y, int) else int(np.asarray(y).reshape(-1)[0])
         if not 0 <= label < self.n_classes:
-            raise NNLabError(f"y: expected a label in 0..{self.n_classes - 1}, got {label}")
+            raise ConfigError("y", f"a label in 0..{self.n_classes - 1}", label)
         return label
 
     def _one_example_plan(self) -> list[_LayerPlan]:

@@ -1,18 +1,29 @@
 """The `nnlab` command line: one subcommand per job, bad input as one line on stderr.
 
 Each command group is a `_add_<group>(subparsers)` function that registers its parsers and
-sets `handler` to a function taking the parsed arguments and returning an exit code.
+sets `handler` to a function taking the parsed arguments and returning an exit code, and
+`flags`: the library's parameter names that the command's flags set (a ConfigError naming
+one is shown with the flag instead).
+
+nnlab's log records (the `nnlab.*` loggers) go to stderr as "nnlab: <message>" lines, from
+INFO on (`-v`: DEBUG, `-q`: WARNING).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import NoReturn
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError
+
+EXECUTION_FLAGS = {"n_jobs": "--jobs"}
+TRAIN_FLAGS = {"preset": "--preset", "TrainConfig.*": "--set *"}  # TrainConfig.eta: --set eta
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -99,6 +110,7 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
                         help="database storages: a running trial without a heartbeat for "
                         "this long is failed and its configuration run again (default 60)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(flags=EXECUTION_FLAGS)
 
 
 def _study_run(args: argparse.Namespace) -> int:
@@ -193,7 +205,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        help="BLAS threads (default 1: one run is mostly small GEMMs, and two "
                        "OpenBLAS threads on a busy 2-core machine are 10x slower; try 2 on an "
                        "idle machine)")
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, flags=TRAIN_FLAGS)
     presets = sub.add_parser("presets", help="list the training presets, one per line")
     presets.set_defaults(handler=_presets)
 
@@ -297,21 +309,64 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnlab", description=__doc__.splitlines()[0])
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", dest="log_level", action="store_const",
+                           const=logging.DEBUG, help="also print debug messages")
+    verbosity.add_argument("-q", "--quiet", dest="log_level", action="store_const",
+                           const=logging.WARNING, help="print only warnings and errors")
+    parser.set_defaults(log_level=logging.INFO, flags={})
     sub = parser.add_subparsers(dest="command", required=True)
     for add_group in COMMAND_GROUPS:
         add_group(sub)
     return parser
 
 
+@contextmanager
+def log_to_stderr(level: int) -> Iterator[None]:
+    """Inside: nnlab's log records at `level` and above as "nnlab: <message>" lines on
+    stderr (the stream of the moment: a test's capture too); restored afterwards."""
+    logger = logging.getLogger("nnlab")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nnlab: %(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # no second copy through handlers of the root logger
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def with_flags(err: NNLabError, flags: Mapping[str, str]) -> str:
+    """The error's message, a ConfigError's field shown as the flag that sets it: `flags`
+    maps a field to a flag ("preset": "--preset"), or with a trailing * any field that
+    starts so, the rest of the name taking the flag's * ("TrainConfig.*": "--set *" shows
+    TrainConfig.eta as "--set eta")."""
+    if not isinstance(err, ConfigError):
+        return str(err)
+    field = err.field
+    for pattern, flag in flags.items():
+        stem = pattern.removesuffix("*")
+        if field == pattern or (stem != pattern and field.startswith(stem) and field != stem):
+            return flag.replace("*", field.removeprefix(stem)) + str(err).removeprefix(field)
+    return str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nnlab` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # run/worker --quiet (no progress bar) quiets the log as well
+    level = max(args.log_level, logging.WARNING if getattr(args, "quiet", False) else 0)
     try:
-        code = args.handler(args)
+        with log_to_stderr(level):
+            code = args.handler(args)
         sys.stdout.flush()  # a closed pipe fails here, not at interpreter exit
         return code
     except NNLabError as err:
-        print(f"nnlab: error: {err}", file=sys.stderr)
+        print(f"nnlab: error: {with_flags(err, args.flags)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -401,9 +401,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "eta=-1"], "TrainConfig.eta: expected a positive number, got -1"),
-        (["--set", "activation=swish"], "TrainConfig.activation: expected one of"),
-        (["--set", "sizes=[784,100,7]"], "TrainConfig.sizes: expected [784, ..., 10]"),
+        # TrainConfig's fields named as the flag that sets them
+        (["--set", "eta=-1"], "nnlab: error: --set eta: expected a positive number, got -1"),
+        (["--set", "activation=swish"], "nnlab: error: --set activation: expected one of"),
+        (["--set", "sizes=[784,100,7]"], "nnlab: error: --set sizes: expected [784, ..., 10]"),
         (["--set", "eta"], "--set: expected KEY=VALUE"),
         # more BLAS threads than cores: one step took 36 s with 100 threads on 2 cores
         (["--threads", str((os.cpu_count() or 1) + 1)], "--threads: expected 1.."),
@@ -423,7 +424,7 @@ def test_cli_unknown_preset():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("nnlab: error: preset: expected one of seed-000, seed-001, "
+    assert lines[0].startswith("nnlab: error: --preset: expected one of seed-000, seed-001, "
                                "seed-002, seed-003, seed-004, fast98")
     assert lines[0].endswith(", got 'seed-999'")
 

@@ -109,7 +109,7 @@ def only_error_line(result: subprocess.CompletedProcess) -> str:
 def test_cli_train_with_a_bad_layer_spec_fails_before_loading_data():
     result = run_cli("train", "--preset", "cnn", "--set", "layers=conv32k5-pool2-conv8k13")
     assert only_error_line(result) == (
-        "nnlab: error: TrainConfig.layers: 'conv8k13' in 'conv32k5-pool2-conv8k13' on a "
+        "nnlab: error: --set layers: 'conv8k13' in 'conv32k5-pool2-conv8k13' on a "
         "1x28x28 input: kernel 13x13 does not fit the input 12x12 with padding 0; expected "
         "height and width >= 13")
 

@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` (the main job) and `make test`.
+# The two commands of the README: `make demo` (the main job) and `make test`; `make lint` is
+# what CI checks besides the tests.
 # Each creates/updates .venv and installs what it needs.
 PYTHON ?= python3
 VENV := .venv
@@ -24,3 +25,4 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy

@@ -68,6 +68,7 @@ def resolve_batch_size(config: TrainConfig, n_train: int) -> int:
 def resolve_n_steps(config: TrainConfig, steps_per_epoch: int) -> int:
     if config.n_steps is not None:
         return config.n_steps
+    assert config.epochs is not None  # TrainConfig sets epochs when n_steps is None
     return max(1, round(config.epochs * steps_per_epoch))
 
 
@@ -155,17 +156,18 @@ def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Ge
                 ) -> Sequential:
     """The config's network for `data` (checked by `fit_to_data`), initialised from the
     init stream."""
+    lo, hi = config.target_range
     if config.model == "cnn":
         from nnlab.nn.cnn import CNN
 
+        assert isinstance(config.init, str)  # TrainConfig: a list of inits is an MLP's
         return CNN(config.layers, data.image_shape, data.n_classes,
                    activation=config.activation, output=config.output, loss=config.loss,
                    init=config.init, init_std=config.init_std, dtype=config.dtype,
-                   seed=rngs["init"], target_range=tuple(config.target_range),
-                   dropout_rng=rngs["dropout"])
+                   seed=rngs["init"], target_range=(lo, hi), dropout_rng=rngs["dropout"])
     return MLP(config.sizes, activation=config.activation, output=config.output,
                loss=config.loss, init=config.init, init_std=config.init_std,
-               dtype=config.dtype, seed=rngs["init"], target_range=tuple(config.target_range))
+               dtype=config.dtype, seed=rngs["init"], target_range=(lo, hi))
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -327,7 +329,10 @@ class _Stepper:
         self.model, self.schedule, self.batches = model, schedule, batches
         self.fused = is_plain_sgd(config)
         self.examples = self.fused and batches.batch_size == 1
-        if not self.fused:
+        if self.fused:
+            assert isinstance(model, MLP)  # is_plain_sgd: model="mlp"
+            self.mlp = model
+        else:
             self.optimizer = make_optimizer(config, schedule, noise_rng)
             flat = model.flat_buffers() if is_elementwise(config) else None
             # the same updates either way; on the flat buffers in a few numpy calls (the
@@ -348,7 +353,7 @@ class _Stepper:
             if self.fused:
                 if grad_norm_of_last and step == stop - 1:
                     norm = optim.global_norm(self.model.loss_and_grads(x, y)[1])
-                loss = self.model.sgd_step(x, y, self.schedule(step))
+                loss = self.mlp.sgd_step(x, y, self.schedule(step))
             else:
                 loss, grads = self.model.loss_and_grads(x, y)
                 if grad_norm_of_last and step == stop - 1:
@@ -364,18 +369,19 @@ class _Stepper:
     def _run_examples(self, first: int, stop: int, grad_norm_of_last: bool
                       ) -> tuple[list[float], float]:
         x, y = self.batches.rows(stop - first)
+        etas: float | np.ndarray
         if isinstance(self.schedule, optim.Constant):
             etas = self.schedule.eta
         else:
             etas = np.array([self.schedule(step) for step in range(first, stop)])
         if not grad_norm_of_last:
-            return self.model.sgd_steps(x, y, etas).tolist(), math.nan
+            return self.mlp.sgd_steps(x, y, etas).tolist(), math.nan
         # the last step separately, to see its gradient (sgd_steps == repeated sgd_step)
         last_eta = self.schedule(stop - 1)
-        losses = self.model.sgd_steps(x[:-1], y[:-1], np.broadcast_to(etas, len(x))[:-1]
-                                      ).tolist() if len(x) > 1 else []
-        norm = optim.global_norm(self.model.loss_and_grads(x[-1:], y[-1:])[1])
-        losses.append(self.model.sgd_step(x[-1:], y[-1:], last_eta))
+        losses = self.mlp.sgd_steps(x[:-1], y[:-1], np.broadcast_to(etas, len(x))[:-1]
+                                    ).tolist() if len(x) > 1 else []
+        norm = optim.global_norm(self.mlp.loss_and_grads(x[-1:], y[-1:])[1])
+        losses.append(self.mlp.sgd_step(x[-1:], y[-1:], last_eta))
         return losses, norm
 
 
@@ -401,9 +407,9 @@ class _Batches:
         self._allocate(0 if self.full else batch_size)
 
     def _allocate(self, n_rows: int) -> None:
-        self.x_buffer = np.empty((n_rows, self.x.shape[1]), dtype=self.dtype)
-        self.pixel_buffer = (np.empty((n_rows, self.x.shape[1]), dtype=np.uint8)
-                             if self.pixels else None)
+        self.x_buffer: np.ndarray = np.empty((n_rows, self.x.shape[1]), dtype=self.dtype)
+        self.pixel_buffer = np.empty((n_rows if self.pixels else 0, self.x.shape[1]),
+                                     dtype=np.uint8)
         self.y_buffer = np.empty(n_rows, dtype=self.y.dtype)
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:

@@ -40,16 +40,15 @@ MAX_EVALS = 10**5  # each evaluation passes over val and test
 def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
             high: float | None = None) -> float:
     """value as a float in (low, high] (strict) or [low, high], else ConfigError."""
-    in_range = is_number(value) and (value > low if strict else value >= low) and (
-        high is None or value <= high)
-    if not in_range:
-        if low == 0 and strict:
-            expected = "a positive number"
-        else:
-            expected = f"a number {'>' if strict else '>='} {low:g}"
-        expected += f" <= {high:g}" if high is not None else ""
-        raise _fail(name, expected, value)
-    return float(value)
+    if is_number(value) and (value > low if strict else value >= low) and (
+            high is None or value <= high):
+        return float(value)
+    if low == 0 and strict:
+        expected = "a positive number"
+    else:
+        expected = f"a number {'>' if strict else '>='} {low:g}"
+    expected += f" <= {high:g}" if high is not None else ""
+    raise _fail(name, expected, value)
 
 
 def _int(name: str, value: object, low: int, high: int | None = None) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import numpy.typing as npt
 
 from nnlab.errors import ConfigError, is_integer
 from nnlab.nn.activations import check_activation, make_activation
@@ -46,7 +47,7 @@ def parse_layers(spec: object, field: str = "CNN.layers") -> list[tuple[str, tup
         raise ConfigError(field, SPEC_FORM, spec)
     parsed: list[tuple[str, tuple]] = []
     for token in spec.strip().split("-"):
-        matches = [(kind, p.fullmatch(token)) for kind, p in TOKENS.items() if p.fullmatch(token)]
+        matches = [(kind, m) for kind, p in TOKENS.items() if (m := p.fullmatch(token))]
         if not matches:
             raise ConfigError(field, SPEC_FORM, token, shown=f"token {token!r} in {spec!r}")
         kind, match = matches[0]
@@ -101,7 +102,8 @@ def cnn_layers(spec: str, n_classes: int, activation: str, init: str,
     for kind, args in parse_layers(spec, field):
         if kind == "conv":
             flush()
-            layers.append(Conv2D(*args, init=init, init_std=init_std))
+            filters, kernel, stride, padding = args
+            layers.append(Conv2D(filters, kernel, stride, padding, init=init, init_std=init_std))
             pending_activation = True
         elif kind == "pool":
             layers.append(MaxPool2D(*args))
@@ -112,7 +114,7 @@ def cnn_layers(spec: str, n_classes: int, activation: str, init: str,
             flush()
             if not any(isinstance(layer, Flatten) for layer in layers):
                 layers.append(Flatten())
-            layers.append(Dense(*args, init=init, init_std=init_std))
+            layers.append(Dense(args[0], init=init, init_std=init_std))
             pending_activation = True
     flush()
     if not any(isinstance(layer, Flatten) for layer in layers):
@@ -164,12 +166,12 @@ class CNN(Sequential):
         with batch_parallel():
             return super().logits(x, train)
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray
+    def loss_and_grads(self, x: np.ndarray, y: npt.ArrayLike
                        ) -> tuple[float, list[dict[str, np.ndarray]]]:
         with batch_parallel():
             return super().loss_and_grads(x, y)
 
-    def loss_and_input_grad(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_input_grad(self, x: np.ndarray, y: npt.ArrayLike) -> tuple[float, np.ndarray]:
         with batch_parallel():
             return super().loss_and_input_grad(x, y)
 

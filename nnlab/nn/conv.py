@@ -108,7 +108,7 @@ class Conv2D(Layer):
         self.params = {"W": W, "b": np.zeros(self.n_filters, dtype=dtype)}
         # the bias rides in the GEMM as one more row of the weight matrix (and a column of
         # ones in cols), so dW and db come from one product: grads are views of it
-        self._grad_wb = np.zeros((k * k * c + 1, self.n_filters), dtype=dtype)
+        self._grad_wb: np.ndarray = np.zeros((k * k * c + 1, self.n_filters), dtype=dtype)
         self.grads = {"W": self._grad_wb[:-1].reshape(W.shape), "b": self._grad_wb[-1]}
         return out_shape
 
@@ -244,7 +244,7 @@ class Conv2D(Layer):
         (i, j) one small GEMM, g @ W[i, j].T (rows (n, oh, ow), c_in columns), and one
         vectorised add onto the input pixels that offset met."""
         np.matmul(cols.T, g, out=grad_wb)
-        if grad_xp is None:
+        if grad_xp is None or grad_offset is None:  # both given, or neither
             return
         W = self.params["W"]
         grad_offset4 = grad_offset.reshape(-1, *self.out_hw, W.shape[2])

@@ -89,7 +89,7 @@ class Dense(Layer):
         self.n_out = int(n_out)
         self.init = init
         self.init_std = init_std
-        self._x: np.ndarray | None = None
+        self._x: np.ndarray  # the last train-mode input, which backward reads
 
     def build(
         self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type

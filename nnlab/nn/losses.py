@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from nnlab.errors import ConfigError
+from nnlab.errors import ConfigError, is_number
 from nnlab.nn.activations import sigmoid
 
 OUTPUTS = ("softmax", "sigmoid")
@@ -30,22 +30,20 @@ def check_head(output: object, loss: object, target_range: object, where: str) -
         raise ConfigError(f"{where}.output", f"one of {', '.join(OUTPUTS)}", output)
     if loss not in LOSSES:
         raise ConfigError(f"{where}.loss", f"one of {', '.join(LOSSES)}", loss)
-    ok = (
-        isinstance(target_range, tuple | list)
-        and len(target_range) == 2
-        and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in target_range
-        )
-        and target_range[0] < target_range[1]
-    )
-    if ok and loss == "cross_entropy":
-        ok = 0 <= target_range[0] and target_range[1] <= 1
-    if not ok:
+    if not _is_target_range(target_range, loss):
         expected = "0 <= lo < hi <= 1 (cross-entropy targets are probabilities)" if (
             loss == "cross_entropy") else "lo < hi"
         raise ConfigError(f"{where}.target_range", f"a pair (lo, hi) with {expected}",
                           target_range)
+
+
+def _is_target_range(value: object, loss: object) -> bool:
+    """A pair of finite numbers lo < hi, within [0, 1] for cross-entropy."""
+    if not (isinstance(value, tuple | list) and len(value) == 2
+            and all(is_number(v) for v in value)):
+        return False
+    lo, hi = value
+    return lo < hi and (loss != "cross_entropy" or (0 <= lo and hi <= 1))
 
 
 def _softmax_by_columns(zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import blas
 
 from nnlab.errors import ConfigError, is_integer
@@ -114,7 +115,7 @@ class Sequential:
             x = x.astype(self.dtype)
         return x.reshape((x.shape[0], *self.in_shape))
 
-    def _labels(self, y: np.ndarray, batch: int) -> np.ndarray:
+    def _labels(self, y: npt.ArrayLike, batch: int) -> np.ndarray:
         y = np.asarray(y)
         if y.shape != (batch,) or y.dtype.kind not in "iu":
             raise ConfigError("y", f"{batch} integer labels, shape ({batch},)", y,
@@ -136,7 +137,7 @@ class Sequential:
             for layer in self.layers:
                 a = layer.forward(a, True)
             return a
-        z = np.empty((len(a), self.n_classes), dtype=self.dtype)
+        z: np.ndarray = np.empty((len(a), self.n_classes), dtype=self.dtype)
         for start in range(0, len(a), EVAL_CHUNK):
             chunk = a[start:start + EVAL_CHUNK]
             for layer in self.layers:
@@ -145,14 +146,14 @@ class Sequential:
         return z
 
     def loss_and_grads(
-        self, x: np.ndarray, y: np.ndarray
+        self, x: np.ndarray, y: npt.ArrayLike
     ) -> tuple[float, list[dict[str, np.ndarray]]]:
         """Batch-mean loss and its gradients (same structure as params, valid until the
         next call). x: (batch, n_features); y: (batch,) int labels."""
         loss, _ = self._backprop(x, y)
         return loss, self.grads
 
-    def loss_and_input_grad(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_input_grad(self, x: np.ndarray, y: npt.ArrayLike) -> tuple[float, np.ndarray]:
         """Batch-mean loss and its gradient w.r.t. x, (batch, n_features)."""
         first = self.layers[0]
         first.needs_input_grad = True
@@ -160,15 +161,17 @@ class Sequential:
             loss, grad_x = self._backprop(x, y)
         finally:
             first.needs_input_grad = False
+        assert grad_x is not None  # the first layer needed its input gradient
         return loss, grad_x.reshape(len(grad_x), self.n_features).copy()
 
-    def _backprop(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray | None]:
+    def _backprop(self, x: np.ndarray, y: npt.ArrayLike) -> tuple[float, np.ndarray | None]:
         """Train-mode forward and backward: fills the layers' grads; returns the loss and
         the first layer's input gradient (None unless it needs_input_grad)."""
         with self._threads_for(getattr(x, "shape", (0,))[0]):
             z = self.logits(x, train=True)
             loss, grad, _ = self.head.loss_and_grad(z, self._labels(y, len(z)))
             for layer in reversed(self.layers):
+                assert grad is not None  # only the first layer's backward may give None
                 grad = layer.backward(grad)
         return loss, grad
 
@@ -182,7 +185,7 @@ class Sequential:
         views, if the model keeps them so (the MLP does), else None."""
         return None
 
-    def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_proba(self, x: np.ndarray, y: npt.ArrayLike) -> tuple[float, np.ndarray]:
         """Eval mode: batch-mean loss and outputs (batch, n_classes), one forward pass."""
         z = self.logits(x)
         loss, _, p = self.head.loss_and_grad(z, self._labels(y, len(z)), with_grad=False)
@@ -261,19 +264,20 @@ class MLP(Sequential):
         self._gemv, self._ger, self._axpy, self._gemm = blas.get_blas_funcs(
             ("gemv", "ger", "axpy", "gemm"), dtype=self.dtype
         )
-        self._one_example_buffers = [
+        self._one_example_buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
             (np.empty(n_out, self.dtype), np.empty(n_in, self.dtype), np.empty(n_in, self.dtype))
             for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
         ]
-        self._one_example_head_buffers = (np.empty(self.n_classes, self.dtype),
-                                          np.empty(self.n_classes, self.dtype))
+        self._one_example_head_buffers: tuple[np.ndarray, np.ndarray] = (
+            np.empty(self.n_classes, self.dtype), np.empty(self.n_classes, self.dtype))
         self._flat = self._move_into_flat_buffers()
 
     def _move_into_flat_buffers(self) -> tuple[np.ndarray, np.ndarray]:
         """Re-home every parameter and gradient array as a view of one flat buffer each,
         in leaf order (layer by layer, W then b); returns the two buffers."""
         total = sum(array.size for layer in self.params for array in layer.values())
-        flat_params, flat_grads = np.empty(total, self.dtype), np.zeros(total, self.dtype)
+        flat_params: np.ndarray = np.empty(total, self.dtype)
+        flat_grads: np.ndarray = np.zeros(total, self.dtype)
         offset = 0
         for params, grads in zip(self.params, self.grads, strict=True):
             for key, array in params.items():
@@ -301,7 +305,7 @@ class MLP(Sequential):
         return one_blas_thread() if batch * self.n_weights <= ONE_THREAD_WORK else nullcontext()
 
     def loss_and_grads(
-        self, x: np.ndarray, y: np.ndarray
+        self, x: np.ndarray, y: npt.ArrayLike
     ) -> tuple[float, list[dict[str, np.ndarray]]]:
         """As Sequential.loss_and_grads; one example (x of shape (1, n_features)) takes
         the BLAS level-2 path of sgd_step, writing the gradients instead of applying them."""
@@ -405,6 +409,7 @@ class MLP(Sequential):
         rate eta in place (ger/axpy on W, b), or for eta None writes the gradients into
         the layers' grads. x: (n_features,) contiguous, model dtype."""
         gemv, ger, axpy, gemm = self._gemv, self._ger, self._axpy, self._gemm
+        hidden = self.hidden_activations  # hidden[i - 1] made the input of plan[i]
         # forward: a_{i+1} = f(W_i^T a_i + b_i)
         acts = [x]
         for layer in plan:
@@ -421,7 +426,7 @@ class MLP(Sequential):
             W_T, b, _, grad_a, grad_z, _, grad_W, grad_b = plan[i]
             if i > 0:
                 gemv(1.0, W_T, delta, trans=1, y=grad_a, overwrite_y=1)
-                plan[i - 1].activation.multiply_derivative(acts[i], grad_a, grad_z)
+                hidden[i - 1].multiply_derivative(acts[i], grad_a, grad_z)
             if eta is None:  # grad_W^T = delta a_i^T, a k=1 GEMM written in one pass
                 gemm(1.0, delta[:, None], acts[i][None, :], beta=0.0, c=grad_W.T, overwrite_c=1)
                 np.copyto(grad_b, delta)

@@ -1,12 +1,12 @@
-# The two commands of the README: `make demo` (the main job) and `make test`; `make lint` is
-# what CI checks besides the tests.
+# The two commands of the README: `make demo` (the main job) and `make test`; `make test-unit`
+# is the quick loop (no integration or slow tests), `make lint` what CI checks besides tests.
 # Each creates/updates .venv and installs what it needs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint
+.PHONY: demo test test-unit test-all lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not integration"
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -12,6 +12,7 @@ from nnlab import cli
 from nnlab.errors import ConfigError, NNLabError
 
 
+@pytest.mark.integration
 def test_output_into_a_closed_pipe_ends_quietly():
     # `nnlab ... | head -1`: the reader goes away before nnlab writes; without handling,
     # Python prints a BrokenPipeError traceback
@@ -24,6 +25,7 @@ def test_output_into_a_closed_pipe_ends_quietly():
     assert stderr == ""
 
 
+@pytest.mark.integration
 def test_a_usage_error_is_one_line_that_says_where_the_usage_is():
     # argparse printed the whole usage first: 3 lines for a missing --preset
     result = subprocess.run([sys.executable, "-m", "nnlab.cli", "train"], capture_output=True,

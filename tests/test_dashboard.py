@@ -93,6 +93,7 @@ def study(request, tmp_path) -> Study:
     return study
 
 
+@pytest.mark.integration
 def test_the_dashboard_serves_the_study_and_stops_on_ctrl_c(study):
     port = free_port()
     dashboard = Dashboard(study.folder, port)
@@ -113,6 +114,7 @@ def test_the_dashboard_serves_the_study_and_stops_on_ctrl_c(study):
     assert port_is_free(port)
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian package "
                     "`chromium`; CI installs it)")
 def test_a_browser_shows_the_study_page_of_the_dashboard(tmp_path):

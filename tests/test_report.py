@@ -166,6 +166,7 @@ def test_a_study_without_a_complete_trial_gets_a_page_that_says_so(tmp_path):
     assert not list((study.folder / "figures").iterdir())
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian package "
                     "`chromium`; CI installs it)")
 def test_a_browser_renders_the_report_with_text_and_figures(reported, tmp_path):

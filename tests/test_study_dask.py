@@ -47,6 +47,7 @@ def completed(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             .sort_values(["key", "index"], ignore_index=True))
 
 
+@pytest.mark.integration
 def test_a_study_on_a_dask_cluster_completes_the_same_trials_as_with_loky(tmp_path, cluster):
     spec = tmp_path / "dask-vs-loky.toml"
     spec.write_text(StudySpec.from_dict(SPEC).to_toml())

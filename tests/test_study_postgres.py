@@ -26,6 +26,8 @@ from nnlab.study.runner import OWNER
 from tests.pg_server import free_port
 from tests.small_study import planned, write_spec
 
+pytestmark = pytest.mark.integration
+
 REPLICATES = 2
 PLANNED = planned(REPLICATES)
 HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]

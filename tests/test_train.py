@@ -411,6 +411,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["--threads", "0"], "--threads: expected 1.."),
     ],
 )
+@pytest.mark.integration
 def test_cli_invalid_config_is_one_line_exit_2(mnist, args, message):
     result = run_cli("train", "--preset", "seed-002", *args)
     assert result.returncode == 2
@@ -419,6 +420,7 @@ def test_cli_invalid_config_is_one_line_exit_2(mnist, args, message):
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_cli_unknown_preset():
     result = run_cli("train", "--preset", "seed-999")
     assert result.returncode == 2
@@ -429,6 +431,7 @@ def test_cli_unknown_preset():
     assert lines[0].endswith(", got 'seed-999'")
 
 
+@pytest.mark.integration
 def test_cli_train_json_with_overrides(mnist):
     result = run_cli("train", "--preset", "seed-002", "--set", "n_steps=500",
                      "--set", "seed=7", "--set", "eta=0.2", "--json", "--threads", "2")
@@ -441,6 +444,7 @@ def test_cli_train_json_with_overrides(mnist):
     assert summary["threads"] == 2  # the thread count is part of what reproduces a run
 
 
+@pytest.mark.integration
 def test_cli_presets_lists_one_line_each():
     result = run_cli("presets")
     assert result.returncode == 0

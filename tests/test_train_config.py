@@ -106,6 +106,7 @@ def only_error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.integration
 def test_cli_train_with_a_bad_layer_spec_fails_before_loading_data():
     result = run_cli("train", "--preset", "cnn", "--set", "layers=conv32k5-pool2-conv8k13")
     assert only_error_line(result) == (
@@ -130,6 +131,7 @@ test_size = 64
 """
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("base", "grid", "message"), [
     ("", 'layers = ["conv4k5-pool2-dense8", "conv4k5-pool2-conv8k5-pool2-conv8k5"]',
      "grid.layers[1]: 'conv8k5' in 'conv4k5-pool2-conv8k5-pool2-conv8k5' on a 1x28x28 "

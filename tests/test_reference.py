@@ -10,6 +10,8 @@ the model's fused steps (batch 1 and batch > 1) and by train()'s loop.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,11 @@ def test_train_follows_the_textbook(blobs, activation, output, loss, target_rang
     assert_trees_close(run.model.params, params)
     # the last evaluation's train_loss: the mean over the steps since the one at step 1
     assert run.curve["train_loss"].iloc[-1] == pytest.approx(np.mean(losses[1:]), rel=RTOL)
+
+
+def test_the_docs_show_the_reference_as_it_is():
+    root = Path(__file__).parent.parent
+    docs = (root / "docs" / "internals.md").read_text()
+    shown = docs.split("```python\n", 1)[1].split("```", 1)[0]
+    source = (root / "nnlab" / "reference.py").read_text()
+    assert shown.startswith("def forward(") and source.endswith(shown)

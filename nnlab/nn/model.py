@@ -107,10 +107,11 @@ class Sequential:
     def _inputs(self, x: np.ndarray) -> np.ndarray:
         """x: (batch, n_features) -> (batch, *in_shape) of the model dtype."""
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ConfigError("x", f"an array of shape (batch, {self.n_features})", x,
-                              shown=str(getattr(x, "shape", type(x).__name__)))
+            shape = getattr(x, "shape", type(x).__name__)
+            raise ConfigError("x", f"an array of shape (batch, {self.n_features})", shape,
+                              shown=str(shape))
         if x.shape[0] == 0:
-            raise ConfigError("x", "at least one example", x, shown="an empty batch")
+            raise ConfigError("x", "at least one example", x.shape, shown="an empty batch")
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         return x.reshape((x.shape[0], *self.in_shape))
@@ -118,13 +119,14 @@ class Sequential:
     def _labels(self, y: npt.ArrayLike, batch: int) -> np.ndarray:
         y = np.asarray(y)
         if y.shape != (batch,) or y.dtype.kind not in "iu":
-            raise ConfigError("y", f"{batch} integer labels, shape ({batch},)", y,
+            raise ConfigError("y", f"{batch} integer labels, shape ({batch},)", y.shape,
                               shown=f"{y.dtype} array of shape {y.shape}")
         # one reduction for both bounds: negative labels read as unsigned (same size and
         # byte order) are huge
         if batch and y.view(y.dtype.str.replace("i", "u")).max() >= self.n_classes:
-            raise ConfigError("y", f"labels in 0..{self.n_classes - 1}", y,
-                              shown=f"{y.min()}..{y.max()}")
+            low, high = y.min(), y.max()
+            raise ConfigError("y", f"labels in 0..{self.n_classes - 1}", (low, high),
+                              shown=f"{low}..{high}")
         return y
 
     # -- passes ---------------------------------------------------------------------------
@@ -201,7 +203,7 @@ def _per_layer(value: object, n: int, field: str) -> list:
     """A value for all n layers, or a list with one value per layer."""
     if isinstance(value, list | tuple):
         if len(value) != n:
-            raise ConfigError(field, f"one value or a list of {n}", value, shown=str(len(value)))
+            raise ConfigError(field, f"one value or a list of {n}", len(value))
         return list(value)
     return [value] * n
 
@@ -371,7 +373,7 @@ class MLP(Sequential):
     def _one_example(self, x: np.ndarray) -> np.ndarray:
         """x: (n_features,) of any real dtype -> contiguous model-dtype copy or view."""
         if x.shape[0] != self.n_features:
-            raise ConfigError("x", f"{self.n_features} features", x, shown=str(x.shape[0]))
+            raise ConfigError("x", f"{self.n_features} features", x.shape[0])
         if x.dtype != self.dtype or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=self.dtype)
         return x

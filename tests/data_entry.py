@@ -10,13 +10,13 @@ from nnlab.nn import Dense, Dropout, Flatten, Layer, make_activation
 from nnlab.train_config import TrainConfig
 
 
-def blobs(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n examples of 3 classes: x (n, 12) float32, a Gaussian blob around each class's
-    centre; y (n,) uint8 in 0..2."""
+def blobs(n: int = 600, seed: int = 0, spread: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """n examples of 3 classes: x (n, 12) float32, a Gaussian blob of std `spread` around
+    each class's centre; y (n,) uint8 in 0..2."""
     rng = np.random.default_rng(seed)
     y = (np.arange(n) % 3).astype(np.uint8)
     centres = rng.normal(0.0, 1.0, (3, 12))
-    x = centres[y] + rng.normal(0.0, 0.6, (n, 12))
+    x = centres[y] + rng.normal(0.0, spread, (n, 12))
     return x.astype(np.float32), y
 
 

@@ -18,7 +18,8 @@ eta = [0.3, 1.0, 3.0]
 # [space] for random/tpe: eta = { log_uniform = [1e-3, 10] }, also uniform, int_uniform,
 #   int_log_uniform (two bounds) and choice (a list)
 [data]
-name = "mnist"            # train_size / val_size / test_size: use the first n examples
+name = "mnist"            # or "digits"; or files, train/val/test, entry_point (docs/data.md)
+# train_size / val_size / test_size: use the first n examples of each split
 ```
 
 Everything is checked before any work; an error names the section and key
@@ -221,6 +222,22 @@ class DataSpec:
         if self.name == "digits":
             return "digits (scikit-learn's 8x8 digits, stratified 60/20/20 split, seed 0)"
         return str(self.name)
+
+    def stamp(self) -> tuple[tuple[str, int, int], ...] | None:
+        """(path, size, modification time) of every file this spec reads (files in a folder
+        included): what tells data loaded before from files changed since. None for the
+        other sources."""
+        if self.train is not None:
+            sources: list[Source] = [getattr(self, split) for split in SPLITS]
+        elif self.files is not None:
+            sources = [self.files] if isinstance(self.files, str) else list(self.files)
+        else:
+            return None
+        paths = [Path(p) for source in sources
+                 for p in (source if isinstance(source, tuple) else (source,))]
+        files = [f for p in paths for f in (sorted(p.iterdir()) if p.is_dir() else [p])]
+        return tuple((str(f), s.st_size, s.st_mtime_ns) for f in files if f.is_file()
+                     for s in [f.stat()])
 
     def load(self) -> Dataset:
         """The data set, cut to the requested sizes (an error if a split is too small)."""

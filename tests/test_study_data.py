@@ -20,7 +20,7 @@ from nnlab.errors import NNLabError
 from nnlab.nn import Dropout
 from nnlab.report.dashboard import free_port
 from nnlab.study import Study
-from nnlab.study.spec import DataSpec
+from nnlab.study.data_spec import DataSpec
 from nnlab.study.task import TrialTask, run_trial
 from nnlab.train import train
 from nnlab.train_config import TrainConfig

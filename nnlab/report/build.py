@@ -34,7 +34,7 @@ from nnlab.report.sections import (
 )
 from nnlab.report.summaries import StudyResults, best_config, label_configs
 from nnlab.study import Study
-from nnlab.study.spec import SIZE_KEYS
+from nnlab.study.data_spec import SIZE_KEYS
 from nnlab.study.store import write_text_atomic
 from nnlab.study.study import BASE_ATTR
 

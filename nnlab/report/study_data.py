@@ -7,7 +7,7 @@ from typing import Any
 
 from nnlab.datasets import Dataset
 from nnlab.report.summaries import StudyResults
-from nnlab.study.spec import DataSpec
+from nnlab.study.data_spec import DataSpec
 from nnlab.study.task import load_dataset
 
 

@@ -5,12 +5,12 @@ study = Study.from_toml("studies/demo.toml")    # or Study({"study": {...}, "gri
 study.run(n_jobs=2)                              # resumable; safe to run twice at once
 study.trials(); study.curves(); study.predictions()
 Study.load("results/demo").status()
+Study(spec, data=dataset).run()                  # a Dataset object instead of [data]
 ```
 
 Past one machine (a PostgreSQL storage, a results root every host reaches):
 
 ```python
-Study(spec, data=dataset).run()                  # a Dataset object instead of [data]
 Study.from_toml("studies/demo.toml", results="/shared/results", storage=URL).plan()
 Study.join("demo", storage=URL, results="/shared/results").work(n_jobs=2)  # on each host
 ```

@@ -18,7 +18,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from nnlab.datasets import Dataset
-from nnlab.study.spec import DataSpec
+from nnlab.study.data_spec import DataSpec
 from nnlab.study.store import ResultsStore
 from nnlab.train import train
 from nnlab.train_config import TrainConfig

@@ -21,11 +21,13 @@ from threadpoolctl import threadpool_limits
 
 from nnlab import optim
 from nnlab.datasets import Dataset, Split, scale_pixels
-from nnlab.errors import ConfigError
+from nnlab.entry_points import call_entry_point
+from nnlab.errors import ConfigError, NNLabError
+from nnlab.nn.layers import Layer
 from nnlab.nn.model import MLP, Sequential
 from nnlab.presets import PRESETS, Preset, get_preset
 from nnlab.run import CURVE_COLUMNS, Run
-from nnlab.train_config import TrainConfig
+from nnlab.train_config import MODELS, TrainConfig
 
 EVAL_CHUNK_ROWS = 2000
 REFERENCE_ROWS = 2048  # the first training rows: their initial loss is the reference
@@ -142,11 +144,15 @@ def is_plain_sgd(config: TrainConfig) -> bool:
 def fit_to_data(config: TrainConfig, data: Dataset) -> tuple[int, int, list[int]]:
     """(batch_size, n_steps, eval_steps) of the config on `data`; ConfigError naming the
     field when the config does not fit the data (what `train` checks before any work, and
-    a study before it creates any trial)."""
-    if config.sizes[0] != data.n_features or config.sizes[-1] != data.n_classes:
-        raise ConfigError(
-            "TrainConfig.sizes", f"[{data.n_features}, ..., {data.n_classes}] to match the "
-            f"data ({data.n_features} features, {data.n_classes} classes)", config.sizes)
+    a study before it creates any trial). A model builder's network is built once to see
+    that it takes the data's examples and gives one output per class."""
+    if config.model in MODELS:
+        if config.sizes[0] != data.n_features or config.sizes[-1] != data.n_classes:
+            raise ConfigError(
+                "TrainConfig.sizes", f"[{data.n_features}, ..., {data.n_classes}] to match "
+                f"the data ({data.n_features} features, {data.n_classes} classes)", config.sizes)
+    else:
+        build_model(config, data, stream_rngs(stream_seeds(config)))
     batch_size = resolve_batch_size(config, len(data.train))
     n_steps = resolve_n_steps(config, len(data.train) // batch_size)
     return batch_size, n_steps, eval_schedule(config, n_steps)
@@ -154,20 +160,52 @@ def fit_to_data(config: TrainConfig, data: Dataset) -> tuple[int, int, list[int]
 
 def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Generator]
                 ) -> Sequential:
-    """The config's network for `data` (checked by `fit_to_data`), initialised from the
-    init stream."""
-    lo, hi = config.target_range
+    """The config's network for `data`, initialised from the init stream (dropout from the
+    dropout stream).
+
+    A model builder, `model = "package.module:function"`, is called as
+    function(image_shape, n_classes, config) with the data's (channels, height, width) and
+    number of classes and the run's TrainConfig, and returns a list of nnlab layers
+    (nnlab.nn: Dense, Conv2D, MaxPool2D, Flatten, Dropout, activations); they become a
+    Sequential with the config's output, loss, dtype and streams, the network an MLP and
+    a CNN are. NNLabError naming TrainConfig.model when it does not import, returns
+    anything else, or its network does not take the data's examples or gives other than
+    one output per class."""
+    common = {"output": config.output, "loss": config.loss, "dtype": config.dtype,
+              "seed": rngs["init"], "target_range": tuple(config.target_range)}
+    if config.model == "mlp":
+        return MLP(config.sizes, activation=config.activation, init=config.init,
+                   init_std=config.init_std, **common)
     if config.model == "cnn":
         from nnlab.nn.cnn import CNN
 
         assert isinstance(config.init, str)  # TrainConfig: a list of inits is an MLP's
         return CNN(config.layers, data.image_shape, data.n_classes,
-                   activation=config.activation, output=config.output, loss=config.loss,
-                   init=config.init, init_std=config.init_std, dtype=config.dtype,
-                   seed=rngs["init"], target_range=(lo, hi), dropout_rng=rngs["dropout"])
-    return MLP(config.sizes, activation=config.activation, output=config.output,
-               loss=config.loss, init=config.init, init_std=config.init_std,
-               dtype=config.dtype, seed=rngs["init"], target_range=(lo, hi))
+                   activation=config.activation, init=config.init, init_std=config.init_std,
+                   dropout_rng=rngs["dropout"], **common)
+    where = "TrainConfig.model"
+    layers = call_entry_point(config.model, where, tuple(data.image_shape), data.n_classes,
+                              config)
+    if not isinstance(layers, list) or not layers or not all(
+            isinstance(layer, Layer) for layer in layers):
+        raise NNLabError(f"{where}: {config.model} returned {_describe(layers)}; expected a "
+                         "non-empty list of nnlab layers (nnlab.nn.Layer instances)")
+    try:
+        model = Sequential(layers, data.image_shape, dropout_rng=rngs["dropout"], **common)
+    except NNLabError as err:
+        raise NNLabError(f"{where}: {config.model}'s network on the data's "
+                         f"{'x'.join(map(str, data.image_shape))} examples: {err}") from err
+    if model.n_classes != data.n_classes:
+        raise NNLabError(f"{where}: {config.model}'s network gives {model.n_classes} outputs "
+                         f"per example; expected {data.n_classes}, one per class of the data")
+    return model
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        kinds = sorted({type(v).__name__ for v in value})
+        return f"a list of {', '.join(kinds) or 'nothing'}"
+    return type(value).__name__
 
 
 # --- evaluation -------------------------------------------------------------------------

@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from nnlab.errors import ConfigError, checked_int, is_int, is_number
+from nnlab.entry_points import FORM_TEXT as ENTRY_POINT_FORM
+from nnlab.entry_points import is_entry_point
+from nnlab.errors import ConfigError, NNLabError, checked_int, is_int, is_number
 from nnlab.nn.activations import check_activation
 from nnlab.nn.cnn import check_fits
 from nnlab.nn.init import check_init
@@ -65,7 +67,10 @@ def _choice(name: str, value: object, options: tuple[str, ...]) -> str:
 class TrainConfig:
     """One training run. Defaults: seed-000's network, sgd, batch 128, one epoch.
 
-    Architecture: `sizes` is the full MLP layer list [n_features, hidden..., n_classes];
+    Architecture: `model` is "mlp", "cnn" or a model builder "package.module:function"
+    (see nnlab.train.build_model: it returns the layers of a network of the data's shape;
+    it reads no `sizes`, and `layers`, any string, is there for it to read);
+    `sizes` is the full MLP layer list [n_features, hidden..., n_classes];
     `layers` is the CNN's layer spec when model="cnn" (nnlab.nn.cnn; a CNN uses only
     sizes[0] and sizes[-1]), checked here against an image of sizes[0] values;
     `init` is one scheme for all layers or one per layer; `target_range` (lo, hi) sets the
@@ -131,13 +136,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalised values are stored once, here
-        _choice("model", self.model, MODELS)
+        if self.model not in MODELS and not is_entry_point(self.model):
+            raise _fail("model", f"one of {', '.join(MODELS)} or a model builder "
+                        f"{ENTRY_POINT_FORM}", self.model)
         set_(self, "sizes", self._checked_sizes())
         if not isinstance(self.layers, str):
             raise _fail("layers", "a string (the CNN layer spec)", self.layers)
         if self.model == "cnn":
             self._check_cnn_layers()
-        elif self.layers:  # an MLP is built from `sizes`: a layer spec would be ignored
+        elif self.model == "mlp" and self.layers:  # an MLP is built from `sizes`
             raise _fail("layers", "'' with model='mlp' (a layer spec needs model='cnn')",
                         self.layers)
         check_activation(self.activation, "TrainConfig.activation")

@@ -314,6 +314,32 @@ def test_config_not_matching_the_data_fails_before_training(overrides, field):
         train(BASE.to_dict(), _tiny())
 
 
+def test_a_model_builder_trains_its_own_network_from_the_runs_streams(blobs):
+    config = BASE.replace(model="tests.data_entry:small_net", activation="relu", init="he",
+                          optimizer="adam", eta=0.01, sizes=[784, 10])  # sizes: unread
+    run = train(config, blobs)
+    assert [type(layer).__name__ for layer in run.model.layers] == [
+        "Flatten", "Dense", "ReLU", "Dropout", "Dense"]
+    assert run.model.in_shape == (1, 4, 5) and run.metrics["test_acc"] > 0.8
+    pd.testing.assert_frame_equal(without_seconds(train(config, blobs)), without_seconds(run))
+    other = train(config.replace(seed=1), blobs)
+    assert not np.array_equal(other.model.params[0]["W"], run.model.params[0]["W"])
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("resnet", r"^TrainConfig\.model: expected one of mlp, cnn or a model builder "
+               r"'package\.module:function', got 'resnet'$"),
+    ("tests.data_entry:nope", r"^TrainConfig\.model: module 'tests\.data_entry' has no "
+                              r"function 'nope'$"),
+    ("tests.data_entry:three_outputs", r"^TrainConfig\.model: tests\.data_entry:three_outputs's "
+                                       r"network gives 3 outputs per example; expected 4, one "
+                                       r"per class of the data$"),
+])
+def test_a_bad_model_builder_fails_before_training(model, message):
+    with pytest.raises(NNLabError, match=message):
+        train(BASE.replace(model=model), _tiny())
+
+
 _GOOD = Split(np.zeros((10, 20), np.uint8), np.arange(10) % 4)
 
 

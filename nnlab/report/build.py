@@ -34,6 +34,7 @@ from nnlab.report.sections import (
 )
 from nnlab.report.summaries import StudyResults, best_config, label_configs
 from nnlab.study import Study
+from nnlab.study.data_spec import SIZE_KEYS
 from nnlab.study.store import write_text_atomic
 from nnlab.study.study import BASE_ATTR
 
@@ -113,7 +114,7 @@ def write_report(folder: str | Path, *, storage: str | None = None, train: bool 
                                                f"(seeds {spec.seeds[0]}..{spec.seeds[-1]})",
         "varied": ", ".join(f"{name} ({_values(spec, name)})" for name in results.varied)
                   or "nothing (one configuration)",
-        "base": _base_text(spec), "data": _data_text(spec),
+        "base": _base_text(spec), "data": _data_text(spec, results.manifest),
         "planned runs": spec.n_planned, "report generated": generated,
         "bootstrap": f"{n_resamples} resamples, seed {seed}, {100 * confidence:g}% intervals",
     }
@@ -149,10 +150,14 @@ def _base_text(spec) -> str:
     return overrides or "TrainConfig defaults"
 
 
-def _data_text(spec) -> str:
-    data = spec.data.to_dict()
-    sizes = ", ".join(f"{k}={v}" for k, v in data.items() if k != "name")
-    return data.get("name", "mnist") + (f" ({sizes})" if sizes else " (full splits)")
+def _data_text(spec, manifest: dict) -> str:
+    """Where the data came from, the sizes used and the content digest recorded."""
+    sizes = ", ".join(f"{k}={getattr(spec.data, k)}" for k in SIZE_KEYS
+                      if getattr(spec.data, k) is not None)
+    recorded = manifest.get("data")
+    digest = (f"; digest {recorded['digest'][:16]}" if isinstance(recorded, dict)
+              and isinstance(recorded.get("digest"), str) else "")
+    return spec.data.source() + (f" ({sizes})" if sizes else " (full splits)") + digest
 
 
 def _plain(value: object) -> object:

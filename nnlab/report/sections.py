@@ -32,6 +32,7 @@ from nnlab.errors import NNLabError
 from nnlab.report import figures
 from nnlab.report.figures.classic import lr_sweep_figure
 from nnlab.report.figures.curves import learning_curves_figure
+from nnlab.report.study_data import data_record
 from nnlab.report.summaries import (
     StudyResults,
     best_config,
@@ -600,13 +601,16 @@ def errors_section(results: StudyResults, options: Options) -> Section:
     if predictions.empty:
         raise NotApplicable("no test predictions stored")
     best = best_config(results)
-    result = analysis.error_analysis(predictions, n_resamples=options.n_resamples,
-                                     seed=options.seed, confidence=options.confidence)
+    n_classes = data_record(results)["n_classes"]
+    result = analysis.error_analysis(predictions, n_classes=n_classes,
+                                     n_resamples=options.n_resamples, seed=options.seed,
+                                     confidence=options.confidence)
     section = Section(
         "errors", "Errors and calibration",
         f"Test predictions of the best configuration ({best}), pooled over its "
         f"{result.n_trials} run(s): is the second guess right when the first is wrong "
-        "(against chance 1/9, exact binomial CI and test)? Are wrong answers less confident "
+        f"(against chance 1/{n_classes - 1}, one of the {n_classes - 1} other classes; exact "
+        "binomial CI and test)? Are wrong answers less confident "
         "(Mann-Whitney)? How many errors at >= 99% confidence? Expected calibration error "
         "(15 equal-width bins, bootstrap CI) and the confusions.")
     section.findings.append(result.summary())

@@ -39,8 +39,8 @@ from nnlab.study.store import ResultsStore
 from nnlab.study.task import TrialOutcome, TrialTask, run_trial
 
 # user attrs of every trial: key, config_id and seed when it is enqueued, owner when it
-# is claimed, result ({"status", metrics, "seeds"}) or error when it ends. Few attrs: each
-# is one fsync'ed journal write.
+# is claimed, result ({"status", metrics, "seeds", "data_digest"}) or error when it ends.
+# Few attrs: each is one fsync'ed journal write.
 KEY, CONFIG_ID, SEED, OWNER, RESULT, ERROR = (
     "key", "config_id", "seed", "owner", "result", "error")
 IDENTITY = (KEY, CONFIG_ID, SEED)
@@ -297,6 +297,8 @@ class Runner:
         result = {"status": outcome.status, **outcome.metrics, "seeds": outcome.seeds}
         if outcome.note:
             result["note"] = outcome.note
+        if outcome.data_digest:
+            result["data_digest"] = outcome.data_digest
         return self._finish(trial, {RESULT: result}, TrialState.COMPLETE, value)
 
     def _task(self, trial: FrozenTrial) -> TrialTask:

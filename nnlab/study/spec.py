@@ -18,7 +18,8 @@ eta = [0.3, 1.0, 3.0]
 # [space] for random/tpe: eta = { log_uniform = [1e-3, 10] }, also uniform, int_uniform,
 #   int_log_uniform (two bounds) and choice (a list)
 [data]
-name = "mnist"            # train_size / val_size / test_size: use the first n examples
+name = "mnist"            # or "digits"; or files, train/val/test, entry_point (docs/data.md)
+# train_size / val_size / test_size: use the first n examples of each split
 ```
 
 Everything is checked before any work; an error names the section and key
@@ -46,18 +47,16 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from nnlab.datasets import Dataset, Split
 from nnlab.errors import NNLabError, as_path, checked_int, is_int, is_number
 from nnlab.presets import get_preset
-from nnlab.train_config import TrainConfig, field_names
+from nnlab.study.data_spec import DATA_KEYS, DataSpec, data_spec
+from nnlab.train_config import MODELS, TrainConfig, field_names
 
 SECTIONS = ("study", "base", "grid", "space", "data")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
-DATA_KEYS = ("name", "train_size", "val_size", "test_size")
-DATASETS = ("mnist",)
 MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomState
 MAX_PLANNED = 10**6  # runs one study may plan (each is a trial in the storage)
 GROWS_BY = ("replicates", "n_trials")  # raising these grows a study (`StudySpec.extends`)
@@ -128,35 +127,6 @@ class Range:
 
 
 @dataclass(frozen=True)
-class DataSpec:
-    """The data set (by name) and optional sizes: the first n examples of each split."""
-
-    name: str = "mnist"
-    train_size: int | None = None
-    val_size: int | None = None
-    test_size: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-    def load(self) -> Dataset:
-        """The data set, cut to the requested sizes (an error if a split is too small)."""
-        from nnlab.data import load_mnist
-
-        data = load_mnist()
-        splits = {}
-        for split_name in ("train", "val", "test"):
-            split: Split = getattr(data, split_name)
-            size = getattr(self, f"{split_name}_size")
-            if size is not None and size > len(split):
-                raise NNLabError(f"data.{split_name}_size: expected an integer <= {len(split)} "
-                                 f"(the {self.name} {split_name} split), got {size}")
-            splits[split_name] = split if size is None else Split(split.x[:size], split.y[:size])
-        return Dataset(data.name, n_classes=data.n_classes, image_shape=data.image_shape,
-                       **splits)
-
-
-@dataclass(frozen=True)
 class StudySpec:
     """A validated study; build it with `StudySpec.from_dict` or `StudySpec.from_toml`."""
 
@@ -211,7 +181,7 @@ class StudySpec:
             base=dict(_check_keys("base", values.get("base", {}), None)),
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
             space=_ranges(_check_keys("space", values.get("space", {}), None)),
-            data=_data_spec(_check_keys("data", values.get("data", {}), DATA_KEYS)),
+            data=data_spec(_check_keys("data", values.get("data", {}), DATA_KEYS)),
         )
         spec._validate()
         return spec
@@ -314,6 +284,26 @@ class StudySpec:
             except NNLabError as err:
                 raise _retitled(err, name, f"base.{name}") from err
         return config
+
+    def fitted(self, n_features: int, n_classes: int) -> StudySpec:
+        """This spec for data of `n_features` features and `n_classes` classes. When no
+        `sizes` is set in [base] or varied, the base network's (a preset's, or TrainConfig's
+        default; made for MNIST's 784 features and 10 classes) first and last sizes become
+        the data's; otherwise (and for a model builder, which reads no sizes) it is
+        returned as is. A network that cannot take the data is an error naming it."""
+        if any("sizes" in table for table in (self.base, self.grid, self.space)):
+            return self
+        config = self.base_config()
+        sizes = [n_features, *config.sizes[1:-1], n_classes]
+        if config.model not in MODELS or sizes == config.sizes:
+            return self
+        values = self.to_dict()
+        values["base"]["sizes"] = sizes
+        try:
+            return StudySpec.from_dict(values)
+        except NNLabError as err:
+            raise NNLabError(f"[base] on data of {n_features} features and {n_classes} "
+                             f"classes (sizes {sizes}): {err}") from err
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the [grid] lists, the last key varying fastest; one empty
@@ -424,13 +414,6 @@ def _one_of(where: str, value: object, options: tuple[str, ...]) -> str:
     if value not in options:
         raise NNLabError(f"{where}: expected one of {', '.join(options)}, got {value!r}")
     return value
-
-
-def _data_spec(table: dict[str, Any]) -> DataSpec:
-    name = _one_of("data.name", table.get("name", "mnist"), DATASETS)
-    sizes = {key: checked_int(f"data.{key}", table[key], low=1)
-             for key in DATA_KEYS[1:] if key in table}
-    return DataSpec(name=name, **sizes)
 
 
 def _ranges(table: dict[str, Any]) -> dict[str, Range]:

@@ -5,6 +5,7 @@ study = Study.from_toml("studies/demo.toml")    # or Study({"study": {...}, "gri
 study.run(n_jobs=2)                              # resumable; safe to run twice at once
 study.trials(); study.curves(); study.predictions()
 Study.load("results/demo").status()
+Study(spec, data=dataset).run()                  # a Dataset object instead of [data]
 ```
 
 Past one machine (a PostgreSQL storage, a results root every host reaches):
@@ -25,12 +26,14 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 
+from nnlab.datasets import Dataset
 from nnlab.errors import NNLabError, as_path, is_integer
 from nnlab.study import manifest
 from nnlab.study.runner import BLAS_THREADS, Runner
@@ -59,11 +62,17 @@ class Study:
     """One study: `spec` (a StudySpec or its TOML-shaped dict), results under
     `<results>/<name>/`, Optuna storage `storage` (None: a journal file in that folder;
     a path to a journal file; or a `sqlite:///`/`postgresql://` URL). A database storage
-    records a heartbeat of every running trial with the settings `heartbeat`."""
+    records a heartbeat of every running trial with the settings `heartbeat`. `data`: a
+    Dataset object to train on instead of a [data] source (the spec may still cut it with
+    [data] sizes); like any data, known by its content digest."""
 
     def __init__(self, spec: StudySpec | dict[str, Any], results: str | Path = "results",
-                 storage: str | None = None, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> None:
+                 storage: str | None = None, heartbeat: Heartbeat = DEFAULT_HEARTBEAT,
+                 data: Dataset | None = None) -> None:
         self.spec = spec if isinstance(spec, StudySpec) else StudySpec.from_dict(spec)
+        if data is not None:
+            self.spec = replace(self.spec, data=self.spec.data.with_dataset(data))
+        self._data_identity: dict[str, Any] | None = None  # set when the data are loaded
         self.store = ResultsStore(as_path(results, "results") / self.spec.name)
         resolve_storage(storage, self.folder)  # refuses what is no storage, now
         if not isinstance(heartbeat, Heartbeat):
@@ -146,7 +155,7 @@ class Study:
         The results folder must be the one the study was created with (a path every host
         reaches). Returns the status summary with this worker's counts under "this_run"."""
         _check_jobs(n_jobs, executor)
-        load_dataset(self.spec.data)
+        self._bind_data()
         if not self.store.manifest_path.is_file():
             raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
                              "results root the study was created with, shared by every host")
@@ -164,7 +173,7 @@ class Study:
 
     def _plan(self, new: bool, n_jobs: int, executor: Executor | None) -> tuple[Runner, int]:
         """Create or load the study, record this invocation and plan (under the lock)."""
-        data = load_dataset(self.spec.data)  # there, and every configuration fits it
+        data = self._bind_data()  # there, and every configuration fits it
         for where, config in self.spec.probe_configs():
             try:
                 fit_to_data(config, data)
@@ -180,6 +189,15 @@ class Study:
             entry = self._start_invocation(n_jobs, executor)
             runner.plan()
         return runner, entry
+
+    def _bind_data(self) -> Dataset:
+        """Load the study's data, fit the spec to their shape (`StudySpec.fitted`) and have
+        every trial check their digest; returns them."""
+        data = load_dataset(self.spec.data)
+        self.spec = replace(self.spec.fitted(data.n_features, data.n_classes),
+                            data=self.spec.data.with_digest(data.digest))
+        self._data_identity = data.identity(self.spec.data.source())
+        return data
 
     def _execute(self, runner: Runner, entry: int, n_jobs: int, progress: bool,
                  executor: Executor | None) -> dict[str, Any]:
@@ -207,8 +225,11 @@ class Study:
 
     def _refuse_other_spec_or_storage(self, grow: bool = False) -> None:
         """Refuse a spec other than the stored one (`grow`: unless it only adds seeds or
-        trials, see `StudySpec.extends`) and a storage other than the recorded one."""
+        trials, see `StudySpec.extends`) and a storage other than the recorded one; first,
+        while the spec names the same data, data other than the recorded (by digest)."""
         stored = self._stored_spec()
+        if stored is None or stored.data == self.spec.data:
+            self._refuse_other_data()
         if stored is not None and stored.digest() != self.spec.digest() and not (
                 grow and self.spec.extends(stored)):
             raise self._changed_spec_error(stored)
@@ -218,6 +239,22 @@ class Study:
             if recorded != given:
                 raise NNLabError(f"--storage: {self.folder} keeps its trials in {recorded}, "
                                  f"got {given}; use the same storage, or --new to start over")
+
+    def _refuse_other_data(self) -> None:
+        """Refuse data whose digest differs from the one manifest.json records (studies
+        older than that record have none: theirs is recorded now)."""
+        if self._data_identity is None or not self.store.manifest_path.is_file():
+            return
+        recorded = self.store.read_manifest().get("data")
+        now = self._data_identity
+        if isinstance(recorded, dict) and recorded.get("digest") != now["digest"]:
+            source = "" if recorded.get("source") == now["source"] else f" ({now['source']})"
+            raise NNLabError(
+                f"study {self.spec.name!r}: its data changed: {self.folder} holds runs on "
+                f"{recorded.get('source')} of digest {str(recorded.get('digest'))[:16]}, the "
+                f"data now{source} have digest {now['digest'][:16]}; restore the data it ran "
+                "on, run with --new to delete its results and start over, or give the study "
+                "another name")
 
     def _changed_spec_error(self, stored: StudySpec,
                             stored_base: dict[str, Any] | None = None) -> NNLabError:
@@ -306,8 +343,11 @@ class Study:
         else:
             record = {"study": self.spec.name, "created": manifest.now(),
                       "storage": redact(resolve_storage(self.storage, self.folder)),
-                      "spec_digest": self.spec.digest(), "invocations": []}
+                      "spec_digest": self.spec.digest(), "data": self._data_identity,
+                      "invocations": []}
+        record.setdefault("data", self._data_identity)  # a study older than this record
         entry = manifest.invocation(n_jobs, BLAS_THREADS, executor)
+        entry["data_digest"] = self._data_identity["digest"]
         if record["spec_digest"] != self.spec.digest():  # the study grew (`_grow`)
             entry["grew_from_spec_digest"] = record["spec_digest"]
             record["spec_digest"] = self.spec.digest()

@@ -18,7 +18,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from nnlab.datasets import Dataset
-from nnlab.study.spec import DataSpec
+from nnlab.study.data_spec import DataSpec
 from nnlab.study.store import ResultsStore
 from nnlab.train import train
 from nnlab.train_config import TrainConfig
@@ -38,7 +38,8 @@ class TrialTask:
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """A finished run (`status` "ok" or "diverged", metrics, seeds) or an `error` message."""
+    """A finished run (`status` "ok" or "diverged", metrics, seeds, the content digest of
+    the data it trained on) or an `error` message."""
 
     number: int
     status: str | None = None
@@ -46,6 +47,7 @@ class TrialOutcome:
     seeds: dict[str, int] = field(default_factory=dict)
     note: str = ""
     error: str | None = None
+    data_digest: str | None = None
 
 
 @functools.cache
@@ -54,10 +56,21 @@ def limit_blas_threads(n_threads: int) -> None:
     threadpool_limits(limits=n_threads)
 
 
-@functools.cache
+_LOADED: dict[DataSpec, tuple[object, Dataset]] = {}  # spec -> (its files' stamp, data)
+
+
 def load_dataset(data: DataSpec) -> Dataset:
-    """The data set, loaded once per process."""
-    return data.load()
+    """The data set, loaded once per process while the files it reads stay as they are
+    (`DataSpec.stamp`), and again when it is not the data the spec expects (its digest);
+    a Dataset object given to the study: that object, cut to the spec's sizes."""
+    if data.given is not None:
+        return data.load()
+    stamp = data.stamp()
+    stamped, loaded = _LOADED.get(data, (None, None))
+    if loaded is None or stamped != stamp or data.digest not in (None, loaded.digest):
+        loaded = data.load()
+        _LOADED[data] = (stamp, loaded)
+    return loaded
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -74,10 +87,13 @@ def _probabilities(proba: Any) -> pd.DataFrame:
 
 
 def run_trial(task: TrialTask) -> TrialOutcome:
-    """Train one configuration and write its curve and predictions; never raises."""
+    """Train one configuration and write its curve and predictions; never raises. Data
+    other than the study's (`DataSpec.check`) fail the trial before it trains."""
     try:
         limit_blas_threads(task.blas_threads)
-        run = train(TrainConfig.from_dict(task.config), load_dataset(task.data))
+        data = load_dataset(task.data)
+        task.data.check(data)
+        run = train(TrainConfig.from_dict(task.config), data)
         store = ResultsStore(Path(task.folder))
         store.write_trial("curves", task.number, run.curve)
         store.write_trial("predictions", task.number, run.compact_predictions())
@@ -89,5 +105,6 @@ def run_trial(task: TrialTask) -> TrialOutcome:
                             f"({Path(where.filename).name}:{where.lineno})")
     metrics = {name: _finite_or_none(value) for name, value in run.metrics.items()}
     return TrialOutcome(task.number, status=run.status, metrics=metrics,
-                        seeds={k: int(v) for k, v in run.seeds.items()}, note=run.note)
+                        seeds={k: int(v) for k, v in run.seeds.items()}, note=run.note,
+                        data_digest=data.digest)
 

@@ -20,7 +20,8 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
     objective), val_acc, test_acc, train_loss, val_loss, steps_run, seconds (the run's wall
     time), seed_init .. seed_dropout (the seed of each random stream), abandoned (RUNNING
     but its process is gone: the next `nnlab run` retries it), owner (pid@host of the
-    process that ran it), config_id, key, note, error, started, completed."""
+    process that ran it), config_id, key, data_digest (the content digest of the data the
+    run trained on), note, error, started, completed."""
     varied = list(spec.grid or spec.space)
     rows = []
     for trial in study.get_trials(deepcopy=False):
@@ -39,6 +40,7 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
         claimed = owner is not None and trial.state != TrialState.WAITING
         row["owner"] = f"{owner['pid']}@{owner['host']}" if claimed else None
         row.update(config_id=attrs.get(CONFIG_ID), key=attrs.get(KEY),
+                   data_digest=result.get("data_digest"),
                    note=result.get("note"), error=attrs.get(ERROR),
                    started=trial.datetime_start, completed=trial.datetime_complete)
         rows.append(row)
@@ -55,5 +57,5 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
 def _columns(varied: list[str]) -> list[str]:
     return ["trial", "state", "status", *varied, "seed", "value", *METRICS, "steps_run",
             "seconds", *[f"seed_{s}" for s in STREAMS], "abandoned",
-            "owner", "config_id", "key", "note", "error",
+            "owner", "config_id", "key", "data_digest", "note", "error",
             "started", "completed"]

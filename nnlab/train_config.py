@@ -16,7 +16,7 @@ from typing import Any
 
 from nnlab.entry_points import FORM_TEXT as ENTRY_POINT_FORM
 from nnlab.entry_points import is_entry_point
-from nnlab.errors import ConfigError, NNLabError, checked_int, is_int, is_number
+from nnlab.errors import ConfigError, checked_int, is_int, is_number
 from nnlab.nn.activations import check_activation
 from nnlab.nn.cnn import check_fits
 from nnlab.nn.init import check_init

@@ -66,9 +66,9 @@ def test_a_study_on_a_dask_cluster_completes_the_same_trials_as_with_loky(tmp_pa
     assert run["executor"] == "distributed.cfexecutor.ClientExecutor"
     assert run["n_jobs"] == 2  # the cluster's worker threads
     with distributed.Client(cluster.scheduler_address) as client:  # the trials ran there
-        from nnlab.study.task import load_dataset
+        from nnlab.study import task
 
-        loads = client.run(lambda: load_dataset.cache_info().currsize)
+        loads = client.run(lambda: len(task._LOADED))
     assert sum(loads.values()) >= 1  # a Dask worker process loaded the data
 
 

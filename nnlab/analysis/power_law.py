@@ -158,8 +158,7 @@ def fit_power_law(
     boot_log_a, boot_b = _fit(x, boot_fit, w, method)
     if df is not None:
         # small-sample correction: widen the bootstrap spread by t_df / z
-        upper = 1 - (1 - confidence) / 2
-        factor = stats.t.ppf(upper, df) / stats.norm.ppf(upper)
+        factor = t_over_z(df, confidence)
         boot_log_a = log_a[0] + factor * (boot_log_a - log_a[0])
         boot_b = b[0] + factor * (boot_b - b[0])
 
@@ -177,6 +176,13 @@ def fit_power_law(
         boot_log_prefactor=boot_log_a,
         boot_exponent=boot_b,
     )
+
+
+def t_over_z(df: int, confidence: float) -> float:
+    """t_df / z at the two-sided `confidence`: how much wider a t interval with df degrees
+    of freedom is than a normal one (the small-sample widening of bootstrap spreads)."""
+    upper = 1 - (1 - confidence) / 2
+    return float(stats.t.ppf(upper, df) / stats.norm.ppf(upper))
 
 
 def _checked_boot(y_boot: object, n: int, log_space: bool) -> np.ndarray:

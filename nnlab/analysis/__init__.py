@@ -39,3 +39,12 @@ __all__ = [
     "test_set_variance",
     "variance_vs_n",
 ]
+
+# What eta_best's seed CI does not know (estimator, grid, breakpoints) and variance floors
+# that hold at the boundary.
+from nnlab.analysis.eta_path import EtaPathResult, eta_path  # noqa: E402
+
+__all__ += [
+    "EtaPathResult",
+    "eta_path",
+]

@@ -42,9 +42,19 @@ __all__ = [
 
 # What eta_best's seed CI does not know (estimator, grid, breakpoints) and variance floors
 # that hold at the boundary.
+from nnlab.analysis.breakpoint import (  # noqa: E402
+    BrokenPowerLawFit,
+    ExtrapolationCheck,
+    extrapolation_check,
+    fit_broken_power_law,
+)
 from nnlab.analysis.eta_path import EtaPathResult, eta_path  # noqa: E402
 
 __all__ += [
+    "BrokenPowerLawFit",
     "EtaPathResult",
+    "ExtrapolationCheck",
     "eta_path",
+    "extrapolation_check",
+    "fit_broken_power_law",
 ]

@@ -27,13 +27,14 @@ def linex(d: np.ndarray, skew: float) -> np.ndarray:
 
 def eta_trials(rng: np.random.Generator, ns: np.ndarray, truth: Callable, *,
                n_seeds: int = N_SEEDS, etas: np.ndarray = ETAS, curvature: float = 0.003,
-               skew: float = -0.6, seed_sd: float = 0.001, run_sd: float = 0.0015,
+               skew: float | Callable = -0.6, seed_sd: float = 0.001, run_sd: float = 0.0015,
                cliff: float = 16.0) -> pd.DataFrame:
     """One simulated study: a row per (N, eta, seed) with n_steps, eta, seed, status,
-    val_acc; eta*(N) = truth(N)."""
+    val_acc; eta*(N) = truth(N). `skew` may be a function of N (the bowl's asymmetry)."""
     n, eta, seed = (a.ravel() for a in np.meshgrid(ns, etas, np.arange(n_seeds),
                                                    indexing="ij"))
     d = np.log(eta / truth(n.astype(float)))
+    skew = skew(n.astype(float)) if callable(skew) else skew
     offsets = seed_sd * rng.normal(size=(len(ns), 1, n_seeds))
     offsets = np.broadcast_to(offsets, (len(ns), etas.size, n_seeds)).ravel()
     val_acc = 0.965 - curvature * linex(d, skew) + offsets + run_sd * rng.normal(size=n.size)

@@ -49,12 +49,15 @@ from nnlab.analysis.breakpoint import (  # noqa: E402
     fit_broken_power_law,
 )
 from nnlab.analysis.eta_path import EtaPathResult, eta_path  # noqa: E402
+from nnlab.analysis.eta_sensitivity import SensitivityResult, eta_sensitivity  # noqa: E402
 
 __all__ += [
     "BrokenPowerLawFit",
     "EtaPathResult",
     "ExtrapolationCheck",
+    "SensitivityResult",
     "eta_path",
+    "eta_sensitivity",
     "extrapolation_check",
     "fit_broken_power_law",
 ]

@@ -188,8 +188,9 @@ class _Surface:
         powers = range(1, self.order + 1)
         design = np.hstack([np.eye(n_n)[self.group],
                             *(per_cell * self.u[:, None] ** p for p in powers)])
-        gram = np.einsum("rc,cp,cq->rpq", weights, design, design)
-        rhs = np.einsum("rc,cp->rp", weights * scores, design)
+        weighted = design.T[None, :, :] * weights[:, None, :]  # (R, p, n_cells)
+        gram = weighted @ design
+        rhs = (weights * scores) @ design
         coef = (np.linalg.pinv(gram, hermitian=True) @ rhs[..., None])[..., 0]
         c1, c2, *c3 = (coef[:, n_n + i * k:n_n + (i + 1) * k] @ self.basis.T
                        for i in range(self.order))

@@ -50,11 +50,13 @@ from nnlab.analysis.breakpoint import (  # noqa: E402
 )
 from nnlab.analysis.eta_path import EtaPathResult, eta_path  # noqa: E402
 from nnlab.analysis.eta_sensitivity import SensitivityResult, eta_sensitivity  # noqa: E402
+from nnlab.analysis.floor import ProfileFloorFit  # noqa: E402
 
 __all__ += [
     "BrokenPowerLawFit",
     "EtaPathResult",
     "ExtrapolationCheck",
+    "ProfileFloorFit",
     "SensitivityResult",
     "eta_path",
     "eta_sensitivity",

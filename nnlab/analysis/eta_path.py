@@ -1,16 +1,18 @@
 """The optimum path eta*(N) of a smooth model of the metric over (log eta, log N).
 
 The per-N parabola of `eta_best` uses three (or five) grid points at each N on their own;
-here every N shares one surface: around each N's best grid point the seed-mean metric is a
-cubic (or quadratic) in log eta whose coefficients vary smoothly (polynomials) in log N,
+here the N share the shape of the bowl: around each N's best grid point the seed-mean
+metric is a cubic (or quadratic) in log eta,
 
-    metric(eta, N) = alpha_N + c1(log N) u + c2(log N) u^2 + c3(log N) u^3,
-    u = log eta - centre,
+    metric(eta, N) = alpha_N + s_N u + c2(log N) u^2 + c3(log N) u^3,
+    u = log eta - centre of the grid,
 
-with a free level alpha_N per N. Its argmax path is the root of the u-derivative where the
-surface curves down. The cubic term lets the bowl be asymmetric, as the metric is around
-the optimum (steeper towards small eta): a parabola through five points of such a bowl
-leans to its shallow side by ~1/4 grid step, more than the seed noise (tests).
+with a free level alpha_N and slope s_N per N (the slope places the optimum, which may move
+freely with N) and the curvature c2 and asymmetry c3 polynomials in log N, pooled across
+the N. The path is the surface's maximum at each N. The cubic term lets the bowl be
+asymmetric, as the metric is around the optimum (steeper towards small eta): a parabola
+through five points of such a bowl leans to its shallow side by ~1/4 grid step, more than
+the seed noise (tests).
 Seed effects: every (N, eta) cell holds the same seeds, so fitting the cell means equals the
 fit with an intercept per (seed, N) (a balanced design); the bootstrap resamples whole seeds
 (the same resamples as `eta_best`), so a seed's correlated runs move together.
@@ -73,7 +75,7 @@ class EtaPathResult:
         level = f"{100 * self.confidence:g}%"
         shape = "cubic" if self.cubic else "quadratic"
         lines = [f"eta_path per {self.n_col} (argmax of a surface {shape} in log eta, its "
-                 f"coefficients of degree {self.degree} in log N, {2 * self.window + 1} etas "
+                 f"curvature of degree {self.degree} in log N, {2 * self.window + 1} etas "
                  f"around each N's best; {level} band by bootstrap of seeds):"]
         for row in self.table.to_dict("records"):
             flag = " (!) left out of fits" if row["excluded"] else ""
@@ -90,7 +92,7 @@ class EtaPathResult:
                 "table": self.table.to_dict(orient="records")}
 
 
-def eta_path(result: EtaBestResult, *, window: int = 2, degree: int = 2, cubic: bool = True,
+def eta_path(result: EtaBestResult, *, window: int = 2, degree: int = 1, cubic: bool = True,
              max_share: float = EDGE_SHARE_MAX) -> EtaPathResult:
     """The smooth optimum path of an `eta_best` result, on its bootstrap resamples.
 
@@ -98,9 +100,9 @@ def eta_path(result: EtaBestResult, *, window: int = 2, degree: int = 2, cubic: 
         pass it stalled_at so that cells of runs stuck at chance stay out of the fit).
     window: grid points on each side of each N's best grid point that enter the fit (cells
         holding a diverged or stalled run never do); the best point is chosen again in every
-        replicate. degree: of the polynomials in log N for the coefficients (at most
-        n_N - 1, which fits each N on its own). cubic: a cubic in log eta (needs window >= 2)
-        rather than a parabola.
+        replicate. degree: of the polynomials in log N for the curvature and asymmetry (at
+        most n_N - 1, which fits each N on its own). cubic: a cubic in log eta (needs
+        window >= 2) rather than a parabola.
     max_share: an N is left out of `power_law` when more replicates than this have no
         vertex inside its fitted etas.
     """
@@ -123,17 +125,15 @@ def eta_path(result: EtaBestResult, *, window: int = 2, degree: int = 2, cubic: 
     sign = 1.0 if result.maximize else -1.0
     log_eta = np.log(curves[result.eta_col].to_numpy(dtype=float))
     group = np.searchsorted(n_values, curves[result.n_col].to_numpy(dtype=float))
-    centre = log_eta.mean()
-    surface = _Surface(log_eta - centre, group, _log_n_basis(n_values, degree),
-                       ~result.cliff_cells, window, 3 if cubic else 2)
+    surface = _Surface(log_eta, group, _log_n_basis(n_values, degree), ~result.cliff_cells,
+                       window, 3 if cubic else 2)
     point, point_low, point_high = surface.vertex(sign * curves["mean"].to_numpy()[None, :])
-    boot_u, boot_low, boot_high = surface.vertex(sign * result.boot_means)
+    boot_log, boot_low, boot_high = surface.vertex(sign * result.boot_means)
     inside = (point_low <= point) & (point <= point_high)
-    outside_share = np.mean(~((boot_low <= boot_u) & (boot_u <= boot_high)), axis=0)
-    boot_log = boot_u + centre
+    outside_share = np.mean(~((boot_low <= boot_log) & (boot_log <= boot_high)), axis=0)
     low, high = _finite_interval(boot_log, result.confidence)
     table = pd.DataFrame({
-        result.n_col: n_values, "eta_path": np.exp(point[0] + centre), "low": np.exp(low),
+        result.n_col: n_values, "eta_path": np.exp(point[0]), "low": np.exp(low),
         "high": np.exp(high), "inside": inside[0], "outside_share": outside_share,
         "excluded": ~inside[0] | (outside_share > max_share)})
     return EtaPathResult(table=table, n_col=result.n_col, window=int(window),
@@ -150,11 +150,11 @@ def _log_n_basis(n_values: np.ndarray, degree: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Surface:
-    """The surface's fixed parts: u (n_cells,) log eta minus the centre, group (n_cells,)
-    each cell's N index, basis (n_N, k) in log N, usable (n_cells,) cells without a cliff,
-    window."""
+    """The surface's fixed parts: log_eta (n_cells,), group (n_cells,) each cell's N index,
+    basis (n_N, k) in log N, usable (n_cells,) cells without a cliff, window, order (2 or
+    3: the power of u)."""
 
-    u: np.ndarray
+    log_eta: np.ndarray
     group: np.ndarray
     basis: np.ndarray
     usable: np.ndarray
@@ -162,47 +162,55 @@ class _Surface:
     order: int
 
     def vertex(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each row of scores (R, n_cells) (higher is better): the vertex u* (R, n_N)
-        (NaN where the fitted surface has no maximum) and the range it may take at each N,
+        """For each row of scores (R, n_cells) (higher is better): log eta at the surface's
+        maximum (R, n_N) (NaN where it has none) and the range it may take at each N,
         between the best grid point's neighbours, low and high (R, n_N) (empty, low > high,
-        where the best point is at the grid edge or beside a cliff)."""
+        where the best point is at the grid edge or beside a cliff).
+
+        In u = log eta minus the grid's centre, each N has its own level and slope (the
+        slope places the optimum, which may move freely with N); the curvature and the
+        cubic's asymmetry are polynomials in log N, pooled over the N."""
+        rows = scores.shape[0]
         n_n, k = self.basis.shape
+        centre = self.log_eta.mean()
+        u = self.log_eta - centre
         weights = np.zeros(scores.shape)
-        low = np.empty((scores.shape[0], n_n))
+        low = np.empty((rows, n_n))
         high = np.empty_like(low)
         for j in range(n_n):
-            cells = np.flatnonzero(self.group == j)
-            best = np.argmax(scores[:, cells], axis=1)
-            near = np.abs(np.arange(cells.size)[None, :] - best[:, None]) <= self.window
-            fitted = near & self.usable[cells]
-            weights[:, cells] = fitted
+            at_n = np.flatnonzero(self.group == j)
+            best = np.argmax(scores[:, at_n], axis=1)
+            near = np.abs(np.arange(at_n.size)[None, :] - best[:, None]) <= self.window
+            fitted = near & self.usable[at_n]
+            weights[:, at_n] = fitted
             # the range the vertex may take: between the best point's fitted neighbours;
             # empty when one is missing (the best point at the grid edge or a cliff)
-            u = np.concatenate([[np.nan], self.u[cells], [np.nan]])
+            padded_u = np.pad(u[at_n], 1, constant_values=np.nan)
             padded = np.pad(fitted, ((0, 0), (1, 1)))
-            rows = np.arange(len(best))
-            left, right = padded[rows, best], padded[rows, best + 2]
-            low[:, j] = np.where(left & right, u[best], np.inf)
-            high[:, j] = np.where(left & right, u[best + 2], -np.inf)
-        per_cell = self.basis[self.group]
-        powers = range(1, self.order + 1)
-        design = np.hstack([np.eye(n_n)[self.group],
-                            *(per_cell * self.u[:, None] ** p for p in powers)])
+            index = np.arange(rows)
+            both = padded[index, best] & padded[index, best + 2]
+            low[:, j] = np.where(both, padded_u[best], np.inf)
+            high[:, j] = np.where(both, padded_u[best + 2], -np.inf)
+        own = np.eye(n_n)[self.group]  # (n_cells, n_N)
+        pooled = self.basis[self.group]  # (n_cells, k)
+        design = np.hstack([own, own * u[:, None],
+                            *(pooled * u[:, None] ** p for p in range(2, self.order + 1))])
         weighted = design.T[None, :, :] * weights[:, None, :]  # (R, p, n_cells)
         gram = weighted @ design
         rhs = (weights * scores) @ design
         coef = (np.linalg.pinv(gram, hermitian=True) @ rhs[..., None])[..., 0]
-        c1, c2, *c3 = (coef[:, n_n + i * k:n_n + (i + 1) * k] @ self.basis.T
-                       for i in range(self.order))
-        c3 = c3[0] if c3 else np.zeros_like(c1)
+        c1 = coef[:, n_n:2 * n_n]
+        c2 = coef[:, 2 * n_n:2 * n_n + k] @ self.basis.T
+        c3 = (coef[:, 2 * n_n + k:] @ self.basis.T if self.order == 3
+              else np.zeros_like(c1))
         # the maximum of c1 u + c2 u^2 + c3 u^3: the root of c1 + 2 c2 u + 3 c3 u^2 where
         # the second derivative is negative, 2 c1 / (-2 c2 + sqrt(4 c2^2 - 12 c1 c3))
         # (-c1 / (2 c2) for c3 = 0); undefined where the surface has no maximum
-        root = np.sqrt(np.clip(4 * c2**2 - 12 * c1 * c3, 0, None))
-        denominator = -2 * c2 + root
-        defined = (4 * c2**2 - 12 * c1 * c3 >= 0) & (denominator > 0)
+        discriminant = 4 * c2**2 - 12 * c1 * c3
+        denominator = -2 * c2 + np.sqrt(np.clip(discriminant, 0, None))
+        defined = (discriminant >= 0) & (denominator > 0)
         vertex = np.where(defined, 2 * c1 / np.where(defined, denominator, 1.0), np.nan)
-        return vertex, low, high
+        return vertex + centre, low + centre, high + centre
 
 
 def _finite_interval(samples: np.ndarray, confidence: float) -> tuple:

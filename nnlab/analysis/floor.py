@@ -16,10 +16,10 @@ Two ways, chosen by `variance_vs_n`:
   tails are accounted for.
 
 Weights (the sampling variance of each N's sample variance s^2 over m seeds):
-"normal" 2 s^4 / (m - 1); "kurtosis" s^4 (2 / (m - 1) + kappa / m), kappa the excess
-kurtosis pooled over the fitted N (O'Neill 2014, "Some useful moment results in sampling
-problems", Am. Stat. 68); "bootstrap" the bootstrap variance of s^2. s^4 is taken from a
-first fit, not from each N's own noisy s^2.
+"normal" 2 s^4 / (m - 1); "kurtosis" s^4 (2 / (m - 1) + kappa / m), kappa each N's sample
+excess kurtosis, at least MIN_KURTOSIS (O'Neill 2014, "Some useful moment results in
+sampling problems", Am. Stat. 68); "bootstrap" the bootstrap variance of s^2. s^4 is taken
+from a first fit, not from each N's own noisy s^2.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from nnlab.errors import NNLabError
 
 WEIGHTS = ("normal", "kurtosis", "bootstrap")
 FLOOR_INTERVALS = ("bootstrap", "profile")
+MIN_KURTOSIS = -1.5  # excess kurtosis below it is taken as this: -2 would give s^2 no error
 EXPONENT_STEPS = 291  # exponents tried between the ends of exponent_range
 
 
@@ -172,14 +173,14 @@ class ProfileFloorFit(FloorFit):
 
     p_zero: p-value of "no floor" (c = 0) from the Self-Liang mixture; lr_scale: lambda,
     the sandwich adjustment LR is divided by; weights: how the N were weighted; kurtosis:
-    the pooled excess kurtosis behind "kurtosis" weights (None otherwise); exponent_min:
+    each fitted N's excess kurtosis behind "kurtosis" weights (None otherwise); exponent_min:
     the smallest exponent allowed; var_at_longest: the fitted variance at the longest N.
     """
 
     p_zero: float
     lr_scale: float
     weights: str
-    kurtosis: float | None
+    kurtosis: tuple[float, ...] | None
     exponent_min: float
     var_at_longest: float
 
@@ -210,18 +211,19 @@ class ProfileFloorFit(FloorFit):
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "floor_interval": "profile", "weights": self.weights,
-                "kurtosis": self.kurtosis, "p_zero": self.p_zero, "lr_scale": self.lr_scale,
+                "kurtosis": None if self.kurtosis is None else list(self.kurtosis),
+                "p_zero": self.p_zero, "lr_scale": self.lr_scale,
                 "plateau": self.plateau, "plateau_reason": self.plateau_reason}
 
 
 def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: np.ndarray,
               start: int, exponent_range: tuple[float, float], confidence: float,
               weights: str = "normal", floor_interval: str = "bootstrap",
-              kurtosis: float | None = None) -> FloorFit:
+              kurtosis: np.ndarray | None = None) -> FloorFit:
     """The floor fit of `variance` (k,) at `ns` (k,) from index `start` on.
 
     runs: (k,) seeds behind each variance; boot_var: (R, k) bootstrap variances over seeds;
-    kurtosis: the pooled excess kurtosis, needed for weights="kurtosis".
+    kurtosis: (k,) each N's excess kurtosis, needed for weights="kurtosis".
     """
     if weights not in WEIGHTS:
         raise NNLabError(f"variance_vs_n.weights: expected one of {WEIGHTS}, got {weights!r}")
@@ -232,6 +234,8 @@ def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: 
         return _weighted_floor_fit(ns, variance, runs - 1, boot_var, start, exponent_range,
                                    confidence)
     ns, variance, runs, boot_var = ns[start:], variance[start:], runs[start:], boot_var[:, start:]
+    if kurtosis is not None:
+        kurtosis = np.maximum(kurtosis[start:], MIN_KURTOSIS)
     grid = np.linspace(*exponent_range, EXPONENT_STEPS)
     w = _working_weights(ns, variance, runs, boot_var, weights, kurtosis, grid)
     point = _fit_floor(ns, variance[None, :], w, grid)
@@ -251,12 +255,13 @@ def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: 
         Estimate(c, low, high, confidence), scale, exponent, **common,
         p_zero=float(0.5 * stats.chi2.sf(lr_zero, 1)) if lr_zero > 0 else 1.0,
         lr_scale=float(lr_scale), weights=weights,
-        kurtosis=None if kurtosis is None or weights != "kurtosis" else float(kurtosis),
+        kurtosis=None if kurtosis is None or weights != "kurtosis" else tuple(
+            float(k) for k in kurtosis),
         exponent_min=float(grid[0]), var_at_longest=float(c + a * ns[-1] ** -b))
 
 
 def _working_weights(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray,
-                     boot_var: np.ndarray, weights: str, kurtosis: float | None,
+                     boot_var: np.ndarray, weights: str, kurtosis: np.ndarray | None,
                      grid: np.ndarray) -> np.ndarray:
     """(k,) inverse sampling variances of the variances, as the module docstring says."""
     if weights == "bootstrap":
@@ -265,7 +270,7 @@ def _working_weights(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray,
             raise NNLabError("variance_vs_n.weights: a length's variance does not vary over "
                              "the bootstrap; use weights='normal'")
         return 1 / spread
-    excess = 0.0 if weights == "normal" else max(float(kurtosis), -1.0)
+    excess = 0.0 if weights == "normal" else kurtosis
     factor = 2 / (runs - 1) + excess / runs
     first = _fit_floor(ns, variance[None, :], 1 / (factor * variance**2), grid)
     fitted = first[0] + first[1] * ns ** -first[2]

@@ -80,7 +80,8 @@ class VarianceVsNResult:
                 )
             if isinstance(fit, ProfileFloorFit):
                 kurtosis = ("" if fit.kurtosis is None else
-                            f", pooled excess kurtosis {fit.kurtosis:.2f}")
+                            f" (excess kurtosis {min(fit.kurtosis):.2f}..{max(fit.kurtosis):.2f}"
+                            " over the fitted N)")
                 lines.append(
                     f"  floor interval: profile likelihood ratio, valid at c = 0 (Self & Liang "
                     f"mixture: p(no floor) = {fit.p_zero:.2g}); {fit.weights} weights"
@@ -146,8 +147,8 @@ def variance_vs_n(
         runs that take off late, falls faster than any power law in `exponent_range`, and
         a fit that includes it biases the floor (`FloorFit.exponent_at_bound` flags it).
     weights: the sampling variance of each N's variance the fit weights by (nnlab.analysis.
-        floor): "normal" (normal theory), "kurtosis" (with the excess kurtosis pooled over
-        the fitted N; needs >= 4 seeds per N) or "bootstrap".
+        floor): "normal" (normal theory), "kurtosis" (with each N's excess kurtosis; needs
+        >= 4 seeds per N) or "bootstrap".
     floor_interval: "bootstrap" (percentile interval of refits, `FloorFit`) or "profile"
         (profile likelihood ratio valid at the boundary c = 0, with the p-value of "no floor"
         and the plateau flag, `ProfileFloorFit`).
@@ -208,8 +209,7 @@ def variance_vs_n(
         variance = table["std"].to_numpy() ** 2
         if np.any(variance == 0):
             raise NNLabError(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing to fit")
-        kurtosis = _pooled_kurtosis(list(groups.values())[start:]) if weights == "kurtosis" \
-            else None
+        kurtosis = _kurtosis(list(groups.values())) if weights == "kurtosis" else None
         floor_fit = fit_floor(ns, variance, table["n_runs"].to_numpy(), boot_var, start,
                               exponent_range, confidence, weights, floor_interval, kurtosis)
     return VarianceVsNResult(
@@ -224,9 +224,9 @@ def variance_vs_n(
     )
 
 
-def _pooled_kurtosis(groups: list[np.ndarray]) -> float:
-    """The mean over groups of the unbiased sample excess kurtosis (G2)."""
+def _kurtosis(groups: list[np.ndarray]) -> np.ndarray:
+    """(k,) the unbiased sample excess kurtosis (G2) of each group."""
     if min(g.size for g in groups) < 4:
         raise NNLabError(f"{_WHERE}.weights: 'kurtosis' needs at least 4 seeds per length, "
                          f"got {min(g.size for g in groups)}")
-    return float(np.mean([stats.kurtosis(g, bias=False) for g in groups]))
+    return np.array([stats.kurtosis(g, bias=False) for g in groups])

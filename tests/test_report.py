@@ -116,7 +116,7 @@ def test_the_numbers_shown_are_the_analyses_results(reported):
 
     # eta_best for the best noise level: the page shows the analysis' own summary
     result = analysis.eta_best(complete[complete["noise"] == noise], "n_steps", "eta",
-                               "val_acc", **options)
+                               "val_acc", stalled_at=0.2, small_sample=True, **options)
     assert escape(result.summary()) in html
     for row in result.table.itertuples():
         assert f"{row.eta_best:.3g} [{row.low:.3g}, {row.high:.3g}]" in section_text(

@@ -39,3 +39,27 @@ __all__ = [
     "test_set_variance",
     "variance_vs_n",
 ]
+
+# What eta_best's seed CI does not know (estimator, grid, breakpoints) and variance floors
+# that hold at the boundary.
+from nnlab.analysis.breakpoint import (  # noqa: E402
+    BrokenPowerLawFit,
+    ExtrapolationCheck,
+    extrapolation_check,
+    fit_broken_power_law,
+)
+from nnlab.analysis.eta_path import EtaPathResult, eta_path  # noqa: E402
+from nnlab.analysis.eta_sensitivity import SensitivityResult, eta_sensitivity  # noqa: E402
+from nnlab.analysis.floor import ProfileFloorFit  # noqa: E402
+
+__all__ += [
+    "BrokenPowerLawFit",
+    "EtaPathResult",
+    "ExtrapolationCheck",
+    "ProfileFloorFit",
+    "SensitivityResult",
+    "eta_path",
+    "eta_sensitivity",
+    "extrapolation_check",
+    "fit_broken_power_law",
+]

@@ -27,6 +27,8 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.analysis import Estimate
+from nnlab.analysis.breakpoint import MIN_HEADLINE_POINTS, exploratory
+from nnlab.analysis.learning_rate import EDGE_SHARE_MAX
 from nnlab.analysis.variance import MIN_N_VALUES_FOR_FIT
 from nnlab.errors import NNLabError
 from nnlab.report import figures
@@ -49,6 +51,7 @@ N_COLUMNS = ("n_steps", "epochs")  # the training length N
 MAX_TABLE_ROWS = 30
 MAX_CURVE_CONFIGS = 8
 MAX_FACETS = 6
+STALLED_ACCURACY = 0.2  # twice chance on MNIST's 10 classes: a run this bad never learnt
 
 
 class NotApplicable(Exception):
@@ -327,22 +330,36 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
         "eta_best", "Best learning rate per training length (eta_best)",
         f"For each training length {n_col}, the seed-mean {spec.objective} at each eta, and "
         "eta_best: the vertex of a parabola in log eta through the best grid point and its "
-        f"neighbours, with a {options.level} CI from a bootstrap over seeds. "
+        f"neighbours, with a {options.level} CI from a bootstrap over seeds, widened by "
+        "t/z for the few seeds (the plain percentile interval covers too rarely with 10). "
+        "Edge share: the share of bootstrap replicates whose best grid point is at the edge "
+        "of the grid or holds or neighbours a diverged run or one stuck at chance; lengths "
+        f"above {EDGE_SHARE_MAX:.0%} stay out of the fits. "
         "With several training lengths, eta_best = a N^-b is fitted (log-log least squares) "
-        "with bootstrap CIs of a and b." + (f" {lengths.note}" if lengths.note else ""))
+        "with bootstrap CIs of a and b, beside it b under other estimators and a grid "
+        "thinned by 2 (the seed CI does not cover that choice), a broken power law whose "
+        "breakpoint is estimated inside the bootstrap, and a held-out check of the power law "
+        f"past it. Fits on fewer than {MIN_HEADLINE_POINTS} lengths or with a CI wider than "
+        "b are exploratory and kept out of the headline."
+        + (f" {lengths.note}" if lengths.note else ""))
     groups, left_out = groups_of(results, frame, ("eta", n_col), MAX_FACETS)
     if left_out:
         section.notes.append(f"{left_out} more groups of the other varied fields not shown.")
     n_values = frame[n_col].nunique()
     rows = []
     for index, (label, rows_of_group) in enumerate(groups):
-        result = analysis.eta_best(
-            rows_of_group, n_col, "eta", spec.objective, maximize=spec.direction == "maximize",
-            n_resamples=options.n_resamples, seed=options.seed, confidence=options.confidence)
+        eta_kwargs = {"maximize": spec.direction == "maximize",
+                      "stalled_at": stalled_level(spec.objective), "small_sample": True,
+                      "n_resamples": options.n_resamples, "seed": options.seed,
+                      "confidence": options.confidence}
+        result = analysis.eta_best(rows_of_group, n_col, "eta", spec.objective, **eta_kwargs)
         prefix = f"{label}: " if label else ""
         section.findings.append(prefix + result.summary())
-        section.data.setdefault("eta_best", []).append({"group": label, **result.to_dict()})
-        for row in result.table.to_dict("records"):
+        edges = result.edge_shares()
+        section.data.setdefault("eta_best", []).append(
+            {"group": label, **result.to_dict(), "edge_shares": edges.to_dict("records")})
+        for row, edge in zip(result.table.to_dict("records"), edges.to_dict("records"),
+                             strict=True):
             rows.append({
                 **({"group": label} if label else {}),
                 n_col: fmt(row[n_col], "g"),
@@ -351,13 +368,17 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
                 "best grid eta": fmt(row["eta_grid"], ".3g"),
                 f"{spec.objective} there": fmt(row["metric_at_grid"]),
                 "n runs": row["n_runs"], "diverged": row["n_diverged"],
-                "inside the grid": "yes" if row["bracketed"] else "no (a bound)"})
+                "inside the grid": "yes" if row["bracketed"] else "no (a bound)",
+                "edge share": f"{edge['share']:.0%}" + (" (left out)" if edge["excluded"]
+                                                        else "")})
         suffix = f"_{index}" if index else ""
         if n_values >= 2:
             section.figures.append(FigureItem.of(
                 f"eta_curves{suffix}", f"{prefix}{spec.objective} vs eta for each {n_col}, "
                 "eta_best marked (diamond) with its CI.", figures.eta_curves_figure(result)))
-            _power_law(section, result, n_col, prefix, suffix, options)
+            broken = _power_law(section, result, n_col, prefix, suffix, options)
+            _sensitivity(section, rows_of_group, n_col, spec.objective, prefix, eta_kwargs,
+                         broken)
         else:
             sweep = lr_sweep_table(rows_of_group, options)
             (best,) = result.table.to_dict("records")
@@ -383,20 +404,110 @@ def lr_sweep_table(frame: pd.DataFrame, options: Options) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def stalled_level(metric: str) -> float | None:
+    """The metric a run stuck at chance stays at or below (accuracies on MNIST's 10
+    classes: twice chance); None for other metrics (no stall check)."""
+    return STALLED_ACCURACY if metric.endswith("_acc") else None
+
+
 def _power_law(section: Section, result: analysis.EtaBestResult, n_col: str, prefix: str,
-               suffix: str, options: Options) -> None:
+               suffix: str, options: Options) -> analysis.BrokenPowerLawFit | None:
+    """The headline power law (exploratory ones go to the notes), the broken power law with
+    its breakpoint (returned), and the held-out check of the power law past it."""
     try:
-        fit = result.power_law(seed=options.seed)
+        fit = result.power_law(seed=options.seed, max_edge_share=EDGE_SHARE_MAX)
     except NNLabError as err:
         section.notes.append(f"{prefix}no power-law fit: {err}")
-        return
-    section.findings.append(prefix + fit.summary())
+        return None
     section.data.setdefault("power_law", []).append(fit.to_dict())
+    headline = len(section.findings)
+    broken = _broken_power_law(section, result, prefix, options)
+    if broken_holds(broken):
+        b = broken.exponent_after
+        section.findings.insert(headline, f"{prefix}headline: a power law from {n_col} = "
+                                f"{broken.breakpoint.format('.3g')} on, b = {b.format('.2f')} "
+                                f"(the broken power law's slope after its breakpoint, "
+                                f"{broken.n_after} lengths)")
+        section.notes.append(f"{prefix}one power law over all lengths, not a headline: the "
+                             "broken power law's two slopes differ. " + fit.summary())
+    elif exploratory(fit.exponent, fit.n):
+        section.notes.append(f"{prefix}exploratory, not a headline (fewer than "
+                             f"{MIN_HEADLINE_POINTS} lengths or a CI wider than b): "
+                             + fit.summary())
+    else:
+        section.findings.insert(headline, f"{prefix}headline: " + fit.summary())
     section.figures.append(FigureItem.of(
         f"power_law{suffix}", f"{prefix}eta_best vs {n_col} (log-log) with the fitted "
         f"eta_best = a {n_col}^-b and its bootstrap band; hollow points were left out "
-        "(optimum at the grid edge).",
-        figures.power_law_figure(fit, eta_best=result, xlabel=n_col)))
+        "(optimum at the grid edge or a cliff)"
+        + ("; dashed: the broken power law, its breakpoint's CI shaded." if broken else "."),
+        figures.power_law_figure(fit, eta_best=result, broken=broken, xlabel=n_col)))
+    return broken
+
+
+def broken_holds(broken: analysis.BrokenPowerLawFit | None) -> bool:
+    """A broken power law to state: not exploratory, and its two slopes' intervals apart."""
+    return broken is not None and not broken.exploratory and (
+        broken.exponent_before.high < broken.exponent_after.low
+        or broken.exponent_after.high < broken.exponent_before.low)
+
+
+def _broken_power_law(section: Section, result: analysis.EtaBestResult, prefix: str,
+                      options: Options) -> analysis.BrokenPowerLawFit | None:
+    """The broken power law over the lengths a fit uses, and the held-out check of the
+    power law from its breakpoint on (None when too few lengths)."""
+    keep = result.fit_mask(True, EDGE_SHARE_MAX)
+    n = result.table[result.n_col].to_numpy(dtype=float)
+    y, y_boot = result.table["eta_best"].to_numpy(), np.exp(result.boot_log_eta)
+    try:
+        broken = analysis.fit_broken_power_law(n[keep], y[keep], y_boot=y_boot[:, keep],
+                                               seed=options.seed,
+                                               confidence=options.confidence)
+    except NNLabError as err:
+        section.notes.append(f"{prefix}no broken power law: {err}")
+        return None
+    section.data.setdefault("broken_power_law", []).append(broken.to_dict())
+    (section.notes if broken.exploratory else section.findings).append(
+        prefix + "breakpoint chosen by the data: " + broken.summary())
+    after = keep & (n >= broken.breakpoint.value)
+    try:
+        check = analysis.extrapolation_check(n[after], y[after], y_boot=y_boot[:, after],
+                                             seed=options.seed,
+                                             confidence=options.confidence)
+    except NNLabError as err:
+        section.notes.append(f"{prefix}no held-out check past the breakpoint: {err}")
+        return broken
+    section.data.setdefault("extrapolation_check", []).append(check.to_dict())
+    section.findings.append(f"{prefix}the power law from {result.n_col} = "
+                            f"{broken.breakpoint.value:.3g} on, " + check.summary())
+    return broken
+
+
+def _sensitivity(section: Section, runs: pd.DataFrame, n_col: str, metric: str, prefix: str,
+                 eta_kwargs: dict, broken: analysis.BrokenPowerLawFit | None) -> None:
+    """b under each estimator and eta grid, over the lengths of the headline: all of them,
+    or those past the breakpoint when the broken power law's two slopes differ."""
+    n_from = broken.breakpoint.value if broken_holds(broken) else None
+    try:
+        result = analysis.eta_sensitivity(runs, n_col, "eta", metric, n_from=n_from,
+                                          **eta_kwargs)
+    except NNLabError as err:
+        section.notes.append(f"{prefix}no sensitivity table: {err}")
+        return
+    section.findings.append(prefix + result.summary().splitlines()[0])
+    section.data.setdefault("sensitivity", []).append(result.to_dict())
+    shown = pd.DataFrame({
+        "estimator": result.table["estimator"], "eta grid": result.table["grid"],
+        "etas": result.table["n_etas"],
+        "b [CI over seeds]": [
+            f"{r['b']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" if np.isfinite(r["b"])
+            else f"no fit: {r['note']}" for r in result.table.to_dict("records")],
+        "lengths": result.table["n_lengths"],
+        "": ["headline" if r["headline"] else "exploratory" if r["exploratory"] else ""
+             for r in result.table.to_dict("records")]})
+    section.tables.append(Table(f"{prefix}b by estimator and eta grid, {n_col} = "
+                                f"{result.n_from:g}..{result.n_to:g} (beside the headline)",
+                                shown))
 
 
 def best_trials(results: StudyResults) -> pd.DataFrame:
@@ -457,7 +568,11 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         f"Mean and standard deviation of the {'' if lengths.from_curves else 'final '}test "
         f"accuracy over seeds per {n_col}, {options.level} CIs by bootstrap over seeds. With "
         f">= {MIN_N_VALUES_FOR_FIT} training lengths the variance is fitted as var(N) = c + "
-        "a N^-b: a floor c whose CI excludes 0 means runs settle in different solutions. The "
+        "a N^-b, weighted by the sampling variance of each variance with the runs' excess "
+        "kurtosis (not assuming normal runs), the floor's CI a profile likelihood-ratio "
+        "interval that stays valid at c = 0 (Self & Liang), adjusted for the seeds shared "
+        "across N: a floor c whose CI excludes 0 means runs settle in different solutions; "
+        "\"plateau\" where the fit cannot tell a floor from a slow decline. The "
         "finite-test-set part of the variance (Jordan 2023) is computed from the best "
         f"configuration's test predictions{at_end}." + (f" {lengths.note}" if lengths.note
                                                           else ""))
@@ -468,8 +583,10 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.notes.append(f"{left_out} more configurations not shown.")
     rows, first = [], None
     test_set = test_set_result(results, options, section)
-    fit_kwargs = {"n_resamples": options.n_resamples, "seed": options.seed,
-                  "confidence": options.confidence}
+    fewest = int(frame.groupby(n_col).size().min()) if len(frame) else 0
+    fit_kwargs = {"weights": "kurtosis" if fewest >= 4 else "normal",
+                  "floor_interval": "profile", "n_resamples": options.n_resamples,
+                  "seed": options.seed, "confidence": options.confidence}
     for label, group in groups:
         try:
             result = analysis.variance_vs_n(

@@ -1,0 +1,350 @@
+"""Fitting var(N) = c + a N^-b to the variances of restarts, and the floor c's interval.
+
+Two ways, chosen by `variance_vs_n`:
+- "bootstrap" (FloorFit): least squares weighted by the inverse sampling variance of each
+  N's variance, the interval of c the percentile interval of bootstrap refits over seeds;
+- "profile" (ProfileFloorFit): the same fit, but c's interval is a profile likelihood-ratio
+  interval that stays valid at the boundary c = 0, where a bootstrap of c is not (Andrews
+  2000, Econometrica 68): {c0 >= 0: LR(c0) <= chi2_1(confidence)}, LR(c0) the rise of the
+  weighted residual sum of squares when c is held at c0 and a >= 0, b refitted. At c0 = 0
+  LR follows the mixture 1/2 chi2_0 + 1/2 chi2_1 (Self & Liang 1987, JASA 82), which gives
+  the p-value of "no floor" and makes the interval conservative there (it holds 0 with
+  probability 1 - alpha/2). The working weights need not be right: LR is divided by
+  lambda = Var_sandwich(c) / Var_model(c) (an adjusted profile likelihood, Chandler & Bate
+  2007, Biometrika 94), with the covariance of the variances across N taken from the
+  bootstrap over seeds, so runs read at several N (the same seeds at every N) and heavy
+  tails are accounted for.
+
+Weights (the sampling variance of each N's sample variance s^2 over m seeds):
+"normal" 2 s^4 / (m - 1); "kurtosis" s^4 (2 / (m - 1) + kappa / m), kappa each N's sample
+excess kurtosis, at least MIN_KURTOSIS (O'Neill 2014, "Some useful moment results in
+sampling problems", Am. Stat. 68); "bootstrap" the bootstrap variance of s^2. s^4 is taken
+from a first fit, not from each N's own noisy s^2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize, stats
+
+from nnlab.analysis._bootstrap import Estimate, estimate, interval
+from nnlab.errors import NNLabError
+
+WEIGHTS = ("normal", "kurtosis", "bootstrap")
+FLOOR_INTERVALS = ("bootstrap", "profile")
+MIN_KURTOSIS = -1.5  # excess kurtosis below it is taken as this: -2 would give s^2 no error
+EXPONENT_STEPS = 291  # exponents tried between the ends of exponent_range
+
+
+@dataclass(frozen=True)
+class FloorFit:
+    """var(N) = floor + scale * N^-exponent by weighted least squares, over N >= n_from.
+
+    boot: (n_resamples, 3) bootstrap fits (floor, scale, exponent) behind the intervals.
+    exponent_max: the largest exponent the fit may take; n_left_out: how many of the
+    shortest N the fit leaves out (`variance_vs_n`'s fit_from).
+    """
+
+    floor: Estimate
+    scale: Estimate
+    exponent: Estimate
+    boot: np.ndarray = field(repr=False)
+    n_from: float
+    exponent_max: float
+    n_left_out: int
+
+    def range_text(self, n_col: str) -> str:
+        """'' when every N is fitted, else ' over n_steps >= 316'."""
+        return f" over {n_col} >= {self.n_from:g}" if self.n_left_out else ""
+
+    @property
+    def exponent_at_bound(self) -> bool:
+        """True when the exponent's interval reaches the largest value the fit allows: b is
+        not pinned by the data (few seeds), or over some of the fitted N the variance falls
+        faster than the model can follow (an early transient, such as runs taking off
+        late), and the floor takes up what the power law cannot."""
+        return self.exponent.high >= self.exponent_max
+
+    @property
+    def floor_excludes_zero(self) -> bool:
+        """True when the floor's interval lies above 0: the variance tends to a constant."""
+        return self.floor.low > 0
+
+    def floor_difference(self, other: FloorFit) -> Estimate:
+        """This floor minus `other`'s, for fits to two independent groups of runs (other
+        seeds, or another setting), with the interval of the difference of their bootstrap
+        floors; both fits need the same number of resamples and confidence."""
+        if not isinstance(other, FloorFit):
+            raise NNLabError(f"FloorFit.floor_difference: other: expected a FloorFit, got "
+                             f"{type(other).__name__}")
+        if (other.boot.shape != self.boot.shape
+                or other.floor.confidence != self.floor.confidence):
+            raise NNLabError(
+                "FloorFit.floor_difference: other: expected a fit with the same resamples "
+                f"and confidence ({len(self.boot)}, {self.floor.confidence:g}), got "
+                f"({len(other.boot)}, {other.floor.confidence:g})")
+        return estimate(self.floor.value - other.floor.value,
+                        self.boot[:, 0] - other.boot[:, 0], self.floor.confidence)
+
+    def predict(self, n: np.ndarray) -> np.ndarray:
+        """Fitted variance at N (any shape)."""
+        return self.floor.value + self.scale.value * np.asarray(n, dtype=float) ** (
+            -self.exponent.value
+        )
+
+    def band(self, n: np.ndarray, confidence: float | None = None) -> tuple:
+        """Pointwise bootstrap band (low, high) of the fitted variance at N (m,)."""
+        n = np.asarray(n, dtype=float)
+        floor, scale, exponent = (self.boot[:, i, None] for i in range(3))
+        return interval(floor + scale * n**-exponent, confidence or self.floor.confidence)
+
+    def to_dict(self) -> dict:
+        return {
+            "floor": self.floor.to_dict(),
+            "scale": self.scale.to_dict(),
+            "exponent": self.exponent.to_dict(),
+            "floor_excludes_zero": self.floor_excludes_zero,
+            "n_from": self.n_from,
+            "n_left_out": self.n_left_out,
+            "exponent_at_bound": self.exponent_at_bound,
+        }
+
+
+def _weighted_floor_fit(ns: np.ndarray, variance: np.ndarray, dof: np.ndarray,
+                        boot_var: np.ndarray, start: int, exponent_range: tuple[float, float],
+                        confidence: float) -> FloorFit:
+    """The floor fit of `variance` (k,) at `ns` (k,) from index `start` on, weighted as
+    `variance_vs_n` says, with intervals from the bootstrap variances boot_var (R, k)."""
+    ns, variance, dof, boot_var = ns[start:], variance[start:], dof[start:], boot_var[:, start:]
+    grid = np.linspace(*exponent_range, EXPONENT_STEPS)
+    first = _fit_floor(ns, variance[None, :], dof / variance**2, grid)
+    fitted = first[0] + first[1] * ns ** -first[2]
+    weights = dof / np.where(fitted > 0, fitted, variance) ** 2
+    point = _fit_floor(ns, variance[None, :], weights, grid)
+    boot = np.column_stack(_fit_floor(ns, boot_var, weights, grid))
+    return FloorFit(*(estimate(point[i][0], boot[:, i], confidence) for i in range(3)),
+                    boot=boot, n_from=float(ns[0]), exponent_max=float(grid[-1]),
+                    n_left_out=start)
+
+
+def _fit_floor(ns: np.ndarray, variance: np.ndarray, weights: np.ndarray, grid: np.ndarray):
+    """Weighted LS of variance (R, k) on c + a N^-b with c, a >= 0, for each row.
+
+    Returns (c, a, b), each (R,). For each b on `grid` the model is linear in (c, a): the
+    best non-negative pair is the unconstrained solution when it is feasible, else the
+    better of the two edges (c = 0 or a = 0); the b with the smallest weighted residual sum
+    of squares is kept.
+    """
+    w = weights / weights.sum()
+    z = ns[None, :] ** -grid[:, None]  # (G, k)
+    s_z, s_zz = z @ w, (z**2) @ w  # (G,)
+    s_v, s_vv = variance @ w, variance**2 @ w  # (R,)
+    s_vz = variance @ (w * z).T  # (R, G)
+    s_v, s_vv = s_v[:, None], s_vv[:, None]
+
+    def sse(c: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return s_vv - 2 * c * s_v - 2 * a * s_vz + c**2 + 2 * a * c * s_z + a**2 * s_zz
+
+    scale = (s_vz - s_v * s_z) / (s_zz - s_z**2)
+    floor = s_v - scale * s_z
+    candidates = [
+        (floor, scale),
+        (np.zeros_like(scale), np.maximum(s_vz / s_zz, 0)),
+        (np.broadcast_to(np.maximum(s_v, 0), scale.shape), np.zeros_like(scale)),
+    ]
+    losses = np.stack([sse(c, a) for c, a in candidates])  # (3, R, G)
+    losses[0][(floor < 0) | (scale < 0)] = np.inf
+    choice = np.argmin(losses, axis=0)  # (R, G)
+    loss = np.take_along_axis(losses, choice[None], axis=0)[0]
+    best = np.argmin(loss, axis=1)
+    rows = np.arange(variance.shape[0])
+    pick = choice[rows, best]
+    c = np.stack([np.broadcast_to(c, scale.shape) for c, _ in candidates])[pick, rows, best]
+    a = np.stack([a for _, a in candidates])[pick, rows, best]
+    return c, a, grid[best]
+
+
+@dataclass(frozen=True)
+class ProfileFloorFit(FloorFit):
+    """A FloorFit whose floor interval is the boundary-aware profile likelihood-ratio one.
+
+    p_zero: p-value of "no floor" (c = 0) from the Self-Liang mixture; lr_scale: lambda,
+    the sandwich adjustment LR is divided by; weights: how the N were weighted; kurtosis:
+    each fitted N's excess kurtosis behind "kurtosis" weights (None otherwise); exponent_min:
+    the smallest exponent allowed; var_at_longest: the fitted variance at the longest N.
+    """
+
+    p_zero: float
+    lr_scale: float
+    weights: str
+    kurtosis: tuple[float, ...] | None
+    exponent_min: float
+    var_at_longest: float
+
+    @property
+    def floor_excludes_zero(self) -> bool:
+        return self.floor.low > 0
+
+    @property
+    def plateau_reason(self) -> str:
+        """Why the fit does not separate a floor from a slow decline ('' when it does): b's
+        interval reaches an end of its range (at the top: a fast early transient; at the
+        bottom: a decline so slow it looks flat), or the floor's interval holds both 0 and
+        all of the fitted variance at the longest N (the c and a terms trade off)."""
+        reasons = []
+        if self.exponent.high >= self.exponent_max:
+            reasons.append(f"b's interval reaches its upper bound {self.exponent_max:g}")
+        if self.exponent.low <= self.exponent_min:
+            reasons.append(f"b's interval reaches its lower bound {self.exponent_min:g}")
+        if self.floor.low <= 0 and self.floor.high >= self.var_at_longest:
+            reasons.append("the floor's interval holds both 0 and the whole variance at the "
+                           "longest N")
+        return "; ".join(reasons)
+
+    @property
+    def plateau(self) -> bool:
+        """The variance levels off, but the fit cannot tell a floor from a slow decline."""
+        return bool(self.plateau_reason)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "floor_interval": "profile", "weights": self.weights,
+                "kurtosis": None if self.kurtosis is None else list(self.kurtosis),
+                "p_zero": self.p_zero, "lr_scale": self.lr_scale,
+                "plateau": self.plateau, "plateau_reason": self.plateau_reason}
+
+
+def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: np.ndarray,
+              start: int, exponent_range: tuple[float, float], confidence: float,
+              weights: str = "normal", floor_interval: str = "bootstrap",
+              kurtosis: np.ndarray | None = None) -> FloorFit:
+    """The floor fit of `variance` (k,) at `ns` (k,) from index `start` on.
+
+    runs: (k,) seeds behind each variance; boot_var: (R, k) bootstrap variances over seeds;
+    kurtosis: (k,) each N's excess kurtosis, needed for weights="kurtosis".
+    """
+    if weights not in WEIGHTS:
+        raise NNLabError(f"variance_vs_n.weights: expected one of {WEIGHTS}, got {weights!r}")
+    if floor_interval not in FLOOR_INTERVALS:
+        raise NNLabError(f"variance_vs_n.floor_interval: expected one of {FLOOR_INTERVALS}, "
+                         f"got {floor_interval!r}")
+    if weights == "normal" and floor_interval == "bootstrap":
+        return _weighted_floor_fit(ns, variance, runs - 1, boot_var, start, exponent_range,
+                                   confidence)
+    ns, variance, runs, boot_var = ns[start:], variance[start:], runs[start:], boot_var[:, start:]
+    if kurtosis is not None:
+        kurtosis = np.maximum(kurtosis[start:], MIN_KURTOSIS)
+    grid = np.linspace(*exponent_range, EXPONENT_STEPS)
+    w = _working_weights(ns, variance, runs, boot_var, weights, kurtosis, grid)
+    point = _fit_floor(ns, variance[None, :], w, grid)
+    boot = np.column_stack(_fit_floor(ns, boot_var, w, grid))
+    c, a, b = (float(p[0]) for p in point)
+    common = {"boot": boot, "n_from": float(ns[0]), "exponent_max": float(grid[-1]),
+              "n_left_out": start}
+    scale, exponent = (estimate(point[i][0], boot[:, i], confidence) for i in (1, 2))
+    if floor_interval == "bootstrap":
+        return FloorFit(estimate(c, boot[:, 0], confidence), scale, exponent, **common)
+    profile = _Profile(ns, w, grid)
+    lr_scale = _sandwich_scale(ns, w, np.cov(boot_var, rowvar=False), c, a, b)
+    low, high = _profile_interval(profile, variance, boot_var, boot, c, lr_scale, confidence)
+    rise = profile(variance[None, :], 0.0)[0] - profile(variance[None, :], c)[0]
+    lr_zero = max(float(rise) / lr_scale, 0.0)
+    return ProfileFloorFit(
+        Estimate(c, low, high, confidence), scale, exponent, **common,
+        p_zero=float(0.5 * stats.chi2.sf(lr_zero, 1)) if lr_zero > 0 else 1.0,
+        lr_scale=float(lr_scale), weights=weights,
+        kurtosis=None if kurtosis is None or weights != "kurtosis" else tuple(
+            float(k) for k in kurtosis),
+        exponent_min=float(grid[0]), var_at_longest=float(c + a * ns[-1] ** -b))
+
+
+def _working_weights(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray,
+                     boot_var: np.ndarray, weights: str, kurtosis: np.ndarray | None,
+                     grid: np.ndarray) -> np.ndarray:
+    """(k,) inverse sampling variances of the variances, as the module docstring says."""
+    if weights == "bootstrap":
+        spread = boot_var.var(axis=0)
+        if np.any(spread <= 0):
+            raise NNLabError("variance_vs_n.weights: a length's variance does not vary over "
+                             "the bootstrap; use weights='normal'")
+        return 1 / spread
+    excess = 0.0 if weights == "normal" else kurtosis
+    factor = 2 / (runs - 1) + excess / runs
+    first = _fit_floor(ns, variance[None, :], 1 / (factor * variance**2), grid)
+    fitted = first[0] + first[1] * ns ** -first[2]
+    return 1 / (factor * np.where(fitted > 0, fitted, variance) ** 2)
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """Q(c0) for rows of variances (R, k): the residual sum of squares, weighted by the
+    absolute `weights` (inverse variances), with c held at c0 and a >= 0, b (on `grid`)
+    refitted."""
+
+    ns: np.ndarray
+    weights: np.ndarray
+    grid: np.ndarray
+
+    def __call__(self, variance: np.ndarray, c0: float | np.ndarray) -> np.ndarray:
+        """(R,) Q at c0 (a number, or one per row (R,))."""
+        z = self.ns[None, :] ** -self.grid[:, None]  # (G, k)
+        rest = variance - np.reshape(c0, (-1, 1))  # (R, k)
+        s_rz = (self.weights * rest) @ z.T  # (R, G)
+        s_zz = (z**2) @ self.weights
+        a = np.maximum(s_rz / s_zz, 0)
+        sse = np.sum(self.weights * rest**2, axis=1)[:, None] - 2 * a * s_rz + a**2 * s_zz
+        return sse.min(axis=1)
+
+    def minimum(self, variance: np.ndarray, params: tuple) -> np.ndarray:
+        """(R,) Q at the fitted (c, a, b), each (R,): its minimum over c too."""
+        c, a, b = (np.asarray(p)[:, None] for p in params)
+        return np.sum(self.weights * (variance - c - a * self.ns ** -b) ** 2, axis=1)
+
+
+def _profile_interval(profile: _Profile, variance: np.ndarray, boot_var: np.ndarray,
+                      boot: np.ndarray, c: float, lr_scale: float, confidence: float
+                      ) -> tuple[float, float]:
+    """The floor's interval {c0 >= 0: r(c0) within its bounds}, r(c0) = sign(c - c0)
+    sqrt(Q(c0) - Q(c)) the signed root of the profile likelihood ratio.
+
+    Bounds: the wider, on each side, of +-sqrt(lr_scale chi2_1(confidence)) (the sandwich-
+    scaled likelihood ratio) and the quantiles of r in the bootstrap world, where the fitted
+    floor c is the truth (DiCiccio & Romano 1989's bootstrap calibration of the signed
+    root: it carries the skew of sample variances of heavy-tailed runs, which chi2 misses).
+    """
+    tail = (1 - confidence) / 2
+    observed = variance[None, :]
+    chi = math.sqrt(lr_scale * stats.chi2.ppf(confidence, 1))
+    boot_rise = np.maximum(profile(boot_var, c) - profile.minimum(boot_var, boot.T), 0)
+    boot_root = np.sign(boot[:, 0] - c) * np.sqrt(boot_rise)
+    lower_bound = min(-chi, float(np.quantile(boot_root, tail)))
+    upper_bound = max(chi, float(np.quantile(boot_root, 1 - tail)))
+    q_hat = float(profile(observed, c)[0])
+
+    def root(c0: float) -> float:
+        return math.copysign(math.sqrt(max(float(profile(observed, c0)[0]) - q_hat, 0.0)),
+                             c - c0)
+
+    low = 0.0 if root(0.0) <= upper_bound else optimize.brentq(
+        lambda c0: root(c0) - upper_bound, 0.0, c)
+    top = max(c, float(variance.max()))
+    while root(top) >= lower_bound:
+        top *= 2
+    high = optimize.brentq(lambda c0: root(c0) - lower_bound, c, top)
+    return float(low), float(high)
+
+
+def _sandwich_scale(ns: np.ndarray, w: np.ndarray, cov: np.ndarray, c: float, a: float,
+                    b: float) -> float:
+    """lambda = (J^-1 K J^-1)_cc / (J^-1)_cc for the weighted fit at (c, a, b): J = X'WX,
+    K = X'W cov W X, X the model's gradient in (c, a, b) ((c, a) when a = 0 leaves b
+    undefined)."""
+    z = ns**-b
+    columns = [np.ones_like(z), z] + ([-a * z * np.log(ns)] if a > 0 else [])
+    x = np.column_stack(columns)
+    weighted = x.T * w
+    j_inv = np.linalg.pinv(weighted @ x)
+    sandwich = j_inv @ (weighted @ cov @ weighted.T) @ j_inv
+    return float(sandwich[0, 0] / j_inv[0, 0])

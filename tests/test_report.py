@@ -122,9 +122,10 @@ def test_the_numbers_shown_are_the_analyses_results(reported):
         assert f"{row.eta_best:.3g} [{row.low:.3g}, {row.high:.3g}]" in section_text(
             html, "eta_best")
 
-    # noise against none, in the best configuration's group
+    # noise against none, in the best configuration's group: the same seeds, paired
     group = complete[(complete["eta"] == eta) & (complete["n_steps"] == n_steps)]
-    comparison = analysis.compare_variance_by(group, "noise", "grad", "none", **options)
+    comparison = analysis.compare_variance_by(group, "noise", "grad", "none", paired=True,
+                                              **options)
     assert escape(comparison.summary()) in html
 
     # errors of the best configuration pooled over its seeds

@@ -6,6 +6,9 @@ with CIs and n) and `to_dict()` (JSON-able, for the report). Every bootstrap tak
 
 Diverged runs: `eta_best` keeps them (a diverged run is a bad result for its learning
 rate); `variance_vs_n` and `compare_variance_by` leave them out and report how many.
+
+Conventions: each interval names its unit of replication (`unit`); groups that share
+seeds are compared paired (`paired=`, `pair_on=`).
 """
 
 from nnlab.analysis._bootstrap import Estimate, metric_bounds
@@ -13,6 +16,7 @@ from nnlab.analysis.compare import CompareResult, compare_variance, compare_vari
 from nnlab.analysis.distribution import HypothesisTest, NormalityResult, normality, shapiro_power
 from nnlab.analysis.finite_test_set import TestSetVarianceResult, test_set_variance
 from nnlab.analysis.learning_rate import EtaBestResult, eta_best
+from nnlab.analysis.paired import PairedDifference, paired_difference
 from nnlab.analysis.power_law import PowerLawFit, fit_power_law
 from nnlab.analysis.predictions import ErrorAnalysisResult, error_analysis
 from nnlab.analysis.variance import FloorFit, VarianceVsNResult, variance_vs_n
@@ -38,4 +42,7 @@ __all__ = [
     "shapiro_power",
     "test_set_variance",
     "variance_vs_n",
+    # units of replication, paired designs, equivalence, power and multiplicity
+    "PairedDifference",
+    "paired_difference",
 ]

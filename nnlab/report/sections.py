@@ -541,8 +541,9 @@ test_set_result.__test__ = False  # not a pytest test
 
 
 def noise_section(results: StudyResults, options: Options) -> Section:
-    """Each noise variant against no noise: spreads (Brown-Forsythe, Fligner-Killeen, std
-    ratio) and means (Welch, P(A > B)), per group of the other varied fields."""
+    """Each noise variant against no noise: spreads (Brown-Forsythe, Fligner-Killeen and the
+    std ratio; for arms on the same seeds Pitman-Morgan and the paired std ratio) and means
+    (Welch or the paired t, P(A > B)), per group of the other varied fields."""
     if "noise" not in results.varied:
         raise NotApplicable("noise is not varied")
     levels = list(dict.fromkeys(results.complete["noise"]))
@@ -551,9 +552,14 @@ def noise_section(results: StudyResults, options: Options) -> Section:
     section = Section(
         "noise", "Noise against no noise",
         "Final test accuracy with each noise variant against the same configuration "
-        "without noise: Brown-Forsythe and Fligner-Killeen tests of equal spread, a bootstrap "
-        f"{options.level} CI of the std ratio, Welch's t for the means, and P(a run with "
-        "noise beats one without) with its CI. Diverged runs are left out and counted.")
+        "without noise. Runs with the same seed start from the same weights and see the data "
+        "in the same order, so arms on the same seeds are compared seed by seed: the "
+        "Pitman-Morgan test of equal variances of paired samples, the std ratio's "
+        f"{options.level} CI by bootstrap over seeds, the paired t for the means and P(noise "
+        "beats none on a seed). Arms on other seeds are independent samples: "
+        "Brown-Forsythe and Fligner-Killeen tests of equal spread, a bootstrap CI of the std "
+        "ratio, Welch's t and P(a run with noise beats one without). Diverged runs are left "
+        "out and counted.")
     groups, left_out = groups_of(results, results.complete, ("noise",), 12)
     if left_out:
         section.notes.append(f"{left_out} more groups not shown.")
@@ -562,7 +568,8 @@ def noise_section(results: StudyResults, options: Options) -> Section:
         for level in (lv for lv in levels if lv != "none"):
             try:
                 result = analysis.compare_variance_by(
-                    group, "noise", level, "none", "test_acc",
+                    group, "noise", level, "none", "test_acc", paired=share_seeds(
+                        group, "noise", level, "none"),
                     n_resamples=options.n_resamples, seed=options.seed,
                     confidence=options.confidence)
             except NNLabError as err:
@@ -571,14 +578,15 @@ def noise_section(results: StudyResults, options: Options) -> Section:
             prefix = f"{label}: " if label else ""
             section.data.setdefault("comparisons", []).append({"group": label,
                                                                 **result.to_dict()})
+            spread, location = result.spread_test, result.location_test
             rows.append({**({"group": label} if label else {}), "noise": level,
-                         "n (noise / none)": f"{result.a.size} / {result.b.size}",
+                         "design": f"paired, {result.a.size} seeds" if result.paired else
+                         f"independent, {result.a.size} / {result.b.size} runs",
                          f"std ratio [{options.level} CI]": fmt_ci(result.std_ratio, ".2f"),
-                         "Brown-Forsythe p": fmt_p(result.brown_forsythe),
-                         "Fligner-Killeen p": fmt_p(result.fligner),
+                         "spread test": spread.name, "spread p": fmt_p(spread),
                          f"mean difference [{options.level} CI]":
                              fmt_ci(result.mean_difference, ".4f"),
-                         "Welch p": fmt_p(result.welch),
+                         "mean test": location.name, "mean p": fmt_p(location),
                          f"P(noise > none) [{options.level} CI]":
                              fmt_ci(result.p_superiority, ".2f")})
             if len(section.figures) < 2:
@@ -591,6 +599,15 @@ def noise_section(results: StudyResults, options: Options) -> Section:
         raise NotApplicable("no group has >= 3 finished runs with and without noise")
     section.tables.append(Table("noise against none, test_acc", pd.DataFrame(rows)))
     return section
+
+
+def share_seeds(group: pd.DataFrame, by: str, a: object, b: object) -> bool:
+    """Whether the runs with `by` == a and == b share seeds: in one study the same seed
+    gives the same initial weights and data order, so such arms pair up by seed."""
+    if "seed" not in group.columns:
+        return False
+    seeds = [set(group.loc[group[by] == level, "seed"]) for level in (a, b)]
+    return bool(seeds[0] & seeds[1])
 
 
 def errors_section(results: StudyResults, options: Options) -> Section:

@@ -128,3 +128,13 @@ def test_tost_intervals_cover_in_400_simulations():
     found = interval_coverage(400, 4000)
     print("tost", found)
     assert min(found.values()) >= 0.92, found
+
+
+def test_without_margins_the_interval_and_its_bound_are_given_but_no_test():
+    a, b = pairs(np.random.default_rng(4), 50, 1.0)
+    result = tost_std_ratio(a, b, None, paired=True, method="pitman-morgan")
+    assert result.margins is None and np.isnan(result.p_value) and not result.equivalent
+    assert "TOST" not in result.summary() and "ratios outside" in result.summary()
+    assert result.to_dict()["p_value"] is None
+    with_margins = tost_std_ratio(a, b, 1.5, paired=True, method="pitman-morgan")
+    assert with_margins.interval == result.interval and with_margins.bound == result.bound

@@ -174,11 +174,11 @@ def scipy_estimate(
             )
     low, high = result.confidence_interval
     if not (np.isfinite(low) and np.isfinite(high)):
-        low, high = _outward_interval(result.bootstrap_distribution, confidence)
+        low, high = outward_interval(result.bootstrap_distribution, confidence)
     return Estimate(value, float(low), float(high), confidence)
 
 
-def _outward_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+def outward_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
     """Percentile interval of bootstrap `samples` (n_resamples,) that may hold inf and NaN.
 
     With few replicates a resample can repeat one value, so a ratio of spreads is x/0 = inf

@@ -7,18 +7,21 @@ both shows the effect lies inside the margins. That happens exactly when the (1 
 interval (90% for alpha = 0.05) lies inside them, so each result also gives its
 equivalence bound: the smallest symmetric margin that would be declared equivalent, i.e.
 the effects excluded at 95% one-sided (for alpha = 0.05). Margins are the caller's: how
-large an effect matters is a question about the science, not the data.
+large an effect matters is a question about the science, not the data; without margins
+(margins=None) the result gives the interval and its bound only.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
-from nnlab.analysis._bootstrap import Estimate, sample_std
+from nnlab.analysis._bootstrap import Estimate, outward_interval, sample_std
 from nnlab.analysis._checks import check_resampling, finite_values
 from nnlab.analysis.paired import as_pairs
 from nnlab.errors import NNLabError, is_number
@@ -32,6 +35,7 @@ class Equivalence:
     """TOST of `quantity` (a mean difference or a std ratio) against `margins`.
 
     interval: the (1 - 2 alpha) interval of the effect (Estimate.confidence says which);
+    margins: (low, high), or None when none were given (then p_value is NaN);
     p_value: the larger of the two one-sided p-values (reject both: equivalent);
     bound: the equivalence bound, the smallest symmetric margin declared equivalent at
         this alpha: a difference within +-bound, a ratio within [1/bound, bound];
@@ -42,7 +46,7 @@ class Equivalence:
     quantity: str
     names: tuple[str, str]
     interval: Estimate
-    margins: tuple[float, float]
+    margins: tuple[float, float] | None
     p_value: float
     alpha: float
     bound: float
@@ -56,8 +60,9 @@ class Equivalence:
 
     @property
     def equivalent(self) -> bool:
-        """Both one-sided tests reject: the effect lies within the margins."""
-        return self.p_value < self.alpha
+        """Both one-sided tests reject: the effect lies within the margins (False without
+        margins)."""
+        return bool(self.p_value < self.alpha)
 
     @property
     def excluded_text(self) -> str:
@@ -69,17 +74,21 @@ class Equivalence:
 
     def summary(self) -> str:
         name_a, name_b = self.names
-        low, high = self.margins
-        verdict = "equivalent" if self.equivalent else "not shown equivalent"
+        test = ""
+        if self.margins is not None:
+            verdict = "equivalent" if self.equivalent else "not shown equivalent"
+            test = (f"TOST against [{self.margins[0]:.3g}, {self.margins[1]:.3g}] "
+                    f"p={self.p_value:.2g}: {verdict} at alpha={self.alpha:g}; ")
         return (f"{self.quantity} {name_a} vs {name_b} ({self.method}, unit {self.unit}, "
-                f"n={self.n[0]}/{self.n[1]}): {self.interval.format('.3g')}; TOST against "
-                f"[{low:.3g}, {high:.3g}] p={self.p_value:.2g}: {verdict} at "
-                f"alpha={self.alpha:g}; {self.excluded_text}")
+                f"n={self.n[0]}/{self.n[1]}): {self.interval.format('.3g')}; {test}"
+                f"{self.excluded_text}")
 
     def to_dict(self) -> dict:
         return {"quantity": self.quantity, "names": list(self.names),
-                "interval": self.interval.to_dict(), "margins": list(self.margins),
-                "p_value": self.p_value, "alpha": self.alpha, "equivalent": self.equivalent,
+                "interval": self.interval.to_dict(),
+                "margins": None if self.margins is None else list(self.margins),
+                "p_value": None if math.isnan(self.p_value) else self.p_value,
+                "alpha": self.alpha, "equivalent": self.equivalent,
                 "bound": self.bound, "method": self.method, "unit": self.unit,
                 "n": list(self.n)}
 
@@ -87,13 +96,14 @@ class Equivalence:
 def tost_mean_difference(
     a: object,
     b: object,
-    margins: float | tuple[float, float],
+    margins: float | tuple[float, float] | None,
     *,
     paired: bool = False,
     alpha: float = 0.05,
     names: tuple[str, str] = ("a", "b"),
 ) -> Equivalence:
-    """TOST of mean(a) - mean(b) against `margins` (a number m: (-m, m); or (low, high)).
+    """TOST of mean(a) - mean(b) against `margins` (a number m: (-m, m); or (low, high);
+    None: the interval and equivalence bound only).
 
     paired=False: independent runs, Welch's t for each one-sided test and the interval;
     paired=True: a and b paired as `nnlab.analysis.paired.paired_difference` pairs them
@@ -101,25 +111,29 @@ def tost_mean_difference(
     differences (the paired t).
     """
     where = "tost_mean_difference"
-    low, high = _margins(margins, ratio=False, where=where)
+    bounds = _margins(margins, ratio=False, where=where)
     alpha = _alpha(alpha, where)
     if paired:
         x, y, _ = as_pairs(a, b, where)
         d = x - y
-        p_low = stats.ttest_1samp(d, low, alternative="greater").pvalue
-        p_high = stats.ttest_1samp(d, high, alternative="less").pvalue
         ci = stats.ttest_1samp(d, 0.0).confidence_interval(1 - 2 * alpha)
+
+        def one_sided(value: float, side: str) -> float:
+            return stats.ttest_1samp(d, value, alternative=side).pvalue
+
         method, unit = "paired t", "seed"
     else:
         x = finite_values(a, "a", MIN_RUNS, where)
         y = finite_values(b, "b", MIN_RUNS, where)
-        p_low = stats.ttest_ind(x - low, y, equal_var=False, alternative="greater").pvalue
-        p_high = stats.ttest_ind(x - high, y, equal_var=False, alternative="less").pvalue
         ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(1 - 2 * alpha)
+
+        def one_sided(value: float, side: str) -> float:
+            return stats.ttest_ind(x - value, y, equal_var=False, alternative=side).pvalue
+
         method, unit = "Welch t", "run"
     interval = Estimate(float(x.mean() - y.mean()), float(ci.low), float(ci.high), 1 - 2 * alpha)
-    return Equivalence("mean difference", (str(names[0]), str(names[1])), interval,
-                       (low, high), float(max(p_low, p_high)), alpha,
+    return Equivalence("mean difference", (str(names[0]), str(names[1])), interval, bounds,
+                       _tost_p(bounds, one_sided), alpha,
                        float(max(abs(interval.low), abs(interval.high))), method, unit,
                        (int(x.size), int(y.size)))
 
@@ -127,7 +141,7 @@ def tost_mean_difference(
 def tost_std_ratio(
     a: object,
     b: object,
-    margins: float | tuple[float, float],
+    margins: float | tuple[float, float] | None,
     *,
     paired: bool = False,
     method: str = "bootstrap",
@@ -136,18 +150,20 @@ def tost_std_ratio(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> Equivalence:
-    """TOST of std(a) / std(b) against `margins` (a number m > 1: (1/m, m); or (low, high)).
+    """TOST of std(a) / std(b) against `margins` (a number m > 1: (1/m, m); or (low, high);
+    None: the interval and equivalence bound only).
 
     method "bootstrap": percentile interval and one-sided p-values (the share of resampled
         ratios beyond each margin) of a bootstrap of the ratio, pairs resampled together
-        when paired (scipy.stats.bootstrap);
+        when paired (scipy.stats.bootstrap); with few runs a resample can repeat one value,
+        and its undefined ratio 0/0 is left out (x/0 = inf stays: the interval is open);
     method "pitman-morgan" (paired only, exact for bivariate normal pairs): the
         Pitman-Morgan t statistic for variance ratio lambda, t = (F - lambda) sqrt(n - 2) /
         (2 sqrt(lambda F (1 - r^2))) with F = var(a)/var(b) and r = corr(a, b) (Pitman 1939;
         Morgan 1939), tested at each margin (n - 2 df) and inverted for the interval.
     """
     where = "tost_std_ratio"
-    low, high = _margins(margins, ratio=True, where=where)
+    bounds = _margins(margins, ratio=True, where=where)
     alpha = _alpha(alpha, where)
     check_resampling(n_resamples, 1 - 2 * alpha, where)
     if method not in RATIO_METHODS:
@@ -161,20 +177,28 @@ def tost_std_ratio(
                              "paired=True or method='bootstrap'")
         x = finite_values(a, "a", MIN_RUNS, where)
         y = finite_values(b, "b", MIN_RUNS, where)
-    ratio = float(sample_std(x) / sample_std(y))
     if method == "pitman-morgan":
-        ci, p_low, p_high = _pitman_morgan(x, y, low, high, alpha)
+        ci = pitman_morgan_interval(x, y, 1 - 2 * alpha)
+        one_sided = _pitman_morgan_test(x, y)
     else:
-        result = stats.bootstrap((x, y), _std_ratio, n_resamples=n_resamples, paired=paired,
-                                 vectorized=True, method="percentile",
-                                 confidence_level=1 - 2 * alpha, rng=np.random.default_rng(seed))
-        boot = result.bootstrap_distribution
-        ci = (float(result.confidence_interval.low), float(result.confidence_interval.high))
-        p_low, p_high = float(np.mean(boot <= low)), float(np.mean(boot >= high))
-    interval = Estimate(ratio, ci[0], ci[1], 1 - 2 * alpha)
-    bound = math.exp(max(abs(math.log(ci[0])), abs(math.log(ci[1]))))
-    return Equivalence("std ratio", (str(names[0]), str(names[1])), interval, (low, high),
-                       float(max(p_low, p_high)), alpha, bound,
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # few runs: std 0
+            boot = stats.bootstrap(
+                (x, y), _std_ratio, n_resamples=n_resamples, paired=paired, vectorized=True,
+                method="percentile", confidence_level=1 - 2 * alpha,
+                rng=np.random.default_rng(seed)).bootstrap_distribution
+        boot = boot[~np.isnan(boot)]
+        ci = outward_interval(boot, 1 - 2 * alpha)
+
+        def one_sided(value: float, side: str) -> float:
+            """The share of resampled ratios on the null's side of `value`."""
+            return float(np.mean(boot <= value if side == "greater" else boot >= value))
+
+    interval = Estimate(float(_std_ratio(x, y)), ci[0], ci[1], 1 - 2 * alpha)
+    with np.errstate(divide="ignore"):  # an interval reaching 0 or inf: no bound
+        bound = float(np.exp(max(abs(np.log(ci[0])), abs(np.log(ci[1])))))
+    return Equivalence("std ratio", (str(names[0]), str(names[1])), interval, bounds,
+                       _tost_p(bounds, one_sided), alpha, bound,
                        method if method == "pitman-morgan" else "bootstrap percentile",
                        "seed" if paired else "run", (int(x.size), int(y.size)))
 
@@ -192,30 +216,40 @@ def pitman_morgan_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> t
     return math.sqrt(f * (1 + 2 * c - spread)), math.sqrt(f * (1 + 2 * c + spread))
 
 
-def _pitman_morgan(x: np.ndarray, y: np.ndarray, low: float, high: float, alpha: float
-                   ) -> tuple[tuple[float, float], float, float]:
-    """(the 1 - 2 alpha interval, p of ratio <= low, p of ratio >= high)."""
+def _pitman_morgan_test(x: np.ndarray, y: np.ndarray) -> Callable[[float, str], float]:
+    """The one-sided Pitman-Morgan p-value of std ratio `value` against `side` ("greater":
+    H0 ratio <= value; "less": H0 ratio >= value), n - 2 df."""
     n = x.size
     f = float(np.var(x, ddof=1) / np.var(y, ddof=1))
     r = float(np.corrcoef(x, y)[0, 1])
 
-    def t(ratio: float) -> float:
-        lam = ratio**2
-        return (f - lam) * math.sqrt(n - 2) / (2 * math.sqrt(lam * f * (1 - r**2)))
+    def one_sided(value: float, side: str) -> float:
+        lam = value**2
+        t = (f - lam) * math.sqrt(n - 2) / (2 * math.sqrt(lam * f * (1 - r**2)))
+        return float(stats.t.sf(t, n - 2) if side == "greater" else stats.t.cdf(t, n - 2))
 
-    p_low = float(stats.t.sf(t(low), n - 2))
-    p_high = float(stats.t.cdf(t(high), n - 2))
-    return pitman_morgan_interval(x, y, 1 - 2 * alpha), p_low, p_high
+    return one_sided
+
+
+def _tost_p(bounds: tuple[float, float] | None,
+            one_sided: Callable[[float, str], float]) -> float:
+    """The TOST p-value: the larger one-sided p of effect <= low and of effect >= high
+    (NaN without margins)."""
+    if bounds is None:
+        return math.nan
+    return float(max(one_sided(bounds[0], "greater"), one_sided(bounds[1], "less")))
 
 
 def _std_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
     return sample_std(a, axis) / sample_std(b, axis)
 
 
-def _margins(margins: object, ratio: bool, where: str) -> tuple[float, float]:
+def _margins(margins: object, ratio: bool, where: str) -> tuple[float, float] | None:
     """(low, high) from a number m ((-m, m), or (1/m, m) for a ratio) or a pair around the
-    null value (0, or 1 for a ratio)."""
+    null value (0, or 1 for a ratio); None stays None (no test)."""
     null = 1.0 if ratio else 0.0
+    if margins is None:
+        return None
     if is_number(margins):
         m = float(margins)
         pair = (1 / m, m) if ratio and m > 1 else (-m, m) if not ratio and m > 0 else None

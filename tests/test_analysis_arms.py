@@ -30,12 +30,17 @@ def restarts(rng: np.random.Generator, seeds: np.ndarray, floor_std: float,
     return pd.concat(rows, ignore_index=True)
 
 
-def sweep(rng: np.random.Generator, seeds: np.ndarray, best: float) -> pd.DataFrame:
-    """val_acc over a grid of eta at two N, peaked at log eta = log best (+ noise)."""
+def sweep(rng: np.random.Generator, seeds: np.ndarray, best: float,
+          seed_shift: np.ndarray | None = None) -> pd.DataFrame:
+    """val_acc over a grid of eta at two N, a parabola in log eta peaked at log best plus
+    the seed's own shift (seed_shift, shared by arms on the same seeds; mean 0 over the
+    population, so the seed-mean curve peaks at best), plus noise."""
     etas = np.geomspace(0.1, 10, 7)
+    shift = np.zeros(seeds.size) if seed_shift is None else seed_shift
     rows = [{"n_steps": n, "eta": eta, "seed": s, "status": "ok",
-             "val_acc": 0.9 - 0.01 * np.log(eta / best) ** 2 + 0.002 * rng.normal()}
-            for n in (1000, 10_000) for eta in etas for s in seeds]
+             "val_acc": 0.9 - 0.01 * (np.log(eta / best) - shift[k]) ** 2
+             + 0.002 * rng.normal()}
+            for n in (1000, 10_000) for eta in etas for k, s in enumerate(seeds)]
     return pd.DataFrame(rows)
 
 
@@ -84,3 +89,38 @@ def test_pairing_narrows_the_floor_difference_of_arms_that_share_a_seed_effect()
     width = {name: r.difference.high - r.difference.low
              for name, r in (("paired", paired), ("unpaired", unpaired))}
     assert width["paired"] < 0.7 * width["unpaired"], width
+
+
+def arm_coverage(n_sims: int, n_resamples: int) -> dict[str, float]:
+    """Share of simulated pairs of arms on the same 100 seeds whose paired 95% interval
+    holds the true floor difference (floors 4e-6 and 6.25e-6, 3.6e-6 of them a seed effect
+    both arms share) and the true eta_best ratio (0.8 / 1.6, each seed's optimum shifted
+    alike in both arms)."""
+    seeds = np.arange(100)
+    hits = {"floor": [], "eta": []}
+    for sim in range(n_sims):
+        rng = np.random.default_rng(sim)
+        effect = rng.normal(size=seeds.size)
+        a = restarts(rng, seeds, 0.002, effect, shared=0.9)
+        b = restarts(rng, seeds, 0.0025, effect, shared=0.9 * 0.002**2 / 0.0025**2)
+        floor = floor_difference(a, b, paired=True, n_resamples=n_resamples, seed=sim)
+        hits["floor"].append(floor.difference.contains(0.002**2 - 0.0025**2))
+        shift = 0.3 * rng.normal(size=seeds.size)
+        ratio = eta_best_ratio(sweep(rng, seeds, 0.8, shift), sweep(rng, seeds, 1.6, shift),
+                               paired=True, n_resamples=n_resamples, seed=sim)
+        hits["eta"] += [low <= 0.5 <= high for low, high in zip(ratio.table["low"],
+                                                                ratio.table["high"],
+                                                                strict=True)]
+    return {key: float(np.mean(found)) for key, found in hits.items()}
+
+
+def test_paired_arm_intervals_cover_at_100_seeds():
+    found = arm_coverage(40, 300)
+    assert min(found.values()) >= 0.85, found
+
+
+@pytest.mark.slow
+def test_paired_arm_intervals_cover_in_200_simulations():
+    found = arm_coverage(200, 1000)
+    print("arms", found)
+    assert min(found.values()) >= 0.9, found

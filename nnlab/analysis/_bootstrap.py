@@ -30,6 +30,11 @@ def sample_std(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.std(x - np.take(x, [0], axis=axis), axis=axis, ddof=1)
 
 
+def std_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    """std(a) / std(b) along `axis` (`sample_std`, ddof=1)."""
+    return sample_std(a, axis) / sample_std(b, axis)
+
+
 def few_seeds_warning(n: int) -> str:
     """A summary line when a group has fewer than FEW_SEEDS replicates, else ''."""
     if n >= FEW_SEEDS:

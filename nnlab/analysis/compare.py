@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnlab.analysis._bootstrap import Estimate, sample_std, scipy_estimate
+from nnlab.analysis._bootstrap import Estimate, sample_std, scipy_estimate, std_ratio
 from nnlab.analysis._checks import (
     check_resampling,
     finite_column,
@@ -186,7 +186,7 @@ def compare_variance(
         "mean_b": scipy_estimate((b,), np.mean, **boot),
         "std_a": scipy_estimate((a,), sample_std, **boot),
         "std_b": scipy_estimate((b,), sample_std, **boot),
-        "std_ratio": scipy_estimate((a, b), _std_ratio, **boot, paired=paired),
+        "std_ratio": scipy_estimate((a, b), std_ratio, **boot, paired=paired),
         "alpha": alpha,
     }
     if paired:
@@ -273,10 +273,6 @@ def compare_variance_by(
         *(rows[metric].to_numpy(dtype=float) for rows in chosen), names=names,
         n_excluded=tuple(n_excluded), **options
     )
-
-
-def _std_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return sample_std(a, axis) / sample_std(b, axis)
 
 
 def _p_superiority(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:

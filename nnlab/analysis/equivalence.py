@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from nnlab.analysis._bootstrap import Estimate, outward_interval, sample_std
+from nnlab.analysis._bootstrap import Estimate, outward_interval, std_ratio
 from nnlab.analysis._checks import check_resampling, finite_values
 from nnlab.analysis.paired import as_pairs
 from nnlab.errors import NNLabError, is_number
@@ -184,7 +184,7 @@ def tost_std_ratio(
         with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # few runs: std 0
             boot = stats.bootstrap(
-                (x, y), _std_ratio, n_resamples=n_resamples, paired=paired, vectorized=True,
+                (x, y), std_ratio, n_resamples=n_resamples, paired=paired, vectorized=True,
                 method="percentile", confidence_level=1 - 2 * alpha,
                 rng=np.random.default_rng(seed)).bootstrap_distribution
         boot = boot[~np.isnan(boot)]
@@ -194,7 +194,7 @@ def tost_std_ratio(
             """The share of resampled ratios on the null's side of `value`."""
             return float(np.mean(boot <= value if side == "greater" else boot >= value))
 
-    interval = Estimate(float(_std_ratio(x, y)), ci[0], ci[1], 1 - 2 * alpha)
+    interval = Estimate(float(std_ratio(x, y)), ci[0], ci[1], 1 - 2 * alpha)
     with np.errstate(divide="ignore"):  # an interval reaching 0 or inf: no bound
         bound = float(np.exp(max(abs(np.log(ci[0])), abs(np.log(ci[1])))))
     return Equivalence("std ratio", (str(names[0]), str(names[1])), interval, bounds,
@@ -238,10 +238,6 @@ def _tost_p(bounds: tuple[float, float] | None,
     if bounds is None:
         return math.nan
     return float(max(one_sided(bounds[0], "greater"), one_sided(bounds[1], "less")))
-
-
-def _std_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return sample_std(a, axis) / sample_std(b, axis)
 
 
 def _margins(margins: object, ratio: bool, where: str) -> tuple[float, float] | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from nnlab.analysis._bootstrap import sample_std
+from nnlab.analysis._bootstrap import std_ratio
 from nnlab.errors import NNLabError, is_integer, is_number
 
 _WHERE = "power"
@@ -70,9 +70,9 @@ def _scale_test(test: Callable) -> Callable:
 
 def _bootstrap_ratio(a: np.ndarray, b: np.ndarray, paired: bool, alpha: float) -> np.ndarray:
     """Whether the BCa interval of std(a)/std(b) excludes 1, per row of a and b."""
-    result = stats.bootstrap((a, b), lambda x, y, axis=-1: sample_std(x, axis) / sample_std(
-        y, axis), n_resamples=999, paired=paired, vectorized=True, axis=-1, batch=50,
-        confidence_level=1 - alpha, rng=np.random.default_rng(0))
+    result = stats.bootstrap((a, b), std_ratio, n_resamples=999, paired=paired,
+                             vectorized=True, axis=-1, batch=50, confidence_level=1 - alpha,
+                             rng=np.random.default_rng(0))
     return (result.confidence_interval.low > 1) | (result.confidence_interval.high < 1)
 
 

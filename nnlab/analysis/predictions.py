@@ -31,7 +31,7 @@ from nnlab.errors import NNLabError
 _WHERE = "error_analysis"
 UNITS = {
     "prediction": "predictions, pooled as if independent",
-    "run": "runs (each run's own value; the test set fixed)",
+    "run": "runs (the mean of each run's own value; the test set fixed)",
     "run x image": "runs and test images (two-way bootstrap)",
 }
 RATES = ("accuracy", "second_guess_rate", "confident_error_share", "confidence_wrong",
@@ -105,12 +105,11 @@ class ErrorAnalysisResult:
         pairs = ", ".join(
             f"{r.true}->{r.predicted} ({r.count})" for r in self.top_pairs.head(5).itertuples()
         )
-        mean = "mean over runs of each run's value; " if self.unit == "run" else ""
         auc = f"{self.auc:.2f}" if self.auc_ci is None else self.auc_ci.format(".3f")
         return (
             f"errors of {self.n} predictions ({self.n_trials} trial(s)): accuracy "
-            f"{self.accuracy.format('.2f', 100, '%')}, {self.n_wrong} wrong "
-            f"({mean}intervals over {self.unit_text})\n"
+            f"{self.accuracy.format('.2f', 100, '%')}, {self.n_wrong} wrong; "
+            f"intervals over {self.unit_text}\n"
             f"  second guess right in {self.n_second_right} of {self.n_wrong} errors: "
             f"{self.second_guess_rate.format('.1f', 100, '%')} vs chance "
             f"{100 * self.chance:.1f}% ({self.second_guess_test.name} "
@@ -294,7 +293,8 @@ def _by_unit(predictions: pd.DataFrame, unit: str, trial_col: str, index_col: st
     else:
         rng = np.random.default_rng(options["seed"])
         boot = _rates(two_way_sums(cells, options["n_resamples"], rng), auc=pooled["auc"])
-        found = {name: estimate(pooled[name], boot[name], confidence) for name in RATES}
+        found = {name: estimate(pooled[name], boot[name][np.isfinite(boot[name])], confidence)
+                 for name in RATES}  # a resample of few runs may hold no error: 0/0
         tests = {"second_guess_test": _z_test(found["second_guess_rate"].value, chance,
                                               boot["second_guess_rate"]),
                  "confidence_test": _z_test(found["auc"].value, 0.5, boot["auc"])}
@@ -347,7 +347,8 @@ def _placements(p1: np.ndarray, right: np.ndarray) -> np.ndarray:
 def _rates(sums: np.ndarray, auc: float | None = None) -> dict[str, np.ndarray]:
     """Each rate of RATES from the sums (..., 8 + n_bins) of the `_cells` quantities.
     The AUC is the mean placement over wrong plus over right answers, less `auc` (the
-    pooled AUC: its linearisation, for resamples), or their mean when `auc` is None."""
+    pooled AUC: its linearisation, for resamples, kept within [0, 1]), or the mean
+    placement over wrong answers when `auc` is None."""
     right, wrong, second, confident, conf_wrong, conf_right, place_wrong, place_right = (
         sums[..., k] for k in range(8))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -358,7 +359,8 @@ def _rates(sums: np.ndarray, auc: float | None = None) -> dict[str, np.ndarray]:
             "confident_error_share": confident / wrong,
             "confidence_wrong": conf_wrong / wrong,
             "confidence_right": conf_right / right,
-            "auc": placements[0] if auc is None else placements[0] + placements[1] - auc,
+            "auc": placements[0] if auc is None else np.clip(
+                placements[0] + placements[1] - auc, 0, 1),
             "ece": np.abs(sums[..., 8:]).sum(axis=-1) / (right + wrong),
         }
 

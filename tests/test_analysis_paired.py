@@ -75,7 +75,7 @@ def test_pairs_are_matched_by_seed_whatever_the_row_order_and_partners_missing_a
     assert result.paired_t.p_value == pytest.approx(stats.ttest_rel(a[:29], b[:29]).pvalue)
     assert result.brown_forsythe is None and result.welch is None
     assert result.p_superiority.value == pytest.approx(np.mean(a[:29] > b[:29]))
-    assert "paired by seed: 29 pairs" in result.summary()
+    assert "paired by seed: 29 pairs" in result.summary() and result.unit == "seed"
     assert "1 + 0 runs without a partner" in result.summary()
     data = result.to_dict()
     assert data["paired"] and "pitman_morgan" in data and "brown_forsythe" not in data

@@ -70,6 +70,12 @@ class CompareResult:
     n_unpaired: tuple[int, int] = (0, 0)
 
     @property
+    def unit(self) -> str:
+        """What the bootstrap intervals resample: "run" (each sample's runs on their own)
+        or "seed" (pairs: a seed's two runs together)."""
+        return "seed" if self.paired else "run"
+
+    @property
     def spread_test(self) -> HypothesisTest:
         """The test that decides whether the spreads differ: Brown-Forsythe, or Pitman-Morgan
         for pairs."""
@@ -103,12 +109,13 @@ class CompareResult:
         if self.paired:
             design = (f"paired by seed: {self.a.size} pairs, correlation {self.correlation:.2f}"
                       + (f", {self.n_unpaired[0]} + {self.n_unpaired[1]} runs without a "
-                         "partner left out" if any(self.n_unpaired) else ""))
+                         "partner left out" if any(self.n_unpaired) else "")
+                      + "; intervals over seeds")
             spread = f"Pitman-Morgan {self.pitman_morgan.p_text}"
             location = f"paired t {self.paired_t.p_text}"
             superiority = f"P({name_a} > {name_b} in a pair)"
         else:
-            design = "independent samples"
+            design = "independent samples; intervals over runs"
             spread = (f"Brown-Forsythe {self.brown_forsythe.p_text}, Fligner-Killeen "
                       f"{self.fligner.p_text}")
             location = f"Welch {self.welch.p_text}"

@@ -122,15 +122,17 @@ def test_the_numbers_shown_are_the_analyses_results(reported):
         assert f"{row.eta_best:.3g} [{row.low:.3g}, {row.high:.3g}]" in section_text(
             html, "eta_best")
 
-    # noise against none, in the best configuration's group
+    # noise against none, in the best configuration's group: the same seeds, paired
     group = complete[(complete["eta"] == eta) & (complete["n_steps"] == n_steps)]
-    comparison = analysis.compare_variance_by(group, "noise", "grad", "none", **options)
+    comparison = analysis.compare_variance_by(group, "noise", "grad", "none", paired=True,
+                                              **options)
     assert escape(comparison.summary()) in html
 
-    # errors of the best configuration pooled over its seeds
+    # errors of the best configuration pooled over its seeds, intervals over runs x images
     predictions = study.predictions(best["trial"].tolist())
-    errors = analysis.error_analysis(predictions, **options)
+    errors = analysis.error_analysis(predictions, unit="run x image", **options)
     assert escape(errors.summary()) in html
+    assert "runs and test images (two-way bootstrap)" in section_text(html, "errors")
     data = json.loads((study.folder / "report.json").read_text())
     assert data["sections"]["errors"]["error_analysis"]["n_wrong"] == errors.n_wrong
     assert data["sections"]["errors"]["error_analysis"]["confusion"] == errors.confusion.tolist()

@@ -8,9 +8,12 @@ A section applies when the study varies what the analysis needs:
   that depends on the current step only: see `nnlab.study.lengths`);
 - normality: >= 3 replicates; variance: >= 2 replicates (variance vs N and its floor when
   the training length varies, either way; the finite-test-set share from the predictions,
-  which are the runs' final ones);
-- noise: the `noise` field varied, with "none" among its values;
-- errors and calibration: stored test predictions.
+  which are the runs' final ones, its intervals over runs and test examples);
+- noise: the `noise` field varied, with "none" among its values (arms on the same seeds
+  compared seed by seed);
+- errors and calibration: stored test predictions (intervals over runs and test images).
+Tests of one question (normality per configuration, noise arms against none) are shown
+with Holm-adjusted p-values beside the raw ones.
 A section that does not apply raises NotApplicable with the reason, shown in the report.
 Analyses work on the best configuration (ranked on the objective, a validation metric)
 where one configuration is needed; test metrics are only reported, never used to choose.
@@ -524,9 +527,12 @@ def normality_section(results: StudyResults, options: Options) -> Section:
         "normality", "Distribution of restarts (normality)",
         "Final test accuracy of the seeds of each configuration: Shapiro-Wilk (which decides), "
         "D'Agostino-Pearson (n >= 8) and Anderson-Darling, with skewness, excess kurtosis and "
-        "the test's power at this n. Diverged runs are left out.")
+        "the test's power at this n. The configurations' Shapiro-Wilk tests ask one "
+        "question, so their p-values are also shown Holm-adjusted over the table (Holm 1979). "
+        "Diverged runs are left out.")
     rows, best_result = [], None
     best = best_config(results)
+    family = analysis.Family("is the test accuracy of each configuration normal?")
     for config in ranked_configs(results)[:MAX_TABLE_ROWS]:
         values = finished(results.complete[results.complete["config"] == config])["test_acc"]
         if len(values) < 3 or np.ptp(values) == 0:
@@ -534,6 +540,7 @@ def normality_section(results: StudyResults, options: Options) -> Section:
         result = analysis.normality(values.to_numpy(), name="test_acc", seed=options.seed)
         if config == best:
             best_result = result
+        family.add(config, result.shapiro)
         rows.append({"configuration": config, "n": result.n,
                      "mean": fmt(values.mean()), "std": fmt(values.std(ddof=1)),
                      "Shapiro-Wilk W": fmt(result.shapiro.statistic, ".3f"),
@@ -543,15 +550,34 @@ def normality_section(results: StudyResults, options: Options) -> Section:
                      "verdict": "not normal" if result.rejects else "no evidence against"})
     if best_result is None:
         raise NotApplicable("the best configuration has fewer than 3 finished runs that differ")
-    section.findings.append(f"Best configuration ({best}): " + best_result.summary())
+    adjusted = family.adjusted
+    for row in rows:
+        row["p (Holm)"] = fmt_p(analysis.HypothesisTest("", 0.0, adjusted[row["configuration"]]))
+    section.findings.append(f"Best configuration ({best}): " + best_result.summary()
+                            + " " + detectable_departures(best_result.n, options))
     section.data["best"] = {"config": best, **best_result.to_dict()}
+    section.data["family"] = family.to_dict()
     section.tables.append(Table(f"normality of test_acc per configuration (alpha "
-                                f"{best_result.alpha:g})", pd.DataFrame(rows)))
+                                f"{best_result.alpha:g}; p (Holm): adjusted over the "
+                                f"{len(rows)} configurations)", pd.DataFrame(rows)))
     section.figures.append(FigureItem.of(
         "normality", f"Test accuracy of the {best_result.n} runs of the best configuration "
         f"({best}): histogram with KDE and the fitted normal, and the QQ plot.",
         figures.normality_figure(best_result)))
     return section
+
+
+def detectable_departures(n: int, options: Options) -> str:
+    """What Shapiro-Wilk detects with 80% power at n, by simulation
+    (`analysis.minimum_detectable_effect`)."""
+    skewness = analysis.minimum_detectable_effect("shapiro-skewness", n, n_sim=400,
+                                                  seed=options.seed)
+    tails = analysis.minimum_detectable_effect("shapiro-tails", n, n_sim=400, seed=options.seed)
+    heavy = "no t distribution" if not np.isfinite(tails) else f"t({1 / tails:.1f})"
+    skewed = "no gamma skewness up to 4" if not np.isfinite(skewness) else (
+        f"a skewness of {skewness:.2f}")
+    return (f"With 80% power at n={n} (alpha 0.05, simulated), Shapiro-Wilk detects {skewed} "
+            f"and tails as heavy as {heavy}; smaller departures go unseen.")
 
 
 def variance_section(results: StudyResults, options: Options) -> Section:
@@ -621,7 +647,8 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.figures.append(FigureItem.of(
             "variance", f"{label + ': ' if label else ''}mean and std of test_acc vs {n_col}"
             + (" with the fitted floor" if result.fit else "")
-            + (" and the std a finite test set alone gives" if test_set else "")
+            + (" and the std of the test-set part (runs erring on different examples)"
+               if test_set else "")
             + (" (at the end of the runs)" if test_set and lengths.from_curves else "") + ".",
             figures.variance_figure(result, test_set=test_set)))
     section.tables.append(Table(f"test_acc over seeds per {n_col}", pd.DataFrame(rows)))
@@ -647,11 +674,17 @@ def test_set_result(results: StudyResults, options: Options,
         section.notes.append("Finite-test-set share: needs the test predictions of >= 2 runs "
                              "of the best configuration.")
         return None
-    result = analysis.test_set_variance(predictions, n_resamples=options.n_resamples,
-                                        seed=options.seed, confidence=options.confidence)
-    section.findings.append(f"Best configuration ({best_config(results)}): "
-                            + result.summary())
+    boot = {"n_resamples": options.n_resamples, "seed": options.seed,
+            "confidence": options.confidence}
+    result = analysis.test_set_variance(predictions, unit="run x example", **boot)
+    by_run = analysis.test_set_variance(predictions, unit="run", **boot)
+    section.findings.append(
+        f"Best configuration ({best_config(results)}): " + result.summary()
+        + f" (The two-way intervals are conservative for the variance parts; resampling "
+        f"runs only, with this test set fixed, the distribution-wise part is "
+        f"{by_run.distribution}.)")
     section.data["test_set_variance"] = result.to_dict()
+    section.data["test_set_variance_by_run"] = by_run.to_dict()
     return result
 
 
@@ -659,8 +692,11 @@ test_set_result.__test__ = False  # not a pytest test
 
 
 def noise_section(results: StudyResults, options: Options) -> Section:
-    """Each noise variant against no noise: spreads (Brown-Forsythe, Fligner-Killeen, std
-    ratio) and means (Welch, P(A > B)), per group of the other varied fields."""
+    """Each noise variant against no noise: spreads (Brown-Forsythe, Fligner-Killeen and the
+    std ratio; for arms on the same seeds Pitman-Morgan and the paired std ratio) and means
+    (Welch or the paired t, P(A > B)), per group of the other varied fields; the spread and
+    the mean tests each adjusted over the table (Holm), with the std ratios the data exclude
+    and the ratio the spread test would detect."""
     if "noise" not in results.varied:
         raise NotApplicable("noise is not varied")
     levels = list(dict.fromkeys(results.complete["noise"]))
@@ -669,67 +705,121 @@ def noise_section(results: StudyResults, options: Options) -> Section:
     section = Section(
         "noise", "Noise against no noise",
         "Final test accuracy with each noise variant against the same configuration "
-        "without noise: Brown-Forsythe and Fligner-Killeen tests of equal spread, a bootstrap "
-        f"{options.level} CI of the std ratio, Welch's t for the means, and P(a run with "
-        "noise beats one without) with its CI. Diverged runs are left out and counted.")
+        "without noise. Runs with the same seed start from the same weights and see the data "
+        "in the same order, so arms on the same seeds are compared seed by seed: the "
+        "Pitman-Morgan test of equal variances of paired samples, the std ratio's "
+        f"{options.level} CI by bootstrap over seeds, the paired t for the means and P(noise "
+        "beats none on a seed). Arms on other seeds are independent samples: "
+        "Brown-Forsythe and Fligner-Killeen tests of equal spread, a bootstrap CI of the std "
+        "ratio, Welch's t and P(a run with noise beats one without). The spread tests of the "
+        "table form one family and the mean tests another: each p is shown with its "
+        "Holm-adjusted value (Holm 1979). A spread test that does not reject is not evidence "
+        "of equal spreads: 'excluded' gives the std ratios the data rule out (each side at "
+        "95%, the equivalence bound of a TOST, Schuirmann 1987), 'detectable' the ratio the "
+        "spread test finds with 80% power at this n (simulated). Diverged runs are left "
+        "out and counted.")
     groups, left_out = groups_of(results, results.complete, ("noise",), 12)
     if left_out:
         section.notes.append(f"{left_out} more groups not shown.")
     rows = []
+    spread = analysis.Family("does noise change the spread of test_acc?")
+    location = analysis.Family("does noise change the mean of test_acc?")
     for label, group in groups:
         for level in (lv for lv in levels if lv != "none"):
             try:
                 result = analysis.compare_variance_by(
-                    group, "noise", level, "none", "test_acc",
+                    group, "noise", level, "none", "test_acc", paired=share_seeds(
+                        group, "noise", level, "none"),
                     n_resamples=options.n_resamples, seed=options.seed,
                     confidence=options.confidence)
             except NNLabError as err:
                 section.notes.append(f"{label or 'all runs'}, noise={level}: {err}")
                 continue
             prefix = f"{label}: " if label else ""
-            section.data.setdefault("comparisons", []).append({"group": label,
-                                                                **result.to_dict()})
+            name = f"{prefix}noise={level}"
+            spread.add(name, result.spread_test)
+            location.add(name, result.location_test)
+            excluded = analysis.tost_std_ratio(
+                result.a, result.b, None, paired=result.paired,
+                n_resamples=options.n_resamples, seed=options.seed)
+            detectable = detectable_ratio(result, options)
+            section.data.setdefault("comparisons", []).append(
+                {"group": label, **result.to_dict(), "std_ratio_excluded": excluded.to_dict(),
+                 "detectable_std_ratio": detectable})
             rows.append({**({"group": label} if label else {}), "noise": level,
-                         "n (noise / none)": f"{result.a.size} / {result.b.size}",
+                         "design": f"paired, {result.a.size} seeds" if result.paired else
+                         f"independent, {result.a.size} / {result.b.size} runs",
                          f"std ratio [{options.level} CI]": fmt_ci(result.std_ratio, ".2f"),
-                         "Brown-Forsythe p": fmt_p(result.brown_forsythe),
-                         "Fligner-Killeen p": fmt_p(result.fligner),
+                         "excluded": f"< {1 / excluded.bound:.2f} or > {excluded.bound:.2f}",
+                         "detectable (80%)": fmt(detectable, ".2f"),
+                         "spread test": result.spread_test.name, "spread p (Holm)": name,
                          f"mean difference [{options.level} CI]":
                              fmt_ci(result.mean_difference, ".4f"),
-                         "Welch p": fmt_p(result.welch),
+                         "mean test": result.location_test.name, "mean p (Holm)": name,
                          f"P(noise > none) [{options.level} CI]":
                              fmt_ci(result.p_superiority, ".2f")})
             if len(section.figures) < 2:
-                section.findings.append(prefix + result.summary())
+                section.findings.append(prefix + result.summary() + "\n  " + excluded.summary())
                 section.figures.append(FigureItem.of(
                     f"noise_{level}" + (f"_{len(section.figures)}" if section.figures else ""),
                     f"{prefix}test_acc with noise={level} against none, every run shown.",
                     figures.compare_figure(result, metric="test_acc")))
     if not rows:
         raise NotApplicable("no group has >= 3 finished runs with and without noise")
+    for row in rows:  # the families are complete only now
+        row["spread p (Holm)"] = spread.p_text(row["spread p (Holm)"])
+        row["mean p (Holm)"] = location.p_text(row["mean p (Holm)"])
+    section.data["families"] = [spread.to_dict(), location.to_dict()]
+    section.findings += [spread.summary(), location.summary()]
     section.tables.append(Table("noise against none, test_acc", pd.DataFrame(rows)))
     return section
 
 
+def detectable_ratio(result: analysis.CompareResult, options: Options) -> float:
+    """The std ratio (> 1) the comparison's spread test detects with 80% power at its n:
+    Brown-Forsythe for independent samples, Pitman-Morgan for pairs at their correlation
+    (clipped to [0, 0.95])."""
+    if result.paired:
+        return analysis.minimum_detectable_effect(
+            "pitman-morgan", int(result.a.size), n_sim=400, seed=options.seed,
+            correlation=float(np.clip(result.correlation, 0.0, 0.95)))
+    return analysis.minimum_detectable_effect(
+        "brown-forsythe", (int(result.a.size), int(result.b.size)), n_sim=400,
+        seed=options.seed)
+
+
+def share_seeds(group: pd.DataFrame, by: str, a: object, b: object) -> bool:
+    """Whether the runs with `by` == a and == b share seeds: in one study the same seed
+    gives the same initial weights and data order, so such arms pair up by seed."""
+    if "seed" not in group.columns:
+        return False
+    seeds = [set(group.loc[group[by] == level, "seed"]) for level in (a, b)]
+    return bool(seeds[0] & seeds[1])
+
+
 def errors_section(results: StudyResults, options: Options) -> Section:
     """Second guesses, confidence of errors, calibration and confusions of the best
-    configuration, pooled over its seeds."""
+    configuration, pooled over its seeds; intervals by two-way bootstrap over runs and test
+    images."""
     predictions = results.best_predictions
     if predictions.empty:
         raise NotApplicable("no test predictions stored")
     best = best_config(results)
     n_classes = data_record(results)["n_classes"]
-    result = analysis.error_analysis(predictions, n_classes=n_classes,
+    result = analysis.error_analysis(predictions, n_classes=n_classes, unit="run x image",
                                      n_resamples=options.n_resamples, seed=options.seed,
                                      confidence=options.confidence)
     section = Section(
         "errors", "Errors and calibration",
         f"Test predictions of the best configuration ({best}), pooled over its "
         f"{result.n_trials} run(s): is the second guess right when the first is wrong "
-        f"(against chance 1/{n_classes - 1}, one of the {n_classes - 1} other classes; exact "
-        "binomial CI and test)? Are wrong answers less confident "
-        "(Mann-Whitney)? How many errors at >= 99% confidence? Expected calibration error "
-        "(15 equal-width bins, bootstrap CI) and the confusions.")
+        f"(against chance 1/{n_classes - 1}, one of the {n_classes - 1} other classes)? Are "
+        "wrong answers less confident (AUC against 0.5)? How many errors at >= 99% "
+        "confidence? Expected calibration error (15 equal-width bins) and the confusions. "
+        "The runs share one test set and tend to get the same images wrong, so the "
+        f"predictions are not independent draws: the {options.level} intervals resample "
+        f"{result.unit_text}, for the rates over the population of runs and of images the "
+        "test set was drawn from.")
     section.findings.append(result.summary())
     section.data["error_analysis"] = {"config": best, **result.to_dict()}
     section.figures += [

@@ -225,8 +225,8 @@ def _train(args: argparse.Namespace) -> int:
     with threadpool_limits(args.threads):
         run = train(config, load_mnist())
     summary = {"preset": args.preset, "status": run.status, **run.metrics,
-               "seed": config.seed, "threads": args.threads, "note": run.note,
-               "config": config.to_dict()}
+               "best_eval": _best_eval(run.curve), "seed": config.seed,
+               "threads": args.threads, "note": run.note, "config": config.to_dict()}
     summary = {k: None if isinstance(v, float) and not isfinite(v) else v
                for k, v in summary.items()}
     if args.json:
@@ -237,6 +237,14 @@ def _train(args: argparse.Namespace) -> int:
               f"{run.metrics['seconds']:.1f} s  status {run.status}  seed {config.seed}"
               + (f"  ({run.note})" if run.note else ""))
     return 0
+
+
+def _best_eval(curve) -> dict:
+    """The evaluation of a run's curve with the highest val_acc (the earliest on a tie):
+    step, epoch, val_acc and the test_acc there."""
+    best = curve.loc[curve["val_acc"].idxmax()]
+    return {"step": int(best["step"]), "epoch": float(best["epoch"]),
+            "val_acc": float(best["val_acc"]), "test_acc": float(best["test_acc"])}
 
 
 def _presets(args: argparse.Namespace) -> int:

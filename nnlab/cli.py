@@ -183,17 +183,20 @@ def _print_study(study, summary: dict, where: str, frame=None) -> None:
 TRAIN_CONVENTIONS = """\
 conventions (the docs' Conventions page has the formulas):
   pixels        uint8 pixels / 255, in [0, 1]
-  loss          per example, then the mean over the batch: cross_entropy with softmax is
-                -sum_k t_k log p_k, with sigmoid outputs the binary cross-entropy summed over
-                the classes; mse is 0.5 * sum_k (p_k - t_k)^2; t = lo + (hi - lo) * onehot(y)
-                with target_range = [lo, hi]
-  eta           sgd's step is -eta * g, g the gradient of that batch-mean loss (no other
-                1/batch or 1/n anywhere); momentum, rmsprop and adam scale their update by eta
-  weight_decay  L2 in the gradient, before the optimiser (with adam: not AdamW's decoupled
-                decay): g += weight_decay * W for weights and kernels, never biases
+  loss          per example, then the mean over the batch, with targets
+                t = lo + (hi - lo) * onehot(y), target_range = [lo, hi]:
+                cross_entropy with softmax: -sum_k t_k log p_k; with sigmoid
+                outputs: the binary cross-entropy summed over the classes;
+                mse: 0.5 * sum_k (p_k - t_k)^2
+  eta           sgd's step is -eta * g, g the gradient of that batch-mean loss
+                (no other 1/batch or 1/n); momentum, rmsprop and adam scale
+                their own update by eta
+  weight_decay  L2 in the gradient, before the optimiser (with adam: not AdamW's
+                decoupled decay): g += weight_decay * W for weights and kernels,
+                never biases
   l1            g += l1 * sign(W), weights and kernels only
-  clip_norm     after L2/L1, all gradients scaled by clip_norm / ||g|| when their global
-                norm ||g|| exceeds clip_norm
+  clip_norm     after L2/L1, every gradient times clip_norm / ||g|| when their
+                global norm ||g|| exceeds clip_norm
   init          weights N(0, std^2) with the scheme's std; biases start at 0
 """
 

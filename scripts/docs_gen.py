@@ -24,7 +24,7 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- findings-table:begin -->", "<!-- findings-table:end -->"
 TABLE_MARKER = "<!-- findings-table -->"
 CLI_MARKER = "<!-- cli-help -->"
-HELP_WIDTH = 100
+HELP_WIDTH = 80  # the width of a code block on the site
 
 
 # --- the findings table -------------------------------------------------------------------

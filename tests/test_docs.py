@@ -62,7 +62,7 @@ def test_cli_reference_has_every_command_and_the_conventions():
         assert command in names and f"### {command}\n" in reference
     assert "usage: nnlab train [-h] --preset PRESET" in reference
     # the conventions epilog keeps its line breaks
-    assert "\n  weight_decay  L2 in the gradient" in reference
+    assert "\n  weight_decay  L2 in the gradient, before the optimiser" in reference
 
 
 @pytest.mark.parametrize("chapter", ["ch1", "ch3"])

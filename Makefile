@@ -1,21 +1,45 @@
 # The two commands of the README: `make demo` (the main job) and `make test`; `make test-unit`
-# is the quick loop (no integration or slow tests), `make lint` what CI checks besides tests.
-# Each creates/updates .venv and installs what it needs.
+# is the quick loop (no integration or slow tests), `make lint` and `make docs` what CI checks
+# besides tests. Each creates/updates .venv and installs what it needs. Every command these
+# targets print works as printed from this folder, in a new shell, without activating .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
+STUDY ?= demo
+PORT ?= 8080
 
-.PHONY: demo test test-unit test-all lint
+.PHONY: demo report dashboard test test-unit test-all lint docs readme
 
+# pip prints what it downloads and installs: the first install takes a minute or two
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+# a small real study, then its report and what to run next
 demo: $(STAMP)
 	$(BIN)/nnlab run studies/demo.toml --jobs 2
+	$(BIN)/nnlab report results/demo
+	@echo
+	@echo "Open results/demo/report.html in a browser. Next, from this folder, in any shell:"
+	@echo "  make dashboard STUDY=demo             the study in optuna-dashboard on 127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	@echo "  make report STUDY=demo                write the report again (after more runs)"
+	@echo "  $(BIN)/nnlab status results/demo   counts, the best configuration, an ETA while runs train"
+	@echo "  $(BIN)/nnlab --help                every command"
+	@echo "  . $(BIN)/activate                  then type nnlab without $(BIN)/ (in this shell)"
+
+report: $(STAMP)
+	$(BIN)/nnlab report results/$(STUDY)
+
+dashboard: $(STAMP)
+	$(BIN)/nnlab dashboard results/$(STUDY) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -29,3 +53,11 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# the documentation site, strictly (a broken link fails), into site/; runs the notebook
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# the README's findings table, from results/*/findings.json
+readme: $(STAMP)
+	$(BIN)/python scripts/docs_gen.py readme

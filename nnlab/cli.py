@@ -192,8 +192,31 @@ def _print_study(study, summary: dict, where: str, frame=None) -> None:
     print(format_best(summary))
 
 
+TRAIN_CONVENTIONS = """\
+conventions (the docs' Conventions page has the formulas):
+  pixels        uint8 pixels / 255, in [0, 1]
+  loss          per example, then the mean over the batch, with targets
+                t = lo + (hi - lo) * onehot(y), target_range = [lo, hi]:
+                cross_entropy with softmax: -sum_k t_k log p_k; with sigmoid
+                outputs: the binary cross-entropy summed over the classes;
+                mse: 0.5 * sum_k (p_k - t_k)^2
+  eta           sgd's step is -eta * g, g the gradient of that batch-mean loss
+                (no other 1/batch or 1/n); momentum, rmsprop and adam scale
+                their own update by eta
+  weight_decay  L2 in the gradient, before the optimiser (with adam: not AdamW's
+                decoupled decay): g += weight_decay * W for weights and kernels,
+                never biases
+  l1            g += l1 * sign(W), weights and kernels only
+  clip_norm     after L2/L1, every gradient times clip_norm / ||g|| when their
+                global norm ||g|| exceeds clip_norm
+  init          weights N(0, std^2) with the scheme's std; biases start at 0
+"""
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="one training run of a preset on MNIST")
+    train = sub.add_parser("train", help="one training run of a preset on MNIST",
+                           epilog=TRAIN_CONVENTIONS,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--preset", required=True, help="a name from `nnlab presets`")
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -237,8 +260,8 @@ def _train(args: argparse.Namespace) -> int:
     with threadpool_limits(args.threads):
         run = train(config, load_mnist())
     summary = {"preset": args.preset, "status": run.status, **run.metrics,
-               "seed": config.seed, "threads": args.threads, "note": run.note,
-               "config": config.to_dict()}
+               "best_eval": _best_eval(run.curve), "seed": config.seed,
+               "threads": args.threads, "note": run.note, "config": config.to_dict()}
     summary = {k: None if isinstance(v, float) and not isfinite(v) else v
                for k, v in summary.items()}
     if args.json:
@@ -249,6 +272,14 @@ def _train(args: argparse.Namespace) -> int:
               f"{run.metrics['seconds']:.1f} s  status {run.status}  seed {config.seed}"
               + (f"  ({run.note})" if run.note else ""))
     return 0
+
+
+def _best_eval(curve) -> dict:
+    """The evaluation of a run's curve with the highest val_acc (the earliest on a tie):
+    step, epoch, val_acc and the test_acc there."""
+    best = curve.loc[curve["val_acc"].idxmax()]
+    return {"step": int(best["step"]), "epoch": float(best["epoch"]),
+            "val_acc": float(best["val_acc"]), "test_acc": float(best["test_acc"])}
 
 
 def _presets(args: argparse.Namespace) -> int:

@@ -468,6 +468,19 @@ def test_cli_train_json_with_overrides(mnist):
     assert 0.5 < summary["test_acc"] <= 1 and 0.5 < summary["val_acc"] <= 1
     assert summary["seconds"] > 0
     assert summary["threads"] == 2  # the thread count is part of what reproduces a run
+    # the best evaluation on val (of the 16 log-spaced ones): step, epoch, both accuracies
+    best = summary["best_eval"]
+    assert set(best) == {"step", "epoch", "val_acc", "test_acc"}
+    assert 0 <= best["step"] <= 500 and best["epoch"] == pytest.approx(best["step"] / 50_000)
+    assert best["val_acc"] >= summary["val_acc"] and 0.5 < best["test_acc"] <= 1
+
+
+def test_cli_train_json_best_eval_is_the_first_best_row_of_the_curve():
+    from nnlab.cli import _best_eval
+
+    curve = pd.DataFrame({"step": [0, 10, 20, 30], "epoch": [0.0, 0.1, 0.2, 0.3],
+                          "val_acc": [0.1, 0.8, 0.7, 0.8], "test_acc": [0.1, 0.75, 0.7, 0.9]})
+    assert _best_eval(curve) == {"step": 10, "epoch": 0.1, "val_acc": 0.8, "test_acc": 0.75}
 
 
 @pytest.mark.integration

@@ -25,6 +25,7 @@ import pandas as pd
 
 from nnlab.report.classic import CLASSIC_SECTIONS
 from nnlab.report.html import MEDIA_TYPES, render_page
+from nnlab.report.hypotheses import with_hypotheses
 from nnlab.report.sections import (
     GENERIC_SECTIONS,
     Options,
@@ -103,6 +104,7 @@ def write_report(folder: str | Path, *, storage: str | None = None, train: bool 
     study = Study.load(folder, storage=storage)
     results = load_results(study)
     sections, skipped = build_sections(results, options)
+    sections = with_hypotheses(sections, results, options)
     files = write_figures(sections, study.folder / "figures")
     spec = results.spec
     commit = (results.manifest.get("invocations") or [{}])[-1].get("git_commit")

@@ -20,6 +20,7 @@ eta = [0.3, 1.0, 3.0]
 [data]
 name = "mnist"            # or "digits"; or files, train/val/test, entry_point (docs/data.md)
 # train_size / val_size / test_size: use the first n examples of each split
+# [[hypothesis]] tables: predictions declared before the runs (nnlab.study.hypotheses)
 ```
 
 Everything is checked before any work; an error names the section and key
@@ -50,9 +51,10 @@ from optuna.distributions import (
 from nnlab.errors import NNLabError, as_path, checked_int, is_int, is_number
 from nnlab.presets import get_preset
 from nnlab.study.data_spec import DATA_KEYS, DataSpec, data_spec
+from nnlab.study.hypotheses import Hypothesis, hypotheses_from
 from nnlab.train_config import MODELS, TrainConfig, field_names
 
-SECTIONS = ("study", "base", "grid", "space", "data")
+SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
@@ -141,6 +143,7 @@ class StudySpec:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     space: dict[str, Range] = field(default_factory=dict)
     data: DataSpec = field(default_factory=DataSpec)
+    hypotheses: tuple[Hypothesis, ...] = ()  # [[hypothesis]] tables (nnlab.study.hypotheses)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -182,6 +185,7 @@ class StudySpec:
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
             space=_ranges(_check_keys("space", values.get("space", {}), None)),
             data=data_spec(_check_keys("data", values.get("data", {}), DATA_KEYS)),
+            hypotheses=hypotheses_from(values.get("hypothesis", [])),
         )
         spec._validate()
         return spec
@@ -360,14 +364,17 @@ class StudySpec:
         if self.space:
             values["space"] = {k: r.to_dict() for k, r in self.space.items()}
         values["data"] = self.data.to_dict()
+        if self.hypotheses:
+            values["hypothesis"] = [h.to_dict() for h in self.hypotheses]
         return values
 
     def to_toml(self) -> str:
         """The spec as TOML text (what results/<study>/spec.toml holds)."""
         lines = [f"# study {self.name!r}: the spec this results folder was created with"]
-        for section, table in self.to_dict().items():
-            lines += ["", f"[{section}]"]
-            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        for section, tables in self.to_dict().items():
+            for table in tables if isinstance(tables, list) else [tables]:
+                lines += ["", f"[[{section}]]" if isinstance(tables, list) else f"[{section}]"]
+                lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
         return "\n".join(lines) + "\n"
 
     def digest(self) -> str:
@@ -484,6 +491,9 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in values.items():
         if isinstance(value, dict):
             flat.update(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, table in enumerate(value):  # [[hypothesis]] tables
+                flat.update(_flatten(table, f"{prefix}{key}[{i}]."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

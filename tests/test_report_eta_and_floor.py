@@ -60,7 +60,7 @@ def test_breakpoint_held_out_check_and_sensitivity_are_shown(eta_section):
     (sensitivity,) = eta_section.data["sensitivity"]
     assert sensitivity["n_from"] >= 1778  # past the breakpoint: the slopes differ
     (table,) = [t for t in eta_section.tables if t.caption.startswith("b by estimator")]
-    assert list(table.frame[""]).count("headline") == 1
+    assert list(table.frame["role"]).count("headline") == 1
     assert "the estimator and the grid move it over" in text
     assert {item.name for item in eta_section.figures} == {"eta_curves", "power_law"}
 

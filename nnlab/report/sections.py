@@ -506,7 +506,7 @@ def _sensitivity(section: Section, runs: pd.DataFrame, n_col: str, metric: str, 
             f"{r['b']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" if np.isfinite(r["b"])
             else f"no fit: {r['note']}" for r in result.table.to_dict("records")],
         "lengths": result.table["n_lengths"],
-        "": ["headline" if r["headline"] else "exploratory" if r["exploratory"] else ""
+        "role": ["headline" if r["headline"] else "exploratory" if r["exploratory"] else ""
              for r in result.table.to_dict("records")]})
     section.tables.append(Table(f"{prefix}b by estimator and eta grid, {n_col} = "
                                 f"{result.n_from:g}..{result.n_to:g} (beside the headline)",

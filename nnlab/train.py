@@ -14,6 +14,7 @@ import math
 import time
 import weakref
 from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -171,8 +172,9 @@ def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Ge
     a CNN are. NNLabError naming TrainConfig.model when it does not import, returns
     anything else, or its network does not take the data's examples or gives other than
     one output per class."""
-    common = {"output": config.output, "loss": config.loss, "dtype": config.dtype,
-              "seed": rngs["init"], "target_range": tuple(config.target_range)}
+    common: dict[str, Any] = {
+        "output": config.output, "loss": config.loss, "dtype": config.dtype,
+        "seed": rngs["init"], "target_range": tuple(config.target_range)}
     if config.model == "mlp":
         return MLP(config.sizes, activation=config.activation, init=config.init,
                    init_std=config.init_std, **common)

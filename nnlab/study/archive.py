@@ -76,7 +76,8 @@ def selection(folder: Path) -> str | None:
     path = archive_path(folder, "predictions")
     if not path.is_file():
         return None
-    return _schema(path).metadata.get(_SELECTION, DEFAULT_SELECTION.encode()).decode()
+    metadata = _schema(path).metadata or {}
+    return metadata.get(_SELECTION, DEFAULT_SELECTION.encode()).decode()
 
 
 def predicted_trials(chosen: str, spec: StudySpec, trials: pd.DataFrame) -> list[int]:

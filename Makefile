@@ -2,6 +2,8 @@
 # is the quick loop (no integration or slow tests), `make lint` and `make docs` what CI checks
 # besides tests. Each creates/updates .venv and installs what it needs. Every command these
 # targets print works as printed from this folder, in a new shell, without activating .venv.
+# `make findings` reruns every question script of analysis/ on the committed results
+# (docs/archive.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +12,8 @@ DOCS_STAMP := $(VENV)/.installed-docs
 STUDY ?= demo
 PORT ?= 8080
 
-.PHONY: demo report dashboard test test-unit test-all lint docs readme
+.PHONY: demo report dashboard test test-unit test-all lint docs readme findings
+FINDINGS := $(filter-out analysis/common.py,$(wildcard analysis/*.py))
 
 # pip prints what it downloads and installs: the first install takes a minute or two
 $(STAMP): pyproject.toml
@@ -49,6 +52,13 @@ test-unit: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The committed findings were computed on an AMD EPYC (AVX2) host; its OpenBLAS and numpy
+# kernels, forced here, give the same bits on any x86-64 host (docs/archive.md).
+EPYC_KERNELS := OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
+
+findings: $(STAMP)
+	set -e; for script in $(FINDINGS); do $(EPYC_KERNELS) $(BIN)/python $$script; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

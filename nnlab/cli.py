@@ -88,6 +88,19 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--storage", metavar="URL",
                         help="the study's storage, if not the one in its manifest.json")
     status.set_defaults(handler=_study_status)
+    archive = sub.add_parser("archive", help="rebuild a study's archive (the committed "
+                             "curves and predictions) from its per-trial files or a rerun")
+    archive.add_argument("folder", metavar="results/<study>")
+    archive.add_argument("--from", dest="source", metavar="OTHER/results/<study>",
+                         help="build it from the per-trial files of a rerun of the same spec "
+                         "there, once every complete trial's final metrics equal the rerun's "
+                         "bit for bit (trials matched by key)")
+    archive.add_argument("--predictions", choices=["best", "all"],
+                         help="keep the test predictions of the best configuration's runs or "
+                         "of all (default: as the archive there does, else best)")
+    archive.add_argument("--storage", metavar="URL",
+                         help="the study's storage, if not the one in its manifest.json")
+    archive.set_defaults(handler=_study_archive)
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:
@@ -172,12 +185,30 @@ def _study_status(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = Study.load(args.folder, storage=args.storage)
     frame = study.trials()
-    study.store.write_trials(frame)
     summary = study.status(frame)
     if args.json:
         print(json.dumps(summary))
     else:
         _print_study(study, summary, args.folder, frame)
+    return 0
+
+
+def _study_archive(args: argparse.Namespace) -> int:
+    import optuna
+
+    from nnlab.study import Study
+    from nnlab.study.rerun import CHECKED
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = Study.load(args.folder, storage=args.storage)
+    summary, checked = study.archive(args.source, predictions=args.predictions)
+    if args.source is not None:
+        print(f"checked {checked} complete trials against {args.source}: "
+              f"{', '.join(CHECKED)} equal bit for bit")
+    sizes = ", ".join(f"{study.store.archive_path(kind)} {size / 1e6:.2f} MB"
+                      for kind, size in summary.sizes.items())
+    print(f"archive: curves of {summary.runs} runs, predictions of {summary.predicted} "
+          f"({summary.selection}); {sizes}")
     return 0
 
 

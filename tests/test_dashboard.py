@@ -4,6 +4,7 @@ HTTP API answers with the study's trials, for every storage; Ctrl-C stops it cle
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,6 +113,44 @@ def test_the_dashboard_serves_the_study_and_stops_on_ctrl_c(study):
     assert f"http://127.0.0.1:{port}/dashboard/studies/{summary['study_id']}" in out
     assert "Traceback" not in err
     assert port_is_free(port)
+
+
+@pytest.mark.integration
+def test_a_study_without_its_storage_is_served_from_its_trials_and_archive(tmp_path):
+    """A committed study in a fresh clone: its trials.parquet and archive, no journal and
+    no per-trial files. Before, the dashboard failed ("not in its storage") and left an
+    empty journal behind."""
+    study = Study(tiny("dash-archived"), results=tmp_path / "results")
+    study.run(n_jobs=2, progress=False)
+    trials, curves = study.trials(), study.curves()
+    for local in ("optuna.journal", "optuna.journal.flock", "study.lock"):
+        (study.folder / local).unlink(missing_ok=True)
+    for kind in ("curves", "predictions"):
+        shutil.rmtree(study.folder / kind)
+    before = {p: p.read_bytes() for p in study.folder.rglob("*") if p.is_file()}
+    dashboard = Dashboard(study.folder, free_port())
+    try:
+        (summary,) = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        detail = get_json(f"{dashboard.base}/api/studies/{summary['study_id']}")
+    finally:
+        code, _, err = dashboard.interrupt()
+    assert code in (0, 130) and "Traceback" not in err
+    assert f"{study.folder} has no Optuna storage (optuna.journal): serving" in err
+    assert {p: p.read_bytes() for p in study.folder.rglob("*") if p.is_file()} == before
+    assert summary["study_name"] == "dash-archived"
+    served = sorted(detail["trials"], key=lambda t: t["number"])
+    assert [t["number"] for t in served] == trials["trial"].tolist()
+    assert [t["values"][0] for t in served] == trials["value"].tolist()
+    assert {t["state"] for t in served} == {"Complete"}
+    (param,) = served[0]["params"]
+    assert param["distribution"] == {"type": "FloatDistribution", "low": 0.1, "high": 2.0,
+                                     "step": None, "log": True}  # 0.1, 0.5, 2.0
+    first = curves[curves["trial"] == served[0]["number"]]
+    assert served[0]["intermediate_values"] == [
+        {"step": step, "value": value} for step, value in zip(first["step"], first["val_acc"],
+                                                              strict=True)]
+    attrs = {a["key"]: a["value"] for a in served[0]["user_attrs"]}
+    assert attrs["seed"] == str(trials["seed"].iloc[0]) and attrs["key"] == trials["key"].iloc[0]
 
 
 @pytest.mark.integration

@@ -44,7 +44,8 @@ SECTION_ORDER = ("overview", "curves", "eta_best", "takeoff", "overfit", "lr_epo
 
 
 def load_results(study: Study) -> StudyResults:
-    """Read what the report needs from the study's storage and results folder."""
+    """Read what the report needs from the study's storage (if it has one) and results
+    folder."""
     trials = label_configs(study.spec, study.trials())
     varied = list(study.spec.grid or study.spec.space)
     complete = trials[trials["state"] == "COMPLETE"]
@@ -52,10 +53,11 @@ def load_results(study: Study) -> StudyResults:
     if not curves.empty:
         curves = curves.merge(complete[["trial", "config", *varied]], on="trial",
                               validate="many_to_one")
+    stored = study.optuna_study(read_only=True).user_attrs if study.has_storage() else {}
     results = StudyResults(spec=study.spec, manifest=study.store.read_manifest(),
                            trials=trials, complete=complete, curves=curves,
                            best_predictions=pd.DataFrame(), varied=varied,
-                           base_config=study.optuna_study().user_attrs.get(BASE_ATTR))
+                           base_config=stored.get(BASE_ATTR))
     best = best_config(results)
     if best is None:
         return results

@@ -13,8 +13,8 @@ LIVE_STATES = ("COMPLETE", "WAITING", "RUNNING", "ABANDONED")  # a key not (yet)
 
 
 def configurations(spec: StudySpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration with complete trials, best first: the varied fields,
-    n_seeds, <objective>_mean/_std and test_acc_mean/_std over its seeds (std ddof=1, NaN
+    """One row per configuration with complete trials, best first: config_id, the varied
+    fields, n_seeds, <objective>_mean/_std and test_acc_mean/_std over its seeds (std ddof=1, NaN
     for one seed), diverged (runs). Ranked by the mean objective value (a diverged run's
     objective counts as the worst value), so only validation data chooses."""
     complete = frame[frame["state"] == "COMPLETE"]
@@ -30,7 +30,7 @@ def configurations(spec: StudySpec, frame: pd.DataFrame) -> pd.DataFrame:
     )
     table = table.sort_values("rank_value", ascending=spec.direction == "minimize",
                               kind="stable")
-    return table.drop(columns="rank_value").reset_index(drop=True)
+    return table.drop(columns="rank_value").reset_index()
 
 
 def best_configuration(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any] | None:
@@ -46,6 +46,16 @@ def best_configuration(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any] |
             **{key: _plain(best[key]) for key in (
                 "n_seeds", f"{objective}_mean", f"{objective}_std", "test_acc_mean",
                 "test_acc_std")}}
+
+
+def best_configuration_trials(spec: StudySpec, frame: pd.DataFrame) -> list[int]:
+    """The numbers of the complete trials of the best configuration (`configurations`'
+    first row), ascending; [] if nothing is complete."""
+    table = configurations(spec, frame)
+    if table.empty:
+        return []
+    best = (frame["state"] == "COMPLETE") & (frame["config_id"] == table["config_id"].iloc[0])
+    return sorted(frame.loc[best, "trial"].tolist())
 
 
 def format_configurations(spec: StudySpec, frame: pd.DataFrame, limit: int = 12) -> str:

@@ -6,7 +6,12 @@ study.run(n_jobs=2)                              # resumable; safe to run twice 
 study.trials(); study.curves(); study.predictions()
 Study.load("results/demo").status()
 Study(spec, data=dataset).run()                  # a Dataset object instead of [data]
+Study.load("results/demo").archive()             # rebuild results/demo/archive/
 ```
+
+A study folder without its Optuna storage (a committed study in a fresh clone) reads as
+well: its trials from trials.parquet, its curves and predictions from its archive; reading
+never writes to the folder.
 
 Past one machine (a PostgreSQL storage, a results root every host reaches):
 
@@ -35,7 +40,9 @@ import pandas as pd
 
 from nnlab.datasets import Dataset
 from nnlab.errors import NNLabError, as_path, is_integer
-from nnlab.study import manifest
+from nnlab.study import archive, manifest
+from nnlab.study.archive import ArchiveSummary
+from nnlab.study.rerun import match_rerun
 from nnlab.study.runner import BLAS_THREADS, Runner
 from nnlab.study.spec import GROWS_BY, StudySpec, study_name
 from nnlab.study.status import summarize
@@ -47,6 +54,7 @@ from nnlab.study.storage import (
     open_storage,
     redact,
     resolve_storage,
+    storage_exists,
     study_lock,
 )
 from nnlab.study.store import KINDS, ResultsStore, write_text_atomic
@@ -201,10 +209,14 @@ class Study:
 
     def _execute(self, runner: Runner, entry: int, n_jobs: int, progress: bool,
                  executor: Executor | None) -> dict[str, Any]:
+        """Run the trials; then close the invocation and, if it ran to its end, refresh
+        the archive."""
         try:
             counts = runner.execute(n_jobs, progress, executor)
-        finally:
-            frame = self._end_invocation(entry, runner.study)
+        except BaseException:
+            self._end_invocation(entry, runner.study)
+            raise
+        frame = self._end_invocation(entry, runner.study, refresh_archive=True)
         return {**self.status(frame), "this_run": vars(counts)}
 
     def _runner(self, study: optuna.Study) -> Runner:
@@ -287,8 +299,8 @@ class Study:
             if self.store.trials_path.is_file():  # e.g. results committed without storage
                 print(f"nnlab: {self.folder} holds results of a run whose storage "
                       f"({redact(resolve_storage(self.storage, self.folder))}) has no such "
-                      "study: starting it afresh there; its trials.parquet and report will "
-                      "be replaced", file=sys.stderr)
+                      "study: starting it afresh there; its trials.parquet, archive and "
+                      "report will be replaced", file=sys.stderr)
             study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
             study.set_user_attr(BASE_ATTR, self.spec.base_config().to_dict())
             study.set_user_attr(DIGEST_ATTR, self.spec.digest())
@@ -328,7 +340,7 @@ class Study:
             storage = self._open_storage()
             if self.spec.name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
                 optuna.delete_study(study_name=self.spec.name, storage=storage)
-        for kind in KINDS:
+        for kind in (*KINDS, archive.FOLDER):
             shutil.rmtree(self.folder / kind, ignore_errors=True)
         for path in (self.store.spec_path, self.store.manifest_path, self.store.trials_path):
             path.unlink(missing_ok=True)
@@ -355,15 +367,39 @@ class Study:
         self.store.write_manifest(record)
         return len(record["invocations"]) - 1
 
-    def _end_invocation(self, index: int, study: optuna.Study) -> pd.DataFrame:
-        """Close this run's manifest entry and rewrite trials.parquet; returns the trials."""
+    def _end_invocation(self, index: int, study: optuna.Study,
+                        refresh_archive: bool = False) -> pd.DataFrame:
+        """Close this run's manifest entry, rewrite trials.parquet and (`refresh_archive`)
+        the archive; returns the trials."""
         with self._lock():
             record = self.store.read_manifest()
             record["invocations"][index]["end"] = manifest.now()
             self.store.write_manifest(record)
             frame = trials_frame(self.spec, study)
             self.store.write_trials(frame)
+            if refresh_archive:
+                archive.build(self.store, self.spec, frame)
         return frame
+
+    def archive(self, source: str | Path | None = None,
+                predictions: str | None = None) -> tuple[ArchiveSummary, int]:
+        """Rebuild the study's archive (`nnlab.study.archive`) from its per-trial files (a
+        trial without one: from the archive as it is), or from the per-trial files of
+        `source`, another results folder holding a rerun of the same spec: its trials are
+        matched to this study's by key, and each complete trial's final metrics must equal
+        the rerun's bit for bit (`nnlab.study.rerun.match_rerun`). `predictions`: whose
+        predictions it keeps (`archive.SELECTIONS`; default: as the archive there does).
+        trials.parquet and the manifest are left as they are. Returns what was written and
+        the number of trials checked against the rerun (0 without `source`)."""
+        with self._lock():
+            frame = self.trials()
+            if source is None:
+                return archive.build(self.store, self.spec, frame, chosen=predictions), 0
+            rerun = Study.load(source)
+            numbers = match_rerun(self.spec.name, frame, rerun.trials(), rerun.folder)
+            summary = archive.build(self.store, self.spec, frame, source=rerun.store,
+                                    numbers=numbers, chosen=predictions)
+        return summary, len(numbers)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -373,11 +409,23 @@ class Study:
             return optuna.samplers.TPESampler(seed=self.spec.seed, constant_liar=True)
         return optuna.samplers.RandomSampler(seed=self.spec.seed)
 
-    def optuna_study(self) -> optuna.Study:
+    def has_storage(self) -> bool:
+        """Whether the study's Optuna storage is there (checked without creating it); a
+        committed study reopened from a clone has none."""
+        return storage_exists(self.storage, self.folder)
+
+    def optuna_study(self, read_only: bool = False) -> optuna.Study:
         """The Optuna study (for optuna-dashboard, plots, or anything Optuna offers), with
-        the spec's sampler."""
+        the spec's sampler; NNLabError if the study has no storage (none is created).
+        `read_only`: see `storage.open_storage`."""
+        if not self.has_storage():
+            raise NNLabError(f"study {self.spec.name!r}: no Optuna storage "
+                             f"{redact(resolve_storage(self.storage, self.folder))} in "
+                             f"{self.folder}; has it been run? (its trials.parquet and "
+                             "archive read without one)")
+        storage = open_storage(self.storage, self.folder, self.heartbeat, read_only)
         try:
-            return optuna.load_study(study_name=self.spec.name, storage=self._open_storage(),
+            return optuna.load_study(study_name=self.spec.name, storage=storage,
                                      sampler=self._sampler())
         except KeyError as err:
             raise NNLabError(f"study {self.spec.name!r}: not in its storage "
@@ -385,14 +433,18 @@ class Study:
                              "has it been run?") from err
 
     def trials(self) -> pd.DataFrame:
-        """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage."""
-        return trials_frame(self.spec, self.optuna_study())
+        """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage;
+        from trials.parquet where the study has no storage."""
+        if not self.has_storage():
+            return self.store.read_trials()
+        return trials_frame(self.spec, self.optuna_study(read_only=True))
 
     def status(self, trials: pd.DataFrame | None = None) -> dict[str, Any]:
         """planned, complete, diverged, running, waiting, failed, the best configuration
         (mean +- std over seeds), the best trial and an ETA (see `status.summarize`), from
-        the trials table `trials` (default: fresh from the storage); and `missing_files`,
-        kind -> complete trials whose result file of that kind is gone."""
+        the trials table `trials` (default: `trials()`); and `missing_files`, kind ->
+        complete trials whose rows of that kind are neither in a file nor in the archive
+        (predictions: of the trials the archive keeps them for, when it keeps some only)."""
         if trials is not None and not isinstance(trials, pd.DataFrame):
             raise NNLabError(f"trials: expected the trials table (a DataFrame from "
                              f"Study.trials()), got {trials!r}")
@@ -400,17 +452,26 @@ class Study:
         summary = summarize(self.spec, frame)
         complete = _complete_numbers(frame)
         kinds = ("curves", "predictions", *(("probabilities",) if self.spec.save_probs else ()))
-        summary["missing_files"] = {kind: lost for kind in kinds
-                                    if (lost := self.store.missing(kind, complete))}
+        summary["missing_files"] = {kind: lost for kind in kinds if (
+            lost := self.store.missing(kind, self._expected(kind, frame, complete)))}
         return summary
 
-    def _complete(self, trials: Iterable[int] | None) -> list[int]:
-        """The complete trials: all, or those numbered in `trials` (numbers of this
-        study's trials, else NNLabError)."""
+    def _expected(self, kind: str, frame: pd.DataFrame, complete: list[int]) -> list[int]:
+        """The complete trials whose `kind` rows are kept: all, but for predictions, where
+        the archive keeps some only, those and the ones with a file."""
+        chosen = archive.selection(self.folder) if kind == "predictions" else None
+        if chosen is None:
+            return complete
+        kept = set(archive.predicted_trials(chosen, self.spec, frame))
+        return sorted(kept | (set(complete) & self.store.trial_numbers(kind)))
+
+    def _complete(self, trials: Iterable[int] | None, kind: str = "curves") -> list[int]:
+        """The complete trials: all whose `kind` rows are kept (`_expected`), or those
+        numbered in `trials` (numbers of this study's trials, else NNLabError)."""
         frame = self.trials()
         complete = _complete_numbers(frame)
         if trials is None:
-            return complete
+            return self._expected(kind, frame, complete)
         wanted = _trial_numbers(trials)
         unknown = sorted(wanted - set(frame["trial"]))
         if unknown:
@@ -427,9 +488,11 @@ class Study:
 
     def predictions(self, trials: Iterable[int] | None = None,
                     columns: list[str] | None = None) -> pd.DataFrame:
-        """Compact test predictions of complete trials: trial, index, y_true, top1..top3,
-        p1..p3 (one row per trial and test example)."""
-        return self.store.read("predictions", self._complete(trials), columns)
+        """Compact test predictions of complete trials (all whose predictions are kept, or
+        those numbered in `trials`): trial, index, y_true, top1..top3, p1..p3 (one row per
+        trial and test example); from the archive: trial, index, y_true, top1, top2, p1,
+        p2, with p2 NaN where top1 is right (`nnlab.study.archive`)."""
+        return self.store.read("predictions", self._complete(trials, "predictions"), columns)
 
     def probabilities(self, trials: Iterable[int] | None = None) -> pd.DataFrame:
         """Full test probabilities (studies with save_probs = true): trial, index,

@@ -1,7 +1,10 @@
 """`nnlab dashboard results/<study>`: the study's Optuna storage in optuna-dashboard.
 
 The storage is the one the study's manifest names (its journal file, SQLite or PostgreSQL),
-opened the way the engine opens it, and served on 127.0.0.1 only.
+opened the way the engine opens it, and served on 127.0.0.1 only. Two studies are named:
+the study's runs (one trial per configuration and seed, with live learning curves) and its
+companion `<name>:configs` (one trial per configuration, its value the seed mean: see
+`nnlab.study.configs`). docs/dashboard.md says how to read them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import optuna_dashboard
 
 from nnlab.errors import NNLabError
 from nnlab.study import Study
+from nnlab.study.configs import companion_name
 from nnlab.study.storage import open_storage
 
 HOST = "127.0.0.1"
@@ -26,15 +30,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def study_url(study: Study, port: int) -> str:
-    """The dashboard's page of the study."""
+def study_url(study: Study, port: int, name: str | None = None) -> str:
+    """The dashboard's page of the study (or of the study `name` in its storage)."""
+    name = name or study.spec.name
     storage = open_storage(study.storage, study.folder)
     try:
-        study_id = storage.get_study_id_from_name(study.spec.name)
+        study_id = storage.get_study_id_from_name(name)
     except KeyError as err:
-        raise NNLabError(f"study {study.spec.name!r}: not in its storage; has it been run?"
-                         ) from err
+        raise NNLabError(f"study {name!r}: not in its storage; has it been run?") from err
     return f"http://{HOST}:{port}/dashboard/studies/{study_id}"
+
+
+def companion_line(study: Study, port: int) -> str:
+    """Where the companion study of configurations is, or how to make it."""
+    name = companion_name(study.spec.name)
+    try:
+        url = study_url(study, port, name)
+    except NNLabError:
+        return (f"its configurations ({name!r}): not made yet; `nnlab run` of the study "
+                "makes them")
+    return f"its configurations, each the mean over its seeds ({name!r}): {url}"
 
 
 def serve(folder: str | Path, port: int = 8080, storage: str | None = None) -> None:
@@ -48,6 +63,7 @@ def serve(folder: str | Path, port: int = 8080, storage: str | None = None) -> N
     port = port or free_port()
     print(f"optuna-dashboard for study {study.spec.name!r}: {study_url(study, port)}",
           flush=True)
+    print(companion_line(study, port), flush=True)
     print("press Ctrl-C to stop", flush=True)
     try:
         optuna_dashboard.run_server(open_storage(study.storage, study.folder), host=HOST,

@@ -71,6 +71,17 @@ def test_a_pruned_run_is_pruned_in_optuna_and_in_the_trials_with_its_partial_cur
     assert study.status()["best_configuration"]["n_seeds"] == 2
     assert main(["status", str(study.folder)]) == 0
 
+    # in the companion study, a configuration with a pruned run is PRUNED
+    entries = {t.user_attrs["config_id"]: t for t in optuna.load_study(
+        study_name="median:configs", storage=study.optuna_study()._storage).get_trials()}
+    assert len(entries) == 8
+    for config_id, runs in trials.groupby("config_id"):
+        entry, n_pruned = entries[config_id], int((runs["state"] == "PRUNED").sum())
+        assert entry.user_attrs["pruned"] == n_pruned
+        assert entry.state.name == ("PRUNED" if n_pruned else "COMPLETE")
+        if not n_pruned:
+            assert entry.value == pytest.approx(runs["value"].mean())
+
 
 @pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband"])
 def test_the_same_study_prunes_the_same_trials_every_time_with_any_number_of_workers(

@@ -60,6 +60,12 @@ class Link:
             raise RuntimeError(f"no pruning verdict for step {step} within {self.timeout} s; "
                                "is the process that claimed the trial gone?") from err
 
+    def close(self) -> None:
+        """Let go of the queues (in the worker, once the run is over)."""
+        for end in (self.reports, self.verdicts):
+            if isinstance(end, _DaskQueue):
+                end.close()
+
 
 class Channel(Protocol):
     """The claiming process's end of the queues."""
@@ -107,22 +113,52 @@ class _ManagerChannel:
         self._manager.shutdown()
 
 
+class _DaskQueue:
+    """A `distributed.Queue` by name, made where it is first used: the scheduler unpickles
+    a task's arguments too, and a queue made there would wait on the scheduler itself."""
+
+    def __init__(self, name: str, client: Any = None) -> None:
+        self.name, self._client, self._queue = name, client, None
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"name": self.name}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["name"])
+
+    def _made(self) -> Any:
+        if self._queue is None:
+            from distributed import Queue
+
+            self._queue = Queue(self.name, client=self._client)
+        return self._queue
+
+    def put(self, value: Any) -> None:
+        self._made().put(value)
+
+    def get(self, timeout: float | None = None, batch: bool = False) -> Any:
+        return self._made().get(timeout=timeout, batch=batch)
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
+
+
 class _DaskChannel:
     """Queues of the Dask scheduler that `client` talks to."""
 
     def __init__(self, client: Any) -> None:
-        from distributed import Queue
-
-        self._queue = Queue
         self._client = client
         self._prefix = f"nnlab-{uuid.uuid4().hex}"
-        self._reports = Queue(f"{self._prefix}-reports", client=client)
+        self._reports = _DaskQueue(f"{self._prefix}-reports", client)
+        self._reports.get(batch=True)  # made now, before any worker puts to it
         self._verdicts: dict[int, Any] = {}
 
     def link(self, number: int, waits: bool) -> Link:
         if waits:
-            self._verdicts[number] = self._queue(f"{self._prefix}-verdicts-{number}",
-                                                 client=self._client)
+            self._verdicts[number] = _DaskQueue(f"{self._prefix}-verdicts-{number}",
+                                                self._client)
+            self._verdicts[number].get(batch=True)
         return Link(number, self._reports, self._verdicts.get(number), DASK_VERDICT_TIMEOUT)
 
     def drain(self) -> list[tuple[int, int, float, bool]]:

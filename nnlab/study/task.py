@@ -87,7 +87,11 @@ def run_trial(task: TrialTask) -> TrialOutcome:
         link, objective = task.link, task.objective
         on_eval = None if link is None else (
             lambda row, last: link(int(row["step"]), row[objective], last))
-        run = train(TrainConfig.from_dict(task.config), load_dataset(task.data), on_eval)
+        try:
+            run = train(TrainConfig.from_dict(task.config), load_dataset(task.data), on_eval)
+        finally:
+            if link is not None:
+                link.close()
         store = ResultsStore(Path(task.folder))
         store.write_trial("curves", task.number, run.curve)
         if run.status != "stopped":

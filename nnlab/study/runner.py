@@ -46,7 +46,7 @@ from nnlab.study.attrs import (
     RESULT,
     SEED,
 )
-from nnlab.study.configs import sync_configs
+from nnlab.study.configs import ended_configurations, sync_configs
 from nnlab.study.live import Channel, open_channel
 from nnlab.study.liveness import HeartbeatRecorder, owner_is_gone, this_process
 from nnlab.study.progress import Progress
@@ -469,11 +469,12 @@ class Runner:
 
     def _count(self, trial: FrozenTrial, outcome: TrialOutcome, counts: RunCounts,
                bar: Progress) -> None:
+        config_id = [trial.user_attrs[CONFIG_ID]]
         if not self.record(trial, outcome):
             outcome = TrialOutcome(outcome.number, error="failed as abandoned meanwhile")
-        else:
-            with self.lock():
-                sync_configs(self.spec, self.study, [trial.user_attrs[CONFIG_ID]])
+        elif ended_configurations(self.spec, self.study.get_trials(deepcopy=False), config_id):
+            with self.lock():  # its configuration's last run: into the companion study
+                sync_configs(self.spec, self.study, config_id)
         counts.add(outcome)
         bar.update(outcome.error is None, failed=counts.failed, diverged=counts.diverged,
                    pruned=counts.pruned)

@@ -2,10 +2,10 @@
 
 Exactly once: every (configuration, replicate seed) has a stable `key` (a hash of its full
 TrainConfig and data). Planning (under the study lock) enqueues each key that has no
-complete, waiting or live running trial; claiming takes WAITING trials one at a time with
-Optuna's atomic WAITING -> RUNNING transition (under the study lock with a journal file, a
-row lock in a database), so a trial runs in one place only, however many `nnlab run` or
-`nnlab worker` processes, on however many hosts, pull from the study.
+complete, pruned, waiting or live running trial; claiming takes WAITING trials one at a
+time with Optuna's atomic WAITING -> RUNNING transition (under the study lock with a
+journal file, a row lock in a database), so a trial runs in one place only, however many
+`nnlab run` or `nnlab worker` processes, on however many hosts, pull from the study.
 
 Trials whose process is gone are failed and their keys enqueued again (under the lock, so
 each key is enqueued once): on the next plan, found by their owner's pid on this host; with

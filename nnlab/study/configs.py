@@ -15,7 +15,6 @@ companion made for another spec (the study grew) or for an earlier study of the 
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
@@ -76,20 +75,14 @@ def _open(spec: StudySpec, study: optuna.Study) -> optuna.Study:
     of = {"study_id": study._study_id, "spec_digest": spec.digest()}
     try:
         storage.get_study_id_from_name(name)
+    except KeyError:  # none yet
+        pass
+    else:
         companion = optuna.Study(study_name=name, storage=storage)
         if companion.user_attrs.get(OF_ATTR) == of:
             return companion
         optuna.delete_study(study_name=name, storage=storage)
-    except KeyError:
-        pass
-    logger = logging.getLogger("optuna")
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # "a new study created ...": nnlab names it itself
-    try:
-        companion = optuna.create_study(study_name=name, storage=storage,
-                                        direction=spec.direction)
-    finally:
-        logger.setLevel(level)
+    companion = optuna.create_study(study_name=name, storage=storage, direction=spec.direction)
     companion.set_user_attr("objective", spec.objective)
     companion.set_user_attr("configurations_of", spec.name)
     with warnings.catch_warnings():  # stable since Optuna 3.2, still flagged

@@ -15,7 +15,6 @@ companion made for another spec (the study grew) or for an earlier study of the 
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
@@ -40,23 +39,34 @@ def companion_name(name: str) -> str:
 
 
 def sync_configs(spec: StudySpec, study: optuna.Study,
-                 config_ids: Iterable[str] | None = None) -> optuna.Study:
+                 config_ids: Iterable[str] | None = None) -> None:
     """Add to the companion of `study` every configuration (of `config_ids`, default all)
     whose runs have all ended and that it lacks; build it afresh if it shows another
-    study or spec. Call under the study's lock. Returns the companion."""
+    study or spec. Call under the study's lock."""
+    ended = ended_configurations(spec, study.get_trials(deepcopy=False), config_ids)
+    if config_ids is not None and not ended:
+        return
     companion = _open(spec, study)
     have = {t.user_attrs.get(CONFIG_ID) for t in companion.get_trials(deepcopy=False)}
+    for config_id, runs in ended.items():
+        if config_id not in have:
+            companion.add_trial(_configuration(spec, config_id, runs))
+
+
+def ended_configurations(spec: StudySpec, trials: list[FrozenTrial],
+                         config_ids: Iterable[str] | None = None
+                         ) -> dict[str, list[FrozenTrial]]:
+    """The configurations (of `config_ids`, default all) whose runs, one per seed, have
+    all ended (complete or pruned), with those runs."""
     wanted = None if config_ids is None else set(config_ids)
     runs: dict[str, list[FrozenTrial]] = defaultdict(list)
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         config_id = trial.user_attrs.get(CONFIG_ID)
-        if KEY in trial.user_attrs and trial.state in ENDED and config_id not in have and (
+        if KEY in trial.user_attrs and trial.state in ENDED and (
                 wanted is None or config_id in wanted):
             runs[config_id].append(trial)
-    for config_id, group in runs.items():
-        if sorted(t.user_attrs[SEED] for t in group) == spec.seeds:
-            companion.add_trial(_configuration(spec, config_id, group))
-    return companion
+    return {config_id: group for config_id, group in runs.items()
+            if sorted(t.user_attrs[SEED] for t in group) == spec.seeds}
 
 
 def _open(spec: StudySpec, study: optuna.Study) -> optuna.Study:
@@ -65,20 +75,14 @@ def _open(spec: StudySpec, study: optuna.Study) -> optuna.Study:
     of = {"study_id": study._study_id, "spec_digest": spec.digest()}
     try:
         storage.get_study_id_from_name(name)
+    except KeyError:  # none yet
+        pass
+    else:
         companion = optuna.Study(study_name=name, storage=storage)
         if companion.user_attrs.get(OF_ATTR) == of:
             return companion
         optuna.delete_study(study_name=name, storage=storage)
-    except KeyError:
-        pass
-    logger = logging.getLogger("optuna")
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # "a new study created ...": nnlab names it itself
-    try:
-        companion = optuna.create_study(study_name=name, storage=storage,
-                                        direction=spec.direction)
-    finally:
-        logger.setLevel(level)
+    companion = optuna.create_study(study_name=name, storage=storage, direction=spec.direction)
     companion.set_user_attr("objective", spec.objective)
     companion.set_user_attr("configurations_of", spec.name)
     with warnings.catch_warnings():  # stable since Optuna 3.2, still flagged

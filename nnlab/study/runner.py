@@ -2,10 +2,10 @@
 
 Exactly once: every (configuration, replicate seed) has a stable `key` (a hash of its full
 TrainConfig and data). Planning (under the study lock) enqueues each key that has no
-complete, waiting or live running trial; claiming takes WAITING trials one at a time with
-Optuna's atomic WAITING -> RUNNING transition (under the study lock with a journal file, a
-row lock in a database), so a trial runs in one place only, however many `nnlab run` or
-`nnlab worker` processes, on however many hosts, pull from the study.
+complete, pruned, waiting or live running trial; claiming takes WAITING trials one at a
+time with Optuna's atomic WAITING -> RUNNING transition (under the study lock with a
+journal file, a row lock in a database), so a trial runs in one place only, however many
+`nnlab run` or `nnlab worker` processes, on however many hosts, pull from the study.
 
 Trials whose process is gone are failed and their keys enqueued again (under the lock, so
 each key is enqueued once): on the next plan, found by their owner's pid on this host; with
@@ -46,7 +46,7 @@ from nnlab.study.attrs import (
     RESULT,
     SEED,
 )
-from nnlab.study.configs import sync_configs
+from nnlab.study.configs import ended_configurations, sync_configs
 from nnlab.study.live import Channel, open_channel
 from nnlab.study.liveness import HeartbeatRecorder, owner_is_gone, this_process
 from nnlab.study.progress import Progress
@@ -471,11 +471,12 @@ class Runner:
 
     def _count(self, trial: FrozenTrial, outcome: TrialOutcome, counts: RunCounts,
                bar: Progress) -> None:
+        config_id = [trial.user_attrs[CONFIG_ID]]
         if not self.record(trial, outcome):
             outcome = TrialOutcome(outcome.number, error="failed as abandoned meanwhile")
-        else:
-            with self.lock():
-                sync_configs(self.spec, self.study, [trial.user_attrs[CONFIG_ID]])
+        elif ended_configurations(self.spec, self.study.get_trials(deepcopy=False), config_id):
+            with self.lock():  # its configuration's last run: into the companion study
+                sync_configs(self.spec, self.study, config_id)
         counts.add(outcome)
         bar.update(outcome.error is None, failed=counts.failed, diverged=counts.diverged,
                    pruned=counts.pruned)

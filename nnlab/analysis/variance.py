@@ -87,10 +87,12 @@ class VarianceVsNResult:
                     f"mixture: p(no floor) = {fit.p_zero:.2g}); {fit.weights} weights"
                     f"{kurtosis}; LR scaled by {fit.lr_scale:.2f} for the seeds shared "
                     "across N and the tails")
-                if fit.plateau:
-                    lines.append(f"  Plateau: the fit does not separate a floor from a slow "
-                                 f"decline ({fit.plateau_reason}).")
-            if fit.floor_excludes_zero:
+            if isinstance(fit, ProfileFloorFit) and fit.plateau:
+                lines.append(f"  Plateau: the fit does not separate a floor from a slow "
+                             f"decline ({fit.plateau_reason}); the variance levels off, but "
+                             f"whether it stays (floor c = {fit.floor}) or keeps falling "
+                             "slowly is not told by these lengths.")
+            elif fit.floor_excludes_zero:
                 lines.append(
                     f"  The floor's interval excludes 0: the variance tends to a constant "
                     f"(std floor {math.sqrt(fit.floor.value):.3g}); runs settle in different "

@@ -23,7 +23,7 @@ from nnlab.analysis._checks import (
     require_columns,
     split_runs,
 )
-from nnlab.analysis.floor import FloorFit, ProfileFloorFit, fit_floor
+from nnlab.analysis.floor import FloorFit, ProfileFloorFit, check_floor_options, fit_floor
 from nnlab.errors import NNLabError, is_number
 
 _WHERE = "variance_vs_n"
@@ -158,6 +158,7 @@ def variance_vs_n(
     within each N otherwise.
     """
     check_resampling(n_resamples, confidence, _WHERE)
+    check_floor_options(weights, floor_interval, _WHERE)
     if fit_from is not None and not is_number(fit_from):
         raise NNLabError(f"{_WHERE}: fit_from: expected a number (the shortest N to fit) or "
                          f"None, got {fit_from!r}")

@@ -216,6 +216,15 @@ class ProfileFloorFit(FloorFit):
                 "plateau": self.plateau, "plateau_reason": self.plateau_reason}
 
 
+def check_floor_options(weights: object, floor_interval: object, where: str) -> None:
+    """Raise NNLabError unless weights and floor_interval are among the known ones."""
+    if weights not in WEIGHTS:
+        raise NNLabError(f"{where}.weights: expected one of {WEIGHTS}, got {weights!r}")
+    if floor_interval not in FLOOR_INTERVALS:
+        raise NNLabError(f"{where}.floor_interval: expected one of {FLOOR_INTERVALS}, got "
+                         f"{floor_interval!r}")
+
+
 def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: np.ndarray,
               start: int, exponent_range: tuple[float, float], confidence: float,
               weights: str = "normal", floor_interval: str = "bootstrap",
@@ -225,11 +234,6 @@ def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: 
     runs: (k,) seeds behind each variance; boot_var: (R, k) bootstrap variances over seeds;
     kurtosis: (k,) each N's excess kurtosis, needed for weights="kurtosis".
     """
-    if weights not in WEIGHTS:
-        raise NNLabError(f"variance_vs_n.weights: expected one of {WEIGHTS}, got {weights!r}")
-    if floor_interval not in FLOOR_INTERVALS:
-        raise NNLabError(f"variance_vs_n.floor_interval: expected one of {FLOOR_INTERVALS}, "
-                         f"got {floor_interval!r}")
     if weights == "normal" and floor_interval == "bootstrap":
         return _weighted_floor_fit(ns, variance, runs - 1, boot_var, start, exponent_range,
                                    confidence)

@@ -23,7 +23,7 @@ from nnlab.analysis._checks import (
     require_columns,
     split_runs,
 )
-from nnlab.analysis.floor import FloorFit, ProfileFloorFit, fit_floor
+from nnlab.analysis.floor import FloorFit, ProfileFloorFit, check_floor_options, fit_floor
 from nnlab.errors import NNLabError, is_number
 
 _WHERE = "variance_vs_n"
@@ -87,10 +87,12 @@ class VarianceVsNResult:
                     f"mixture: p(no floor) = {fit.p_zero:.2g}); {fit.weights} weights"
                     f"{kurtosis}; LR scaled by {fit.lr_scale:.2f} for the seeds shared "
                     "across N and the tails")
-                if fit.plateau:
-                    lines.append(f"  Plateau: the fit does not separate a floor from a slow "
-                                 f"decline ({fit.plateau_reason}).")
-            if fit.floor_excludes_zero:
+            if isinstance(fit, ProfileFloorFit) and fit.plateau:
+                lines.append(f"  Plateau: the fit does not separate a floor from a slow "
+                             f"decline ({fit.plateau_reason}); the variance levels off, but "
+                             f"whether it stays (floor c = {fit.floor}) or keeps falling "
+                             "slowly is not told by these lengths.")
+            elif fit.floor_excludes_zero:
                 lines.append(
                     f"  The floor's interval excludes 0: the variance tends to a constant "
                     f"(std floor {math.sqrt(fit.floor.value):.3g}); runs settle in different "
@@ -156,6 +158,7 @@ def variance_vs_n(
     within each N otherwise.
     """
     check_resampling(n_resamples, confidence, _WHERE)
+    check_floor_options(weights, floor_interval, _WHERE)
     if fit_from is not None and not is_number(fit_from):
         raise NNLabError(f"{_WHERE}: fit_from: expected a number (the shortest N to fit) or "
                          f"None, got {fit_from!r}")

@@ -277,8 +277,8 @@ BAD_RUNS = [
      "example; expected 10, one per class of the data"),
     ({"name": "digits"}, {"model": "tests.data_entry:no_flatten"},
      "[base]: TrainConfig.model: tests.data_entry:no_flatten's network on the data's 1x8x8 "
-     "examples: layers[0] (Dense): expected a flat per-example input (n_in,), got shape "
-     "(1, 8, 8); put a Flatten layer before it"),
+     "examples: layers[0] (Dense): expected a flat per-example input (n_in,): put a "
+     "Flatten layer before it, got shape (1, 8, 8)"),
     ({"name": "digits"}, {"preset": "cnn"},
      "[base] on data of 64 features and 10 classes (sizes [64, 36, 16, 10]): base.sizes: "
      "TrainConfig.layers: 'conv64k5' in 'conv32k5-pool2-conv64k5-pool2-dense128-dropout0.5' "

@@ -613,14 +613,14 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.notes.append(f"{left_out} more configurations not shown.")
     rows, first = [], None
     test_set = test_set_result(results, options, section)
-    fewest = int(frame.groupby(n_col).size().min()) if len(frame) else 0
-    fit_kwargs = {"weights": "kurtosis" if fewest >= 4 else "normal",
-                  "floor_interval": "profile", "n_resamples": options.n_resamples,
+    fit_kwargs = {"floor_interval": "profile", "n_resamples": options.n_resamples,
                   "seed": options.seed, "confidence": options.confidence}
     for label, group in groups:
+        fewest = int(group.groupby(n_col).size().min()) if len(group) else 0
         try:
             result = analysis.variance_vs_n(
-                group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT, **fit_kwargs)
+                group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT,
+                weights="kurtosis" if fewest >= 4 else "normal", **fit_kwargs)
         except NNLabError as err:
             section.notes.append(f"{label or 'all runs'}: {err}")
             continue

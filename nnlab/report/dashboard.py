@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import optuna
@@ -84,7 +85,30 @@ def serve(folder: str | Path, port: int = 8080, storage: str | None = None) -> N
           flush=True)
     print(companion_line(study, served, port), flush=True)
     print("press Ctrl-C to stop", flush=True)
-    try:
-        optuna_dashboard.run_server(served, host=HOST, port=port)
-    except OSError as err:
-        raise NNLabError(f"--port {port}: cannot listen on {HOST} ({err.strerror})") from err
+    _run_server(served, port)
+
+
+def _run_server(storage: BaseStorage, port: int) -> None:
+    """optuna-dashboard's server on HOST:port, in a daemon thread, until Ctrl-C.
+
+    The main thread only waits, so Ctrl-C (a KeyboardInterrupt, raised in the main thread)
+    always ends the wait: raised inside a request, wsgiref's handler would take it for an
+    application error, answer it and serve on."""
+    failure: list[BaseException] = []
+    stopped = threading.Event()
+
+    def target() -> None:
+        try:
+            optuna_dashboard.run_server(storage, host=HOST, port=port)
+        except BaseException as err:  # handed to the main thread below
+            failure.append(err)
+        finally:
+            stopped.set()
+
+    threading.Thread(target=target, name="optuna-dashboard", daemon=True).start()
+    stopped.wait()
+    if failure and isinstance(failure[0], OSError):
+        raise NNLabError(f"--port {port}: cannot listen on {HOST} ({failure[0].strerror})"
+                         ) from failure[0]
+    if failure:
+        raise failure[0]

@@ -87,9 +87,11 @@ def test_a_digits_study_runs_reports_and_shows_in_the_dashboard(tmp_path, capsys
     assert "digest " + digits.digest[:16] in (folder / "report.html").read_text()
     dashboard = Dashboard(folder, free_port())
     try:
-        (summary,) = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        summaries = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        assert sorted(s["study_name"] for s in summaries) == ["digits", "digits:configs"]
+        (summary,) = [s for s in summaries if s["study_name"] == "digits"]
         detail = get_json(f"{dashboard.base}/api/studies/{summary['study_id']}")
-        assert summary["study_name"] == "digits" and len(detail["trials"]) == 4
+        assert len(detail["trials"]) == 4
         values = sorted(t["values"][0] for t in detail["trials"])
         assert values == pytest.approx(sorted(Study.load(folder).trials()["val_acc"]))
     finally:

@@ -134,7 +134,8 @@ def test_printed_dashboard_command_serves_the_study_in_a_new_shell(clone, demo):
             except OSError:
                 assert time.monotonic() < deadline, "the dashboard did not answer in 60 s"
                 time.sleep(0.2)
-        assert [summary["study_name"] for summary in listed] == ["demo"]
+        # the study and its companion of configurations (seed means)
+        assert sorted(summary["study_name"] for summary in listed) == ["demo", "demo:configs"]
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as the printed line says
         try:

@@ -89,3 +89,16 @@ def test_kurtosis_weights_need_four_seeds():
     trials = restart_trials(np.random.default_rng(0), n_seeds=3)
     with pytest.raises(NNLabError, match="'kurtosis' needs at least 4 seeds per length, got 3"):
         variance_vs_n(trials, weights="kurtosis")
+
+
+def test_an_early_transient_is_flagged_through_the_least_squares_refits():
+    # 30x the spread at the shortest N: runs that take off late
+    trials = restart_trials(np.random.default_rng(4))
+    shortest = trials["n_steps"] == NS[0]
+    trials.loc[shortest, "test_acc"] = 0.966 + np.sqrt(30) * (
+        trials.loc[shortest, "test_acc"] - 0.966)
+    full = variance_vs_n(trials, **PROFILE).fit
+    assert full.exponent_at_bound and full.plateau
+    assert "upper bound 3" in full.plateau_reason
+    later = variance_vs_n(trials, fit_from=float(NS[1]), **PROFILE).fit
+    assert not later.exponent_at_bound and later.floor.contains(FLOOR)

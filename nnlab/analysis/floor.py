@@ -194,13 +194,22 @@ class ProfileFloorFit(FloorFit):
         return self.floor.low > 0
 
     @property
+    def exponent_at_bound(self) -> bool:
+        """b's profile interval, or that of the least-squares refits, reaches the largest
+        exponent allowed. The refits are kept as a second opinion: an early transient
+        drives them to the bound, while the likelihood fit, which trusts every N alike in
+        relative terms, absorbs it with a steep b and a biased floor."""
+        refits = interval(self.boot[:, 2], self.floor.confidence)[1]
+        return bool(self.exponent.high >= self.exponent_max or refits >= self.exponent_max)
+
+    @property
     def plateau_reason(self) -> str:
         """Why the fit does not separate a floor from a slow decline ('' when it does): b's
         interval reaches an end of its range (at the top: a fast early transient; at the
         bottom: a decline so slow it looks flat), or the floor's interval holds both 0 and
         all of the fitted variance at the longest N (the c and a terms trade off)."""
         reasons = []
-        if self.exponent.high >= self.exponent_max:
+        if self.exponent_at_bound:
             reasons.append(f"b's interval reaches its upper bound {self.exponent_max:g}")
         if self.exponent.low <= self.exponent_min:
             reasons.append(f"b's interval reaches its lower bound {self.exponent_min:g}")

@@ -3,28 +3,28 @@
 Two ways, chosen by `variance_vs_n`:
 - "bootstrap" (FloorFit): least squares weighted by the inverse sampling variance of each
   N's variance, the interval of c the percentile interval of bootstrap refits over seeds;
-- "profile" (ProfileFloorFit): the same fit, but c's interval is a profile likelihood-ratio
-  interval that stays valid at the boundary c = 0, where a bootstrap of c is not (Andrews
-  2000, Econometrica 68): {c0 >= 0: LR(c0) <= chi2_1(confidence)}, LR(c0) the rise of the
-  weighted residual sum of squares when c is held at c0 and a >= 0, b refitted. At c0 = 0
-  LR follows the mixture 1/2 chi2_0 + 1/2 chi2_1 (Self & Liang 1987, JASA 82), which gives
-  the p-value of "no floor" and makes the interval conservative there (it holds 0 with
-  probability 1 - alpha/2). The working weights need not be right: LR is divided by
-  lambda = Var_sandwich(c) / Var_model(c) (an adjusted profile likelihood, Chandler & Bate
-  2007, Biometrika 94), with the covariance of the variances across N taken from the
-  bootstrap over seeds, so runs read at several N (the same seeds at every N) and heavy
-  tails are accounted for.
+- "profile" (ProfileFloorFit): c by maximum likelihood, each N's sample variance s^2 taken
+  as gamma distributed with Var(s^2) = phi v^2 (McCullagh & Nelder 1989, "Generalized
+  Linear Models", ch. 8 and 10), and c's interval the profile likelihood-ratio interval
+  {c0 >= 0: LR(c0) <= critical}, LR(c0) the rise of the deviance when c is held at c0 and
+  a >= 0, b refitted. It stays valid at the boundary c = 0, where a bootstrap of c is not
+  (Andrews 2000, Econometrica 68): there LR follows the mixture 1/2 chi2_0 + 1/2 chi2_1
+  (Self & Liang 1987, JASA 82), which gives the p-value of "no floor" and makes the
+  interval conservative at 0. phi need not be right: LR is divided by lambda =
+  Var_sandwich(c) / Var_model(c) (an adjusted profile likelihood, Chandler & Bate 2007,
+  Biometrika 94), with the covariance of the variances across N from the bootstrap over
+  seeds, so runs read at several N (the same seeds at every N) and heavy tails are taken
+  into account; lambda being estimated from fourth moments of the seeds, the critical
+  value is F(1, nu) (`scale_df`) rather than chi2_1.
 
-Weights (the sampling variance of each N's sample variance s^2 over m seeds):
-"normal" 2 s^4 / (m - 1); "kurtosis" s^4 (2 / (m - 1) + kappa / m), kappa each N's sample
-excess kurtosis, at least MIN_KURTOSIS (O'Neill 2014, "Some useful moment results in
-sampling problems", Am. Stat. 68); "bootstrap" the bootstrap variance of s^2. s^4 is taken
-from a first fit, not from each N's own noisy s^2.
+phi, by `weights`: "normal" 2 / (m - 1); "kurtosis" 2 / (m - 1) + kappa / m, kappa each N's
+sample excess kurtosis, at least MIN_KURTOSIS (O'Neill 2014, "Some useful moment results in
+sampling problems", Am. Stat. 68); "bootstrap" the bootstrap variance of s^2 over s^4. The
+least-squares weights are 1 / (phi v^2), v from a first fit, not each N's noisy s^2.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,14 +171,19 @@ def _fit_floor(ns: np.ndarray, variance: np.ndarray, weights: np.ndarray, grid: 
 class ProfileFloorFit(FloorFit):
     """A FloorFit whose floor interval is the boundary-aware profile likelihood-ratio one.
 
+    floor, scale, exponent: the maximum-likelihood fit (gamma deviance); the floor's and the
+    exponent's intervals are profile likelihood-ratio ones, the scale's that of the
+    bootstrap refits (widened to hold the estimate).
     p_zero: p-value of "no floor" (c = 0) from the Self-Liang mixture; lr_scale: lambda,
-    the sandwich adjustment LR is divided by; weights: how the N were weighted; kurtosis:
-    each fitted N's excess kurtosis behind "kurtosis" weights (None otherwise); exponent_min:
-    the smallest exponent allowed; var_at_longest: the fitted variance at the longest N.
+    the sandwich adjustment LR is divided by, lr_scale_df its degrees of freedom; weights:
+    how the N were weighted; kurtosis: each fitted N's excess kurtosis behind "kurtosis"
+    weights (None otherwise); exponent_min: the smallest exponent allowed; var_at_longest:
+    the fitted variance at the longest N.
     """
 
     p_zero: float
     lr_scale: float
+    lr_scale_df: float
     weights: str
     kurtosis: tuple[float, ...] | None
     exponent_min: float
@@ -189,13 +194,22 @@ class ProfileFloorFit(FloorFit):
         return self.floor.low > 0
 
     @property
+    def exponent_at_bound(self) -> bool:
+        """b's profile interval, or that of the least-squares refits, reaches the largest
+        exponent allowed. The refits are kept as a second opinion: an early transient
+        drives them to the bound, while the likelihood fit, which trusts every N alike in
+        relative terms, absorbs it with a steep b and a biased floor."""
+        refits = interval(self.boot[:, 2], self.floor.confidence)[1]
+        return bool(self.exponent.high >= self.exponent_max or refits >= self.exponent_max)
+
+    @property
     def plateau_reason(self) -> str:
         """Why the fit does not separate a floor from a slow decline ('' when it does): b's
         interval reaches an end of its range (at the top: a fast early transient; at the
         bottom: a decline so slow it looks flat), or the floor's interval holds both 0 and
         all of the fitted variance at the longest N (the c and a terms trade off)."""
         reasons = []
-        if self.exponent.high >= self.exponent_max:
+        if self.exponent_at_bound:
             reasons.append(f"b's interval reaches its upper bound {self.exponent_max:g}")
         if self.exponent.low <= self.exponent_min:
             reasons.append(f"b's interval reaches its lower bound {self.exponent_min:g}")
@@ -213,6 +227,7 @@ class ProfileFloorFit(FloorFit):
         return {**super().to_dict(), "floor_interval": "profile", "weights": self.weights,
                 "kurtosis": None if self.kurtosis is None else list(self.kurtosis),
                 "p_zero": self.p_zero, "lr_scale": self.lr_scale,
+                "lr_scale_df": self.lr_scale_df,
                 "plateau": self.plateau, "plateau_reason": self.plateau_reason}
 
 
@@ -228,11 +243,12 @@ def check_floor_options(weights: object, floor_interval: object, where: str) -> 
 def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: np.ndarray,
               start: int, exponent_range: tuple[float, float], confidence: float,
               weights: str = "normal", floor_interval: str = "bootstrap",
-              kurtosis: np.ndarray | None = None) -> FloorFit:
+              kurtosis: np.ndarray | None = None, scale_df: float | None = None) -> FloorFit:
     """The floor fit of `variance` (k,) at `ns` (k,) from index `start` on.
 
     runs: (k,) seeds behind each variance; boot_var: (R, k) bootstrap variances over seeds;
-    kurtosis: (k,) each N's excess kurtosis, needed for weights="kurtosis".
+    kurtosis: (k,) each N's excess kurtosis, needed for weights="kurtosis"; scale_df: the
+    degrees of freedom of the sandwich scale (`scale_df`), needed for the profile.
     """
     if weights == "normal" and floor_interval == "bootstrap":
         return _weighted_floor_fit(ns, variance, runs - 1, boot_var, start, exponent_range,
@@ -241,7 +257,8 @@ def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: 
     if kurtosis is not None:
         kurtosis = np.maximum(kurtosis[start:], MIN_KURTOSIS)
     grid = np.linspace(*exponent_range, EXPONENT_STEPS)
-    w = _working_weights(ns, variance, runs, boot_var, weights, kurtosis, grid)
+    phi = _relative_variance(variance, runs, boot_var, weights, kurtosis)
+    w = _working_weights(ns, variance, phi, grid)
     point = _fit_floor(ns, variance[None, :], w, grid)
     boot = np.column_stack(_fit_floor(ns, boot_var, w, grid))
     c, a, b = (float(p[0]) for p in point)
@@ -250,105 +267,146 @@ def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: 
     scale, exponent = (estimate(point[i][0], boot[:, i], confidence) for i in (1, 2))
     if floor_interval == "bootstrap":
         return FloorFit(estimate(c, boot[:, 0], confidence), scale, exponent, **common)
-    profile = _Profile(ns, w, grid)
-    lr_scale = _sandwich_scale(ns, w, np.cov(boot_var, rowvar=False), c, a, b)
-    low, high = _profile_interval(profile, variance, boot_var, boot, c, lr_scale, confidence)
-    rise = profile(variance[None, :], 0.0)[0] - profile(variance[None, :], c)[0]
-    lr_zero = max(float(rise) / lr_scale, 0.0)
+    deviance = _Deviance(ns, variance, 1 / phi, grid)
+    by_exponent, floors, scales = deviance.by_exponent()
+    best = int(np.argmin(by_exponent))
+    lowest, c, a, b = by_exponent[best], floors[best], scales[best], grid[best]
+    fitted = c + a * ns**-b
+    lr_scale = _sandwich_scale(ns, deviance.prior / fitted**2,
+                               np.cov(boot_var, rowvar=False), c, a, b)
+    critical = stats.f.ppf(confidence, 1, scale_df)
+
+    def lr(c0: float) -> float:
+        return (deviance(c0) - lowest) / lr_scale[0]
+
+    low = 0.0 if lr(0.0) <= critical else optimize.brentq(
+        lambda c0: lr(c0) - critical, 0.0, c)
+    top = max(c, float(variance.max()))
+    while lr(top) <= critical:
+        top *= 2
+    high = optimize.brentq(lambda c0: lr(c0) - critical, c, top)
+    lr_zero = max(lr(0.0), 0.0)
+    inside = grid[(by_exponent - lowest) / lr_scale[2] <= critical]
+    exponent = Estimate(float(b), float(inside.min()), float(inside.max()), confidence)
+    a_low, a_high = interval(boot[:, 1], confidence)  # the bootstrap refits', around a
+    scale = Estimate(float(a), float(min(a_low, a)), float(max(a_high, a)), confidence)
     return ProfileFloorFit(
-        Estimate(c, low, high, confidence), scale, exponent, **common,
-        p_zero=float(0.5 * stats.chi2.sf(lr_zero, 1)) if lr_zero > 0 else 1.0,
-        lr_scale=float(lr_scale), weights=weights,
+        Estimate(c, float(low), float(high), confidence), scale, exponent, **common,
+        p_zero=float(0.5 * stats.f.sf(lr_zero, 1, scale_df)) if lr_zero > 0 else 1.0,
+        lr_scale=float(lr_scale[0]), lr_scale_df=float(scale_df), weights=weights,
         kurtosis=None if kurtosis is None or weights != "kurtosis" else tuple(
             float(k) for k in kurtosis),
         exponent_min=float(grid[0]), var_at_longest=float(c + a * ns[-1] ** -b))
 
 
-def _working_weights(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray,
-                     boot_var: np.ndarray, weights: str, kurtosis: np.ndarray | None,
-                     grid: np.ndarray) -> np.ndarray:
-    """(k,) inverse sampling variances of the variances, as the module docstring says."""
+def scale_df(groups: list[np.ndarray]) -> float:
+    """Degrees of freedom of the sandwich scale, a ratio of fourth moments estimated from m
+    seeds: nu = 2 m / (mu8 / mu4^2 - 1), the relative variance of a fourth-moment estimate
+    written as a chi-square's 2 / nu (Satterthwaite 1946), mu4 and mu8 the standardised
+    moments pooled over the groups (each (m,), one per fitted N), m the fewest seeds; 19 for
+    normal runs at m = 100, fewer for heavier tails."""
+    deviations = np.concatenate([(g - g.mean()) / g.std() for g in groups])
+    mu4, mu8 = np.mean(deviations**4), np.mean(deviations**8)
+    return float(max(2 * min(g.size for g in groups) / max(mu8 / mu4**2 - 1, 1e-9), 1.0))
+
+
+def _relative_variance(variance: np.ndarray, runs: np.ndarray, boot_var: np.ndarray,
+                       weights: str, kurtosis: np.ndarray | None) -> np.ndarray:
+    """(k,) phi with Var(s^2) = phi var^2: 2 / (m - 1) (+ kappa / m), or the bootstrap's."""
     if weights == "bootstrap":
         spread = boot_var.var(axis=0)
         if np.any(spread <= 0):
             raise NNLabError("variance_vs_n.weights: a length's variance does not vary over "
                              "the bootstrap; use weights='normal'")
-        return 1 / spread
-    excess = 0.0 if weights == "normal" else kurtosis
-    factor = 2 / (runs - 1) + excess / runs
-    first = _fit_floor(ns, variance[None, :], 1 / (factor * variance**2), grid)
+        return spread / variance**2
+    return 2 / (runs - 1) + (0.0 if weights == "normal" else kurtosis / runs)
+
+
+def _working_weights(ns: np.ndarray, variance: np.ndarray, phi: np.ndarray,
+                     grid: np.ndarray) -> np.ndarray:
+    """(k,) inverse sampling variances of the variances, phi var^2, var from a first fit
+    weighted by phi s^4."""
+    first = _fit_floor(ns, variance[None, :], 1 / (phi * variance**2), grid)
     fitted = first[0] + first[1] * ns ** -first[2]
-    return 1 / (factor * np.where(fitted > 0, fitted, variance) ** 2)
+    return 1 / (phi * np.where(fitted > 0, fitted, variance) ** 2)
 
 
 @dataclass(frozen=True)
-class _Profile:
-    """Q(c0) for rows of variances (R, k): the residual sum of squares, weighted by the
-    absolute `weights` (inverse variances), with c held at c0 and a >= 0, b (on `grid`)
-    refitted."""
+class _Deviance:
+    """The gamma deviance of the variances s^2 (k,) at `ns` (k,) under var(N) = c + a N^-b:
+    D = 2 sum prior ((s^2 - v) / v - log(s^2 / v)), prior (k,) = 1 / phi with
+    Var(s^2) = phi v^2 (McCullagh & Nelder 1989, "Generalized Linear Models", ch. 8 and 10:
+    sample variances are gamma distributed for normal runs, and the deviance's variance
+    grows with v, so an interval reaches further above a low estimate than below it)."""
 
     ns: np.ndarray
-    weights: np.ndarray
+    variance: np.ndarray
+    prior: np.ndarray
     grid: np.ndarray
 
-    def __call__(self, variance: np.ndarray, c0: float | np.ndarray) -> np.ndarray:
-        """(R,) Q at c0 (a number, or one per row (R,))."""
+    def fit(self, c0: float) -> tuple[float, float, float]:
+        """(deviance, a, b) with c held at c0: for each b on the grid, a >= 0 by Fisher
+        scoring (weights prior / v^2, 20 steps), then the b of the smallest deviance."""
         z = self.ns[None, :] ** -self.grid[:, None]  # (G, k)
-        rest = variance - np.reshape(c0, (-1, 1))  # (R, k)
-        s_rz = (self.weights * rest) @ z.T  # (R, G)
-        s_zz = (z**2) @ self.weights
-        a = np.maximum(s_rz / s_zz, 0)
-        sse = np.sum(self.weights * rest**2, axis=1)[:, None] - 2 * a * s_rz + a**2 * s_zz
-        return sse.min(axis=1)
+        tiny = 1e-12 * float(self.variance.max())
+        v = np.broadcast_to(self.variance, z.shape)
+        rest = self.variance - c0
+        for _ in range(20):
+            w = self.prior / v**2
+            a = np.maximum(np.sum(w * z * rest, axis=1) / np.sum(w * z**2, axis=1), 0)
+            v = np.maximum(c0 + a[:, None] * z, tiny)
+        ratio = self.variance / v
+        deviance = 2 * np.sum(self.prior * (1 / ratio - 1 + np.log(ratio)), axis=1)
+        best = int(np.argmin(deviance))
+        return float(deviance[best]), float(a[best]), float(self.grid[best])
 
-    def minimum(self, variance: np.ndarray, params: tuple) -> np.ndarray:
-        """(R,) Q at the fitted (c, a, b), each (R,): its minimum over c too."""
-        c, a, b = (np.asarray(p)[:, None] for p in params)
-        return np.sum(self.weights * (variance - c - a * self.ns ** -b) ** 2, axis=1)
+    def __call__(self, c0: float) -> float:
+        return self.fit(c0)[0]
+
+    def by_exponent(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each b on the grid: (deviance, c, a), each (G,), with c, a >= 0 by
+        iteratively reweighted least squares (weights prior / v^2, 20 steps)."""
+        z = self.ns[None, :] ** -self.grid[:, None]  # (G, k)
+        tiny = 1e-12 * float(self.variance.max())
+        v = np.broadcast_to(self.variance, z.shape)
+        for _ in range(20):
+            c, a = _nonnegative_line(self.prior / v**2, z, self.variance)
+            v = np.maximum(c[:, None] + a[:, None] * z, tiny)
+        ratio = self.variance / v
+        return 2 * np.sum(self.prior * (1 / ratio - 1 + np.log(ratio)), axis=1), c, a
 
 
-def _profile_interval(profile: _Profile, variance: np.ndarray, boot_var: np.ndarray,
-                      boot: np.ndarray, c: float, lr_scale: float, confidence: float
-                      ) -> tuple[float, float]:
-    """The floor's interval {c0 >= 0: r(c0) within its bounds}, r(c0) = sign(c - c0)
-    sqrt(Q(c0) - Q(c)) the signed root of the profile likelihood ratio.
-
-    Bounds: the wider, on each side, of +-sqrt(lr_scale chi2_1(confidence)) (the sandwich-
-    scaled likelihood ratio) and the quantiles of r in the bootstrap world, where the fitted
-    floor c is the truth (DiCiccio & Romano 1989's bootstrap calibration of the signed
-    root: it carries the skew of sample variances of heavy-tailed runs, which chi2 misses).
-    """
-    tail = (1 - confidence) / 2
-    observed = variance[None, :]
-    chi = math.sqrt(lr_scale * stats.chi2.ppf(confidence, 1))
-    boot_rise = np.maximum(profile(boot_var, c) - profile.minimum(boot_var, boot.T), 0)
-    boot_root = np.sign(boot[:, 0] - c) * np.sqrt(boot_rise)
-    lower_bound = min(-chi, float(np.quantile(boot_root, tail)))
-    upper_bound = max(chi, float(np.quantile(boot_root, 1 - tail)))
-    q_hat = float(profile(observed, c)[0])
-
-    def root(c0: float) -> float:
-        return math.copysign(math.sqrt(max(float(profile(observed, c0)[0]) - q_hat, 0.0)),
-                             c - c0)
-
-    low = 0.0 if root(0.0) <= upper_bound else optimize.brentq(
-        lambda c0: root(c0) - upper_bound, 0.0, c)
-    top = max(c, float(variance.max()))
-    while root(top) >= lower_bound:
-        top *= 2
-    high = optimize.brentq(lambda c0: root(c0) - lower_bound, c, top)
-    return float(low), float(high)
+def _nonnegative_line(w: np.ndarray, z: np.ndarray, y: np.ndarray) -> tuple:
+    """Weighted least squares of y (k,) on c + a z per row of w, z (G, k) with c, a >= 0:
+    the unconstrained solution where both are >= 0, else the better edge (c = 0 or a = 0).
+    Returns (c, a), each (G,)."""
+    s_w, s_z, s_zz = w.sum(axis=1), (w * z).sum(axis=1), (w * z**2).sum(axis=1)
+    s_y, s_zy = w @ y, (w * z) @ y
+    det = s_w * s_zz - s_z**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_free = (s_w * s_zy - s_z * s_y) / det
+        c_free = (s_zz * s_y - s_z * s_zy) / det
+    candidates = [(c_free, a_free), (np.zeros_like(s_w), np.maximum(s_zy / s_zz, 0)),
+                  (np.maximum(s_y / s_w, 0), np.zeros_like(s_w))]
+    sse = np.stack([np.sum(w * (y - c[:, None] - a[:, None] * z) ** 2, axis=1)
+                    for c, a in candidates])
+    sse[0][~((c_free >= 0) & (a_free >= 0) & np.isfinite(sse[0]))] = np.inf
+    pick = np.argmin(sse, axis=0)
+    rows = np.arange(w.shape[0])
+    return (np.stack([c for c, _ in candidates])[pick, rows],
+            np.stack([a for _, a in candidates])[pick, rows])
 
 
 def _sandwich_scale(ns: np.ndarray, w: np.ndarray, cov: np.ndarray, c: float, a: float,
-                    b: float) -> float:
-    """lambda = (J^-1 K J^-1)_cc / (J^-1)_cc for the weighted fit at (c, a, b): J = X'WX,
-    K = X'W cov W X, X the model's gradient in (c, a, b) ((c, a) when a = 0 leaves b
-    undefined)."""
+                    b: float) -> np.ndarray:
+    """lambda = (J^-1 K J^-1)_ii / (J^-1)_ii for c, a, b (3,) at the weighted fit (c, a, b):
+    J = X'WX, K = X'W cov W X, X the model's gradient in (c, a, b); where a = 0 leaves b
+    undefined, (c, a) only and b's lambda 1."""
     z = ns**-b
     columns = [np.ones_like(z), z] + ([-a * z * np.log(ns)] if a > 0 else [])
     x = np.column_stack(columns)
     weighted = x.T * w
     j_inv = np.linalg.pinv(weighted @ x)
     sandwich = j_inv @ (weighted @ cov @ weighted.T) @ j_inv
-    return float(sandwich[0, 0] / j_inv[0, 0])
+    ratio = np.diag(sandwich) / np.diag(j_inv)
+    return np.append(ratio, [1.0] * (3 - ratio.size))

@@ -23,7 +23,13 @@ from nnlab.analysis._checks import (
     require_columns,
     split_runs,
 )
-from nnlab.analysis.floor import FloorFit, ProfileFloorFit, check_floor_options, fit_floor
+from nnlab.analysis.floor import (
+    FloorFit,
+    ProfileFloorFit,
+    check_floor_options,
+    fit_floor,
+    scale_df,
+)
 from nnlab.errors import NNLabError, is_number
 
 _WHERE = "variance_vs_n"
@@ -86,7 +92,8 @@ class VarianceVsNResult:
                     f"  floor interval: profile likelihood ratio, valid at c = 0 (Self & Liang "
                     f"mixture: p(no floor) = {fit.p_zero:.2g}); {fit.weights} weights"
                     f"{kurtosis}; LR scaled by {fit.lr_scale:.2f} for the seeds shared "
-                    "across N and the tails")
+                    f"across N and the tails, F(1, {fit.lr_scale_df:.0f}) for that scale's "
+                    "own noise")
             if isinstance(fit, ProfileFloorFit) and fit.plateau:
                 lines.append(f"  Plateau: the fit does not separate a floor from a slow "
                              f"decline ({fit.plateau_reason}); the variance levels off, but "
@@ -212,9 +219,12 @@ def variance_vs_n(
         variance = table["std"].to_numpy() ** 2
         if np.any(variance == 0):
             raise NNLabError(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing to fit")
-        kurtosis = _kurtosis(list(groups.values())) if weights == "kurtosis" else None
+        values = list(groups.values())
+        kurtosis = _kurtosis(values) if weights == "kurtosis" else None
+        df = scale_df(values[start:]) if floor_interval == "profile" else None
         floor_fit = fit_floor(ns, variance, table["n_runs"].to_numpy(), boot_var, start,
-                              exponent_range, confidence, weights, floor_interval, kurtosis)
+                              exponent_range, confidence, weights, floor_interval, kurtosis,
+                              df)
     return VarianceVsNResult(
         table=table,
         fit=floor_fit,

@@ -5,6 +5,8 @@ a grid refuses a pruner."""
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from optuna.trial import TrialState, create_trial
 
 from nnlab.cli import main
 from nnlab.errors import NNLabError
+from nnlab.report import write_report
 from nnlab.study import Study, StudySpec
 from nnlab.study.pruning import PRUNER_ATTR, Pruning
 from nnlab.study.status import configurations
@@ -29,7 +32,7 @@ def searched(name: str, pruner: str = "median", n_trials: int = 8) -> dict:
                       "pruner_options": OPTIONS[pruner]},
             "base": {"sizes": [784, 16, 10], "batch_size": 50, "n_steps": 200, "n_evals": 8},
             "space": {"eta": {"log_uniform": [0.003, 3.0]}},
-            "data": {"train_size": 2000, "val_size": 300, "test_size": 100}}
+            "data": {"train_size": 2000, "val_size": 300, "test_size": 1000}}
 
 
 def decisions(study: Study) -> pd.DataFrame:
@@ -81,6 +84,15 @@ def test_a_pruned_run_is_pruned_in_optuna_and_in_the_trials_with_its_partial_cur
         assert entry.state.name == ("PRUNED" if n_pruned else "COMPLETE")
         if not n_pruned:
             assert entry.value == pytest.approx(runs["value"].mean())
+
+    # the report counts pruned runs and analyses complete ones only
+    page = write_report(study.folder, train=False, n_resamples=100)
+    assert f"; {len(pruned)} pruned (stopped early by the study" in page.read_text()
+    overview = json.loads((study.folder / "report.json").read_text())["sections"]["overview"]
+    assert overview["counts"]["pruned"] == len(pruned)
+    rows = overview["configurations"]
+    assert sum(row["n_seeds"] for row in rows) == summary["complete"]
+    assert sum(row["pruned"] for row in rows) <= len(pruned)
 
 
 @pytest.mark.parametrize("pruner", ["median", "successive_halving", "hyperband"])

@@ -234,14 +234,15 @@ def overview_section(results: StudyResults, options: Options) -> Section:
                       f"Configurations are ranked on the objective, {spec.objective} (a "
                       "validation metric); test accuracy is reported, never used to choose.")
     summary = summarize(spec, results.trials)
-    counts = {key: summary[key] for key in ("planned", "complete", "diverged", "pruned",
+    pruning = ("pruned",) if spec.pruner != "none" else ()
+    counts = {key: summary[key] for key in ("planned", "complete", "diverged", *pruning,
                                              "failed", "failed_attempts", "running", "waiting")}
     section.data["counts"] = counts
     section.findings.append(
         f"{counts['complete']} of {counts['planned']} planned runs complete "
         f"({counts['diverged']} diverged); "
         + (f"{counts['pruned']} pruned (stopped early by the study's pruner: left out of "
-           "every analysis); " if counts["pruned"] else "")
+           "every analysis); " if pruning else "")
         + f"{counts['failed']} failed "
         f"({counts['failed_attempts']} failed attempts in all, retried ones included); "
         f"{counts['running']} running, {counts['waiting']} waiting.")

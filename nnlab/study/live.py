@@ -126,7 +126,8 @@ class _DaskQueue:
     def __setstate__(self, state: dict[str, str]) -> None:
         self.__init__(state["name"])
 
-    def _made(self) -> Any:
+    def made(self) -> Any:
+        """The queue, made (on the scheduler) at the first call."""
         if self._queue is None:
             from distributed import Queue
 
@@ -134,10 +135,10 @@ class _DaskQueue:
         return self._queue
 
     def put(self, value: Any) -> None:
-        self._made().put(value)
+        self.made().put(value)
 
     def get(self, timeout: float | None = None, batch: bool = False) -> Any:
-        return self._made().get(timeout=timeout, batch=batch)
+        return self.made().get(timeout=timeout, batch=batch)
 
     def close(self) -> None:
         if self._queue is not None:
@@ -151,14 +152,14 @@ class _DaskChannel:
         self._client = client
         self._prefix = f"nnlab-{uuid.uuid4().hex}"
         self._reports = _DaskQueue(f"{self._prefix}-reports", client)
-        self._reports.get(batch=True)  # made now, before any worker puts to it
+        self._reports.made()  # before any worker puts to it
         self._verdicts: dict[int, Any] = {}
 
     def link(self, number: int, waits: bool) -> Link:
         if waits:
             self._verdicts[number] = _DaskQueue(f"{self._prefix}-verdicts-{number}",
                                                 self._client)
-            self._verdicts[number].get(batch=True)
+            self._verdicts[number].made()
         return Link(number, self._reports, self._verdicts.get(number), DASK_VERDICT_TIMEOUT)
 
     def drain(self) -> list[tuple[int, int, float, bool]]:

@@ -9,11 +9,18 @@ The scripts read results/ (or $NNLAB_RESULTS): each study's trials.parquet and, 
 per-trial files are absent (a fresh clone), its archive. A study whose folder is absent
 has not run and is left out where a script says so; anything else missing is an error,
 one line on stderr naming the study or file (exit code 2), never a silent gap.
+
+A committed study without an archive (tests/test_committed_archives.py lists them) still
+has its trials.parquet: each run's final metrics, i.e. its value at the study's longest N
+(`final_runs`). What needs the other lengths or the test predictions of such a study is
+quoted from analysis/unarchived.json (`quoted`), computed while its runs were on the machine
+that made them, and the findings say so beside each such number.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -23,13 +30,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from nnlab.analysis import Family
 from nnlab.errors import NNLabError
 from nnlab.report.figures import save_figure
 from nnlab.study import Study, lengths
+from nnlab.study import archive as study_archive
 
 RESULTS = Path(os.environ.get("NNLAB_RESULTS")
                or Path(__file__).resolve().parent.parent / "results")
+UNARCHIVED = Path(__file__).resolve().parent / "unarchived.json"
 N_TEST = 10_000  # MNIST test images
+ALPHA = 0.05  # the level of every test, after Holm's adjustment within a finding
 # The restarts' variance floor is fitted from this N on: from N = 100 to 178 the variance
 # falls ~10-fold as the runs that took off late catch up, faster than the power law of the
 # fit can follow (restarts.py's findings list the floor by the N the fit starts at).
@@ -44,6 +55,75 @@ def load(name: str) -> Study:
 def load_if_run(name: str) -> Study | None:
     """The study in results/<name>, None if it has no folder there (not run yet)."""
     return load(name) if (RESULTS / name).exists() else None
+
+
+def has_runs(name: str) -> bool:
+    """Whether results/<name> holds its runs' curves: the per-trial files, or the archive
+    a clone has (docs/archive.md)."""
+    folder = RESULTS / name
+    return (folder / "curves").is_dir() or study_archive.archive_path(folder,
+                                                                     "curves").is_file()
+
+
+def final_runs(name: str) -> pd.DataFrame:
+    """The complete runs of results/<name> at the study's longest N, from its trials.parquet
+    alone (no curves needed): one row per trial with trial, the varied params, seed,
+    status, val_acc, test_acc and n_steps (= the spec's n_steps: a diverged run stopped
+    early, and keeps the metrics it had, as `eta_best` expects)."""
+    study = load(name)
+    trials = study.trials()
+    trials = trials[trials["state"] == "COMPLETE"].copy()
+    trials["n_steps"] = study.spec.base_config().n_steps
+    return trials
+
+
+def quoted(name: str) -> dict:
+    """The numbers of an unarchived study kept in analysis/unarchived.json (see above)."""
+    found = json.loads(UNARCHIVED.read_text())
+    if name not in found:
+        raise NNLabError(f"{UNARCHIVED}: no quoted numbers for {name!r}")
+    return found[name]
+
+
+def not_archived(names: list[str]) -> str:
+    """The provenance note of numbers that rest on studies a clone cannot re-derive."""
+    return (f"quoted from analysis/{UNARCHIVED.name}, computed while the runs were present: "
+            f"the runs of {', '.join(names)} are not archived, so a clone cannot re-derive it")
+
+
+def bootstrap_p(boot: np.ndarray, null: float) -> float:
+    """Two-sided p-value of "the statistic equals `null`" from its bootstrap replicates
+    (n,): twice the smaller share on either side of it, at least 1/n (the percentile
+    interval at level 1 - p just reaches `null`)."""
+    boot = np.asarray(boot, dtype=float)
+    boot = boot[np.isfinite(boot)]
+    share = min(np.mean(boot <= null), np.mean(boot >= null))
+    return float(min(1.0, max(2 * share, 1 / boot.size)))
+
+
+def claims_table(family: Family, claims: dict[str, str]) -> tuple[list[str], list[dict]]:
+    """A finding's tests adjusted together (Holm): markdown lines and their records.
+    claims: {test name in `family`: the claim a rejection supports}."""
+    adjusted = family.adjusted
+    records = [{"test": name, "claim": claims[name], "p": family.tests[name].p_value,
+                "p_holm": adjusted[name], "survives": adjusted[name] < ALPHA}
+               for name in family.tests]
+    lines = ["| claim (a rejection of its null supports it) | test | p | Holm p | holds at 5% "
+             "after Holm |", "|---|---|---|---|---|"]
+    lines += [f"| {r['claim']} | {r['test']} | {_p(r['p'])} | {_p(r['p_holm'])} | "
+              f"{'yes' if r['survives'] else 'no'} |" for r in records]
+    return lines, records
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.0e}"
+
+
+def significant(value: float, digits: int = 2) -> str:
+    """`value` to `digits` significant figures, plain ('0.0017', '1.3e-06' for tiny)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    return f"{value:.{digits}g}"
 
 
 def run(main: Callable[[], None]) -> None:

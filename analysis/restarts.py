@@ -1,10 +1,13 @@
-"""Question 2: restarts. Normal? Does the mean converge? Variance to 0 or to a floor? How much
-of the spread is the finite test set, and which source of randomness (init, data order)?
+"""Question 2: restarts. Is the final accuracy of restarts normal, does its mean settle, does
+its spread shrink as N grows, how much of the spread is the finite test set, and which source
+of randomness (initial weights, data order) spreads the runs?
 
-results/restarts-long (both sources), results/restarts-init-long and
-results/restarts-order-long (one source each), all to N = 10^5, and results/restarts (the
-runs of restarts-long stopped at N = 10^4, with test predictions there) -> figures in
-results/restarts/findings/ and results/restarts/findings.md.
+results/restarts (100 seeds, N = 100..10^4, test predictions at 10^4) with the final metrics
+of results/restarts-long (the same runs at N = 10^5); the single-source studies
+results/restarts-init (archived, to 10^4), results/restarts-order (final metrics at 10^4)
+and results/restarts-init-long, results/restarts-order-long (final metrics at 10^5) ->
+results/restarts/findings.md, findings.json, findings/*.png. What needs the unarchived
+studies' other lengths or predictions is quoted from analysis/unarchived.json.
 
     python analysis/restarts.py
 """
@@ -16,9 +19,13 @@ import pandas as pd
 from common import (
     FLOOR_FIT_FROM,
     N_TEST,
+    claims_table,
     figure_path,
+    final_runs,
+    has_runs,
     load,
-    paired_difference,
+    not_archived,
+    quoted,
     run,
     runs_by_length,
     scale_up,
@@ -26,295 +33,274 @@ from common import (
     write_findings,
 )
 
-from nnlab.analysis import compare_variance, normality, test_set_variance, variance_vs_n
+from nnlab.analysis import (
+    Family,
+    compare_variance,
+    normality,
+    paired_difference,
+    test_set_variance,
+    tost_std_ratio,
+    variance_vs_n,
+)
 from nnlab.report.figures import normality_figure, variance_figure
 
-LONG = "restarts-long"  # the restarts study's runs carried on to 10^5 steps
-SHORT = "restarts"  # the same runs to 10^4 steps, with their test predictions there
-SOURCES = {LONG: "init + order", "restarts-init-long": "init only",
-           "restarts-order-long": "order only"}
-BOTH, INIT, ORDER = SOURCES.values()
 METRIC = "test_acc"
-SOURCE_LENGTHS = (3162, 10000)  # the spread well above the floor, and near it
+COLUMNS = ["trial", "seed", "status", "val_acc", "test_acc", "n_steps"]
+# each arm: (label, the study read at every length or at its end, the study at N = 10^5)
+ARMS = {"both": ("init + order", "restarts", "restarts-long"),
+        "init": ("init only (data order fixed)", "restarts-init", "restarts-init-long"),
+        "order": ("order only (initial weights fixed)", "restarts-order",
+                  "restarts-order-long")}
+EQUIVALENCE = 1.25  # a std ratio within [1/1.25, 1.25] counts as "no change" (stated margin)
 
 
-def mean_text(table: pd.DataFrame, runs: pd.DataFrame) -> tuple[str, dict]:
-    """Where the mean test accuracy peaks and how it moves from there to the longest N
-    (from the length before it if the peak is the longest); val_acc alongside."""
-    ns = table["n_steps"].astype(int).tolist()
-    peak = ns[int(table["mean"].to_numpy().argmax())]
-    n_from = peak if peak != ns[-1] else ns[-2]
-    wide = {metric: runs.pivot(index="seed", columns="n_steps", values=metric)
-            for metric in (METRIC, "val_acc")}
-    changes = {metric: paired_difference(w[ns[-1]], w[n_from]) for metric, w in wide.items()}
-    row = table.set_index("n_steps")
-    test, val = changes[METRIC], changes["val_acc"]
-    text = (
-        f"**Mean.** The mean test accuracy rises from {row['mean'].iloc[0]:.4f} (N = {ns[0]}) "
-        f"to {row.loc[n_from, 'mean']:.4f} [{row.loc[n_from, 'mean_low']:.4f}, "
-        f"{row.loc[n_from, 'mean_high']:.4f}] at N = {n_from}"
-        + (" (its highest)" if n_from == peak else "")
-        + f", and from there to N = {ns[-1]} it changes by {test['value']:+.4f} "
-        f"[{test['low']:+.4f}, {test['high']:+.4f}] (the same {test['n_pairs']} runs at both "
-        f"lengths, higher at N = {ns[-1]} in {test['wins']}; val_acc {val['value']:+.4f} "
-        f"[{val['low']:+.4f}, {val['high']:+.4f}]), to "
-        f"{row.loc[ns[-1], 'mean']:.4f} [{row.loc[ns[-1], 'mean_low']:.4f}, "
-        f"{row.loc[ns[-1], 'mean_high']:.4f}].")
-    return text, changes
+def arm_runs(short: str, long: str) -> pd.DataFrame:
+    """One row per (run, N): `short` at every length it evaluates (its archive) or at its
+    end (trials.parquet), and `long` at its end, N = 10^5."""
+    first = (runs_by_length(short) if has_runs(short) else final_runs(short))[COLUMNS]
+    return pd.concat([first.assign(study=short), final_runs(long)[COLUMNS].assign(study=long)],
+                     ignore_index=True)
 
 
-def floor_starts(runs: pd.DataFrame, longest_start: int = 1000) -> list[dict]:
-    """The floor fit from each N up to longest_start: whether the floor depends on where
-    the fit starts (see FLOOR_FIT_FROM)."""
-    starts = [int(n) for n in sorted(runs["n_steps"].unique()) if n <= longest_start]
-    fits = [variance_vs_n(runs, metric=METRIC, fit_from=n).fit for n in starts]
-    return [{"fit_from": n, "floor_std": float(np.sqrt(f.floor.value)),
-             "floor_std_low": float(np.sqrt(max(f.floor.low, 0.0))),
-             "floor_std_high": float(np.sqrt(f.floor.high)), "exponent": f.exponent.value,
-             "exponent_at_bound": f.exponent_at_bound} for n, f in zip(starts, fits, strict=True)]
-
-
-def floor_std_text(floor) -> str:
-    """A variance floor's `Estimate` as a std: '0.0017 [0.0013, 0.0019]'."""
-    return (f"{np.sqrt(floor.value):.4f} [{np.sqrt(max(floor.low, 0.0)):.4f}, "
-            f"{np.sqrt(floor.high):.4f}]")
-
-
-def starts_text(starts: list[dict]) -> str:
-    return "; ".join(
-        f"from N = {s['fit_from']}: {s['floor_std']:.4f} [{s['floor_std_low']:.4f}, "
-        f"{s['floor_std_high']:.4f}], b = {s['exponent']:.2f}"
-        + (" (b's CI at its bound)" if s["exponent_at_bound"] else "") for s in starts)
-
-
-def source_pairs(runs: dict[str, pd.DataFrame], n: int) -> dict:
-    """The spreads of the three source studies at length n, compared pairwise."""
-    at_n = {SOURCES[name]: r.loc[(r["n_steps"] == n) & (r["status"] == "ok"), METRIC]
-            .to_numpy() for name, r in runs.items()}
-    return {f"{a} vs {b}": compare_variance(at_n[a], at_n[b], names=(a, b))
-            for a, b in ((INIT, ORDER), (BOTH, INIT), (BOTH, ORDER))}
-
-
-def source_text(n: int, pairs: dict) -> str:
-    """Which source of randomness spreads the runs at length n."""
-    init_order = pairs[f"{INIT} vs {ORDER}"]
-    return (
-        f"**Sources (N = {n}).** std(init only) / std(order only) = "
-        f"{init_order.std_ratio.format('.2f')} "
-        f"(Brown-Forsythe {init_order.brown_forsythe.p_text}). "
-        f"Both sources together against init only: std ratio "
-        f"{pairs[f'{BOTH} vs {INIT}'].std_ratio.format('.2f')}; against order only: "
-        f"{pairs[f'{BOTH} vs {ORDER}'].std_ratio.format('.2f')} (two equal, "
-        "independent sources would give sqrt 2 = 1.41). "
-        + ("The initial weights and the data order contribute about equally"
-           if init_order.std_ratio.contains(1.0) else
-           ("The initial weights contribute" if init_order.std_ratio.value > 1 else
-            "The data order contributes") + " more")
-        + ("; both together spread more than either alone."
-           if min(pairs[f"{BOTH} vs {one}"].std_ratio.low for one in (INIT, ORDER)) > 1 else
-           "; both together do not spread detectably more than each alone."))
-
-
-def source_floors(variance: dict, splits: dict) -> tuple[str, dict]:
-    """Each source's variance floor (fitted from FLOOR_FIT_FROM) and, at the runs' end, the
-    distribution-wise part of Jordan's split: which source leaves runs in different
-    solutions."""
-    fits = {SOURCES[name]: v.fit for name, v in variance.items()}
-    parts = {SOURCES[name]: s.distribution for name, s in splits.items()}
-    init_minus_order = fits[INIT].floor_difference(fits[ORDER])
-    summed = parts[INIT].value + parts[ORDER].value
-    real = [label for label, part in parts.items() if part.low > 0]
-    text = (
-        f"**Sources: the floor.** Fitted over N >= {FLOOR_FIT_FROM}, the floor std is "
-        f"{floor_std_text(fits[INIT].floor)} with the initial weights alone varying, "
-        f"{floor_std_text(fits[ORDER].floor)} with the data order alone and "
-        f"{floor_std_text(fits[BOTH].floor)} with both; c(init only) - "
-        f"c(order only) = {init_minus_order.format('.2e')}"
-        + (" (no detectable difference)" if init_minus_order.contains(0.0) else "")
-        + ". Past the finite test set (Jordan's split at the runs' end), the "
-        "distribution-wise variance is "
-        + "; ".join(f"{label}: {part.format('.2e')}" for label, part in parts.items())
-        + f" (the two alone sum to {summed:.2e}, "
-        + ("inside the interval with both, as independent sources that add would give). "
-           if parts[BOTH].contains(summed) else
-           "outside the interval with both: the sources do not simply add). ")
-        + (f"Its CI excludes 0 with {' and with '.join(real)}: "
-           + ("each source alone leaves the runs in different solutions."
-              if {INIT, ORDER} <= set(real) else
-              "only there do runs settle in detectably different solutions.")
-           if real else
-           "Its CI includes 0 for every source."))
-    numbers = {"floor_init_minus_order": init_minus_order.to_dict(),
-               "distribution_wise": {label: part.to_dict() for label, part in parts.items()}}
-    return text, numbers
+def at(runs: pd.DataFrame, n: int, metric: str = METRIC) -> pd.Series:
+    """`metric` of each seed's run at length n, indexed by seed."""
+    return runs[runs["n_steps"] == n].set_index("seed")[metric]
 
 
 def main() -> None:
-    studies = {name: load(name) for name in SOURCES}
-    runs = {name: runs_by_length(study) for name, study in studies.items()}
-    both = runs[LONG]
-    longest = int(both["n_steps"].max())
-    variance = {name: variance_vs_n(r, metric=METRIC, fit_from=FLOOR_FIT_FROM)
-                for name, r in runs.items()}
-    starts = floor_starts(both[both["status"] == "ok"])
-    tests = {int(n): normality(g[METRIC].to_numpy(), name=f"test_acc at N={n}")
-             for n, g in both[both["status"] == "ok"].groupby("n_steps")}
-    splits = {name: test_set_variance(study.predictions()) for name, study in studies.items()}
-    short = load(SHORT)
-    short_trials = short.trials()
-    short_n = int(short_trials["steps_run"].max())
-    by_n = {n: source_pairs(runs, n) for n in (*SOURCE_LENGTHS, longest)}
-    pairs = by_n[longest]
-    floors_paragraph, floor_numbers = source_floors(variance, splits)
+    runs = {key: arm_runs(short, long) for key, (_, short, long) in ARMS.items()}
+    both = runs["both"][runs["both"]["status"] == "ok"]
+    lengths = sorted(int(n) for n in both["n_steps"].unique())
+    short_n, longest = lengths[-2], lengths[-1]
+    family = Family("finding 2: restarts")
+    claims = {}
 
-    variance_figure(variance[LONG], test_set=splits[LONG],
-                    path=figure_path("restarts", "variance.png"))
-    normality_figure(tests[longest], path=figure_path("restarts", "normality.png"))
-    std_vs_n_figure({label: variance[name].table for name, label in SOURCES.items()},
-                    "Spread of restarts by source of randomness",
-                    figure_path("restarts", "sources.png"), binomial=variance[LONG].table)
-    for name in runs:
-        print(f"== {name}\n{variance[name].summary()}\n{splits[name].summary()}")
+    # normality at each N, one family with the other tests of this finding
+    tests = {n: normality(g[METRIC].to_numpy(), name=f"test_acc at N={n}")
+             for n, g in both.groupby("n_steps")}
     for n, t in tests.items():
-        print(n, t.verdict)
-    for key, c in pairs.items():
-        print(key, c.summary())
+        family.add(f"Shapiro-Wilk, N = {n}", t.shapiro)
+        claims[f"Shapiro-Wilk, N = {n}"] = f"test_acc is not normal at N = {n}"
 
-    fit = variance[LONG].fit
-    table = variance[LONG].table
-    last = table.iloc[-1]
-    mean_paragraph, mean_changes = mean_text(table, both[both["status"] == "ok"])
-    split, split_short = splits[LONG], test_set_variance(short.predictions())
-    n_runs = {name: int(r["trial"].nunique()) for name, r in runs.items()}
-    rejected = [n for n, t in tests.items() if t.rejects]
-    normal_lines = [f"| {n} | {t.n} | {t.shapiro.p_text} | {t.skewness:.2f} | "
-                    f"{t.excess_kurtosis:.2f} | {'rejects' if t.rejects else 'no'} | "
-                    f"{min(t.power.values()):.0%}-{max(t.power.values()):.0%} |"
-                    for n, t in tests.items()]
-    var_lines = [f"| {row.n_steps:g} | {row.n_runs} | {row.mean:.4f} [{row.mean_low:.4f}, "
-                 f"{row.mean_high:.4f}] | {row.std:.4f} [{row.std_low:.4f}, {row.std_high:.4f}] "
-                 f"| {np.sqrt(row.mean * (1 - row.mean) / N_TEST):.4f} |"
-                 for row in table.itertuples(index=False)]
-    source_lines = []
-    for name, label in SOURCES.items():
-        rows = variance[name].table.set_index("n_steps")
-        s = splits[name]
-        stds = " | ".join(f"{rows.loc[n, 'std']:.4f} [{rows.loc[n, 'std_low']:.4f}, "
-                          f"{rows.loc[n, 'std_high']:.4f}]" for n in (short_n, longest))
-        source_lines.append(
-            f"| {label} | {n_runs[name]} | {stds} | {floor_std_text(variance[name].fit.floor)} | "
-            f"{s.share_test_set.format('.0f', 100, '%')} | {s.distribution.format('.2e')} |")
-    floor_lo, floor_std, floor_hi = (np.sqrt(max(v, 0.0)) for v in
-                                     (fit.floor.low, fit.floor.value, fit.floor.high))
+    # the spread per N and the floor (likelihood fit, profile interval valid at c = 0)
+    variance = variance_vs_n(both, metric=METRIC, fit_from=FLOOR_FIT_FROM, weights="kurtosis",
+                             floor_interval="profile")
+    fit, table = variance.fit, variance.table.set_index("n_steps")
+    family.add(f"no floor: c = 0 (profile likelihood, N >= {FLOOR_FIT_FROM})", fit.p_zero)
+    claims[f"no floor: c = 0 (profile likelihood, N >= {FLOOR_FIT_FROM})"] = (
+        "the variance levels off at a floor c > 0")
+    spread = compare_variance(at(both, longest).to_numpy(), at(both, short_n).to_numpy(),
+                              paired=True, names=(f"N={longest}", f"N={short_n}"))
+    family.add(f"std at N = {longest} vs N = {short_n} (Pitman-Morgan)", spread.pitman_morgan)
+    claims[f"std at N = {longest} vs N = {short_n} (Pitman-Morgan)"] = (
+        f"the spread differs between N = {short_n} and {longest}")
+    equivalence = tost_std_ratio(at(both, longest).to_numpy(), at(both, short_n).to_numpy(),
+                                 EQUIVALENCE, paired=True, method="pitman-morgan")
+
+    # the mean from N = 10^4 to 10^5, the same runs
+    change = {m: paired_difference(at(both, longest, m), at(both, short_n, m),
+                                   names=(f"N={longest}", f"N={short_n}"))
+              for m in (METRIC, "val_acc")}
+    family.add(f"mean test_acc at N = {longest} vs {short_n} (paired t)",
+               change[METRIC].t_test)
+    claims[f"mean test_acc at N = {longest} vs {short_n} (paired t)"] = (
+        f"the mean test accuracy changes from N = {short_n} to {longest}")
+
+    # the finite test set at N = 10^4: runs and test images resampled (two-way)
+    restarts = load("restarts")
+    split = test_set_variance(restarts.predictions(), unit="run x example")
+    split_init = test_set_variance(load("restarts-init").predictions(), unit="run x example")
+    long_split = quoted("restarts-long")["test_set"]
+
+    # the sources, at the two lengths every arm holds
+    sources = {}
+    for n in (short_n, longest):
+        values = {key: at(r[r["status"] == "ok"], n).to_numpy() for key, r in runs.items()}
+        for a, b in (("init", "order"), ("both", "init"), ("both", "order")):
+            c = compare_variance(values[a], values[b], paired=False, names=(a, b))
+            name = f"std {a} vs {b}, N = {n} (Brown-Forsythe)"
+            family.add(name, c.brown_forsythe)
+            claims[name] = f"the spread with {ARMS[a][0]} differs from {ARMS[b][0]} at N = {n}"
+            sources[(n, a, b)] = c
+    claim_lines, claim_records = claims_table(family, claims)
+
+    # figures
+    variance_figure(variance, test_set=split, path=figure_path("restarts", "variance.png"))
+    normality_figure(tests[longest], path=figure_path("restarts", "normality.png"))
+    tables = {ARMS[key][0]: variance_vs_n(r[r["status"] == "ok"], metric=METRIC, fit=False
+                                          ).table for key, r in runs.items()}
+    std_vs_n_figure(tables, "Spread of restarts by source of randomness",
+                    figure_path("restarts", "sources.png"), binomial=variance.table)
+    print(variance.summary(), split.summary(), spread.summary(), sep="\n")
+
+    q = quoted("restarts-long")
+    middle = [r for r in q["variance_table"] if short_n < r["n_steps"] < longest]
+    row_short, row_long = table.loc[short_n], table.loc[longest]
+    rejected = [n for n, r in zip(tests, claim_records[:len(tests)], strict=True)
+                if r["survives"]]
+    std_ratio = spread.std_ratio
     text = [
-        "# restarts: normal? mean converging? variance to zero or to a floor?",
+        "# restarts: normal? does the mean settle? does the spread shrink as N grows?",
         "",
-        f"seed-000's network, minibatches of 100, eta = 1 (near eta_best of eta-vs-n for "
-        f"N ~ 3000-10000), full MNIST. {n_runs[LONG]} seeds (each changes the initial "
-        f"weights and the data order), each run evaluated at N = "
-        f"{', '.join(str(int(n)) for n in table['n_steps'])} steps (a constant-eta run's "
-        "state at step N is a run of length N; see eta-vs-n/findings.md): restarts-long; "
-        f"restarts is the same {short_trials['seed'].nunique()} seeds stopped at "
-        f"N = {short_n} (the same values there, bit for bit), with test predictions at that "
-        f"N. Source split, to the same N: {n_runs['restarts-init-long']} seeds varying only "
-        f"the init (order_seed fixed; restarts-init-long) and "
-        f"{n_runs['restarts-order-long']} varying only the data order (init_seed fixed; "
-        "restarts-order-long). Metric: test accuracy on the 10k test images (nothing is "
-        "chosen on it). 95% CIs by bootstrap over seeds.",
+        "**Exploratory**: no prediction was written before these runs. seed-000's network, "
+        "minibatches of 100, eta = 1 (near eta_best of eta-vs-n for N ~ 3000-10000), full "
+        f"MNIST. restarts: {both['seed'].nunique()} seeds (each changes the initial weights "
+        f"and the data order), each run read at N = {', '.join(map(str, lengths[:-1]))} "
+        "steps from its archive (a constant-eta run's state at step N is a run of length N; "
+        "see eta-vs-n/findings.md), with test predictions at N = 10^4; restarts-long: the "
+        f"same runs carried on to N = {longest}, whose trials.parquet gives every run's "
+        "final metrics there. Metric: test accuracy on the 10k test images (nothing is "
+        "chosen on it). Unless said otherwise a 95% CI is a bootstrap over seeds (unit: "
+        "the run).",
         "",
         "## Answers",
         "",
-        f"**Normal?** Shapiro-Wilk at each N on {n_runs[LONG]} runs: "
+        f"**The spread.** The std over seeds falls from {table['std'].iloc[0]:.4f} (N = "
+        f"{lengths[0]}) to {row_short['std']:.4f} [{row_short['std_low']:.4f}, "
+        f"{row_short['std_high']:.4f}] at N = {short_n} and is {row_long['std']:.4f} "
+        f"[{row_long['std_low']:.4f}, {row_long['std_high']:.4f}] at N = {longest} (the "
+        f"same {spread.a.size} runs; ratio {std_ratio.format('.2f')}, Pitman-Morgan "
+        f"{family.p_text(f'std at N = {longest} vs N = {short_n} (Pitman-Morgan)')}). "
+        "In between, read from restarts-long's curves: "
+        + ", ".join(f"{r['std']:.4f} [{r['std_low']:.4f}, {r['std_high']:.4f}] at N = "
+                    f"{r['n_steps']:g}" for r in middle)
+        + f" ({not_archived(['restarts-long'])}). So **the spread stays at std ~0.0017 "
+        f"from N = {middle[0]['n_steps']:g} to {longest}**. Whether that is a floor: "
+        f"var(N) = c + a N^-b fitted over N >= {FLOOR_FIT_FROM} (maximum likelihood with "
+        f"kurtosis weights, the floor's profile interval, which is valid at c = 0) gives c = "
+        f"{fit.floor.format('.2e')} (std {np.sqrt(fit.floor.value):.4f}), b = "
+        f"{fit.exponent.format('.2f')}, p(no floor) = {fit.p_zero:.2g}"
+        + (f"; but it does not separate a floor from a slow decline ({fit.plateau_reason})"
+           if fit.plateau else
+           "; the fit separates a floor from a slow decline")
+        + f". With N = {short_n} and {longest} alone, std ratios outside "
+        f"[{1 / equivalence.bound:.2f}, {equivalence.bound:.2f}] are excluded at 95% "
+        "(Pitman-Morgan TOST, paired): the spread changes by less than that over the last "
+        "decade.",
+        "",
+        f"**The finite test set.** A finite test set alone gives a std of about "
+        f"sqrt(p(1-p)/{N_TEST}) = {np.sqrt(row_long['mean'] * (1 - row_long['mean']) / N_TEST):.4f}"
+        f" per run, which no amount of training removes. Jordan's (2023) split of the "
+        f"variance over runs at N = {short_n} (restarts' predictions): the test-set part is "
+        f"{split.test_set.format('.2e')}; the distribution-wise part, the variance over "
+        "runs of each run's population accuracy (its accuracy on the whole data "
+        f"distribution), is {split.distribution.format('.2e')} (std "
+        f"{np.sqrt(max(split.distribution.value, 0)):.4f}), with a two-way bootstrap CI "
+        "(runs and test images resampled together; unit: run x image)"
+        + (": its CI excludes 0, so runs settle in solutions whose population accuracies "
+           "differ, not only their scores on this test set"
+           if split.distribution.low > 0 else ": its CI holds 0")
+        + f". The test set's share of the variance there is "
+        f"{split.share_test_set.format('.0f', 100, '%')}. At N = {longest} the earlier "
+        f"computation (run bootstrap only) gave a distribution-wise part of "
+        f"{long_split['distribution']['value']:.2e} [{long_split['distribution']['low']:.2e}, "
+        f"{long_split['distribution']['high']:.2e}] and a test-set share of "
+        f"{100 * long_split['share_test_set']['value']:.0f}% "
+        f"({not_archived(['restarts-long'])}).",
+        "",
+        f"**Normal?** Shapiro-Wilk at each of the {len(tests)} lengths on "
+        f"{tests[longest].n} runs, Holm-adjusted with the other tests of this finding: "
         + (f"rejects at N = {', '.join(map(str, rejected))}; "
            if rejected else "no rejection at any N; ")
         + f"at N = {longest}: {tests[longest].verdict}",
         "",
-        mean_paragraph,
+        f"**Mean.** From N = {short_n} to {longest} the mean test accuracy changes by "
+        f"{change[METRIC].difference.format('+.4f')} (paired over {change[METRIC].n_pairs} runs, "
+        f"higher at N = {longest} in {change[METRIC].wins}; val_acc "
+        f"{change['val_acc'].difference.format('+.4f')}): "
+        + ("it falls slightly with the longer training" if change[METRIC].difference.high < 0
+           else "it rises" if change[METRIC].difference.low > 0 else "no detectable change")
+        + f", to {row_long['mean']:.4f} [{row_long['mean_low']:.4f}, "
+        f"{row_long['mean_high']:.4f}].",
         "",
-        f"**Variance.** The std over seeds falls from {table['std'].iloc[0]:.4f} (N = 100) "
-        f"to {last['std']:.4f} [{last['std_low']:.4f}, {last['std_high']:.4f}] "
-        f"(N = {longest}). var(N) = c + a N^-b{fit.range_text('N')}: floor c = {fit.floor} (std "
-        f"{floor_std:.4f}, upper CI {floor_hi:.4f}), b = {fit.exponent.format('.2f')}; "
-        + ("the floor's CI excludes 0: the observed variance levels off"
-           if fit.floor_excludes_zero else
-           "the floor's CI includes 0: these data cannot tell a floor from a slow decay to 0")
-        + f" (floor std by the N the fit starts at: {starts_text(starts)})."
-        + (f" Yet the std at N = {longest}, {last['std']:.4f}, lies below the floor's CI "
-           f"(std {floor_lo:.4f}-{floor_hi:.4f}): the fitted floor comes mostly from the "
-           "middle lengths, and whether the std levels off needs runs longer than "
-           f"{longest}." if last["std"] < floor_lo else "")
-        + f" But a finite test set alone gives a std of about sqrt(p(1-p)/10000) = "
-        f"{np.sqrt(last['mean'] * (1 - last['mean']) / N_TEST):.4f} at N = {longest}, which "
-        "no amount of training removes, so an observed floor is expected; the question is "
-        f"what lies above it. At N = {longest} the finite test set accounts for "
-        f"{split.share_test_set.format('.0f', 100, '%')} of the variance (Jordan's split: "
-        f"test-set part {split.test_set.format('.2e')}, distribution-wise part "
-        f"{split.distribution.format('.2e')}, i.e. a std of "
-        f"{np.sqrt(max(split.distribution.value, 0)):.4f} from runs settling in different "
-        "solutions). "
-        + ("The distribution-wise part's CI excludes 0: runs do settle in solutions that "
-           "differ on the data distribution, not only on this test set."
-           if split.distribution.low > 0 else
-           f"The distribution-wise part's CI includes 0: with {n_runs[LONG]} runs "
-           "these data cannot decide whether the runs' accuracies on the data distribution "
-           "still differ at this N, or whether the whole floor is test-set sampling.")
-        + f" At N = {short_n} (restarts) the split was "
-        f"{split_short.share_test_set.format('.0f', 100, '%')} test set, distribution-wise "
-        f"part {split_short.distribution.format('.2e')} (std "
-        f"{np.sqrt(max(split_short.distribution.value, 0)):.4f}).",
+        "**Sources.** restarts-init varies only the initial weights with the data order "
+        "fixed at one value (order_seed 1000); restarts-order varies only the data order "
+        "with the initial weights fixed at one value (init_seed 1000). So each single-source "
+        "arm measures that source's spread given one particular value of the other factor, "
+        "not the source's share of the full spread, and the arms are compared as "
+        "independent samples (Brown-Forsythe; std ratio with a BCa CI). "
+        + " ".join(
+            f"N = {n}: std(init only) / std(order only) = "
+            f"{sources[(n, 'init', 'order')].std_ratio.format('.2f')}, both / init only "
+            f"{sources[(n, 'both', 'init')].std_ratio.format('.2f')}, both / order only "
+            f"{sources[(n, 'both', 'order')].std_ratio.format('.2f')}." for n in
+            (short_n, longest))
+        + " Each source alone gives most of the full spread; the data cannot say whether "
+        "the two sources add, and no test of that is made here. Summers & Dinneen (2021, "
+        "'Nondeterminism and instability in neural network optimization') find the same "
+        "in larger networks: any single source of randomness gives about the full "
+        "run-to-run diversity. With the initial weights alone varying, the distribution-wise "
+        f"part at N = {short_n} is {split_init.distribution.format('.2e')} (two-way CI; "
+        "restarts-init's predictions).",
         "",
-        " ".join(source_text(n, p) for n, p in by_n.items()),
+        "## Tests of this finding, adjusted together (Holm)",
         "",
-        floors_paragraph,
+        *claim_lines,
         "",
-        "| N | runs | mean test_acc [95% CI] | std [95% CI] | binomial std sqrt(p(1-p)/10000) |",
-        "|---|---|---|---|---|",
-        *var_lines,
-        "",
-        "| N | n | Shapiro-Wilk | skew | excess kurtosis | normality | test power (5%) |",
-        "|---|---|---|---|---|---|---|",
-        *normal_lines,
-        "",
-        "Power: the share of simulated samples of this size the test rejects, against "
-        "skewed, heavy-tailed, bimodal and uniform alternatives (nnlab.analysis.normality).",
-        "",
-        f"| seeds vary | runs | std at N = {short_n} [95% CI] | std at N = {longest} | floor "
-        f"std (N >= {FLOOR_FIT_FROM}) | test-set share of the variance at N = {longest} | "
-        "distribution-wise variance there |",
-        "|---|---|---|---|---|---|---|",
-        *source_lines,
+        "| N | runs | mean test_acc [95% CI] | std [95% CI] | binomial std sqrt(p(1-p)/10000) "
+        "| from |",
+        "|---|---|---|---|---|---|",
+        *[f"| {r.n_steps:g} | {r.n_runs} | {r.mean:.4f} [{r.mean_low:.4f}, {r.mean_high:.4f}] "
+          f"| {r.std:.4f} [{r.std_low:.4f}, {r.std_high:.4f}] | "
+          f"{np.sqrt(r.mean * (1 - r.mean) / N_TEST):.4f} | "
+          f"{'restarts-long (final)' if r.n_steps == longest else 'restarts'} |"
+          for r in variance.table.itertuples(index=False)],
         "",
         "Figures: findings/variance.png (mean and std vs N, the floor fit and the test-set "
         f"std), findings/normality.png (N = {longest}), findings/sources.png (std by "
-        "source).",
+        "source; the single-source arms at N = 10^4 and 10^5 only, except restarts-init).",
         "",
         "## Compared with published work",
         "",
-        "Jordan (2023, 'Calibrated chaos') finds that most of the seed-to-seed variance of "
-        "test accuracy of well-trained networks is what a finite test set gives when "
-        "examples err independently, i.e. runs differ little on the data distribution. "
-        f"Here the test-set share at N = {longest} is "
-        f"{split.share_test_set.format('.0f', 100, '%')} (see the answer above).",
+        "The split of the variance is Jordan's (2023, 'On the variance of neural network "
+        "training with respect to test sets and distributions'); his finding that the "
+        "distribution-wise part is small comes from networks trained to convergence with "
+        "tuned schedules (ResNets on CIFAR-10), not from a constant-learning-rate MLP, so "
+        "the shares are not compared.",
+        "",
+        "## Where each number comes from",
+        "",
+        f"- Re-derived from a clone: restarts (archive: N = {lengths[0]}..{short_n}, "
+        "predictions at 10^4), restarts-init (archive), and from trials.parquet the final "
+        "metrics of restarts-long, restarts-order, restarts-init-long and "
+        "restarts-order-long: the spread at 10^4 and 10^5, its paired comparison, the "
+        "normality tests, the mean change, the floor fit, the split at 10^4, the sources.",
+        f"- {not_archived(['restarts-long'])}: the std at N = 17783..56234 and the split at "
+        "N = 10^5.",
         "",
         "## Reproduce and scale up",
         "",
-        "    nnlab run studies/restarts-long.toml --jobs 2    # run times: each spec's header",
-        "    nnlab run studies/restarts.toml --jobs 2",
+        "    nnlab run studies/restarts.toml --jobs 2    # run times: each spec's header",
+        "    nnlab run studies/restarts-long.toml --jobs 2",
+        "    nnlab run studies/restarts-init.toml --jobs 2",
+        "    nnlab run studies/restarts-order.toml --jobs 2",
         "    nnlab run studies/restarts-init-long.toml --jobs 2",
         "    nnlab run studies/restarts-order-long.toml --jobs 2",
         "    python analysis/restarts.py",
         "",
         scale_up("more seeds: the std CIs shrink as 1/sqrt(seeds), the normality tests gain "
-                 "power, and the floors by source narrow enough to be compared."),
+                 "power; lengths past 10^5 tell a floor from a slow decline; a crossed "
+                 "design (several init seeds x several order seeds) would measure how the "
+                 "two sources combine."),
     ]
     numbers = {
-        "variance": {n: v.to_dict() for n, v in variance.items()},
-        "normality": {n: t.to_dict() for n, t in tests.items()},
-        "mean_change": mean_changes,
-        "floor_by_fit_start": starts,
-        "test_set": {n: s.to_dict() for n, s in splits.items()},
-        "compare_by_n": {n: {k: c.to_dict() for k, c in p.items()} for n, p in by_n.items()},
-        "sources": floor_numbers,
+        "variance": variance.to_dict(),
+        "spread_last_decade": {"comparison": spread.to_dict(),
+                               "equivalence": equivalence.to_dict()},
+        "normality": {str(n): t.to_dict() for n, t in tests.items()},
+        "mean_change": {m: c.to_dict() for m, c in change.items()},
+        "test_set": {"restarts": split.to_dict(), "restarts-init": split_init.to_dict()},
+        "sources": {f"{a} vs {b} N={n}": c.to_dict() for (n, a, b), c in sources.items()},
+        "quoted": {"restarts-long": {"std_between": middle, "test_set": long_split}},
+        "claims": claim_records,
+        "family": family.to_dict(),
+        "summary": {"std_short": {"n": short_n, "value": row_short["std"],
+                                  "low": row_short["std_low"], "high": row_short["std_high"]},
+                    "std_long": {"n": longest, "value": row_long["std"],
+                                 "low": row_long["std_low"], "high": row_long["std_high"]},
+                    "n_runs": int(spread.a.size), "plateau": bool(fit.plateau),
+                    "p_zero": fit.p_zero, "distribution": split.distribution.to_dict(),
+                    "std_between": [r["std"] for r in middle]},
     }
     write_findings("restarts", "\n".join(text), numbers)
 

@@ -116,7 +116,7 @@ def claims_table(family: Family, claims: dict[str, str]) -> tuple[list[str], lis
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.0e}"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.0e}" if p >= 1e-300 else "<1e-300"
 
 
 def significant(value: float, digits: int = 2) -> str:

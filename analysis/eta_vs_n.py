@@ -81,16 +81,13 @@ B400_HYPOTHESES = hypotheses_from([
 
 def batch_runs(batch: int) -> tuple[pd.DataFrame, dict]:
     """The runs of one batch size, one row per (run, N), and where each N comes from:
-    the first study at every length (its archive) and the second's lengths beyond it (its
-    archive, or its trials.parquet at its longest N when it has none)."""
+    the first study at every length (its archive: a clone without it is an error naming
+    the file) and the second's lengths beyond it (its archive, or its trials.parquet at its
+    longest N when it has none)."""
     first, second = BATCHES[batch]
     parts, source = [], {}
-    if has_runs(first):
-        runs = runs_by_length(first)[COLUMNS].assign(study=first)
-        source.update(dict.fromkeys(runs["n_steps"].unique().tolist(), first))
-    else:
-        runs = final_runs(first)[COLUMNS].assign(study=first)
-        source.update(dict.fromkeys(runs["n_steps"].unique().tolist(), f"{first} (final)"))
+    runs = runs_by_length(first)[COLUMNS].assign(study=first)  # its archive is required
+    source.update(dict.fromkeys(runs["n_steps"].unique().tolist(), first))
     parts.append(runs)
     if second is not None:
         more = runs_by_length(second) if has_runs(second) else final_runs(second)

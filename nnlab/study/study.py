@@ -171,8 +171,8 @@ class Study:
             raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
                              "results root the study was created with, shared by every host")
         with self._holding() as hold:
+            hold.share()
             with self._lock():
-                hold.share()
                 self._refuse_other_spec_or_storage()
                 study = self.optuna_study()
                 if study.user_attrs.get(DIGEST_ATTR) != self.spec.digest():
@@ -196,8 +196,13 @@ class Study:
     def _plan(self, new: bool, n_jobs: int, executor: Executor | None,
               hold: StudyHold) -> tuple[Runner, int]:
         """Create or load the study, record this invocation and plan (under the lock),
-        holding the study with the other processes that work on it (`new`: first alone,
-        and refused while another process works on it)."""
+        holding the study with the other processes that work on it (`new`: alone until
+        planned, and refused while another process works on it). The hold is always taken
+        before the lock, so that neither waits for the other."""
+        if new:
+            hold.alone("run it with --new")
+        else:
+            hold.share()
         data = self._bind_data()  # there, and every configuration fits it
         for where, config in self.spec.probe_configs():
             try:
@@ -208,14 +213,14 @@ class Study:
             self._refuse_other_spec_or_storage(grow=True)
         with self._lock():
             if new:
-                hold.alone("run it with --new")
                 self._refuse_running_elsewhere()
                 self._delete_results()
-            hold.share()
             self._refuse_other_spec_or_storage(grow=True)
             runner = self._runner(self._create_or_load())
             entry = self._start_invocation(n_jobs, executor)
             runner.plan()
+        if new:
+            hold.share()  # others may join now
         return runner, entry
 
     def _bind_data(self) -> Dataset:

@@ -64,16 +64,19 @@ LOST = ("lost in a damaged record of the journal; its configuration and seed (if
 @dataclass
 class Piece:
     """One record of a journal file, or one damaged stretch: `line` (from 1) and `offset`
-    (bytes) where it starts, its bytes, and the record (None: damaged)."""
+    (bytes) where it starts, its bytes, the record (None: damaged), and whether it shares
+    its line with others (`glued`)."""
 
     line: int
     offset: int
     raw: bytes
     record: dict[str, Any] | None = None
+    glued: bool = False
 
     def where(self) -> str:
         shown = self.raw[:40].decode("utf-8", "replace")
-        return f"line {self.line} (byte {self.offset}): {shown!r}" + (
+        what = "a record glued to another" if self.record is not None else "not a record"
+        return f"line {self.line} (byte {self.offset}), {what}: {shown!r}" + (
             "..." if len(self.raw) > 40 else "")
 
 
@@ -122,7 +125,7 @@ def _split(number: int, offset: int, line: bytes, whole: bool) -> Iterator[Piece
         if damaged_from is not None:
             yield Piece(number, offset + damaged_from, line[damaged_from:begin])
             damaged_from = None
-        yield Piece(number, offset + begin, line[begin:end], record)
+        yield Piece(number, offset + begin, line[begin:end], record, glued=True)
     if damaged_from is not None:
         yield Piece(number, offset + damaged_from, line[damaged_from:])
 
@@ -133,7 +136,7 @@ def first_damage(path: Path) -> str | None:
         pieces = read_journal(path)
     except OSError:
         return None
-    return next((p.where() for p in pieces if p.record is None), None)
+    return next((p.where() for p in pieces if p.record is None or p.glued), None)
 
 
 # --- lost trial creations -------------------------------------------------------------------
@@ -305,16 +308,18 @@ def repair_journal(path: Path, names: tuple[str, ...], summary: RepairSummary,
     was damaged."""
     pieces = read_journal(path)
     damaged = [piece for piece in pieces if piece.record is None]
-    if not damaged:
+    if not damaged and not any(piece.glued for piece in pieces):
         return False
     created = {p.record["study_name"] for p in pieces
                if p.record is not None and p.record["op_code"] == _CREATE_STUDY}
     absent = [name for name in names if name not in created]
     records, lost_creations = _place_lost_creations(pieces, absent)
+    first = next(p for p in pieces if p.record is None or p.glued)
     summary.say(f"{path}: {len(damaged)} damaged stretch(es) ({sum(len(p.raw) for p in damaged)}"
-                f" bytes; first: {damaged[0].where()}); kept {len(pieces) - len(damaged)} "
-                f"intact records" + (f", and {lost_creations} trial(s) whose creation was "
-                                     "lost, as failed" if lost_creations else ""))
+                f" bytes; first: {first.where()}); kept {len(pieces) - len(damaged)} "
+                f"intact records" + (f", and put back {lost_creations} creation(s) they "
+                                     "held (trials failed, to run again)"
+                                     if lost_creations else ""))
     _write_journal(path, records, when, summary)
     return True
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
@@ -40,7 +40,7 @@ from nnlab.errors import NNLabError
 from nnlab.study.attrs import ERROR, KEY, RESULT
 from nnlab.study.configs import companion_name
 from nnlab.study.liveness import StudyHold
-from nnlab.study.storage import FlockJournalLock, journal_path
+from nnlab.study.storage import journal_backend, journal_path
 from nnlab.study.store import ResultsStore
 
 DAMAGED = ".damaged-"
@@ -156,7 +156,8 @@ def _misfits(records: list[dict[str, Any]]) -> int:
     waiting. A whole journal has few (a heartbeat written as its trial ended); trials
     numbered wrongly make many."""
     names: dict[int, str] = {}
-    next_study, trials, misfits = 0, {}, 0
+    trials: dict[int, Any] = {}
+    next_study, misfits = 0, 0
     for record in records:
         op = record["op_code"]
         if op == _CREATE_STUDY:
@@ -348,7 +349,7 @@ def retire(path: Path, trial_ids: dict[int, str], when: str, summary: RepairSumm
         p.record["op_code"] == _SET_STATE and p.record.get("trial_id") in trial_ids
         and p.record["state"] in _FINISHED)]
     _write_journal(path, records, when, summary)
-    storage = JournalStorage(JournalFileBackend(str(path), lock_obj=FlockJournalLock(str(path))))
+    storage = JournalStorage(journal_backend(path))
     for trial_id, why in sorted(trial_ids.items()):
         storage.set_trial_user_attr(trial_id, ERROR, why)
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
@@ -419,13 +420,13 @@ def _repair_trials(study: Any, journal: Path | None, summary: RepairSummary,
                                     f"{what}; run again")
     numbers = {t._trial_id: t.number for t in stored.get_trials(deepcopy=False)}
     listed = ", ".join(f"#{numbers[i]}" for i in sorted(affected))
-    if affected and journal is None:
-        summary.say(f"trials {listed} lost records or files; a database storage cannot fail "
-                    "a finished trial: restore their files, or run the study with --new")
-    elif affected:
+    if affected and journal is not None:
         retire(journal, affected, when, summary)
         summary.say(f"trials {listed} lost records or files: failed, so `nnlab run` runs "
                     "their configuration and seed again")
+    elif affected:
+        summary.say(f"trials {listed} lost records or files; a database storage cannot fail "
+                    "a finished trial: restore their files, or run the study with --new")
     if not summary.changed:
         summary.lines.append(f"{study.folder}: nothing to repair")
         return

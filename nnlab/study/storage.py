@@ -153,6 +153,11 @@ class FlockJournalLock:
             os.close(fd)
 
 
+def journal_backend(path: Path) -> Any:
+    """Optuna's journal file backend of `path` with its writer lock, a FlockJournalLock."""
+    return JournalFileBackend(str(path), lock_obj=FlockJournalLock(str(path)))
+
+
 def is_url(storage: str) -> bool:
     scheme = _SCHEME.match(storage)
     return scheme is not None and scheme["slashes"] is not None
@@ -239,10 +244,9 @@ def open_storage(storage: str | None, folder: Path,
         raise NNLabError(f"--storage {path}: {blocker} is a file, not a folder; {_EXPECTED}")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FlockJournalLock(str(path))
-    _check_journal(path, lock, repair=not read_only)
+    _check_journal(path, FlockJournalLock(str(path)), repair=not read_only)
     try:
-        return JournalHeartbeatStorage(JournalFileBackend(str(path), lock_obj=lock), heartbeat)
+        return JournalHeartbeatStorage(journal_backend(path), heartbeat)
     except (ValueError, KeyError, TypeError, AssertionError) as err:
         raise damaged_journal_error(path, folder) from err
 

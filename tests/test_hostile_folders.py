@@ -355,6 +355,8 @@ def test_bad_storages_are_refused_before_anything_is_made(tmp_path, capsys):
         str(tmp_path / "notes.txt" / "x.journal"): f"{tmp_path / 'notes.txt'} is a file",
         f"sqlite:///{tmp_path / 'no' / 'x.db'}": f"{tmp_path / 'no'} is not a folder that exists",
         f"sqlite:///{tmp_path / 'notes.txt'}": "is not a SQLite database",
+        "/dev/zero": "not a regular file (a device, pipe or socket)",
+        "sqlite:////dev/null": "/dev/null is not a SQLite database",
         "nosuchdb://host/db": "not a database URL nnlab can open",
     }
     before = tree(tmp_path)

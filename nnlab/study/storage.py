@@ -148,10 +148,10 @@ def redact(storage: str) -> str:
 def check_storage(storage: str | None, folder: Path) -> str:
     """The storage resolved (`resolve_storage`), once it is seen to be usable without
     creating or changing anything; else NNLabError naming it. A journal path must not be a
-    folder or lie below a file, and an existing file there must be empty or an Optuna
-    journal; a `sqlite:///` file must be in a folder that exists (or the study folder), and
-    be empty or a SQLite database; any other URL must name a database whose driver is installed (no
-    connection is made)."""
+    folder, a device or pipe, or lie below a file, and an existing file there must be empty
+    or an Optuna journal; a `sqlite:///` file must be in a folder that exists (or the study
+    folder, which nnlab makes), and be empty or a SQLite database; any other URL must name
+    a database whose driver is installed (no connection is made)."""
     resolved = resolve_storage(storage, folder)
     try:
         _check_storage_file(resolved, folder)
@@ -168,7 +168,8 @@ def _check_storage_file(resolved: str, folder: Path) -> None:
         if not path.parent.is_dir() and path.parent.resolve() != folder.resolve():  # made
             raise NNLabError(f"--storage {resolved}: {path.parent} is not a folder that "
                              "exists; SQLite makes the file, not its folder")
-        if path.is_dir() or (_has_content(path) and not _starts_with(path, _SQLITE_HEADER)):
+        if (path.exists() and not path.is_file()) or (
+                _has_content(path) and not _starts_with(path, _SQLITE_HEADER)):
             raise NNLabError(f"--storage {resolved}: {path} is not a SQLite database; "
                              "nnlab overwrites no file it did not make")
     elif is_url(resolved):
@@ -177,6 +178,9 @@ def _check_storage_file(resolved: str, folder: Path) -> None:
         path = _journal_path(resolved, folder)
         if path.is_dir():
             raise NNLabError(f"--storage {path}: is a folder; {_EXPECTED}")
+        if path.exists() and not path.is_file():
+            raise NNLabError(f"--storage {path}: not a regular file (a device, pipe or "
+                             f"socket); {_EXPECTED}")
         if (blocker := file_in_the_way(path.parent)) is not None:
             raise NNLabError(f"--storage {path}: {blocker} is a file, not a folder; "
                              f"{_EXPECTED}")

@@ -68,7 +68,8 @@ MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomStat
 MAX_PLANNED = 10**6  # runs one study may plan (each is a trial in the storage)
 GROWS_BY = ("replicates", "n_trials")  # raising these grows a study (`StudySpec.extends`)
 REPLICATE_SEED = "seed"  # the TrainConfig field the replicates vary
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_NAME = 100  # characters in a study name (it names a folder and an Optuna study)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (fullmatch)
 
 
 def stable_hash(value: Any) -> str:
@@ -416,10 +417,15 @@ class StudySpec:
 
 
 def study_name(value: object, field: str = "study.name") -> str:
-    """`value` if it can name a results folder, else NNLabError naming `field`."""
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise NNLabError(f"{field}: expected a name of letters, digits, '.', '_' or '-' "
-                         f"(it names the results folder), got {value!r}")
+    """`value` if it can name a results folder: 1 to MAX_NAME ASCII letters, digits, '.',
+    '_' or '-', the first a letter or digit (no control character, space or '/'); else
+    NNLabError naming `field`."""
+    if not isinstance(value, str) or len(value) > MAX_NAME or not _NAME.fullmatch(value):
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else (
+            f"{value[:40]!r}... ({len(value)} characters)")
+        raise NNLabError(f"{field}: expected a name of letters, digits, '.', '_' or '-', "
+                         f"at most {MAX_NAME} characters and starting with a letter or digit "
+                         f"(it names the results folder), got {shown}")
     return value
 
 

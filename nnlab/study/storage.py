@@ -18,6 +18,14 @@ advisory lock, so processes on any host take turns planning.
 
 A study folder committed without its storage (a fresh clone) has none: `storage_exists`
 says so without creating anything, and readers then use trials.parquet and the archive.
+
+Nothing is overwritten that nnlab did not make: `check_storage` refuses, before anything is
+created, an existing file that is not an Optuna journal (or, for `sqlite:///`, a SQLite
+database), and a URL whose database driver is not there. A results folder is not trusted to
+choose a storage: `folder_storage` takes the one its manifest records only where that is
+the folder's own journal or SQLite file; any other (a path outside the folder, a database
+server) is used only when given explicitly, so nnlab never connects, with the user's
+credentials, to a server that only a folder names.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
 import sys
@@ -43,13 +52,16 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from sqlalchemy.pool import NullPool
 
-from nnlab.errors import NNLabError, file_in_the_way
+from nnlab.errors import NNLabError, StorageError, file_in_the_way, is_int
 
 DEFAULT_JOURNAL = "optuna.journal"
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:(?P<slashes>//)?")  # a URL has both
 _PLAIN_POSTGRES = re.compile(r"^postgres(ql)?://")
 PSYCOPG_SCHEME = "postgresql+psycopg://"
 CONNECT_TIMEOUT = 10  # seconds to reach a database server before giving up
+_SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
+_RECORD_START = re.compile(rb'^\{\s*"op_code"\s*:')  # how Optuna begins each journal record
+_MAX_FIRST_RECORD = 1 << 20  # bytes read to see a journal's first record
 _EXPECTED = ("expected a journal file path or a database URL (sqlite:///study.db, "
              "postgresql://user@host/db)")
 
@@ -153,9 +165,22 @@ class FlockJournalLock:
             os.close(fd)
 
 
+class _JournalFile(JournalFileBackend):
+    """Optuna's journal file, whose appends that fail (a full disk, a read-only folder)
+    raise StorageError naming it. What part of a record reached the disk is a torn last
+    record, dropped when the journal is next opened to write (`open_storage`)."""
+
+    def append_logs(self, logs: list[dict]) -> None:
+        try:
+            super().append_logs(logs)
+        except OSError as err:
+            raise StorageError(f"{self._file_path}: cannot append to the study's journal "
+                               f"({err.strerror or err})") from err
+
+
 def journal_backend(path: Path) -> Any:
     """Optuna's journal file backend of `path` with its writer lock, a FlockJournalLock."""
-    return JournalFileBackend(str(path), lock_obj=FlockJournalLock(str(path)))
+    return _JournalFile(str(path), lock_obj=FlockJournalLock(str(path)))
 
 
 def is_url(storage: str) -> bool:
@@ -185,6 +210,119 @@ def resolve_storage(storage: str | None, folder: Path) -> str:
 def redact(storage: str) -> str:
     """The storage with any password in a URL replaced by ***, for printing and manifests."""
     return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]+):[^@]*@", r"\1:***@", storage)
+
+
+def check_storage(storage: str | None, folder: Path) -> str:
+    """The storage resolved (`resolve_storage`), once it is seen to be usable without
+    creating or changing anything; else NNLabError naming it. A journal path must not be a
+    folder, a device or pipe, or lie below a file, and an existing file there must be empty
+    or an Optuna journal; a `sqlite:///` file must be in a folder that exists (or the study
+    folder, which nnlab makes), and be empty or a SQLite database; any other URL must name
+    a database whose driver is installed (no connection is made)."""
+    resolved = resolve_storage(storage, folder)
+    try:
+        _check_storage_file(resolved, folder)
+    except OSError as err:  # a file that cannot be read
+        raise NNLabError(f"--storage {redact(resolved)}: cannot read it ({err.strerror or err})"
+                         ) from err
+    return resolved
+
+
+def _check_storage_file(resolved: str, folder: Path) -> None:
+    """`check_storage` of the resolved storage; OSError from reading a file."""
+    if resolved.startswith("sqlite:///"):
+        path = Path(resolved.removeprefix("sqlite:///"))
+        if not path.parent.is_dir() and path.parent.resolve() != folder.resolve():  # made
+            raise NNLabError(f"--storage {resolved}: {path.parent} is not a folder that "
+                             "exists; SQLite makes the file, not its folder")
+        if (path.exists() and not path.is_file()) or (
+                _has_content(path) and not _starts_with(path, _SQLITE_HEADER)):
+            raise NNLabError(f"--storage {resolved}: {path} is not a SQLite database; "
+                             "nnlab overwrites no file it did not make")
+    elif is_url(resolved):
+        _check_driver(resolved)
+    else:
+        path = _journal_path(resolved, folder)
+        if path.is_dir():
+            raise NNLabError(f"--storage {path}: is a folder; {_EXPECTED}")
+        if path.exists() and not path.is_file():
+            raise NNLabError(f"--storage {path}: not a regular file (a device, pipe or "
+                             f"socket); {_EXPECTED}")
+        if (blocker := file_in_the_way(path.parent)) is not None:
+            raise NNLabError(f"--storage {path}: {blocker} is a file, not a folder; "
+                             f"{_EXPECTED}")
+        if _has_content(path) and not _is_journal(path):
+            raise NNLabError(f"--storage {path}: not an Optuna journal (its lines are JSON "
+                             "records with an op_code); nnlab overwrites no file it did not "
+                             f"make; {_EXPECTED}")
+
+
+def _check_driver(url: str) -> None:
+    """NNLabError unless SQLAlchemy knows the URL's database and its driver is installed
+    (an engine is made, no connection)."""
+    try:
+        sqlalchemy.create_engine(url, poolclass=NullPool).dispose()
+    except ImportError as err:
+        raise NNLabError(f"--storage {redact(url)}: its database driver is not installed "
+                         f"({err}; for PostgreSQL: pip install 'nnlab[postgres]')") from err
+    except (sqlalchemy.exc.ArgumentError, ValueError) as err:
+        message = " ".join(str(err).split())[:200]
+        raise NNLabError(f"--storage {redact(url)}: not a database URL nnlab can open "
+                         f"({message}); {_EXPECTED}") from err
+
+
+def _has_content(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(prefix)) == prefix
+
+
+def _is_journal(path: Path) -> bool:
+    """Whether the file (not empty) reads as an Optuna journal: its first line a JSON
+    record with an integer op_code and a worker_id; a first line without its newline (a
+    writer stopped inside its first record) must begin as Optuna writes records."""
+    with path.open("rb") as journal:
+        first = journal.readline(_MAX_FIRST_RECORD)
+    if not first.endswith(b"\n"):
+        return _RECORD_START.match(first) is not None
+    try:
+        record = json.loads(first)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (isinstance(record, dict) and is_int(record.get("op_code"))
+            and isinstance(record.get("worker_id"), str))
+
+
+def folder_storage(recorded: str, folder: Path, manifest: Path) -> str:
+    """The storage `recorded` in the manifest of study folder `folder`, if it is the
+    folder's own file: its journal (a relative name is taken inside the folder) or a
+    `sqlite:///` file, whose real path (symbolic links followed) lies inside the folder.
+    Else NNLabError naming the manifest and the storage: a results folder does not choose
+    what nnlab opens elsewhere or which server it connects to (give it as --storage)."""
+    try:
+        resolved = resolve_storage(recorded, folder)
+        path = (Path(resolved.removeprefix("sqlite:///")) if resolved.startswith("sqlite:///")
+                else None if is_url(resolved) else folder / recorded)
+        real = None if path is None else path.resolve()
+        inside = real is not None and real.is_relative_to(folder.resolve())
+    except (NNLabError, ValueError) as err:  # ValueError: a NUL in the path
+        raise NNLabError(f"{manifest}: expected \"storage\" to be the study's journal file or "
+                         f"a database URL, got {redact(recorded)!r}") from err
+    if path is None:
+        raise NNLabError(f"{manifest}: names the database {redact(resolved)} as the study's "
+                         "storage; nnlab connects to a database only when you name it: "
+                         "give it as --storage URL")
+    if not inside:
+        where = "" if str(real) in (recorded, resolved.removeprefix("sqlite:///")) else \
+            f" (that is {real})"
+        raise NNLabError(f"{manifest}: names {redact(recorded)}{where} as the study's storage, "
+                         f"outside the study folder {folder}; nnlab opens it only when you "
+                         "name it: give it as --storage")
+    return recorded if recorded == DEFAULT_JOURNAL or resolved.startswith("sqlite:///") \
+        else str(path)
 
 
 def storage_exists(storage: str | None, folder: Path) -> bool:
@@ -219,7 +357,7 @@ def open_storage(storage: str | None, folder: Path,
     `read_only`: for readers of a storage that exists (`storage_exists`): its folder is not
     made and a journal's torn last record is left to Optuna, which skips it. A journal with
     a damaged record is an NNLabError naming the file, the record and `nnlab repair`."""
-    resolved = resolve_storage(storage, folder)
+    resolved = check_storage(storage, folder)
     if is_url(resolved):
         try:
             with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.9
@@ -238,10 +376,6 @@ def open_storage(storage: str | None, folder: Path,
             message = " ".join(str(err).split())[:400]
             raise NNLabError(f"--storage {redact(resolved)}: cannot open it ({message})") from err
     path = _journal_path(resolved, folder)
-    if path.is_dir():
-        raise NNLabError(f"--storage {path}: is a folder; {_EXPECTED}")
-    if (blocker := file_in_the_way(path.parent)) is not None:
-        raise NNLabError(f"--storage {path}: {blocker} is a file, not a folder; {_EXPECTED}")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     _check_journal(path, FlockJournalLock(str(path)), repair=not read_only)
@@ -263,19 +397,13 @@ def damaged_journal_error(path: Path, folder: Path) -> NNLabError:
 
 
 def _check_journal(path: Path, lock: FlockJournalLock, repair: bool) -> None:
-    """Refuse a file that is not an Optuna journal, and (`repair`) drop a torn last record.
+    """(`repair`) Drop a torn last record of the journal (`check_storage` saw it is one).
 
     A writer killed inside a write leaves a last line without its newline. Optuna skips it
     when reading, but the next append would glue a record onto it and make the journal
     unreadable; under the writer lock no write is in progress, so the torn tail is cut.
     """
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb") as journal:
-        if journal.read(1) != b"{":
-            raise NNLabError(f"--storage {path}: not an Optuna journal (its lines are JSON "
-                             f"records); {_EXPECTED}")
-    if not repair:
+    if not repair or not _has_content(path):
         return
     lock.acquire()
     try:

@@ -19,10 +19,10 @@ Reads take each trial's per-trial file where there is one, else its rows in the 
 a trial in neither is an error naming both.
 
 Every file is written under a temporary name starting with "." and renamed into place
-(`os.replace`), so a reader sees a whole file or none; readers skip names starting with "."
-or "_" (pyarrow's default), so a half-written file is never read as data. Each trial file
-also holds a `trial` column (hive partitioning reads folder names, not file names), so
-the files read as one table with pyarrow.dataset.
+(`nnlab.study.atomic`), so a reader sees a whole file or none; readers skip names starting
+with "." or "_" (pyarrow's default), so a half-written file is never read as data. Each
+trial file also holds a `trial` column (hive partitioning reads folder names, not file
+names), so the files read as one table with pyarrow.dataset.
 """
 
 from __future__ import annotations
@@ -32,45 +32,21 @@ import fcntl
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from nnlab.errors import NNLabError, as_path, file_in_the_way
+from nnlab.errors import NNLabError, StorageError, as_path, file_in_the_way
 from nnlab.study import archive
+from nnlab.study.atomic import not_a_file, write_parquet_atomic, write_text_atomic
 
 KINDS = ("curves", "predictions", "probabilities")
 TRIAL_FILE = re.compile(r"trial=(0|[1-9][0-9]*)\.parquet")  # what a trial's file is named
-
-
-def _temporary_beside(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write `frame` to `path` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_beside(path)
-    try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_beside(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+MANIFEST_FIELDS = {"storage": "the study's storage (a journal file or a database URL)",
+                   "spec_digest": "the digest of the study's spec (a string)"}
 
 
 class ResultsStore:
@@ -98,13 +74,25 @@ class ResultsStore:
     def lock(self) -> Iterator[None]:
         """Hold the study's lock (an fcntl.flock on `study.lock`, released by the kernel if
         the process dies): one process at a time plans the study."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / "study.lock", "a") as handle:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = open(self.folder / "study.lock", "a")  # noqa: SIM115 (closed below)
+        except OSError as err:  # a read-only or unreachable folder
+            raise StorageError(f"{self.folder}: cannot write the study's results there "
+                               f"({err.strerror or err})") from err
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def check_files(self) -> None:
+        """StorageError naming the first of spec.toml, manifest.json and trials.parquet that
+        is there but is no file (a run would train, then fail to write it)."""
+        for path in (self.spec_path, self.manifest_path, self.trials_path):
+            if path.exists() and not path.is_file():
+                raise not_a_file(path)
 
     def trial_path(self, kind: str, number: int) -> Path:
         return self.folder / kind / f"trial={number}.parquet"
@@ -224,6 +212,8 @@ class ResultsStore:
     def read_trials(self) -> pd.DataFrame:
         """trials.parquet as the engine wrote it; NNLabError naming it if it is missing or
         unreadable."""
+        if self.trials_path.exists() and not self.trials_path.is_file():
+            raise not_a_file(self.trials_path)
         try:
             return pd.read_parquet(self.trials_path)
         except FileNotFoundError as err:
@@ -232,17 +222,27 @@ class ResultsStore:
         except (pa.ArrowException, OSError) as err:
             raise NNLabError(f"{self.trials_path}: cannot be read ({err})") from err
 
-    def read_manifest(self) -> dict:
-        """manifest.json: an object naming the study's storage, its "invocations" a list
-        of objects (an empty one if it has none); else NNLabError naming the file."""
+    def read_manifest(self, fields: tuple[str, ...] = ("storage",)) -> dict:
+        """manifest.json: an object whose `fields` are strings (MANIFEST_FIELDS says what
+        each holds), its "invocations" a list of objects (an empty one if it has none);
+        else NNLabError naming the file and the field."""
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise NNLabError(f"{self.manifest_path}: expected the study's JSON manifest, "
                              f"cannot parse it ({err})") from err
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("storage"), str):
+        except OSError as err:
+            raise StorageError(f"{self.manifest_path}: cannot read it ({err.strerror or err})"
+                               ) from err
+        if not isinstance(manifest, dict):
             raise NNLabError(f"{self.manifest_path}: expected a JSON object naming the "
                              "study's storage, got something else")
+        for name in fields:
+            if not isinstance(manifest.get(name), str):
+                found = "it is missing" if name not in manifest else f"got {manifest[name]!r}"
+                raise NNLabError(f"{self.manifest_path}: expected \"{name}\" to be "
+                                 f"{MANIFEST_FIELDS[name]}, {found}; restore the file, or "
+                                 "run the study with --new to start over")
         invocations = manifest.setdefault("invocations", [])
         if not isinstance(invocations, list) or not all(isinstance(run, dict)
                                                         for run in invocations):

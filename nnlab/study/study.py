@@ -42,6 +42,7 @@ from nnlab.datasets import Dataset
 from nnlab.errors import NNLabError, as_path, is_integer
 from nnlab.study import archive, manifest
 from nnlab.study.archive import ArchiveSummary
+from nnlab.study.atomic import remove_dead_temporaries, write_text_atomic
 from nnlab.study.liveness import StudyHold
 from nnlab.study.rerun import match_rerun
 from nnlab.study.runner import BLAS_THREADS, Runner
@@ -51,13 +52,15 @@ from nnlab.study.storage import (
     DEFAULT_HEARTBEAT,
     DEFAULT_JOURNAL,
     Heartbeat,
+    check_storage,
+    folder_storage,
     open_storage,
     redact,
     resolve_storage,
     storage_exists,
     study_lock,
 )
-from nnlab.study.store import KINDS, ResultsStore, write_text_atomic
+from nnlab.study.store import KINDS, MANIFEST_FIELDS, ResultsStore
 from nnlab.study.task import load_dataset
 from nnlab.study.trials import trials_frame
 from nnlab.train import fit_to_data
@@ -82,7 +85,7 @@ class Study:
             self.spec = replace(self.spec, data=self.spec.data.with_dataset(data))
         self._data_identity: dict[str, Any] | None = None  # set when the data are loaded
         self.store = ResultsStore(as_path(results, "results") / self.spec.name)
-        resolve_storage(storage, self.folder)  # refuses what is no storage, now
+        check_storage(storage, self.folder)  # refuses what is no usable storage, now
         if not isinstance(heartbeat, Heartbeat):
             raise NNLabError(f"heartbeat: expected a Heartbeat(interval, grace), got "
                              f"{heartbeat!r}")
@@ -100,14 +103,18 @@ class Study:
         """The study `name` as its storage holds it (`run` or `plan` stored its spec there),
         results under `<results>/<name>/`: what `nnlab worker` works on."""
         study_name(name, "--study")
-        opened = open_storage(storage, as_path(results, "results") / name, heartbeat)
+        folder = as_path(results, "results") / name
+        missing = NNLabError(f"--study {name!r}: no such study in "
+                             f"{redact(check_storage(storage, folder))}; create it first "
+                             "with `nnlab run SPEC.toml --storage URL` (--plan-only to run "
+                             "nothing there)")
+        if not storage_exists(storage, folder):  # nothing to join: make no file
+            raise missing
         try:
-            stored = optuna.load_study(study_name=name, storage=opened)
+            stored = optuna.load_study(study_name=name,
+                                       storage=open_storage(storage, folder, heartbeat))
         except KeyError as err:
-            raise NNLabError(f"--study {name!r}: no such study in "
-                             f"{redact(resolve_storage(storage, Path(results) / name))}; "
-                             "create it first with `nnlab run SPEC.toml --storage URL` "
-                             "(--plan-only to run nothing there)") from err
+            raise missing from err
         if SPEC_ATTR not in stored.user_attrs:
             raise NNLabError(f"--study {name!r}: not an nnlab study (its storage keeps no "
                              "spec)")
@@ -116,17 +123,20 @@ class Study:
 
     @classmethod
     def load(cls, folder: str | Path, storage: str | None = None) -> Study:
-        """The study whose results are in `folder` (its spec.toml and manifest.json say
-        which spec and storage)."""
+        """The study whose results are in `folder` (its spec.toml says which spec). Its
+        storage: `storage` if given, else the one manifest.json records if that is the
+        folder's own journal or SQLite file; any other (a file elsewhere, a database
+        server) must be given as `storage`: a folder never chooses what is opened outside
+        it or which server is sent credentials."""
         store = ResultsStore(folder)
         if not store.spec_path.is_file() or not store.manifest_path.is_file():
             raise NNLabError(f"{folder}: not a study results folder (expected spec.toml and "
                              "manifest.json in it)")
-        study = cls(StudySpec.from_toml(store.spec_path), Path(folder).parent,
-                    storage or store.read_manifest()["storage"])
+        if storage is None:  # the folder's own storage only (`storage.folder_storage`)
+            storage = folder_storage(store.read_manifest()["storage"], store.folder,
+                                     store.manifest_path)
+        study = cls(StudySpec.from_toml(store.spec_path), Path(folder).parent, storage)
         study.store = store
-        if "***" in study.storage:
-            raise NNLabError(f"{folder}: its storage needs a password; give --storage URL")
         return study
 
     @property
@@ -170,9 +180,11 @@ class Study:
         if not self.store.manifest_path.is_file():
             raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
                              "results root the study was created with, shared by every host")
+        self.store.check_files()
         with self._holding() as hold:
             hold.share()
             with self._lock():
+                remove_dead_temporaries(self.folder)
                 self._refuse_other_spec_or_storage()
                 study = self.optuna_study()
                 if study.user_attrs.get(DIGEST_ATTR) != self.spec.digest():
@@ -209,9 +221,11 @@ class Study:
                 fit_to_data(config, data)
             except NNLabError as err:
                 raise NNLabError(f"{where}: {err}") from err
+        self.store.check_files()
         if not new:
             self._refuse_other_spec_or_storage(grow=True)
         with self._lock():
+            remove_dead_temporaries(self.folder)
             if new:
                 self._refuse_running_elsewhere()
                 self._delete_results()
@@ -269,7 +283,8 @@ class Study:
                 grow and self.spec.extends(stored)):
             raise self._changed_spec_error(stored)
         if self.store.manifest_path.is_file():
-            recorded = resolve_storage(self.store.read_manifest()["storage"], self.folder)
+            stored_storage = self.store.read_manifest(fields=tuple(MANIFEST_FIELDS))["storage"]
+            recorded = redact(resolve_storage(stored_storage, self.folder))
             given = redact(resolve_storage(self.storage, self.folder))
             if recorded != given:
                 raise NNLabError(f"--storage: {self.folder} keeps its trials in {recorded}, "
@@ -337,8 +352,10 @@ class Study:
             if not self.spec.extends(stored, digest):
                 raise self._changed_spec_error(stored, study.user_attrs.get(BASE_ATTR))
             self._grow(study, stored)
-        if digest != self.spec.digest() or not self.store.spec_path.is_file():
-            # a new or grown study, or its results folder lost its spec.toml
+        stored = self._stored_spec()
+        if stored is None or stored.digest() != self.spec.digest():
+            # a new or grown study (maybe grown by a run that could not write spec.toml),
+            # or its results folder lost its spec.toml
             write_text_atomic(self.spec.to_toml(), self.store.spec_path)
         return study
 
@@ -392,7 +409,7 @@ class Study:
     def _start_invocation(self, n_jobs: int, executor: Executor | None) -> int:
         """Add this run to manifest.json (call under the lock); returns its index."""
         if self.store.manifest_path.is_file():
-            record = self.store.read_manifest()
+            record = self.store.read_manifest(fields=tuple(MANIFEST_FIELDS))
         else:
             record = {"study": self.spec.name, "created": manifest.now(),
                       "storage": redact(resolve_storage(self.storage, self.folder)),

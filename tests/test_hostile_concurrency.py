@@ -97,7 +97,7 @@ def test_a_run_killed_on_another_host_is_run_again_once_after_the_grace_period(
     first.communicate()
     killed_at = time.monotonic()
 
-    study = Study.load(folder)
+    study = Study.load(folder, url[1] if url else None)  # a database is named, never read
     running = study.trials().query("state == 'RUNNING'")
     assert len(running) >= 1 and (running["owner"].str.endswith("@host-a")).all()
 
@@ -166,7 +166,7 @@ def test_two_concurrent_sqlite_runs_train_each_configuration_and_seed_once(tmp_p
     outputs = [run.communicate(timeout=300) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     trained = collections.Counter(trained_keys(outputs[0][1]) + trained_keys(outputs[1][1]))
-    trials = assert_each_key_complete_once(Study.load(tmp_path / "sqlite-pair"))
+    trials = assert_each_key_complete_once(Study.load(tmp_path / "sqlite-pair", url))
     assert trained == collections.Counter(trials["key"])  # each key trained exactly once
     assert (trials["state"] == "COMPLETE").all()
     assert all(trained_keys(err) for _, err in outputs)  # both ran trials

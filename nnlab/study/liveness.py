@@ -33,7 +33,7 @@ from typing import Any
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, StorageError
 
 _log = logging.getLogger(__name__)
 
@@ -165,8 +165,12 @@ class StudyHold:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:  # a read-only or unreachable folder
+                raise StorageError(f"{self.path.parent}: cannot write the study's results "
+                                   f"there ({err.strerror or err})") from err
         return self._fd
 
     def share(self) -> None:

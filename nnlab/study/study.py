@@ -211,10 +211,6 @@ class Study:
         holding the study with the other processes that work on it (`new`: alone until
         planned, and refused while another process works on it). The hold is always taken
         before the lock, so that neither waits for the other."""
-        if new:
-            hold.alone("run it with --new")
-        else:
-            hold.share()
         data = self._bind_data()  # there, and every configuration fits it
         for where, config in self.spec.probe_configs():
             try:
@@ -224,6 +220,10 @@ class Study:
         self.store.check_files()
         if not new:
             self._refuse_other_spec_or_storage(grow=True)
+        if new:  # after every check, so that a refusal writes nothing
+            hold.alone("run it with --new")
+        else:
+            hold.share()
         with self._lock():
             remove_dead_temporaries(self.folder)
             if new:

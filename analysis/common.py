@@ -15,6 +15,15 @@ has its trials.parquet: each run's final metrics, i.e. its value at the study's 
 (`final_runs`). What needs the other lengths or the test predictions of such a study is
 quoted from analysis/unarchived.json (`quoted`), computed while its runs were on the machine
 that made them, and the findings say so beside each such number.
+
+Each script has three steps: `compute()` reads the results and returns the numbers
+(findings.json's content) with what the figures draw; `draw()` writes the figures;
+`render()` fills the script's template, analysis/templates/<script>.md (`render`, a
+string.Template), from the numbers as findings.json gives them back (`as_written`), so
+that findings.md gives no number findings.json does not hold, besides the few a script's
+compute step passes to its render step as "text" (eta_vs_n.py's quoted lengths, errors.py's
+range of per-run rates). `findings_json` is the one writer of findings.json: strict JSON,
+NaN and infinities as null.
 """
 
 from __future__ import annotations

@@ -101,6 +101,13 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     archive.add_argument("--storage", metavar="URL",
                          help="the study's storage, if not the one in its manifest.json")
     archive.set_defaults(handler=_study_archive)
+    repair = sub.add_parser("repair", help="keep what is intact in a damaged study (its "
+                            "journal, manifest or result files), set the rest aside, and let "
+                            "`nnlab run` run the trials that lost something again")
+    repair.add_argument("folder", metavar="results/<study>")
+    repair.add_argument("--storage", metavar="URL",
+                        help="the study's storage, if not the one in its manifest.json")
+    repair.set_defaults(handler=_study_repair)
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:
@@ -117,11 +124,11 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="the Dask scheduler, e.g. tcp://10.0.0.1:8786 (--backend dask)")
     parser.add_argument("--heartbeat", type=int, default=10, metavar="SECONDS",
-                        help="database storages: record a heartbeat of each running trial "
-                        "this often (default 10)")
+                        help="record a heartbeat of each running trial this often (default "
+                        "10)")
     parser.add_argument("--grace", type=int, default=60, metavar="SECONDS",
-                        help="database storages: a running trial without a heartbeat for "
-                        "this long is failed and its configuration run again (default 60)")
+                        help="a running trial without a heartbeat for this long is failed and "
+                        "its configuration run again, wherever it ran (default 60)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(flags=EXECUTION_FLAGS)
 
@@ -210,6 +217,17 @@ def _study_archive(args: argparse.Namespace) -> int:
                       for kind, size in summary.sizes.items())
     print(f"archive: curves of {summary.runs} runs, predictions of {summary.predicted} "
           f"({summary.selection}); {sizes}")
+    return 0
+
+
+def _study_repair(args: argparse.Namespace) -> int:
+    import optuna
+
+    from nnlab.study.repair import repair
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for line in repair(args.folder, storage=args.storage).lines:
+        print(line)
     return 0
 
 

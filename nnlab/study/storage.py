@@ -2,9 +2,16 @@
 
 - no URL: an Optuna journal file, `optuna.journal`, in the study's results folder;
 - a plain path (`runs/x.journal`): a journal file there;
-- `sqlite:///path.db`, `postgresql://user@host/db`, any SQLAlchemy URL: Optuna's RDBStorage,
-  with Optuna's heartbeat on (see `Heartbeat`). A plain `postgresql://` (or `postgres://`)
-  URL is driven by psycopg 3 (`postgresql+psycopg://`).
+- `sqlite:///path.db`, `postgresql://user@host/db`, any SQLAlchemy URL: Optuna's RDBStorage.
+  A plain `postgresql://` (or `postgres://`) URL is driven by psycopg 3
+  (`postgresql+psycopg://`). SQLite opens every transaction with BEGIN IMMEDIATE, so that
+  Optuna's claim of a waiting trial (read WAITING, write RUNNING) is one atomic step there
+  too (`serialize_sqlite_transactions`).
+
+Every storage keeps a heartbeat of each running trial (see `Heartbeat`): Optuna's own in a
+database; in a journal file, a trial system attribute `JOURNAL_HEARTBEAT_ATTR` that the
+trial's owner rewrites every interval (`JournalHeartbeatStorage`; Optuna's journal storage
+has no heartbeat of its own).
 
 Past one machine the storage also holds the study's lock (`study_lock`): a PostgreSQL
 advisory lock, so processes on any host take turns planning.
@@ -21,15 +28,19 @@ import hashlib
 import os
 import re
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
 from sqlalchemy.pool import NullPool
 
 from nnlab.errors import NNLabError, file_in_the_way
@@ -43,12 +54,17 @@ _EXPECTED = ("expected a journal file path or a database URL (sqlite:///study.db
              "postgresql://user@host/db)")
 
 
+SQLITE_BUSY_SECONDS = 60  # how long a SQLite transaction waits for another's to end
+JOURNAL_HEARTBEAT_ATTR = "nnlab:heartbeat"  # a journal trial's last heartbeat (Unix time)
+
+
 @dataclass(frozen=True)
 class Heartbeat:
-    """Optuna's RDB heartbeat: a process records the heartbeat of each trial it runs every
-    `interval` seconds (in the database's clock); a RUNNING trial without one for more than
-    `grace` seconds belongs to a process that is gone (killed, its host down), and is failed
-    and its configuration run again."""
+    """The heartbeat of running trials, on every storage: a process records the heartbeat
+    of each trial it runs every `interval` seconds; a RUNNING trial without one for more
+    than `grace` seconds belongs to a process that is gone (killed, its host down), and is
+    failed and its configuration run again, once. Times are the database's clock, or this
+    machine's for a journal file (which serves one machine)."""
 
     interval: int = 10
     grace: int = 60
@@ -64,6 +80,52 @@ class Heartbeat:
 
 
 DEFAULT_HEARTBEAT = Heartbeat()
+
+
+class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
+    """A journal storage with a heartbeat: `record_heartbeat` writes the time as the trial
+    system attribute JOURNAL_HEARTBEAT_ATTR (one journal record per running trial and
+    `interval`); a RUNNING trial whose last heartbeat, or start where it has none (a claim
+    by an older nnlab), is over `grace` seconds old is stale."""
+
+    def __init__(self, backend: JournalFileBackend, heartbeat: Heartbeat) -> None:
+        super().__init__(backend)
+        self._heartbeat = heartbeat
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.set_trial_system_attr(trial_id, JOURNAL_HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now, grace = time.time(), self._heartbeat.grace
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            last = trial.system_attrs.get(JOURNAL_HEARTBEAT_ATTR)
+            if last is None and trial.datetime_start is not None:
+                last = trial.datetime_start.timestamp()
+            if last is None or now - last > grace:
+                stale.append(trial._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int:
+        return self._heartbeat.interval
+
+    def get_heartbeat_stale_trial_callback(self) -> None:
+        return None
+
+
+def heartbeat_age(storage: BaseStorage, trial_id: int) -> float | None:
+    """Seconds since the last heartbeat of a journal trial (None: none recorded, or a
+    database storage, whose heartbeats Optuna keeps to itself)."""
+    trial = storage.get_trial(trial_id)
+    last = trial.system_attrs.get(JOURNAL_HEARTBEAT_ATTR)
+    return None if last is None else max(time.time() - last, 0.0)
+
+
+def stale_trial_ids(storage: BaseStorage, study_id: int) -> set[int]:
+    """The ids of the study's RUNNING trials without a heartbeat for the grace period."""
+    if not isinstance(storage, BaseHeartbeat) or storage.get_heartbeat_interval() is None:
+        return set()
+    return set(storage._get_stale_trial_ids(study_id))
 
 
 class FlockJournalLock:
@@ -89,6 +151,11 @@ class FlockJournalLock:
             fd, self._fd = self._fd, None
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def journal_backend(path: Path) -> Any:
+    """Optuna's journal file backend of `path` with its writer lock, a FlockJournalLock."""
+    return JournalFileBackend(str(path), lock_obj=FlockJournalLock(str(path)))
 
 
 def is_url(storage: str) -> bool:
@@ -134,6 +201,12 @@ def storage_exists(storage: str | None, folder: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
+def journal_path(storage: str | None, folder: Path) -> Path | None:
+    """The journal file of `storage` (relative names inside `folder`); None for a URL."""
+    resolved = resolve_storage(storage, folder)
+    return None if is_url(resolved) else _journal_path(resolved, folder)
+
+
 def _journal_path(resolved: str, folder: Path) -> Path:
     return Path(resolved) if Path(resolved).is_absolute() else folder / resolved
 
@@ -144,15 +217,19 @@ def open_storage(storage: str | None, folder: Path,
     """An Optuna storage for `storage` (see the module docstring); relative journal names
     are taken inside the study folder `folder`; `heartbeat` for database storages.
     `read_only`: for readers of a storage that exists (`storage_exists`): its folder is not
-    made and a journal's torn last record is left to Optuna, which skips it."""
+    made and a journal's torn last record is left to Optuna, which skips it. A journal with
+    a damaged record is an NNLabError naming the file, the record and `nnlab repair`."""
     resolved = resolve_storage(storage, folder)
     if is_url(resolved):
         try:
             with warnings.catch_warnings():  # heartbeat_interval is "experimental" since 2.9
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return RDBStorage(resolved, engine_kwargs=_engine_options(resolved),
-                                  heartbeat_interval=heartbeat.interval,
-                                  grace_period=heartbeat.grace)
+                opened = RDBStorage(resolved, engine_kwargs=_engine_options(resolved),
+                                    heartbeat_interval=heartbeat.interval,
+                                    grace_period=heartbeat.grace)
+            if opened.engine.name == "sqlite":
+                serialize_sqlite_transactions(opened.engine)
+            return opened
         except ImportError as err:
             raise NNLabError(f"--storage {redact(resolved)}: its database driver is not "
                              f"installed ({err.__cause__ or err}; for PostgreSQL: "
@@ -167,9 +244,22 @@ def open_storage(storage: str | None, folder: Path,
         raise NNLabError(f"--storage {path}: {blocker} is a file, not a folder; {_EXPECTED}")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FlockJournalLock(str(path))
-    _check_journal(path, lock, repair=not read_only)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    _check_journal(path, FlockJournalLock(str(path)), repair=not read_only)
+    try:
+        return JournalHeartbeatStorage(journal_backend(path), heartbeat)
+    except (ValueError, KeyError, TypeError, AssertionError) as err:
+        raise damaged_journal_error(path, folder) from err
+
+
+def damaged_journal_error(path: Path, folder: Path) -> NNLabError:
+    """The error for a journal Optuna cannot replay: the file, its first damaged record,
+    and the way out."""
+    from nnlab.study.repair import first_damage  # the repair reads journals line by line
+
+    where = first_damage(path) or "a record Optuna cannot replay"
+    return NNLabError(f"{path}: damaged: {where}; `nnlab repair {folder}` keeps every intact "
+                      "record, moves the damaged ones aside and lets `nnlab run` run the "
+                      "trials they touched again")
 
 
 def _check_journal(path: Path, lock: FlockJournalLock, repair: bool) -> None:
@@ -206,13 +296,35 @@ def _engine_options(url: str) -> dict:
     """SQLAlchemy engine options: a server's connections are checked before use, so a
     long-lived worker survives a restarted server or a dropped idle connection; a server
     that does not answer fails the connection after CONNECT_TIMEOUT seconds (unless the URL
-    sets its own connect_timeout)."""
+    sets its own connect_timeout). SQLite: a transaction waits up to SQLITE_BUSY_SECONDS
+    for another's to end (all of them take the write lock, see below)."""
     if url.startswith("sqlite"):
-        return {}
+        return {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
     options: dict = {"pool_pre_ping": True}
     if url.startswith("postgresql") and "connect_timeout=" not in url:
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     return options
+
+
+def serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
+    """Open every transaction of `engine` (SQLite) with BEGIN IMMEDIATE: it takes the
+    database's write lock at once, so a read and the write that depends on it are atomic.
+
+    Python's sqlite3 begins a transaction only before the first write, and SQLite ignores
+    SELECT ... FOR UPDATE: two processes could both read a trial WAITING and both set it
+    RUNNING, and both train it. SQLAlchemy's documented recipe ("Serializable isolation /
+    Savepoints / Transactional DDL" in its SQLite dialect): the driver's own BEGIN off, our
+    own on SQLAlchemy's begin event. Connections opened before are dropped.
+    """
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _driver_begins_nothing(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: sqlalchemy.engine.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()
 
 
 def study_lock(storage: str | None, folder: Path,

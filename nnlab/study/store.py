@@ -31,6 +31,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -44,6 +45,7 @@ from nnlab.errors import NNLabError, as_path, file_in_the_way
 from nnlab.study import archive
 
 KINDS = ("curves", "predictions", "probabilities")
+TRIAL_FILE = re.compile(r"trial=(0|[1-9][0-9]*)\.parquet")  # what a trial's file is named
 
 
 def _temporary_beside(path: Path) -> Path:
@@ -113,12 +115,29 @@ class ResultsStore:
                              self.trial_path(kind, number))
 
     def trial_numbers(self, kind: str) -> set[int]:
-        """Trials that have a (complete) file of `kind`."""
+        """Trials that have a (complete) file of `kind`; other files there are ignored
+        (`stray_files`)."""
         folder = self.folder / kind
         if not folder.is_dir():
             return set()
-        return {int(p.name[len("trial="):-len(".parquet")])
-                for p in folder.glob("trial=*.parquet")}
+        return {int(match[1]) for p in folder.iterdir()
+                if (match := TRIAL_FILE.fullmatch(p.name)) and p.is_file()}
+
+    def stray_files(self, kind: str) -> list[Path]:
+        """The files and folders in the `kind` folder that are no trial's file (a copy, a
+        file moved aside), which readers ignore; temporary files (".<name>") excepted."""
+        folder = self.folder / kind
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not (
+            TRIAL_FILE.fullmatch(p.name) and p.is_file()))
+
+    def unreadable(self, kind: str, trials: Iterable[int]) -> list[int]:
+        """Those of `trials` whose `kind` file is there but no parquet file (it does not
+        begin and end with parquet's magic bytes: garbage, or cut short)."""
+        on_disk = self.trial_numbers(kind)
+        return sorted(n for n in set(trials) & on_disk
+                      if not _looks_like_parquet(self.trial_path(kind, n)))
 
     def discard_trial(self, number: int) -> None:
         """Remove the files of a trial that did not complete, temporary ones included."""
@@ -234,6 +253,17 @@ class ResultsStore:
     def write_manifest(self, manifest: dict) -> None:
         write_text_atomic(json.dumps(manifest, indent=2, sort_keys=False) + "\n",
                           self.manifest_path)
+
+
+def _looks_like_parquet(path: Path) -> bool:
+    """Whether `path` begins and ends with parquet's magic bytes (b"PAR1")."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+            handle.seek(-4, os.SEEK_END)
+            return head == handle.read(4) == b"PAR1"
+    except OSError:  # shorter than 4 bytes, unreadable
+        return False
 
 
 def _column_names(columns: object) -> list[str]:

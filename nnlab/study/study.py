@@ -29,7 +29,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +42,7 @@ from nnlab.datasets import Dataset
 from nnlab.errors import NNLabError, as_path, is_integer
 from nnlab.study import archive, manifest
 from nnlab.study.archive import ArchiveSummary
+from nnlab.study.liveness import StudyHold
 from nnlab.study.rerun import match_rerun
 from nnlab.study.runner import BLAS_THREADS, Runner
 from nnlab.study.spec import GROWS_BY, StudySpec, study_name
@@ -50,7 +51,6 @@ from nnlab.study.storage import (
     DEFAULT_HEARTBEAT,
     DEFAULT_JOURNAL,
     Heartbeat,
-    is_url,
     open_storage,
     redact,
     resolve_storage,
@@ -144,17 +144,20 @@ class Study:
         run, and runs again those whose process dies.
 
         Returns the status summary (see `status`) with this run's counts under "this_run".
+        `new` is refused while another process works on the study.
         """
         _check_jobs(n_jobs, executor)
-        runner, entry = self._plan(new, n_jobs, executor)
-        return self._execute(runner, entry, n_jobs, progress, executor)
+        with self._holding() as hold:
+            runner, entry = self._plan(new, n_jobs, executor, hold)
+            return self._execute(runner, entry, n_jobs, progress, executor)
 
     def plan(self, new: bool = False) -> dict[str, Any]:
         """Create the study in its storage (or resume it) and enqueue every planned trial not
         yet complete, running none: `work` (`nnlab worker`), here or on other hosts, runs
         them. Returns the status summary."""
-        runner, entry = self._plan(new, 0, None)
-        return self.status(self._end_invocation(entry, runner.study))
+        with self._holding() as hold:
+            runner, entry = self._plan(new, 0, None, hold)
+            return self.status(self._end_invocation(entry, runner.study))
 
     def work(self, n_jobs: int = 1, progress: bool = True,
              executor: Executor | None = None) -> dict[str, Any]:
@@ -167,20 +170,39 @@ class Study:
         if not self.store.manifest_path.is_file():
             raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
                              "results root the study was created with, shared by every host")
-        with self._lock():
-            self._refuse_other_spec_or_storage()
-            study = self.optuna_study()
-            if study.user_attrs.get(DIGEST_ATTR) != self.spec.digest():
-                differences = self._base_differences(study.user_attrs.get(BASE_ATTR, {}))
-                raise NNLabError(
-                    f"study {self.spec.name!r}: this nnlab resolves its base config "
-                    f"differently from the nnlab that created it ({_first(differences)}); "
-                    "use the same nnlab version on every host")
-            entry = self._start_invocation(n_jobs, executor)
-        return self._execute(self._runner(study), entry, n_jobs, progress, executor)
+        with self._holding() as hold:
+            hold.share()
+            with self._lock():
+                self._refuse_other_spec_or_storage()
+                study = self.optuna_study()
+                if study.user_attrs.get(DIGEST_ATTR) != self.spec.digest():
+                    differences = self._base_differences(study.user_attrs.get(BASE_ATTR, {}))
+                    raise NNLabError(
+                        f"study {self.spec.name!r}: this nnlab resolves its base config "
+                        f"differently from the nnlab that created it ({_first(differences)}); "
+                        "use the same nnlab version on every host")
+                entry = self._start_invocation(n_jobs, executor)
+            return self._execute(self._runner(study), entry, n_jobs, progress, executor)
 
-    def _plan(self, new: bool, n_jobs: int, executor: Executor | None) -> tuple[Runner, int]:
-        """Create or load the study, record this invocation and plan (under the lock)."""
+    @contextlib.contextmanager
+    def _holding(self) -> Iterator[StudyHold]:
+        """The study's hold (`liveness.StudyHold`), released on exit."""
+        hold = StudyHold(self.folder)
+        try:
+            yield hold
+        finally:
+            hold.release()
+
+    def _plan(self, new: bool, n_jobs: int, executor: Executor | None,
+              hold: StudyHold) -> tuple[Runner, int]:
+        """Create or load the study, record this invocation and plan (under the lock),
+        holding the study with the other processes that work on it (`new`: alone until
+        planned, and refused while another process works on it). The hold is always taken
+        before the lock, so that neither waits for the other."""
+        if new:
+            hold.alone("run it with --new")
+        else:
+            hold.share()
         data = self._bind_data()  # there, and every configuration fits it
         for where, config in self.spec.probe_configs():
             try:
@@ -191,11 +213,14 @@ class Study:
             self._refuse_other_spec_or_storage(grow=True)
         with self._lock():
             if new:
+                self._refuse_running_elsewhere()
                 self._delete_results()
             self._refuse_other_spec_or_storage(grow=True)
             runner = self._runner(self._create_or_load())
             entry = self._start_invocation(n_jobs, executor)
             runner.plan()
+        if new:
+            hold.share()  # others may join now
         return runner, entry
 
     def _bind_data(self) -> Dataset:
@@ -220,9 +245,7 @@ class Study:
         return {**self.status(frame), "this_run": vars(counts)}
 
     def _runner(self, study: optuna.Study) -> Runner:
-        """A database storage records heartbeats (see `storage.open_storage`)."""
-        heartbeat = self.heartbeat if is_url(resolve_storage(self.storage, self.folder)) else None
-        return Runner(self.spec, study, self.store, self._lock, heartbeat)
+        return Runner(self.spec, study, self.store, self._lock, self.heartbeat)
 
     @functools.cached_property
     def _lock(self) -> Callable[[], contextlib.AbstractContextManager]:
@@ -330,6 +353,24 @@ class Study:
         study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
         study.set_user_attr(DIGEST_ATTR, self.spec.digest())
         study.set_user_attr("planned", self.spec.n_planned)
+
+    def _refuse_running_elsewhere(self) -> None:
+        """NNLabError if a trial of the study runs in a live process (on another host: one
+        whose heartbeat is not older than the grace period). A storage that cannot be read
+        (a damaged journal) holds none: --new starts over."""
+        try:
+            frame = self.trials() if self.has_storage() else None
+        except NNLabError:
+            return
+        if frame is None:
+            return
+        live = frame[(frame["state"] == "RUNNING") & ~frame["abandoned"].astype(bool)]
+        if not live.empty:
+            row = live.iloc[0]
+            raise NNLabError(f"{self.folder}: trial {row['trial']} runs in process "
+                             f"{row['owner'] or '(claiming)'}; run it with --new once it has "
+                             f"stopped (a process that is gone is known after "
+                             f"{self.heartbeat.grace} s without a heartbeat)")
 
     def _delete_results(self) -> None:
         """Delete the study from its storage and its files from the results folder."""
@@ -442,9 +483,12 @@ class Study:
     def status(self, trials: pd.DataFrame | None = None) -> dict[str, Any]:
         """planned, complete, diverged, running, waiting, failed, the best configuration
         (mean +- std over seeds), the best trial and an ETA (see `status.summarize`), from
-        the trials table `trials` (default: `trials()`); and `missing_files`, kind ->
-        complete trials whose rows of that kind are neither in a file nor in the archive
-        (predictions: of the trials the archive keeps them for, when it keeps some only)."""
+        the trials table `trials` (default: `trials()`); `missing_files`, kind -> complete
+        trials whose rows of that kind are neither in a file nor in the archive
+        (predictions: of the trials the archive keeps them for, when it keeps some only);
+        `unreadable_files`, kind -> complete trials whose file of that kind is no parquet
+        file; and `stray_files`: the files in the per-trial folders that are no trial's
+        (ignored), relative to the study folder."""
         if trials is not None and not isinstance(trials, pd.DataFrame):
             raise NNLabError(f"trials: expected the trials table (a DataFrame from "
                              f"Study.trials()), got {trials!r}")
@@ -452,8 +496,13 @@ class Study:
         summary = summarize(self.spec, frame)
         complete = _complete_numbers(frame)
         kinds = ("curves", "predictions", *(("probabilities",) if self.spec.save_probs else ()))
+        expected = {kind: self._expected(kind, frame, complete) for kind in kinds}
         summary["missing_files"] = {kind: lost for kind in kinds if (
-            lost := self.store.missing(kind, self._expected(kind, frame, complete)))}
+            lost := self.store.missing(kind, expected[kind]))}
+        summary["unreadable_files"] = {kind: bad for kind in kinds if (
+            bad := self.store.unreadable(kind, expected[kind]))}
+        summary["stray_files"] = [str(path.relative_to(self.folder)) for kind in KINDS
+                                  for path in self.store.stray_files(kind)]
         return summary
 
     def _expected(self, kind: str, frame: pd.DataFrame, complete: list[int]) -> list[int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
@@ -9,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nnlab.study.attrs import CONFIG_ID, ERROR, KEY, OWNER, RESULT, SEED
 from nnlab.study.liveness import owner_is_gone
 from nnlab.study.spec import StudySpec
+from nnlab.study.storage import stale_trial_ids
 
 METRICS = ("val_acc", "test_acc", "train_loss", "val_loss")
 STREAMS = ("init", "order", "noise", "dropout")
@@ -20,15 +23,19 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
     JSON text), seed, value (the objective; of a pruned run, its value where it stopped),
     val_acc, test_acc, train_loss, val_loss (at the last step run), steps_run, seconds (the
     run's wall time), seed_init .. seed_dropout (the seed of each random stream), abandoned
-    (RUNNING but its process is gone: the next `nnlab run` retries it), owner (pid@host of
+    (RUNNING but its process is gone: no heartbeat for the grace period, or its pid on this
+    machine no longer runs; the next `nnlab run` retries it), owner (pid@host of
     the process that ran it), config_id, key, data_digest (the content digest of the data the
     run trained on), note, error, started, completed. A PRUNED
     trial without a key is a sampler's repeat of a known configuration, never run."""
-    return trials_table(spec, study.get_trials(deepcopy=False))
+    return trials_table(spec, study.get_trials(deepcopy=False),
+                        stale_trial_ids(study._storage, study._study_id))
 
 
-def trials_table(spec: StudySpec, trials: list[FrozenTrial]) -> pd.DataFrame:
-    """`trials_frame` of the Optuna trials `trials`."""
+def trials_table(spec: StudySpec, trials: list[FrozenTrial],
+                 stale: Collection[int] = ()) -> pd.DataFrame:
+    """`trials_frame` of the Optuna trials `trials`; `stale`: ids of the RUNNING trials
+    without a heartbeat for the grace period."""
     varied = list(spec.grid or spec.space)
     rows = []
     for trial in trials:
@@ -41,8 +48,8 @@ def trials_table(spec: StudySpec, trials: list[FrozenTrial]) -> pd.DataFrame:
         row.update(steps_run=result.get("n_steps"), seconds=result.get("seconds"))
         row.update({f"seed_{s}": result.get("seeds", {}).get(s) for s in STREAMS})
         owner = attrs.get(OWNER)
-        row["abandoned"] = trial.state == TrialState.RUNNING and owner_is_gone(
-            owner, trial.datetime_start)
+        row["abandoned"] = trial.state == TrialState.RUNNING and (
+            trial._trial_id in stale or owner_is_gone(owner, trial.datetime_start))
         # the owner of a WAITING trial is a claim cut short (its claimer died before RUNNING)
         claimed = owner is not None and trial.state != TrialState.WAITING
         row["owner"] = f"{owner['pid']}@{owner['host']}" if claimed else None

@@ -30,7 +30,7 @@ STUDIES = sorted(path.parent.name for path in RESULTS.glob("*/trials.parquet"))
 WITHOUT_ARCHIVE = {"classic-epochs", "classic-lr-epochs", "classic-lr-sweep",
                    "classic-seed000-eta", "classic-seed004", "cnn", "eta-vs-n-b400",
                    "eta-vs-n-long", "noise-grad-long",
-                   "noise-weight-long", "noise-weight-strong", "restarts-init-long",
+                   "noise-weight-long", "restarts-init-long",
                    "restarts-long", "restarts-order", "restarts-order-long"}
 ARCHIVED = [name for name in STUDIES if name not in WITHOUT_ARCHIVE]
 # the AMD EPYC's kernels, under which the committed findings were computed (Makefile)

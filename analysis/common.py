@@ -15,6 +15,15 @@ has its trials.parquet: each run's final metrics, i.e. its value at the study's 
 (`final_runs`). What needs the other lengths or the test predictions of such a study is
 quoted from analysis/unarchived.json (`quoted`), computed while its runs were on the machine
 that made them, and the findings say so beside each such number.
+
+Each script has three steps: `compute()` reads the results and returns the numbers
+(findings.json's content) with what the figures draw; `draw()` writes the figures;
+`render()` fills the script's template, analysis/templates/<script>.md (`render`, a
+string.Template), from the numbers as findings.json gives them back (`as_written`), so
+that findings.md gives no number findings.json does not hold, besides the few a script's
+compute step passes to its render step as "text" (eta_vs_n.py's quoted lengths, errors.py's
+range of per-run rates). `findings_json` is the one writer of findings.json: strict JSON,
+NaN and infinities as null.
 """
 
 from __future__ import annotations
@@ -23,14 +32,16 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from string import Template
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from nnlab.analysis import Family
+from nnlab.analysis import Estimate, Family, HypothesisTest
+from nnlab.analysis.multiplicity import METHODS
 from nnlab.errors import NNLabError
 from nnlab.report.figures import save_figure
 from nnlab.study import Study, lengths
@@ -39,6 +50,7 @@ from nnlab.study import archive as study_archive
 RESULTS = Path(os.environ.get("NNLAB_RESULTS")
                or Path(__file__).resolve().parent.parent / "results")
 UNARCHIVED = Path(__file__).resolve().parent / "unarchived.json"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # each findings.md's text
 N_TEST = 10_000  # MNIST test images
 ALPHA = 0.05  # the level of every test, after Holm's adjustment within a finding
 # The restarts' variance floor is fitted from this N on: from N = 100 to 178 the variance
@@ -101,18 +113,22 @@ def bootstrap_p(boot: np.ndarray, null: float) -> float:
     return float(min(1.0, max(2 * share, 1 / boot.size)))
 
 
-def claims_table(family: Family, claims: dict[str, str]) -> tuple[list[str], list[dict]]:
-    """A finding's tests adjusted together (Holm): markdown lines and their records.
-    claims: {test name in `family`: the claim a rejection supports}."""
+def claims_table(family: Family, claims: dict[str, str]) -> list[dict]:
+    """The records of a finding's tests adjusted together (Holm); claims: {test name in
+    `family`: the claim a rejection supports}. `claims_lines` writes them as a table."""
     adjusted = family.adjusted
-    records = [{"test": name, "claim": claims[name], "p": family.tests[name].p_value,
-                "p_holm": adjusted[name], "survives": adjusted[name] < ALPHA}
-               for name in family.tests]
+    return [{"test": name, "claim": claims[name], "p": family.tests[name].p_value,
+             "p_holm": adjusted[name], "survives": adjusted[name] < ALPHA}
+            for name in family.tests]
+
+
+def claims_lines(records: list[dict]) -> str:
+    """The markdown table of `claims_table`'s records."""
     lines = ["| claim (a rejection of its null supports it) | test | p | Holm p | holds at 5% "
              "after Holm |", "|---|---|---|---|---|"]
     lines += [f"| {r['claim']} | {r['test']} | {_p(r['p'])} | {_p(r['p_holm'])} | "
               f"{'yes' if r['survives'] else 'no'} |" for r in records]
-    return lines, records
+    return "\n".join(lines)
 
 
 def _p(p: float) -> str:
@@ -145,14 +161,66 @@ def runs_by_length(study: str | Study, trials: pd.DataFrame | None = None) -> pd
     return lengths.runs_by_length(study.spec, trials, study.curves())
 
 
+def findings_json(numbers: dict) -> str:
+    """`numbers` as the text of a findings.json: strict JSON (NaN and infinities as null,
+    numpy values as plain ones; `json.dumps(..., allow_nan=False)` refuses anything else
+    that is not JSON), indented by 1, ending in a newline."""
+    return json.dumps(strict(numbers), indent=1, allow_nan=False) + "\n"
+
+
+def strict(value: object) -> object:
+    """`value` with NaN and infinities as None, numpy scalars and arrays as plain Python
+    values, tuples as lists; a type JSON has no form for is an error naming it."""
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [strict(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
 def write_findings(name: str, text: str, numbers: dict) -> Path:
-    """results/<name>/findings.md and findings.json (the numbers behind the text)."""
+    """results/<name>/findings.md and findings.json (`findings_json`: the numbers behind
+    the text)."""
     folder = RESULTS / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "findings.json").write_text(json.dumps(numbers, indent=1, default=_plain) + "\n")
+    (folder / "findings.json").write_text(findings_json(numbers))
     path = folder / "findings.md"
     path.write_text(text.strip() + "\n")
     return path
+
+
+def as_written(numbers: dict) -> dict:
+    """`numbers` as findings.json gives them back (`findings_json`, parsed): what a render
+    step reads, so that findings.md is a view of findings.json."""
+    return json.loads(findings_json(numbers))
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    """analysis/templates/<template>.md with its $placeholders filled from `values`
+    (`string.Template`: a missing value is an error)."""
+    return Template((TEMPLATES / f"{template}.md").read_text()).substitute(values)
+
+
+def ci(estimate: Mapping[str, float], spec: str = ".3g", scale: float = 1.0,
+       unit: str = "") -> str:
+    """An estimate's dict (value, low, high, confidence: `Estimate.to_dict`) as
+    `Estimate.format` writes it: '0.512 [95% CI 0.431, 0.598]'."""
+    return Estimate(**estimate).format(spec, scale, unit)
+
+
+def p_text(family: Mapping, name: str) -> str:
+    """'0.032 (Holm 0.096)': the raw and adjusted p-value of test `name` of a family's dict
+    (`Family.to_dict`), as `Family.p_text` writes them."""
+    row = next(t for t in family["tests"] if t["name"] == name)
+    raw, adjusted = (HypothesisTest("", 0.0, p).p_text.removeprefix("p=")
+                     for p in (row["p"], row["p_adjusted"]))
+    return f"{raw} ({METHODS[family['method']]} {adjusted})"
 
 
 def figure_path(name: str, figure: str) -> Path:
@@ -218,11 +286,3 @@ def std_vs_n_figure(tables: dict[str, pd.DataFrame], title: str, path,
            title=f"{title} (95% CIs)")
     ax.legend(fontsize="small")
     save_figure(figure, path)
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")

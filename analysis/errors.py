@@ -19,15 +19,20 @@ import pandas as pd
 from common import (
     N_TEST,
     SCALE_UP,
+    as_written,
+    ci,
+    claims_lines,
     claims_table,
     figure_path,
     has_runs,
     load,
     not_archived,
+    p_text,
     quoted,
     run,
     write_findings,
 )
+from common import render as render_template
 from matplotlib.figure import Figure
 
 from nnlab.analysis import ErrorAnalysisResult, Family, error_analysis
@@ -115,28 +120,14 @@ def gallery_figure(examples: pd.DataFrame, n_runs: int, path, n_show: int = 16) 
     save_figure(figure, path)
 
 
-def rate(result: ErrorAnalysisResult, field: str, scale: float = 100, unit: str = "%",
-         fmt: str = ".1f") -> str:
-    return getattr(result, field).format(fmt, scale, unit)
-
-
-def main() -> None:
+def compute() -> dict:
+    """Every number of this finding from the studies in results/ (read only): {"numbers":
+    what findings.json holds, "text": what findings.md says besides (the range of the main
+    set's per-run second-guess rates), "figures": what the figures draw}."""
     sets, missing = prediction_sets()
     analysed = {label: analyse_set(p) for label, p in sets.items()}
     main_label = next(iter(sets))
-    both, runs = analysed[main_label]["run x image"], analysed[main_label]["run"]
     examples = confident_errors(sets[main_label])
-    n_main_runs = int(sets[main_label]["trial"].nunique())
-    reliability_figure(both, path=figure_path(NAME, "reliability.png"))
-    confusion_figure(both, path=figure_path(NAME, "confusion.png"))
-    confused_pairs_figure(both, path=figure_path(NAME, "confused_pairs.png"))
-    confidence_figure(both, path=figure_path(NAME, "confidence.png"))
-    if len(examples):
-        gallery_figure(examples, n_main_runs, figure_path(NAME, "confident_errors.png"))
-    for label, results in analysed.items():
-        for r in results.values():
-            print(f"== {label}\n{r.summary()}")
-
     family = Family("finding 4: errors")
     claims = {}
     for label, results in analysed.items():
@@ -147,93 +138,83 @@ def main() -> None:
         family.add(f"{label}: confidence wrong vs right", r.confidence_test)
         claims[f"{label}: confidence wrong vs right"] = (
             f"{label}: wrong answers carry less confidence than right ones")
-    claim_lines, claim_records = claims_table(family, claims)
-
-    rows = ["| predictions | unit | runs | accuracy | second guess right when wrong | "
-            "errors at >= 99% confidence (share of errors) | ECE |",
-            "|---|---|---|---|---|---|---|"]
-    for label, results in analysed.items():
-        for unit, r in results.items():
-            rows.append(f"| {label} | {unit} | {r.n_trials} | {rate(r, 'accuracy', 1, '', '.4f')}"
-                        f" | {rate(r, 'second_guess_rate')} | "
-                        f"{rate(r, 'confident_error_share')} | {rate(r, 'ece', 1, '', '.4f')} |")
-    pairs = ", ".join(f"{t.true}->{t.predicted} ({t.share:.1%})"
-                      for t in both.top_pairs.head(5).itertuples(index=False))
-    per_run = runs.per_run
-    cnn = quoted("cnn")["second_guess_per_run"]
-    text = [
-        "# errors: is the second guess right, and is the net ever confidently wrong?",
-        "",
-        "**Exploratory**: no prediction was written before these runs. Test predictions "
-        "(top-3 classes and probabilities for the 10k test images) of the runs of questions "
-        f"1-3. Main set: {main_label}, {both.n_trials} runs x {N_TEST} test images = "
-        f"{both.n} predictions, {both.n_wrong} of them wrong. Each rate is given with two "
-        "95% intervals: over runs and test images resampled together (unit run x image, "
-        "the two-way bootstrap; Owen 2007), for the population of images the test set "
-        "stands for, and over runs with the test set fixed (unit run), for how much one "
-        "run varies on these images. Pooling the predictions as independent draws would "
-        "give intervals several times too narrow (docs/analysis.md, Coverage).",
-        "",
-        "## Answers",
-        "",
-        f"**Second guess.** When the net is wrong its second most probable class is right "
-        f"{rate(both, 'second_guess_rate')} of the time (run x image; over runs "
-        f"{rate(runs, 'second_guess_rate')}; runs range "
-        f"{per_run['second_guess_rate'].min():.1%}-{per_run['second_guess_rate'].max():.1%}"
-        f"), against the {both.chance:.1%} of a random other class "
-        f"({family.p_text(f'{main_label}: second guess vs chance')}).",
-        "",
-        f"**Confidence.** Wrong answers carry a mean top-1 probability of "
-        f"{rate(both, 'confidence_wrong', 1, '', '.3f')}, right ones "
-        f"{rate(both, 'confidence_right', 1, '', '.3f')}; a wrong answer's confidence is "
-        f"below a right one's with probability {both.auc_ci.format('.3f')} (AUC; "
-        f"{family.p_text(f'{main_label}: confidence wrong vs right')}). At >= "
-        f"{CONFIDENT:.0%} confidence the net still makes {both.n_confident_errors} errors "
-        f"over {both.n_trials} runs (~{both.n_confident_errors / both.n_trials:.1f} per run "
-        f"of {N_TEST} images), {rate(both, 'confident_error_share')} of all errors (run x "
-        f"image; over runs {rate(runs, 'confident_error_share')}), on {len(examples)} "
-        "distinct test images; the most frequent are shown in "
-        "findings/confident_errors.png.",
-        "",
-        f"**Calibration.** ECE = {rate(both, 'ece', 1, '', '.4f')} over the pooled "
-        f"predictions (15 equal-width bins; run x image); the mean of the runs' own ECEs is "
-        f"{rate(runs, 'ece', 1, '', '.4f')} (unit run; one run's ECE is larger than the "
-        "pooled one because each run's bins hold fewer predictions). findings/reliability.png. "
-        f"Most confused pairs (true->predicted, share of errors): {pairs}.",
-        "",
-        f"**The CNN** (results/cnn, {cnn['n_runs']} runs): its second guess is right in "
-        f"{cnn['mean']:.1%} [{cnn['low']:.1%}, {cnn['high']:.1%}] of its errors (mean over "
-        f"runs, t interval; unit run) ({not_archived(['cnn'])}).",
-        "",
-        *rows,
-        "",
-        "## Tests of this finding, adjusted together (Holm)",
-        "",
-        *claim_lines,
-        "",
-        "## Where each number comes from",
-        "",
-        "- Re-derived from a clone: " + ", ".join(sets) + " (their archives).",
-        "- Left out, their predictions not archived: " + (", ".join(missing) or "none")
-        + "; the earlier findings' numbers for them pooled predictions as independent "
-        "draws and are not quoted, except the CNN's second guess, which was over runs.",
-        "",
-        "Figures: findings/reliability.png, findings/confusion.png, "
-        "findings/confused_pairs.png, findings/confidence.png, findings/confident_errors.png.",
-        "",
-        "## Reproduce",
-        "",
-        "    python analysis/errors.py    # after questions 1-3 and studies/cnn.toml",
-        "",
-        SCALE_UP,
-    ]
     numbers = {label: set_numbers(r) for label, r in analysed.items()}
     numbers["confident_errors"] = examples.to_dict(orient="records")
-    numbers["cnn_quoted"] = cnn
+    numbers["cnn_quoted"] = quoted("cnn")["second_guess_per_run"]
     numbers["left_out"] = missing
-    numbers["claims"] = claim_records
+    numbers["claims"] = claims_table(family, claims)
     numbers["family"] = family.to_dict()
-    write_findings(NAME, "\n".join(text), numbers)
+    per_run = analysed[main_label]["run"].per_run["second_guess_rate"]
+    return {"numbers": numbers,
+            "text": {"second_guess_per_run": [float(per_run.min()), float(per_run.max())]},
+            "figures": {"main": analysed[main_label]["run x image"], "examples": examples,
+                        "n_runs": int(sets[main_label]["trial"].nunique()),
+                        "summaries": [f"== {label}\n{r.summary()}"
+                                      for label, results in analysed.items()
+                                      for r in results.values()]}}
+
+
+def draw(figures: dict) -> None:
+    """findings/reliability.png, confusion.png, confused_pairs.png, confidence.png and
+    confident_errors.png of the main prediction set."""
+    main = figures["main"]
+    reliability_figure(main, path=figure_path(NAME, "reliability.png"))
+    confusion_figure(main, path=figure_path(NAME, "confusion.png"))
+    confused_pairs_figure(main, path=figure_path(NAME, "confused_pairs.png"))
+    confidence_figure(main, path=figure_path(NAME, "confidence.png"))
+    if len(figures["examples"]):
+        gallery_figure(figures["examples"], figures["n_runs"],
+                       figure_path(NAME, "confident_errors.png"))
+
+
+def render(numbers: dict, text: dict) -> str:
+    """findings.md from findings.json's `numbers` and `compute`'s `text`
+    (templates/errors.md)."""
+    labels = [k for k in numbers if k not in
+              ("confident_errors", "cnn_quoted", "left_out", "claims", "family")]
+    main_label = labels[0]
+    both, runs = numbers[main_label]["run x image"], numbers[main_label]["run"]
+    family, cnn = numbers["family"], numbers["cnn_quoted"]
+    rows = [f"| {label} | {unit} | {r['n_trials']} | {ci(r['accuracy'], '.4f')} | "
+            f"{ci(r['second_guess_rate'], '.1f', 100, '%')} | "
+            f"{ci(r['confident_error_share'], '.1f', 100, '%')} | {ci(r['ece'], '.4f')} |"
+            for label in labels for unit, r in numbers[label].items()]
+    low, high = text["second_guess_per_run"]
+    values = {
+        "main_label": main_label, "n_trials": both["n_trials"], "n_test": N_TEST,
+        "n": both["n"], "n_wrong": both["n_wrong"],
+        "second_guess": ci(both["second_guess_rate"], ".1f", 100, "%"),
+        "second_guess_runs": ci(runs["second_guess_rate"], ".1f", 100, "%"),
+        "per_run_range": f"{low:.1%}-{high:.1%}", "chance": f"{both['chance']:.1%}",
+        "p_second_guess": p_text(family, f"{main_label}: second guess vs chance"),
+        "confidence_wrong": ci(both["confidence_wrong"], ".3f"),
+        "confidence_right": ci(both["confidence_right"], ".3f"),
+        "auc": ci(both["auc_ci"], ".3f"),
+        "p_confidence": p_text(family, f"{main_label}: confidence wrong vs right"),
+        "confident": f"{CONFIDENT:.0%}", "n_confident_errors": both["n_confident_errors"],
+        "per_run": f"{both['n_confident_errors'] / both['n_trials']:.1f}",
+        "confident_share": ci(both["confident_error_share"], ".1f", 100, "%"),
+        "confident_share_runs": ci(runs["confident_error_share"], ".1f", 100, "%"),
+        "n_images": len(numbers["confident_errors"]),
+        "ece": ci(both["ece"], ".4f"), "ece_runs": ci(runs["ece"], ".4f"),
+        "pairs": ", ".join(f"{t['true']}->{t['predicted']} ({t['share']:.1%})"
+                           for t in both["top_pairs"][:5]),
+        "cnn_runs": cnn["n_runs"],
+        "cnn": f"{cnn['mean']:.1%} [{cnn['low']:.1%}, {cnn['high']:.1%}]",
+        "cnn_unarchived": not_archived(["cnn"]),
+        "rows": "\n".join(rows), "claims": claims_lines(numbers["claims"]),
+        "sets": ", ".join(labels), "left_out": ", ".join(numbers["left_out"]) or "none",
+        "scale_up": SCALE_UP,
+    }
+    return render_template("errors", values)
+
+
+def main() -> None:
+    found = compute()
+    draw(found["figures"])
+    print(*found["figures"]["summaries"], sep="\n")
+    numbers = as_written(found["numbers"])
+    write_findings(NAME, render(numbers, found["text"]), numbers)
 
 
 if __name__ == "__main__":

@@ -18,19 +18,26 @@ from __future__ import annotations
 import pandas as pd
 from common import (
     FLOOR_FIT_FROM,
+    as_written,
+    ci,
+    claims_lines,
     claims_table,
     figure_path,
     final_runs,
     has_runs,
     load,
+    p_text,
     runs_by_length,
     scale_up,
     std_vs_n_figure,
     write_findings,
 )
+from common import render as render_template
 from common import run as run_script
 
 from nnlab.analysis import (
+    ArmDifference,
+    Estimate,
     Family,
     compare_variance,
     floor_difference,
@@ -51,6 +58,8 @@ STUDIES = {"noise-grad": "restarts", "noise-weight": "restarts",
            "noise-weight-long": "restarts-long"}
 STD_MARGIN = 1.25  # "no change" in spread: a std ratio within [1/1.25, 1.25], stated
 MEAN_MARGIN = 0.001  # "no change" in mean: within +-0.1 points of accuracy, stated
+SHORT = ("noise-grad", "noise-weight", "noise-weight-strong")  # their arms in std_vs_n.png
+STRONGEST = "grad 0.001 (N = 10000)"  # the arm of compare_grad_1e-3.png
 EFFECT = 1.25  # the named effect whose power is given (a std changed by 25%)
 # A simulation measured this minimum detectable std ratio for Brown-Forsythe with 100 vs
 # 100 independent runs at 80% power (docs/analysis.md, `minimum_detectable_effect`): what
@@ -101,44 +110,45 @@ def compare(noisy: pd.DataFrame, clean: pd.DataFrame, label: str) -> dict:
                                              correlation=r, n_sim=N_SIM)}
 
 
-def floors(found: dict) -> tuple[list[str], dict]:
-    """Paired floor differences (noise minus none) for the arms whose study has its curves
-    here; the others are named as missing."""
-    lines, numbers, missing = [], {}, []
+def floors(found: dict) -> dict:
+    """Paired floor differences (noise minus none) for the arms whose study and noise-free
+    study have their curves here (the others are left out: `render` names them)."""
+    numbers = {}
     for label, (name, none, runs) in found.items():
-        if not (has_runs(name) and has_runs(none)):
-            missing.append(name)
-            continue
-        noisy = runs_by_length(name)
-        noisy = noisy[noisy["trial"].isin(runs["trial"])]
-        clean = runs_by_length(none)
-        d = floor_difference(noisy, clean, paired=True, names=(label, "none"),
-                             fit_from=FLOOR_FIT_FROM)
-        numbers[label] = d.to_dict()
-        lines.append(f"- {label}: {d.summary()}")
-    if missing:
-        lines.append(
-            "- The floors of " + ", ".join(sorted(set(missing))) + " need their curves at "
-            f"every N >= {FLOOR_FIT_FROM}; those studies are not archived yet, so a clone "
-            "cannot fit them, and they are left out here rather than quoted (the earlier "
-            "findings fitted them unpaired and found no floor that differed).")
-    return lines, numbers
+        if has_runs(name) and has_runs(none):
+            noisy = runs_by_length(name)
+            noisy = noisy[noisy["trial"].isin(runs["trial"])]
+            numbers[label] = floor_difference(noisy, runs_by_length(none), paired=True,
+                                              names=(label, "none"),
+                                              fit_from=FLOOR_FIT_FROM).to_dict()
+    return numbers
 
 
-def splits(found: dict) -> tuple[list[str], dict]:
+def splits(found: dict) -> dict:
     """Jordan's split (two-way CI) at the runs' end for the arms with predictions here."""
-    lines, numbers = [], {}
+    return {label: test_set_variance(load(name).predictions(runs["trial"]),
+                                     unit="run x example").to_dict()
+            for label, (name, _, runs) in found.items() if has_runs(name)}
+
+
+def std_tables(found: dict) -> dict[str, pd.DataFrame] | None:
+    """The std over seeds per N of the noise-free runs and of each arm of SHORT, when all
+    of them have their curves here (else None)."""
+    if not all(has_runs(name) for name in (*SHORT, "restarts")):
+        return None
+    tables = {"none": variance_vs_n(runs_by_length("restarts"), metric=METRIC,
+                                    fit=False).table}
     for label, (name, _, runs) in found.items():
-        if not has_runs(name):
-            continue
-        split = test_set_variance(load(name).predictions(runs["trial"]), unit="run x example")
-        numbers[label] = split.to_dict()
-        lines.append(f"- {label}: distribution-wise variance {split.distribution.format('.2e')}"
-                     f", test-set share {split.share_test_set.format('.0f', 100, '%')}")
-    return lines, numbers
+        if name in SHORT:
+            all_n = runs_by_length(name)
+            tables[label] = variance_vs_n(all_n[all_n["trial"].isin(runs["trial"])],
+                                          metric=METRIC, fit=False).table
+    return tables
 
 
-def main() -> None:
+def compute() -> dict:
+    """Every number of this finding from the studies in results/ (read only): {"numbers":
+    what findings.json holds, "figures": the analyses the figures draw}."""
     found = arms()
     clean = {name: final_runs(name).query("status == 'ok'") for name in set(STUDIES.values())}
     results = {label: compare(runs, clean[none], label)
@@ -150,138 +160,6 @@ def main() -> None:
         claims[f"{label}: std (Pitman-Morgan)"] = f"{label} changes the spread"
         family.add(f"{label}: mean (paired t)", c["comparison"].paired_t)
         claims[f"{label}: mean (paired t)"] = f"{label} changes the mean test accuracy"
-    claim_lines, claim_records = claims_table(family, claims)
-    floor_lines, floor_numbers = floors(found)
-    split_lines, split_numbers = splits(found)
-
-    strongest = results["grad 0.001 (N = 10000)"]["comparison"]
-    compare_figure(strongest, metric=METRIC, path=figure_path(NAME, "compare_grad_1e-3.png"))
-    if all(has_runs(name) for name in ("noise-grad", "noise-weight", "noise-weight-strong",
-                                       "restarts")):
-        tables = {"none": variance_vs_n(runs_by_length("restarts"), metric=METRIC,
-                                        fit=False).table}
-        for label, (name, _, runs) in found.items():
-            if name in ("noise-grad", "noise-weight", "noise-weight-strong"):
-                all_n = runs_by_length(name)
-                tables[label] = variance_vs_n(all_n[all_n["trial"].isin(runs["trial"])],
-                                              metric=METRIC, fit=False).table
-        std_vs_n_figure(tables, "Spread of restarts with and without annealed noise",
-                        figure_path(NAME, "std_vs_n.png"), binomial=tables["none"])
-    for c in results.values():
-        print(c["comparison"].summary(), c["std_tost"].summary(), sep="\n")
-
-    changed = [r["claim"] for r in claim_records if r["survives"]]
-    claims_survive = {r["test"]: r["survives"] for r in claim_records}
-    g = results["grad 0.001 (N = 10000)"]["std_tost"]
-    rs = [c["correlation"] for c in results.values()]
-    mdes = [c["mde"] for c in results.values()]
-    powers = [c["power"] for c in results.values()]
-    rows = []
-    for label, c in results.items():
-        comparison, std, mean = c["comparison"], c["std_tost"], c["mean_tost"]
-        d = comparison.mean_difference
-        rows.append(
-            f"| {label} | {c['n']} | {comparison.std_ratio.format('.2f')} | "
-            f"{family.p_text(f'{label}: std (Pitman-Morgan)')} | "
-            f"[{1 / std.bound:.2f}, {std.bound:.2f}] | {c['correlation']:.2f} | "
-            f"{c['power']:.0%} | {c['mde']:.2f} | {100 * d.value:+.2f} "
-            f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}] | "
-            f"{family.p_text(f'{label}: mean (paired t)')} | +-{100 * mean.bound:.2f} |")
-    text = [
-        "# noise: does small annealed noise change the spread of restarts?",
-        "",
-        "**Exploratory**: no prediction was written before these runs. restarts.toml's "
-        "configuration (seed-000's network, batch 100, eta = 1) with annealed Gaussian noise "
-        "of variance noise_eta / (1 + t)^0.55 (Neelakantan et al. 2015) added to the "
-        "gradient or to the weights after each step. Each noise arm reuses the noise-free "
-        "runs' seeds (the same initial weights and data order; the noise has its own "
-        "stream), so every comparison is paired by seed: the std ratio by the Pitman-Morgan "
-        "test and a BCa bootstrap over pairs, the mean by the paired t and a BCa bootstrap "
-        "over pairs. The arms at N = 10^4 are compared with restarts, those at N = 10^5 "
-        "with restarts-long, all from the studies' trials.parquet (the runs' final "
-        "metrics).",
-        "",
-        "## Answer",
-        "",
-        "**No noise setting changes the spread detectably**"
-        + ("" if not any("spread" in c for c in changed) else " (except: " + "; ".join(
-            c for c in changed if "spread" in c) + ")")
-        + ", and what the data exclude is given per arm: with the paired test (two one-sided "
-        "Pitman-Morgan tests), std ratios outside the 'excluded beyond' interval are "
-        f"excluded at 95%, e.g. [{1 / g.bound:.2f}, {g.bound:.2f}] for gradient noise 1e-3 "
-        "at N = 10^4. The paired test is sharper the more a seed's noisy and noise-free runs "
-        f"are correlated; here r = {min(rs):.2f}-{max(rs):.2f}, so only slightly: at 80% "
-        f"power Pitman-Morgan detects std ratios of {min(mdes):.2f}-{max(mdes):.2f} (the "
-        f"arm at 10^5 with weight noise has 50 pairs), against {BROWN_FORSYTHE_MDE} for "
-        "Brown-Forsythe on 100 vs 100 independent runs (simulated); against a ratio of "
-        f"{EFFECT} its power is {min(powers):.0%}-{max(powers):.0%}. **In mean accuracy** "
-        "(paired over seeds): "
-        + ("; ".join(f"{label} {100 * c['comparison'].mean_difference.value:+.2f} points "
-                     f"[{100 * c['comparison'].mean_difference.low:+.2f}, "
-                     f"{100 * c['comparison'].mean_difference.high:+.2f}]"
-                     for label, c in results.items()
-                     if claims_survive[f"{label}: mean (paired t)"])
-           or "no setting changes it detectably")
-        + " (each holds after Holm); the others' means are within the bounds in the "
-        "table's last column"
-        + ". The equivalence bounds use no chosen margin; against stated margins (a std "
-        f"ratio within [{1 / STD_MARGIN:.2f}, {STD_MARGIN}], a mean within "
-        f"+-{100 * MEAN_MARGIN:.1f} points) the arms declared equivalent are: "
-        + (", ".join(label for label, c in results.items() if c["std_tost"].equivalent)
-           or "none") + " (spread); "
-        + (", ".join(label for label, c in results.items() if c["mean_tost"].equivalent)
-           or "none") + " (mean).",
-        "",
-        "| noise (N) | pairs | std noisy / none [95% CI] | Pitman-Morgan p (Holm) | "
-        "excluded beyond (95%) | r | power at ratio 1.25 | detected at 80% | mean "
-        "noisy - none, points [95% CI] | paired t p (Holm) | mean excluded beyond "
-        "(points) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        "Power: simulated normal pairs with the arm's correlation, "
-        f"{N_SIM} simulations (`nnlab.analysis.power`).",
-        "",
-        "## Variance floors and the finite test set",
-        "",
-        *floor_lines,
-        *(split_lines or [
-            "- Jordan's split per arm needs the noise studies' test predictions (their "
-            "archives): not archived yet, so left out."]),
-        "",
-        "## Tests of this finding, adjusted together (Holm)",
-        "",
-        *claim_lines,
-        "",
-        "## Compared with published work",
-        "",
-        "Neelakantan et al. (2015, 'Adding gradient noise improves learning for very deep "
-        "networks') report gains from annealed gradient noise for very deep or badly "
-        "initialised networks, where plain SGD often fails to train; this shallow, "
-        "well-initialised MLP trains reliably without it, which is outside that regime, so "
-        "the absence of an effect here does not contradict them.",
-        "",
-        "## Where each number comes from",
-        "",
-        "- Re-derived from a clone: every spread and mean comparison (trials.parquet of "
-        "the noise studies, restarts and restarts-long).",
-        "- Floors and splits: computed only for the studies whose archives are present "
-        "(above); the others are named as missing.",
-        "",
-        "Figures: findings/compare_grad_1e-3.png (the distributions of gradient noise 1e-3 "
-        "and none at N = 10^4, paired)"
-        + (", findings/std_vs_n.png (std over seeds vs N per arm)."
-           if (figure_path(NAME, "std_vs_n.png")).exists() else "."),
-        "",
-        "## Reproduce and scale up",
-        "",
-        "    nnlab run studies/restarts.toml --jobs 2       # run times: each spec's header",
-        *[f"    nnlab run studies/{name}.toml --jobs 2" for name in STUDIES],
-        "    python analysis/noise.py",
-        "",
-        scale_up("more seeds narrow the equivalence bounds as 1/sqrt(pairs); pairing "
-                 "matters more than numbers: the arms reuse the noise-free seeds."),
-    ]
     numbers = {
         "arms": {label: {"study": found[label][0], "none": found[label][1], "n": c["n"],
                          "comparison": c["comparison"].to_dict(),
@@ -290,13 +168,108 @@ def main() -> None:
                          "correlation": c["correlation"], "power_at_effect": c["power"],
                          "effect": EFFECT, "mde_80": c["mde"]}
                  for label, c in results.items()},
-        "floors": floor_numbers,
-        "test_set": split_numbers,
-        "claims": claim_records,
+        "floors": floors(found),
+        "test_set": splits(found),
+        "claims": claims_table(family, claims),
         "family": family.to_dict(),
         "brown_forsythe_mde_100_vs_100": BROWN_FORSYTHE_MDE,
     }
-    write_findings(NAME, "\n".join(text), numbers)
+    figures = {"compare": results[STRONGEST]["comparison"], "std_vs_n": std_tables(found),
+               "summaries": [text for c in results.values() for text in
+                             (c["comparison"].summary(), c["std_tost"].summary())]}
+    return {"numbers": numbers, "figures": figures}
+
+
+def draw(figures: dict) -> None:
+    """findings/compare_grad_1e-3.png and, with every arm's curves, std_vs_n.png."""
+    compare_figure(figures["compare"], metric=METRIC,
+                   path=figure_path(NAME, "compare_grad_1e-3.png"))
+    if figures["std_vs_n"] is not None:
+        std_vs_n_figure(figures["std_vs_n"], "Spread of restarts with and without annealed "
+                        "noise", figure_path(NAME, "std_vs_n.png"),
+                        binomial=figures["std_vs_n"]["none"])
+
+
+def floor_summary(difference: dict) -> str:
+    """`ArmDifference.summary` of a floor difference's dict."""
+    return ArmDifference(difference["quantity"], tuple(difference["names"]),
+                         *(Estimate(**difference[k]) for k in ("a", "b", "difference")),
+                         difference["paired"], tuple(difference["n_seeds"])).summary()
+
+
+def render(numbers: dict) -> str:
+    """findings.md from findings.json's `numbers` (templates/noise.md)."""
+    arms, family = numbers["arms"], numbers["family"]
+    survives = {r["test"]: r["survives"] for r in numbers["claims"]}
+    changed = [r["claim"] for r in numbers["claims"] if r["survives"] and "spread" in r["claim"]]
+    bound = arms[STRONGEST]["std_equivalence"]["bound"]
+    rs, mdes, powers = ([a[key] for a in arms.values()]
+                        for key in ("correlation", "mde_80", "power_at_effect"))
+    rows = []
+    for label, a in arms.items():
+        comparison, d = a["comparison"], a["comparison"]["mean_difference"]
+        std_bound = a["std_equivalence"]["bound"]
+        rows.append(
+            f"| {label} | {a['n']} | {ci(comparison['std_ratio'], '.2f')} | "
+            f"{p_text(family, f'{label}: std (Pitman-Morgan)')} | "
+            f"[{1 / std_bound:.2f}, {std_bound:.2f}] | {a['correlation']:.2f} | "
+            f"{a['power_at_effect']:.0%} | {a['mde_80']:.2f} | {100 * d['value']:+.2f} "
+            f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] | "
+            f"{p_text(family, f'{label}: mean (paired t)')} | "
+            f"+-{100 * a['mean_equivalence']['bound']:.2f} |")
+    means = "; ".join(
+        "{} {:+.2f} points [{:+.2f}, {:+.2f}]".format(
+            label, *(100 * a["comparison"]["mean_difference"][k]
+                     for k in ("value", "low", "high")))
+        for label, a in arms.items() if survives[f"{label}: mean (paired t)"])
+    floor_lines = [f"- {label}: {floor_summary(d)}" for label, d in numbers["floors"].items()]
+    missing = sorted({a["study"] for label, a in arms.items() if label not in numbers["floors"]})
+    if missing:
+        floor_lines.append(
+            "- The floors of " + ", ".join(missing) + " need their curves at every N >= "
+            f"{FLOOR_FIT_FROM}; those studies are not archived yet, so a clone cannot fit "
+            "them, and they are left out here rather than quoted (the earlier findings "
+            "fitted them unpaired and found no floor that differed).")
+    split_lines = [f"- {label}: distribution-wise variance {ci(s['distribution'], '.2e')}, "
+                   f"test-set share {ci(s['share_test_set'], '.0f', 100, '%')}"
+                   for label, s in numbers["test_set"].items()] or [
+        "- Jordan's split per arm needs the noise studies' test predictions (their archives): "
+        "not archived yet, so left out."]
+    std_vs_n = all(label in numbers["test_set"] for label, a in arms.items()
+                   if a["study"] in SHORT)
+    values = {
+        "changed": "" if not changed else " (except: " + "; ".join(changed) + ")",
+        "bound_low": f"{1 / bound:.2f}", "bound_high": f"{bound:.2f}",
+        "r_range": f"{min(rs):.2f}-{max(rs):.2f}",
+        "mde_range": f"{min(mdes):.2f}-{max(mdes):.2f}",
+        "brown_forsythe_mde": numbers["brown_forsythe_mde_100_vs_100"], "effect": EFFECT,
+        "power_range": f"{min(powers):.0%}-{max(powers):.0%}",
+        "means": means or "no setting changes it detectably",
+        "std_margin": f"[{1 / STD_MARGIN:.2f}, {STD_MARGIN}]",
+        "mean_margin": f"{100 * MEAN_MARGIN:.1f}",
+        "std_equivalent": ", ".join(label for label, a in arms.items()
+                                    if a["std_equivalence"]["equivalent"]) or "none",
+        "mean_equivalent": ", ".join(label for label, a in arms.items()
+                                     if a["mean_equivalence"]["equivalent"]) or "none",
+        "rows": "\n".join(rows), "n_sim": N_SIM,
+        "floors_and_splits": "\n".join(floor_lines + split_lines),
+        "claims": claims_lines(numbers["claims"]),
+        "std_vs_n": (", findings/std_vs_n.png (std over seeds vs N per arm)."
+                     if std_vs_n else "."),
+        "runs": "\n".join(f"    nnlab run studies/{name}.toml --jobs 2" for name in STUDIES),
+        "scale_up": scale_up("more seeds narrow the equivalence bounds as 1/sqrt(pairs); "
+                             "pairing matters more than numbers: the arms reuse the "
+                             "noise-free seeds."),
+    }
+    return render_template("noise", values)
+
+
+def main() -> None:
+    found = compute()
+    draw(found["figures"])
+    print(*found["figures"]["summaries"], sep="\n")
+    numbers = as_written(found["numbers"])
+    write_findings(NAME, render(numbers), numbers)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,8 @@ def test_normality_shows_holm_adjusted_p_values_and_what_the_test_can_detect(noi
     assert "p (Holm)" in table.columns and len(table) == 4
     assert len(section.data["family"]["tests"]) == 4
     assert "With 80% power at n=30" in section.findings[0]
+    assert "Shapiro-Wilk p adjusted over the 4 configurations: " in section.findings[0]
+    assert "(Holm " in section.findings[0]
     assert "tails as heavy as t(" in section.findings[0]
 
 

@@ -22,7 +22,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from nnlab.analysis._bootstrap import Estimate
+from nnlab.analysis._bootstrap import Estimate, sample_std
 
 
 def mean_interval(values: np.ndarray, confidence: float = 0.95,
@@ -59,7 +59,7 @@ def std_interval(values: np.ndarray, confidence: float = 0.95) -> Estimate:
     square roots for the std. n >= 2; with n <= z the interval is [0, inf]."""
     values = np.asarray(values, dtype=float)
     n = values.size
-    s2 = float(np.var(values, ddof=1))
+    s2 = float(sample_std(values)) ** 2  # exactly 0 for equal values
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     if s2 == 0:
         return Estimate(0.0, 0.0, 0.0, confidence)
@@ -83,7 +83,7 @@ def std_ratio_parts(a: np.ndarray, b: np.ndarray, z: float) -> tuple[float, floa
     kurtosis = (n_a + n_b) * (_fourth_moment_sum(a) + _fourth_moment_sum(b)) / squares**2
     se = math.sqrt(_log_variance_se(kurtosis, n_a) + _log_variance_se(kurtosis, n_b))
     c = (n_a / (n_a - z)) / (n_b / (n_b - z))
-    return math.log(c * np.var(a, ddof=1) / np.var(b, ddof=1)), se
+    return math.log(c * (sample_std(a) / sample_std(b)) ** 2), se
 
 
 def std_ratio_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> Estimate:
@@ -92,6 +92,6 @@ def std_ratio_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -
     a, b = (np.asarray(v, dtype=float) for v in (a, b))
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     centre, se = std_ratio_parts(a, b, z)
-    ratio = math.sqrt(np.var(a, ddof=1) / np.var(b, ddof=1))
+    ratio = float(sample_std(a) / sample_std(b))
     return Estimate(ratio, math.exp((centre - z * se) / 2), math.exp((centre + z * se) / 2),
                     confidence)

@@ -559,7 +559,9 @@ def normality_section(results: StudyResults, options: Options) -> Section:
     for row in rows:
         row["p (Holm)"] = fmt_p(analysis.HypothesisTest("", 0.0, adjusted[row["configuration"]]))
     section.findings.append(f"Best configuration ({best}): " + best_result.summary()
-                            + " " + detectable_departures(best_result.n, options))
+                            + f" Shapiro-Wilk p adjusted over the {len(rows)} configurations: "
+                            + f"{family.p_text(best)}. "
+                            + detectable_departures(best_result.n, options))
     section.data["best"] = {"config": best, **best_result.to_dict()}
     section.data["family"] = family.to_dict()
     section.tables.append(Table(f"normality of test_acc per configuration (alpha "

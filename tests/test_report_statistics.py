@@ -140,3 +140,19 @@ def test_errors_and_the_test_set_split_say_what_their_intervals_resample():
     assert "resampling runs only, with the test set fixed, covers too rarely" in text
     assert "test_set_variance_by_run" not in variance.data
     assert variance.data["test_set_variance"]["unit"] == "run x example"
+
+
+def test_runs_of_equal_test_accuracy_leave_the_split_out_with_a_note_not_a_crash():
+    # a tiny test set: 4 runs, 10 images, each run wrong on one other image
+    runs = {((1.0,), seed): final(0.9) for seed in range(4)}
+    results = synthetic({"eta": [1.0]}, runs, replicates=4)
+    wrong = np.eye(4, 10, dtype=bool)
+    data = pd.DataFrame({"trial": np.repeat(np.arange(4), 10), "index": np.tile(np.arange(10), 4),
+                         "y_true": 0, "top1": wrong.ravel().astype(int), "top2": 0,
+                         "p1": np.float32(0.9)})
+    section = sections.variance_section(replace(results, best_predictions=data), OPTIONS)
+    assert "test_set_variance" not in section.data
+    assert any(note.startswith("Finite-test-set share: test_set_variance: all 4 runs have "
+                               "the same test accuracy (0.9 on 10 examples)")
+               for note in section.notes)
+    assert section.tables[0].frame["n"].tolist() == [4]  # the rest of the section stands

@@ -272,3 +272,17 @@ def test_test_set_variance_rejects_bad_input():
     shifted = predictions.assign(index=predictions["index"] + (predictions["trial"] == 2))
     with pytest.raises(NNLabError, match="differ between runs"):
         test_set_variance(shifted)
+
+
+@pytest.mark.parametrize("floor_interval", ["bootstrap", "profile"])
+def test_a_floor_fit_on_four_lengths_is_exploratory(floor_interval):
+    trials = restarts(3, 4e-4, 5.0, 1.5)
+    short = variance_vs_n(trials[trials["n_steps"] <= 800], floor_interval=floor_interval,
+                          n_resamples=300)
+    assert short.fit.n_lengths == 4 and short.fit.exploratory
+    assert "(exploratory: 4 lengths for 3 parameters)" in short.summary()
+    assert short.fit.to_dict()["exploratory"]
+    full = variance_vs_n(trials, fit_from=200, floor_interval=floor_interval, n_resamples=300)
+    assert full.fit.n_lengths == NS.size - 1 and not full.fit.exploratory
+    assert "exploratory" not in full.summary()
+    assert f"({NS.size - 1} lengths, 30..30 seeds each; unit seed)" in full.summary()

@@ -247,7 +247,8 @@ class ExtrapolationCheck:
             for r in self.table.to_dict("records"))
         verdict = ("the extrapolation holds" if self.holds else
                    "(!) the extrapolation fails: the power law does not carry on")
-        return (f"held-out check ({level} CIs; the power law fitted on x = "
+        return (f"held-out check ({level} CIs by bootstrap of {self.fit.resampling}; the power "
+                f"law fitted on {self.fit.n} points, x = "
                 f"{self.fit.x.min():g}..{self.fit.x.max():g}, b = "
                 f"{self.fit.exponent.format('.2f')}): {rows}; {verdict}")
 

@@ -79,6 +79,8 @@ class VarianceVsNResult:
                 f"var(N) = c + a N^-b{fit.range_text(self.n_col)} ({len(fitted)} lengths, "
                 f"{fitted['n_runs'].min()}..{fitted['n_runs'].max()} seeds each; unit seed): "
                 f"floor c = {fit.floor}, b = {fit.exponent.format('.2f')}"
+                + (f" (exploratory: {fit.n_lengths} lengths for 3 parameters)"
+                   if fit.exploratory else "")
             )
             if fit.exponent_at_bound:
                 lines.append(

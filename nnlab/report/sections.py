@@ -394,7 +394,8 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
             estimate = Estimate(best["eta_best"], best["low"], best["high"], options.confidence)
             section.figures.append(FigureItem.of(
                 f"lr_sweep{suffix}", f"{prefix}test and validation accuracy vs learning rate "
-                f"(seed means, {options.level} CI); the best learning rate, chosen on "
+                f"(seed means, {options.level} t CI, n = {sweep['n'].min()}..{sweep['n'].max()} "
+                f"seeds per eta); the best learning rate, chosen on "
                 f"{spec.objective}, shaded with its CI.",
                 lr_sweep_figure(sweep, estimate, chosen_on=spec.objective)))
     section.tables.append(Table(f"eta_best per {n_col}", pd.DataFrame(rows)))

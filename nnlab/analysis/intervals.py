@@ -2,9 +2,9 @@
 
 Bootstrap intervals of a standard deviation cover too rarely when runs have heavy tails or
 few seeds: at 100 runs with excess kurtosis 1.5 the BCa interval held the true std in
-88% of simulations, at 10 seeds 75-85% (docs/analysis.md). Bonett's intervals estimate the
-kurtosis and carry it into the standard error of log s^2, with a small-sample factor
-found by simulation, and cover 91-96% in the same simulations:
+88% of simulations, at 10 runs 74.5-85% (docs/analysis.md). Bonett's intervals estimate
+the kurtosis and carry it into the standard error of log s^2, with a small-sample factor
+found by simulation, and cover 92-96% in the same simulations:
 
 - Bonett 2006, "Approximate confidence interval for standard deviation of nonnormal
   distributions", Comput. Stat. Data Anal. 50: one std;

@@ -5,7 +5,7 @@ Statistics a single study gives (STATISTICS: name -> function(spec, trials) -> E
   (a validation metric), with its 95% t interval over seeds;
 - base.test_acc.std: the standard deviation over seeds of the test accuracy of a study of
   one configuration (restarts), with Bonett's 95% interval (which carries the runs'
-  kurtosis; a BCa bootstrap covered 75-88% at 10-100 seeds, docs/analysis.md).
+  kurtosis; a BCa bootstrap covered 74.5-91.5% at 10-100 seeds, docs/analysis.md).
 An analysis script judges hypotheses on other statistics (an eta_best ratio across studies)
 with `nnlab.study.hypotheses.evaluate_all` and Estimates of its own.
 """

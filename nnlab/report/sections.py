@@ -9,11 +9,13 @@ A section applies when the study varies what the analysis needs:
 - normality: >= 3 replicates; variance: >= 2 replicates (variance vs N and its floor when
   the training length varies, either way; the finite-test-set share from the predictions,
   which are the runs' final ones, its intervals over runs and test examples);
-- noise: the `noise` field varied, with "none" among its values (arms on the same seeds
-  compared seed by seed);
+- noise: the `noise` field varied, with "none" among its values (arms whose seed sets
+  overlap compared seed by seed, with the paired methods; beside each comparison the std
+  ratios and mean differences it excludes at 95% and those it detects with 80% power);
 - errors and calibration: stored test predictions (intervals over runs and test images).
 Tests of one question (normality per configuration, noise arms against none) are shown
-with Holm-adjusted p-values beside the raw ones.
+with Holm-adjusted p-values beside the raw ones. Every interval names its unit of
+replication and n; each has a coverage test at the studies' sizes (docs/analysis.md).
 A section that does not apply raises NotApplicable with the reason, shown in the report.
 Analyses work on the best configuration (ranked on the objective, a validation metric)
 where one configuration is needed; test metrics are only reported, never used to choose.

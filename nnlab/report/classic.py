@@ -170,7 +170,8 @@ def lr_epochs_section(results: StudyResults, options: Options) -> Section:
                       "high": estimate.high, "n": len(group)})
     sweep = pd.DataFrame(sweep)
     section.tables.append(Table(
-        f"test_acc, seed mean [{options.level} CI] (rows: epoch, columns: eta)",
+        f"test_acc, seed mean [{options.level} t CI] (rows: epoch, columns: eta; "
+        f"n = {sweep['n'].min()}..{sweep['n'].max()} seeds per cell)",
         sweep.assign(cell=[fmt_ci(Estimate(r.mean, r.low, r.high)) for r in
                            sweep.itertuples()])
         .pivot(index="epoch", columns="eta", values="cell")
@@ -253,8 +254,10 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
         + "; ".join(_takeoff_text(r) for r in table.itertuples()))
     if scaling is not None:
         budgets = sorted({float(curves["step"].max()), 1e3, 1e5})
+        label = (f"Exploratory ({', '.join(scaling.exploratory_reasons)}): "
+                 if scaling.exploratory else "")
         section.findings.append(
-            f"The take-off step falls as a power of eta: step = a * eta^-k with "
+            f"{label}The take-off step falls as a power of eta: step = a * eta^-k with "
             f"k = {fmt_ci(scaling.exponent)}, a = {fmt_ci(scaling.prefactor, '.3g')} (R^2 = "
             f"{scaling.r_squared:.3f}; {scaling.n} runs at eta {scaling.x.min():g}.."
             f"{scaling.x.max():g}, where take-off comes at least {SCALING_CLEARANCE:g}x later "

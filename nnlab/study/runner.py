@@ -54,7 +54,7 @@ from nnlab.study.configs import ended_configurations, sync_configs
 from nnlab.study.live import Channel, open_channel
 from nnlab.study.liveness import HeartbeatRecorder, owner_is_gone, this_process
 from nnlab.study.progress import Progress
-from nnlab.study.pruning import Pruning, make_pruner
+from nnlab.study.pruning import Pruning, judged, make_pruner, unfollowed_seeds, unrun_note
 from nnlab.study.spec import StudySpec, param_value, stable_hash
 from nnlab.study.status import best_configuration, format_best
 from nnlab.study.storage import DEFAULT_HEARTBEAT, Heartbeat, stale_trial_ids
@@ -147,6 +147,7 @@ class Runner:
             if identity[KEY] not in taken:
                 self._enqueue(params, identity)
                 taken.add(identity[KEY])
+        self._follow_first_runs()
         sync_configs(self.spec, self.study)
 
     @staticmethod
@@ -331,10 +332,32 @@ class Runner:
             self._beats.add(trial._trial_id)
             for name, attr in {**first, OWNER: this_process()}.items():
                 trial.set_user_attr(name, attr)
-            for identity in others:
-                self._enqueue(trial.params, identity)
+            if self.spec.pruner_unit == "run":  # else once this run ends (_follow_first_runs)
+                for identity in others:
+                    self._enqueue(trial.params, identity)
             return self._claimed(trial._trial_id)
         return None
+
+    def _follow_first_runs(self, config_ids: list[str] | None = None) -> int:
+        """With pruner_unit "configuration" (call under the lock): plan the other seeds of
+        each configuration (of `config_ids`, default all) whose first run has ended and
+        that lack them (`nnlab.study.pruning.unfollowed_seeds`): enqueued if the first run
+        completed, recorded PRUNED without running if it was pruned (no files, steps_run
+        0). Returns how many were recorded unrun."""
+        unrun = 0
+        for first, seed in unfollowed_seeds(self.spec, self.study.get_trials(deepcopy=False),
+                                            config_ids):
+            identity = self._identity(first.params, seed)
+            if first.state == TrialState.COMPLETE:
+                self._enqueue(first.params, identity)
+                continue
+            result = {"status": "pruned", "n_steps": 0, "note": unrun_note(first)}
+            self.study.add_trial(create_trial(
+                state=TrialState.PRUNED, params=first.params, distributions=first.distributions,
+                user_attrs={**identity, RESULT: result, **dict.fromkeys(KEY_METRICS),
+                            "status": "pruned"}))
+            unrun += 1
+        return unrun
 
     # --- recording ------------------------------------------------------------------------
 
@@ -365,7 +388,7 @@ class Runner:
 
     def _task(self, trial: FrozenTrial, channel: Channel) -> TrialTask:
         config = self.spec.config_for(trial.params, trial.user_attrs[SEED])
-        link = channel.link(trial.number, waits=self.spec.pruner != "none")
+        link = channel.link(trial.number, waits=judged(self.spec, trial))
         return TrialTask(trial.number, config.to_dict(), self.spec.data, str(self.store.folder),
                          self.spec.save_probs, BLAS_THREADS, self.spec.objective, link)
 
@@ -376,7 +399,8 @@ class Runner:
         data = load_dataset(self.spec.data)
         max_steps = max(fit_to_data(config, data)[1] for _, config in self.spec.probe_configs())
         return Pruning(self.study, functools.partial(
-            make_pruner, self.spec.pruner, self.spec.pruner_options, max_steps))
+            make_pruner, self.spec.pruner, self.spec.pruner_options, max_steps),
+            functools.partial(judged, self.spec))
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -434,7 +458,8 @@ class Runner:
                             if finished or time.monotonic() - filled >= poll:
                                 fill()
                         finally:
-                            for number in self._recordable(ended, pruning):
+                            recorded = self._recordable(ended, pruning)
+                            for number in recorded:
                                 trial, outcome = ended.pop(number)
                                 if pruning is not None and pruning.pruned_at(number) is not None:
                                     outcome = replace(outcome, status="pruned")
@@ -443,6 +468,8 @@ class Runner:
                                     pruning.forget(number)
                                 channel.release(number)
                                 del claimed[number]
+                        if recorded and self.spec.pruner_unit == "configuration":
+                            fill()  # an ended first run may have planned its other seeds
                         bar.tick()
             except BaseException:
                 if executor is None:
@@ -475,7 +502,7 @@ class Runner:
                 if waits:
                     channel.send(number, False)
                 continue
-            if pruning is not None:
+            if pruning is not None and judged(self.spec, trial):
                 pruning.report(number, trial._trial_id, step, value, waits)
         if pruning is None:
             return
@@ -489,14 +516,21 @@ class Runner:
     def _count(self, trial: FrozenTrial, outcome: TrialOutcome, counts: RunCounts,
                bar: Progress) -> None:
         config_id = [trial.user_attrs[CONFIG_ID]]
+        unrun = 0
         if not self.record(trial, outcome):
             outcome = TrialOutcome(outcome.number, error="failed as abandoned meanwhile")
-        elif ended_configurations(self.spec, self.study.get_trials(deepcopy=False), config_id):
-            with self.lock():  # its configuration's last run: into the companion study
-                sync_configs(self.spec, self.study, config_id)
+        else:
+            if self.spec.pruner_unit == "configuration" and judged(self.spec, trial):
+                with self.lock():  # a first run: its configuration's other seeds follow
+                    unrun = self._follow_first_runs(config_id)
+            if ended_configurations(self.spec, self.study.get_trials(deepcopy=False),
+                                    config_id):
+                with self.lock():  # its configuration's last run: into the companion study
+                    sync_configs(self.spec, self.study, config_id)
         counts.add(outcome)
-        bar.update(outcome.error is None, failed=counts.failed, diverged=counts.diverged,
-                   pruned=counts.pruned)
+        counts.pruned += unrun  # the other seeds of a pruned configuration, never run
+        bar.update((outcome.error is None) + unrun, failed=counts.failed,
+                   diverged=counts.diverged, pruned=counts.pruned)
 
     def _best(self) -> str:
         """The best configuration so far, for progress lines."""

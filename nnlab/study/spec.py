@@ -13,6 +13,7 @@ seed = 0                  # first replicate seed; also seeds the random/tpe samp
 # save_probs = false      # also keep the full test probabilities of every run
 # pruner = "none"         # none | median | successive_halving | hyperband (random/tpe only)
 # pruner_options = { n_warmup_steps = 100 }   # the Optuna pruner's own options
+# pruner_unit = "run"     # run | configuration: what the pruner judges (nnlab.study.pruning)
 [base]                    # a TrainConfig: preset = "<name>" plus fields that override it
 preset = "seed-000"
 [grid]                    # sampler = "grid": every combination of these lists
@@ -55,12 +56,12 @@ from nnlab.presets import get_preset
 from nnlab.study.data_spec import DATA_KEYS, DataSpec, data_spec
 from nnlab.study.grids import grid_distribution, param_value
 from nnlab.study.hypotheses import Hypothesis, hypotheses_from
-from nnlab.study.pruning import PRUNERS, check_pruner
+from nnlab.study.pruning import PRUNER_UNITS, PRUNERS, check_pruner
 from nnlab.train_config import MODELS, TrainConfig, field_names
 
 SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
-              "pruner", "pruner_options")
+              "pruner", "pruner_options", "pruner_unit")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
@@ -142,6 +143,7 @@ class StudySpec:
     save_probs: bool = False
     pruner: str = "none"
     pruner_options: dict[str, Any] = field(default_factory=dict)
+    pruner_unit: str = "run"
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     space: dict[str, Range] = field(default_factory=dict)
@@ -187,6 +189,8 @@ class StudySpec:
             pruner=_one_of("study.pruner", study.get("pruner", "none"), PRUNERS),
             pruner_options=dict(_check_keys("study.pruner_options",
                                             study.get("pruner_options", {}), None)),
+            pruner_unit=_one_of("study.pruner_unit", study.get("pruner_unit", "run"),
+                                PRUNER_UNITS),
             base=dict(_check_keys("base", values.get("base", {}), None)),
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
             space=_ranges(_check_keys("space", values.get("space", {}), None)),
@@ -220,7 +224,7 @@ class StudySpec:
             if not self.space:
                 raise NNLabError(f"[space]: expected at least one varied field with "
                                  f"sampler = {self.sampler}")
-        check_pruner(self.pruner, self.pruner_options)
+        check_pruner(self.pruner, self.pruner_options, self.pruner_unit)
         base = self.base_config()
         varied = {**{k: ("grid", v) for k, v in self.grid.items()},
                   **{k: ("space", v) for k, v in self.space.items()}}
@@ -372,6 +376,8 @@ class StudySpec:
             study["pruner"] = self.pruner
         if self.pruner_options:
             study["pruner_options"] = dict(self.pruner_options)
+        if self.pruner_unit != "run":
+            study["pruner_unit"] = self.pruner_unit
         values: dict[str, Any] = {"study": study, "base": dict(self.base)}
         if self.grid:
             values["grid"] = {k: list(v) for k, v in self.grid.items()}

@@ -3,7 +3,7 @@
 ```python
 study = Study.from_toml("studies/demo.toml")    # or Study({"study": {...}, "grid": {...}})
 study.run(n_jobs=2)                              # resumable; safe to run twice at once
-study.trials(); study.curves(); study.predictions()
+study.trials(); study.curves(with_params=True); study.predictions()
 Study.load("results/demo").status()
 Study(spec, data=dataset).run()                  # a Dataset object instead of [data]
 Study.load("results/demo").archive()             # rebuild results/demo/archive/
@@ -62,7 +62,7 @@ from nnlab.study.storage import (
 )
 from nnlab.study.store import KINDS, MANIFEST_FIELDS, ResultsStore
 from nnlab.study.task import load_dataset
-from nnlab.study.trials import trials_frame
+from nnlab.study.trials import fixed_fields, trials_frame, with_fixed_fields
 from nnlab.train import fit_to_data
 
 SPEC_ATTR, BASE_ATTR, DIGEST_ATTR = "spec", "base_config", "spec_digest"
@@ -490,12 +490,19 @@ class Study:
                              f"{redact(resolve_storage(self.storage, self.folder))}; "
                              "has it been run?") from err
 
-    def trials(self) -> pd.DataFrame:
+    def trials(self, fixed: bool = True) -> pd.DataFrame:
         """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage;
-        from trials.parquet where the study has no storage."""
+        from trials.parquet where the study has no storage. `fixed`: then a column per
+        TrainConfig field the spec does not vary (n_steps, batch_size, eta, sizes, ...),
+        its base value in every row (`nnlab.study.trials.with_fixed_fields`), so that a
+        configuration's every field is a column whether or not the study varies it
+        (`eta_best(study.trials())` with n_steps fixed in [base]); False: the table as
+        trials.parquet keeps it."""
         if not self.has_storage():
-            return self.store.read_trials()
-        return trials_frame(self.spec, self.optuna_study(read_only=True))
+            frame = self.store.read_trials()
+        else:
+            frame = trials_frame(self.spec, self.optuna_study(read_only=True))
+        return with_fixed_fields(self._stored_spec() or self.spec, frame) if fixed else frame
 
     def status(self, trials: pd.DataFrame | None = None) -> dict[str, Any]:
         """planned, complete, diverged, running, waiting, failed, the best configuration
@@ -531,10 +538,12 @@ class Study:
         kept = set(archive.predicted_trials(chosen, self.spec, frame))
         return sorted(kept | (set(complete) & self.store.trial_numbers(kind)))
 
-    def _complete(self, trials: Iterable[int] | None, kind: str = "curves") -> list[int]:
-        """The complete trials: all whose `kind` rows are kept (`_expected`), or those
-        numbered in `trials` (numbers of this study's trials, else NNLabError)."""
-        frame = self.trials()
+    def _complete(self, trials: Iterable[int] | None, kind: str = "curves",
+                  frame: pd.DataFrame | None = None) -> list[int]:
+        """The complete trials of the trials table `frame` (default: `trials()`): all whose
+        `kind` rows are kept (`_expected`), or those numbered in `trials` (numbers of this
+        study's trials, else NNLabError)."""
+        frame = self.trials(fixed=False) if frame is None else frame
         complete = _complete_numbers(frame)
         if trials is None:
             return self._expected(kind, frame, complete)
@@ -546,11 +555,20 @@ class Study:
         return sorted(set(complete) & wanted)
 
     def curves(self, trials: Iterable[int] | None = None,
-               columns: list[str] | None = None) -> pd.DataFrame:
+               columns: list[str] | None = None, with_params: bool = False) -> pd.DataFrame:
         """The curves of complete trials (all, or those numbered in `trials`) as one
         DataFrame: trial, step, epoch, samples_seen, lr, train_loss, val_loss, val_acc,
-        test_acc, grad_norm, seconds."""
-        return self.store.read("curves", self._complete(trials), columns)
+        test_acc, grad_norm, seconds (or `columns` of these). `with_params`: each row
+        joined with its trial's parameters, the varied fields, seed and the fixed fields
+        (the columns `trials()` adds), ready for a groupby or a seaborn `hue`."""
+        table = self.trials(fixed=with_params)
+        curves = self.store.read("curves", self._complete(trials, frame=table), columns)
+        if not with_params:
+            return curves
+        spec = self._stored_spec() or self.spec
+        params = [*(spec.grid or spec.space), "seed", *fixed_fields(spec)]
+        return curves.merge(table[["trial", *params]], on="trial", how="left",
+                            validate="many_to_one")
 
     def predictions(self, trials: Iterable[int] | None = None,
                     columns: list[str] | None = None) -> pd.DataFrame:

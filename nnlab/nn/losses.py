@@ -51,12 +51,12 @@ def check_head(output: object, loss: object, target_range: object, where: str) -
 
 
 def _softmax_by_columns(zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax over the rows of zt: (K, batch), shifted in place by each column's max
-    (no overflow). Returns p: (K, batch) and the sums of exp(shifted): (batch,)."""
-    zt -= zt.max(axis=0)
+    """Softmax over the classes of zt: (..., K, batch), shifted in place by each column's
+    max (no overflow). Returns p: (..., K, batch) and the sums of exp(shifted): (..., batch)."""
+    zt -= zt.max(axis=-2, keepdims=True)
     p = np.exp(zt)
-    sum_exp = p.sum(axis=0)
-    p /= sum_exp
+    sum_exp = p.sum(axis=-2)
+    p /= sum_exp[..., None, :]
     return p, sum_exp
 
 
@@ -83,43 +83,51 @@ class Head:
 
     def loss_and_grad(
         self, z: np.ndarray, y: np.ndarray, with_grad: bool = True
-    ) -> tuple[float, np.ndarray | None, np.ndarray]:
+    ) -> tuple[float | np.ndarray, np.ndarray | None, np.ndarray]:
         """Batch-mean loss, its gradient w.r.t. z (batch, K) (None if not with_grad),
         and the outputs p (batch, K); with_grad, both are transposed views.
+
+        z may also be (runs, batch, K), the logits of runs that share the batch y
+        (nnlab.nn.stacked): the loss is then a (runs,) float64 array, the gradient and
+        outputs (runs, batch, K), each run's values those it gets alone.
 
         The work is done on a (K, batch) copy of z: a sum or max over the K classes of
         every example is then a sum over rows, which numpy vectorises along the batch,
         where over a row of K = 10 it cannot (softmax cross-entropy for 100 examples:
         16 instead of 32 us; for 5000: 163 instead of 683 us)."""
-        batch, n_classes = z.shape
+        batch, n_classes = z.shape[-2:]
         rows = np.arange(batch)
         lo, span = self.lo, self.hi - self.lo
-        zt = z.T.copy()  # (K, batch)
+        zt = np.swapaxes(z, -1, -2).copy()  # (..., K, batch)
+        f64 = np.float64
         if self.output == "softmax":
             p, sum_exp = _softmax_by_columns(zt)  # zt now holds the shifted logits
             if self.loss == "cross_entropy":
                 # -log p_k = log_sum_exp - shifted_k
-                sum_log_sum_exp = float(np.log(sum_exp).sum())  # over the batch
-                total = span * (sum_log_sum_exp - float(zt[y, rows].sum()))
+                sum_log_sum_exp = f64(np.log(sum_exp).sum(axis=-1))  # over the batch
+                total = span * (sum_log_sum_exp - f64(zt[..., y, rows].sum(axis=-1)))
                 if lo:
-                    total += lo * (n_classes * sum_log_sum_exp - float(zt.sum()))
+                    total += lo * (n_classes * sum_log_sum_exp - f64(zt.sum(axis=(-2, -1))))
                 loss = total / batch
         else:
-            p = sigmoid(zt)
+            p = sigmoid(zt, size=n_classes * batch)
             if self.loss == "cross_entropy":
                 # softplus(z) - t z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
                 softplus = np.maximum(zt, 0) + np.log1p(np.exp(-np.abs(zt)))
-                total = float(softplus.sum()) - span * float(zt[y, rows].sum())
+                total = (f64(softplus.sum(axis=(-2, -1)))
+                         - span * f64(zt[..., y, rows].sum(axis=-1)))
                 if lo:
-                    total -= lo * float(zt.sum())
+                    total -= lo * f64(zt.sum(axis=(-2, -1)))
                 loss = total / batch
         # diff = p - t
         diff = p - z.dtype.type(lo)
-        diff[y, rows] -= span
+        diff[..., y, rows] -= span
         if self.loss == "mse":
-            loss = float(0.5 * np.einsum("ij,ij->", diff, diff) / batch)
+            loss = f64(0.5 * np.einsum("...ij,...ij->...", diff, diff) / batch)
+        if z.ndim == 2:
+            loss = float(loss)
         if not with_grad:
-            return loss, None, np.ascontiguousarray(p.T)
+            return loss, None, np.ascontiguousarray(np.swapaxes(p, -1, -2))
         if self.loss == "cross_entropy":
             grad = diff
             if self.output == "softmax" and n_classes * lo + span != 1.0:
@@ -130,10 +138,10 @@ class Head:
             grad *= 1 - p
         else:
             # softmax Jacobian: dL/dz_j = p_j (diff_j - sum_k diff_k p_k)
-            grad = diff - (diff * p).sum(axis=0)
+            grad = diff - (diff * p).sum(axis=-2)[..., None, :]
             grad *= p
         grad /= z.dtype.type(batch)
-        return loss, grad.T, p.T
+        return loss, np.swapaxes(grad, -1, -2), np.swapaxes(p, -1, -2)
 
     def loss_and_grad_one(self, z: np.ndarray, label: int, p: np.ndarray,
                           grad: np.ndarray) -> float:

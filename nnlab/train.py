@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import time
 import weakref
+from collections.abc import Callable, Generator
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -245,23 +247,71 @@ def train(config: TrainConfig, data: Dataset) -> Run:
         return _train(config, data)
 
 
-def _train(config: TrainConfig, data: Dataset) -> Run:
-    started = time.perf_counter()
+class RunStart(NamedTuple):
+    """A run as it stands before its first step (see `start_run`)."""
+
+    config: TrainConfig
+    batch_size: int
+    n_steps: int
+    eval_steps: list[int]
+    seeds: dict[str, int]
+    rngs: dict[str, np.random.Generator]
+    model: Sequential
+    schedule: optim.Schedule
+
+
+Segment = tuple[int, int, bool]
+"""Steps first..stop-1 to run, and whether the norm of the last one's gradient is wanted."""
+Stepped = tuple[list[float], float]
+"""What running a Segment gives: the steps' losses and that norm (NaN if not wanted)."""
+
+
+def start_run(config: TrainConfig, data: Dataset) -> RunStart:
+    """Check `config` against `data` and set up its run: sizes, seeds and streams, the
+    initialised model, the schedule."""
     batch_size, n_steps, eval_steps = fit_to_data(config, data)
-    steps_per_epoch = len(data.train) // batch_size
     seeds = stream_seeds(config)
     rngs = stream_rngs(seeds)
     model = build_model(config, data, rngs)
+    return RunStart(config, batch_size, n_steps, eval_steps, seeds, rngs, model,
+                    make_schedule(config, n_steps))
 
+
+def _train(config: TrainConfig, data: Dataset) -> Run:
+    started = time.perf_counter()
+    run = start_run(config, data)
+    stepper = _Stepper(config, run.model, run.schedule,
+                       _Batches(data.train, run.model.dtype, run.batch_size, run.rngs["order"]),
+                       run.rngs["noise"])
+    return drive(run_loop(run, data, started), stepper.run)
+
+
+def drive(loop: Generator[Segment, Stepped, Run], step: Callable[[int, int, bool], Stepped]
+          ) -> Run:
+    """Run `loop` (see `run_loop`) to its end, running each segment it asks for with `step`."""
+    segment = next(loop)
+    while True:
+        try:
+            segment = loop.send(step(*segment))
+        except StopIteration as end:
+            return end.value
+
+
+def run_loop(run: RunStart, data: Dataset, started: float, evaluated: Sequential | None = None
+             ) -> Generator[Segment, Stepped, Run]:
+    """The loop of one run around its steps: yields each Segment of steps to run and is sent
+    what running it gives (as `_Stepper.run` returns it); evaluates, keeps the curve, applies
+    the divergence rule and returns the Run. Its times count from `started`. `evaluated`
+    stands in for run.model in the evaluations (the same outputs; by default run.model)."""
+    config, batch_size, n_steps, eval_steps, seeds, _, model, schedule = run
+    evaluated = model if evaluated is None else evaluated
+    steps_per_epoch = len(data.train) // batch_size
     dtype = model.dtype
     x_val, y_val = _features(data.val, dtype), np.asarray(data.val.y)
     x_test, y_test = _features(data.test, dtype), np.asarray(data.test.y)
     reference = Split(data.train.x[:REFERENCE_ROWS], np.asarray(data.train.y[:REFERENCE_ROWS]))
     initial_loss, _ = model.loss_and_proba(reference.features(dtype), reference.y)
     loss_limit = config.diverge_factor * initial_loss if math.isfinite(initial_loss) else math.inf
-    schedule = make_schedule(config, n_steps)
-    stepper = _Stepper(config, model, schedule,
-                       _Batches(data.train, dtype, batch_size, rngs["order"]), rngs["noise"])
     window_steps = max(1, math.ceil(WINDOW_SAMPLES / batch_size))
 
     curve = _Curve()
@@ -274,8 +324,8 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
     eval_at = next(next_eval)
 
     def record(at_step: int, train_loss: float) -> tuple[float, float, np.ndarray]:
-        val_loss, val_acc, _ = evaluate(model, x_val, y_val)
-        _, test_acc, test_proba = evaluate(model, x_test, y_test)
+        val_loss, val_acc, _ = evaluate(evaluated, x_val, y_val)
+        _, test_acc, test_proba = evaluate(evaluated, x_test, y_test)
         curve.add(at_step, at_step / steps_per_epoch, at_step * batch_size, schedule(at_step),
                   train_loss, val_loss, val_acc, test_acc, grad_norm,
                   time.perf_counter() - started)
@@ -291,7 +341,7 @@ def _train(config: TrainConfig, data: Dataset) -> Run:
             eval_at = next(next_eval)
         # a segment ends at the next evaluation or the end of the divergence window
         stop = min(eval_at, (step // window_steps + 1) * window_steps)
-        losses, norm = stepper.run(step, stop, grad_norm_of_last=stop == eval_at)
+        losses, norm = yield step, stop, stop == eval_at
         grad_norm = norm if stop == eval_at else grad_norm
         step += len(losses)
         total = sum(losses)

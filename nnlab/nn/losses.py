@@ -60,6 +60,14 @@ def _softmax_by_columns(zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p, sum_exp
 
 
+def _sum_at_labels(zt: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """sum_j zt[..., y_j, j] over the batch, as float64 (...,). The gathered values are
+    made contiguous first: a sum along a contiguous axis is numpy's pairwise sum, which a
+    run alone takes, and the gather of stacked runs' values is laid out (batch, runs)."""
+    picked = np.ascontiguousarray(zt[..., y, np.arange(len(y))])
+    return np.float64(picked.sum(axis=-1))
+
+
 class Head:
     """An output activation and a loss, with the loss gradient taken w.r.t. the logits."""
 
@@ -105,7 +113,7 @@ class Head:
             if self.loss == "cross_entropy":
                 # -log p_k = log_sum_exp - shifted_k
                 sum_log_sum_exp = f64(np.log(sum_exp).sum(axis=-1))  # over the batch
-                total = span * (sum_log_sum_exp - f64(zt[..., y, rows].sum(axis=-1)))
+                total = span * (sum_log_sum_exp - _sum_at_labels(zt, y))
                 if lo:
                     total += lo * (n_classes * sum_log_sum_exp - f64(zt.sum(axis=(-2, -1))))
                 loss = total / batch
@@ -114,8 +122,7 @@ class Head:
             if self.loss == "cross_entropy":
                 # softplus(z) - t z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
                 softplus = np.maximum(zt, 0) + np.log1p(np.exp(-np.abs(zt)))
-                total = (f64(softplus.sum(axis=(-2, -1)))
-                         - span * f64(zt[..., y, rows].sum(axis=-1)))
+                total = f64(softplus.sum(axis=(-2, -1))) - span * _sum_at_labels(zt, y)
                 if lo:
                     total -= lo * f64(zt.sum(axis=(-2, -1)))
                 loss = total / batch
@@ -123,7 +130,10 @@ class Head:
         diff = p - z.dtype.type(lo)
         diff[..., y, rows] -= span
         if self.loss == "mse":
-            loss = f64(0.5 * np.einsum("...ij,...ij->...", diff, diff) / batch)
+            # einsum of each run on its own: over a stack it sums large arrays otherwise
+            squares = np.array([np.einsum("ij,ij->", d, d) for d in diff.reshape(
+                -1, n_classes, batch)]).reshape(diff.shape[:-2])
+            loss = f64(0.5 * squares / batch)
         if z.ndim == 2:
             loss = float(loss)
         if not with_grad:

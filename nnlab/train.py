@@ -280,7 +280,7 @@ def start_run(config: TrainConfig, data: Dataset) -> RunStart:
 def _train(config: TrainConfig, data: Dataset) -> Run:
     started = time.perf_counter()
     run = start_run(config, data)
-    stepper = _Stepper(config, run.model, run.schedule,
+    stepper = Stepper(config, run.model, run.schedule,
                        _Batches(data.train, run.model.dtype, run.batch_size, run.rngs["order"]),
                        run.rngs["noise"])
     return drive(run_loop(run, data, started), stepper.run)
@@ -300,7 +300,7 @@ def drive(loop: Generator[Segment, Stepped, Run], step: Callable[[int, int, bool
 def run_loop(run: RunStart, data: Dataset, started: float, evaluated: Sequential | None = None
              ) -> Generator[Segment, Stepped, Run]:
     """The loop of one run around its steps: yields each Segment of steps to run and is sent
-    what running it gives (as `_Stepper.run` returns it); evaluates, keeps the curve, applies
+    what running it gives (as `Stepper.run` returns it); evaluates, keeps the curve, applies
     the divergence rule and returns the Run. Its times count from `started`. `evaluated`
     stands in for run.model in the evaluations (the same outputs; by default run.model)."""
     config, batch_size, n_steps, eval_steps, seeds, _, model, schedule = run
@@ -373,7 +373,7 @@ def run_loop(run: RunStart, data: Dataset, started: float, evaluated: Sequential
                test_proba=test_proba, test_labels=y_test, seeds=seeds, note=note, model=model)
 
 
-class _Stepper:
+class Stepper:
     """Runs training steps one of three ways: plain SGD at batch size 1 as the model's fused
     per-example loop (`sgd_steps`), plain SGD at larger batches as its fused in-place step,
     anything else as loss_and_grads + the optimiser chain + apply_updates."""
@@ -409,13 +409,16 @@ class _Stepper:
                 loss, grads = self.model.loss_and_grads(x, y)
                 if grad_norm_of_last and step == stop - 1:
                     norm = optim.global_norm(grads)
-                updates, self.state = self.optimizer.update(self.grads, self.state, self.params,
-                                                            step)
-                optim.apply_updates(self.params, updates)
+                self.update(step)
             losses.append(loss)
             if not loss < math.inf:
                 break
         return losses, norm
+
+    def update(self, step: int) -> None:
+        """Not fused: update the parameters by the optimiser chain from the model's grads."""
+        updates, self.state = self.optimizer.update(self.grads, self.state, self.params, step)
+        optim.apply_updates(self.params, updates)
 
     def _run_examples(self, first: int, stop: int, grad_norm_of_last: bool
                       ) -> tuple[list[float], float]:

@@ -58,6 +58,18 @@ def is_plain_sgd_with_noise(config: TrainConfig) -> bool:
             and config.clip_norm is None)
 
 
+GROUP_BYTES = 3 * 2**19
+"""A group takes at most as many runs as keep their first layers' weights side by side
+within this many bytes (1.5 MB): past a core's L2 cache the wide products slow down."""
+MAX_GROUP = 16
+
+
+def max_group_size(config: TrainConfig) -> int:
+    """How many runs of `config` one group takes at most (2 to MAX_GROUP, see GROUP_BYTES)."""
+    first_layer = config.sizes[0] * config.sizes[1] * np.dtype(config.dtype).itemsize
+    return max(2, min(MAX_GROUP, GROUP_BYTES // first_layer))
+
+
 def group_key(config: TrainConfig) -> str | None:
     """A key that runs which may train in one lockstep group share, or None when `config`
     does not train in lockstep (a CNN; batch size 1)."""
@@ -198,22 +210,33 @@ class _StackedSgd:
             if start.config.noise != "none" and start.seeds["noise"] not in self.streams:
                 draws = [np.empty_like(p) for p in optim.leaves(start.model.params)]
                 self.streams[start.seeds["noise"]] = (start.rngs["noise"], draws)
+        self._factors: tuple[np.ndarray, np.ndarray] | None = None
 
     def keep(self, positions: list[int]) -> None:
         self.runs = [self.runs[position] for position in positions]
         used = {run.seeds["noise"] for run in self.runs if run.config.noise != "none"}
         self.streams = {seed: stream for seed, stream in self.streams.items() if seed in used}
+        self._factors = None
 
     def step(self, step: int) -> None:
         stack = self.stack
         drawn = {seed: self._draw(rng, draws) for seed, (rng, draws) in self.streams.items()}
         self._add_noise("grad", step, drawn)
-        factors = stack.run_factors([-run.schedule(step) for run in self.runs])
-        for grad, factor in zip((stack.grad_W0, stack.grad_rest), factors, strict=True):
+        for grad, factor in zip((stack.grad_W0, stack.grad_rest), self._rates(step),
+                                strict=True):
             grad *= factor
         self._add_noise("weight", step, drawn)
         stack.W0 += stack.grad_W0
         stack.rest += stack.grad_rest
+
+    def _rates(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """-eta(step) of every run as factors of the stack's grads (kept while constant)."""
+        if self._factors is not None:
+            return self._factors
+        factors = self.stack.run_factors([-run.schedule(step) for run in self.runs])
+        if all(isinstance(run.schedule, optim.Constant) for run in self.runs):
+            self._factors = factors
+        return factors
 
     @staticmethod
     def _draw(rng: np.random.Generator, draws: list[np.ndarray]) -> list[np.ndarray]:

@@ -50,13 +50,14 @@ def _wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: str,
 
 
 def wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: type,
-                       gradient: bool = False) -> bool:
-    """Whether here, at the current BLAS thread count, a (rows, n_in) @ (n_in, k * n_out)
-    product (with `gradient`: (n_in, rows) @ (rows, k * n_out), x^T @ delta) gives in
-    each block of n_out columns bit for bit the product with that block alone; probed once
-    per shape on random data (the kernel path depends on the shapes, never on the values)."""
+                       gradient: bool = False, threads: int | None = None) -> bool:
+    """Whether here, at `threads` BLAS threads (default: the current count), a (rows, n_in)
+    @ (n_in, k * n_out) product (with `gradient`: (n_in, rows) @ (rows, k * n_out), x^T @
+    delta) gives in each block of n_out columns bit for bit the product with that block
+    alone; probed once per shape on random data (the kernel path depends on the shapes,
+    never on the values)."""
     return _wide_product_exact(rows, n_in, n_out, k, np.dtype(dtype).name, gradient,
-                               blas_threads())
+                               blas_threads() if threads is None else threads)
 
 
 class StackedMLP:
@@ -77,6 +78,7 @@ class StackedMLP:
         self.n_classes = first.n_classes
         self.activations: list[Activation] = [copy.deepcopy(a)
                                               for a in first.hidden_activations]
+        self.threads = blas_threads()  # BLAS threads of every pass (see wide_product_exact)
         self.k = 0
         self._allocate(len(models))
         for i, model in enumerate(models):
@@ -93,7 +95,10 @@ class StackedMLP:
         self.rest = np.empty((k, n_1 + n_rest), self.dtype)
         self.grad_W0 = np.empty_like(self.W0)
         self.grad_rest = np.empty_like(self.rest)
+        self.layers = self._layers(self.W0, self.rest)
+        self.grad_layers = self._layers(self.grad_W0, self.grad_rest)
         self._buffers: dict[str, np.ndarray] = {}
+        self._wide_exact: dict[tuple[int, bool], bool] = {}
 
     def _layers(self, W0: np.ndarray, rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(W, b) per Dense layer as stacks: W0 (n_in, k * n_1) and b0 (k, n_1), then W
@@ -109,22 +114,19 @@ class StackedMLP:
             offset += n_out
         return layers
 
-    def _member(self, W0: np.ndarray, rest: np.ndarray, i: int) -> Tree:
-        """Run i's arrays of W0 / rest in the MLP's params structure, as views."""
+    def _member(self, layers: list[tuple[np.ndarray, np.ndarray]], i: int) -> Tree:
+        """Run i's arrays of stacked `layers` in the MLP's params structure, as views."""
         n_1 = self.sizes[1]
-        tree = []
-        for index, (W, b) in enumerate(self._layers(W0, rest)):
-            W = W.reshape(len(W), self.k, n_1)[:, i] if index == 0 else W[i]
-            tree.append({"W": W, "b": b[i]})
-        return tree
+        return [{"W": W.reshape(len(W), self.k, n_1)[:, i] if index == 0 else W[i], "b": b[i]}
+                for index, (W, b) in enumerate(layers)]
 
     def member_params(self, i: int) -> Tree:
         """Run i's parameters, [{"W": (n_l, n_{l+1}), "b": (n_{l+1},)}, ...], as views."""
-        return self._member(self.W0, self.rest, i)
+        return self._member(self.layers, i)
 
     def member_grads(self, i: int) -> Tree:
         """Run i's gradients from the last `loss_and_grads`, as views (like member_params)."""
-        return self._member(self.grad_W0, self.grad_rest, i)
+        return self._member(self.grad_layers, i)
 
     def copy_from(self, i: int, model: MLP) -> None:
         """Set run i's parameters to model's."""
@@ -163,8 +165,13 @@ class StackedMLP:
     # --- passes ---------------------------------------------------------------------------
 
     def _wide(self, rows: int, gradient: bool) -> bool:
-        return wide_product_exact(rows, self.sizes[0], self.sizes[1], self.k, self.dtype,
-                                  gradient)
+        """Whether the first layer's products of `rows` rows are made wide."""
+        key = (rows, gradient)
+        if key not in self._wide_exact:
+            self._wide_exact[key] = wide_product_exact(rows, self.sizes[0], self.sizes[1],
+                                                       self.k, self.dtype, gradient,
+                                                       self.threads)
+        return self._wide_exact[key]
 
     def _first_product(self, x: np.ndarray, train: bool) -> np.ndarray:
         """x @ W0 of every run as (k, rows, n_1): a view of one wide product, or k narrow
@@ -193,7 +200,7 @@ class StackedMLP:
     def _forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, list[np.ndarray]]:
         """Logits (k, rows, K) of x: (rows, n_in), and each later layer's input (k, rows,
         n_l), as a run's Dense and Activation layers compute them in train or eval mode."""
-        layers = self._layers(self.W0, self.rest)
+        layers = self.layers
         z = self._first_product(x, train)
         z += layers[0][1][:, None]
         inputs = []
@@ -210,8 +217,7 @@ class StackedMLP:
         of the model dtype and y: (batch,) int labels; fills the grads."""
         z, inputs = self._forward(x, train=True)
         losses, grad, _ = self.head.loss_and_grad(z, y)  # grad: (k, batch, K)
-        grads = self._layers(self.grad_W0, self.grad_rest)
-        params = self._layers(self.W0, self.rest)
+        grads, params = self.grad_layers, self.layers
         for index in range(len(inputs), 0, -1):
             a, (W, _), (grad_W, grad_b) = inputs[index - 1], params[index], grads[index]
             np.matmul(a.transpose(0, 2, 1), grad, out=grad_W)
@@ -234,7 +240,7 @@ class StackedMLP:
 
     def _first_gradient(self, x: np.ndarray, delta: np.ndarray) -> None:
         """The first layer's grads from delta: (k, batch, n_1) (its stacked gradient)."""
-        grad_W0, grad_b0 = self._layers(self.grad_W0, self.grad_rest)[0]
+        grad_W0, grad_b0 = self.grad_layers[0]
         np.sum(delta, axis=1, out=grad_b0)
         batch, n_1 = delta.shape[1:]
         if self._wide(batch, gradient=True):  # delta is a view of a wide array (see _delta),

@@ -11,6 +11,7 @@ replicates = 3            # seeds per configuration: seed, seed + 1, ...
 seed = 0                  # first replicate seed; also seeds the random/tpe sampler
 # n_trials = 20           # configurations to sample (random/tpe only)
 # save_probs = false      # also keep the full test probabilities of every run
+# lockstep = true         # train runs that share a data order together (nnlab.lockstep)
 [base]                    # a TrainConfig: preset = "<name>" plus fields that override it
 preset = "seed-000"
 [grid]                    # sampler = "grid": every combination of these lists
@@ -52,7 +53,8 @@ from nnlab.presets import get_preset
 from nnlab.train_config import TrainConfig, field_names
 
 SECTIONS = ("study", "base", "grid", "space", "data")
-STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs")
+STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
+              "lockstep")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
@@ -167,6 +169,7 @@ class StudySpec:
     seed: int = 0
     n_trials: int | None = None
     save_probs: bool = False
+    lockstep: bool = True
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     space: dict[str, Range] = field(default_factory=dict)
@@ -208,6 +211,7 @@ class StudySpec:
                         why=" (the samplers' seed range)"),
             n_trials=study.get("n_trials"),
             save_probs=study.get("save_probs", False),
+            lockstep=study.get("lockstep", True),
             base=dict(_check_keys("base", values.get("base", {}), None)),
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
             space=_ranges(_check_keys("space", values.get("space", {}), None)),
@@ -217,8 +221,10 @@ class StudySpec:
         return spec
 
     def _validate(self) -> None:
-        if not isinstance(self.save_probs, bool):
-            raise NNLabError(f"study.save_probs: expected true or false, got {self.save_probs!r}")
+        for key in ("save_probs", "lockstep"):
+            if not isinstance(getattr(self, key), bool):
+                raise NNLabError(f"study.{key}: expected true or false, got "
+                                 f"{getattr(self, key)!r}")
         if self.sampler == "grid":
             if self.n_trials is not None:
                 raise NNLabError("study.n_trials: only for sampler = random or tpe (a grid "
@@ -364,6 +370,8 @@ class StudySpec:
             study["n_trials"] = self.n_trials
         if self.save_probs:
             study["save_probs"] = True
+        if not self.lockstep:
+            study["lockstep"] = False
         values: dict[str, Any] = {"study": study, "base": dict(self.base)}
         if self.grid:
             values["grid"] = {k: list(v) for k, v in self.grid.items()}
@@ -382,8 +390,11 @@ class StudySpec:
 
     def digest(self) -> str:
         """A hash of everything that decides the trials: the spec and the resolved base
-        config (so a preset whose values changed counts as a changed spec)."""
-        return stable_hash({"spec": self.to_dict(), "base_config": self.base_config().to_dict()})
+        config (so a preset whose values changed counts as a changed spec); not
+        study.lockstep, which changes how runs are computed, never what they give."""
+        spec = self.to_dict()
+        spec["study"].pop("lockstep", None)
+        return stable_hash({"spec": spec, "base_config": self.base_config().to_dict()})
 
     def extends(self, earlier: StudySpec, earlier_digest: str | None = None) -> bool:
         """Whether this spec is `earlier` (whose recorded digest is `earlier_digest`, default

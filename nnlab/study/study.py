@@ -307,7 +307,7 @@ class Study:
             record = {"study": self.spec.name, "created": manifest.now(),
                       "storage": redact(resolve_storage(self.storage, self.folder)),
                       "spec_digest": self.spec.digest(), "invocations": []}
-        entry = manifest.invocation(n_jobs, BLAS_THREADS, executor)
+        entry = manifest.invocation(n_jobs, BLAS_THREADS, executor, self.spec.lockstep)
         if record["spec_digest"] != self.spec.digest():  # the study grew (`_grow`)
             entry["grew_from_spec_digest"] = record["spec_digest"]
             record["spec_digest"] = self.spec.digest()

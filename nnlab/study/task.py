@@ -18,6 +18,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from nnlab.datasets import Dataset
+from nnlab.run import Run
 from nnlab.study.spec import DataSpec
 from nnlab.study.store import ResultsStore
 from nnlab.train import train
@@ -78,16 +79,30 @@ def run_trial(task: TrialTask) -> TrialOutcome:
     try:
         limit_blas_threads(task.blas_threads)
         run = train(TrainConfig.from_dict(task.config), load_dataset(task.data))
-        store = ResultsStore(Path(task.folder))
-        store.write_trial("curves", task.number, run.curve)
-        store.write_trial("predictions", task.number, run.compact_predictions())
-        if task.save_probs:
-            store.write_trial("probabilities", task.number, _probabilities(run.test_proba))
+        write_run(task, run)
     except Exception as err:  # recorded as a failed trial; the study goes on
-        where = traceback.extract_tb(err.__traceback__)[-1]
-        return TrialOutcome(task.number, error=f"{type(err).__name__}: {err} "
-                            f"({Path(where.filename).name}:{where.lineno})")
-    metrics = {name: _finite_or_none(value) for name, value in run.metrics.items()}
-    return TrialOutcome(task.number, status=run.status, metrics=metrics,
-                        seeds={k: int(v) for k, v in run.seeds.items()}, note=run.note)
+        return failure(task.number, err)
+    return outcome(task.number, run)
 
+
+def write_run(task: TrialTask, run: Run) -> None:
+    """Write the curve and predictions (and probabilities, if kept) of trial task.number."""
+    store = ResultsStore(Path(task.folder))
+    store.write_trial("curves", task.number, run.curve)
+    store.write_trial("predictions", task.number, run.compact_predictions())
+    if task.save_probs:
+        store.write_trial("probabilities", task.number, _probabilities(run.test_proba))
+
+
+def failure(number: int, err: Exception) -> TrialOutcome:
+    """The outcome of trial `number` that raised `err`: its message and where."""
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    return TrialOutcome(number, error=f"{type(err).__name__}: {err} "
+                        f"({Path(where.filename).name}:{where.lineno})")
+
+
+def outcome(number: int, run: Run) -> TrialOutcome:
+    """The outcome of trial `number` that gave `run`."""
+    metrics = {name: _finite_or_none(value) for name, value in run.metrics.items()}
+    return TrialOutcome(number, status=run.status, metrics=metrics,
+                        seeds={k: int(v) for k, v in run.seeds.items()}, note=run.note)

@@ -143,7 +143,8 @@ def _report_run(study, summary: dict, who: str) -> int:
     """What this process did, then the study's status; exit 1 if planned trials failed."""
     this_run = summary["this_run"]
     print(f"{who}: {this_run['completed']} trials completed ({this_run['diverged']} "
-          f"diverged), {this_run['failed']} failed; results in {study.folder}")
+          f"diverged, {this_run['grouped']} in lockstep groups), {this_run['failed']} "
+          f"failed; results in {study.folder}")
     _print_study(study, summary, str(study.folder))
     if summary["failed"]:
         print(f"nnlab: {summary['failed']} planned trials failed (the error column of "

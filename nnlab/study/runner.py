@@ -32,11 +32,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from tqdm import tqdm
 
+from nnlab.study.groups import Lockstep
 from nnlab.study.liveness import HeartbeatRecorder, owner_is_gone, this_process
 from nnlab.study.spec import StudySpec, param_value, stable_hash
 from nnlab.study.storage import Heartbeat
 from nnlab.study.store import ResultsStore
-from nnlab.study.task import TrialOutcome, TrialTask, run_trial
+from nnlab.study.task import TrialOutcome, TrialTask
 
 # user attrs of every trial: key, config_id and seed when it is enqueued, owner when it
 # is claimed, result ({"status", metrics, "seeds"}) or error when it ends. Few attrs: each
@@ -59,11 +60,13 @@ class RunCounts:
     completed: int = 0
     diverged: int = 0
     failed: int = 0
+    grouped: int = 0  # trials run in lockstep groups of two or more
 
-    def add(self, outcome: TrialOutcome) -> None:
+    def add(self, outcome: TrialOutcome, grouped: bool = False) -> None:
         self.failed += outcome.error is not None
         self.completed += outcome.error is None
         self.diverged += outcome.status == "diverged"
+        self.grouped += grouped
 
 
 class Runner:
@@ -89,6 +92,7 @@ class Runner:
         self._beats = HeartbeatRecorder(self._storage, heartbeat and heartbeat.interval)
         self._ownerless_since: dict[int, float] = {}
         self._held: set[int] = set()  # ids of trials this process claimed, not yet recorded
+        self.lockstep = Lockstep(self)
 
     # --- identities -----------------------------------------------------------------------
 
@@ -225,21 +229,22 @@ class Runner:
         return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 if KEY in t.user_attrs]
 
-    def _claim_waiting(self) -> FrozenTrial | None:
-        """Claim the first WAITING trial. Without heartbeats (a journal file), under the
-        study lock and owner first: a claimer killed mid-claim leaves its trial WAITING,
-        and a RUNNING trial always names the process to check. With heartbeats, lock-free
-        (any number of hosts claim at once), a heartbeat first."""
+    def _claim_waiting(self, wanted: Callable[[FrozenTrial], bool] = lambda trial: True
+                       ) -> FrozenTrial | None:
+        """Claim the first WAITING trial (of those `wanted`). Without heartbeats (a journal
+        file), under the study lock and owner first: a claimer killed mid-claim leaves its
+        trial WAITING, and a RUNNING trial always names the process to check. With
+        heartbeats, lock-free (any number of hosts claim at once), a heartbeat first."""
         if self.heartbeat is None:
             with self.lock():
-                for trial in self._waiting():
+                for trial in filter(wanted, self._waiting()):
                     self._storage.set_trial_user_attr(trial._trial_id, OWNER, this_process())
                     if self._storage.set_trial_state_values(trial._trial_id,
                                                             TrialState.RUNNING):
                         self._held.add(trial._trial_id)
                         return self._storage.get_trial(trial._trial_id)
             return None
-        for trial in self._waiting():
+        for trial in filter(wanted, self._waiting()):
             try:  # Optuna's own atomic claim, as in Study.ask
                 if not self._storage.set_trial_state_values(trial._trial_id,
                                                             TrialState.RUNNING):
@@ -316,7 +321,7 @@ class Runner:
         uses); any concurrent.futures.Executor (e.g. a Dask client's) can take its place.
         """
         counts = RunCounts()
-        in_flight: dict[Future, FrozenTrial] = {}
+        in_flight: dict[Future, list[FrozenTrial]] = {}  # one trial, or a lockstep group
         bar = tqdm(total=self.spec.n_planned, initial=self._n_complete(), unit="trial",
                    desc=self.spec.name, disable=not progress, dynamic_ncols=True)
         poll = None if self.heartbeat is None else self.heartbeat.interval
@@ -324,7 +329,8 @@ class Runner:
         def fill() -> None:
             while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
                 pool = executor or get_memmapping_executor(n_jobs)
-                in_flight[pool.submit(run_trial, self._task(trial))] = trial
+                trials = [trial, *self.lockstep.claim_mates(trial, n_jobs - len(in_flight))]
+                in_flight[self.lockstep.submit(pool, trials)] = trials
 
         try:
             with self._beats:
@@ -339,8 +345,10 @@ class Runner:
                     try:
                         fill()  # first keep the workers busy, then record what finished
                     finally:
-                        for trial, future in done:
-                            self._count(trial, _outcome(future, trial.number), counts, bar)
+                        for trials, future in done:
+                            outcomes = _outcomes(future, [trial.number for trial in trials])
+                            for trial, outcome in zip(trials, outcomes, strict=True):
+                                self._count(trial, outcome, counts, bar, len(trials) > 1)
         except BaseException:
             if executor is None:
                 get_memmapping_executor(n_jobs).terminate(kill_workers=True)
@@ -353,10 +361,10 @@ class Runner:
         return counts
 
     def _count(self, trial: FrozenTrial, outcome: TrialOutcome, counts: RunCounts,
-               bar: tqdm) -> None:
+               bar: tqdm, grouped: bool) -> None:
         if not self.record(trial, outcome):
             outcome = TrialOutcome(outcome.number, error="failed as abandoned meanwhile")
-        counts.add(outcome)
+        counts.add(outcome, grouped)
         bar.update(outcome.error is None)
         bar.set_postfix(failed=counts.failed, diverged=counts.diverged, refresh=False)
 
@@ -387,10 +395,13 @@ class Runner:
             deepcopy=False, states=(TrialState.COMPLETE,))})
 
 
-def _outcome(future: Future, number: int) -> TrialOutcome:
+def _outcomes(future: Future, numbers: list[int]) -> list[TrialOutcome]:
+    """The outcomes of the trials numbered `numbers` (one, or a lockstep group) run by
+    `future`."""
     try:
-        return future.result()
+        result = future.result()
     except Exception as err:  # the worker process died (killed, out of memory, segfault)
         message = " ".join(str(err).split())
-        return TrialOutcome(number, error=f"worker process failed: {type(err).__name__}: "
-                            f"{message[:300]}")
+        return [TrialOutcome(number, error=f"worker process failed: {type(err).__name__}: "
+                             f"{message[:300]}") for number in numbers]
+    return result if isinstance(result, list) else [result]

@@ -206,10 +206,12 @@ class _StackedSgd:
         self.stack = stack
         self.runs = list(starts)  # in stack order
         self.streams: dict[int, tuple[np.random.Generator, list[np.ndarray]]] = {}
+        leaves = optim.leaves(starts[0].model.params)
         for start in starts:
             if start.config.noise != "none" and start.seeds["noise"] not in self.streams:
-                draws = [np.empty_like(p) for p in optim.leaves(start.model.params)]
+                draws = [np.empty_like(p) for p in leaves]
                 self.streams[start.seeds["noise"]] = (start.rngs["noise"], draws)
+        self._scaled = [np.empty_like(p) for p in leaves]  # sigma_t * draws of one run
         self._factors: tuple[np.ndarray, np.ndarray] | None = None
 
     def keep(self, positions: list[int]) -> None:
@@ -252,8 +254,9 @@ class _StackedSgd:
                 continue
             sigma = optim.noise_std(run.config.noise_eta, run.config.noise_gamma, step)
             grads = optim.leaves(self.stack.member_grads(position))
-            for grad, draw in zip(grads, drawn[run.seeds["noise"]], strict=True):
-                grad += np.multiply(draw, sigma)
+            for grad, draw, scaled in zip(grads, drawn[run.seeds["noise"]], self._scaled,
+                                          strict=True):
+                grad += np.multiply(draw, sigma, out=scaled)
 
 
 class _OwnChains:

@@ -97,6 +97,8 @@ class StackedMLP:
         self.grad_rest = np.empty_like(self.rest)
         self.layers = self._layers(self.W0, self.rest)
         self.grad_layers = self._layers(self.grad_W0, self.grad_rest)
+        self._members = [self._member(self.layers, i) for i in range(k)]
+        self._member_grads = [self._member(self.grad_layers, i) for i in range(k)]
         self._buffers: dict[str, np.ndarray] = {}
         self._wide_exact: dict[tuple[int, bool], bool] = {}
 
@@ -122,11 +124,11 @@ class StackedMLP:
 
     def member_params(self, i: int) -> Tree:
         """Run i's parameters, [{"W": (n_l, n_{l+1}), "b": (n_{l+1},)}, ...], as views."""
-        return self._member(self.layers, i)
+        return self._members[i]
 
     def member_grads(self, i: int) -> Tree:
         """Run i's gradients from the last `loss_and_grads`, as views (like member_params)."""
-        return self._member(self.grad_layers, i)
+        return self._member_grads[i]
 
     def copy_from(self, i: int, model: MLP) -> None:
         """Set run i's parameters to model's."""

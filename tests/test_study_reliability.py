@@ -116,7 +116,8 @@ def test_a_worker_killed_mid_trial_fails_its_trials_and_the_study_goes_on(tmp_pa
     study = Study.load(folder)
     trials = study.trials()
     failed = trials[trials["state"] == "FAIL"]
-    assert 1 <= len(failed) <= 2  # the killed worker's trial, maybe its pool neighbour's
+    # the killed worker's trials (a lockstep group of two), maybe its pool neighbour's
+    assert 1 <= len(failed) <= 4
     assert failed["error"].str.startswith("worker process failed: TerminatedWorkerError").all()
     assert (trials["state"] == "COMPLETE").sum() == len(PLANNED) - len(failed)
     again = nnlab_run(spec, tmp_path)

@@ -99,7 +99,7 @@ class StackedMLP:
         self.grad_layers = self._layers(self.grad_W0, self.grad_rest)
         self._members = [self._member(self.layers, i) for i in range(k)]
         self._member_grads = [self._member(self.grad_layers, i) for i in range(k)]
-        self._buffers: dict[str, np.ndarray] = {}
+        self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
         self._wide_exact: dict[tuple[int, bool], bool] = {}
 
     def _layers(self, W0: np.ndarray, rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -159,9 +159,11 @@ class StackedMLP:
         return np.repeat(values, self.sizes[1]), values[:, None]
 
     def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.shape != shape:
-            buffer = self._buffers[key] = np.empty(shape, self.dtype)
+        """A reused array for `key` of `shape` (one per shape: training and evaluation
+        passes differ in rows; fresh large arrays each pass would cost page faults)."""
+        buffer = self._buffers.get((key, shape))
+        if buffer is None:
+            buffer = self._buffers[(key, shape)] = np.empty(shape, self.dtype)
         return buffer
 
     # --- passes ---------------------------------------------------------------------------
@@ -175,23 +177,22 @@ class StackedMLP:
                                                        self.threads)
         return self._wide_exact[key]
 
-    def _first_product(self, x: np.ndarray, train: bool) -> np.ndarray:
+    def _first_product(self, x: np.ndarray) -> np.ndarray:
         """x @ W0 of every run as (k, rows, n_1): a view of one wide product, or k narrow
         products where the wide one would round differently."""
         rows, n_1 = len(x), self.sizes[1]
         if self._wide(rows, gradient=False):
-            wide = self._buffer("z0", (rows, self.k * n_1)) if train else None
-            return np.matmul(x, self.W0, out=wide).reshape(rows, self.k, n_1).transpose(1, 0, 2)
-        z = self._buffer("z0", (self.k, rows, n_1)) if train else np.empty(
-            (self.k, rows, n_1), self.dtype)
+            wide = np.matmul(x, self.W0, out=self._buffer("z0", (rows, self.k * n_1)))
+            return wide.reshape(rows, self.k, n_1).transpose(1, 0, 2)
+        z = self._buffer("z0", (self.k, rows, n_1))
         W0 = self.W0.reshape(len(self.W0), self.k, n_1)
         for i in range(self.k):
             np.matmul(x, np.ascontiguousarray(W0[:, i]), out=z[i])
         return z
 
-    def _activate(self, index: int, z: np.ndarray, train: bool) -> np.ndarray:
+    def _activate(self, index: int, z: np.ndarray) -> np.ndarray:
         """Hidden activation `index` of z: (k, rows, n) into a contiguous stack."""
-        out = self._buffer(f"a{index}", z.shape) if train else np.empty(z.shape, self.dtype)
+        out = self._buffer(f"a{index}", z.shape)
         activation = self.activations[index]
         if isinstance(activation, Sigmoid):  # its form depends on the size of one run's array
             sigmoid(z, out, size=z[0].size)
@@ -199,25 +200,25 @@ class StackedMLP:
             activation.apply(z, out)
         return out
 
-    def _forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Logits (k, rows, K) of x: (rows, n_in), and each later layer's input (k, rows,
-        n_l), as a run's Dense and Activation layers compute them in train or eval mode."""
+        n_l), as a run's Dense and Activation layers compute them (the same in train and
+        eval mode); valid until the next pass of as many rows."""
         layers = self.layers
-        z = self._first_product(x, train)
+        z = self._first_product(x)
         z += layers[0][1][:, None]
         inputs = []
         for index, (W, b) in enumerate(layers[1:]):
-            a = self._activate(index, z, train)
+            a = self._activate(index, z)
             inputs.append(a)
-            out = self._buffer(f"z{index + 1}", (self.k, len(x), W.shape[2])) if train else None
-            z = np.matmul(a, W, out=out)
+            z = np.matmul(a, W, out=self._buffer(f"z{index + 1}", (self.k, len(x), W.shape[2])))
             z += b[:, None]
         return z, inputs
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Train mode: the batch-mean loss of every run, (k,) float64, on x: (batch, n_in)
         of the model dtype and y: (batch,) int labels; fills the grads."""
-        z, inputs = self._forward(x, train=True)
+        z, inputs = self._forward(x)
         losses, grad, _ = self.head.loss_and_grad(z, y)  # grad: (k, batch, K)
         grads, params = self.grad_layers, self.layers
         for index in range(len(inputs), 0, -1):
@@ -233,10 +234,11 @@ class StackedMLP:
     def _delta(self, index: int, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
         """grad_a times the derivative of hidden activation `index` (whose output is a),
         (k, batch, n); laid out for the first layer's weight gradient if index is 0."""
-        out = self._buffer(f"delta{index}", a.shape)
         if index == 0 and self._wide(a.shape[1], gradient=True):
             out = self._buffer("delta0", (a.shape[1], self.k * a.shape[2]))
             out = out.reshape(a.shape[1], self.k, a.shape[2]).transpose(1, 0, 2)
+        else:
+            out = self._buffer(f"delta{index}", a.shape)
         self.activations[index].multiply_derivative(a, grad_a, out)
         return out
 
@@ -258,11 +260,10 @@ class StackedMLP:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Eval mode logits (k, n, K) of x: (n, n_in) of the model dtype, in chunks of
-        EVAL_CHUNK rows as a run's model computes them."""
-        z = np.empty((self.k, len(x), self.n_classes), self.dtype)
+        EVAL_CHUNK rows as a run's model computes them; valid until the next call."""
+        z = self._buffer("logits", (self.k, len(x), self.n_classes))
         for start in range(0, len(x), EVAL_CHUNK):
-            z[:, start:start + EVAL_CHUNK] = self._forward(x[start:start + EVAL_CHUNK],
-                                                            train=False)[0]
+            z[:, start:start + EVAL_CHUNK] = self._forward(x[start:start + EVAL_CHUNK])[0]
         return z
 
     def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

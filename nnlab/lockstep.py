@@ -50,18 +50,16 @@ from nnlab.train_config import TrainConfig
 SHARED = ("model", "sizes", "activation", "output", "loss", "target_range", "dtype",
           "batch_size", "n_steps", "epochs", "n_evals", "eval_steps")
 """TrainConfig fields that the runs of a group share (with the order stream's seed)."""
+GROUP_BYTES = 3 * 2**19
+"""A group takes at most as many runs as keep their first layers' weights side by side
+within this many bytes (1.5 MB): past a core's L2 cache the wide products slow down."""
+MAX_GROUP = 16
 
 
 def is_plain_sgd_with_noise(config: TrainConfig) -> bool:
     """Plain SGD, with or without gradient or weight noise: updated on the whole stack."""
     return (config.optimizer == "sgd" and not config.weight_decay and not config.l1
             and config.clip_norm is None)
-
-
-GROUP_BYTES = 3 * 2**19
-"""A group takes at most as many runs as keep their first layers' weights side by side
-within this many bytes (1.5 MB): past a core's L2 cache the wide products slow down."""
-MAX_GROUP = 16
 
 
 def max_group_size(config: TrainConfig) -> int:
@@ -90,7 +88,8 @@ def train_group(configs: Sequence[TrainConfig], data: Dataset) -> list[Run]:
     if not configs or None in keys or len(keys) > 1:
         raise NNLabError("train_group: expected TrainConfigs that share one group_key (an "
                          "MLP's architecture, batch size > 1, length, evaluation steps and "
-                         f"data order), got {len(keys)} different ones")
+                         f"data order), got {len(configs)} of {len(keys)} keys"
+                         + (" (some do not train in lockstep)" if None in keys else ""))
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore",
                                                   divide="ignore"):
         return _Group(configs, data).train()
@@ -116,6 +115,8 @@ class _Group:
                       for i, start in enumerate(self.starts)]
 
     def train(self) -> list[Run]:
+        """Step the runs in the stack through the segments their loops ask for, all
+        alike, until every loop has returned its Run."""
         runs: list[Run | None] = [None] * len(self.starts)
         segments = {i: next(loop) for i, loop in enumerate(self.loops)}
         while self.active:

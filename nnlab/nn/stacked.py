@@ -109,8 +109,7 @@ class StackedMLP:
         b = rest[:, :offset]
         layers.append((W0, b))
         for n_in, n_out in zip(self.sizes[1:-1], self.sizes[2:], strict=True):
-            W = np.reshape(rest[:, offset:offset + n_in * n_out], (self.k, n_in, n_out),
-                           copy=False)
+            W = rest[:, offset:offset + n_in * n_out].reshape(self.k, n_in, n_out)  # a view
             offset += n_in * n_out
             layers.append((W, rest[:, offset:offset + n_out]))
             offset += n_out

@@ -13,7 +13,9 @@ a database storage's heartbeat, by any process of the study once the grace perio
 passed without a heartbeat, wherever the owner ran.
 
 The parent process claims and records; worker processes (loky, through joblib, or a Dask
-cluster's) only train and write parquet (`nnlab.study.task.run_trial`).
+cluster's) only train and write parquet (`nnlab.study.task.run_trial`). With lockstep
+(`nnlab.study.groups`), a trial is claimed with the waiting trials of its group, each by its
+own claim, trained with them in one worker and recorded on its own.
 """
 
 from __future__ import annotations

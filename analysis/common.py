@@ -4,21 +4,31 @@ Each study evaluates one long run per (configuration, seed) at several steps N; 
 learning rate that depends on the current step only, its record at step N is the result of
 a run of length N (see `nnlab.study.lengths`), so `runs_by_length` gives one row per
 evaluated length.
+
+The scripts read results/ (or $NNLAB_RESULTS): each study's trials.parquet and, where its
+per-trial files are absent (a fresh clone), its archive. A study whose folder is absent
+has not run and is left out where a script says so; anything else missing is an error,
+one line on stderr naming the study or file (exit code 2), never a silent gap.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from nnlab.errors import NNLabError
 from nnlab.report.figures import save_figure
 from nnlab.study import Study, lengths
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path(os.environ.get("NNLAB_RESULTS")
+               or Path(__file__).resolve().parent.parent / "results")
 N_TEST = 10_000  # MNIST test images
 # The restarts' variance floor is fitted from this N on: from N = 100 to 178 the variance
 # falls ~10-fold as the runs that took off late catch up, faster than the power law of the
@@ -29,6 +39,20 @@ FLOOR_FIT_FROM = 316
 def load(name: str) -> Study:
     """The study whose results are in results/<name>."""
     return Study.load(RESULTS / name)
+
+
+def load_if_run(name: str) -> Study | None:
+    """The study in results/<name>, None if it has no folder there (not run yet)."""
+    return load(name) if (RESULTS / name).exists() else None
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a script's `main`; bad or missing results are one line on stderr, exit code 2."""
+    try:
+        main()
+    except NNLabError as err:
+        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def runs_by_length(study: str | Study, trials: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from common import N_TEST, SCALE_UP, figure_path, load, write_findings
+from common import N_TEST, SCALE_UP, figure_path, load, load_if_run, run, write_findings
 from matplotlib.figure import Figure
 from scipy import stats
 
-from nnlab.analysis import error_analysis
+from nnlab.analysis import ErrorAnalysisResult, error_analysis
 from nnlab.data import load_mnist
 from nnlab.report.figures import (
     confidence_figure,
@@ -52,12 +52,11 @@ def prediction_sets() -> dict[str, pd.DataFrame]:
     sets[f"eta-vs-n (best eta on val = {best:g}, {n_steps_text(chosen)})"] = (
         eta_study.predictions(chosen["trial"]))
     for name in (LONG, "noise-grad", "noise-weight", "cnn"):
-        try:
-            study = load(name)
-            label = CNN_LABEL if name == "cnn" else f"{name} ({n_steps_text(study.trials())})"
-            sets[label] = study.predictions()
-        except Exception:  # noqa: BLE001 - a study not run yet is left out
+        study = load_if_run(name)
+        if study is None:
             continue
+        label = CNN_LABEL if name == "cnn" else f"{name} ({n_steps_text(study.trials())})"
+        sets[label] = study.predictions()
     return sets
 
 
@@ -69,6 +68,16 @@ def per_run(predictions: pd.DataFrame) -> dict:
     low, high = stats.t.interval(0.95, rates.size - 1, rates.mean(), stats.sem(rates))
     return {"mean": float(rates.mean()), "low": float(low), "high": float(high),
             "n_runs": int(rates.size), "min": float(rates.min()), "max": float(rates.max())}
+
+
+def analyse_set(predictions: pd.DataFrame) -> tuple[ErrorAnalysisResult, dict]:
+    """The error analysis of one prediction set and its second-guess rate per run."""
+    return error_analysis(predictions, n_classes=10, confident=CONFIDENT), per_run(predictions)
+
+
+def set_numbers(result: ErrorAnalysisResult, runs: dict) -> dict:
+    """What findings.json keeps of one prediction set (`analyse_set`)."""
+    return {**result.to_dict(), "second_guess_per_run": runs}
 
 
 def confident_errors(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -117,9 +126,9 @@ def gallery_figure(examples: pd.DataFrame, n_runs: int, path, n_show: int = 16) 
 
 def main() -> None:
     sets = prediction_sets()
-    results = {label: error_analysis(p, n_classes=10, confident=CONFIDENT)
-               for label, p in sets.items()}
-    runs = {label: per_run(p) for label, p in sets.items()}
+    analysed = {label: analyse_set(p) for label, p in sets.items()}
+    results = {label: result for label, (result, _) in analysed.items()}
+    runs = {label: rates for label, (_, rates) in analysed.items()}
     main_label = next(iter(sets))
     main = results[main_label]
     examples = confident_errors(sets[main_label])
@@ -228,11 +237,10 @@ def main() -> None:
         "",
         SCALE_UP,
     ]
-    numbers = {label: {**r.to_dict(), "second_guess_per_run": runs[label]}
-               for label, r in results.items()}
+    numbers = {label: set_numbers(r, runs[label]) for label, r in results.items()}
     numbers["confident_errors"] = examples.to_dict(orient="records")
     write_findings(NAME, "\n".join(text), numbers)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

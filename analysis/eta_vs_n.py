@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from common import (
     figure_path,
-    load,
+    load_if_run,
     percentile_interval,
+    run,
     runs_by_length,
     scale_up,
     write_findings,
@@ -54,11 +55,10 @@ def curvature(result, keep: np.ndarray) -> tuple[float, float, float]:
 
 def study_runs(name: str) -> tuple[pd.DataFrame, int, int] | None:
     """(runs by length, number of runs, batch size) of a study, None if it has not run."""
-    try:
-        study = load(name)
-        runs = runs_by_length(study)
-    except Exception:  # noqa: BLE001 - a study not run yet is simply left out
+    study = load_if_run(name)
+    if study is None:
         return None
+    runs = runs_by_length(study)
     return runs, int(runs["trial"].nunique()), study.spec.base_config().batch_size
 
 
@@ -87,6 +87,14 @@ def analyse(name: str) -> dict | None:
     return {"name": name, "result": result, "fit": fit, "wls": wls, "curvature": c2,
             "tail": tail_fit, "tail_curvature": tail_c2, "n_runs": n_runs, "runs": runs,
             "batch_size": batch_size}
+
+
+def study_numbers(found: dict) -> dict:
+    """The numbers findings.json keeps of one study's analysis (`analyse`)."""
+    return {"eta_best": found["result"].to_dict()["table"], "fit": found["fit"].to_dict(),
+            "wls": found["wls"].to_dict(), "curvature_c2": found["curvature"],
+            "tail": found["tail"].to_dict() if found["tail"] else None,
+            "n_runs": found["n_runs"]}
 
 
 def in_range(result, n_min: float, n_max: float = np.inf) -> np.ndarray:
@@ -436,10 +444,7 @@ def main() -> None:
     c2, c2_low, c2_high = main_fit["curvature"]
     kept = result.table[result.table["bracketed"]]
     residuals = np.asarray(fit.residuals)
-    numbers = {name: {"eta_best": f["result"].to_dict()["table"], "fit": f["fit"].to_dict(),
-                      "wls": f["wls"].to_dict(), "curvature_c2": f["curvature"],
-                      "tail": f["tail"].to_dict() if f["tail"] else None,
-                      "n_runs": f["n_runs"]} for name, f in found.items()}
+    numbers = {name: study_numbers(f) for name, f in found.items()}
     overview_figure(found, figure_path("eta-vs-n", "eta_best_all.png"))
     text = [
         "# eta-vs-n: is the best learning rate a power law of the training length?",
@@ -521,4 +526,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -17,7 +17,9 @@ from common import (
     FLOOR_FIT_FROM,
     figure_path,
     load,
+    load_if_run,
     paired_difference,
+    run,
     runs_by_length,
     scale_up,
     std_vs_n_figure,
@@ -40,9 +42,8 @@ def arms(names: tuple[str, ...]) -> dict[str, tuple[str, Study, pd.DataFrame, pd
     a study with a grid over noise_eta gives one entry per value."""
     found = {}
     for name in names:
-        try:
-            study = load(name)
-        except Exception:  # noqa: BLE001 - a study not run yet is left out
+        study = load_if_run(name)
+        if study is None:
             continue
         config = study.spec.base_config()
         trials = study.trials()
@@ -290,4 +291,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

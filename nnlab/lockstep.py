@@ -18,7 +18,11 @@ same numbers. Any other optimiser (momentum, Adam, weight decay, clipping, ...) 
 each run by its own chain on its own model's arrays (`Stepper.update`), the forward and
 backward passes still stacked.
 
-Not grouped (`group_key` is None): CNNs, and batch size 1 (the per-example fused path).
+A run's `on_eval` (see `nnlab.train.train`) sees its own evaluations; one that stops its
+run takes it out of the stack at that evaluation, and the others go on.
+
+Not grouped (`group_key` is None): CNNs and model builders (only the built-in MLP is
+stacked), and batch size 1 (the per-example fused path).
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ from threadpoolctl import threadpool_limits
 from nnlab import optim
 from nnlab.datasets import Dataset
 from nnlab.errors import NNLabError
-from nnlab.nn.model import Sequential
+from nnlab.nn.model import MLP, Sequential
 from nnlab.nn.stacked import StackedMLP
 from nnlab.run import Run
 from nnlab.train import (
+    OnEval,
     RunStart,
     Stepped,
     Stepper,
@@ -70,7 +75,7 @@ def max_group_size(config: TrainConfig) -> int:
 
 def group_key(config: TrainConfig) -> str | None:
     """A key that runs which may train in one lockstep group share, or None when `config`
-    does not train in lockstep (a CNN; batch size 1)."""
+    does not train in lockstep (a CNN or a model builder; batch size 1)."""
     if config.model != "mlp" or config.batch_size == 1:
         return None
     order_seed = config.seed if config.order_seed is None else config.order_seed
@@ -79,10 +84,16 @@ def group_key(config: TrainConfig) -> str | None:
                        "stacked_update": is_plain_sgd_with_noise(config)}, sort_keys=True)
 
 
-def train_group(configs: Sequence[TrainConfig], data: Dataset) -> list[Run]:
+def train_group(configs: Sequence[TrainConfig], data: Dataset,
+                on_evals: Sequence[OnEval | None] | None = None) -> list[Run]:
     """Train `configs`, which share one `group_key`, in lockstep on `data`: the Runs of
-    `train(config, data)` at one BLAS thread, in order. BLAS runs on one thread here."""
+    `train(config, data, on_eval)` at one BLAS thread, in order, with `on_evals` one
+    callback (or None) per config. BLAS runs on one thread here."""
     configs = list(configs)
+    on_evals = [None] * len(configs) if on_evals is None else list(on_evals)
+    if len(on_evals) != len(configs):
+        raise NNLabError(f"train_group: expected one on_eval per config ({len(configs)}), "
+                         f"got {len(on_evals)}")
     keys = {group_key(config) if isinstance(config, TrainConfig) else None
             for config in configs}
     if not configs or None in keys or len(keys) > 1:
@@ -92,27 +103,30 @@ def train_group(configs: Sequence[TrainConfig], data: Dataset) -> list[Run]:
                          + (" (some do not train in lockstep)" if None in keys else ""))
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore",
                                                   divide="ignore"):
-        return _Group(configs, data).train()
+        return _Group(configs, data, on_evals).train()
 
 
 class _Group:
     """The runs of one group: their loops, their stacked network and its updates."""
 
-    def __init__(self, configs: list[TrainConfig], data: Dataset) -> None:
+    def __init__(self, configs: list[TrainConfig], data: Dataset,
+                 on_evals: list[OnEval | None]) -> None:
         self.started = time.perf_counter()
         self.starts = [start_run(config, data) for config in configs]
+        self.models = [_mlp(start.model) for start in self.starts]
         first = self.starts[0]
-        self.stack = StackedMLP([start.model for start in self.starts])
+        self.stack = StackedMLP(self.models)
         self.batches = _Batches(data.train, first.model.dtype, first.batch_size,
                                 first.rngs["order"])
         self.active = list(range(len(configs)))  # the runs in the stack, in its order
         self.update = (_StackedSgd(self.starts, self.stack)
                        if is_plain_sgd_with_noise(first.config)
-                       else _OwnChains(self.starts, self.stack, self.batches))
+                       else _OwnChains(self.starts, self.models, self.stack, self.batches))
         self.evaluation_due = True  # every run in the stack evaluates before the next step
         self._evaluations: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        self.loops = [run_loop(start, data, self.started, _Member(self, i, start.model))
-                      for i, start in enumerate(self.starts)]
+        self.loops = [run_loop(start, data, self.started, on_eval, _Member(self, i, model))
+                      for i, (start, model, on_eval) in enumerate(zip(
+                          self.starts, self.models, on_evals, strict=True))]
 
     def train(self) -> list[Run]:
         """Step the runs in the stack through the segments their loops ask for, all
@@ -145,7 +159,7 @@ class _Group:
             step_losses = self.stack.loss_and_grads(x, y).tolist()
             if grad_norm_of_last and step == stop - 1:
                 for position, i in enumerate(self.active):
-                    model = self.starts[i].model
+                    model = self.models[i]
                     self.stack.copy_to(position, model, grads=True)
                     norms[i] = optim.global_norm(model.grads)
             self.update.step(step)
@@ -162,7 +176,7 @@ class _Group:
         if not runs:
             return
         for i in runs:
-            self.stack.copy_to(self.active.index(i), self.starts[i].model)
+            self.stack.copy_to(self.active.index(i), self.models[i])
         kept = [position for position, i in enumerate(self.active) if i not in runs]
         self.stack.keep(kept)
         self.update.keep(kept)
@@ -172,7 +186,7 @@ class _Group:
     def loss_and_proba(self, i: int, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Run i's `loss_and_proba` of x, y: when every run in the stack evaluates, from one
         stacked pass for all of them (kept until the next step); else its model's own."""
-        model = self.starts[i].model
+        model = self.models[i]
         if i not in self.active or not self.evaluation_due:
             if i in self.active:
                 self.stack.copy_to(self.active.index(i), model)
@@ -185,10 +199,15 @@ class _Group:
         return float(losses[position]), proba[position]
 
 
+def _mlp(model: Sequential) -> MLP:
+    assert isinstance(model, MLP)  # group_key: config.model is "mlp"
+    return model
+
+
 class _Member:
     """Run i of a group as `evaluate` sees a model: its outputs come from the group."""
 
-    def __init__(self, group: _Group, i: int, model: Sequential) -> None:
+    def __init__(self, group: _Group, i: int, model: MLP) -> None:
         self.group, self.i = group, i
         self.n_classes, self.head = model.n_classes, model.head
 
@@ -264,10 +283,12 @@ class _OwnChains:
     """Each run updated by its own optimiser chain (`Stepper.update`) on its own model's
     arrays: its gradients copied there from the stack, its parameters back."""
 
-    def __init__(self, starts: list[RunStart], stack: StackedMLP, batches: _Batches) -> None:
+    def __init__(self, starts: list[RunStart], models: list[MLP], stack: StackedMLP,
+                 batches: _Batches) -> None:
         self.stack = stack
-        self.runs = [(start.model, Stepper(start.config, start.model, start.schedule, batches,
-                                           start.rngs["noise"])) for start in starts]
+        self.runs = [(model, Stepper(start.config, model, start.schedule, batches,
+                                     start.rngs["noise"]))
+                     for start, model in zip(starts, models, strict=True)]
 
     def keep(self, positions: list[int]) -> None:
         self.runs = [self.runs[position] for position in positions]

@@ -26,12 +26,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 Params = list[dict[str, np.ndarray]]
-Schedule = Callable[[int], float]
+
+
+class Schedule(Protocol):
+    """The learning rate of a step: eta(step) (a function, Constant, StepDecay, ...)."""
+
+    def __call__(self, step: int, /) -> float: ...
 
 
 class GradientTransform(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 from nnlab.train_config import TrainConfig
 
 
@@ -93,7 +93,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> TrainConfig:
-    """The TrainConfig of preset `name`; NNLabError listing the presets if unknown."""
+    """The TrainConfig of preset `name`; ConfigError listing the presets if unknown."""
     if not isinstance(name, str) or name not in PRESETS:
-        raise NNLabError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+        raise ConfigError("preset", f"one of {', '.join(PRESETS)}", name)
     return PRESETS[name].config

@@ -20,7 +20,8 @@ class Run:
 
     status: "ok", or "diverged" when the loss became NaN/inf or exploded (`note` says
         where); a diverged run still has a curve up to that step and final metrics of the
-        model as it was then (non-finite predictions count as wrong).
+        model as it was then (non-finite predictions count as wrong); "stopped" when
+        train's `on_eval` callback stopped it at an evaluation (its curve ends there).
     curve: DataFrame with CURVE_COLUMNS, one row per evaluation step (evaluated before that
         step runs). train_loss is the mean minibatch loss since the previous evaluation (at
         step 0: the initial loss on the first 2048 training examples, the reference of the
@@ -34,7 +35,7 @@ class Run:
     test_labels: (n_test,) int true test labels.
     seeds: the seed behind each stream: seed, init, order, noise, dropout (stream i of
         SeedSequence(value), i = 0, 1, 2, 3 in that order).
-    note: why a run diverged ("" when ok).
+    note: why a run diverged or stopped ("" when ok).
     model: the trained network as it was at the end (e.g. `run.model.predict_proba(x)`,
         `run.model.params`); not part of what a study stores.
     """

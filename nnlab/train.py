@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Callable, Generator
 from contextlib import nullcontext
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,11 +23,14 @@ from threadpoolctl import threadpool_limits
 
 from nnlab import optim
 from nnlab.datasets import Dataset, Split, scale_pixels
-from nnlab.errors import NNLabError
+from nnlab.entry_points import call_entry_point
+from nnlab.errors import ConfigError, NNLabError
+from nnlab.nn.layers import Layer
+from nnlab.nn.losses import Head
 from nnlab.nn.model import MLP, Sequential
 from nnlab.presets import PRESETS, Preset, get_preset
 from nnlab.run import CURVE_COLUMNS, Run
-from nnlab.train_config import TrainConfig
+from nnlab.train_config import MODELS, TrainConfig
 
 EVAL_CHUNK_ROWS = 2000
 REFERENCE_ROWS = 2048  # the first training rows: their initial loss is the reference
@@ -62,16 +65,15 @@ def resolve_batch_size(config: TrainConfig, n_train: int) -> int:
     if config.batch_size is None:
         return n_train
     if config.batch_size > n_train:
-        raise NNLabError(
-            f"TrainConfig.batch_size: expected at most the {n_train} training examples "
-            f"(or null for full batch), got {config.batch_size}"
-        )
+        raise ConfigError("TrainConfig.batch_size", f"at most the {n_train} training examples "
+                          "(or null for full batch)", config.batch_size)
     return config.batch_size
 
 
 def resolve_n_steps(config: TrainConfig, steps_per_epoch: int) -> int:
     if config.n_steps is not None:
         return config.n_steps
+    assert config.epochs is not None  # TrainConfig sets epochs when n_steps is None
     return max(1, round(config.epochs * steps_per_epoch))
 
 
@@ -82,9 +84,7 @@ def eval_schedule(config: TrainConfig, n_steps: int) -> list[int]:
     if config.eval_steps is not None:
         late = [s for s in config.eval_steps if s > n_steps]
         if late:
-            raise NNLabError(
-                f"TrainConfig.eval_steps: expected steps <= n_steps ({n_steps}), got {late}"
-            )
+            raise ConfigError("TrainConfig.eval_steps", f"steps <= n_steps ({n_steps})", late)
         steps = set(config.eval_steps)
     else:
         steps = set(np.unique(np.rint(np.geomspace(1, n_steps, config.n_evals - 1))).astype(int)
@@ -145,15 +145,17 @@ def is_plain_sgd(config: TrainConfig) -> bool:
 
 
 def fit_to_data(config: TrainConfig, data: Dataset) -> tuple[int, int, list[int]]:
-    """(batch_size, n_steps, eval_steps) of the config on `data`; NNLabError naming the
+    """(batch_size, n_steps, eval_steps) of the config on `data`; ConfigError naming the
     field when the config does not fit the data (what `train` checks before any work, and
-    a study before it creates any trial)."""
-    if config.sizes[0] != data.n_features or config.sizes[-1] != data.n_classes:
-        raise NNLabError(
-            f"TrainConfig.sizes: expected [{data.n_features}, ..., {data.n_classes}] to match "
-            f"the data ({data.n_features} features, {data.n_classes} classes), "
-            f"got {config.sizes}"
-        )
+    a study before it creates any trial). A model builder's network is built once to see
+    that it takes the data's examples and gives one output per class."""
+    if config.model in MODELS:
+        if config.sizes[0] != data.n_features or config.sizes[-1] != data.n_classes:
+            raise ConfigError(
+                "TrainConfig.sizes", f"[{data.n_features}, ..., {data.n_classes}] to match "
+                f"the data ({data.n_features} features, {data.n_classes} classes)", config.sizes)
+    else:
+        build_model(config, data, stream_rngs(stream_seeds(config)))
     batch_size = resolve_batch_size(config, len(data.train))
     n_steps = resolve_n_steps(config, len(data.train) // batch_size)
     return batch_size, n_steps, eval_schedule(config, n_steps)
@@ -161,24 +163,67 @@ def fit_to_data(config: TrainConfig, data: Dataset) -> tuple[int, int, list[int]
 
 def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Generator]
                 ) -> Sequential:
-    """The config's network for `data` (checked by `fit_to_data`), initialised from the
-    init stream."""
+    """The config's network for `data`, initialised from the init stream (dropout from the
+    dropout stream).
+
+    A model builder, `model = "package.module:function"`, is called as
+    function(image_shape, n_classes, config) with the data's (channels, height, width) and
+    number of classes and the run's TrainConfig, and returns a list of nnlab layers
+    (nnlab.nn: Dense, Conv2D, MaxPool2D, Flatten, Dropout, activations); they become a
+    Sequential with the config's output, loss, dtype and streams, the network an MLP and
+    a CNN are. NNLabError naming TrainConfig.model when it does not import, returns
+    anything else, or its network does not take the data's examples or gives other than
+    one output per class."""
+    common: dict[str, Any] = {
+        "output": config.output, "loss": config.loss, "dtype": config.dtype,
+        "seed": rngs["init"], "target_range": tuple(config.target_range)}
+    if config.model == "mlp":
+        return MLP(config.sizes, activation=config.activation, init=config.init,
+                   init_std=config.init_std, **common)
     if config.model == "cnn":
         from nnlab.nn.cnn import CNN
 
+        assert isinstance(config.init, str)  # TrainConfig: a list of inits is an MLP's
         return CNN(config.layers, data.image_shape, data.n_classes,
-                   activation=config.activation, output=config.output, loss=config.loss,
-                   init=config.init, init_std=config.init_std, dtype=config.dtype,
-                   seed=rngs["init"], target_range=tuple(config.target_range),
-                   dropout_rng=rngs["dropout"])
-    return MLP(config.sizes, activation=config.activation, output=config.output,
-               loss=config.loss, init=config.init, init_std=config.init_std,
-               dtype=config.dtype, seed=rngs["init"], target_range=tuple(config.target_range))
+                   activation=config.activation, init=config.init, init_std=config.init_std,
+                   dropout_rng=rngs["dropout"], **common)
+    where = "TrainConfig.model"
+    layers = call_entry_point(config.model, where, tuple(data.image_shape), data.n_classes,
+                              config)
+    if not isinstance(layers, list) or not layers or not all(
+            isinstance(layer, Layer) for layer in layers):
+        raise NNLabError(f"{where}: {config.model} returned {_describe(layers)}; expected a "
+                         "non-empty list of nnlab layers (nnlab.nn.Layer instances)")
+    try:
+        model = Sequential(layers, data.image_shape, dropout_rng=rngs["dropout"], **common)
+    except NNLabError as err:
+        raise NNLabError(f"{where}: {config.model}'s network on the data's "
+                         f"{'x'.join(map(str, data.image_shape))} examples: {err}") from err
+    if model.n_classes != data.n_classes:
+        raise NNLabError(f"{where}: {config.model}'s network gives {model.n_classes} outputs "
+                         f"per example; expected {data.n_classes}, one per class of the data")
+    return model
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        kinds = sorted({type(v).__name__ for v in value})
+        return f"a list of {', '.join(kinds) or 'nothing'}"
+    return type(value).__name__
 
 
 # --- evaluation -------------------------------------------------------------------------
 
-def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+class Evaluable(Protocol):
+    """What `evaluate` reads of a model: a Sequential, or a run of a lockstep group."""
+
+    n_classes: int
+    head: Head
+
+    def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]: ...
+
+
+def evaluate(model: Evaluable, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, proba (n, n_classes) float32) in chunks of EVAL_CHUNK_ROWS;
     non-finite outputs count as wrong. Sigmoid outputs are normalised to sum to 1."""
     n = len(y)
@@ -231,20 +276,26 @@ def _features(split: Split, dtype: type) -> np.ndarray:
     return features
 
 
-def train(config: TrainConfig, data: Dataset) -> Run:
+OnEval = Callable[[dict[str, float], bool], bool]
+
+
+def train(config: TrainConfig, data: Dataset, on_eval: OnEval | None = None) -> Run:
     """Train the config's network on `data.train`, evaluating on val and test.
 
-    Returns a Run (see nnlab.run). Raises NNLabError before any training when the config
+    Returns a Run (see nnlab.run). Raises ConfigError before any training when the config
     does not fit the data; a diverging run is returned with status "diverged".
+    `on_eval(row, last)` is called after each evaluation with its curve row ({column:
+    value}, CURVE_COLUMNS) and whether it is the run's last; returning False stops the run
+    there, with status "stopped" (a study's pruner uses it).
     Per-example steps (batch size 1) run with BLAS limited to one thread: at these sizes
     threads only add synchronisation (measured 10-20x slower with 2 threads on 2 busy
     cores)."""
     if not isinstance(config, TrainConfig):
-        raise NNLabError(f"train: expected a TrainConfig, got {type(config).__name__}")
+        raise ConfigError("config", "a TrainConfig", config, shown=type(config).__name__)
     single = config.batch_size == 1
     with threadpool_limits(limits=1) if single else nullcontext(), np.errstate(
             over="ignore", invalid="ignore", divide="ignore"):
-        return _train(config, data)
+        return _train(config, data, on_eval)
 
 
 class RunStart(NamedTuple):
@@ -277,13 +328,13 @@ def start_run(config: TrainConfig, data: Dataset) -> RunStart:
                     make_schedule(config, n_steps))
 
 
-def _train(config: TrainConfig, data: Dataset) -> Run:
+def _train(config: TrainConfig, data: Dataset, on_eval: OnEval | None) -> Run:
     started = time.perf_counter()
     run = start_run(config, data)
     stepper = Stepper(config, run.model, run.schedule,
                        _Batches(data.train, run.model.dtype, run.batch_size, run.rngs["order"]),
                        run.rngs["noise"])
-    return drive(run_loop(run, data, started), stepper.run)
+    return drive(run_loop(run, data, started, on_eval), stepper.run)
 
 
 def drive(loop: Generator[Segment, Stepped, Run], step: Callable[[int, int, bool], Stepped]
@@ -297,12 +348,13 @@ def drive(loop: Generator[Segment, Stepped, Run], step: Callable[[int, int, bool
             return end.value
 
 
-def run_loop(run: RunStart, data: Dataset, started: float, evaluated: Sequential | None = None
-             ) -> Generator[Segment, Stepped, Run]:
+def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | None = None,
+             evaluated: Evaluable | None = None) -> Generator[Segment, Stepped, Run]:
     """The loop of one run around its steps: yields each Segment of steps to run and is sent
-    what running it gives (as `Stepper.run` returns it); evaluates, keeps the curve, applies
-    the divergence rule and returns the Run. Its times count from `started`. `evaluated`
-    stands in for run.model in the evaluations (the same outputs; by default run.model)."""
+    what running it gives (as `Stepper.run` returns it); evaluates, calls `on_eval` (see
+    `train`), keeps the curve, applies the divergence rule and returns the Run. Its times
+    count from `started`. `evaluated` stands in for run.model in the evaluations (the same
+    outputs; by default run.model)."""
     config, batch_size, n_steps, eval_steps, seeds, _, model, schedule = run
     evaluated = model if evaluated is None else evaluated
     steps_per_epoch = len(data.train) // batch_size
@@ -323,20 +375,26 @@ def run_loop(run: RunStart, data: Dataset, started: float, evaluated: Sequential
     next_eval = iter(eval_steps)
     eval_at = next(next_eval)
 
-    def record(at_step: int, train_loss: float) -> tuple[float, float, np.ndarray]:
+    def record(at_step: int, train_loss: float, final: bool
+               ) -> tuple[float, float, np.ndarray, bool]:
+        """Evaluate and add a curve row; the last item: whether `on_eval` stops the run."""
         val_loss, val_acc, _ = evaluate(evaluated, x_val, y_val)
         _, test_acc, test_proba = evaluate(evaluated, x_test, y_test)
         curve.add(at_step, at_step / steps_per_epoch, at_step * batch_size, schedule(at_step),
                   train_loss, val_loss, val_acc, test_acc, grad_norm,
                   time.perf_counter() - started)
-        return val_loss, val_acc, test_proba
+        stop = on_eval is not None and not on_eval(
+            dict(zip(CURVE_COLUMNS, curve.rows[-1], strict=True)), final) and not final
+        return val_loss, val_acc, test_proba, stop
 
     while True:
         if step == eval_at:
             train_loss = initial_loss if step == 0 else loss_sum / loss_count
             loss_sum, loss_count = 0.0, 0
-            last = record(step, train_loss)
-            if step == n_steps:
+            last = record(step, train_loss, final=step == n_steps)
+            if last[3]:
+                status, note = "stopped", f"stopped by on_eval at step {step}"
+            if step == n_steps or status == "stopped":
                 break
             eval_at = next(next_eval)
         # a segment ends at the next evaluation or the end of the divergence window
@@ -359,10 +417,10 @@ def run_loop(run: RunStart, data: Dataset, started: float, evaluated: Sequential
                         f"the initial loss {initial_loss:.4g}")
             window_sum, window_count = 0.0, 0
         if status == "diverged":
-            last = record(step, loss_sum / loss_count)
+            last = record(step, loss_sum / loss_count, final=True)
             break
 
-    val_loss, val_acc, test_proba = last
+    val_loss, val_acc, test_proba, _ = last
     final = curve.rows[-1]
     metrics = {
         "val_acc": val_acc, "test_acc": final[CURVE_COLUMNS.index("test_acc")],
@@ -383,7 +441,10 @@ class Stepper:
         self.model, self.schedule, self.batches = model, schedule, batches
         self.fused = is_plain_sgd(config)
         self.examples = self.fused and batches.batch_size == 1
-        if not self.fused:
+        if self.fused:
+            assert isinstance(model, MLP)  # is_plain_sgd: model="mlp"
+            self.mlp = model
+        else:
             self.optimizer = make_optimizer(config, schedule, noise_rng)
             flat = model.flat_buffers() if is_elementwise(config) else None
             # the same updates either way; on the flat buffers in a few numpy calls (the
@@ -404,7 +465,7 @@ class Stepper:
             if self.fused:
                 if grad_norm_of_last and step == stop - 1:
                     norm = optim.global_norm(self.model.loss_and_grads(x, y)[1])
-                loss = self.model.sgd_step(x, y, self.schedule(step))
+                loss = self.mlp.sgd_step(x, y, self.schedule(step))
             else:
                 loss, grads = self.model.loss_and_grads(x, y)
                 if grad_norm_of_last and step == stop - 1:
@@ -423,18 +484,19 @@ class Stepper:
     def _run_examples(self, first: int, stop: int, grad_norm_of_last: bool
                       ) -> tuple[list[float], float]:
         x, y = self.batches.rows(stop - first)
+        etas: float | np.ndarray
         if isinstance(self.schedule, optim.Constant):
             etas = self.schedule.eta
         else:
             etas = np.array([self.schedule(step) for step in range(first, stop)])
         if not grad_norm_of_last:
-            return self.model.sgd_steps(x, y, etas).tolist(), math.nan
+            return self.mlp.sgd_steps(x, y, etas).tolist(), math.nan
         # the last step separately, to see its gradient (sgd_steps == repeated sgd_step)
         last_eta = self.schedule(stop - 1)
-        losses = self.model.sgd_steps(x[:-1], y[:-1], np.broadcast_to(etas, len(x))[:-1]
-                                      ).tolist() if len(x) > 1 else []
-        norm = optim.global_norm(self.model.loss_and_grads(x[-1:], y[-1:])[1])
-        losses.append(self.model.sgd_step(x[-1:], y[-1:], last_eta))
+        losses = self.mlp.sgd_steps(x[:-1], y[:-1], np.broadcast_to(etas, len(x))[:-1]
+                                    ).tolist() if len(x) > 1 else []
+        norm = optim.global_norm(self.mlp.loss_and_grads(x[-1:], y[-1:])[1])
+        losses.append(self.mlp.sgd_step(x[-1:], y[-1:], last_eta))
         return losses, norm
 
 
@@ -460,9 +522,9 @@ class _Batches:
         self._allocate(0 if self.full else batch_size)
 
     def _allocate(self, n_rows: int) -> None:
-        self.x_buffer = np.empty((n_rows, self.x.shape[1]), dtype=self.dtype)
-        self.pixel_buffer = (np.empty((n_rows, self.x.shape[1]), dtype=np.uint8)
-                             if self.pixels else None)
+        self.x_buffer: np.ndarray = np.empty((n_rows, self.x.shape[1]), dtype=self.dtype)
+        self.pixel_buffer = np.empty((n_rows if self.pixels else 0, self.x.shape[1]),
+                                     dtype=np.uint8)
         self.y_buffer = np.empty(n_rows, dtype=self.y.dtype)
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:

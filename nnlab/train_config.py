@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from nnlab.errors import NNLabError, checked_int, is_int, is_number
+from nnlab.entry_points import FORM_TEXT as ENTRY_POINT_FORM
+from nnlab.entry_points import is_entry_point
+from nnlab.errors import ConfigError, checked_int, is_int, is_number
 from nnlab.nn.activations import check_activation
 from nnlab.nn.cnn import check_fits
 from nnlab.nn.init import check_init
@@ -28,8 +30,8 @@ DTYPES = ("float32", "float64")
 SEED_FIELDS = ("init_seed", "order_seed", "noise_seed", "dropout_seed")
 
 
-def _fail(name: str, expected: str, value: object) -> NNLabError:
-    return NNLabError(f"TrainConfig.{name}: expected {expected}, got {value!r}")
+def _fail(name: str, expected: str, value: object) -> ConfigError:
+    return ConfigError(f"TrainConfig.{name}", expected, value)
 
 
 MAX_STEPS = 10**12  # a step costs >= ~10 us: 4 months; keeps step counts exact in floats
@@ -39,17 +41,16 @@ MAX_EVALS = 10**5  # each evaluation passes over val and test
 
 def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
             high: float | None = None) -> float:
-    """value as a float in (low, high] (strict) or [low, high], else NNLabError."""
-    in_range = is_number(value) and (value > low if strict else value >= low) and (
-        high is None or value <= high)
-    if not in_range:
-        if low == 0 and strict:
-            expected = "a positive number"
-        else:
-            expected = f"a number {'>' if strict else '>='} {low:g}"
-        expected += f" <= {high:g}" if high is not None else ""
-        raise _fail(name, expected, value)
-    return float(value)
+    """value as a float in (low, high] (strict) or [low, high], else ConfigError."""
+    if is_number(value) and (value > low if strict else value >= low) and (
+            high is None or value <= high):
+        return float(value)
+    if low == 0 and strict:
+        expected = "a positive number"
+    else:
+        expected = f"a number {'>' if strict else '>='} {low:g}"
+    expected += f" <= {high:g}" if high is not None else ""
+    raise _fail(name, expected, value)
 
 
 def _int(name: str, value: object, low: int, high: int | None = None) -> int:
@@ -66,7 +67,10 @@ def _choice(name: str, value: object, options: tuple[str, ...]) -> str:
 class TrainConfig:
     """One training run. Defaults: seed-000's network, sgd, batch 128, one epoch.
 
-    Architecture: `sizes` is the full MLP layer list [n_features, hidden..., n_classes];
+    Architecture: `model` is "mlp", "cnn" or a model builder "package.module:function"
+    (see nnlab.train.build_model: it returns the layers of a network of the data's shape;
+    it reads no `sizes`, and `layers`, any string, is there for it to read);
+    `sizes` is the full MLP layer list [n_features, hidden..., n_classes];
     `layers` is the CNN's layer spec when model="cnn" (nnlab.nn.cnn; a CNN uses only
     sizes[0] and sizes[-1]), checked here against an image of sizes[0] values;
     `init` is one scheme for all layers or one per layer; `target_range` (lo, hi) sets the
@@ -132,13 +136,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalised values are stored once, here
-        _choice("model", self.model, MODELS)
+        if self.model not in MODELS and not is_entry_point(self.model):
+            raise _fail("model", f"one of {', '.join(MODELS)} or a model builder "
+                        f"{ENTRY_POINT_FORM}", self.model)
         set_(self, "sizes", self._checked_sizes())
         if not isinstance(self.layers, str):
             raise _fail("layers", "a string (the CNN layer spec)", self.layers)
         if self.model == "cnn":
             self._check_cnn_layers()
-        elif self.layers:  # an MLP is built from `sizes`: a layer spec would be ignored
+        elif self.model == "mlp" and self.layers:  # an MLP is built from `sizes`
             raise _fail("layers", "'' with model='mlp' (a layer spec needs model='cnn')",
                         self.layers)
         check_activation(self.activation, "TrainConfig.activation")
@@ -221,10 +227,9 @@ class TrainConfig:
 
     def _check_length(self) -> None:
         if self.n_steps is not None and self.epochs is not None:
-            raise NNLabError(
-                "TrainConfig.n_steps: expected n_steps or epochs, not both, "
-                f"got n_steps={self.n_steps!r}, epochs={self.epochs!r}"
-            )
+            raise ConfigError("TrainConfig.n_steps", "n_steps or epochs, not both",
+                              (self.n_steps, self.epochs),
+                              shown=f"n_steps={self.n_steps!r}, epochs={self.epochs!r}")
         if self.n_steps is None and self.epochs is None:
             object.__setattr__(self, "epochs", 1.0)
         if self.n_steps is not None:
@@ -249,7 +254,7 @@ class TrainConfig:
         """A validated config from a mapping of field names; missing fields keep their
         defaults (as in `replace`), unknown names are an error."""
         if not isinstance(values, dict):
-            raise NNLabError(f"TrainConfig: expected a mapping of fields, got {values!r}")
+            raise ConfigError("TrainConfig", "a mapping of fields", values)
         return cls().replace(**values)
 
     def replace(self, **overrides: Any) -> TrainConfig:
@@ -270,15 +275,14 @@ def field_names() -> tuple[str, ...]:
 
 
 def _check_names(values: dict[str, Any]) -> None:
-    """NNLabError naming the first unknown field, its close matches and the known ones."""
+    """ConfigError naming the first unknown field, its close matches and the known ones."""
     known = field_names()
     for name in values:
         if name not in known:
             close = difflib.get_close_matches(name, known)
             hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise NNLabError(
-                f"TrainConfig.{name}: unknown field{hint}; expected one of {', '.join(known)}"
-            )
+            raise ConfigError(f"TrainConfig.{name}", f"one of {', '.join(known)}",
+                              problem=f"unknown field{hint}")
 
 
 def _plain(value: Any) -> Any:

@@ -22,19 +22,29 @@ def screenshot(url: str, out: Path, width: int = 1280, height: int = 1600,
                wait_ms: int = 4000) -> Path:
     """Render `url` headless and write a PNG to `out`; `wait_ms` of virtual time lets
     scripts (the dashboard's) fetch and draw before the picture is taken."""
+    _headless(url, f"--screenshot={out}", width, height, wait_ms)
+    return out
+
+
+def dom(url: str, width: int = 1280, height: int = 1600, wait_ms: int = 4000) -> str:
+    """The page at `url` as HTML once its scripts have drawn it (text a person would read,
+    such as a plot's legend, is in it)."""
+    return _headless(url, "--dump-dom", width, height, wait_ms)
+
+
+def _headless(url: str, action: str, width: int, height: int, wait_ms: int) -> str:
     binary = chromium()
     if binary is None:
         raise FileNotFoundError("no Chromium found")
     with tempfile.TemporaryDirectory(prefix="nnlab-chromium-") as profile:
-        subprocess.run(
+        return subprocess.run(
             [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
              f"--window-size={width},{height}", f"--virtual-time-budget={wait_ms}",
-             f"--screenshot={out}", url],
-            check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
-        )
-    return out
+             action, url],
+            check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL, text=True,
+        ).stdout
 
 
 def ink_fraction(png: Path) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -26,3 +27,18 @@ def postgres_url() -> Iterator[str]:
                     "installs it)")
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture
+def database(postgres_url: str) -> str:
+    """A fresh database on the test server, as a plain postgresql:// URL (as a user types
+    it; no psycopg2 is installed)."""
+    import sqlalchemy
+
+    name = f"study_{uuid.uuid4().hex[:12]}"
+    server = postgres_url.replace("postgresql://", "postgresql+psycopg://")
+    engine = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

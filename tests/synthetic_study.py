@@ -9,9 +9,10 @@ from nnlab.report.summaries import StudyResults, label_configs
 from nnlab.study import StudySpec
 
 
-def synthetic(grid: dict, curves: dict, replicates: int = 2) -> StudyResults:
+def synthetic(grid: dict, curves: dict, replicates: int = 2, n_classes: int = 10
+              ) -> StudyResults:
     """StudyResults of a grid study whose runs have the given curves; a run's final metrics
-    are its curve's last row.
+    are its curve's last row; its manifest records data of `n_classes` classes.
 
     curves: {(params tuple, seed): DataFrame with step, epoch, val_acc, test_acc, train_loss,
     val_loss}."""
@@ -30,8 +31,9 @@ def synthetic(grid: dict, curves: dict, replicates: int = 2) -> StudyResults:
         rows.append(curve.assign(trial=number))
     trials = label_configs(spec, pd.DataFrame(trials))
     curves = pd.concat(rows).merge(trials[["trial", "config", *names]], on="trial")
-    return StudyResults(spec=spec, manifest={}, trials=trials, complete=trials, curves=curves,
-                        best_predictions=pd.DataFrame(), varied=names)
+    data = {"name": "synthetic", "n_classes": n_classes, "image_shape": [1, 28, 28]}
+    return StudyResults(spec=spec, manifest={"data": data}, trials=trials, complete=trials,
+                        curves=curves, best_predictions=pd.DataFrame(), varied=names)
 
 
 def ramp(steps: np.ndarray, start: float | None, top: float = 0.9) -> pd.DataFrame:

@@ -217,3 +217,57 @@ def test_eta_best_rejects_bad_input():
     few_etas = trials[trials["eta"].isin(ETAS[:2])]
     with pytest.raises(NNLabError, match="at least 3"):
         eta_best(few_etas)
+
+
+def test_edge_shares_count_replicates_at_the_grid_edge_or_beside_a_stalled_cell():
+    # eta* = 20 N^-0.5: beyond the grid's top (1) at N = 100 and 300, one grid step below
+    # it at N = 1000 (0.63), well inside from 3000 on
+    trials = quadratic_trials(6, prefactor=20.0)
+    shares = eta_best(trials, n_resamples=400).edge_shares()
+    assert (shares["edge_share"].iloc[:2] == 1.0).all() and shares["excluded"].iloc[:2].all()
+    assert 0.02 < shares["edge_share"].iloc[2] < 0.3
+    assert (shares["share"].iloc[3:] == 0).all() and not shares["excluded"].iloc[3:].any()
+    # runs stuck at chance one grid point above the optimum at N = 1000 (ETAS[7] is best)
+    stalled = quadratic_trials(6)
+    beside = (stalled["n_steps"] == 1000) & np.isclose(stalled["eta"], ETAS[8])
+    stalled.loc[beside, "val_acc"] = 0.1
+    plain = eta_best(stalled, n_resamples=400)
+    assert plain.edge_shares()["cliff_share"].iloc[2] == 0  # stalls not counted unless asked
+    checked = eta_best(stalled, stalled_at=0.2, n_resamples=400)
+    curves = checked.curves
+    cell = (curves["n_steps"] == 1000) & np.isclose(curves["eta"], ETAS[8])
+    assert curves.loc[cell, "n_stalled"].tolist() == [5] and curves["n_stalled"].sum() == 5
+    shares = checked.edge_shares()
+    assert shares["cliff_share"].iloc[2] == 1.0 and shares["excluded"].iloc[2]
+    assert "n_stalled" not in plain.curves and json.dumps(checked.to_dict())
+    # the same eta_best: stalls only flag, they do not move the estimate
+    np.testing.assert_array_equal(plain.table["eta_best"], checked.table["eta_best"])
+
+
+def test_power_law_leaves_out_lengths_whose_optimum_is_often_at_an_edge():
+    result = eta_best(quadratic_trials(6, prefactor=20.0), n_resamples=400)
+    shares = result.edge_shares(0.5)
+    kept = result.power_law(bracketed_only=False, max_edge_share=0.5)
+    assert kept.n == int((~shares["excluded"]).sum()) == 3
+    assert result.power_law(bracketed_only=False).n == 5  # unchanged without the argument
+    np.testing.assert_array_equal(result.fit_mask(False, 0.5), ~shares["excluded"])
+    with pytest.raises(NNLabError, match="2 value.*at most 0.01 of the replicates at an edge"):
+        result.power_law(max_edge_share=0.01)  # N = 1000 goes too
+    with pytest.raises(NNLabError, match="max_share: expected a share in"):
+        result.edge_shares(1.5)
+
+
+def test_small_sample_widens_the_interval_by_t_over_z():
+    trials = quadratic_trials(7, n_seeds=10)
+    plain = eta_best(trials, n_resamples=500, seed=3)
+    wide = eta_best(trials, small_sample=True, n_resamples=500, seed=3)
+    factor = 2.2622 / 1.9600  # t_9 / z at 95%
+    np.testing.assert_allclose(wide.table["eta_best"], plain.table["eta_best"])
+    np.testing.assert_allclose(np.log(wide.table["high"] / wide.table["eta_best"]),
+                               factor * np.log(plain.table["high"] / plain.table["eta_best"]),
+                               rtol=1e-3)
+    assert wide.resampling.endswith("widened by t/z")
+    assert wide.power_law().exponent.high - wide.power_law().exponent.low > (
+        plain.power_law().exponent.high - plain.power_law().exponent.low)
+    with pytest.raises(NNLabError, match="stalled_at: expected a number"):
+        eta_best(trials, stalled_at="chance")

@@ -1,4 +1,6 @@
-"""error_analysis on constructed predictions: counts, ECE and confusions computed by hand."""
+"""error_analysis on constructed predictions: counts, ECE and confusions computed by hand;
+intervals per unit (run, run x image) that cover the truth in simulations of runs erring on
+the same images, where the pooled intervals do not."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from scipy import stats
 
 from nnlab.analysis import error_analysis
 from nnlab.errors import NNLabError
+from tests.simulated_predictions import images, population_rates, predictions
 
 # y_true, top1, top2, p1: ten predictions, five of them wrong
 ROWS = [
@@ -142,3 +145,135 @@ def test_rejects_bad_input():
         error_analysis(data.assign(y_true=data["y_true"] - 1))
     with pytest.raises(NNLabError, match="n_classes"):
         error_analysis(data, n_classes=5)
+
+
+# --- units of replication: per run, and runs x images ------------------------------------
+
+RATES = ["accuracy", "second_guess_rate", "confident_error_share", "confidence_wrong",
+         "confidence_right", "auc_ci", "ece"]
+
+
+def two_runs() -> pd.DataFrame:
+    """hand_made() as run 0, and run 1 with rows 0-4 made right and row 9 left wrong."""
+    one = hand_made()
+    other = one.copy()
+    other.loc[:4, "top1"] = other.loc[:4, "y_true"]
+    return pd.concat([one.assign(trial=0), other.assign(trial=1)], ignore_index=True)
+
+
+def test_per_run_values_are_each_runs_own_analysis_and_the_run_unit_averages_them():
+    data = two_runs()
+    result = error_analysis(data, unit="run", n_resamples=200)
+    assert result.unit == "run" and "intervals over runs" in result.summary()
+    per_run = result.per_run.set_index("trial")
+    for trial, rows in data.groupby("trial"):
+        alone = error_analysis(rows, n_resamples=200)  # one run: pooled = its own values
+        row = per_run.loc[trial]
+        assert row["n_wrong"] == alone.n_wrong
+        for name in ("accuracy", "second_guess_rate", "confident_error_share",
+                     "confidence_wrong", "confidence_right", "ece"):
+            assert row[name] == pytest.approx(getattr(alone, name).value, abs=1e-6), name
+        assert row["auc"] == pytest.approx(alone.auc)
+    for name in ("second_guess_rate", "ece"):
+        assert getattr(result, name).value == pytest.approx(per_run[name].mean())
+    assert result.auc_ci.value == pytest.approx(per_run["auc"].mean())
+    assert result.second_guess_test.name == "t over runs"
+    data_dict = result.to_dict()
+    assert data_dict["unit"] == "run" and len(data_dict["per_run"]) == 2
+    json.dumps(data_dict)
+
+
+def test_two_way_point_values_are_the_pooled_ones_and_only_new_units_add_keys():
+    data = two_runs()
+    pooled = error_analysis(data, n_resamples=200)
+    two_way = error_analysis(data, unit="run x image", n_resamples=200)
+    for name in RATES[:-2] + ["ece"]:
+        assert getattr(two_way, name).value == pytest.approx(getattr(pooled, name).value)
+    assert two_way.auc == pytest.approx(pooled.auc)
+    assert two_way.auc_ci.value == pytest.approx(pooled.auc)
+    assert two_way.second_guess_test.name == "z (two-way bootstrap SE)"
+    # the default unit keeps the fields and keys of earlier versions
+    assert pooled.unit == "prediction" and pooled.auc_ci is None and pooled.per_run is None
+    assert set(two_way.to_dict()) - set(pooled.to_dict()) == {"unit", "auc_ci", "per_run"}
+    assert "intervals over runs and test images (two-way bootstrap)" in two_way.summary()
+    assert "pooled as if independent" in pooled.summary()
+    one_run = error_analysis(data[data["trial"] == 0], unit="run x image", n_resamples=200)
+    assert one_run.unit == "image" and "test images (one run)" in one_run.summary()
+
+
+def test_units_reject_what_they_cannot_use():
+    data = two_runs()
+    with pytest.raises(NNLabError, match="unit: expected one of"):
+        error_analysis(data, unit="image")
+    with pytest.raises(NNLabError, match="holds 1 run; unit='run' needs at least 2"):
+        error_analysis(data[data["trial"] == 0], unit="run")
+    with pytest.raises(NNLabError, match="missing column 'index'"):
+        error_analysis(data.drop(columns="index"), unit="run x image")
+    with pytest.raises(NNLabError, match="every run must predict the same test set"):
+        error_analysis(data.iloc[1:], unit="run x image")
+    all_right = data.assign(top1=np.where(data["trial"] == 1, data["y_true"], data["top1"]))
+    with pytest.raises(NNLabError, match="unit='run' needs right and wrong answers in every"):
+        error_analysis(all_right, unit="run")
+
+
+def coverage(unit: str, n_runs: int, n_images: int, n_sims: int, truth: dict,
+             test_set: dict | None = None, n_resamples: int = 200) -> dict[str, float]:
+    """Share of simulations (tests/simulated_predictions.py) whose 95% interval of each
+    rate holds `truth`."""
+    hits = {name: [] for name in RATES}
+    for sim in range(n_sims):
+        rng = np.random.default_rng(sim)
+        result = error_analysis(predictions(rng, n_runs, n_images, test_set), unit=unit,
+                                n_resamples=n_resamples, seed=sim)
+        for name in RATES:
+            estimate = getattr(result, name)
+            if estimate is not None:
+                hits[name].append(estimate.contains(truth[name.removesuffix("_ci")]))
+    return {name: float(np.mean(h)) for name, h in hits.items() if h}
+
+
+def run_unit_truth(test_set: dict, n_runs: int, chunk: int = 1000) -> dict[str, float]:
+    """The mean over runs of each run's rates on one test set (Monte Carlo over n_runs
+    runs, drawn `chunk` at a time)."""
+    per_run = [error_analysis(predictions(np.random.default_rng(10**6 + start), chunk,
+                                          test_set["y"].size, test_set),
+                              unit="run", n_resamples=100).per_run
+               for start in range(0, n_runs, chunk)]
+    return pd.concat(per_run).drop(columns=["trial", "n_wrong"]).mean().to_dict()
+
+
+def test_two_way_intervals_cover_population_rates_where_pooled_ones_do_not():
+    # 40 runs x 250 images that err together: the two-way bootstrap covers the population
+    # rates; the pooled intervals of unit "prediction" (exact binomial, t, multinomial)
+    # treat the 10^4 predictions as independent and miss (0.32-0.75 here)
+    truth = population_rates()
+    two_way = coverage("run x image", 40, 250, 60, truth)
+    pooled = coverage("prediction", 40, 250, 60, truth)
+    assert min(two_way.values()) >= 0.85, two_way
+    assert max(pooled.values()) < 0.85, pooled
+
+
+def test_run_intervals_cover_the_mean_over_runs_on_a_fixed_test_set():
+    test_set = images(np.random.default_rng(99), 250)
+    found = coverage("run", 40, 250, 60, run_unit_truth(test_set, 4000), test_set)
+    assert min(found.values()) >= 0.85, found
+
+
+@pytest.mark.slow
+def test_two_way_coverage_at_the_studies_size():
+    # 100 runs x 10^4 images, as the restarts' predictions; 200 simulations
+    truth = population_rates()
+    two_way = coverage("run x image", 100, 10_000, 200, truth, n_resamples=500)
+    pooled = coverage("prediction", 100, 10_000, 200, truth, n_resamples=500)
+    print("two-way", two_way, "pooled", pooled)
+    assert min(two_way.values()) >= 0.9, two_way
+    assert max(pooled.values()) < 0.9, pooled
+
+
+@pytest.mark.slow
+def test_run_coverage_at_the_studies_size():
+    test_set = images(np.random.default_rng(99), 10_000)
+    truth = run_unit_truth(test_set, 2000, chunk=100)
+    found = coverage("run", 100, 10_000, 200, truth, test_set, n_resamples=500)
+    print("run", found)
+    assert min(found.values()) >= 0.9, found

@@ -1,9 +1,13 @@
 """`nnlab dashboard` as a person runs it: a real server on 127.0.0.1 that optuna-dashboard's
-HTTP API answers with the study's trials, for every storage; Ctrl-C stops it cleanly."""
+HTTP API answers with the study's trials and its companion study of configurations, for
+every storage; a browser draws the learning curves of a study in progress; Ctrl-C stops it
+cleanly."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,8 +20,8 @@ import pytest
 
 from nnlab.cli import main
 from nnlab.report.dashboard import free_port
-from nnlab.study import Study
-from tests.browser import chromium, ink_fraction, screenshot
+from nnlab.study import Study, StudySpec
+from tests.browser import chromium, dom, ink_fraction, screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,6 +97,7 @@ def study(request, tmp_path) -> Study:
     return study
 
 
+@pytest.mark.integration
 def test_the_dashboard_serves_the_study_and_stops_on_ctrl_c(study):
     port = free_port()
     dashboard = Dashboard(study.folder, port)
@@ -105,14 +110,61 @@ def test_the_dashboard_serves_the_study_and_stops_on_ctrl_c(study):
         assert {t["state"] for t in detail["trials"]} == {"Complete"}
         values = sorted(t["values"][0] for t in detail["trials"])
         assert values == pytest.approx(sorted(study.trials()["val_acc"]))
+        assert all(len(t["intermediate_values"]) == 3 for t in detail["trials"])  # 0, 1, 20
+
+        (configs,) = [s for s in listed if s["study_name"] == f"{study.spec.name}:configs"]
+        detail = get_json(f"{dashboard.base}/api/studies/{configs['study_id']}")
+        means = study.trials().groupby("eta")["value"].mean()
+        assert sorted(t["values"][0] for t in detail["trials"]) == pytest.approx(sorted(means))
     finally:
         code, out, err = dashboard.interrupt()
     assert code in (0, 130)
     assert f"http://127.0.0.1:{port}/dashboard/studies/{summary['study_id']}" in out
+    assert (f"its configurations, each the mean over its seeds ('{study.spec.name}:configs'): "
+            f"http://127.0.0.1:{port}/dashboard/studies/{configs['study_id']}") in out
     assert "Traceback" not in err
     assert port_is_free(port)
 
 
+@pytest.mark.integration
+def test_a_study_without_its_storage_is_served_from_its_trials_and_archive(tmp_path):
+    """A committed study in a fresh clone: its trials.parquet and archive, no journal and
+    no per-trial files. Before, the dashboard failed ("not in its storage") and left an
+    empty journal behind."""
+    study = Study(tiny("dash-archived"), results=tmp_path / "results")
+    study.run(n_jobs=2, progress=False)
+    trials, curves = study.trials(), study.curves()
+    for local in ("optuna.journal", "optuna.journal.flock", "study.lock"):
+        (study.folder / local).unlink(missing_ok=True)
+    for kind in ("curves", "predictions"):
+        shutil.rmtree(study.folder / kind)
+    before = {p: p.read_bytes() for p in study.folder.rglob("*") if p.is_file()}
+    dashboard = Dashboard(study.folder, free_port())
+    try:
+        (summary,) = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        detail = get_json(f"{dashboard.base}/api/studies/{summary['study_id']}")
+    finally:
+        code, _, err = dashboard.interrupt()
+    assert code in (0, 130) and "Traceback" not in err
+    assert f"{study.folder} has no Optuna storage (optuna.journal): serving" in err
+    assert {p: p.read_bytes() for p in study.folder.rglob("*") if p.is_file()} == before
+    assert summary["study_name"] == "dash-archived"
+    served = sorted(detail["trials"], key=lambda t: t["number"])
+    assert [t["number"] for t in served] == trials["trial"].tolist()
+    assert [t["values"][0] for t in served] == trials["value"].tolist()
+    assert {t["state"] for t in served} == {"Complete"}
+    (param,) = served[0]["params"]
+    assert param["distribution"] == {"type": "FloatDistribution", "low": 0.1, "high": 2.0,
+                                     "step": None, "log": True}  # 0.1, 0.5, 2.0
+    first = curves[curves["trial"] == served[0]["number"]]
+    assert served[0]["intermediate_values"] == [
+        {"step": step, "value": value} for step, value in zip(first["step"], first["val_acc"],
+                                                              strict=True)]
+    attrs = {a["key"]: a["value"] for a in served[0]["user_attrs"]}
+    assert attrs["seed"] == str(trials["seed"].iloc[0]) and attrs["key"] == trials["key"].iloc[0]
+
+
+@pytest.mark.integration
 @pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian package "
                     "`chromium`; CI installs it)")
 def test_a_browser_shows_the_study_page_of_the_dashboard(tmp_path):
@@ -120,11 +172,54 @@ def test_a_browser_shows_the_study_page_of_the_dashboard(tmp_path):
     study.run(n_jobs=2, progress=False)
     dashboard = Dashboard(study.folder, free_port())
     try:
-        (summary,) = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        listed = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        (summary,) = [s for s in listed if s["study_name"] == "dash-browser"]
         shot = screenshot(f"{dashboard.base}/dashboard/studies/{summary['study_id']}",
                           tmp_path / "dashboard.png", height=1000, wait_ms=8000)
     finally:
         code, _, err = dashboard.interrupt()
+    assert ink_fraction(shot) > 0.02
+    assert code in (0, 130) and "Traceback" not in err
+
+
+@pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian package "
+                    "`chromium`; CI installs it)")
+def test_a_browser_draws_the_learning_curve_of_a_trial_while_it_trains(tmp_path):
+    spec = tiny("dash-live")  # runs long enough to be drawn while they train
+    spec["base"].update(batch_size=20, n_steps=500_000, n_evals=40)
+    path = tmp_path / "dash-live.toml"
+    path.write_text(StudySpec.from_dict(spec).to_toml())
+    run = subprocess.Popen([sys.executable, "-m", "nnlab.cli", "run", str(path), "--results",
+                            str(tmp_path), "--jobs", "2", "--quiet"], cwd=ROOT,
+                           start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        folder = tmp_path / "dash-live"
+        deadline = time.monotonic() + 180
+        while not (folder / "manifest.json").is_file() or not any(
+                t.state.name == "RUNNING" and len(t.intermediate_values) >= 3
+                for t in Study.load(folder).optuna_study().get_trials()):
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        dashboard = Dashboard(folder, free_port())
+        try:
+            listed = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+            (summary,) = [s for s in listed if s["study_name"] == "dash-live"]
+            url = f"{dashboard.base}/dashboard/studies/{summary['study_id']}"
+            page = dom(url, height=2600, wait_ms=8000)
+            shot = screenshot(url, tmp_path / "live.png", height=2600, wait_ms=8000)
+            trials = Study.load(folder).optuna_study().get_trials()
+        finally:
+            code, _, err = dashboard.interrupt()
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    running = [t.number for t in trials if t.state.name == "RUNNING"]
+    assert running, "the runs ended before the pictures were taken"
+    assert "Intermediate values" in page
+    # the plot's legend names each drawn curve; a running trial's as "(running)"
+    assert any(f"trial #{number} (running)" in page for number in running)
     assert ink_fraction(shot) > 0.02
     assert code in (0, 130) and "Traceback" not in err
 

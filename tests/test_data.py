@@ -222,6 +222,7 @@ def test_fetch_from_idx_folder(mnist, idx_folder: Path, tmp_path: Path, monkeypa
     np.testing.assert_array_equal(loaded.test.y, mnist.test.y)
 
 
+@pytest.mark.integration
 def test_from_dir_failing_verification_is_an_error_without_fallback(
     idx_folder: Path, tmp_path: Path
 ) -> None:
@@ -237,6 +238,7 @@ def test_from_dir_failing_verification_is_an_error_without_fallback(
     assert not (cache / "mnist.npz").exists()
 
 
+@pytest.mark.integration
 def test_from_empty_dir_names_expected_files(tmp_path: Path) -> None:
     result = run_cli("data", "fetch", "mnist", "--from", str(tmp_path),
                      env={"NNLAB_DATA": str(tmp_path / "cache")})
@@ -245,6 +247,7 @@ def test_from_empty_dir_names_expected_files(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_unreachable_index_is_a_clear_error(tmp_path: Path) -> None:
     env = {"NNLAB_DATA": str(tmp_path / "cache"), "PIP_CONFIG_FILE": os.devnull,
            "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "",
@@ -289,6 +292,7 @@ def test_a_damaged_cache_is_rebuilt_from_the_verified_sources(
         assert cache.read_bytes() == whole
 
 
+@pytest.mark.integration
 def test_a_data_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("")
     result = run_cli("data", "info", "mnist", env={"NNLAB_DATA": str(tmp_path / "data")})
@@ -307,6 +311,7 @@ def test_a_data_folder_below_a_file_is_a_clear_error(tmp_path: Path, monkeypatch
         mnist_data.data_dir()
 
 
+@pytest.mark.integration
 def test_info_json_reports_counts_and_cache(mnist) -> None:
     import json
 

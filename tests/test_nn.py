@@ -12,7 +12,7 @@ import pytest
 from scipy.special import expit
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 from nnlab.nn import (
     ACTIVATIONS,
     MLP,
@@ -395,30 +395,30 @@ def test_buffer_like_keeps_a_channels_last_layout():
 ])
 def test_bad_config_raises_naming_the_field(kwargs, field):
     kwargs = {"sizes": [784, 16, 16, 10], **kwargs}
-    with pytest.raises(NNLabError) as error:
+    with pytest.raises(ConfigError) as error:
         MLP(**kwargs)
-    assert str(error.value).startswith(f"{field}: expected")
+    assert str(error.value).startswith(f"{field}: expected") and error.value.field == field
 
 
 def test_bad_inputs_and_shapes_raise_naming_what_is_wrong():
     model = MLP([6, 4, 3])
-    with pytest.raises(NNLabError, match=r"^x: expected an array of shape \(batch, 6\)"):
+    with pytest.raises(ConfigError, match=r"^x: expected an array of shape \(batch, 6\)"):
         model.loss_and_grads(np.zeros((2, 5)), np.zeros(2, dtype=int))
     for labels in ([0, 3], [0, -1], np.array([0, 3], dtype=np.uint8), np.array([-1, 0], ">i4")):
-        with pytest.raises(NNLabError, match=r"^y: expected labels in 0\.\.2"):
+        with pytest.raises(ConfigError, match=r"^y: expected labels in 0\.\.2"):
             model.loss_and_grads(np.zeros((2, 6)), np.array(labels))
     big_endian = model.loss_and_grads(np.zeros((2, 6)), np.array([0, 2], dtype=">i8"))[0]
     assert big_endian == model.loss_and_grads(np.zeros((2, 6)), np.array([0, 2]))[0]
-    with pytest.raises(NNLabError, match=r"^y: expected 2 integer labels"):
+    with pytest.raises(ConfigError, match=r"^y: expected 2 integer labels"):
         model.loss_and_grads(np.zeros((2, 6)), np.array([0.0, 1.0]))
-    with pytest.raises(NNLabError, match=r"^x: expected 6 features"):
+    with pytest.raises(ConfigError, match=r"^x: expected 6 features"):
         model.sgd_step(np.zeros(5), 0, 0.1)
-    with pytest.raises(NNLabError, match=r"^y: expected a label in 0\.\.2"):
+    with pytest.raises(ConfigError, match=r"^y: expected a label in 0\.\.2"):
         model.sgd_step(np.zeros(6), 7, 0.1)
     assert Sequential([Flatten(), Dense(3)], in_shape=(2, 2)).n_classes == 3
-    with pytest.raises(NNLabError, match=r"^layers\[0\] \(Dense\): expected a flat"):
+    with pytest.raises(ConfigError, match=r"^layers\[0\] \(Dense\): expected a flat"):
         Sequential([Dense(3)], in_shape=(2, 2))
-    with pytest.raises(NNLabError, match=r"^x: expected at least one example"):
+    with pytest.raises(ConfigError, match=r"^x: expected at least one example"):
         model.predict_proba(np.zeros((0, 6)))
 
 

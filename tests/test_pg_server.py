@@ -9,6 +9,8 @@ import pytest
 
 from tests.pg_server import postgres_server, server_bin_dir
 
+pytestmark = pytest.mark.integration
+
 
 def test_server_answers_and_stops() -> None:
     if server_bin_dir() is None:

@@ -116,21 +116,23 @@ def test_the_numbers_shown_are_the_analyses_results(reported):
 
     # eta_best for the best noise level: the page shows the analysis' own summary
     result = analysis.eta_best(complete[complete["noise"] == noise], "n_steps", "eta",
-                               "val_acc", **options)
+                               "val_acc", stalled_at=0.2, small_sample=True, **options)
     assert escape(result.summary()) in html
     for row in result.table.itertuples():
         assert f"{row.eta_best:.3g} [{row.low:.3g}, {row.high:.3g}]" in section_text(
             html, "eta_best")
 
-    # noise against none, in the best configuration's group
+    # noise against none, in the best configuration's group: the same seeds, paired
     group = complete[(complete["eta"] == eta) & (complete["n_steps"] == n_steps)]
-    comparison = analysis.compare_variance_by(group, "noise", "grad", "none", **options)
+    comparison = analysis.compare_variance_by(group, "noise", "grad", "none", paired=True,
+                                              **options)
     assert escape(comparison.summary()) in html
 
-    # errors of the best configuration pooled over its seeds
+    # errors of the best configuration pooled over its seeds, intervals over runs x images
     predictions = study.predictions(best["trial"].tolist())
-    errors = analysis.error_analysis(predictions, **options)
+    errors = analysis.error_analysis(predictions, unit="run x image", **options)
     assert escape(errors.summary()) in html
+    assert "runs and test images (two-way bootstrap)" in section_text(html, "errors")
     data = json.loads((study.folder / "report.json").read_text())
     assert data["sections"]["errors"]["error_analysis"]["n_wrong"] == errors.n_wrong
     assert data["sections"]["errors"]["error_analysis"]["confusion"] == errors.confusion.tolist()
@@ -166,6 +168,7 @@ def test_a_study_without_a_complete_trial_gets_a_page_that_says_so(tmp_path):
     assert not list((study.folder / "figures").iterdir())
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian package "
                     "`chromium`; CI installs it)")
 def test_a_browser_renders_the_report_with_text_and_figures(reported, tmp_path):

@@ -15,6 +15,7 @@ from nnlab.report import classic
 from nnlab.report.build import load_results
 from nnlab.report.sections import NotApplicable, Options
 from nnlab.study import Study
+from tests.data_entry import blobs
 from tests.synthetic_study import ramp, synthetic
 
 OPTIONS = Options(n_resamples=200)
@@ -69,10 +70,25 @@ def test_a_sigmoid_study_gets_the_inverse_query_of_its_best_configuration(tmp_pa
         classic.inverse_query_section(softmax, OPTIONS)
 
 
-def ten_classes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The take-off section reads the data spec for chance (1/10): a stand-in data set."""
-    monkeypatch.setattr(classic, "load_data", lambda data: Dataset(
-        "mnist", *[Split(np.zeros((1, 784), np.uint8), np.zeros(1, int))] * 3))
+def test_the_gallery_and_the_inverse_query_figure_are_for_images_only(tmp_path):
+    x, y = blobs()  # 3 classes of 12 features each, no image
+    data = Dataset("flat", Split(x[:400], y[:400]), Split(x[400:500], y[400:500]),
+                   Split(x[500:], y[500:]), n_classes=3, image_shape=(1, 1, 12))
+    spec = {"study": {"name": "flat"},
+            "base": {"sizes": [12, 8, 3], "activation": "sigmoid", "output": "sigmoid",
+                     "loss": "mse", "eta": 1.0, "batch_size": 20, "n_steps": 300,
+                     "n_evals": 2}}
+    study = Study(spec, results=tmp_path, data=data)
+    study.run(progress=False)
+    results = load_results(study)
+    with pytest.raises(NotApplicable, match=r"^the examples are not images \(1x1x12\); the "
+                                            r"gallery shows images only$"):
+        classic.gallery_section(results, OPTIONS)
+    section = classic.inverse_query_section(results, OPTIONS)
+    assert section.figures == [] and section.notes == ["The examples are not images (1x1x12): "
+                                                       "no figure."]
+    assert "of 3 imagined images are classified" in section.findings[0]
+    assert section.data["test_acc"] == study.trials()["test_acc"].item()
 
 
 def test_the_take_off_step_is_interpolated_in_log_step():
@@ -85,8 +101,7 @@ def test_the_take_off_step_is_interpolated_in_log_step():
     assert np.isnan(classic.takeoff_step(steps, val_acc, 0.95))
 
 
-def test_take_off_finds_the_critical_learning_rate(monkeypatch):
-    ten_classes(monkeypatch)
+def test_take_off_finds_the_critical_learning_rate():
     steps = np.array([0, 1, 3, 10, 30, 100, 300, 1000])
     takeoff = {0.01: (None, None), 0.1: (None, 300), 1.0: (30, 100), 10.0: (10, 10)}
     results = synthetic({"eta": list(takeoff)}, {
@@ -102,6 +117,11 @@ def test_take_off_finds_the_critical_learning_rate(monkeypatch):
     assert table.loc[10.0, ["mean", "low", "high"]].tolist() == pytest.approx([np.sqrt(30)] * 3)
     assert section.findings[0].startswith("Critical learning rate: 1.")
     assert section.data["scaling"] is None  # only 2 learning rates where all runs take off
+    assert section.data["threshold"] == pytest.approx(0.5)  # half way from 1/10 to 0.9
+    runs = {((eta,), seed): ramp(steps, start, top=0.95) for eta, starts in takeoff.items()
+            for seed, start in enumerate(starts)}
+    two = classic.takeoff_section(synthetic({"eta": list(takeoff)}, runs, n_classes=2), OPTIONS)
+    assert two.data["threshold"] == pytest.approx(0.725)  # chance is 1/2 with 2 classes
 
     # a learning rate whose runs all take off by the first evaluation gets an upper bound
     sparse = np.array([0, 100, 300, 1000, 3000, 10000])
@@ -123,8 +143,7 @@ def test_take_off_finds_the_critical_learning_rate(monkeypatch):
         classic.takeoff_section(early, OPTIONS)
 
 
-def test_take_off_recovers_a_step_that_falls_as_one_over_eta(monkeypatch):
-    ten_classes(monkeypatch)
+def test_take_off_recovers_a_step_that_falls_as_one_over_eta():
     steps = np.unique(np.geomspace(1, 10**5, 400).astype(int))
     etas = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 

@@ -1,5 +1,6 @@
 """A study run on a real Dask cluster (a LocalCluster of worker processes on 127.0.0.1)
-completes the same trials as with loky, bit for bit."""
+completes the same trials as with loky, bit for bit, with every evaluation in the storage;
+a pruned search prunes the same trials there as with loky."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def completed(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             .sort_values(["key", "index"], ignore_index=True))
 
 
+@pytest.mark.integration
 def test_a_study_on_a_dask_cluster_completes_the_same_trials_as_with_loky(tmp_path, cluster):
     spec = tmp_path / "dask-vs-loky.toml"
     spec.write_text(StudySpec.from_dict(SPEC).to_toml())
@@ -61,14 +63,40 @@ def test_a_study_on_a_dask_cluster_completes_the_same_trials_as_with_loky(tmp_pa
         pd.testing.assert_frame_equal(on_loky, on_dask, check_exact=True)
     assert len(completed(dask)[0]) == 4
 
+    for study in (loky, dask):  # each evaluation went through the Dask scheduler's queue
+        curves = study.curves(columns=["step", "val_acc"])
+        for trial in study.optuna_study().get_trials():
+            curve = curves[curves["trial"] == trial.number]
+            assert trial.intermediate_values == dict(zip(curve["step"], curve["val_acc"],
+                                                         strict=True))
+
     (run,) = dask.store.read_manifest()["invocations"]
     assert run["executor"] == "distributed.cfexecutor.ClientExecutor"
     assert run["n_jobs"] == 2  # the cluster's worker threads
     with distributed.Client(cluster.scheduler_address) as client:  # the trials ran there
-        from nnlab.study.task import load_dataset
+        from nnlab.study import task
 
-        loads = client.run(lambda: load_dataset.cache_info().currsize)
+        loads = client.run(lambda: len(task._LOADED))
     assert sum(loads.values()) >= 1  # a Dask worker process loaded the data
+
+
+def test_a_pruned_search_on_a_dask_cluster_prunes_the_same_trials_as_with_loky(
+        tmp_path, cluster):
+    spec = {"study": {"name": "dask-pruned", "sampler": "random", "n_trials": 4,
+                      "replicates": 2, "seed": 3, "pruner": "successive_halving",
+                      "pruner_options": {"min_resource": 5, "reduction_factor": 3}},
+            "base": {"sizes": [784, 16, 10], "batch_size": 50, "n_steps": 200, "n_evals": 8},
+            "space": {"eta": {"log_uniform": [0.003, 3.0]}},
+            "data": {"train_size": 2000, "val_size": 300, "test_size": 100}}
+    ended = []
+    with distributed.Client(cluster.scheduler_address) as client:
+        for executor, jobs in ((None, 2), (client.get_executor(pure=False), 2)):
+            study = Study(spec, results=tmp_path / str(len(ended)))
+            study.run(n_jobs=jobs, progress=False, executor=executor)
+            ended.append(sorted((t.user_attrs["key"], t.state.name, t.last_step)
+                                for t in study.optuna_study().get_trials()))
+    assert ended[0] == ended[1]
+    assert {state for _, state, _ in ended[0]} == {"COMPLETE", "PRUNED"}
 
 
 def test_dask_options_are_checked(tmp_path, capsys):

@@ -30,7 +30,8 @@ def test_a_grid_runs_every_configuration_and_seed_once_and_a_rerun_redoes_nothin
     study = Study(tiny("grid"), results=tmp_path)
     summary = study.run(n_jobs=2, progress=False)
     # each seed's two learning rates trained as one lockstep group
-    assert summary["this_run"] == {"completed": 4, "diverged": 0, "failed": 0, "grouped": 4}
+    assert summary["this_run"] == {"completed": 4, "diverged": 0, "failed": 0, "pruned": 0,
+                                   "grouped": 4}
     assert (summary["planned"], summary["complete"], summary["failed"]) == (4, 4, 0)
 
     trials = study.trials()
@@ -197,6 +198,9 @@ def test_a_lost_result_file_is_named_by_status_and_report_not_skipped(tmp_path, 
     study.run(n_jobs=1, progress=False)
     lost = study.trials()["trial"].iloc[1]
     (study.folder / "predictions" / f"trial={lost}.parquet").unlink()
+    assert study.status()["missing_files"] == {}  # the archive still holds them
+    assert sorted(study.predictions()["trial"].unique()) == [0, 1]
+    study.store.archive_path("predictions").unlink()
     assert study.status()["missing_files"] == {"predictions": [lost]}
     assert main(["status", str(study.folder)]) == 0
     assert f"missing result files: predictions of trial(s) {lost} " in capsys.readouterr().out
@@ -310,8 +314,8 @@ def test_results_without_their_storage_are_said_to_be_replaced(tmp_path, capsys)
     assert study.run(n_jobs=1, progress=False)["this_run"]["completed"] == 1
     assert capsys.readouterr().err == (
         f"nnlab: {study.folder} holds results of a run whose storage (optuna.journal) has "
-        "no such study: starting it afresh there; its trials.parquet and report will be "
-        "replaced\n")
+        "no such study: starting it afresh there; its trials.parquet, archive and report "
+        "will be replaced\n")
 
 
 def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):

@@ -96,7 +96,10 @@ def test_the_report_compares_eta_best_and_the_spread_at_every_evaluated_length(s
     assert [row["n_steps"] for row in eta_best["table"]] == [6, 12, 24, 48]
     n_diverged = {row["n_steps"]: row["n_diverged"] for row in eta_best["table"]}
     assert n_diverged == {6: 0, 12: 2, 24: 2, 48: 2}
-    assert report["eta_best"]["power_law"]  # several lengths: the power law is fitted
+    # several lengths: the power law is fitted, or the page says why not (lengths whose
+    # optimum sits at a grid edge or beside a diverged cell too often are left out)
+    page = (study.folder / "report.html").read_text()
+    assert report["eta_best"].get("power_law") or "no power-law fit" in page
     variance = {item["group"]: item["table"] for item in report["variance"]["variance_vs_n"]}
     assert [row["n_steps"] for row in variance["eta=2.0"]] == [6, 12, 24, 48]
     assert "eta=50.0" not in variance  # diverged from step 12 on: no spread to measure

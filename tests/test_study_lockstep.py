@@ -13,7 +13,8 @@ import pytest
 
 from nnlab.run import CURVE_COLUMNS
 from nnlab.study import Study, StudySpec
-from nnlab.study.groups import GroupTask, run_group
+from nnlab.study.groups import run_group
+from nnlab.study.live import open_channel
 from nnlab.study.runner import Runner
 from nnlab.study.task import run_trial
 
@@ -38,9 +39,14 @@ def test_a_grouped_study_writes_the_files_of_an_ungrouped_one(tmp_path):
         assert this_run["completed"] == 12 and this_run["grouped"] == (12 if lockstep else 0)
         [invocation] = json.loads((study.folder / "manifest.json").read_text())["invocations"]
         assert invocation["lockstep"] is lockstep
+        assert invocation["grouped_trials"] == this_run["grouped"]
         studies.append(study)
     grouped, alone = studies
     pd.testing.assert_frame_equal(grouped.trials()[RESULTS], alone.trials()[RESULTS])
+    # each run's evaluations reached the storage as its own intermediate values
+    values = [[t.intermediate_values for t in study.optuna_study().get_trials()]
+              for study in studies]
+    assert values[0] == values[1] and all(len(v) == 3 for v in values[0][:2])
     assert set(grouped.trials()["status"]) == {"ok", "diverged"}
     without_seconds = [c for c in CURVE_COLUMNS if c != "seconds"]
     pd.testing.assert_frame_equal(grouped.curves(columns=without_seconds),
@@ -99,6 +105,23 @@ def test_runs_that_do_not_train_in_lockstep_are_claimed_alone(tmp_path, values):
     assert claimed_groups(tmp_path, values, free_slots=1) == [[(0.5, 0)]]
 
 
+@pytest.mark.parametrize("pruner", ["none", "median"])
+def test_a_study_with_a_pruner_trains_every_run_alone(tmp_path, pruner):
+    """A random search whose seeds share one data order: its two seeds of a configuration
+    train as a group, unless a pruner judges the runs (see nnlab.study.groups)."""
+    options = {"pruner_options": {"n_startup_trials": 1}} if pruner != "none" else {}
+    values = {"study": {"name": "pruner", "sampler": "random", "n_trials": 2, "replicates": 2,
+                        "seed": 3, "pruner": pruner, **options},
+              "base": {**BASE, "order_seed": 0}, "space": {"eta": {"log_uniform": [0.1, 1.0]}},
+              "data": DATA}
+    study = Study(values, results=tmp_path)
+    this_run = study.run(n_jobs=1, progress=False)["this_run"]
+    [invocation] = json.loads((study.folder / "manifest.json").read_text())["invocations"]
+    assert this_run["completed"] + this_run["pruned"] == 4
+    assert invocation["lockstep"] is (pruner == "none")
+    assert this_run["grouped"] == invocation["grouped_trials"] == (4 if pruner == "none" else 0)
+
+
 class FailingGroups(Executor):
     """Runs single trials in this process; a group's worker "dies" (its future raises)."""
 
@@ -125,17 +148,24 @@ def test_a_group_task_runs_its_trials_as_their_own_tasks_do(tmp_path):
     study = Study(spec("task", replicates=1), results=tmp_path)
     study.plan()
     runner: Runner = study._runner(study.optuna_study())
-    tasks = [runner._task(trial) for trial in study.optuna_study().get_trials()]
-    grouped = run_group(GroupTask(tuple(tasks)))
-    curves = {task.number: study.store.read("curves", [task.number]) for task in tasks}
-    alone = [run_trial(task) for task in tasks]
+    with open_channel(None) as channel:
+        tasks = [runner._task(trial, channel) for trial in study.optuna_study().get_trials()]
+        grouped = run_group(tasks)
+        curves = {task.number: study.store.read("curves", [task.number]) for task in tasks}
+        alone = [run_trial(task) for task in tasks]
+        reports = channel.drain()
+        first, second = run_group([tasks[0], dataclasses.replace(tasks[1],
+                                                                 folder="/dev/null/x")])
     assert [o.number for o in grouped] == [task.number for task in tasks]
+    assert [o.group_size for o in grouped] == [2, 2] and alone[0].group_size == 1
+    # each run reported its own evaluations, grouped as alone
+    for task in tasks:
+        mine = [r for r in reports if r[0] == task.number]
+        assert len(mine) == 6 and mine[:3] == mine[3:]
     for mine, theirs in zip(grouped, alone, strict=True):
         assert {**mine.metrics, "seconds": 0} == {**theirs.metrics, "seconds": 0}
         assert (mine.status, mine.seeds, mine.error) == (theirs.status, theirs.seeds, None)
     for number, curve in curves.items():
         pd.testing.assert_frame_equal(curve.drop(columns="seconds"), study.store.read(
             "curves", [number]).drop(columns="seconds"))
-    broken = GroupTask((tasks[0], dataclasses.replace(tasks[1], folder="/dev/null/x")))
-    first, second = run_group(broken)
     assert first.error is None and second.error.startswith("NNLabError: /dev/null: ")

@@ -13,11 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 from optuna.trial import TrialState
 
 from nnlab.cli import main
@@ -26,24 +24,11 @@ from nnlab.study.runner import OWNER
 from tests.pg_server import free_port
 from tests.small_study import planned, write_spec
 
+pytestmark = pytest.mark.integration
+
 REPLICATES = 2
 PLANNED = planned(REPLICATES)
 HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]
-
-
-@pytest.fixture
-def database(postgres_url: str) -> str:
-    """A fresh database on the test server, as a plain postgresql:// URL (as a user types
-    it; no psycopg2 is installed)."""
-    name = f"study_{uuid.uuid4().hex[:12]}"
-    server = postgres_url.replace("postgresql://", "postgresql+psycopg://")
-    engine = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
-
-
 
 
 def nnlab(*args: str, **popen) -> subprocess.Popen:

@@ -45,6 +45,7 @@ def assert_complete_exactly_once(study: Study) -> pd.DataFrame:
     return trials
 
 
+@pytest.mark.integration
 def test_a_run_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp_path):
     spec = write_spec(tmp_path, "killed", REPLICATES)
     folder = tmp_path / "killed"
@@ -83,6 +84,7 @@ def test_a_run_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp
     assert len(study.store.read_manifest()["invocations"]) == 2
 
 
+@pytest.mark.integration
 def test_two_runs_of_one_study_at_once_share_the_work_exactly_once(tmp_path):
     spec = write_spec(tmp_path, "shared", REPLICATES)
     runs = [nnlab_run(spec, tmp_path) for _ in range(2)]
@@ -103,6 +105,7 @@ def loky_workers(pid: int) -> list[int]:
             if b"LokyProcess" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_fails_its_trials_and_the_study_goes_on(tmp_path):
     spec = write_spec(tmp_path, "worker-killed", REPLICATES)

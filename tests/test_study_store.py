@@ -119,6 +119,7 @@ for number in range(1000):
 """
 
 
+@pytest.mark.integration
 def test_a_writer_killed_mid_write_leaves_whole_files_or_none(tmp_path):
     """SIGKILL a real writer at several moments: the files under final names are whole and
     read back exactly; what it was writing stays a hidden temporary file, never read."""

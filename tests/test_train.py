@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from nnlab.datasets import Dataset, Split
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError
 from nnlab.nn import MLP
 from nnlab.train import (
     PRESETS,
@@ -213,6 +213,29 @@ def test_evaluations_do_not_perturb_training(blobs, batch_size, optimizer):
     assert sparse.curve["grad_norm"].iloc[-1] == dense.curve["grad_norm"].iloc[-1]
 
 
+def test_on_eval_sees_every_evaluation_and_stops_the_run_where_it_says(blobs):
+    config = BASE.replace(n_steps=1000, n_evals=8)
+    seen = []
+    whole = train(config, blobs, on_eval=lambda row, last: seen.append((row, last)) or True)
+    pd.testing.assert_frame_equal(pd.DataFrame([row for row, _ in seen]), whole.curve,
+                                  check_dtype=False)
+    assert [last for _, last in seen] == [False] * 7 + [True]
+    plain = train(config, blobs)  # watching a run does not change it
+    pd.testing.assert_frame_equal(without_seconds(plain), without_seconds(whole),
+                                  check_exact=True)
+
+    stopped = train(config, blobs, on_eval=lambda row, last: row["step"] < 32)
+    assert (stopped.status, stopped.note) == ("stopped", "stopped by on_eval at step 32")
+    assert stopped.metrics["n_steps"] == 32 and stopped.curve["step"].tolist() == [
+        0, 1, 3, 10, 32]
+    pd.testing.assert_frame_equal(without_seconds(stopped), without_seconds(whole).head(5),
+                                  check_exact=True)
+    assert stopped.metrics["val_acc"] == whole.curve["val_acc"].iloc[4]
+    # a run's last evaluation cannot stop it: it ends there anyway
+    assert train(config, blobs, on_eval=lambda row, last: False if last else True
+                 ).status == "ok"
+
+
 def test_full_batch_ignores_the_order_stream(blobs):
     config = BASE.replace(batch_size=None, n_steps=30, eta=0.5)
     a, b = train(config, blobs), train(config.replace(order_seed=9), blobs)
@@ -291,8 +314,9 @@ def test_moderate_eta_is_not_flagged(blobs):
     ],
 )
 def test_invalid_config_names_the_field(overrides, field):
-    with pytest.raises(NNLabError, match=rf"^TrainConfig\.{field}: "):
+    with pytest.raises(ConfigError, match=rf"^TrainConfig\.{field}: ") as caught:
         BASE.replace(**overrides)
+    assert caught.value.field == f"TrainConfig.{field}"
 
 
 def _tiny() -> Dataset:
@@ -306,8 +330,37 @@ def _tiny() -> Dataset:
      ({"batch_size": 11}, "batch_size")],
 )
 def test_config_not_matching_the_data_fails_before_training(overrides, field):
-    with pytest.raises(NNLabError, match=rf"^TrainConfig\.{field}: "):
+    with pytest.raises(ConfigError, match=rf"^TrainConfig\.{field}: ") as caught:
         train(BASE.replace(**overrides), _tiny())
+    assert caught.value.field == f"TrainConfig.{field}"
+    with pytest.raises(ConfigError, match=r"^config: expected a TrainConfig, got dict$"):
+        train(BASE.to_dict(), _tiny())
+
+
+def test_a_model_builder_trains_its_own_network_from_the_runs_streams(blobs):
+    config = BASE.replace(model="tests.data_entry:small_net", activation="relu", init="he",
+                          optimizer="adam", eta=0.01, sizes=[784, 10])  # sizes: unread
+    run = train(config, blobs)
+    assert [type(layer).__name__ for layer in run.model.layers] == [
+        "Flatten", "Dense", "ReLU", "Dropout", "Dense"]
+    assert run.model.in_shape == (1, 4, 5) and run.metrics["test_acc"] > 0.8
+    pd.testing.assert_frame_equal(without_seconds(train(config, blobs)), without_seconds(run))
+    other = train(config.replace(seed=1), blobs)
+    assert not np.array_equal(other.model.params[0]["W"], run.model.params[0]["W"])
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("resnet", r"^TrainConfig\.model: expected one of mlp, cnn or a model builder "
+               r"'package\.module:function', got 'resnet'$"),
+    ("tests.data_entry:nope", r"^TrainConfig\.model: module 'tests\.data_entry' has no "
+                              r"function 'nope'$"),
+    ("tests.data_entry:three_outputs", r"^TrainConfig\.model: tests\.data_entry:three_outputs's "
+                                       r"network gives 3 outputs per example; expected 4, one "
+                                       r"per class of the data$"),
+])
+def test_a_bad_model_builder_fails_before_training(model, message):
+    with pytest.raises(NNLabError, match=message):
+        train(BASE.replace(model=model), _tiny())
 
 
 _GOOD = Split(np.zeros((10, 20), np.uint8), np.arange(10) % 4)
@@ -397,15 +450,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "eta=-1"], "TrainConfig.eta: expected a positive number, got -1"),
-        (["--set", "activation=swish"], "TrainConfig.activation: expected one of"),
-        (["--set", "sizes=[784,100,7]"], "TrainConfig.sizes: expected [784, ..., 10]"),
+        # TrainConfig's fields named as the flag that sets them
+        (["--set", "eta=-1"], "nnlab: error: --set eta: expected a positive number, got -1"),
+        (["--set", "activation=swish"], "nnlab: error: --set activation: expected one of"),
+        (["--set", "sizes=[784,100,7]"], "nnlab: error: --set sizes: expected [784, ..., 10]"),
         (["--set", "eta"], "--set: expected KEY=VALUE"),
         # more BLAS threads than cores: one step took 36 s with 100 threads on 2 cores
         (["--threads", str((os.cpu_count() or 1) + 1)], "--threads: expected 1.."),
         (["--threads", "0"], "--threads: expected 1.."),
     ],
 )
+@pytest.mark.integration
 def test_cli_invalid_config_is_one_line_exit_2(mnist, args, message):
     result = run_cli("train", "--preset", "seed-002", *args)
     assert result.returncode == 2
@@ -414,16 +469,18 @@ def test_cli_invalid_config_is_one_line_exit_2(mnist, args, message):
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_cli_unknown_preset():
     result = run_cli("train", "--preset", "seed-999")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("nnlab: error: preset: expected one of seed-000, seed-001, "
+    assert lines[0].startswith("nnlab: error: --preset: expected one of seed-000, seed-001, "
                                "seed-002, seed-003, seed-004, fast98")
     assert lines[0].endswith(", got 'seed-999'")
 
 
+@pytest.mark.integration
 def test_cli_train_json_with_overrides(mnist):
     result = run_cli("train", "--preset", "seed-002", "--set", "n_steps=500",
                      "--set", "seed=7", "--set", "eta=0.2", "--json", "--threads", "2")
@@ -434,8 +491,22 @@ def test_cli_train_json_with_overrides(mnist):
     assert 0.5 < summary["test_acc"] <= 1 and 0.5 < summary["val_acc"] <= 1
     assert summary["seconds"] > 0
     assert summary["threads"] == 2  # the thread count is part of what reproduces a run
+    # the best evaluation on val (of the 16 log-spaced ones): step, epoch, both accuracies
+    best = summary["best_eval"]
+    assert set(best) == {"step", "epoch", "val_acc", "test_acc"}
+    assert 0 <= best["step"] <= 500 and best["epoch"] == pytest.approx(best["step"] / 50_000)
+    assert best["val_acc"] >= summary["val_acc"] and 0.5 < best["test_acc"] <= 1
 
 
+def test_cli_train_json_best_eval_is_the_first_best_row_of_the_curve():
+    from nnlab.cli import _best_eval
+
+    curve = pd.DataFrame({"step": [0, 10, 20, 30], "epoch": [0.0, 0.1, 0.2, 0.3],
+                          "val_acc": [0.1, 0.8, 0.7, 0.8], "test_acc": [0.1, 0.75, 0.7, 0.9]})
+    assert _best_eval(curve) == {"step": 10, "epoch": 0.1, "val_acc": 0.8, "test_acc": 0.75}
+
+
+@pytest.mark.integration
 def test_cli_presets_lists_one_line_each():
     result = run_cli("presets")
     assert result.returncode == 0

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError
 from nnlab.nn import CNN
 from nnlab.train import TrainConfig, get_preset
 
@@ -44,9 +44,10 @@ def cnn_config(layers: object, n_features: int = 784) -> TrainConfig:
     (["conv8k3"], "expected a string (the CNN layer spec), got ['conv8k3']"),
 ])
 def test_bad_layer_spec_fails_when_the_config_is_made(layers, message):
-    with pytest.raises(NNLabError) as caught:
+    with pytest.raises(ConfigError) as caught:
         cnn_config(layers)
     assert str(caught.value) == f"TrainConfig.layers: {message}"
+    assert caught.value.field == "TrainConfig.layers"
 
 
 def test_good_specs_pass_up_to_the_kernel_that_just_fits():
@@ -105,10 +106,11 @@ def only_error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.integration
 def test_cli_train_with_a_bad_layer_spec_fails_before_loading_data():
     result = run_cli("train", "--preset", "cnn", "--set", "layers=conv32k5-pool2-conv8k13")
     assert only_error_line(result) == (
-        "nnlab: error: TrainConfig.layers: 'conv8k13' in 'conv32k5-pool2-conv8k13' on a "
+        "nnlab: error: --set layers: 'conv8k13' in 'conv32k5-pool2-conv8k13' on a "
         "1x28x28 input: kernel 13x13 does not fit the input 12x12 with padding 0; expected "
         "height and width >= 13")
 
@@ -129,6 +131,7 @@ test_size = 64
 """
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("base", "grid", "message"), [
     ("", 'layers = ["conv4k5-pool2-dense8", "conv4k5-pool2-conv8k5-pool2-conv8k5"]',
      "grid.layers[1]: 'conv8k5' in 'conv4k5-pool2-conv8k5-pool2-conv8k5' on a 1x28x28 "
@@ -161,7 +164,8 @@ def test_a_layer_spec_on_an_mlp_is_refused_not_ignored():
 ])
 def test_an_unknown_field_is_named_with_its_close_matches(values, message):
     """Before, TrainConfig(bogus=1) raised TypeError: unexpected keyword argument."""
-    with pytest.raises(NNLabError, match=message):
+    with pytest.raises(ConfigError, match=message) as caught:
         TrainConfig(**values)
-    with pytest.raises(NNLabError, match=message):
+    assert caught.value.field == f"TrainConfig.{next(iter(values))}"
+    with pytest.raises(ConfigError, match=message):
         TrainConfig().replace(**values)

@@ -77,3 +77,51 @@ def split_runs(
     status = trials[status_col].astype(str)
     ok, diverged = status == "ok", status == "diverged"
     return trials[ok], trials[diverged], int(np.count_nonzero(~ok & ~diverged))
+
+
+def run_table(
+    predictions: pd.DataFrame,
+    columns: list[str],
+    *,
+    trial_col: str,
+    index_col: str,
+    y_col: str,
+    min_runs: int,
+    purpose: str,
+    where: str,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Predictions of several runs on one test set as a runs x examples table.
+
+    predictions: one row per (run `trial_col`, test example `index_col`) with `y_col` and
+        `columns`; every run must predict the same test examples, once each.
+    Returns (the examples' `index_col` values (n_test,), {column: (n_runs, n_test) array}
+    for `y_col` and each of `columns`), runs in `trial_col` order and examples in
+    `index_col` order. Fewer than `min_runs` runs is an error naming `purpose`.
+    """
+    require_columns(predictions, [trial_col, index_col, y_col, *columns], where)
+    data = predictions.sort_values([trial_col, index_col], kind="stable")
+    sizes = data.groupby(trial_col, sort=True).size()
+    if sizes.size < min_runs:
+        raise NNLabError(
+            f"{where}: column {trial_col!r} holds {sizes.size} run; {purpose} needs at least "
+            f"{min_runs}"
+        )
+    if sizes.nunique() != 1:
+        raise NNLabError(
+            f"{where}: runs in {trial_col!r} cover different numbers of test examples "
+            f"({sizes.min()} to {sizes.max()}); every run must predict the same test set"
+        )
+    shape = (sizes.size, int(sizes.iloc[0]))
+    index = data[index_col].to_numpy().reshape(shape)
+    labels = data[y_col].to_numpy().reshape(shape)
+    if not (np.all(index == index[0]) and np.all(labels == labels[0])):
+        raise NNLabError(
+            f"{where}: columns {index_col!r}/{y_col!r} differ between runs; every run must "
+            "predict the same test examples"
+        )
+    if np.any(np.diff(index[0]) == 0):
+        raise NNLabError(f"{where}: column {index_col!r} repeats a test example within a run")
+    if shape[1] < 2:
+        raise NNLabError(f"{where}: needs at least 2 test examples, got {shape[1]}")
+    table = {column: data[column].to_numpy().reshape(shape) for column in [y_col, *columns]}
+    return index[0], table

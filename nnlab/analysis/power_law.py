@@ -118,15 +118,7 @@ def fit_power_law(
     if method not in METHODS:
         raise NNLabError(f"{_WHERE}.method: expected one of {METHODS}, got {method!r}")
     check_resampling(n_resamples, confidence, _WHERE)
-    x = finite_values(x, "x", 3, _WHERE)
-    y = finite_values(y, "y", 1, _WHERE)
-    if x.size != y.size:
-        raise NNLabError(f"{_WHERE}.y: expected {x.size} values like x, got {y.size}")
-    for name, values in (("x", x), ("y", y)):
-        if np.any(values <= 0):
-            raise NNLabError(f"{_WHERE}.{name}: expected positive numbers, got {values.min()}")
-    if np.unique(x).size < 3:
-        raise NNLabError(f"{_WHERE}.x: needs at least 3 distinct values, got {np.unique(x)}")
+    x, y = checked_xy(x, y, 3, _WHERE)
     if weights is not None and method == "ols":
         raise NNLabError(f"{_WHERE}.weights: weights need method='wls' or 'nls'")
 
@@ -136,18 +128,10 @@ def fit_power_law(
     to_fit_space = np.log if log_space else np.asarray
     y_fit = to_fit_space(y)
     rng = np.random.default_rng(seed)
-    groups = np.split(y_fit, np.flatnonzero(np.diff(x)) + 1)
-
-    if y_boot is not None:
-        boot = _checked_boot(y_boot, x.size, log_space)[:, order]
-        boot_fit = to_fit_space(boot)
-        resampling, df = "the given replicates (propagated)", None
-    elif min(len(g) for g in groups) >= 2:
-        boot_fit = np.hstack(resample_groups(groups, n_resamples, rng, paired=False))
-        resampling, df = "replicates within each x", x.size - len(groups)
-    else:
-        boot_fit = None
-        resampling, df = "residuals", x.size - 2
+    boot_fit, resampling, df = bootstrap_in_fit_space(
+        x, y_fit, y_boot, order, log_space, n_resamples, rng, _WHERE)
+    if boot_fit is None:
+        df = x.size - 2
 
     w = _weights(method, weights, order, boot_fit if y_boot is not None else None)
     log_a, b = _fit(x, y_fit[None, :], w, method)
@@ -158,8 +142,7 @@ def fit_power_law(
     boot_log_a, boot_b = _fit(x, boot_fit, w, method)
     if df is not None:
         # small-sample correction: widen the bootstrap spread by t_df / z
-        upper = 1 - (1 - confidence) / 2
-        factor = stats.t.ppf(upper, df) / stats.norm.ppf(upper)
+        factor = t_over_z(df, confidence)
         boot_log_a = log_a[0] + factor * (boot_log_a - log_a[0])
         boot_b = b[0] + factor * (boot_b - b[0])
 
@@ -179,15 +162,53 @@ def fit_power_law(
     )
 
 
-def _checked_boot(y_boot: object, n: int, log_space: bool) -> np.ndarray:
-    boot = np.asarray(y_boot, dtype=float)
-    if boot.ndim != 2 or boot.shape[1] != n or boot.shape[0] < 100:
-        raise NNLabError(
-            f"{_WHERE}.y_boot: expected shape (n_resamples >= 100, {n}), got {boot.shape}"
-        )
-    if not np.all(np.isfinite(boot)) or (log_space and np.any(boot <= 0)):
-        raise NNLabError(f"{_WHERE}.y_boot: expected finite positive numbers")
-    return boot
+def t_over_z(df: int, confidence: float) -> float:
+    """t_df / z at the two-sided `confidence`: how much wider a t interval with df degrees
+    of freedom is than a normal one (the small-sample widening of bootstrap spreads)."""
+    upper = 1 - (1 - confidence) / 2
+    return float(stats.t.ppf(upper, df) / stats.norm.ppf(upper))
+
+
+def checked_xy(x: object, y: object, min_distinct: int, where: str) -> tuple:
+    """x, y as (n,) float arrays of positive finite numbers, x with at least
+    `min_distinct` distinct values; else NNLabError naming the argument."""
+    x = finite_values(x, "x", min_distinct, where)
+    y = finite_values(y, "y", 1, where)
+    if x.size != y.size:
+        raise NNLabError(f"{where}.y: expected {x.size} values like x, got {y.size}")
+    for name, values in (("x", x), ("y", y)):
+        if np.any(values <= 0):
+            raise NNLabError(f"{where}.{name}: expected positive numbers, got {values.min()}")
+    if np.unique(x).size < min_distinct:
+        raise NNLabError(f"{where}.x: needs at least {min_distinct} distinct values, got "
+                         f"{np.unique(x)}")
+    return x, y
+
+
+def bootstrap_in_fit_space(x: np.ndarray, y_fit: np.ndarray, y_boot: object | None,
+                           order: np.ndarray, log_space: bool, n_resamples: int,
+                           rng: np.random.Generator, where: str) -> tuple:
+    """(boot (n_resamples, n) in fit space or None, resampling text, df or None).
+
+    x (n,) sorted, y_fit (n,) in fit space in that order; `order` sorts the caller's points.
+    y_boot given: its rows (propagated, df None). Else, with >= 2 replicates at every x:
+    replicates resampled within each x (df = n - distinct x, for the t/z widening). Else
+    None: the caller resamples its own residuals.
+    """
+    groups = np.split(y_fit, np.flatnonzero(np.diff(x)) + 1)
+    if y_boot is not None:
+        boot = np.asarray(y_boot, dtype=float)
+        if boot.ndim != 2 or boot.shape[1] != x.size or boot.shape[0] < 100:
+            raise NNLabError(f"{where}.y_boot: expected shape (n_resamples >= 100, {x.size}), "
+                             f"got {boot.shape}")
+        if not np.all(np.isfinite(boot)) or (log_space and np.any(boot <= 0)):
+            raise NNLabError(f"{where}.y_boot: expected finite positive numbers")
+        boot = boot[:, order]
+        return (np.log(boot) if log_space else boot), "the given replicates (propagated)", None
+    if min(len(g) for g in groups) >= 2:
+        boot = np.hstack(resample_groups(groups, n_resamples, rng, paired=False))
+        return boot, "replicates within each x", x.size - len(groups)
+    return None, "residuals", None
 
 
 def _weights(

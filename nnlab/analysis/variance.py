@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from nnlab.analysis._bootstrap import (
-    Estimate,
-    estimate,
     few_seeds_warning,
     interval,
     metric_bounds,
@@ -24,84 +23,17 @@ from nnlab.analysis._checks import (
     require_columns,
     split_runs,
 )
+from nnlab.analysis.floor import (
+    FloorFit,
+    ProfileFloorFit,
+    check_floor_options,
+    fit_floor,
+    scale_df,
+)
 from nnlab.errors import NNLabError, is_number
 
 _WHERE = "variance_vs_n"
 MIN_N_VALUES_FOR_FIT = 4
-
-
-@dataclass(frozen=True)
-class FloorFit:
-    """var(N) = floor + scale * N^-exponent by weighted least squares, over N >= n_from.
-
-    boot: (n_resamples, 3) bootstrap fits (floor, scale, exponent) behind the intervals.
-    exponent_max: the largest exponent the fit may take; n_left_out: how many of the
-    shortest N the fit leaves out (`variance_vs_n`'s fit_from).
-    """
-
-    floor: Estimate
-    scale: Estimate
-    exponent: Estimate
-    boot: np.ndarray = field(repr=False)
-    n_from: float
-    exponent_max: float
-    n_left_out: int
-
-    def range_text(self, n_col: str) -> str:
-        """'' when every N is fitted, else ' over n_steps >= 316'."""
-        return f" over {n_col} >= {self.n_from:g}" if self.n_left_out else ""
-
-    @property
-    def exponent_at_bound(self) -> bool:
-        """True when the exponent's interval reaches the largest value the fit allows: b is
-        not pinned by the data (few seeds), or over some of the fitted N the variance falls
-        faster than the model can follow (an early transient, such as runs taking off
-        late), and the floor takes up what the power law cannot."""
-        return self.exponent.high >= self.exponent_max
-
-    @property
-    def floor_excludes_zero(self) -> bool:
-        """True when the floor's interval lies above 0: the variance tends to a constant."""
-        return self.floor.low > 0
-
-    def floor_difference(self, other: FloorFit) -> Estimate:
-        """This floor minus `other`'s, for fits to two independent groups of runs (other
-        seeds, or another setting), with the interval of the difference of their bootstrap
-        floors; both fits need the same number of resamples and confidence."""
-        if not isinstance(other, FloorFit):
-            raise NNLabError(f"FloorFit.floor_difference: other: expected a FloorFit, got "
-                             f"{type(other).__name__}")
-        if (other.boot.shape != self.boot.shape
-                or other.floor.confidence != self.floor.confidence):
-            raise NNLabError(
-                "FloorFit.floor_difference: other: expected a fit with the same resamples "
-                f"and confidence ({len(self.boot)}, {self.floor.confidence:g}), got "
-                f"({len(other.boot)}, {other.floor.confidence:g})")
-        return estimate(self.floor.value - other.floor.value,
-                        self.boot[:, 0] - other.boot[:, 0], self.floor.confidence)
-
-    def predict(self, n: np.ndarray) -> np.ndarray:
-        """Fitted variance at N (any shape)."""
-        return self.floor.value + self.scale.value * np.asarray(n, dtype=float) ** (
-            -self.exponent.value
-        )
-
-    def band(self, n: np.ndarray, confidence: float | None = None) -> tuple:
-        """Pointwise bootstrap band (low, high) of the fitted variance at N (m,)."""
-        n = np.asarray(n, dtype=float)
-        floor, scale, exponent = (self.boot[:, i, None] for i in range(3))
-        return interval(floor + scale * n**-exponent, confidence or self.floor.confidence)
-
-    def to_dict(self) -> dict:
-        return {
-            "floor": self.floor.to_dict(),
-            "scale": self.scale.to_dict(),
-            "exponent": self.exponent.to_dict(),
-            "floor_excludes_zero": self.floor_excludes_zero,
-            "n_from": self.n_from,
-            "n_left_out": self.n_left_out,
-            "exponent_at_bound": self.exponent_at_bound,
-        }
 
 
 @dataclass(frozen=True)
@@ -152,7 +84,22 @@ class VarianceVsNResult:
                     "follows (an early transient), which biases the floor; compare a fit "
                     "from a later N (fit_from)."
                 )
-            if fit.floor_excludes_zero:
+            if isinstance(fit, ProfileFloorFit):
+                kurtosis = ("" if fit.kurtosis is None else
+                            f" (excess kurtosis {min(fit.kurtosis):.2f}..{max(fit.kurtosis):.2f}"
+                            " over the fitted N)")
+                lines.append(
+                    f"  floor interval: profile likelihood ratio, valid at c = 0 (Self & Liang "
+                    f"mixture: p(no floor) = {fit.p_zero:.2g}); {fit.weights} weights"
+                    f"{kurtosis}; LR scaled by {fit.lr_scale:.2f} for the seeds shared "
+                    f"across N and the tails, F(1, {fit.lr_scale_df:.0f}) for that scale's "
+                    "own noise")
+            if isinstance(fit, ProfileFloorFit) and fit.plateau:
+                lines.append(f"  Plateau: the fit does not separate a floor from a slow "
+                             f"decline ({fit.plateau_reason}); the variance levels off, but "
+                             f"whether it stays (floor c = {fit.floor}) or keeps falling "
+                             "slowly is not told by these lengths.")
+            elif fit.floor_excludes_zero:
                 lines.append(
                     f"  The floor's interval excludes 0: the variance tends to a constant "
                     f"(std floor {math.sqrt(fit.floor.value):.3g}); runs settle in different "
@@ -189,6 +136,8 @@ def variance_vs_n(
     fit: bool = True,
     exponent_range: tuple[float, float] = (0.1, 3.0),
     fit_from: float | None = None,
+    weights: str = "normal",
+    floor_interval: str = "bootstrap",
     n_resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
@@ -206,10 +155,17 @@ def variance_vs_n(
     fit_from: fit only N >= fit_from (the table keeps every N): an early transient, such as
         runs that take off late, falls faster than any power law in `exponent_range`, and
         a fit that includes it biases the floor (`FloorFit.exponent_at_bound` flags it).
+    weights: the sampling variance of each N's variance the fit weights by (nnlab.analysis.
+        floor): "normal" (normal theory), "kurtosis" (with each N's excess kurtosis; needs
+        >= 4 seeds per N) or "bootstrap".
+    floor_interval: "bootstrap" (percentile interval of refits, `FloorFit`) or "profile"
+        (profile likelihood ratio valid at the boundary c = 0, with the p-value of "no floor"
+        and the plateau flag, `ProfileFloorFit`).
     Bootstrap: seeds are resampled jointly across N when every N holds the same seeds,
     within each N otherwise.
     """
     check_resampling(n_resamples, confidence, _WHERE)
+    check_floor_options(weights, floor_interval, _WHERE)
     if fit_from is not None and not is_number(fit_from):
         raise NNLabError(f"{_WHERE}: fit_from: expected a number (the shortest N to fit) or "
                          f"None, got {fit_from!r}")
@@ -263,9 +219,12 @@ def variance_vs_n(
         variance = table["std"].to_numpy() ** 2
         if np.any(variance == 0):
             raise NNLabError(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing to fit")
-        dof = table["n_runs"].to_numpy() - 1
-        floor_fit = _weighted_floor_fit(ns, variance, dof, boot_var, start, exponent_range,
-                                        confidence)
+        values = list(groups.values())
+        kurtosis = _kurtosis(values) if weights == "kurtosis" else None
+        df = scale_df(values[start:]) if floor_interval == "profile" else None
+        floor_fit = fit_floor(ns, variance, table["n_runs"].to_numpy(), boot_var, start,
+                              exponent_range, confidence, weights, floor_interval, kurtosis,
+                              df)
     return VarianceVsNResult(
         table=table,
         fit=floor_fit,
@@ -278,55 +237,9 @@ def variance_vs_n(
     )
 
 
-def _weighted_floor_fit(ns: np.ndarray, variance: np.ndarray, dof: np.ndarray,
-                        boot_var: np.ndarray, start: int, exponent_range: tuple[float, float],
-                        confidence: float) -> FloorFit:
-    """The floor fit of `variance` (k,) at `ns` (k,) from index `start` on, weighted as
-    `variance_vs_n` says, with intervals from the bootstrap variances boot_var (R, k)."""
-    ns, variance, dof, boot_var = ns[start:], variance[start:], dof[start:], boot_var[:, start:]
-    grid = np.linspace(*exponent_range, 291)
-    first = _fit_floor(ns, variance[None, :], dof / variance**2, grid)
-    fitted = first[0] + first[1] * ns ** -first[2]
-    weights = dof / np.where(fitted > 0, fitted, variance) ** 2
-    point = _fit_floor(ns, variance[None, :], weights, grid)
-    boot = np.column_stack(_fit_floor(ns, boot_var, weights, grid))
-    return FloorFit(*(estimate(point[i][0], boot[:, i], confidence) for i in range(3)),
-                    boot=boot, n_from=float(ns[0]), exponent_max=float(grid[-1]),
-                    n_left_out=start)
-
-
-def _fit_floor(ns: np.ndarray, variance: np.ndarray, weights: np.ndarray, grid: np.ndarray):
-    """Weighted LS of variance (R, k) on c + a N^-b with c, a >= 0, for each row.
-
-    Returns (c, a, b), each (R,). For each b on `grid` the model is linear in (c, a): the
-    best non-negative pair is the unconstrained solution when it is feasible, else the
-    better of the two edges (c = 0 or a = 0); the b with the smallest weighted residual sum
-    of squares is kept.
-    """
-    w = weights / weights.sum()
-    z = ns[None, :] ** -grid[:, None]  # (G, k)
-    s_z, s_zz = z @ w, (z**2) @ w  # (G,)
-    s_v, s_vv = variance @ w, variance**2 @ w  # (R,)
-    s_vz = variance @ (w * z).T  # (R, G)
-    s_v, s_vv = s_v[:, None], s_vv[:, None]
-
-    def sse(c: np.ndarray, a: np.ndarray) -> np.ndarray:
-        return s_vv - 2 * c * s_v - 2 * a * s_vz + c**2 + 2 * a * c * s_z + a**2 * s_zz
-
-    scale = (s_vz - s_v * s_z) / (s_zz - s_z**2)
-    floor = s_v - scale * s_z
-    candidates = [
-        (floor, scale),
-        (np.zeros_like(scale), np.maximum(s_vz / s_zz, 0)),
-        (np.broadcast_to(np.maximum(s_v, 0), scale.shape), np.zeros_like(scale)),
-    ]
-    losses = np.stack([sse(c, a) for c, a in candidates])  # (3, R, G)
-    losses[0][(floor < 0) | (scale < 0)] = np.inf
-    choice = np.argmin(losses, axis=0)  # (R, G)
-    loss = np.take_along_axis(losses, choice[None], axis=0)[0]
-    best = np.argmin(loss, axis=1)
-    rows = np.arange(variance.shape[0])
-    pick = choice[rows, best]
-    c = np.stack([np.broadcast_to(c, scale.shape) for c, _ in candidates])[pick, rows, best]
-    a = np.stack([a for _, a in candidates])[pick, rows, best]
-    return c, a, grid[best]
+def _kurtosis(groups: list[np.ndarray]) -> np.ndarray:
+    """(k,) the unbiased sample excess kurtosis (G2) of each group."""
+    if min(g.size for g in groups) < 4:
+        raise NNLabError(f"{_WHERE}.weights: 'kurtosis' needs at least 4 seeds per length, "
+                         f"got {min(g.size for g in groups)}")
+    return np.array([stats.kurtosis(g, bias=False) for g in groups])

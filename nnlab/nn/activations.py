@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 from nnlab.nn.layers import Layer
 
 
@@ -170,9 +170,9 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 
 
 def check_activation(name: object, field: str) -> None:
-    """Raise NNLabError naming `field` unless `name` is a known activation."""
+    """Raise ConfigError naming `field` unless `name` is a known activation."""
     if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise NNLabError(f"{field}: expected one of {', '.join(ACTIVATIONS)}, got {name!r}")
+        raise ConfigError(field, f"one of {', '.join(ACTIVATIONS)}", name)
 
 
 def make_activation(name: str, field: str = "activation") -> Activation:

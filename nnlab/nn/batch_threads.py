@@ -17,7 +17,7 @@ would slow the batch threads down: a CNN step measured 56 ms with 2 BLAS threads
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -59,7 +59,7 @@ def batch_parts(n: int) -> list[slice]:
     return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def run_parallel(tasks: list[Callable[[], None]]) -> None:
+def run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
     """Run the tasks (one per batch part) in parallel threads, each with one BLAS thread;
     the calling thread runs the first. Exceptions are re-raised."""
     global _executor

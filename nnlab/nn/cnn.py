@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import numpy.typing as npt
 
-from nnlab.errors import NNLabError, is_integer
+from nnlab.errors import ConfigError, is_integer
 from nnlab.nn.activations import check_activation, make_activation
 from nnlab.nn.batch_threads import batch_parallel
 from nnlab.nn.conv import Conv2D, MaxPool2D
@@ -41,14 +42,14 @@ SPEC_FORM = ("dash-separated tokens conv<filters>k<kernel>[s<stride>][p<padding>
 def parse_layers(spec: object, field: str = "CNN.layers") -> list[tuple[str, tuple]]:
     """The spec's tokens as (kind, args) pairs: ("conv", (filters, kernel, stride,
     padding)), ("pool", (size,)), ("dense", (units,)), ("dropout", (rate,)).
-    NNLabError naming `field` for anything else, or a conv/pool after a dense layer."""
+    ConfigError naming `field` for anything else, or a conv/pool after a dense layer."""
     if not isinstance(spec, str) or not spec.strip():
-        raise NNLabError(f"{field}: expected {SPEC_FORM}, got {spec!r}")
+        raise ConfigError(field, SPEC_FORM, spec)
     parsed: list[tuple[str, tuple]] = []
     for token in spec.strip().split("-"):
-        matches = [(kind, p.fullmatch(token)) for kind, p in TOKENS.items() if p.fullmatch(token)]
+        matches = [(kind, m) for kind, p in TOKENS.items() if (m := p.fullmatch(token))]
         if not matches:
-            raise NNLabError(f"{field}: expected {SPEC_FORM}, got token {token!r} in {spec!r}")
+            raise ConfigError(field, SPEC_FORM, token, shown=f"token {token!r} in {spec!r}")
         kind, match = matches[0]
         if kind == "conv":
             filters, kernel, stride, padding = match.groups()
@@ -58,19 +59,19 @@ def parse_layers(spec: object, field: str = "CNN.layers") -> list[tuple[str, tup
         else:
             args = (int(match.group(1)),)
         if kind == "dropout" and not args[0] < 1:
-            raise NNLabError(f"{field}: expected a dropout rate in [0, 1), got {token!r}")
+            raise ConfigError(field, "a dropout rate in [0, 1)", token)
         if kind != "dropout" and min(args[:3]) < 1:
-            raise NNLabError(f"{field}: expected positive sizes, got {token!r} in {spec!r}")
+            raise ConfigError(field, "positive sizes", token, shown=f"{token!r} in {spec!r}")
         if kind in ("conv", "pool") and any(k == "dense" for k, _ in parsed):
-            raise NNLabError(f"{field}: expected conv and pool layers before the first dense "
-                             f"layer, got {token!r} after one in {spec!r}")
+            raise ConfigError(field, "conv and pool layers before the first dense layer", token,
+                              shown=f"{token!r} after one in {spec!r}")
         parsed.append((kind, args))
     return parsed
 
 
 def check_fits(spec: object, image_shape: tuple[int, int, int],
                field: str = "CNN.layers") -> None:
-    """NNLabError naming `field` unless `spec` parses and each of its conv and pool layers
+    """ConfigError naming `field` unless `spec` parses and each of its conv and pool layers
     fits what the layers before it leave of an image_shape (channels, height, width)
     input: the checks a CNN's construction makes, without allocating its weights."""
     parsed = parse_layers(spec, field)
@@ -79,8 +80,11 @@ def check_fits(spec: object, image_shape: tuple[int, int, int],
     for token, (kind, args) in zip(str(spec).strip().split("-"), parsed, strict=True):
         if kind in ("conv", "pool"):  # the dense and dropout layers fit any input
             layer = Conv2D(*args) if kind == "conv" else MaxPool2D(*args)
-            layer.name = f"{field}: {token!r} in {spec!r} on a {image} input"
-            shape = layer.out_shape(shape)
+            try:
+                shape = layer.out_shape(shape)
+            except ConfigError as err:
+                raise ConfigError(field, err.expected, problem=f"{token!r} in {spec!r} on a "
+                                  f"{image} input: {err.problem}") from None
 
 
 def cnn_layers(spec: str, n_classes: int, activation: str, init: str,
@@ -98,7 +102,8 @@ def cnn_layers(spec: str, n_classes: int, activation: str, init: str,
     for kind, args in parse_layers(spec, field):
         if kind == "conv":
             flush()
-            layers.append(Conv2D(*args, init=init, init_std=init_std))
+            filters, kernel, stride, padding = args
+            layers.append(Conv2D(filters, kernel, stride, padding, init=init, init_std=init_std))
             pending_activation = True
         elif kind == "pool":
             layers.append(MaxPool2D(*args))
@@ -109,7 +114,7 @@ def cnn_layers(spec: str, n_classes: int, activation: str, init: str,
             flush()
             if not any(isinstance(layer, Flatten) for layer in layers):
                 layers.append(Flatten())
-            layers.append(Dense(*args, init=init, init_std=init_std))
+            layers.append(Dense(args[0], init=init, init_std=init_std))
             pending_activation = True
     flush()
     if not any(isinstance(layer, Flatten) for layer in layers):
@@ -129,7 +134,7 @@ class CNN(Sequential):
         activation, init, init_std: for every conv and dense layer.
         output, loss, dtype, seed, target_range, dropout_rng: as for Sequential.
     A layer that does not fit its input (e.g. a kernel larger than what the convs and
-    pools before it leave) raises NNLabError naming it, at construction.
+    pools before it leave) raises ConfigError naming it, at construction.
     """
 
     def __init__(
@@ -150,7 +155,7 @@ class CNN(Sequential):
         check_activation(activation, "CNN.activation")
         check_init(init, init_std, "CNN.init", "CNN.init_std")
         if not is_integer(n_classes) or n_classes < 1:
-            raise NNLabError(f"CNN.n_classes: expected a positive integer, got {n_classes!r}")
+            raise ConfigError("CNN.n_classes", "a positive integer", n_classes)
         super().__init__(cnn_layers(layers, int(n_classes), activation, init, init_std),
                          in_shape, output, loss, dtype, seed, target_range, dropout_rng)
         self.spec = layers
@@ -161,12 +166,12 @@ class CNN(Sequential):
         with batch_parallel():
             return super().logits(x, train)
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray
+    def loss_and_grads(self, x: np.ndarray, y: npt.ArrayLike
                        ) -> tuple[float, list[dict[str, np.ndarray]]]:
         with batch_parallel():
             return super().loss_and_grads(x, y)
 
-    def loss_and_input_grad(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_input_grad(self, x: np.ndarray, y: npt.ArrayLike) -> tuple[float, np.ndarray]:
         with batch_parallel():
             return super().loss_and_input_grad(x, y)
 

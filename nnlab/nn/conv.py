@@ -27,7 +27,7 @@ from functools import partial
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from nnlab.errors import NNLabError, is_integer
+from nnlab.errors import ConfigError, is_integer
 from nnlab.nn.batch_threads import batch_parts, run_parallel
 from nnlab.nn.init import check_init, init_weights
 from nnlab.nn.layers import Layer
@@ -41,7 +41,7 @@ buffers."""
 def _positive_int(value: object, field: str, minimum: int = 1) -> int:
     if not is_integer(value) or value < minimum:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise NNLabError(f"{field}: expected {kind}, got {value!r}")
+        raise ConfigError(field, kind, value)
     return int(value)
 
 
@@ -52,10 +52,8 @@ def _channels_last(x: np.ndarray) -> np.ndarray:
 
 def _image_shape(layer: Layer, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(in_shape) != 3:
-        raise layer.error(
-            f"expected a per-example image shape (channels, height, width), "
-            f"got shape {tuple(in_shape)}"
-        )
+        raise ConfigError(layer.name, "a per-example image shape (channels, height, width)",
+                          tuple(in_shape), shown=f"shape {tuple(in_shape)}")
     c, h, w = (int(d) for d in in_shape)
     return c, h, w
 
@@ -88,15 +86,14 @@ class Conv2D(Layer):
         self.init_std = init_std
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
-        """(n_filters, out_h, out_w) for a (c, h, w) input; NNLabError naming the layer if
+        """(n_filters, out_h, out_w) for a (c, h, w) input; ConfigError naming the layer if
         the kernel does not fit."""
         c, h, w = _image_shape(self, in_shape)
         k, p, s = self.kernel_size, self.padding, self.stride
         if h + 2 * p < k or w + 2 * p < k:
-            raise self.error(
-                f"kernel {k}x{k} does not fit the input {h}x{w} with padding {p}; "
-                f"expected height and width >= {k - 2 * p}"
-            )
+            raise ConfigError(self.name, f"height and width >= {k - 2 * p}",
+                              problem=f"kernel {k}x{k} does not fit the input {h}x{w} with "
+                              f"padding {p}")
         return self.n_filters, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
 
     def build(
@@ -111,7 +108,7 @@ class Conv2D(Layer):
         self.params = {"W": W, "b": np.zeros(self.n_filters, dtype=dtype)}
         # the bias rides in the GEMM as one more row of the weight matrix (and a column of
         # ones in cols), so dW and db come from one product: grads are views of it
-        self._grad_wb = np.zeros((k * k * c + 1, self.n_filters), dtype=dtype)
+        self._grad_wb: np.ndarray = np.zeros((k * k * c + 1, self.n_filters), dtype=dtype)
         self.grads = {"W": self._grad_wb[:-1].reshape(W.shape), "b": self._grad_wb[-1]}
         return out_shape
 
@@ -247,7 +244,7 @@ class Conv2D(Layer):
         (i, j) one small GEMM, g @ W[i, j].T (rows (n, oh, ow), c_in columns), and one
         vectorised add onto the input pixels that offset met."""
         np.matmul(cols.T, g, out=grad_wb)
-        if grad_xp is None:
+        if grad_xp is None or grad_offset is None:  # both given, or neither
             return
         W = self.params["W"]
         grad_offset4 = grad_offset.reshape(-1, *self.out_hw, W.shape[2])
@@ -271,13 +268,13 @@ class MaxPool2D(Layer):
         self.size = _positive_int(size, "MaxPool2D.size")
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
-        """(c, h // size, w // size) for a (c, h, w) input; NNLabError naming the layer if
+        """(c, h // size, w // size) for a (c, h, w) input; ConfigError naming the layer if
         the window does not fit."""
         c, h, w = _image_shape(self, in_shape)
         k = self.size
         if h < k or w < k:
-            raise self.error(f"window {k}x{k} does not fit the input {h}x{w}; "
-                             f"expected height and width >= {k}")
+            raise ConfigError(self.name, f"height and width >= {k}",
+                              problem=f"window {k}x{k} does not fit the input {h}x{w}")
         return c, h // k, w // k
 
     def build(

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 
 INITS = ("normal", "xavier", "glorot", "he", "kaiming", "lecun")
 """normal: N(0, std^2) with a given std (default 0.01); xavier = glorot:
@@ -17,23 +17,21 @@ DEFAULT_NORMAL_STD = 0.01
 
 
 def check_init(init: object, std: object, init_field: str, std_field: str) -> None:
-    """Raise NNLabError naming the field unless `init` is a known scheme and `std` fits it."""
+    """Raise ConfigError naming the field unless `init` is a known scheme and `std` fits it."""
     if init not in INITS:
-        raise NNLabError(f"{init_field}: expected one of {', '.join(INITS)}, got {init!r}")
+        raise ConfigError(init_field, f"one of {', '.join(INITS)}", init)
     if std is None:
         return
     if init != "normal":
-        raise NNLabError(
-            f"{std_field}: expected None unless init is 'normal', got {std!r} with "
-            f"init={init!r}"
-        )
+        raise ConfigError(std_field, "None unless init is 'normal'", std,
+                          shown=f"{std!r} with init={init!r}")
     if (
         isinstance(std, bool)
         or not isinstance(std, int | float)
         or not math.isfinite(std)
         or std <= 0
     ):
-        raise NNLabError(f"{std_field}: expected a positive number, got {std!r}")
+        raise ConfigError(std_field, "a positive number", std)
 
 
 def init_std(init: str, fan_in: int, fan_out: int, std: float | None = None) -> float:
@@ -46,7 +44,7 @@ def init_std(init: str, fan_in: int, fan_out: int, std: float | None = None) -> 
         return math.sqrt(2.0 / fan_in)
     if init == "lecun":
         return 1.0 / math.sqrt(fan_in)
-    raise NNLabError(f"init: expected one of {', '.join(INITS)}, got {init!r}")
+    raise ConfigError("init", f"one of {', '.join(INITS)}", init)
 
 
 def init_weights(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab.errors import NNLabError, is_integer
+from nnlab.errors import ConfigError, is_integer
 from nnlab.nn.init import check_init, init_weights
 
 
@@ -24,7 +24,8 @@ class Layer:
     Attributes:
         params: name -> parameter array ({} for parameter-free layers).
         grads: name -> gradient array, same keys and shapes as params, set by backward.
-        name: how errors refer to the layer; a model sets it to e.g. "layers[2] (Dense)".
+        name: the field errors name the layer by; a model sets it to e.g.
+            "layers[2] (Dense)".
         needs_input_grad: a model sets it False on its first layer, whose backward may
             then skip computing the input gradient and return None.
         rng: the train-time random stream for layers that need one (Dropout); a model sets
@@ -44,7 +45,7 @@ class Layer:
         self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
     ) -> tuple[int, ...]:
         """Allocate parameters for per-example input shape `in_shape`; return the
-        per-example output shape. Raises NNLabError naming the layer if in_shape does
+        per-example output shape. Raises ConfigError naming the layer if in_shape does
         not fit."""
         return in_shape
 
@@ -55,10 +56,6 @@ class Layer:
     def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
         """grad_y: (batch, *out_shape) -> grad_x: (batch, *in_shape); sets self.grads."""
         raise NotImplementedError
-
-    def error(self, message: str) -> NNLabError:
-        """An NNLabError prefixed with this layer's name."""
-        return NNLabError(f"{self.name}: {message}")
 
     def buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """A reusable uninitialised C-ordered array (reallocated when shape or dtype
@@ -87,21 +84,19 @@ class Dense(Layer):
     def __init__(self, n_out: int, init: str = "xavier", init_std: float | None = None) -> None:
         super().__init__()
         if not is_integer(n_out) or n_out < 1:
-            raise NNLabError(f"Dense.n_out: expected a positive integer, got {n_out!r}")
+            raise ConfigError("Dense.n_out", "a positive integer", n_out)
         check_init(init, init_std, "Dense.init", "Dense.init_std")
         self.n_out = int(n_out)
         self.init = init
         self.init_std = init_std
-        self._x: np.ndarray | None = None
+        self._x: np.ndarray  # the last train-mode input, which backward reads
 
     def build(
         self, in_shape: tuple[int, ...], rng: np.random.Generator, dtype: type
     ) -> tuple[int, ...]:
         if len(in_shape) != 1:
-            raise self.error(
-                f"expected a flat per-example input (n_in,), got shape {tuple(in_shape)}; "
-                "put a Flatten layer before it"
-            )
+            raise ConfigError(self.name, "a flat per-example input (n_in,): put a Flatten "
+                              "layer before it", tuple(in_shape), shown=f"shape {tuple(in_shape)}")
         n_in = int(in_shape[0])
         W = init_weights(self.init, (n_in, self.n_out), n_in, self.n_out, rng, dtype,
                          self.init_std)
@@ -157,7 +152,7 @@ class Dropout(Layer):
     def __init__(self, rate: float) -> None:
         super().__init__()
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
-            raise NNLabError(f"Dropout.rate: expected a number in [0, 1), got {rate!r}")
+            raise ConfigError("Dropout.rate", "a number in [0, 1)", rate)
         self.rate = float(rate)
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
@@ -165,7 +160,7 @@ class Dropout(Layer):
             self._mask = None
             return x
         if self.rng is None:
-            raise self.error("no random stream set (the model sets layer.rng)")
+            raise ConfigError(f"{self.name}.rng", "a random stream (a model sets it)", None)
         keep = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
         self._mask = (keep >= self.rate).astype(x.dtype) / x.dtype.type(1.0 - self.rate)
         return x * self._mask

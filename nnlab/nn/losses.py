@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, is_number
 from nnlab.nn.activations import sigmoid
 
 OUTPUTS = ("softmax", "sigmoid")
@@ -25,29 +25,25 @@ LOSSES = ("cross_entropy", "mse")
 
 
 def check_head(output: object, loss: object, target_range: object, where: str) -> None:
-    """Raise NNLabError naming the field of `where` that is not a valid output/loss."""
+    """Raise ConfigError naming the field of `where` that is not a valid output/loss."""
     if output not in OUTPUTS:
-        raise NNLabError(f"{where}.output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
+        raise ConfigError(f"{where}.output", f"one of {', '.join(OUTPUTS)}", output)
     if loss not in LOSSES:
-        raise NNLabError(f"{where}.loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
-    ok = (
-        isinstance(target_range, tuple | list)
-        and len(target_range) == 2
-        and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in target_range
-        )
-        and target_range[0] < target_range[1]
-    )
-    if ok and loss == "cross_entropy":
-        ok = 0 <= target_range[0] and target_range[1] <= 1
-    if not ok:
+        raise ConfigError(f"{where}.loss", f"one of {', '.join(LOSSES)}", loss)
+    if not _is_target_range(target_range, loss):
         expected = "0 <= lo < hi <= 1 (cross-entropy targets are probabilities)" if (
             loss == "cross_entropy") else "lo < hi"
-        raise NNLabError(
-            f"{where}.target_range: expected a pair (lo, hi) with {expected}, "
-            f"got {target_range!r}"
-        )
+        raise ConfigError(f"{where}.target_range", f"a pair (lo, hi) with {expected}",
+                          target_range)
+
+
+def _is_target_range(value: object, loss: object) -> bool:
+    """A pair of finite numbers lo < hi, within [0, 1] for cross-entropy."""
+    if not (isinstance(value, tuple | list) and len(value) == 2
+            and all(is_number(v) for v in value)):
+        return False
+    lo, hi = value
+    return lo < hi and (loss != "cross_entropy" or (0 <= lo and hi <= 1))
 
 
 def _softmax_by_columns(zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +56,17 @@ def _softmax_by_columns(zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p, sum_exp
 
 
+def _f64(values: np.ndarray) -> np.ndarray:
+    """values (a sum's result, maybe a numpy scalar) as a float64 array of their shape."""
+    return np.asarray(values, dtype=np.float64)
+
+
 def _sum_at_labels(zt: np.ndarray, y: np.ndarray) -> np.ndarray:
     """sum_j zt[..., y_j, j] over the batch, as float64 (...,). The gathered values are
     made contiguous first: a sum along a contiguous axis is numpy's pairwise sum, which a
     run alone takes, and the gather of stacked runs' values is laid out (batch, runs)."""
     picked = np.ascontiguousarray(zt[..., y, np.arange(len(y))])
-    return np.float64(picked.sum(axis=-1))
+    return _f64(picked.sum(axis=-1))
 
 
 class Head:
@@ -91,40 +92,50 @@ class Head:
 
     def loss_and_grad(
         self, z: np.ndarray, y: np.ndarray, with_grad: bool = True
-    ) -> tuple[float | np.ndarray, np.ndarray | None, np.ndarray]:
+    ) -> tuple[float, np.ndarray | None, np.ndarray]:
         """Batch-mean loss, its gradient w.r.t. z (batch, K) (None if not with_grad),
         and the outputs p (batch, K); with_grad, both are transposed views.
-
-        z may also be (runs, batch, K), the logits of runs that share the batch y
-        (nnlab.nn.stacked): the loss is then a (runs,) float64 array, the gradient and
-        outputs (runs, batch, K), each run's values those it gets alone.
 
         The work is done on a (K, batch) copy of z: a sum or max over the K classes of
         every example is then a sum over rows, which numpy vectorises along the batch,
         where over a row of K = 10 it cannot (softmax cross-entropy for 100 examples:
         16 instead of 32 us; for 5000: 163 instead of 683 us)."""
+        loss, grad, p = self._loss_and_grad(z, y, with_grad)
+        return float(loss), grad, p
+
+    def stacked_loss_and_grad(
+        self, z: np.ndarray, y: np.ndarray, with_grad: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """`loss_and_grad` of runs that share the batch y (nnlab.nn.stacked): z, the
+        gradient and p are (runs, batch, K), the losses (runs,) float64; each run's values
+        those it gets alone."""
+        return self._loss_and_grad(z, y, with_grad)
+
+    def _loss_and_grad(
+        self, z: np.ndarray, y: np.ndarray, with_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Both of the above: z (..., batch, K), losses float64 of shape (...)."""
         batch, n_classes = z.shape[-2:]
         rows = np.arange(batch)
         lo, span = self.lo, self.hi - self.lo
         zt = np.swapaxes(z, -1, -2).copy()  # (..., K, batch)
-        f64 = np.float64
         if self.output == "softmax":
             p, sum_exp = _softmax_by_columns(zt)  # zt now holds the shifted logits
             if self.loss == "cross_entropy":
                 # -log p_k = log_sum_exp - shifted_k
-                sum_log_sum_exp = f64(np.log(sum_exp).sum(axis=-1))  # over the batch
+                sum_log_sum_exp = _f64(np.log(sum_exp).sum(axis=-1))  # over the batch
                 total = span * (sum_log_sum_exp - _sum_at_labels(zt, y))
                 if lo:
-                    total += lo * (n_classes * sum_log_sum_exp - f64(zt.sum(axis=(-2, -1))))
+                    total += lo * (n_classes * sum_log_sum_exp - _f64(zt.sum(axis=(-2, -1))))
                 loss = total / batch
         else:
             p = sigmoid(zt, size=n_classes * batch)
             if self.loss == "cross_entropy":
                 # softplus(z) - t z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
                 softplus = np.maximum(zt, 0) + np.log1p(np.exp(-np.abs(zt)))
-                total = f64(softplus.sum(axis=(-2, -1))) - span * _sum_at_labels(zt, y)
+                total = _f64(softplus.sum(axis=(-2, -1))) - span * _sum_at_labels(zt, y)
                 if lo:
-                    total -= lo * f64(zt.sum(axis=(-2, -1)))
+                    total -= lo * _f64(zt.sum(axis=(-2, -1)))
                 loss = total / batch
         # diff = p - t
         diff = p - z.dtype.type(lo)
@@ -133,9 +144,7 @@ class Head:
             # einsum of each run on its own: over a stack it sums large arrays otherwise
             squares = np.array([np.einsum("ij,ij->", d, d) for d in diff.reshape(
                 -1, n_classes, batch)]).reshape(diff.shape[:-2])
-            loss = f64(0.5 * squares / batch)
-        if z.ndim == 2:
-            loss = float(loss)
+            loss = _f64(0.5 * squares / batch)
         if not with_grad:
             return loss, None, np.ascontiguousarray(np.swapaxes(p, -1, -2))
         if self.loss == "cross_entropy":

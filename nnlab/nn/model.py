@@ -13,9 +13,10 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from scipy.linalg import blas
 
-from nnlab.errors import NNLabError, is_integer
+from nnlab.errors import ConfigError, is_integer
 from nnlab.nn.activations import Activation, check_activation, make_activation
 from nnlab.nn.init import check_init
 from nnlab.nn.layers import Dense, Layer
@@ -33,13 +34,13 @@ BLAS on one thread; e.g. batch <= 26 for 784-100-10, <= 10 for 784-256-10."""
 
 
 def check_dtype(dtype: object, field: str) -> type:
-    """np.float32 or np.float64 from a dtype or its name; NNLabError naming `field`."""
+    """np.float32 or np.float64 from a dtype or its name; ConfigError naming `field`."""
     try:
         name = np.dtype(dtype).name  # type: ignore[call-overload]
     except TypeError:
         name = None
     if name not in DTYPES:
-        raise NNLabError(f"{field}: expected float32 or float64, got {dtype!r}")
+        raise ConfigError(field, "float32 or float64", dtype)
     return DTYPES[name]
 
 
@@ -48,7 +49,7 @@ def make_rng(seed: object, field: str) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if not is_integer(seed) or seed < 0:
-        raise NNLabError(f"{field}: expected a non-negative integer or a Generator, got {seed!r}")
+        raise ConfigError(field, "a non-negative integer or a Generator", seed)
     return np.random.default_rng(int(seed))
 
 
@@ -82,7 +83,7 @@ class Sequential:
         self.head = Head(output, loss, target_range, where)
         rng = make_rng(seed, f"{where}.seed")
         if not layers:
-            raise NNLabError(f"{where}.layers: expected at least one layer, got none")
+            raise ConfigError(f"{where}.layers", "at least one layer", layers, shown="none")
         self.in_shape = tuple(int(n) for n in in_shape)
         self.n_features = math.prod(self.in_shape)
         self.layers = list(layers)
@@ -93,10 +94,8 @@ class Sequential:
             layer.rng = dropout_rng
             shape = tuple(layer.build(shape, rng, self.dtype))
         if len(shape) != 1:
-            raise NNLabError(
-                f"{where}.layers: the last layer must give a flat (n_classes,) output, "
-                f"got per-example shape {shape}"
-            )
+            raise ConfigError(f"{where}.layers", "a last layer with a flat (n_classes,) output",
+                              shape, shown=f"per-example shape {shape}")
         self.n_classes = shape[0]
         self.layers[0].needs_input_grad = False
         with_params = [layer for layer in self.layers if layer.params]
@@ -108,29 +107,26 @@ class Sequential:
     def _inputs(self, x: np.ndarray) -> np.ndarray:
         """x: (batch, n_features) -> (batch, *in_shape) of the model dtype."""
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.n_features:
-            raise NNLabError(
-                f"x: expected an array of shape (batch, {self.n_features}), "
-                f"got {getattr(x, 'shape', type(x).__name__)}"
-            )
+            shape = getattr(x, "shape", type(x).__name__)
+            raise ConfigError("x", f"an array of shape (batch, {self.n_features})", shape,
+                              shown=str(shape))
         if x.shape[0] == 0:
-            raise NNLabError("x: expected at least one example, got an empty batch")
+            raise ConfigError("x", "at least one example", x.shape, shown="an empty batch")
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         return x.reshape((x.shape[0], *self.in_shape))
 
-    def _labels(self, y: np.ndarray, batch: int) -> np.ndarray:
+    def _labels(self, y: npt.ArrayLike, batch: int) -> np.ndarray:
         y = np.asarray(y)
         if y.shape != (batch,) or y.dtype.kind not in "iu":
-            raise NNLabError(
-                f"y: expected {batch} integer labels, shape ({batch},), "
-                f"got {y.dtype} array of shape {y.shape}"
-            )
+            raise ConfigError("y", f"{batch} integer labels, shape ({batch},)", y.shape,
+                              shown=f"{y.dtype} array of shape {y.shape}")
         # one reduction for both bounds: negative labels read as unsigned (same size and
         # byte order) are huge
         if batch and y.view(y.dtype.str.replace("i", "u")).max() >= self.n_classes:
-            raise NNLabError(
-                f"y: expected labels in 0..{self.n_classes - 1}, got {y.min()}..{y.max()}"
-            )
+            low, high = y.min(), y.max()
+            raise ConfigError("y", f"labels in 0..{self.n_classes - 1}", (low, high),
+                              shown=f"{low}..{high}")
         return y
 
     # -- passes ---------------------------------------------------------------------------
@@ -143,7 +139,7 @@ class Sequential:
             for layer in self.layers:
                 a = layer.forward(a, True)
             return a
-        z = np.empty((len(a), self.n_classes), dtype=self.dtype)
+        z: np.ndarray = np.empty((len(a), self.n_classes), dtype=self.dtype)
         for start in range(0, len(a), EVAL_CHUNK):
             chunk = a[start:start + EVAL_CHUNK]
             for layer in self.layers:
@@ -152,14 +148,14 @@ class Sequential:
         return z
 
     def loss_and_grads(
-        self, x: np.ndarray, y: np.ndarray
+        self, x: np.ndarray, y: npt.ArrayLike
     ) -> tuple[float, list[dict[str, np.ndarray]]]:
         """Batch-mean loss and its gradients (same structure as params, valid until the
         next call). x: (batch, n_features); y: (batch,) int labels."""
         loss, _ = self._backprop(x, y)
         return loss, self.grads
 
-    def loss_and_input_grad(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_input_grad(self, x: np.ndarray, y: npt.ArrayLike) -> tuple[float, np.ndarray]:
         """Batch-mean loss and its gradient w.r.t. x, (batch, n_features)."""
         first = self.layers[0]
         first.needs_input_grad = True
@@ -167,15 +163,17 @@ class Sequential:
             loss, grad_x = self._backprop(x, y)
         finally:
             first.needs_input_grad = False
+        assert grad_x is not None  # the first layer needed its input gradient
         return loss, grad_x.reshape(len(grad_x), self.n_features).copy()
 
-    def _backprop(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray | None]:
+    def _backprop(self, x: np.ndarray, y: npt.ArrayLike) -> tuple[float, np.ndarray | None]:
         """Train-mode forward and backward: fills the layers' grads; returns the loss and
         the first layer's input gradient (None unless it needs_input_grad)."""
         with self._threads_for(getattr(x, "shape", (0,))[0]):
             z = self.logits(x, train=True)
             loss, grad, _ = self.head.loss_and_grad(z, self._labels(y, len(z)))
             for layer in reversed(self.layers):
+                assert grad is not None  # only the first layer's backward may give None
                 grad = layer.backward(grad)
         return loss, grad
 
@@ -189,7 +187,7 @@ class Sequential:
         views, if the model keeps them so (the MLP does), else None."""
         return None
 
-    def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def loss_and_proba(self, x: np.ndarray, y: npt.ArrayLike) -> tuple[float, np.ndarray]:
         """Eval mode: batch-mean loss and outputs (batch, n_classes), one forward pass."""
         z = self.logits(x)
         loss, _, p = self.head.loss_and_grad(z, self._labels(y, len(z)), with_grad=False)
@@ -205,7 +203,7 @@ def _per_layer(value: object, n: int, field: str) -> list:
     """A value for all n layers, or a list with one value per layer."""
     if isinstance(value, list | tuple):
         if len(value) != n:
-            raise NNLabError(f"{field}: expected one value or a list of {n}, got {len(value)}")
+            raise ConfigError(field, f"one value or a list of {n}", len(value))
         return list(value)
     return [value] * n
 
@@ -237,10 +235,8 @@ class MLP(Sequential):
             or any(not is_integer(n) or n < 1
                    for n in sizes)
         ):
-            raise NNLabError(
-                "MLP.sizes: expected a list of at least 2 positive integers "
-                f"[n_in, hidden..., n_classes], got {sizes!r}"
-            )
+            raise ConfigError("MLP.sizes", "a list of at least 2 positive integers "
+                              "[n_in, hidden..., n_classes]", sizes)
         n_dense = len(sizes) - 1
         activations = _per_layer(activation, n_dense - 1, "MLP.activation")
         inits = _per_layer(init, n_dense, "MLP.init")
@@ -248,10 +244,8 @@ class MLP(Sequential):
             stds = _per_layer(init_std, n_dense, "MLP.init_std")
         else:  # one std for every layer initialised "normal"
             if init_std is not None and "normal" not in inits:
-                raise NNLabError(
-                    f"MLP.init_std: expected None unless a layer's init is 'normal', "
-                    f"got {init_std!r} with init={init!r}"
-                )
+                raise ConfigError("MLP.init_std", "None unless a layer's init is 'normal'",
+                                  init_std, shown=f"{init_std!r} with init={init!r}")
             stds = [init_std if name == "normal" else None for name in inits]
         for i, name in enumerate(activations):
             check_activation(name, f"MLP.activation[{i}]")
@@ -272,19 +266,20 @@ class MLP(Sequential):
         self._gemv, self._ger, self._axpy, self._gemm = blas.get_blas_funcs(
             ("gemv", "ger", "axpy", "gemm"), dtype=self.dtype
         )
-        self._one_example_buffers = [
+        self._one_example_buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
             (np.empty(n_out, self.dtype), np.empty(n_in, self.dtype), np.empty(n_in, self.dtype))
             for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
         ]
-        self._one_example_head_buffers = (np.empty(self.n_classes, self.dtype),
-                                          np.empty(self.n_classes, self.dtype))
+        self._one_example_head_buffers: tuple[np.ndarray, np.ndarray] = (
+            np.empty(self.n_classes, self.dtype), np.empty(self.n_classes, self.dtype))
         self._flat = self._move_into_flat_buffers()
 
     def _move_into_flat_buffers(self) -> tuple[np.ndarray, np.ndarray]:
         """Re-home every parameter and gradient array as a view of one flat buffer each,
         in leaf order (layer by layer, W then b); returns the two buffers."""
         total = sum(array.size for layer in self.params for array in layer.values())
-        flat_params, flat_grads = np.empty(total, self.dtype), np.zeros(total, self.dtype)
+        flat_params: np.ndarray = np.empty(total, self.dtype)
+        flat_grads: np.ndarray = np.zeros(total, self.dtype)
         offset = 0
         for params, grads in zip(self.params, self.grads, strict=True):
             for key, array in params.items():
@@ -312,7 +307,7 @@ class MLP(Sequential):
         return one_blas_thread() if batch * self.n_weights <= ONE_THREAD_WORK else nullcontext()
 
     def loss_and_grads(
-        self, x: np.ndarray, y: np.ndarray
+        self, x: np.ndarray, y: npt.ArrayLike
     ) -> tuple[float, list[dict[str, np.ndarray]]]:
         """As Sequential.loss_and_grads; one example (x of shape (1, n_features)) takes
         the BLAS level-2 path of sgd_step, writing the gradients instead of applying them."""
@@ -378,7 +373,7 @@ class MLP(Sequential):
     def _one_example(self, x: np.ndarray) -> np.ndarray:
         """x: (n_features,) of any real dtype -> contiguous model-dtype copy or view."""
         if x.shape[0] != self.n_features:
-            raise NNLabError(f"x: expected {self.n_features} features, got {x.shape[0]}")
+            raise ConfigError("x", f"{self.n_features} features", x.shape[0])
         if x.dtype != self.dtype or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=self.dtype)
         return x
@@ -386,7 +381,7 @@ class MLP(Sequential):
     def _one_label(self, y: object) -> int:
         label = y if isinstance(y, int) else int(np.asarray(y).reshape(-1)[0])
         if not 0 <= label < self.n_classes:
-            raise NNLabError(f"y: expected a label in 0..{self.n_classes - 1}, got {label}")
+            raise ConfigError("y", f"a label in 0..{self.n_classes - 1}", label)
         return label
 
     def _one_example_plan(self) -> list[_LayerPlan]:
@@ -416,6 +411,7 @@ class MLP(Sequential):
         rate eta in place (ger/axpy on W, b), or for eta None writes the gradients into
         the layers' grads. x: (n_features,) contiguous, model dtype."""
         gemv, ger, axpy, gemm = self._gemv, self._ger, self._axpy, self._gemm
+        hidden = self.hidden_activations  # hidden[i - 1] made the input of plan[i]
         # forward: a_{i+1} = f(W_i^T a_i + b_i)
         acts = [x]
         for layer in plan:
@@ -432,7 +428,7 @@ class MLP(Sequential):
             W_T, b, _, grad_a, grad_z, _, grad_W, grad_b = plan[i]
             if i > 0:
                 gemv(1.0, W_T, delta, trans=1, y=grad_a, overwrite_y=1)
-                plan[i - 1].activation.multiply_derivative(acts[i], grad_a, grad_z)
+                hidden[i - 1].multiply_derivative(acts[i], grad_a, grad_z)
             if eta is None:  # grad_W^T = delta a_i^T, a k=1 GEMM written in one pass
                 gemm(1.0, delta[:, None], acts[i][None, :], beta=0.0, c=grad_W.T, overwrite_c=1)
                 np.copyto(grad_b, delta)

@@ -91,8 +91,8 @@ class StackedMLP:
         n_in, n_1 = self.sizes[0], self.sizes[1]
         n_rest = sum(a * b + b for a, b in zip(self.sizes[1:-1], self.sizes[2:], strict=True))
         self.k = k
-        self.W0 = np.empty((n_in, k * n_1), self.dtype)
-        self.rest = np.empty((k, n_1 + n_rest), self.dtype)
+        self.W0: np.ndarray = np.empty((n_in, k * n_1), self.dtype)
+        self.rest: np.ndarray = np.empty((k, n_1 + n_rest), self.dtype)
         self.grad_W0 = np.empty_like(self.W0)
         self.grad_rest = np.empty_like(self.rest)
         self.layers = self._layers(self.W0, self.rest)
@@ -151,11 +151,11 @@ class StackedMLP:
         self._allocate(len(runs))
         self.W0[...], self.rest[...] = W0, rest
 
-    def run_factors(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run_factors(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """Per-run values (k,) as factors of (W0, rest) and their grads: (k * n_1,), one
         per column of W0, and (k, 1)."""
-        values = np.asarray(values, dtype=self.dtype)
-        return np.repeat(values, self.sizes[1]), values[:, None]
+        factors: np.ndarray = np.asarray(values, dtype=self.dtype)
+        return np.repeat(factors, self.sizes[1]), factors[:, None]
 
     def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
         """A reused array for `key` of `shape` (one per shape: training and evaluation
@@ -218,7 +218,8 @@ class StackedMLP:
         """Train mode: the batch-mean loss of every run, (k,) float64, on x: (batch, n_in)
         of the model dtype and y: (batch,) int labels; fills the grads."""
         z, inputs = self._forward(x)
-        losses, grad, _ = self.head.loss_and_grad(z, y)  # grad: (k, batch, K)
+        losses, grad, _ = self.head.stacked_loss_and_grad(z, y)  # grad: (k, batch, K)
+        assert grad is not None  # with_grad
         grads, params = self.grad_layers, self.layers
         for index in range(len(inputs), 0, -1):
             a, (W, _), (grad_W, grad_b) = inputs[index - 1], params[index], grads[index]
@@ -268,5 +269,5 @@ class StackedMLP:
     def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Eval mode, each run's `MLP.loss_and_proba`: (k,) batch-mean losses and outputs
         (k, n, K) of x: (n, n_in) of the model dtype and y: (n,) int labels."""
-        loss, _, p = self.head.loss_and_grad(self.logits(x), y, with_grad=False)
+        loss, _, p = self.head.stacked_loss_and_grad(self.logits(x), y, with_grad=False)
         return loss, p

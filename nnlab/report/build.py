@@ -25,6 +25,7 @@ import pandas as pd
 
 from nnlab.report.classic import CLASSIC_SECTIONS
 from nnlab.report.html import MEDIA_TYPES, render_page
+from nnlab.report.hypotheses import with_hypotheses
 from nnlab.report.sections import (
     GENERIC_SECTIONS,
     Options,
@@ -34,6 +35,7 @@ from nnlab.report.sections import (
 )
 from nnlab.report.summaries import StudyResults, best_config, label_configs
 from nnlab.study import Study
+from nnlab.study.data_spec import SIZE_KEYS
 from nnlab.study.store import write_text_atomic
 from nnlab.study.study import BASE_ATTR
 
@@ -42,7 +44,8 @@ SECTION_ORDER = ("overview", "curves", "eta_best", "takeoff", "overfit", "lr_epo
 
 
 def load_results(study: Study) -> StudyResults:
-    """Read what the report needs from the study's storage and results folder."""
+    """Read what the report needs from the study's storage (if it has one) and results
+    folder."""
     trials = label_configs(study.spec, study.trials())
     varied = list(study.spec.grid or study.spec.space)
     complete = trials[trials["state"] == "COMPLETE"]
@@ -50,10 +53,11 @@ def load_results(study: Study) -> StudyResults:
     if not curves.empty:
         curves = curves.merge(complete[["trial", "config", *varied]], on="trial",
                               validate="many_to_one")
+    stored = study.optuna_study(read_only=True).user_attrs if study.has_storage() else {}
     results = StudyResults(spec=study.spec, manifest=study.store.read_manifest(),
                            trials=trials, complete=complete, curves=curves,
                            best_predictions=pd.DataFrame(), varied=varied,
-                           base_config=study.optuna_study().user_attrs.get(BASE_ATTR))
+                           base_config=stored.get(BASE_ATTR))
     best = best_config(results)
     if best is None:
         return results
@@ -102,6 +106,7 @@ def write_report(folder: str | Path, *, storage: str | None = None, train: bool 
     study = Study.load(folder, storage=storage)
     results = load_results(study)
     sections, skipped = build_sections(results, options)
+    sections = with_hypotheses(sections, results, options)
     files = write_figures(sections, study.folder / "figures")
     spec = results.spec
     commit = (results.manifest.get("invocations") or [{}])[-1].get("git_commit")
@@ -113,7 +118,7 @@ def write_report(folder: str | Path, *, storage: str | None = None, train: bool 
                                                f"(seeds {spec.seeds[0]}..{spec.seeds[-1]})",
         "varied": ", ".join(f"{name} ({_values(spec, name)})" for name in results.varied)
                   or "nothing (one configuration)",
-        "base": _base_text(spec), "data": _data_text(spec),
+        "base": _base_text(spec), "data": _data_text(spec, results.manifest),
         "planned runs": spec.n_planned, "report generated": generated,
         "bootstrap": f"{n_resamples} resamples, seed {seed}, {100 * confidence:g}% intervals",
     }
@@ -149,10 +154,14 @@ def _base_text(spec) -> str:
     return overrides or "TrainConfig defaults"
 
 
-def _data_text(spec) -> str:
-    data = spec.data.to_dict()
-    sizes = ", ".join(f"{k}={v}" for k, v in data.items() if k != "name")
-    return data.get("name", "mnist") + (f" ({sizes})" if sizes else " (full splits)")
+def _data_text(spec, manifest: dict) -> str:
+    """Where the data came from, the sizes used and the content digest recorded."""
+    sizes = ", ".join(f"{k}={getattr(spec.data, k)}" for k in SIZE_KEYS
+                      if getattr(spec.data, k) is not None)
+    recorded = manifest.get("data")
+    digest = (f"; digest {recorded['digest'][:16]}" if isinstance(recorded, dict)
+              and isinstance(recorded.get("digest"), str) else "")
+    return spec.data.source() + (f" ({sizes})" if sizes else " (full splits)") + digest
 
 
 def _plain(value: object) -> object:

@@ -3,22 +3,22 @@
 - epochs and overfitting: curves evaluated at >= 3 whole epochs;
 - learning rate x epochs (heat map and animated GIF): eta varied and >= 2 whole epochs;
 - take-off at a critical learning rate: eta varied, curves with >= 5 evaluations;
-- misclassified digits with the net's top-2 guesses: stored test predictions;
+- misclassified images with the net's top-2 guesses: stored test predictions, of images
+  (examples of at least 2 x 2; several channels are shown as their mean);
 - the inverse query: an all-sigmoid MLP (seed-002's net). The study keeps no weights, so
   the report trains the best configuration once more with the study's first seed, the same
-  run bit for bit (seconds for one epoch of seed-002; skipped with `train=False`).
+  run bit for bit (seconds for one epoch of seed-002; skipped with `train=False`); its
+  figure, for images only.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from nnlab.analysis import Estimate, PowerLawFit, fit_power_law
-from nnlab.datasets import Dataset
 from nnlab.report.figures.classic import (
     gallery_figure,
     inverse_query_figure,
@@ -41,25 +41,20 @@ from nnlab.report.sections import (
     length_column,
     seed_mean,
 )
+from nnlab.report.study_data import data_record, is_images, load_data
 from nnlab.report.summaries import (
     StudyResults,
     curve_bands,
     mean_ci,
     ranked_configs,
 )
-from nnlab.study.spec import DataSpec, StudySpec
+from nnlab.study.spec import StudySpec
 from nnlab.train import train
 from nnlab.train_config import TrainConfig
 
 MAX_OVERFIT_CONFIGS = 3
 GALLERY_SIZE = 24
 INVERSE_RANGE = (0.01, 0.99)  # activations the inverse query works in (logit stays finite)
-
-
-@functools.lru_cache(maxsize=2)
-def load_data(data: DataSpec) -> Dataset:
-    """The study's data set (cached: several sections read its test images)."""
-    return data.load()
 
 
 def whole_epochs(curves: pd.DataFrame, at_least: int) -> pd.DataFrame:
@@ -261,7 +256,7 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
     if curves.groupby("trial")["step"].nunique().min() < 5:
         raise NotApplicable("fewer than 5 evaluations per run")
     final = curves.loc[curves.groupby("trial")["step"].idxmax()]
-    chance = 1 / load_data(results.spec.data).n_classes
+    chance = 1 / data_record(results)["n_classes"]
     threshold = chance + 0.5 * (final["val_acc"].max() - chance)
     runs = pd.DataFrame([
         {"eta": eta, "trial": trial,
@@ -333,7 +328,7 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
     return section
 
 
-# --- misclassified digits --------------------------------------------------------------------
+# --- misclassified images --------------------------------------------------------------------
 
 
 def gallery_section(results: StudyResults, options: Options) -> Section:
@@ -341,6 +336,10 @@ def gallery_section(results: StudyResults, options: Options) -> Section:
     predictions = results.best_predictions
     if predictions.empty:
         raise NotApplicable("no test predictions stored")
+    shape = data_record(results)["image_shape"]
+    if not is_images(shape):
+        raise NotApplicable(f"the examples are not images ({'x'.join(map(str, shape))}); the "
+                            "gallery shows images only")
     first = finished(best_trials(results)).sort_values("seed")
     if first.empty:
         raise NotApplicable("the best configuration has no finished run")
@@ -350,23 +349,25 @@ def gallery_section(results: StudyResults, options: Options) -> Section:
     if wrong.empty:
         raise NotApplicable("the run makes no error")
     shown = wrong.head(GALLERY_SIZE)
-    images = load_data(results.spec.data).test.x[shown["index"].to_numpy()]
+    test = load_data(results.spec.data).test.x
+    images = test[shown["index"].to_numpy()]
     second = int((wrong["top2"] == wrong["y_true"]).sum())
     section = Section(
-        "gallery", "Misclassified digits",
-        f"Test digits that run #{trial['trial']} ({best_config(results)}, seed "
+        "gallery", "Misclassified images",
+        f"Test images that run #{trial['trial']} ({best_config(results)}, seed "
         f"{trial['seed']}) gets wrong, most confident errors first: the true label, then the "
         "net's first and second guesses with their probabilities.")
     section.findings.append(
-        f"{len(wrong)} errors of {len(run)} test digits (one run, n={len(run)}); the second "
+        f"{len(wrong)} errors of {len(run)} test images (one run, n={len(run)}); the second "
         f"guess is right in {second} of the {len(wrong)} errors; shown: the {len(shown)} "
         f"most confident (p1 {shown['p1'].min():.2f} to {shown['p1'].max():.2f}).")
     section.data.update(trial=int(trial["trial"]), n_errors=len(wrong), n=len(run),
                         shown=shown["index"].tolist())
     section.figures.append(FigureItem.of(
         "gallery", f"The {len(shown)} most confident errors of run #{trial['trial']}.",
-        gallery_figure(images, shown, load_data(results.spec.data).image_shape,
-                       title="misclassified test digits (true label; guess: probability)")))
+        gallery_figure(images, shown, tuple(shape),
+                       grey_range=(0, 255) if test.dtype == np.uint8 else (test.min(), test.max()),
+                       title="misclassified test images (true label; guess: probability)")))
     return section
 
 
@@ -408,6 +409,10 @@ def inverse_query_section(results: StudyResults, options: Options) -> Section:
         f"that class {fmt(float(np.diag(proba).mean()), '.3f')}).")
     section.data.update(test_acc=test_acc, recognised=recognised,
                         proba_own_class=np.diag(proba).tolist())
+    if not is_images(data.image_shape):
+        section.notes.append(f"The examples are not images "
+                             f"({'x'.join(map(str, data.image_shape))}): no figure.")
+        return section
     section.figures.append(FigureItem.of(
         "inverse_query", "The input each output class asks for (dark = high).",
         inverse_query_figure(images, data.image_shape)))

@@ -8,9 +8,12 @@ A section applies when the study varies what the analysis needs:
   that depends on the current step only: see `nnlab.study.lengths`);
 - normality: >= 3 replicates; variance: >= 2 replicates (variance vs N and its floor when
   the training length varies, either way; the finite-test-set share from the predictions,
-  which are the runs' final ones);
-- noise: the `noise` field varied, with "none" among its values;
-- errors and calibration: stored test predictions.
+  which are the runs' final ones, its intervals over runs and test examples);
+- noise: the `noise` field varied, with "none" among its values (arms on the same seeds
+  compared seed by seed);
+- errors and calibration: stored test predictions (intervals over runs and test images).
+Tests of one question (normality per configuration, noise arms against none) are shown
+with Holm-adjusted p-values beside the raw ones.
 A section that does not apply raises NotApplicable with the reason, shown in the report.
 Analyses work on the best configuration (ranked on the objective, a validation metric)
 where one configuration is needed; test metrics are only reported, never used to choose.
@@ -27,11 +30,14 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.analysis import Estimate
+from nnlab.analysis.breakpoint import MIN_HEADLINE_POINTS, exploratory
+from nnlab.analysis.learning_rate import EDGE_SHARE_MAX
 from nnlab.analysis.variance import MIN_N_VALUES_FOR_FIT
 from nnlab.errors import NNLabError
 from nnlab.report import figures
 from nnlab.report.figures.classic import lr_sweep_figure
 from nnlab.report.figures.curves import learning_curves_figure
+from nnlab.report.study_data import data_record
 from nnlab.report.summaries import (
     StudyResults,
     best_config,
@@ -48,6 +54,7 @@ N_COLUMNS = ("n_steps", "epochs")  # the training length N
 MAX_TABLE_ROWS = 30
 MAX_CURVE_CONFIGS = 8
 MAX_FACETS = 6
+STALLED_ACCURACY = 0.2  # twice chance on MNIST's 10 classes: a run this bad never learnt
 
 
 class NotApplicable(Exception):
@@ -227,12 +234,16 @@ def overview_section(results: StudyResults, options: Options) -> Section:
                       f"Configurations are ranked on the objective, {spec.objective} (a "
                       "validation metric); test accuracy is reported, never used to choose.")
     summary = summarize(spec, results.trials)
-    counts = {key: summary[key] for key in ("planned", "complete", "diverged", "failed",
-                                             "failed_attempts", "running", "waiting")}
+    pruning = ("pruned",) if spec.pruner != "none" else ()
+    counts = {key: summary[key] for key in ("planned", "complete", "diverged", *pruning,
+                                             "failed", "failed_attempts", "running", "waiting")}
     section.data["counts"] = counts
     section.findings.append(
         f"{counts['complete']} of {counts['planned']} planned runs complete "
-        f"({counts['diverged']} diverged); {counts['failed']} failed "
+        f"({counts['diverged']} diverged); "
+        + (f"{counts['pruned']} pruned (stopped early by the study's pruner: left out of "
+           "every analysis); " if pruning else "")
+        + f"{counts['failed']} failed "
         f"({counts['failed_attempts']} failed attempts in all, retried ones included); "
         f"{counts['running']} running, {counts['waiting']} waiting.")
     table = configuration_table(results, options.confidence)
@@ -250,6 +261,7 @@ def overview_section(results: StudyResults, options: Options) -> Section:
     metrics = list(dict.fromkeys([objective, "test_acc"]))
     shown = pd.DataFrame({
         "configuration": table["config"], "n": table["n_seeds"], "diverged": table["diverged"],
+        **({"pruned runs": table["pruned"]} if spec.pruner != "none" else {}),
         **{f"{m} mean [{options.level} CI]": [fmt_ci(_row_estimate(r, m, options))
                                              for _, r in table.iterrows()] for m in metrics},
         **{f"{m} std": table[f"{m}_std"].map(fmt) for m in metrics},
@@ -326,22 +338,36 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
         "eta_best", "Best learning rate per training length (eta_best)",
         f"For each training length {n_col}, the seed-mean {spec.objective} at each eta, and "
         "eta_best: the vertex of a parabola in log eta through the best grid point and its "
-        f"neighbours, with a {options.level} CI from a bootstrap over seeds. "
+        f"neighbours, with a {options.level} CI from a bootstrap over seeds, widened by "
+        "t/z for the few seeds (the plain percentile interval covers too rarely with 10). "
+        "Edge share: the share of bootstrap replicates whose best grid point is at the edge "
+        "of the grid or holds or neighbours a diverged run or one stuck at chance; lengths "
+        f"above {EDGE_SHARE_MAX:.0%} stay out of the fits. "
         "With several training lengths, eta_best = a N^-b is fitted (log-log least squares) "
-        "with bootstrap CIs of a and b." + (f" {lengths.note}" if lengths.note else ""))
+        "with bootstrap CIs of a and b, beside it b under other estimators and a grid "
+        "thinned by 2 (the seed CI does not cover that choice), a broken power law whose "
+        "breakpoint is estimated inside the bootstrap, and a held-out check of the power law "
+        f"past it. Fits on fewer than {MIN_HEADLINE_POINTS} lengths or with a CI wider than "
+        "b are exploratory and kept out of the headline."
+        + (f" {lengths.note}" if lengths.note else ""))
     groups, left_out = groups_of(results, frame, ("eta", n_col), MAX_FACETS)
     if left_out:
         section.notes.append(f"{left_out} more groups of the other varied fields not shown.")
     n_values = frame[n_col].nunique()
     rows = []
     for index, (label, rows_of_group) in enumerate(groups):
-        result = analysis.eta_best(
-            rows_of_group, n_col, "eta", spec.objective, maximize=spec.direction == "maximize",
-            n_resamples=options.n_resamples, seed=options.seed, confidence=options.confidence)
+        eta_kwargs = {"maximize": spec.direction == "maximize",
+                      "stalled_at": stalled_level(spec.objective), "small_sample": True,
+                      "n_resamples": options.n_resamples, "seed": options.seed,
+                      "confidence": options.confidence}
+        result = analysis.eta_best(rows_of_group, n_col, "eta", spec.objective, **eta_kwargs)
         prefix = f"{label}: " if label else ""
         section.findings.append(prefix + result.summary())
-        section.data.setdefault("eta_best", []).append({"group": label, **result.to_dict()})
-        for row in result.table.to_dict("records"):
+        edges = result.edge_shares()
+        section.data.setdefault("eta_best", []).append(
+            {"group": label, **result.to_dict(), "edge_shares": edges.to_dict("records")})
+        for row, edge in zip(result.table.to_dict("records"), edges.to_dict("records"),
+                             strict=True):
             rows.append({
                 **({"group": label} if label else {}),
                 n_col: fmt(row[n_col], "g"),
@@ -350,13 +376,17 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
                 "best grid eta": fmt(row["eta_grid"], ".3g"),
                 f"{spec.objective} there": fmt(row["metric_at_grid"]),
                 "n runs": row["n_runs"], "diverged": row["n_diverged"],
-                "inside the grid": "yes" if row["bracketed"] else "no (a bound)"})
+                "inside the grid": "yes" if row["bracketed"] else "no (a bound)",
+                "edge share": f"{edge['share']:.0%}" + (" (left out)" if edge["excluded"]
+                                                        else "")})
         suffix = f"_{index}" if index else ""
         if n_values >= 2:
             section.figures.append(FigureItem.of(
                 f"eta_curves{suffix}", f"{prefix}{spec.objective} vs eta for each {n_col}, "
                 "eta_best marked (diamond) with its CI.", figures.eta_curves_figure(result)))
-            _power_law(section, result, n_col, prefix, suffix, options)
+            broken = _power_law(section, result, n_col, prefix, suffix, options)
+            _sensitivity(section, rows_of_group, n_col, spec.objective, prefix, eta_kwargs,
+                         broken)
         else:
             sweep = lr_sweep_table(rows_of_group, options)
             (best,) = result.table.to_dict("records")
@@ -382,20 +412,110 @@ def lr_sweep_table(frame: pd.DataFrame, options: Options) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def stalled_level(metric: str) -> float | None:
+    """The metric a run stuck at chance stays at or below (accuracies on MNIST's 10
+    classes: twice chance); None for other metrics (no stall check)."""
+    return STALLED_ACCURACY if metric.endswith("_acc") else None
+
+
 def _power_law(section: Section, result: analysis.EtaBestResult, n_col: str, prefix: str,
-               suffix: str, options: Options) -> None:
+               suffix: str, options: Options) -> analysis.BrokenPowerLawFit | None:
+    """The headline power law (exploratory ones go to the notes), the broken power law with
+    its breakpoint (returned), and the held-out check of the power law past it."""
     try:
-        fit = result.power_law(seed=options.seed)
+        fit = result.power_law(seed=options.seed, max_edge_share=EDGE_SHARE_MAX)
     except NNLabError as err:
         section.notes.append(f"{prefix}no power-law fit: {err}")
-        return
-    section.findings.append(prefix + fit.summary())
+        return None
     section.data.setdefault("power_law", []).append(fit.to_dict())
+    headline = len(section.findings)
+    broken = _broken_power_law(section, result, prefix, options)
+    if broken_holds(broken):
+        b = broken.exponent_after
+        section.findings.insert(headline, f"{prefix}headline: a power law from {n_col} = "
+                                f"{broken.breakpoint.format('.3g')} on, b = {b.format('.2f')} "
+                                f"(the broken power law's slope after its breakpoint, "
+                                f"{broken.n_after} lengths)")
+        section.notes.append(f"{prefix}one power law over all lengths, not a headline: the "
+                             "broken power law's two slopes differ. " + fit.summary())
+    elif exploratory(fit.exponent, fit.n):
+        section.notes.append(f"{prefix}exploratory, not a headline (fewer than "
+                             f"{MIN_HEADLINE_POINTS} lengths or a CI wider than b): "
+                             + fit.summary())
+    else:
+        section.findings.insert(headline, f"{prefix}headline: " + fit.summary())
     section.figures.append(FigureItem.of(
         f"power_law{suffix}", f"{prefix}eta_best vs {n_col} (log-log) with the fitted "
         f"eta_best = a {n_col}^-b and its bootstrap band; hollow points were left out "
-        "(optimum at the grid edge).",
-        figures.power_law_figure(fit, eta_best=result, xlabel=n_col)))
+        "(optimum at the grid edge or a cliff)"
+        + ("; dashed: the broken power law, its breakpoint's CI shaded." if broken else "."),
+        figures.power_law_figure(fit, eta_best=result, broken=broken, xlabel=n_col)))
+    return broken
+
+
+def broken_holds(broken: analysis.BrokenPowerLawFit | None) -> bool:
+    """A broken power law to state: not exploratory, and its two slopes' intervals apart."""
+    return broken is not None and not broken.exploratory and (
+        broken.exponent_before.high < broken.exponent_after.low
+        or broken.exponent_after.high < broken.exponent_before.low)
+
+
+def _broken_power_law(section: Section, result: analysis.EtaBestResult, prefix: str,
+                      options: Options) -> analysis.BrokenPowerLawFit | None:
+    """The broken power law over the lengths a fit uses, and the held-out check of the
+    power law from its breakpoint on (None when too few lengths)."""
+    keep = result.fit_mask(True, EDGE_SHARE_MAX)
+    n = result.table[result.n_col].to_numpy(dtype=float)
+    y, y_boot = result.table["eta_best"].to_numpy(), np.exp(result.boot_log_eta)
+    try:
+        broken = analysis.fit_broken_power_law(n[keep], y[keep], y_boot=y_boot[:, keep],
+                                               seed=options.seed,
+                                               confidence=options.confidence)
+    except NNLabError as err:
+        section.notes.append(f"{prefix}no broken power law: {err}")
+        return None
+    section.data.setdefault("broken_power_law", []).append(broken.to_dict())
+    (section.notes if broken.exploratory else section.findings).append(
+        prefix + "breakpoint chosen by the data: " + broken.summary())
+    after = keep & (n >= broken.breakpoint.value)
+    try:
+        check = analysis.extrapolation_check(n[after], y[after], y_boot=y_boot[:, after],
+                                             seed=options.seed,
+                                             confidence=options.confidence)
+    except NNLabError as err:
+        section.notes.append(f"{prefix}no held-out check past the breakpoint: {err}")
+        return broken
+    section.data.setdefault("extrapolation_check", []).append(check.to_dict())
+    section.findings.append(f"{prefix}the power law from {result.n_col} = "
+                            f"{broken.breakpoint.value:.3g} on, " + check.summary())
+    return broken
+
+
+def _sensitivity(section: Section, runs: pd.DataFrame, n_col: str, metric: str, prefix: str,
+                 eta_kwargs: dict, broken: analysis.BrokenPowerLawFit | None) -> None:
+    """b under each estimator and eta grid, over the lengths of the headline: all of them,
+    or those past the breakpoint when the broken power law's two slopes differ."""
+    n_from = broken.breakpoint.value if broken_holds(broken) else None
+    try:
+        result = analysis.eta_sensitivity(runs, n_col, "eta", metric, n_from=n_from,
+                                          **eta_kwargs)
+    except NNLabError as err:
+        section.notes.append(f"{prefix}no sensitivity table: {err}")
+        return
+    section.findings.append(prefix + result.summary().splitlines()[0])
+    section.data.setdefault("sensitivity", []).append(result.to_dict())
+    shown = pd.DataFrame({
+        "estimator": result.table["estimator"], "eta grid": result.table["grid"],
+        "etas": result.table["n_etas"],
+        "b [CI over seeds]": [
+            f"{r['b']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" if np.isfinite(r["b"])
+            else f"no fit: {r['note']}" for r in result.table.to_dict("records")],
+        "lengths": result.table["n_lengths"],
+        "role": ["headline" if r["headline"] else "exploratory" if r["exploratory"] else ""
+             for r in result.table.to_dict("records")]})
+    section.tables.append(Table(f"{prefix}b by estimator and eta grid, {n_col} = "
+                                f"{result.n_from:g}..{result.n_to:g} (beside the headline)",
+                                shown))
 
 
 def best_trials(results: StudyResults) -> pd.DataFrame:
@@ -412,9 +532,12 @@ def normality_section(results: StudyResults, options: Options) -> Section:
         "normality", "Distribution of restarts (normality)",
         "Final test accuracy of the seeds of each configuration: Shapiro-Wilk (which decides), "
         "D'Agostino-Pearson (n >= 8) and Anderson-Darling, with skewness, excess kurtosis and "
-        "the test's power at this n. Diverged runs are left out.")
+        "the test's power at this n. The configurations' Shapiro-Wilk tests ask one "
+        "question, so their p-values are also shown Holm-adjusted over the table (Holm 1979). "
+        "Diverged runs are left out.")
     rows, best_result = [], None
     best = best_config(results)
+    family = analysis.Family("is the test accuracy of each configuration normal?")
     for config in ranked_configs(results)[:MAX_TABLE_ROWS]:
         values = finished(results.complete[results.complete["config"] == config])["test_acc"]
         if len(values) < 3 or np.ptp(values) == 0:
@@ -422,6 +545,7 @@ def normality_section(results: StudyResults, options: Options) -> Section:
         result = analysis.normality(values.to_numpy(), name="test_acc", seed=options.seed)
         if config == best:
             best_result = result
+        family.add(config, result.shapiro)
         rows.append({"configuration": config, "n": result.n,
                      "mean": fmt(values.mean()), "std": fmt(values.std(ddof=1)),
                      "Shapiro-Wilk W": fmt(result.shapiro.statistic, ".3f"),
@@ -431,15 +555,34 @@ def normality_section(results: StudyResults, options: Options) -> Section:
                      "verdict": "not normal" if result.rejects else "no evidence against"})
     if best_result is None:
         raise NotApplicable("the best configuration has fewer than 3 finished runs that differ")
-    section.findings.append(f"Best configuration ({best}): " + best_result.summary())
+    adjusted = family.adjusted
+    for row in rows:
+        row["p (Holm)"] = fmt_p(analysis.HypothesisTest("", 0.0, adjusted[row["configuration"]]))
+    section.findings.append(f"Best configuration ({best}): " + best_result.summary()
+                            + " " + detectable_departures(best_result.n, options))
     section.data["best"] = {"config": best, **best_result.to_dict()}
+    section.data["family"] = family.to_dict()
     section.tables.append(Table(f"normality of test_acc per configuration (alpha "
-                                f"{best_result.alpha:g})", pd.DataFrame(rows)))
+                                f"{best_result.alpha:g}; p (Holm): adjusted over the "
+                                f"{len(rows)} configurations)", pd.DataFrame(rows)))
     section.figures.append(FigureItem.of(
         "normality", f"Test accuracy of the {best_result.n} runs of the best configuration "
         f"({best}): histogram with KDE and the fitted normal, and the QQ plot.",
         figures.normality_figure(best_result)))
     return section
+
+
+def detectable_departures(n: int, options: Options) -> str:
+    """What Shapiro-Wilk detects with 80% power at n, by simulation
+    (`analysis.minimum_detectable_effect`)."""
+    skewness = analysis.minimum_detectable_effect("shapiro-skewness", n, n_sim=400,
+                                                  seed=options.seed)
+    tails = analysis.minimum_detectable_effect("shapiro-tails", n, n_sim=400, seed=options.seed)
+    heavy = "no t distribution" if not np.isfinite(tails) else f"t({1 / tails:.1f})"
+    skewed = "no gamma skewness up to 4" if not np.isfinite(skewness) else (
+        f"a skewness of {skewness:.2f}")
+    return (f"With 80% power at n={n} (alpha 0.05, simulated), Shapiro-Wilk detects {skewed} "
+            f"and tails as heavy as {heavy}; smaller departures go unseen.")
 
 
 def variance_section(results: StudyResults, options: Options) -> Section:
@@ -456,7 +599,11 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         f"Mean and standard deviation of the {'' if lengths.from_curves else 'final '}test "
         f"accuracy over seeds per {n_col}, {options.level} CIs by bootstrap over seeds. With "
         f">= {MIN_N_VALUES_FOR_FIT} training lengths the variance is fitted as var(N) = c + "
-        "a N^-b: a floor c whose CI excludes 0 means runs settle in different solutions. The "
+        "a N^-b, weighted by the sampling variance of each variance with the runs' excess "
+        "kurtosis (not assuming normal runs), the floor's CI a profile likelihood-ratio "
+        "interval that stays valid at c = 0 (Self & Liang), adjusted for the seeds shared "
+        "across N: a floor c whose CI excludes 0 means runs settle in different solutions; "
+        "\"plateau\" where the fit cannot tell a floor from a slow decline. The "
         "finite-test-set part of the variance (Jordan 2023) is computed from the best "
         f"configuration's test predictions{at_end}." + (f" {lengths.note}" if lengths.note
                                                           else ""))
@@ -467,12 +614,14 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.notes.append(f"{left_out} more configurations not shown.")
     rows, first = [], None
     test_set = test_set_result(results, options, section)
-    fit_kwargs = {"n_resamples": options.n_resamples, "seed": options.seed,
-                  "confidence": options.confidence}
+    fit_kwargs = {"floor_interval": "profile", "n_resamples": options.n_resamples,
+                  "seed": options.seed, "confidence": options.confidence}
     for label, group in groups:
+        fewest = int(group.groupby(n_col).size().min()) if len(group) else 0
         try:
             result = analysis.variance_vs_n(
-                group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT, **fit_kwargs)
+                group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT,
+                weights="kurtosis" if fewest >= 4 else "normal", **fit_kwargs)
         except NNLabError as err:
             section.notes.append(f"{label or 'all runs'}: {err}")
             continue
@@ -503,7 +652,8 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.figures.append(FigureItem.of(
             "variance", f"{label + ': ' if label else ''}mean and std of test_acc vs {n_col}"
             + (" with the fitted floor" if result.fit else "")
-            + (" and the std a finite test set alone gives" if test_set else "")
+            + (" and the std of the test-set part (runs erring on different examples)"
+               if test_set else "")
             + (" (at the end of the runs)" if test_set and lengths.from_curves else "") + ".",
             figures.variance_figure(result, test_set=test_set)))
     section.tables.append(Table(f"test_acc over seeds per {n_col}", pd.DataFrame(rows)))
@@ -529,11 +679,17 @@ def test_set_result(results: StudyResults, options: Options,
         section.notes.append("Finite-test-set share: needs the test predictions of >= 2 runs "
                              "of the best configuration.")
         return None
-    result = analysis.test_set_variance(predictions, n_resamples=options.n_resamples,
-                                        seed=options.seed, confidence=options.confidence)
-    section.findings.append(f"Best configuration ({best_config(results)}): "
-                            + result.summary())
+    boot = {"n_resamples": options.n_resamples, "seed": options.seed,
+            "confidence": options.confidence}
+    result = analysis.test_set_variance(predictions, unit="run x example", **boot)
+    by_run = analysis.test_set_variance(predictions, unit="run", **boot)
+    section.findings.append(
+        f"Best configuration ({best_config(results)}): " + result.summary()
+        + f" (The two-way intervals are conservative for the variance parts; resampling "
+        f"runs only, with this test set fixed, the distribution-wise part is "
+        f"{by_run.distribution}.)")
     section.data["test_set_variance"] = result.to_dict()
+    section.data["test_set_variance_by_run"] = by_run.to_dict()
     return result
 
 
@@ -541,8 +697,11 @@ test_set_result.__test__ = False  # not a pytest test
 
 
 def noise_section(results: StudyResults, options: Options) -> Section:
-    """Each noise variant against no noise: spreads (Brown-Forsythe, Fligner-Killeen, std
-    ratio) and means (Welch, P(A > B)), per group of the other varied fields."""
+    """Each noise variant against no noise: spreads (Brown-Forsythe, Fligner-Killeen and the
+    std ratio; for arms on the same seeds Pitman-Morgan and the paired std ratio) and means
+    (Welch or the paired t, P(A > B)), per group of the other varied fields; the spread and
+    the mean tests each adjusted over the table (Holm), with the std ratios the data exclude
+    and the ratio the spread test would detect."""
     if "noise" not in results.varied:
         raise NotApplicable("noise is not varied")
     levels = list(dict.fromkeys(results.complete["noise"]))
@@ -551,64 +710,121 @@ def noise_section(results: StudyResults, options: Options) -> Section:
     section = Section(
         "noise", "Noise against no noise",
         "Final test accuracy with each noise variant against the same configuration "
-        "without noise: Brown-Forsythe and Fligner-Killeen tests of equal spread, a bootstrap "
-        f"{options.level} CI of the std ratio, Welch's t for the means, and P(a run with "
-        "noise beats one without) with its CI. Diverged runs are left out and counted.")
+        "without noise. Runs with the same seed start from the same weights and see the data "
+        "in the same order, so arms on the same seeds are compared seed by seed: the "
+        "Pitman-Morgan test of equal variances of paired samples, the std ratio's "
+        f"{options.level} CI by bootstrap over seeds, the paired t for the means and P(noise "
+        "beats none on a seed). Arms on other seeds are independent samples: "
+        "Brown-Forsythe and Fligner-Killeen tests of equal spread, a bootstrap CI of the std "
+        "ratio, Welch's t and P(a run with noise beats one without). The spread tests of the "
+        "table form one family and the mean tests another: each p is shown with its "
+        "Holm-adjusted value (Holm 1979). A spread test that does not reject is not evidence "
+        "of equal spreads: 'excluded' gives the std ratios the data rule out (each side at "
+        "95%, the equivalence bound of a TOST, Schuirmann 1987), 'detectable' the ratio the "
+        "spread test finds with 80% power at this n (simulated). Diverged runs are left "
+        "out and counted.")
     groups, left_out = groups_of(results, results.complete, ("noise",), 12)
     if left_out:
         section.notes.append(f"{left_out} more groups not shown.")
     rows = []
+    spread = analysis.Family("does noise change the spread of test_acc?")
+    location = analysis.Family("does noise change the mean of test_acc?")
     for label, group in groups:
         for level in (lv for lv in levels if lv != "none"):
             try:
                 result = analysis.compare_variance_by(
-                    group, "noise", level, "none", "test_acc",
+                    group, "noise", level, "none", "test_acc", paired=share_seeds(
+                        group, "noise", level, "none"),
                     n_resamples=options.n_resamples, seed=options.seed,
                     confidence=options.confidence)
             except NNLabError as err:
                 section.notes.append(f"{label or 'all runs'}, noise={level}: {err}")
                 continue
             prefix = f"{label}: " if label else ""
-            section.data.setdefault("comparisons", []).append({"group": label,
-                                                                **result.to_dict()})
+            name = f"{prefix}noise={level}"
+            spread.add(name, result.spread_test)
+            location.add(name, result.location_test)
+            excluded = analysis.tost_std_ratio(
+                result.a, result.b, None, paired=result.paired,
+                n_resamples=options.n_resamples, seed=options.seed)
+            detectable = detectable_ratio(result, options)
+            section.data.setdefault("comparisons", []).append(
+                {"group": label, **result.to_dict(), "std_ratio_excluded": excluded.to_dict(),
+                 "detectable_std_ratio": detectable})
             rows.append({**({"group": label} if label else {}), "noise": level,
-                         "n (noise / none)": f"{result.a.size} / {result.b.size}",
+                         "design": f"paired, {result.a.size} seeds" if result.paired else
+                         f"independent, {result.a.size} / {result.b.size} runs",
                          f"std ratio [{options.level} CI]": fmt_ci(result.std_ratio, ".2f"),
-                         "Brown-Forsythe p": fmt_p(result.brown_forsythe),
-                         "Fligner-Killeen p": fmt_p(result.fligner),
+                         "excluded": f"< {1 / excluded.bound:.2f} or > {excluded.bound:.2f}",
+                         "detectable (80%)": fmt(detectable, ".2f"),
+                         "spread test": result.spread_test.name, "spread p (Holm)": name,
                          f"mean difference [{options.level} CI]":
                              fmt_ci(result.mean_difference, ".4f"),
-                         "Welch p": fmt_p(result.welch),
+                         "mean test": result.location_test.name, "mean p (Holm)": name,
                          f"P(noise > none) [{options.level} CI]":
                              fmt_ci(result.p_superiority, ".2f")})
             if len(section.figures) < 2:
-                section.findings.append(prefix + result.summary())
+                section.findings.append(prefix + result.summary() + "\n  " + excluded.summary())
                 section.figures.append(FigureItem.of(
                     f"noise_{level}" + (f"_{len(section.figures)}" if section.figures else ""),
                     f"{prefix}test_acc with noise={level} against none, every run shown.",
                     figures.compare_figure(result, metric="test_acc")))
     if not rows:
         raise NotApplicable("no group has >= 3 finished runs with and without noise")
+    for row in rows:  # the families are complete only now
+        row["spread p (Holm)"] = spread.p_text(row["spread p (Holm)"])
+        row["mean p (Holm)"] = location.p_text(row["mean p (Holm)"])
+    section.data["families"] = [spread.to_dict(), location.to_dict()]
+    section.findings += [spread.summary(), location.summary()]
     section.tables.append(Table("noise against none, test_acc", pd.DataFrame(rows)))
     return section
 
 
+def detectable_ratio(result: analysis.CompareResult, options: Options) -> float:
+    """The std ratio (> 1) the comparison's spread test detects with 80% power at its n:
+    Brown-Forsythe for independent samples, Pitman-Morgan for pairs at their correlation
+    (clipped to [0, 0.95])."""
+    if result.paired:
+        return analysis.minimum_detectable_effect(
+            "pitman-morgan", int(result.a.size), n_sim=400, seed=options.seed,
+            correlation=float(np.clip(result.correlation, 0.0, 0.95)))
+    return analysis.minimum_detectable_effect(
+        "brown-forsythe", (int(result.a.size), int(result.b.size)), n_sim=400,
+        seed=options.seed)
+
+
+def share_seeds(group: pd.DataFrame, by: str, a: object, b: object) -> bool:
+    """Whether the runs with `by` == a and == b share seeds: in one study the same seed
+    gives the same initial weights and data order, so such arms pair up by seed."""
+    if "seed" not in group.columns:
+        return False
+    seeds = [set(group.loc[group[by] == level, "seed"]) for level in (a, b)]
+    return bool(seeds[0] & seeds[1])
+
+
 def errors_section(results: StudyResults, options: Options) -> Section:
     """Second guesses, confidence of errors, calibration and confusions of the best
-    configuration, pooled over its seeds."""
+    configuration, pooled over its seeds; intervals by two-way bootstrap over runs and test
+    images."""
     predictions = results.best_predictions
     if predictions.empty:
         raise NotApplicable("no test predictions stored")
     best = best_config(results)
-    result = analysis.error_analysis(predictions, n_resamples=options.n_resamples,
-                                     seed=options.seed, confidence=options.confidence)
+    n_classes = data_record(results)["n_classes"]
+    result = analysis.error_analysis(predictions, n_classes=n_classes, unit="run x image",
+                                     n_resamples=options.n_resamples, seed=options.seed,
+                                     confidence=options.confidence)
     section = Section(
         "errors", "Errors and calibration",
         f"Test predictions of the best configuration ({best}), pooled over its "
         f"{result.n_trials} run(s): is the second guess right when the first is wrong "
-        "(against chance 1/9, exact binomial CI and test)? Are wrong answers less confident "
-        "(Mann-Whitney)? How many errors at >= 99% confidence? Expected calibration error "
-        "(15 equal-width bins, bootstrap CI) and the confusions.")
+        f"(against chance 1/{n_classes - 1}, one of the {n_classes - 1} other classes)? Are "
+        "wrong answers less confident (AUC against 0.5)? How many errors at >= 99% "
+        "confidence? Expected calibration error (15 equal-width bins) and the confusions. "
+        "The runs share one test set and tend to get the same images wrong, so the "
+        f"predictions are not independent draws: the {options.level} intervals resample "
+        f"{result.unit_text}, for the rates over the population of runs and of images the "
+        "test set was drawn from.")
     section.findings.append(result.summary())
     section.data["error_analysis"] = {"config": best, **result.to_dict()}
     section.figures += [

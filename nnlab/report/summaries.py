@@ -77,9 +77,9 @@ def label_configs(spec: StudySpec, trials: pd.DataFrame) -> pd.DataFrame:
 
 def configuration_table(results: StudyResults, confidence: float = 0.95) -> pd.DataFrame:
     """One row per configuration, best first (ranked on the objective, as `nnlab status`
-    ranks them): config, the varied fields, n_seeds, diverged, then for the objective and
-    test_acc: <metric>, <metric>_low, <metric>_high (seed mean and its t interval),
-    <metric>_std; and seconds (mean run time)."""
+    ranks them): config, the varied fields, n_seeds, diverged, pruned (with a pruner),
+    then for the objective and test_acc: <metric>, <metric>_low, <metric>_high (seed mean
+    and its t interval), <metric>_std; and seconds (mean run time)."""
     spec = results.spec
     ranked = configurations(spec, results.trials)
     if ranked.empty:
@@ -98,7 +98,8 @@ def configuration_table(results: StudyResults, confidence: float = 0.95) -> pd.D
                         f"{metric}_std": values.std(ddof=1) if values.size > 1 else math.nan})
         rows.append(row)
     stats_table = pd.DataFrame(rows)
-    keep = ["config", *results.varied, "n_seeds", "diverged"]
+    pruned = ["pruned"] if spec.pruner != "none" else []
+    keep = ["config", *results.varied, "n_seeds", "diverged", *pruned]
     return ranked[keep].merge(stats_table, on="config", how="left", validate="one_to_one")
 
 

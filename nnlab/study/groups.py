@@ -1,11 +1,19 @@
 """Lockstep groups of a study's trials: waiting trials that share a data order, claimed and
 trained together (see nnlab.lockstep), bit for bit as they would train alone.
 
-The runner claims a trial as ever; with `[study] lockstep = true` (the default) it then
-claims waiting trials of the same `group_key`, each by its own claim (exactly once per
-trial, as any claim). One worker trains them with `train_group` and writes each trial's
-files (`run_group`); the runner records each trial's outcome. A worker that dies mid-group
-fails all its trials, and they are run again like any failed or abandoned trial.
+The runner claims a trial as ever; when the study groups (`grouping`), it then claims
+waiting trials of the same `group_key`, each by its own claim (exactly once per trial, as
+any claim). One worker trains them with `train_group`, each run reporting its own
+evaluations through its own link (live intermediate values), and writes each trial's files
+(`run_group`); the runner records each trial's outcome. A worker that dies mid-group fails
+all its trials, and they are run again like any failed or abandoned trial.
+
+A study groups with `[study] lockstep = true` (the default) and no pruner. A pruner's
+decision for trial n at a step waits for every trial numbered below n and counts those not
+yet claimed as not started; without groups trials are claimed in number order, so that view
+is the same in every run of the study. A group claims its mates ahead of lower-numbered
+trials of other groups, which would then be judged as not started or not, depending on how
+the trials happened to be grouped.
 
 Sizes: at most `max_group_size` runs; and while fewer groups are waiting than worker slots
 are free, a group takes only its share of its key's trials, so that no worker idles.
@@ -14,19 +22,24 @@ are free, a group takes only its share of its key's trials, so that no worker id
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from optuna.trial import FrozenTrial
 
 from nnlab.lockstep import group_key, max_group_size, train_group
+from nnlab.study.attrs import SEED
+from nnlab.study.spec import StudySpec
 from nnlab.study.task import (
     TrialOutcome,
     TrialTask,
+    checked_data,
+    close_link,
     failure,
     limit_blas_threads,
-    load_dataset,
+    on_eval,
     outcome,
     run_trial,
     write_run,
@@ -37,47 +50,58 @@ if TYPE_CHECKING:
     from nnlab.study.runner import Runner
 
 
-@dataclass(frozen=True)
-class GroupTask:
-    """Trials to train as one lockstep group (their configs share one group_key)."""
+def grouping(spec: StudySpec) -> bool:
+    """Whether the study of `spec` trains trials that share a data order in lockstep groups:
+    study.lockstep, and no pruner (see the module's note)."""
+    return spec.lockstep and spec.pruner == "none"
 
-    tasks: tuple[TrialTask, ...]
 
-
-def run_group(group: GroupTask) -> list[TrialOutcome]:
-    """Train the group's trials together and write each one's files: one outcome per
-    trial, in order; never raises (a trial whose files cannot be written fails alone)."""
-    tasks = group.tasks
+def run_group(tasks: Sequence[TrialTask]) -> list[TrialOutcome]:
+    """Train the trials of `tasks` (their configs share one group_key) together and write
+    each one's files: one outcome per trial, in order; never raises (a trial whose files
+    cannot be written fails alone)."""
+    size = len(tasks)
     try:
         limit_blas_threads(tasks[0].blas_threads)
-        runs = train_group([TrainConfig.from_dict(task.config) for task in tasks],
-                           load_dataset(tasks[0].data))
+        data = checked_data(tasks[0])
+        try:
+            runs = train_group([TrainConfig.from_dict(task.config) for task in tasks], data,
+                               [on_eval(task) for task in tasks])
+        finally:
+            for task in tasks:
+                close_link(task)
     except Exception as err:  # every trial of the group fails with it; the study goes on
-        return [failure(task.number, err) for task in tasks]
+        return [replace(failure(task.number, err), group_size=size) for task in tasks]
     outcomes = []
     for task, run in zip(tasks, runs, strict=True):
         try:
             write_run(task, run)
         except Exception as err:
-            outcomes.append(failure(task.number, err))
+            outcomes.append(replace(failure(task.number, err), group_size=size))
             continue
-        outcomes.append(outcome(task.number, run))
+        outcomes.append(replace(outcome(task.number, run, data.digest), group_size=size))
     return outcomes
 
 
 class Lockstep:
-    """How `runner` groups the trials it claims: none when its spec says lockstep = false."""
+    """How `runner` groups the trials it claims: not at all unless `grouping(runner.spec)`."""
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
-        self.enabled = runner.spec.lockstep
+        self.enabled = grouping(runner.spec)
+        self._configs: dict[int, TrainConfig] = {}  # trial number -> its config
         self._keys: dict[int, str | None] = {}  # trial number -> group_key
+
+    def _config(self, trial: FrozenTrial) -> TrainConfig:
+        if trial.number not in self._configs:
+            self._configs[trial.number] = self.runner.spec.config_for(
+                trial.params, trial.user_attrs[SEED])
+        return self._configs[trial.number]
 
     def key(self, trial: FrozenTrial) -> str | None:
         """The group_key of the trial's config (None: it trains alone)."""
         if trial.number not in self._keys:
-            config = TrainConfig.from_dict(self.runner._task(trial).config)
-            self._keys[trial.number] = group_key(config) if self.enabled else None
+            self._keys[trial.number] = group_key(self._config(trial)) if self.enabled else None
         return self._keys[trial.number]
 
     def claim_mates(self, first: FrozenTrial, free_slots: int) -> list[FrozenTrial]:
@@ -93,8 +117,7 @@ class Lockstep:
         keys = {self.key(trial) for trial in waiting if self.key(trial) is not None} | {key}
         units = len(keys) + sum(self.key(trial) is None for trial in waiting)
         parts = max(1, math.ceil(free_slots / units))
-        config = TrainConfig.from_dict(self.runner._task(first).config)
-        size = min(max_group_size(config), math.ceil((len(mates) + 1) / parts))
+        size = min(max_group_size(self._config(first)), math.ceil((len(mates) + 1) / parts))
         claimed: list[FrozenTrial] = []
         while len(claimed) < size - 1:
             trial = self.runner._claim_waiting(lambda t: t.number in mates)
@@ -104,9 +127,9 @@ class Lockstep:
             claimed.append(trial)
         return claimed
 
-    def submit(self, pool: Executor, trials: list[FrozenTrial]) -> Future:
-        """Run `trials` (one, or a group) in `pool`: the future of one outcome or a list."""
-        tasks = [self.runner._task(trial) for trial in trials]
+    @staticmethod
+    def submit(pool: Executor, tasks: list[TrialTask]) -> Future:
+        """Run `tasks` (one, or a group) in `pool`: the future of one outcome or a list."""
         if len(tasks) == 1:
             return pool.submit(run_trial, tasks[0])
-        return pool.submit(run_group, GroupTask(tuple(tasks)))
+        return pool.submit(run_group, tasks)

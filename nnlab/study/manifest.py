@@ -1,9 +1,12 @@
 """Provenance: what ran a study, where and when (results/<study>/manifest.json).
 
-The manifest names the study and its storage, and lists every invocation that worked on
-it (resumed and concurrent runs and workers on other hosts each add one): command, host,
-pid, workers, where they run and their BLAS threads, whether they train runs in lockstep
-groups, start and end times, package versions, git commit, Python, BLAS and CPU.
+The manifest names the study and its storage, records the data it trains on ("data": name,
+source, content digest, n_classes, image_shape, n_features, split sizes; see
+`nnlab.datasets.Dataset.identity`), and lists every invocation that worked on it (resumed
+and concurrent runs and workers on other hosts each add one): command, host, pid, workers,
+where they run and their BLAS threads, whether they train runs that share a data order in
+lockstep groups and how many trials they trained so, the digest of the data it checked,
+start and end times, package versions, git commit, Python, BLAS and CPU.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 Exactly once: every (configuration, replicate seed) has a stable `key` (a hash of its full
 TrainConfig and data). Planning (under the study lock) enqueues each key that has no
-complete, waiting or live running trial; claiming takes WAITING trials one at a time with
-Optuna's atomic WAITING -> RUNNING transition (under the study lock with a journal file, a
-row lock in a database), so a trial runs in one place only, however many `nnlab run` or
-`nnlab worker` processes, on however many hosts, pull from the study.
+complete, pruned, waiting or live running trial; claiming takes WAITING trials one at a
+time with Optuna's atomic WAITING -> RUNNING transition (under the study lock with a
+journal file, a row lock in a database), so a trial runs in one place only, however many
+`nnlab run` or `nnlab worker` processes, on however many hosts, pull from the study.
 
 Trials whose process is gone are failed and their keys enqueued again (under the lock, so
 each key is enqueued once): on the next plan, found by their owner's pid on this host; with
@@ -13,46 +13,66 @@ a database storage's heartbeat, by any process of the study once the grace perio
 passed without a heartbeat, wherever the owner ran.
 
 The parent process claims and records; worker processes (loky, through joblib, or a Dask
-cluster's) only train and write parquet (`nnlab.study.task.run_trial`). With lockstep
+cluster's) only train and write parquet (`nnlab.study.task.run_trial`), and send each
+evaluation to the parent, which stores it as an intermediate value and, with a pruner,
+decides whether the run goes on (`nnlab.study.live`, `nnlab.study.pruning`). It also keeps
+the companion study of configurations in step (`nnlab.study.configs`). With lockstep
 (`nnlab.study.groups`), a trial is claimed with the waiting trials of its group, each by its
-own claim, trained with them in one worker and recorded on its own.
+own claim, trained with them in one worker (`run_group`) and recorded on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
 from joblib.executor import get_memmapping_executor
+from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState, create_trial
-from tqdm import tqdm
 
+from nnlab.study.attrs import (
+    CONFIG_ID,
+    ERROR,
+    IDENTITY,
+    KEY,
+    KEY_METRICS,
+    OWNER,
+    RESULT,
+    SEED,
+)
+from nnlab.study.configs import ended_configurations, sync_configs
 from nnlab.study.groups import Lockstep
+from nnlab.study.live import Channel, open_channel
 from nnlab.study.liveness import HeartbeatRecorder, owner_is_gone, this_process
+from nnlab.study.progress import Progress
+from nnlab.study.pruning import Pruning, make_pruner
 from nnlab.study.spec import StudySpec, param_value, stable_hash
+from nnlab.study.status import best_configuration, format_best
 from nnlab.study.storage import Heartbeat
 from nnlab.study.store import ResultsStore
-from nnlab.study.task import TrialOutcome, TrialTask
+from nnlab.study.task import TrialOutcome, TrialTask, load_dataset
+from nnlab.study.trials import trials_table
+from nnlab.train import fit_to_data
 
-# user attrs of every trial: key, config_id and seed when it is enqueued, owner when it
-# is claimed, result ({"status", metrics, "seeds"}) or error when it ends. Few attrs: each
-# is one fsync'ed journal write.
-KEY, CONFIG_ID, SEED, OWNER, RESULT, ERROR = (
-    "key", "config_id", "seed", "owner", "result", "error")
-IDENTITY = (KEY, CONFIG_ID, SEED)
+__all__ = ["CONFIG_ID", "ERROR", "IDENTITY", "KEY", "OWNER", "RESULT", "SEED", "Runner"]
 
 
 # BLAS threads per worker. Parallelism comes from worker processes (--jobs up to the number
 # of cores), never from BLAS threads: on a busy machine, BLAS threads that outnumber free
 # cores spin and wait, and a seed-000 run took 6-7x longer with 2 threads than with 1.
 BLAS_THREADS = 1
+# how often the loop looks for evaluations to store: often when runs wait for a pruning
+# verdict, less so when the values are only stored
+TICK, TICK_PRUNING = 0.25, 0.01
+RECOVER_EVERY = 10.0  # seconds between looks for dead owners while a decision waits
 
 
 @dataclass
@@ -62,13 +82,15 @@ class RunCounts:
     completed: int = 0
     diverged: int = 0
     failed: int = 0
-    grouped: int = 0  # trials run in lockstep groups of two or more
+    pruned: int = 0
+    grouped: int = 0  # trials trained in lockstep groups of two or more
 
-    def add(self, outcome: TrialOutcome, grouped: bool = False) -> None:
+    def add(self, outcome: TrialOutcome) -> None:
         self.failed += outcome.error is not None
-        self.completed += outcome.error is None
+        self.completed += outcome.error is None and outcome.status != "pruned"
         self.diverged += outcome.status == "diverged"
-        self.grouped += grouped
+        self.pruned += outcome.status == "pruned"
+        self.grouped += outcome.error is None and outcome.group_size > 1
 
 
 class Runner:
@@ -94,6 +116,7 @@ class Runner:
         self._beats = HeartbeatRecorder(self._storage, heartbeat and heartbeat.interval)
         self._ownerless_since: dict[int, float] = {}
         self._held: set[int] = set()  # ids of trials this process claimed, not yet recorded
+        self._recovered = time.monotonic()
         self.lockstep = Lockstep(self)
 
     # --- identities -----------------------------------------------------------------------
@@ -121,12 +144,13 @@ class Runner:
             if identity[KEY] not in taken:
                 self._enqueue(params, identity)
                 taken.add(identity[KEY])
+        sync_configs(self.spec, self.study)
 
     @staticmethod
     def _taken(trials: list[FrozenTrial]) -> set[str]:
-        """Keys that have a complete, waiting or running trial."""
+        """Keys that have a complete, pruned, waiting or running trial."""
         return {t.user_attrs.get(KEY) for t in trials if t.state in (
-            TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)}
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)}
 
     def _planned(self, trials: list[FrozenTrial]) -> Iterator[tuple[dict[str, Any], int]]:
         """(params, seed) of every planned trial known so far: the whole grid, or the
@@ -137,28 +161,43 @@ class Runner:
                     yield {k: param_value(v) for k, v in point.items()}, seed
             return
         for trial in trials:
-            if SEED in trial.user_attrs and trial.state != TrialState.PRUNED:
+            if SEED in trial.user_attrs:  # a pruned run's key is taken too
                 yield trial.params, trial.user_attrs[SEED]
 
-    def _enqueue(self, params: dict[str, Any], identity: dict[str, Any]) -> None:
+    @functools.cached_property
+    def _distributions(self) -> dict[str, BaseDistribution]:
+        """The spec's distributions, except where the study's trials already record one
+        for a field: a study keeps the distributions it was created with (grids before
+        numeric distributions were categorical)."""
         distributions = self.spec.distributions()
+        for trial in self.study.get_trials(deepcopy=False):
+            if trial.distributions:
+                distributions.update({name: dist for name, dist in trial.distributions.items()
+                                      if name in distributions})
+                break
+        return distributions
+
+    def _enqueue(self, params: dict[str, Any], identity: dict[str, Any]) -> None:
         self.study.add_trial(create_trial(
             state=TrialState.WAITING, params=params,
-            distributions={name: distributions[name] for name in params},
+            distributions={name: self._distributions[name] for name in params},
             user_attrs=identity))
 
     def _finish(self, trial: FrozenTrial, attrs: dict[str, Any], state: TrialState,
                 value: float | None = None) -> bool:
         """End the RUNNING `trial` with `attrs`, `state` and `value`. False if another
-        process ended it first (it took this process for gone); a trial that does not end
-        COMPLETE keeps no files."""
+        process ended it first (it took this process for gone). A trial that does not end
+        COMPLETE keeps no files, except a PRUNED one its curve."""
         try:
             for name, attr in attrs.items():
                 self._storage.set_trial_user_attr(trial._trial_id, name, attr)
             ended = self.study.tell(trial.number, value, state=state, skip_if_finished=True)
         except UpdateFinishedTrialError:
             ended = self._storage.get_trial(trial._trial_id)
-        if ended.state != TrialState.COMPLETE:
+        if ended.state == TrialState.PRUNED:
+            for kind in ("predictions", "probabilities"):
+                self.store.trial_path(kind, trial.number).unlink(missing_ok=True)
+        elif ended.state != TrialState.COMPLETE:
             self.store.discard_trial(trial.number)
         return ended.state == state
 
@@ -267,15 +306,14 @@ class Runner:
         the budget of `n_trials` configurations is spent. A proposal of a known
         configuration is pruned and the sampler asked again."""
         trials = self.study.get_trials(deepcopy=False)
-        configs = {t.user_attrs[CONFIG_ID] for t in trials
-                   if CONFIG_ID in t.user_attrs and t.state != TrialState.PRUNED}
+        configs = {t.user_attrs[CONFIG_ID] for t in trials if KEY in t.user_attrs}
         while len(configs) < self.spec.n_trials:
             with warnings.catch_warnings():  # the heartbeat is this engine's, not optimize's
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-                trial = self.study.ask(fixed_distributions=self.spec.distributions())
+                trial = self.study.ask(fixed_distributions=self._distributions)
             self._held.add(trial._trial_id)
             first, *others = [self._identity(trial.params, seed) for seed in self.spec.seeds]
-            if first[CONFIG_ID] in configs:
+            if first[CONFIG_ID] in configs:  # a repeat, PRUNED without a key: never run
                 trial.set_user_attr(CONFIG_ID, first[CONFIG_ID])
                 self.study.tell(trial, state=TrialState.PRUNED)
                 self._held.discard(trial._trial_id)
@@ -291,25 +329,44 @@ class Runner:
     # --- recording ------------------------------------------------------------------------
 
     def record(self, trial: FrozenTrial, outcome: TrialOutcome) -> bool:
-        """Store a run's outcome in Optuna: COMPLETE (status ok or diverged) or FAIL. False
-        if the trial had meanwhile been failed as abandoned (its result is dropped: its
-        configuration runs again elsewhere)."""
+        """Store a run's outcome in Optuna: COMPLETE (status ok or diverged), PRUNED (status
+        pruned: a pruner stopped it, maybe at its last step; metrics where it stopped, its
+        value the last intermediate value, as Optuna takes it) or FAIL. False if the trial
+        had meanwhile been failed as abandoned (its result is dropped: its configuration
+        runs again elsewhere)."""
         self._held.discard(trial._trial_id)
         self._beats.discard(trial._trial_id)
         if outcome.error is not None:
             return self._finish(trial, {ERROR: outcome.error}, TrialState.FAIL)
-        value = outcome.metrics.get(self.spec.objective)
-        if value is None:  # a diverged run's objective: the worst value there is
+        pruned = outcome.status == "pruned"
+        value = None if pruned else outcome.metrics.get(self.spec.objective)
+        if value is None and not pruned:  # a diverged run's objective: the worst value
             value = float("-inf") if self.spec.direction == "maximize" else float("inf")
+        note = f"pruned at step {outcome.metrics['n_steps']:.0f}" if pruned else outcome.note
         result = {"status": outcome.status, **outcome.metrics, "seeds": outcome.seeds}
-        if outcome.note:
-            result["note"] = outcome.note
-        return self._finish(trial, {RESULT: result}, TrialState.COMPLETE, value)
+        if note:
+            result["note"] = note
+        if outcome.data_digest:
+            result["data_digest"] = outcome.data_digest
+        metrics = {**outcome.metrics, "status": outcome.status}
+        attrs = {RESULT: result, **{name: metrics.get(name) for name in KEY_METRICS}}
+        state = TrialState.PRUNED if pruned else TrialState.COMPLETE
+        return self._finish(trial, attrs, state, value)
 
-    def _task(self, trial: FrozenTrial) -> TrialTask:
+    def _task(self, trial: FrozenTrial, channel: Channel) -> TrialTask:
         config = self.spec.config_for(trial.params, trial.user_attrs[SEED])
+        link = channel.link(trial.number, waits=self.spec.pruner != "none")
         return TrialTask(trial.number, config.to_dict(), self.spec.data, str(self.store.folder),
-                         self.spec.save_probs, BLAS_THREADS)
+                         self.spec.save_probs, BLAS_THREADS, self.spec.objective, link)
+
+    def _pruning(self) -> Pruning | None:
+        """The pruning decisions of this process's trials; None without a pruner."""
+        if self.spec.pruner == "none":
+            return None
+        data = load_dataset(self.spec.data)
+        max_steps = max(fit_to_data(config, data)[1] for _, config in self.spec.probe_configs())
+        return Pruning(self.study, functools.partial(
+            make_pruner, self.spec.pruner, self.spec.pruner_options, max_steps))
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -317,58 +374,129 @@ class Runner:
                 executor: Executor | None = None) -> RunCounts:
         """Run trials in `n_jobs` worker processes until none is left to claim. With
         heartbeats, until no trial of the study is waiting or running anywhere: trials of
-        processes that die meanwhile are failed and run again here.
+        processes that die meanwhile are failed and run again here. The evaluations of
+        running trials are stored as they arrive; with a pruner, a run is recorded once
+        its last evaluation is decided.
 
         `executor` defaults to joblib's reusable loky process pool (the one joblib.Parallel
         uses); any concurrent.futures.Executor (e.g. a Dask client's) can take its place.
         """
         counts = RunCounts()
         in_flight: dict[Future, list[FrozenTrial]] = {}  # one trial, or a lockstep group
-        bar = tqdm(total=self.spec.n_planned, initial=self._n_complete(), unit="trial",
-                   desc=self.spec.name, disable=not progress, dynamic_ncols=True)
+        ended: dict[int, tuple[FrozenTrial, TrialOutcome]] = {}  # over, not yet recorded
+        claimed: dict[int, FrozenTrial] = {}  # this process's trials, by number
+        pruning = self._pruning()
         poll = None if self.heartbeat is None else self.heartbeat.interval
+        tick = TICK if pruning is None else TICK_PRUNING
 
-        def fill() -> None:
-            while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
-                pool = executor or get_memmapping_executor(n_jobs)
-                trials = [trial, *self.lockstep.claim_mates(trial, n_jobs - len(in_flight))]
-                in_flight[self.lockstep.submit(pool, trials)] = trials
+        with open_channel(executor) as channel:
+            bar = Progress(self.spec.name, self.spec.n_planned, self._n_done(), self._best,
+                           enabled=progress)
 
-        try:
-            with self._beats:
-                fill()
-                while in_flight or self._unfinished_elsewhere():
-                    if not in_flight:  # others' trials run: wait, retry them if they die
-                        time.sleep(poll)
-                        fill()
-                        continue
-                    finished, _ = wait(in_flight, timeout=poll, return_when=FIRST_COMPLETED)
-                    done = [(in_flight.pop(f), f) for f in finished]
-                    try:
-                        fill()  # first keep the workers busy, then record what finished
-                    finally:
-                        for trials, future in done:
+            filled = time.monotonic()
+
+            def fill() -> None:
+                nonlocal filled
+                filled = time.monotonic()
+                while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
+                    pool = executor or get_memmapping_executor(n_jobs)
+                    trials = [trial, *self.lockstep.claim_mates(trial, n_jobs - len(in_flight))]
+                    claimed.update((mate.number, mate) for mate in trials)
+                    tasks = [self._task(mate, channel) for mate in trials]
+                    in_flight[self.lockstep.submit(pool, tasks)] = trials
+
+            try:
+                with self._beats:
+                    fill()
+                    while in_flight or ended or self._unfinished_elsewhere():
+                        if not in_flight and not ended:  # others' trials run: wait, retry
+                            time.sleep(poll)             # them if they die
+                            fill()
+                            continue
+                        finished = _finished(in_flight, tick)
+                        for future in finished:
+                            trials = in_flight.pop(future)
                             outcomes = _outcomes(future, [trial.number for trial in trials])
                             for trial, outcome in zip(trials, outcomes, strict=True):
-                                self._count(trial, outcome, counts, bar, len(trials) > 1)
-        except BaseException:
-            if executor is None:
-                get_memmapping_executor(n_jobs).terminate(kill_workers=True)
-            for future in in_flight:
-                future.cancel()
-            self._release()
-            raise
-        finally:
-            bar.close()
+                                ended[trial.number] = (trial, outcome)
+                                if pruning is not None:
+                                    pruning.ended(trial.number)
+                        self._store_evaluations(channel, claimed, pruning)
+                        try:
+                            # first keep the workers busy (and, with heartbeats, look for
+                            # trials to retry every `poll` seconds), then record
+                            if finished or (poll and time.monotonic() - filled >= poll):
+                                fill()
+                        finally:
+                            for number in self._recordable(ended, pruning):
+                                trial, outcome = ended.pop(number)
+                                if pruning is not None and pruning.pruned_at(number) is not None:
+                                    outcome = replace(outcome, status="pruned")
+                                self._count(trial, outcome, counts, bar)
+                                if pruning is not None:
+                                    pruning.forget(number)
+                                channel.release(number)
+                                del claimed[number]
+                        bar.tick()
+            except BaseException:
+                if executor is None:
+                    get_memmapping_executor(n_jobs).terminate(kill_workers=True)
+                for future in in_flight:
+                    future.cancel()
+                self._release()
+                raise
+            finally:
+                bar.close()
         return counts
 
+    @staticmethod
+    def _recordable(ended: dict[int, tuple[FrozenTrial, TrialOutcome]],
+                    pruning: Pruning | None) -> list[int]:
+        """The ended runs that can be recorded now: all without a pruner; else those that
+        failed, and those whose every evaluation is decided."""
+        return [number for number, (_, outcome) in ended.items()
+                if pruning is None or outcome.error is not None or pruning.settled(number)]
+
+    def _store_evaluations(self, channel: Channel, claimed: dict[int, FrozenTrial],
+                           pruning: Pruning | None) -> None:
+        """Store the evaluations the workers sent as intermediate values; with a pruner,
+        take every decision that can be taken now and send the verdicts runs wait for."""
+        for number, step, value, waits in channel.drain():
+            trial = claimed[number]
+            try:
+                self._storage.set_trial_intermediate_value(trial._trial_id, step, value)
+            except UpdateFinishedTrialError:  # failed as abandoned meanwhile: stop the run
+                if waits:
+                    channel.send(number, False)
+                continue
+            if pruning is not None:
+                pruning.report(number, trial._trial_id, step, value, waits)
+        if pruning is None:
+            return
+        for decision in pruning.decide():
+            if decision.waits:
+                channel.send(decision.number, not decision.prune)
+        if pruning.waiting and time.monotonic() - self._recovered > RECOVER_EVERY:
+            self._recovered = time.monotonic()  # a decision may wait on a dead process's trial
+            self.recover()
+
     def _count(self, trial: FrozenTrial, outcome: TrialOutcome, counts: RunCounts,
-               bar: tqdm, grouped: bool) -> None:
+               bar: Progress) -> None:
+        config_id = [trial.user_attrs[CONFIG_ID]]
         if not self.record(trial, outcome):
             outcome = TrialOutcome(outcome.number, error="failed as abandoned meanwhile")
-        counts.add(outcome, grouped)
-        bar.update(outcome.error is None)
-        bar.set_postfix(failed=counts.failed, diverged=counts.diverged, refresh=False)
+        elif ended_configurations(self.spec, self.study.get_trials(deepcopy=False), config_id):
+            with self.lock():  # its configuration's last run: into the companion study
+                sync_configs(self.spec, self.study, config_id)
+        counts.add(outcome)
+        bar.update(outcome.error is None, failed=counts.failed, diverged=counts.diverged,
+                   pruned=counts.pruned)
+
+    def _best(self) -> str:
+        """The best configuration so far, for progress lines."""
+        table = trials_table(self.spec, self.study.get_trials(deepcopy=False))
+        best = best_configuration(self.spec, table)
+        return format_best({"best_configuration": best, "objective": self.spec.objective})
 
     def _release(self) -> None:
         """Fail the trials this process holds (it is stopping) and enqueue their keys again,
@@ -392,9 +520,19 @@ class Runner:
             return bool(self.study.get_trials(
                 deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
 
-    def _n_complete(self) -> int:
+    def _n_done(self) -> int:
+        """Keys whose run has ended: complete or pruned."""
         return len({t.user_attrs.get(KEY) for t in self.study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE,))})
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if KEY in t.user_attrs})
+
+
+def _finished(in_flight: dict[Future, list[FrozenTrial]], timeout: float) -> set[Future]:
+    """The futures of `in_flight` done within `timeout` seconds (returning at the first)."""
+    if not in_flight:  # runs over, waiting for their last decisions
+        time.sleep(timeout)
+        return set()
+    return wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)[0]
 
 
 def _outcomes(future: Future, numbers: list[int]) -> list[TrialOutcome]:
@@ -405,5 +543,5 @@ def _outcomes(future: Future, numbers: list[int]) -> list[TrialOutcome]:
     except Exception as err:  # the worker process died (killed, out of memory, segfault)
         message = " ".join(str(err).split())
         return [TrialOutcome(number, error=f"worker process failed: {type(err).__name__}: "
-                             f"{message[:300]}") for number in numbers]
+                             f"{message[:300]}", group_size=len(numbers)) for number in numbers]
     return result if isinstance(result, list) else [result]

@@ -11,6 +11,8 @@ replicates = 3            # seeds per configuration: seed, seed + 1, ...
 seed = 0                  # first replicate seed; also seeds the random/tpe sampler
 # n_trials = 20           # configurations to sample (random/tpe only)
 # save_probs = false      # also keep the full test probabilities of every run
+# pruner = "none"         # none | median | successive_halving | hyperband (random/tpe only)
+# pruner_options = { n_warmup_steps = 100 }   # the Optuna pruner's own options
 # lockstep = true         # train runs that share a data order together (nnlab.lockstep)
 [base]                    # a TrainConfig: preset = "<name>" plus fields that override it
 preset = "seed-000"
@@ -19,7 +21,9 @@ eta = [0.3, 1.0, 3.0]
 # [space] for random/tpe: eta = { log_uniform = [1e-3, 10] }, also uniform, int_uniform,
 #   int_log_uniform (two bounds) and choice (a list)
 [data]
-name = "mnist"            # train_size / val_size / test_size: use the first n examples
+name = "mnist"            # or "digits"; or files, train/val/test, entry_point (docs/data.md)
+# train_size / val_size / test_size: use the first n examples of each split
+# [[hypothesis]] tables: predictions declared before the runs (nnlab.study.hypotheses)
 ```
 
 Everything is checked before any work; an error names the section and key
@@ -47,19 +51,20 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from nnlab.datasets import Dataset, Split
 from nnlab.errors import NNLabError, as_path, checked_int, is_int, is_number
 from nnlab.presets import get_preset
-from nnlab.train_config import TrainConfig, field_names
+from nnlab.study.data_spec import DATA_KEYS, DataSpec, data_spec
+from nnlab.study.grids import grid_distribution, param_value
+from nnlab.study.hypotheses import Hypothesis, hypotheses_from
+from nnlab.study.pruning import PRUNERS, check_pruner
+from nnlab.train_config import MODELS, TrainConfig, field_names
 
-SECTIONS = ("study", "base", "grid", "space", "data")
+SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
-              "lockstep")
+              "pruner", "pruner_options", "lockstep")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
-DATA_KEYS = ("name", "train_size", "val_size", "test_size")
-DATASETS = ("mnist",)
 MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomState
 MAX_PLANNED = 10**6  # runs one study may plan (each is a trial in the storage)
 GROWS_BY = ("replicates", "n_trials")  # raising these grows a study (`StudySpec.extends`)
@@ -105,11 +110,6 @@ def _retitled(err: NNLabError, field_name: str, where: str) -> NNLabError:
     return NNLabError(f"{where}: {message}")
 
 
-def param_value(value: Any) -> Any:
-    """A config value as Optuna stores it: lists (e.g. sizes) as JSON text."""
-    return json.dumps(value) if isinstance(value, list) else value
-
-
 @dataclass(frozen=True)
 class Range:
     """One [space] entry: `kind` in RANGE_KINDS, `bounds` (low, high) or the choices."""
@@ -130,35 +130,6 @@ class Range:
 
 
 @dataclass(frozen=True)
-class DataSpec:
-    """The data set (by name) and optional sizes: the first n examples of each split."""
-
-    name: str = "mnist"
-    train_size: int | None = None
-    val_size: int | None = None
-    test_size: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-    def load(self) -> Dataset:
-        """The data set, cut to the requested sizes (an error if a split is too small)."""
-        from nnlab.data import load_mnist
-
-        data = load_mnist()
-        splits = {}
-        for split_name in ("train", "val", "test"):
-            split: Split = getattr(data, split_name)
-            size = getattr(self, f"{split_name}_size")
-            if size is not None and size > len(split):
-                raise NNLabError(f"data.{split_name}_size: expected an integer <= {len(split)} "
-                                 f"(the {self.name} {split_name} split), got {size}")
-            splits[split_name] = split if size is None else Split(split.x[:size], split.y[:size])
-        return Dataset(data.name, n_classes=data.n_classes, image_shape=data.image_shape,
-                       **splits)
-
-
-@dataclass(frozen=True)
 class StudySpec:
     """A validated study; build it with `StudySpec.from_dict` or `StudySpec.from_toml`."""
 
@@ -169,11 +140,14 @@ class StudySpec:
     seed: int = 0
     n_trials: int | None = None
     save_probs: bool = False
+    pruner: str = "none"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
     lockstep: bool = True
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     space: dict[str, Range] = field(default_factory=dict)
     data: DataSpec = field(default_factory=DataSpec)
+    hypotheses: tuple[Hypothesis, ...] = ()  # [[hypothesis]] tables (nnlab.study.hypotheses)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -211,11 +185,15 @@ class StudySpec:
                         why=" (the samplers' seed range)"),
             n_trials=study.get("n_trials"),
             save_probs=study.get("save_probs", False),
+            pruner=_one_of("study.pruner", study.get("pruner", "none"), PRUNERS),
+            pruner_options=dict(_check_keys("study.pruner_options",
+                                            study.get("pruner_options", {}), None)),
             lockstep=study.get("lockstep", True),
             base=dict(_check_keys("base", values.get("base", {}), None)),
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
             space=_ranges(_check_keys("space", values.get("space", {}), None)),
-            data=_data_spec(_check_keys("data", values.get("data", {}), DATA_KEYS)),
+            data=data_spec(_check_keys("data", values.get("data", {}), DATA_KEYS)),
+            hypotheses=hypotheses_from(values.get("hypothesis", [])),
         )
         spec._validate()
         return spec
@@ -231,6 +209,10 @@ class StudySpec:
                                  "runs every combination)")
             if self.space:
                 raise NNLabError("[space]: only for sampler = random or tpe; use [grid] lists")
+            if self.pruner != "none":
+                raise NNLabError(f"study.pruner: expected \"none\" with sampler = grid (a grid "
+                                 "runs every configuration and seed: pruning would break the "
+                                 f"seed balance its analyses need), got {self.pruner!r}")
         else:
             if self.n_trials is None:
                 raise NNLabError(f"study.n_trials: expected the number of configurations "
@@ -242,6 +224,7 @@ class StudySpec:
             if not self.space:
                 raise NNLabError(f"[space]: expected at least one varied field with "
                                  f"sampler = {self.sampler}")
+        check_pruner(self.pruner, self.pruner_options)
         base = self.base_config()
         varied = {**{k: ("grid", v) for k, v in self.grid.items()},
                   **{k: ("space", v) for k, v in self.space.items()}}
@@ -321,6 +304,26 @@ class StudySpec:
                 raise _retitled(err, name, f"base.{name}") from err
         return config
 
+    def fitted(self, n_features: int, n_classes: int) -> StudySpec:
+        """This spec for data of `n_features` features and `n_classes` classes. When no
+        `sizes` is set in [base] or varied, the base network's (a preset's, or TrainConfig's
+        default; made for MNIST's 784 features and 10 classes) first and last sizes become
+        the data's; otherwise (and for a model builder, which reads no sizes) it is
+        returned as is. A network that cannot take the data is an error naming it."""
+        if any("sizes" in table for table in (self.base, self.grid, self.space)):
+            return self
+        config = self.base_config()
+        sizes = [n_features, *config.sizes[1:-1], n_classes]
+        if config.model not in MODELS or sizes == config.sizes:
+            return self
+        values = self.to_dict()
+        values["base"]["sizes"] = sizes
+        try:
+            return StudySpec.from_dict(values)
+        except NNLabError as err:
+            raise NNLabError(f"[base] on data of {n_features} features and {n_classes} "
+                             f"classes (sizes {sizes}): {err}") from err
+
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the [grid] lists, the last key varying fastest; one empty
         point (the base config alone) when there is no grid."""
@@ -342,8 +345,7 @@ class StudySpec:
     def distributions(self) -> dict[str, BaseDistribution]:
         """The Optuna distribution of every varied field."""
         if self.sampler == "grid":
-            return {name: CategoricalDistribution([param_value(v) for v in values])
-                    for name, values in self.grid.items()}
+            return {name: grid_distribution(values) for name, values in self.grid.items()}
         return {name: r.distribution() for name, r in self.space.items()}
 
     def config_for(self, params: dict[str, Any], seed: int) -> TrainConfig:
@@ -370,6 +372,10 @@ class StudySpec:
             study["n_trials"] = self.n_trials
         if self.save_probs:
             study["save_probs"] = True
+        if self.pruner != "none":
+            study["pruner"] = self.pruner
+        if self.pruner_options:
+            study["pruner_options"] = dict(self.pruner_options)
         if not self.lockstep:
             study["lockstep"] = False
         values: dict[str, Any] = {"study": study, "base": dict(self.base)}
@@ -378,14 +384,17 @@ class StudySpec:
         if self.space:
             values["space"] = {k: r.to_dict() for k, r in self.space.items()}
         values["data"] = self.data.to_dict()
+        if self.hypotheses:
+            values["hypothesis"] = [h.to_dict() for h in self.hypotheses]
         return values
 
     def to_toml(self) -> str:
         """The spec as TOML text (what results/<study>/spec.toml holds)."""
         lines = [f"# study {self.name!r}: the spec this results folder was created with"]
-        for section, table in self.to_dict().items():
-            lines += ["", f"[{section}]"]
-            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        for section, tables in self.to_dict().items():
+            for table in tables if isinstance(tables, list) else [tables]:
+                lines += ["", f"[[{section}]]" if isinstance(tables, list) else f"[{section}]"]
+                lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
         return "\n".join(lines) + "\n"
 
     def digest(self) -> str:
@@ -435,13 +444,6 @@ def _one_of(where: str, value: object, options: tuple[str, ...]) -> str:
     if value not in options:
         raise NNLabError(f"{where}: expected one of {', '.join(options)}, got {value!r}")
     return value
-
-
-def _data_spec(table: dict[str, Any]) -> DataSpec:
-    name = _one_of("data.name", table.get("name", "mnist"), DATASETS)
-    sizes = {key: checked_int(f"data.{key}", table[key], low=1)
-             for key in DATA_KEYS[1:] if key in table}
-    return DataSpec(name=name, **sizes)
 
 
 def _ranges(table: dict[str, Any]) -> dict[str, Range]:
@@ -512,6 +514,9 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in values.items():
         if isinstance(value, dict):
             flat.update(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, table in enumerate(value):  # [[hypothesis]] tables
+                flat.update(_flatten(table, f"{prefix}{key}[{i}]."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

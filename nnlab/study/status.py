@@ -9,15 +9,18 @@ import pandas as pd
 
 from nnlab.study.spec import StudySpec
 
-LIVE_STATES = ("COMPLETE", "WAITING", "RUNNING", "ABANDONED")  # a key not (yet) failed
+LIVE_STATES = ("COMPLETE", "PRUNED", "WAITING", "RUNNING", "ABANDONED")  # not (yet) failed
 
 
 def configurations(spec: StudySpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration with complete trials, best first: the varied fields,
-    n_seeds, <objective>_mean/_std and test_acc_mean/_std over its seeds (std ddof=1, NaN
-    for one seed), diverged (runs). Ranked by the mean objective value (a diverged run's
-    objective counts as the worst value), so only validation data chooses."""
+    """One row per configuration with complete trials, best first: config_id, the varied
+    fields, n_seeds (complete runs), <objective>_mean/_std and test_acc_mean/_std over them
+    (std ddof=1, NaN for one seed), diverged and pruned (runs). Ranked by the mean objective
+    value (a diverged run's objective counts as the worst value), so only validation data
+    chooses; configurations with a pruned run come after all others (a pruned run is never
+    a complete result, and the mean of the runs a pruner let finish is biased)."""
     complete = frame[frame["state"] == "COMPLETE"]
+    pruned = pruned_runs(frame).groupby("config_id").size()
     varied = list(spec.grid or spec.space)
     objective = spec.objective
     table = complete.groupby("config_id", sort=False).agg(
@@ -28,15 +31,25 @@ def configurations(spec: StudySpec, frame: pd.DataFrame) -> pd.DataFrame:
         test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
         diverged=("status", lambda s: int((s == "diverged").sum())),
     )
-    table = table.sort_values("rank_value", ascending=spec.direction == "minimize",
-                              kind="stable")
-    return table.drop(columns="rank_value").reset_index(drop=True)
+    table["pruned"] = pruned.reindex(table.index, fill_value=0).astype(int)
+    table["has_pruned"] = table["pruned"] > 0
+    table = table.sort_values(["has_pruned", "rank_value"],
+                              ascending=[True, spec.direction == "minimize"], kind="stable")
+    return table.drop(columns=["rank_value", "has_pruned"]).reset_index()
+
+
+def pruned_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs a pruner stopped (PRUNED trials with a key; a sampler's repeat of a known
+    configuration is PRUNED too, but was never run)."""
+    return frame[(frame["state"] == "PRUNED") & frame["key"].notna()]
 
 
 def best_configuration(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any] | None:
     """The first row of `configurations` as {"params", "n_seeds", "<objective>_mean",
-    "<objective>_std", "test_acc_mean", "test_acc_std"}, or None if nothing is complete."""
+    "<objective>_std", "test_acc_mean", "test_acc_std"}, or None if no configuration has
+    complete runs only."""
     table = configurations(spec, frame)
+    table = table[table["pruned"] == 0]
     if table.empty:
         return None
     best = table.to_dict("records")[0]
@@ -46,6 +59,16 @@ def best_configuration(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any] |
             **{key: _plain(best[key]) for key in (
                 "n_seeds", f"{objective}_mean", f"{objective}_std", "test_acc_mean",
                 "test_acc_std")}}
+
+
+def best_configuration_trials(spec: StudySpec, frame: pd.DataFrame) -> list[int]:
+    """The numbers of the complete trials of the best configuration (`configurations`'
+    first row), ascending; [] if nothing is complete."""
+    table = configurations(spec, frame)
+    if table.empty:
+        return []
+    best = (frame["state"] == "COMPLETE") & (frame["config_id"] == table["config_id"].iloc[0])
+    return sorted(frame.loc[best, "trial"].tolist())
 
 
 def format_configurations(spec: StudySpec, frame: pd.DataFrame, limit: int = 12) -> str:
@@ -58,7 +81,8 @@ def format_configurations(spec: StudySpec, frame: pd.DataFrame, limit: int = 12)
         lines.append(f"  {params:<32} {objective} "
                      f"{_pm(row[f'{objective}_mean'], row[f'{objective}_std'])}  test_acc "
                      f"{_pm(row['test_acc_mean'], row['test_acc_std'])}  n={row['n_seeds']}"
-                     + (f"  diverged={row['diverged']}" if row["diverged"] else ""))
+                     + (f"  diverged={row['diverged']}" if row["diverged"] else "")
+                     + (f"  pruned={row['pruned']}" if row["pruned"] else ""))
     return "\n".join(lines)
 
 
@@ -66,6 +90,7 @@ def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
     """Counts over planned (configuration, seed) keys and trials, with the best so far.
 
     complete: keys with a complete trial (diverged ones included; `diverged` counts them);
+    pruned: keys whose run a pruner stopped (never counted as complete);
     failed: keys whose every trial failed and that are not waiting to run again;
     running / waiting: trials in those states, running ones whose process is gone counted
     as `abandoned` instead; eta_seconds: remaining keys x median run seconds / running
@@ -73,13 +98,15 @@ def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
     """
     state = frame["state"].where(~frame["abandoned"].astype(bool), "ABANDONED")
     complete = frame[state == "COMPLETE"]
+    n_pruned = pruned_runs(frame)["key"].nunique()
     live_keys = set(frame.loc[state.isin(LIVE_STATES), "key"])
     failed_keys = set(frame.loc[state == "FAIL", "key"]) - live_keys
     running = int((state == "RUNNING").sum())
     n_complete = complete["key"].nunique()
     eta = None
     if running and not complete.empty:
-        eta = max(spec.n_planned - n_complete, 0) * complete["seconds"].median() / running
+        remaining = max(spec.n_planned - n_complete - n_pruned, 0)
+        eta = remaining * complete["seconds"].median() / running
     best_trial = None
     if not complete.empty:
         values = complete["value"]
@@ -93,6 +120,7 @@ def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
         "planned": spec.n_planned,
         "complete": n_complete,
         "diverged": int((complete["status"] == "diverged").sum()),
+        "pruned": n_pruned,
         "running": running,
         "waiting": int((state == "WAITING").sum()),
         "abandoned": int((state == "ABANDONED").sum()),
@@ -130,7 +158,9 @@ def format_status(summary: dict[str, Any], where: str) -> str:
     lines = [
         f"study {summary['study']} ({where})",
         f"planned {summary['planned']}  complete {summary['complete']} "
-        f"(diverged {summary['diverged']})  running {summary['running']}  "
+        f"(diverged {summary['diverged']})  "
+        + (f"pruned {summary['pruned']}  " if summary.get("pruned") else "")
+        + f"running {summary['running']}  "
         f"waiting {summary['waiting']}  failed {summary['failed']}"
         + (f"  abandoned {summary['abandoned']} (rerun to retry)" if summary["abandoned"] else ""),
     ]

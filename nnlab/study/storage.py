@@ -8,6 +8,9 @@
 
 Past one machine the storage also holds the study's lock (`study_lock`): a PostgreSQL
 advisory lock, so processes on any host take turns planning.
+
+A study folder committed without its storage (a fresh clone) has none: `storage_exists`
+says so without creating anything, and readers then use trials.parquet and the archive.
 """
 
 from __future__ import annotations
@@ -117,10 +120,31 @@ def redact(storage: str) -> str:
     return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]+):[^@]*@", r"\1:***@", storage)
 
 
+def storage_exists(storage: str | None, folder: Path) -> bool:
+    """Whether `storage` holds anything to read, checked without creating it: a journal
+    file (relative names inside `folder`) or SQLite file that exists and is not empty; any
+    other database URL is taken to exist."""
+    resolved = resolve_storage(storage, folder)
+    if resolved.startswith("sqlite:///"):
+        path = Path(resolved.removeprefix("sqlite:///"))
+    elif is_url(resolved):
+        return True
+    else:
+        path = _journal_path(resolved, folder)
+    return path.is_file() and path.stat().st_size > 0
+
+
+def _journal_path(resolved: str, folder: Path) -> Path:
+    return Path(resolved) if Path(resolved).is_absolute() else folder / resolved
+
+
 def open_storage(storage: str | None, folder: Path,
-                 heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> BaseStorage:
+                 heartbeat: Heartbeat = DEFAULT_HEARTBEAT, read_only: bool = False
+                 ) -> BaseStorage:
     """An Optuna storage for `storage` (see the module docstring); relative journal names
-    are taken inside the study folder `folder`; `heartbeat` for database storages."""
+    are taken inside the study folder `folder`; `heartbeat` for database storages.
+    `read_only`: for readers of a storage that exists (`storage_exists`): its folder is not
+    made and a journal's torn last record is left to Optuna, which skips it."""
     resolved = resolve_storage(storage, folder)
     if is_url(resolved):
         try:
@@ -136,19 +160,20 @@ def open_storage(storage: str | None, folder: Path,
         except Exception as err:  # a bad URL, a refused connection, a wrong password
             message = " ".join(str(err).split())[:400]
             raise NNLabError(f"--storage {redact(resolved)}: cannot open it ({message})") from err
-    path = Path(resolved) if Path(resolved).is_absolute() else folder / resolved
+    path = _journal_path(resolved, folder)
     if path.is_dir():
         raise NNLabError(f"--storage {path}: is a folder; {_EXPECTED}")
     if (blocker := file_in_the_way(path.parent)) is not None:
         raise NNLabError(f"--storage {path}: {blocker} is a file, not a folder; {_EXPECTED}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
     lock = FlockJournalLock(str(path))
-    _check_journal(path, lock)
+    _check_journal(path, lock, repair=not read_only)
     return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
 
 
-def _check_journal(path: Path, lock: FlockJournalLock) -> None:
-    """Refuse a file that is not an Optuna journal, and drop a torn last record.
+def _check_journal(path: Path, lock: FlockJournalLock, repair: bool) -> None:
+    """Refuse a file that is not an Optuna journal, and (`repair`) drop a torn last record.
 
     A writer killed inside a write leaves a last line without its newline. Optuna skips it
     when reading, but the next append would glue a record onto it and make the journal
@@ -160,6 +185,8 @@ def _check_journal(path: Path, lock: FlockJournalLock) -> None:
         if journal.read(1) != b"{":
             raise NNLabError(f"--storage {path}: not an Optuna journal (its lines are JSON "
                              f"records); {_EXPECTED}")
+    if not repair:
+        return
     lock.acquire()
     try:
         with path.open("rb+") as journal:

@@ -1,4 +1,5 @@
-"""The results folder of one study: one parquet file per trial, written atomically.
+"""The results folder of one study: one parquet file per trial, written atomically, and
+the study's archive of them (`nnlab.study.archive`).
 
 ```
 <folder>/spec.toml  manifest.json  trials.parquet
@@ -6,7 +7,16 @@
 <folder>/predictions/trial=<n>.parquet   one row per test example: true class, top-3
 <folder>/probabilities/trial=<n>.parquet one row per test example: all class probabilities
                                          (only with save_probs = true)
+<folder>/archive/curves.parquet          the curves of every complete trial, one file
+<folder>/archive/predictions.parquet     the test predictions that are read, compactly
 ```
+
+The per-trial files are local (git-ignored); spec.toml, manifest.json, trials.parquet and
+the archive are committed, so a clone reopens the study without its per-trial files or its
+Optuna storage. The study writes its archive at the end of every `run` or `work` and
+`nnlab archive` rebuilds it; its layout is in `nnlab.study.archive` and docs/archive.md.
+Reads take each trial's per-trial file where there is one, else its rows in the archive;
+a trial in neither is an error naming both.
 
 Every file is written under a temporary name starting with "." and renamed into place
 (`os.replace`), so a reader sees a whole file or none; readers skip names starting with "."
@@ -31,6 +41,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from nnlab.errors import NNLabError, as_path, file_in_the_way
+from nnlab.study import archive
 
 KINDS = ("curves", "predictions", "probabilities")
 
@@ -117,27 +128,66 @@ class ResultsStore:
                          *folder.glob(f".trial={number}.parquet.*.tmp")]:
                 path.unlink(missing_ok=True)
 
+    def archive_path(self, kind: str) -> Path:
+        return archive.archive_path(self.folder, kind)
+
+    def archived(self, kind: str) -> set[int]:
+        """Trials whose `kind` rows the study's archive holds."""
+        if kind not in archive.KINDS:
+            return set()
+        return archive.trial_numbers(self.archive_path(kind))
+
     def missing(self, kind: str, trials: Iterable[int]) -> list[int]:
-        """Those of `trials` that have no `kind` file."""
-        return sorted(set(trials) - self.trial_numbers(kind))
+        """Those of `trials` that have neither a `kind` file nor rows in the archive."""
+        lost = set(trials) - self.trial_numbers(kind)
+        return sorted(lost - self.archived(kind)) if lost else []
 
     def read(self, kind: str, trials: Iterable[int],
              columns: list[str] | None = None) -> pd.DataFrame:
-        """The `kind` files of `trials` as one DataFrame with a `trial` column, ordered by
-        trial; read as one pyarrow dataset. Files of other trials are never opened.
-        NNLabError if a trial's file is missing or unreadable, or a column unknown."""
+        """The `kind` rows of `trials` as one DataFrame with a `trial` column, ordered by
+        trial: from each trial's file where it has one (read as one pyarrow dataset; files
+        of other trials are never opened), else from the archive; when both are read, the
+        columns both hold. NNLabError if a trial is in neither, a file is unreadable, or a
+        column unknown."""
         if columns is not None:
             columns = _column_names(columns)
         wanted = sorted(set(trials))
-        lost = self.missing(kind, wanted)
-        if lost:
-            raise NNLabError(f"{self.folder / kind}: no file for complete trial(s) "
-                             f"{_numbers(lost)} (deleted or moved?); restore them, or rerun "
-                             "the study with --new")
         if not wanted:
             return pd.DataFrame(columns=columns or ["trial"])
+        on_disk = self.trial_numbers(kind)
+        rest = [n for n in wanted if n not in on_disk]
+        from_archive = self._read_archive(kind, rest, columns) if rest else None
+        files = [n for n in wanted if n in on_disk]
+        from_files = self._read_files(kind, files, columns) if files else None
+        parts = [part for part in (from_files, from_archive) if part is not None]
+        frame = parts[0] if len(parts) == 1 else pd.concat(parts, join="inner",
+                                                           ignore_index=True)
+        return frame.sort_values("trial", kind="stable", ignore_index=True)
+
+    def _read_archive(self, kind: str, trials: list[int],
+                      columns: list[str] | None) -> pd.DataFrame:
+        """The archive's rows of `trials`, which have no `kind` file; NNLabError naming
+        the folder and the archive if it does not hold them all."""
+        path = self.archive_path(kind)
+        where = f"{self.folder / kind}: no file for complete trial(s)"
+        if kind not in archive.KINDS or not path.is_file():
+            raise NNLabError(f"{where} {_numbers(trials)} (deleted or moved?) and no archive "
+                             f"{path}; restore them, or rerun the study with --new")
+        frame = archive.read(path, trials, columns)
+        lost = sorted(set(trials) - set(frame["trial"]))
+        if lost:
+            why = (" (it keeps the test predictions of the best configuration's runs only)"
+                   if kind == "predictions" and archive.selection(self.folder) == "best"
+                   else "")
+            raise NNLabError(f"{where} {_numbers(lost)}, nor does {path} hold them{why}; "
+                             "restore them, or rerun the study with --new")
+        return frame
+
+    def _read_files(self, kind: str, trials: list[int],
+                    columns: list[str] | None) -> pd.DataFrame:
+        """The `kind` files of `trials` (which all have one) as one DataFrame."""
         try:
-            dataset = ds.dataset([str(self.trial_path(kind, n)) for n in wanted],
+            dataset = ds.dataset([str(self.trial_path(kind, n)) for n in trials],
                                  format="parquet")
             unknown = [c for c in columns or [] if c not in dataset.schema.names]
             if unknown:
@@ -147,10 +197,21 @@ class ResultsStore:
         except (pa.ArrowException, OSError) as err:
             raise NNLabError(f"{self.folder / kind}: a trial's file cannot be read: {err}"
                              ) from err
-        return frame.sort_values("trial", kind="stable", ignore_index=True)
+        return frame
 
     def write_trials(self, frame: pd.DataFrame) -> None:
         write_parquet_atomic(frame, self.trials_path)
+
+    def read_trials(self) -> pd.DataFrame:
+        """trials.parquet as the engine wrote it; NNLabError naming it if it is missing or
+        unreadable."""
+        try:
+            return pd.read_parquet(self.trials_path)
+        except FileNotFoundError as err:
+            raise NNLabError(f"{self.trials_path}: not found, and the study has no Optuna "
+                             "storage either; has it been run?") from err
+        except (pa.ArrowException, OSError) as err:
+            raise NNLabError(f"{self.trials_path}: cannot be read ({err})") from err
 
     def read_manifest(self) -> dict:
         """manifest.json: an object naming the study's storage, its "invocations" a list

@@ -5,7 +5,13 @@ study = Study.from_toml("studies/demo.toml")    # or Study({"study": {...}, "gri
 study.run(n_jobs=2)                              # resumable; safe to run twice at once
 study.trials(); study.curves(); study.predictions()
 Study.load("results/demo").status()
+Study(spec, data=dataset).run()                  # a Dataset object instead of [data]
+Study.load("results/demo").archive()             # rebuild results/demo/archive/
 ```
+
+A study folder without its Optuna storage (a committed study in a fresh clone) reads as
+well: its trials from trials.parquet, its curves and predictions from its archive; reading
+never writes to the folder.
 
 Past one machine (a PostgreSQL storage, a results root every host reaches):
 
@@ -25,14 +31,19 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 
+from nnlab.datasets import Dataset
 from nnlab.errors import NNLabError, as_path, is_integer
-from nnlab.study import manifest
+from nnlab.study import archive, manifest
+from nnlab.study.archive import ArchiveSummary
+from nnlab.study.groups import grouping
+from nnlab.study.rerun import match_rerun
 from nnlab.study.runner import BLAS_THREADS, Runner
 from nnlab.study.spec import GROWS_BY, StudySpec, study_name
 from nnlab.study.status import summarize
@@ -44,6 +55,7 @@ from nnlab.study.storage import (
     open_storage,
     redact,
     resolve_storage,
+    storage_exists,
     study_lock,
 )
 from nnlab.study.store import KINDS, ResultsStore, write_text_atomic
@@ -59,11 +71,17 @@ class Study:
     """One study: `spec` (a StudySpec or its TOML-shaped dict), results under
     `<results>/<name>/`, Optuna storage `storage` (None: a journal file in that folder;
     a path to a journal file; or a `sqlite:///`/`postgresql://` URL). A database storage
-    records a heartbeat of every running trial with the settings `heartbeat`."""
+    records a heartbeat of every running trial with the settings `heartbeat`. `data`: a
+    Dataset object to train on instead of a [data] source (the spec may still cut it with
+    [data] sizes); like any data, known by its content digest."""
 
     def __init__(self, spec: StudySpec | dict[str, Any], results: str | Path = "results",
-                 storage: str | None = None, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> None:
+                 storage: str | None = None, heartbeat: Heartbeat = DEFAULT_HEARTBEAT,
+                 data: Dataset | None = None) -> None:
         self.spec = spec if isinstance(spec, StudySpec) else StudySpec.from_dict(spec)
+        if data is not None:
+            self.spec = replace(self.spec, data=self.spec.data.with_dataset(data))
+        self._data_identity: dict[str, Any] | None = None  # set when the data are loaded
         self.store = ResultsStore(as_path(results, "results") / self.spec.name)
         resolve_storage(storage, self.folder)  # refuses what is no storage, now
         if not isinstance(heartbeat, Heartbeat):
@@ -146,7 +164,7 @@ class Study:
         The results folder must be the one the study was created with (a path every host
         reaches). Returns the status summary with this worker's counts under "this_run"."""
         _check_jobs(n_jobs, executor)
-        load_dataset(self.spec.data)
+        self._bind_data()
         if not self.store.manifest_path.is_file():
             raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
                              "results root the study was created with, shared by every host")
@@ -164,7 +182,7 @@ class Study:
 
     def _plan(self, new: bool, n_jobs: int, executor: Executor | None) -> tuple[Runner, int]:
         """Create or load the study, record this invocation and plan (under the lock)."""
-        data = load_dataset(self.spec.data)  # there, and every configuration fits it
+        data = self._bind_data()  # there, and every configuration fits it
         for where, config in self.spec.probe_configs():
             try:
                 fit_to_data(config, data)
@@ -181,12 +199,26 @@ class Study:
             runner.plan()
         return runner, entry
 
+    def _bind_data(self) -> Dataset:
+        """Load the study's data, fit the spec to their shape (`StudySpec.fitted`) and have
+        every trial check their digest; returns them."""
+        data = load_dataset(self.spec.data)
+        self.spec = replace(self.spec.fitted(data.n_features, data.n_classes),
+                            data=self.spec.data.with_digest(data.digest))
+        self._data_identity = data.identity(self.spec.data.source())
+        return data
+
     def _execute(self, runner: Runner, entry: int, n_jobs: int, progress: bool,
                  executor: Executor | None) -> dict[str, Any]:
+        """Run the trials; then close the invocation and, if it ran to its end, refresh
+        the archive."""
         try:
             counts = runner.execute(n_jobs, progress, executor)
-        finally:
-            frame = self._end_invocation(entry, runner.study)
+        except BaseException:
+            self._end_invocation(entry, runner.study)
+            raise
+        frame = self._end_invocation(entry, runner.study, refresh_archive=True,
+                                     grouped=counts.grouped)
         return {**self.status(frame), "this_run": vars(counts)}
 
     def _runner(self, study: optuna.Study) -> Runner:
@@ -207,8 +239,11 @@ class Study:
 
     def _refuse_other_spec_or_storage(self, grow: bool = False) -> None:
         """Refuse a spec other than the stored one (`grow`: unless it only adds seeds or
-        trials, see `StudySpec.extends`) and a storage other than the recorded one."""
+        trials, see `StudySpec.extends`) and a storage other than the recorded one; first,
+        while the spec names the same data, data other than the recorded (by digest)."""
         stored = self._stored_spec()
+        if stored is None or stored.data == self.spec.data:
+            self._refuse_other_data()
         if stored is not None and stored.digest() != self.spec.digest() and not (
                 grow and self.spec.extends(stored)):
             raise self._changed_spec_error(stored)
@@ -218,6 +253,22 @@ class Study:
             if recorded != given:
                 raise NNLabError(f"--storage: {self.folder} keeps its trials in {recorded}, "
                                  f"got {given}; use the same storage, or --new to start over")
+
+    def _refuse_other_data(self) -> None:
+        """Refuse data whose digest differs from the one manifest.json records (studies
+        older than that record have none: theirs is recorded now)."""
+        if self._data_identity is None or not self.store.manifest_path.is_file():
+            return
+        recorded = self.store.read_manifest().get("data")
+        now = self._data_identity
+        if isinstance(recorded, dict) and recorded.get("digest") != now["digest"]:
+            source = "" if recorded.get("source") == now["source"] else f" ({now['source']})"
+            raise NNLabError(
+                f"study {self.spec.name!r}: its data changed: {self.folder} holds runs on "
+                f"{recorded.get('source')} of digest {str(recorded.get('digest'))[:16]}, the "
+                f"data now{source} have digest {now['digest'][:16]}; restore the data it ran "
+                "on, run with --new to delete its results and start over, or give the study "
+                "another name")
 
     def _changed_spec_error(self, stored: StudySpec,
                             stored_base: dict[str, Any] | None = None) -> NNLabError:
@@ -250,8 +301,8 @@ class Study:
             if self.store.trials_path.is_file():  # e.g. results committed without storage
                 print(f"nnlab: {self.folder} holds results of a run whose storage "
                       f"({redact(resolve_storage(self.storage, self.folder))}) has no such "
-                      "study: starting it afresh there; its trials.parquet and report will "
-                      "be replaced", file=sys.stderr)
+                      "study: starting it afresh there; its trials.parquet, archive and "
+                      "report will be replaced", file=sys.stderr)
             study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
             study.set_user_attr(BASE_ATTR, self.spec.base_config().to_dict())
             study.set_user_attr(DIGEST_ATTR, self.spec.digest())
@@ -291,7 +342,7 @@ class Study:
             storage = self._open_storage()
             if self.spec.name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
                 optuna.delete_study(study_name=self.spec.name, storage=storage)
-        for kind in KINDS:
+        for kind in (*KINDS, archive.FOLDER):
             shutil.rmtree(self.folder / kind, ignore_errors=True)
         for path in (self.store.spec_path, self.store.manifest_path, self.store.trials_path):
             path.unlink(missing_ok=True)
@@ -306,8 +357,11 @@ class Study:
         else:
             record = {"study": self.spec.name, "created": manifest.now(),
                       "storage": redact(resolve_storage(self.storage, self.folder)),
-                      "spec_digest": self.spec.digest(), "invocations": []}
-        entry = manifest.invocation(n_jobs, BLAS_THREADS, executor, self.spec.lockstep)
+                      "spec_digest": self.spec.digest(), "data": self._data_identity,
+                      "invocations": []}
+        record.setdefault("data", self._data_identity)  # a study older than this record
+        entry = manifest.invocation(n_jobs, BLAS_THREADS, executor, grouping(self.spec))
+        entry["data_digest"] = self._data_identity["digest"]
         if record["spec_digest"] != self.spec.digest():  # the study grew (`_grow`)
             entry["grew_from_spec_digest"] = record["spec_digest"]
             record["spec_digest"] = self.spec.digest()
@@ -315,15 +369,42 @@ class Study:
         self.store.write_manifest(record)
         return len(record["invocations"]) - 1
 
-    def _end_invocation(self, index: int, study: optuna.Study) -> pd.DataFrame:
-        """Close this run's manifest entry and rewrite trials.parquet; returns the trials."""
+    def _end_invocation(self, index: int, study: optuna.Study, refresh_archive: bool = False,
+                        grouped: int | None = None) -> pd.DataFrame:
+        """Close this run's manifest entry (with `grouped`: how many trials it trained in
+        lockstep groups), rewrite trials.parquet and (`refresh_archive`) the archive;
+        returns the trials."""
         with self._lock():
             record = self.store.read_manifest()
             record["invocations"][index]["end"] = manifest.now()
+            if grouped is not None:
+                record["invocations"][index]["grouped_trials"] = grouped
             self.store.write_manifest(record)
             frame = trials_frame(self.spec, study)
             self.store.write_trials(frame)
+            if refresh_archive:
+                archive.build(self.store, self.spec, frame)
         return frame
+
+    def archive(self, source: str | Path | None = None,
+                predictions: str | None = None) -> tuple[ArchiveSummary, int]:
+        """Rebuild the study's archive (`nnlab.study.archive`) from its per-trial files (a
+        trial without one: from the archive as it is), or from the per-trial files of
+        `source`, another results folder holding a rerun of the same spec: its trials are
+        matched to this study's by key, and each complete trial's final metrics must equal
+        the rerun's bit for bit (`nnlab.study.rerun.match_rerun`). `predictions`: whose
+        predictions it keeps (`archive.SELECTIONS`; default: as the archive there does).
+        trials.parquet and the manifest are left as they are. Returns what was written and
+        the number of trials checked against the rerun (0 without `source`)."""
+        with self._lock():
+            frame = self.trials()
+            if source is None:
+                return archive.build(self.store, self.spec, frame, chosen=predictions), 0
+            rerun = Study.load(source)
+            numbers = match_rerun(self.spec.name, frame, rerun.trials(), rerun.folder)
+            summary = archive.build(self.store, self.spec, frame, source=rerun.store,
+                                    numbers=numbers, chosen=predictions)
+        return summary, len(numbers)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -333,11 +414,23 @@ class Study:
             return optuna.samplers.TPESampler(seed=self.spec.seed, constant_liar=True)
         return optuna.samplers.RandomSampler(seed=self.spec.seed)
 
-    def optuna_study(self) -> optuna.Study:
+    def has_storage(self) -> bool:
+        """Whether the study's Optuna storage is there (checked without creating it); a
+        committed study reopened from a clone has none."""
+        return storage_exists(self.storage, self.folder)
+
+    def optuna_study(self, read_only: bool = False) -> optuna.Study:
         """The Optuna study (for optuna-dashboard, plots, or anything Optuna offers), with
-        the spec's sampler."""
+        the spec's sampler; NNLabError if the study has no storage (none is created).
+        `read_only`: see `storage.open_storage`."""
+        if not self.has_storage():
+            raise NNLabError(f"study {self.spec.name!r}: no Optuna storage "
+                             f"{redact(resolve_storage(self.storage, self.folder))} in "
+                             f"{self.folder}; has it been run? (its trials.parquet and "
+                             "archive read without one)")
+        storage = open_storage(self.storage, self.folder, self.heartbeat, read_only)
         try:
-            return optuna.load_study(study_name=self.spec.name, storage=self._open_storage(),
+            return optuna.load_study(study_name=self.spec.name, storage=storage,
                                      sampler=self._sampler())
         except KeyError as err:
             raise NNLabError(f"study {self.spec.name!r}: not in its storage "
@@ -345,14 +438,18 @@ class Study:
                              "has it been run?") from err
 
     def trials(self) -> pd.DataFrame:
-        """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage."""
-        return trials_frame(self.spec, self.optuna_study())
+        """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage;
+        from trials.parquet where the study has no storage."""
+        if not self.has_storage():
+            return self.store.read_trials()
+        return trials_frame(self.spec, self.optuna_study(read_only=True))
 
     def status(self, trials: pd.DataFrame | None = None) -> dict[str, Any]:
         """planned, complete, diverged, running, waiting, failed, the best configuration
         (mean +- std over seeds), the best trial and an ETA (see `status.summarize`), from
-        the trials table `trials` (default: fresh from the storage); and `missing_files`,
-        kind -> complete trials whose result file of that kind is gone."""
+        the trials table `trials` (default: `trials()`); and `missing_files`, kind ->
+        complete trials whose rows of that kind are neither in a file nor in the archive
+        (predictions: of the trials the archive keeps them for, when it keeps some only)."""
         if trials is not None and not isinstance(trials, pd.DataFrame):
             raise NNLabError(f"trials: expected the trials table (a DataFrame from "
                              f"Study.trials()), got {trials!r}")
@@ -360,17 +457,26 @@ class Study:
         summary = summarize(self.spec, frame)
         complete = _complete_numbers(frame)
         kinds = ("curves", "predictions", *(("probabilities",) if self.spec.save_probs else ()))
-        summary["missing_files"] = {kind: lost for kind in kinds
-                                    if (lost := self.store.missing(kind, complete))}
+        summary["missing_files"] = {kind: lost for kind in kinds if (
+            lost := self.store.missing(kind, self._expected(kind, frame, complete)))}
         return summary
 
-    def _complete(self, trials: Iterable[int] | None) -> list[int]:
-        """The complete trials: all, or those numbered in `trials` (numbers of this
-        study's trials, else NNLabError)."""
+    def _expected(self, kind: str, frame: pd.DataFrame, complete: list[int]) -> list[int]:
+        """The complete trials whose `kind` rows are kept: all, but for predictions, where
+        the archive keeps some only, those and the ones with a file."""
+        chosen = archive.selection(self.folder) if kind == "predictions" else None
+        if chosen is None:
+            return complete
+        kept = set(archive.predicted_trials(chosen, self.spec, frame))
+        return sorted(kept | (set(complete) & self.store.trial_numbers(kind)))
+
+    def _complete(self, trials: Iterable[int] | None, kind: str = "curves") -> list[int]:
+        """The complete trials: all whose `kind` rows are kept (`_expected`), or those
+        numbered in `trials` (numbers of this study's trials, else NNLabError)."""
         frame = self.trials()
         complete = _complete_numbers(frame)
         if trials is None:
-            return complete
+            return self._expected(kind, frame, complete)
         wanted = _trial_numbers(trials)
         unknown = sorted(wanted - set(frame["trial"]))
         if unknown:
@@ -387,9 +493,11 @@ class Study:
 
     def predictions(self, trials: Iterable[int] | None = None,
                     columns: list[str] | None = None) -> pd.DataFrame:
-        """Compact test predictions of complete trials: trial, index, y_true, top1..top3,
-        p1..p3 (one row per trial and test example)."""
-        return self.store.read("predictions", self._complete(trials), columns)
+        """Compact test predictions of complete trials (all whose predictions are kept, or
+        those numbered in `trials`): trial, index, y_true, top1..top3, p1..p3 (one row per
+        trial and test example); from the archive: trial, index, y_true, top1, top2, p1,
+        p2, with p2 NaN where top1 is right (`nnlab.study.archive`)."""
+        return self.store.read("predictions", self._complete(trials, "predictions"), columns)
 
     def probabilities(self, trials: Iterable[int] | None = None) -> pd.DataFrame:
         """Full test probabilities (studies with save_probs = true): trial, index,

@@ -1,8 +1,10 @@
 """What a worker process does with one trial: train, write its parquet files, report back.
 
 Workers never touch the Optuna storage: the parent process claims trials and records their
-outcomes. Any exception of a run (not a divergence, which is data) becomes an outcome
-with `error` set, so one bad run never stops a study.
+outcomes, and each evaluation of a run goes to it through the trial's `Link` (see
+`nnlab.study.live`), which may stop the run there (pruned: only its curve is written).
+Any exception of a run (not a divergence, which is data) becomes an outcome with `error`
+set, so one bad run never stops a study.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from threadpoolctl import threadpool_limits
 
 from nnlab.datasets import Dataset
 from nnlab.run import Run
-from nnlab.study.spec import DataSpec
+from nnlab.study.data_spec import DataSpec
+from nnlab.study.live import Link
 from nnlab.study.store import ResultsStore
-from nnlab.train import train
+from nnlab.train import OnEval, train
 from nnlab.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
 class TrialTask:
-    """One trial to run: Optuna trial `number`, the TrainConfig as a dict, where results go."""
+    """One trial to run: Optuna trial `number`, the TrainConfig as a dict, where results go;
+    `link` takes each evaluation's `objective` value to the parent."""
 
     number: int
     config: dict[str, Any]
@@ -35,11 +39,15 @@ class TrialTask:
     folder: str
     save_probs: bool
     blas_threads: int
+    objective: str = "val_acc"
+    link: Link | None = None
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """A finished run (`status` "ok" or "diverged", metrics, seeds) or an `error` message."""
+    """A finished run (`status` "ok", "diverged" or "pruned", metrics, seeds, the content
+    digest of the data it trained on) or an `error` message; `group_size`: the runs of
+    its lockstep group, itself included (1: it trained alone)."""
 
     number: int
     status: str | None = None
@@ -47,6 +55,8 @@ class TrialOutcome:
     seeds: dict[str, int] = field(default_factory=dict)
     note: str = ""
     error: str | None = None
+    data_digest: str | None = None
+    group_size: int = 1
 
 
 @functools.cache
@@ -55,10 +65,21 @@ def limit_blas_threads(n_threads: int) -> None:
     threadpool_limits(limits=n_threads)
 
 
-@functools.cache
+_LOADED: dict[DataSpec, tuple[object, Dataset]] = {}  # spec -> (its files' stamp, data)
+
+
 def load_dataset(data: DataSpec) -> Dataset:
-    """The data set, loaded once per process."""
-    return data.load()
+    """The data set, loaded once per process while the files it reads stay as they are
+    (`DataSpec.stamp`), and again when it is not the data the spec expects (its digest);
+    a Dataset object given to the study: that object, cut to the spec's sizes."""
+    if data.given is not None:
+        return data.load()
+    stamp = data.stamp()
+    stamped, loaded = _LOADED.get(data, (None, None))
+    if loaded is None or stamped != stamp or data.digest not in (None, loaded.digest):
+        loaded = data.load()
+        _LOADED[data] = (stamp, loaded)
+    return loaded
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -75,20 +96,50 @@ def _probabilities(proba: Any) -> pd.DataFrame:
 
 
 def run_trial(task: TrialTask) -> TrialOutcome:
-    """Train one configuration and write its curve and predictions; never raises."""
+    """Train one configuration and write its curve and predictions; never raises. Data
+    other than the study's (`DataSpec.check`) fail the trial before it trains."""
     try:
         limit_blas_threads(task.blas_threads)
-        run = train(TrainConfig.from_dict(task.config), load_dataset(task.data))
+        data = checked_data(task)
+        try:
+            run = train(TrainConfig.from_dict(task.config), data, on_eval(task))
+        finally:
+            close_link(task)
         write_run(task, run)
     except Exception as err:  # recorded as a failed trial; the study goes on
         return failure(task.number, err)
-    return outcome(task.number, run)
+    return outcome(task.number, run, data.digest)
+
+
+def checked_data(task: TrialTask) -> Dataset:
+    """The task's data, loaded (`load_dataset`) and checked to be the study's."""
+    data = load_dataset(task.data)
+    task.data.check(data)
+    return data
+
+
+def on_eval(task: TrialTask) -> OnEval | None:
+    """The `train` callback that sends each evaluation's objective value through the task's
+    link (and, with a pruner, returns its verdict); None without a link."""
+    link, objective = task.link, task.objective
+    if link is None:
+        return None
+    return lambda row, last: link(int(row["step"]), row[objective], last)
+
+
+def close_link(task: TrialTask) -> None:
+    """Let go of the task's link, once its run is over."""
+    if task.link is not None:
+        task.link.close()
 
 
 def write_run(task: TrialTask, run: Run) -> None:
-    """Write the curve and predictions (and probabilities, if kept) of trial task.number."""
+    """Write trial task.number's curve and, unless a pruner stopped it, its predictions (and
+    probabilities, if kept)."""
     store = ResultsStore(Path(task.folder))
     store.write_trial("curves", task.number, run.curve)
+    if run.status == "stopped":
+        return
     store.write_trial("predictions", task.number, run.compact_predictions())
     if task.save_probs:
         store.write_trial("probabilities", task.number, _probabilities(run.test_proba))
@@ -101,8 +152,11 @@ def failure(number: int, err: Exception) -> TrialOutcome:
                         f"({Path(where.filename).name}:{where.lineno})")
 
 
-def outcome(number: int, run: Run) -> TrialOutcome:
-    """The outcome of trial `number` that gave `run`."""
+def outcome(number: int, run: Run, data_digest: str | None) -> TrialOutcome:
+    """The outcome of trial `number` that gave `run` on data of `data_digest` (a run that
+    on_eval stopped is "pruned")."""
     metrics = {name: _finite_or_none(value) for name, value in run.metrics.items()}
-    return TrialOutcome(number, status=run.status, metrics=metrics,
-                        seeds={k: int(v) for k, v in run.seeds.items()}, note=run.note)
+    status = "pruned" if run.status == "stopped" else run.status
+    return TrialOutcome(number, status=status, metrics=metrics,
+                        seeds={k: int(v) for k, v in run.seeds.items()}, note=run.note,
+                        data_digest=data_digest)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from nnlab.study.attrs import CONFIG_ID, ERROR, KEY, OWNER, RESULT, SEED
 from nnlab.study.liveness import owner_is_gone
-from nnlab.study.runner import CONFIG_ID, ERROR, KEY, OWNER, RESULT, SEED
 from nnlab.study.spec import StudySpec
 
 METRICS = ("val_acc", "test_acc", "train_loss", "val_loss")
@@ -16,14 +16,22 @@ STREAMS = ("init", "order", "noise", "dropout")
 
 def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
     """Columns: trial, state (COMPLETE/FAIL/RUNNING/WAITING/PRUNED), status (ok/diverged
-    for complete trials), the varied fields (lists as JSON text), seed, value (the
-    objective), val_acc, test_acc, train_loss, val_loss, steps_run, seconds (the run's wall
-    time), seed_init .. seed_dropout (the seed of each random stream), abandoned (RUNNING
-    but its process is gone: the next `nnlab run` retries it), owner (pid@host of the
-    process that ran it), config_id, key, note, error, started, completed."""
+    for complete trials, pruned for runs a pruner stopped), the varied fields (lists as
+    JSON text), seed, value (the objective; of a pruned run, its value where it stopped),
+    val_acc, test_acc, train_loss, val_loss (at the last step run), steps_run, seconds (the
+    run's wall time), seed_init .. seed_dropout (the seed of each random stream), abandoned
+    (RUNNING but its process is gone: the next `nnlab run` retries it), owner (pid@host of
+    the process that ran it), config_id, key, data_digest (the content digest of the data the
+    run trained on), note, error, started, completed. A PRUNED
+    trial without a key is a sampler's repeat of a known configuration, never run."""
+    return trials_table(spec, study.get_trials(deepcopy=False))
+
+
+def trials_table(spec: StudySpec, trials: list[FrozenTrial]) -> pd.DataFrame:
+    """`trials_frame` of the Optuna trials `trials`."""
     varied = list(spec.grid or spec.space)
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         attrs = trial.user_attrs
         result = attrs.get(RESULT, {})
         row = {"trial": trial.number, "state": trial.state.name, "status": result.get("status")}
@@ -39,6 +47,7 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
         claimed = owner is not None and trial.state != TrialState.WAITING
         row["owner"] = f"{owner['pid']}@{owner['host']}" if claimed else None
         row.update(config_id=attrs.get(CONFIG_ID), key=attrs.get(KEY),
+                   data_digest=result.get("data_digest"),
                    note=result.get("note"), error=attrs.get(ERROR),
                    started=trial.datetime_start, completed=trial.datetime_complete)
         rows.append(row)
@@ -55,5 +64,5 @@ def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
 def _columns(varied: list[str]) -> list[str]:
     return ["trial", "state", "status", *varied, "seed", "value", *METRICS, "steps_run",
             "seconds", *[f"seed_{s}" for s in STREAMS], "abandoned",
-            "owner", "config_id", "key", "note", "error",
+            "owner", "config_id", "key", "data_digest", "note", "error",
             "started", "completed"]

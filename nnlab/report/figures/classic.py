@@ -275,15 +275,15 @@ def inverse_query_figure(
     path: str | Path | None = None,
 ) -> Figure:
     """The images (n_classes, n_features) a trained net "imagines" for each class, one
-    panel per class titled with it (grey scale, dark = high input)."""
+    panel per class titled with it (grey scale, dark = high input; several channels
+    shown as their mean). image_shape: (channels, height, width)."""
     n = images.shape[0]
     figure = Figure(figsize=(2.0 * n / 2 + 0.5, 5), layout="constrained")
     axes = figure.subplots(2, (n + 1) // 2)
-    height, width = image_shape[-2:]
     for k, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
         if k < n:
-            ax.imshow(images[k].reshape(height, width), cmap="Greys", vmin=0, vmax=1)
+            ax.imshow(_grey(images[k], image_shape), cmap="Greys", vmin=0, vmax=1)
             ax.set_title(str(k))
     figure.suptitle("inverse query: the input each output class asks for")
     return finish(figure, path)
@@ -296,24 +296,33 @@ def gallery_figure(
     image_shape: tuple[int, ...],
     *,
     n_columns: int = 8,
-    title: str = "misclassified test digits",
+    grey_range: tuple[float, float] = (0, 255),
+    title: str = "misclassified test images",
     path: str | Path | None = None,
 ) -> Figure:
     """Misclassified test images (k, n_features) with their label and the net's top-2
-    guesses. errors: k rows of y_true, top1, p1, top2, p2 (one per image)."""
+    guesses. errors: k rows of y_true, top1, p1, top2, p2 (one per image). image_shape:
+    (channels, height, width), several channels shown as their mean; grey_range: the
+    values drawn white and black (uint8 pixels: 0 and 255)."""
     k = len(errors)
     n_rows = max(1, -(-k // n_columns))
     figure = Figure(figsize=(1.55 * n_columns + 0.4, 1.95 * n_rows + 0.6), layout="constrained")
     axes = np.atleast_1d(figure.subplots(n_rows, n_columns)).ravel()
-    height, width = image_shape[-2:]
     for ax, image, row in zip(axes, images, errors.itertuples(index=False), strict=False):
-        ax.imshow(image.reshape(height, width), cmap="Greys", vmin=0, vmax=255)
+        ax.imshow(_grey(image, image_shape), cmap="Greys", vmin=grey_range[0],
+                  vmax=grey_range[1])
         ax.set_title(f"true {row.y_true}\n{row.top1}: {100 * row.p1:.0f}%  "
                      f"{row.top2}: {100 * row.p2:.0f}%", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
     figure.suptitle(title, fontsize="medium")
     return finish(figure, path)
+
+
+def _grey(image: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """One flat example (n_features,) as a (height, width) image: its channels' mean."""
+    return image.reshape(image_shape).mean(axis=0) if len(image_shape) == 3 and (
+        image_shape[0] > 1) else image.reshape(image_shape[-2:])
 
 
 def _span(counts) -> str:

@@ -93,10 +93,7 @@ def compare_figure(
         f"std {result.names[0]} {result.std_a.format('.3g')}\n"
         f"std {result.names[1]} {result.std_b.format('.3g')}\n"
         f"std ratio {result.std_ratio.format('.2f')}\n"
-        f"Brown-Forsythe {result.brown_forsythe.p_text}, "
-        f"Fligner-Killeen {result.fligner.p_text}\n"
-        f"mean difference {result.mean_difference.format('.3g')} "
-        f"(Welch {result.welch.p_text})\n"
-        f"P({result.names[0]} > {result.names[1]}) = {result.p_superiority.format('.2f')}",
+        + "".join(f"{line}\n" for line in result.test_lines())
+        + f"P({result.names[0]} > {result.names[1]}) = {result.p_superiority.format('.2f')}",
     )
     return finish(figure, path)

@@ -8,7 +8,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from nnlab.analysis import EtaBestResult, PowerLawFit
+from nnlab.analysis import BrokenPowerLawFit, EtaBestResult, PowerLawFit
 from nnlab.report.figures._base import finish, new_figure, note, styled
 
 
@@ -57,6 +57,7 @@ def power_law_figure(
     fit: PowerLawFit,
     *,
     eta_best: EtaBestResult | None = None,
+    broken: BrokenPowerLawFit | None = None,
     xlabel: str = "N",
     ylabel: str = "eta_best",
     path: str | Path | None = None,
@@ -64,7 +65,8 @@ def power_law_figure(
     """Log-log plot of the points, the fitted y = a x^-b and its bootstrap band.
 
     With `eta_best`, points carry their CIs and N left out of the fit (optimum at the grid
-    edge) are drawn hollow. The fitted curve is the line labelled "fit".
+    edge) are drawn hollow. The fitted curve is the line labelled "fit"; with `broken`, the
+    broken power law is the line "broken fit" and its breakpoint's CI a shaded span.
     """
     figure, ax = new_figure(size=(11, 5.5))
     x_grid = np.geomspace(fit.x.min() / 1.3, fit.x.max() * 1.3, 200)
@@ -90,17 +92,21 @@ def power_law_figure(
                 capsize=3,
                 label=label,
             )
+    text = (f"b = {fit.exponent}\na = {fit.prefactor}\nR^2 = {fit.r_squared:.3f}, n = {fit.n} "
+            f"points\n{fit.method}; band: bootstrap of {fit.resampling}")
+    if broken is not None:
+        ax.plot(x_grid, broken.predict(x_grid), color="C2", ls="--", label="broken fit")
+        ax.axvspan(broken.breakpoint.low, broken.breakpoint.high, color="C2", alpha=0.12, lw=0)
+        text += (f"\nbroken fit: breakpoint {broken.breakpoint}\nb = "
+                 f"{broken.exponent_before.format('.2f')} before,\n"
+                 f"{broken.exponent_after.format('.2f')} after")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{ylabel} = a {xlabel}^-b")
     ax.legend(loc="lower left", fontsize="small")
-    note(
-        ax,
-        f"b = {fit.exponent}\na = {fit.prefactor}\nR^2 = {fit.r_squared:.3f}, n = {fit.n} points\n"
-        f"{fit.method}; band: bootstrap of {fit.resampling}",
-    )
+    note(ax, text)
     return finish(figure, path)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from nnlab.analysis import TestSetVarianceResult, VarianceVsNResult
+from nnlab.analysis import ProfileFloorFit, TestSetVarianceResult, VarianceVsNResult
 from nnlab.report.figures._base import finish, new_figure, note, styled
 
 
@@ -78,6 +78,8 @@ def variance_figure(
             f"floor c = {fit.floor}",
             "floor excludes 0" if fit.floor_excludes_zero else "floor CI includes 0",
         ]
+        if isinstance(fit, ProfileFloorFit) and fit.plateau:
+            lines.append("plateau: floor and slow decline\nnot separated")
     if test_set is not None:
         std_ax.axhline(
             math.sqrt(max(test_set.test_set.value, 0.0)), color="0.4", ls=":", label="test set"

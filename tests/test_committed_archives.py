@@ -1,0 +1,209 @@
+"""Every committed study reopens from a clone: its archive holds every complete run, the
+read-only commands work on its folder without an Optuna storage and change nothing there,
+and its findings re-derive from the archives byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from nnlab.cli import main
+from nnlab.report.dashboard import free_port
+from nnlab.study import Study
+from nnlab.study import archive as study_archive
+from tests.test_dashboard import Dashboard, get_json
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+STUDIES = sorted(path.parent.name for path in RESULTS.glob("*/trials.parquet"))
+# committed studies whose reruns had not finished when the archives were built
+WITHOUT_ARCHIVE = {"classic-epochs", "classic-lr-epochs", "classic-lr-sweep",
+                   "classic-seed000-eta", "classic-seed004", "cnn", "eta-vs-n-b400",
+                   "eta-vs-n-long", "noise-grad", "noise-grad-long", "noise-weight",
+                   "noise-weight-long", "noise-weight-strong", "restarts-init-long",
+                   "restarts-long", "restarts-order", "restarts-order-long"}
+ARCHIVED = [name for name in STUDIES if name not in WITHOUT_ARCHIVE]
+# the AMD EPYC's kernels, under which the committed findings were computed (Makefile)
+EPYC_KERNELS = {"OPENBLAS_CORETYPE": "Haswell",
+                "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
+SMALL = "restarts"  # the fast reopening test's study: one configuration, 100 runs
+# each analysis script: the studies it reads, and the folder its findings go to
+SCRIPTS = {
+    "errors": (("restarts", "eta-vs-n", "restarts-long", "noise-grad", "noise-weight", "cnn"),
+               "errors"),
+    "eta_vs_n": (("eta-vs-n", "eta-vs-n-long", "eta-vs-n-b25", "eta-vs-n-b25-long",
+                  "eta-vs-n-b400"), "eta-vs-n"),
+    "noise": (("noise-grad", "noise-weight", "noise-weight-strong", "restarts",
+               "noise-grad-long", "noise-weight-long", "restarts-long"), "noise-grad"),
+    "restarts": (("restarts-long", "restarts-init-long", "restarts-order-long", "restarts"),
+                 "restarts"),
+}
+
+
+# findings that no longer follow from the committed studies: results/errors/findings.* were
+# written when eta-vs-n had 5 seeds (its eta = 0.5 set: 5 runs, 50000 predictions); it has
+# 10 since, and errors.py was not rerun
+STALE = {"errors": "results/errors/findings.* predate eta-vs-n's growth from 5 to 10 seeds"}
+
+
+def has_archive(name: str) -> bool:
+    return study_archive.archive_path(RESULTS / name, "curves").is_file()
+
+
+def committed_copy(name: str, results: Path) -> Path:
+    """results/<name> as a clone has it (without what .gitignore keeps local: the storage,
+    the per-trial files, report.html), copied to `results`/<name>."""
+    local = shutil.ignore_patterns("curves", "predictions", "probabilities", "optuna.journal*",
+                                   "*.lock", "report.html")
+    return Path(shutil.copytree(RESULTS / name, results / name, ignore=local))
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_studies_without_an_archive_are_the_expected_ones():
+    assert {name for name in STUDIES if not has_archive(name)} == WITHOUT_ARCHIVE
+
+
+@pytest.mark.parametrize("name", ARCHIVED)
+def test_an_archive_holds_every_complete_run_and_its_final_metrics(name):
+    study = Study.load(RESULTS / name)
+    trials = pd.read_parquet(study.store.trials_path)
+    complete = trials[trials["state"] == "COMPLETE"].set_index("trial")
+    assert study.store.archived("curves") == set(complete.index)
+    chosen = study_archive.selection(study.folder)
+    assert study.store.archived("predictions") == set(
+        study_archive.predicted_trials(chosen, study.spec, trials))
+    last = study.curves(columns=["val_acc", "test_acc"]).groupby("trial").tail(1)
+    for metric in ("val_acc", "test_acc"):
+        np.testing.assert_array_equal(last[metric], complete[metric].sort_index())
+
+
+def test_a_committed_study_reopens_without_its_storage_and_reading_changes_nothing(
+        tmp_path, capsys):
+    folder = committed_copy(SMALL, tmp_path / "results")
+    before = hashes(folder)
+    assert main(["status", str(folder), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert status["complete"] == (trials["state"] == "COMPLETE").sum()
+    assert status["missing_files"] == {}
+    study = Study.load(folder)
+    assert study.curves()["trial"].nunique() == status["complete"]
+    assert study.predictions()["trial"].nunique() == status["complete"]  # one configuration
+    dashboard = Dashboard(folder, free_port())
+    try:
+        (summary,) = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
+        assert summary["study_name"] == SMALL
+        detail = get_json(f"{dashboard.base}/api/studies/{summary['study_id']}")
+        assert len(detail["trials"]) == len(trials)
+    finally:
+        code, _, err = dashboard.interrupt()
+    assert code in (0, 130) and f"{folder} has no Optuna storage" in err
+    assert hashes(folder) == before
+    assert main(["report", str(folder), "--no-train", "--resamples", "100"]) == 0
+    after = hashes(folder)
+    changed = {path for path in before.keys() | after.keys()
+               if before.get(path) != after.get(path)}
+    assert "report.html" in changed
+    assert all(path in ("report.html", "report.json") or path.startswith("figures/")
+               for path in changed), changed
+
+
+def test_the_main_error_findings_re_derive_from_the_restarts_archive(tmp_path, monkeypatch):
+    """errors.py's numbers of its main prediction set (restarts) and its confident errors,
+    from clones of the two studies it requires (the others are left out). Its eta-vs-n set
+    is not compared: see STALE."""
+    monkeypatch.syspath_prepend(str(ROOT / "analysis"))
+    import common
+    import errors
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    for name in ("restarts", "eta-vs-n"):
+        committed_copy(name, tmp_path / "results")
+    sets = errors.prediction_sets()
+    committed = json.loads((RESULTS / "errors" / "findings.json").read_text())
+
+    def text(value) -> str:
+        return json.dumps(value, indent=1, default=common._plain)
+
+    label, main_set = next(iter(sets.items()))
+    assert label.startswith("restarts ") and len(sets) == 2
+    assert text(errors.set_numbers(*errors.analyse_set(main_set))) == text(committed[label])
+    assert (text(errors.confident_errors(main_set).to_dict(orient="records"))
+            == text(committed["confident_errors"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SCRIPTS["eta_vs_n"][0])
+def test_each_eta_study_s_numbers_re_derive_from_its_archive(tmp_path, name):
+    """eta_vs_n.py's numbers of one study, byte for byte, from a clone of its folder alone."""
+    if not has_archive(name):
+        pytest.skip(f"no archive yet: {name}")
+    results = tmp_path / "results"
+    committed_copy(name, results)
+    code = ("import json, sys, common, eta_vs_n\n"
+            "found = eta_vs_n.analyse(sys.argv[1])\n"
+            "print('=' * 20 + json.dumps(eta_vs_n.study_numbers(found), indent=1, "
+            "default=common._plain))")
+    run = subprocess.run([sys.executable, "-c", code, name], cwd=ROOT / "analysis", text=True,
+                         capture_output=True,
+                         env={**os.environ, **EPYC_KERNELS, "NNLAB_RESULTS": str(results)})
+    assert run.returncode == 0, run.stderr
+    committed = json.loads((RESULTS / "eta-vs-n" / "findings.json").read_text())[name]
+    assert run.stdout.split("=" * 20)[-1].strip() == json.dumps(committed, indent=1)
+
+
+def test_a_script_missing_a_study_s_archive_says_which_file_in_one_line(tmp_path):
+    results = tmp_path / "results"
+    committed_copy("eta-vs-n", results)
+    shutil.rmtree(results / "eta-vs-n" / "archive", ignore_errors=True)
+    run = subprocess.run([sys.executable, "analysis/eta_vs_n.py"], cwd=ROOT, text=True,
+                         capture_output=True, env={**os.environ, "NNLAB_RESULTS": str(results)})
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith(f"eta_vs_n.py: error: {results}/eta-vs-n/curves: no file "
+                                 "for complete trial(s) 0, 1, ")
+    assert f"no archive {results}/eta-vs-n/archive/curves.parquet" in run.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=STALE[name]))
+    if name in STALE else name for name in SCRIPTS])
+def test_make_findings_re_derives_every_finding_from_the_archives(tmp_path, script):
+    """The script on a clone's results (archives, no per-trial files): findings.md and
+    findings.json byte for byte, each figure pixel for pixel (PNG metadata may differ)."""
+    studies, findings = SCRIPTS[script]
+    missing = [name for name in studies if not has_archive(name)]
+    if missing:
+        pytest.skip(f"no archive yet: {', '.join(missing)}")
+    results = tmp_path / "results"
+    for name in {*studies, findings}:
+        committed_copy(name, results)
+    for path in [*results.glob("*/findings.*"), *results.glob("*/findings/*.png")]:
+        path.unlink()
+    run = subprocess.run([sys.executable, f"analysis/{script}.py"], cwd=ROOT, text=True,
+                         capture_output=True,
+                         env={**os.environ, **EPYC_KERNELS, "NNLAB_RESULTS": str(results)})
+    assert run.returncode == 0, run.stderr
+    for name in ("findings.md", "findings.json"):
+        assert (results / findings / name).read_bytes() == (RESULTS / findings / name
+                                                              ).read_bytes(), name
+    figures = sorted(results.glob("*/findings/*.png"))
+    assert figures
+    for written in figures:
+        committed = RESULTS / written.relative_to(results)
+        np.testing.assert_array_equal(imread(written), imread(committed), str(committed))

@@ -1,0 +1,82 @@
+"""The generated parts of the documentation: the README's findings table is what
+results/ gives, its numbers are read from the files, the CLI reference covers every
+command, and the Nielsen specs say what the book's recipes say."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nnlab.cli import build_parser
+from nnlab.study import StudySpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _docs_gen():
+    spec = importlib.util.spec_from_file_location("docs_gen", ROOT / "scripts" / "docs_gen.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+docs_gen = _docs_gen()
+
+
+def test_readme_findings_table_is_what_the_results_give():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert docs_gen.with_table(readme, docs_gen.findings_table()) == readme, (
+        "README.md's findings table is out of date: run `make readme`")
+
+
+def test_findings_table_numbers_are_read_from_the_results(tmp_path):
+    sources = ["eta-vs-n/findings.json", "restarts/findings.json", "noise-grad/findings.json",
+               "errors/findings.json", "classic-seed000-eta/report.json"]
+    for source in sources:
+        (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "results" / source, tmp_path / source)
+    assert "b = 1.04 [0.98, 1.10]" in docs_gen.findings_table(tmp_path)
+    path = tmp_path / "eta-vs-n" / "findings.json"
+    found = json.loads(path.read_text())
+    found["eta-vs-n-long"]["tail"]["exponent"] = {"value": 0.5, "low": 0.25, "high": 0.75}
+    path.write_text(json.dumps(found))
+    table = docs_gen.findings_table(tmp_path)
+    assert "b = 0.50 [0.25, 0.75]" in table and "1.04" not in table
+    assert len(table.splitlines()) == 2 + len(docs_gen.ROWS)
+
+
+def test_readme_without_the_markers_is_refused():
+    with pytest.raises(ValueError, match="findings-table:begin"):
+        docs_gen.with_table("# a README\n", "| table |\n")
+
+
+def test_cli_reference_has_every_command_and_the_conventions():
+    reference = docs_gen.cli_reference()
+    names = [parser.prog for parser in docs_gen._parsers(build_parser())]
+    for command in ["nnlab", "nnlab data fetch", "nnlab run", "nnlab worker", "nnlab status",
+                    "nnlab train", "nnlab presets", "nnlab report", "nnlab dashboard"]:
+        assert command in names and f"### {command}\n" in reference
+    assert "usage: nnlab train [-h] --preset PRESET" in reference
+    # the conventions epilog keeps its line breaks
+    assert "\n  weight_decay  L2 in the gradient, before the optimiser" in reference
+
+
+@pytest.mark.parametrize("chapter", ["ch1", "ch3"])
+def test_nielsen_specs_say_what_the_book_says(chapter):
+    spec = StudySpec.from_toml(ROOT / "docs" / f"nielsen-{chapter}.toml")
+    base = spec.base_config()
+    assert spec.name == f"nielsen-{chapter}"
+    assert spec.grid == {"sizes": [[784, 30, 10], [784, 100, 10]]}
+    assert (base.activation, base.output, base.optimizer) == ("sigmoid", "sigmoid", "sgd")
+    assert (base.init, base.init_std, base.target_range) == ("normal", 1.0, [0.0, 1.0])
+    assert (base.batch_size, base.epochs) == (10, 30)
+    assert base.eval_steps == [5000 * epoch for epoch in range(31)]  # after every epoch
+    if chapter == "ch1":  # quadratic cost, eta 3.0
+        assert (base.loss, base.eta, base.weight_decay) == ("mse", 3.0, 0.0)
+    else:  # cross-entropy, eta 0.5, L2 lambda 5.0 over n = 50,000
+        assert (base.loss, base.eta) == ("cross_entropy", 0.5)
+        assert base.weight_decay == pytest.approx(5.0 / 50_000)

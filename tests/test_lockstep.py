@@ -1,4 +1,5 @@
-"""Lockstep groups against separate runs: every Run bit for bit, on MNIST's real shapes."""
+"""Lockstep groups against separate runs: every Run bit for bit, on MNIST's real shapes and
+an entry point's data set."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from nnlab.nn import stacked as stacked_module
 from nnlab.nn.stacked import StackedMLP, wide_product_exact
 from nnlab.run import Run
 from nnlab.train import TrainConfig, get_preset, train
+from tests.data_entry import blobs_dataset
 
 BASE = get_preset("seed-000").replace(batch_size=100, n_steps=120, eval_steps=[0, 7, 30, 120])
 
@@ -116,6 +118,38 @@ def test_batches_lengths_schedules_dtypes(data, fields):
     check_group([BASE.replace(eta=eta, **fields) for eta in (0.5, 2.0)], data)
 
 
+def test_each_run_sees_its_own_evaluations_and_one_stopped_by_them_drops_out(data):
+    """on_eval as a study's live values and pruner use it: run 1 is stopped at step 30 (as
+    train() stops it there alone), the others go on; each callback sees its own rows."""
+    configs = [BASE.replace(eta=eta) for eta in (0.5, 1.0, 2.0)]
+    rows: dict[str, list[dict]] = {}
+
+    def watch(name: str, stop_at: int | None = None):
+        def on_eval(row: dict, last: bool) -> bool:
+            rows.setdefault(name, []).append({k: v for k, v in row.items() if k != "seconds"})
+            return row["step"] != stop_at
+        return on_eval
+
+    grouped = train_group(configs, data, [watch("0"), watch("1", stop_at=30), None])
+    with threadpool_limits(limits=1):
+        alone = [train(configs[0], data, watch("0 alone")),
+                 train(configs[1], data, watch("1 alone", stop_at=30)), train(configs[2], data)]
+    for mine, theirs in zip(grouped, alone, strict=True):
+        assert_same_run(mine, theirs)
+    assert [run.status for run in grouped] == ["ok", "stopped", "ok"]
+    assert grouped[1].metrics["n_steps"] == 30
+    assert rows["0"] == rows["0 alone"] and [row["step"] for row in rows["0"]] == [0, 7, 30, 120]
+    assert rows["1"] == rows["1 alone"] and [row["step"] for row in rows["1"]] == [0, 7, 30]
+    with pytest.raises(NNLabError, match="one on_eval per config"):
+        train_group(configs, data, [None])
+
+
+def test_data_of_other_shapes():
+    """An entry point's data set: 12 real-valued features, 3 classes, 400 training rows."""
+    check_group([BASE.replace(sizes=[12, 8, 3], batch_size=40, eta=eta) for eta in (0.1, 1.0)],
+                blobs_dataset())
+
+
 def test_full_batch(data):
     small = Dataset("first-2000", Split(data.train.x[:2000], data.train.y[:2000]), data.val,
                     data.test)
@@ -166,6 +200,7 @@ def test_group_keys():
         assert group_key(BASE.replace(**other)) != key, other
     assert group_key(BASE.replace(batch_size=1)) is None
     assert group_key(BASE.replace(model="cnn", layers="conv4k5-pool2-dense8")) is None
+    assert group_key(BASE.replace(model="tests.data_entry:small_net")) is None  # a builder
 
 
 def test_train_group_refuses_runs_of_different_groups(data):

@@ -6,18 +6,22 @@
    11 learning rates (0.125 .. 128, factor 2) x 4 seeds, 5000 steps evaluated at 11
    log-spaced lengths (eta-vs-n's schedule): groups of 11, the learning rates of a seed
    (etas from 32 on diverge early and drop out of their groups).
-2. A noise study: the same network at eta 1, no noise, gradient noise and weight noise
-   (noise_eta 1e-4) x 10 seeds, 5000 steps: groups of 3, the arms of a seed (the two noisy
-   ones share their draws).
+2. Noise studies of the same network at eta 1, 3 arms x 10 seeds, 5000 steps, groups of 3
+   (the arms of a seed): the three kinds, no noise, annealed gradient noise and weight noise
+   (noise_eta 1e-4); and annealed gradient noise of three strengths (noise_eta 1e-5, 1e-4,
+   1e-3: noise-grad.toml's two and a weaker one), whose arms share their noise draws (a
+   run alone draws 28,642 normal numbers a step, about a third of its time).
 
 Each study runs with `lockstep = true` and with `lockstep = false` on fresh folders
-through the engine (`Study.run`, --jobs worker processes of one BLAS thread each), the
-two variants alternating (grouped, separate, separate, grouped, ... over --repeats), so
-that both see the same load; the table gives wall times, runs per hour and the ratio of
-runs per hour, grouped / separate, and the CPU time of the run and its worker processes
-(steadier than wall time on a machine that other work keeps busy). Every run's curve and
-predictions are checked equal between the two variants. --quick: 1000 steps (evaluated
-at the lengths up to 1000), 2 seeds of the eta sweep and 4 of the noise study.
+through the engine (`Study.run`, --jobs worker processes of one BLAS thread each, started
+and given the data by a small study first), the two variants alternating (grouped,
+separate, separate, grouped, ... over --repeats), so that both see the same load. The
+table gives wall times, runs per hour and the ratio of runs per hour, grouped / separate,
+and the CPU time of the run and its worker processes (steadier than wall time on a machine
+that other work keeps busy). Every run's curve and predictions are checked equal between
+the two variants. The machine, the library versions and its load (1-minute load average)
+are printed first, the load again after each measurement. --quick: 1000 steps (evaluated
+at the lengths up to 1000), 2 seeds of the eta sweep and 4 of the noise studies.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 import optuna
 
 from nnlab.run import CURVE_COLUMNS
-from nnlab.study import Study
+from nnlab.study import Study, manifest
 
 EVAL_STEPS = [0, 32, 56, 100, 178, 316, 562, 1000, 1778, 3162, 5000]
 ETAS = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]
@@ -46,9 +50,14 @@ def specs(quick: bool) -> dict[str, dict]:
     return {
         "eta sweep": {"study": {"name": "bench-eta", "replicates": 2 if quick else 4},
                       "base": base, "grid": {"eta": ETAS}},
-        "noise study": {"study": {"name": "bench-noise", "replicates": 4 if quick else 10},
-                        "base": {**base, "eta": 1.0, "noise_eta": 1e-4},
-                        "grid": {"noise": ["none", "grad", "weight"]}},
+        "noise study, none/grad/weight": {
+            "study": {"name": "bench-noise-kinds", "replicates": 4 if quick else 10},
+            "base": {**base, "eta": 1.0, "noise_eta": 1e-4},
+            "grid": {"noise": ["none", "grad", "weight"]}},
+        "noise study, grad x 3 strengths": {
+            "study": {"name": "bench-noise-grad", "replicates": 4 if quick else 10},
+            "base": {**base, "eta": 1.0, "noise": "grad"},
+            "grid": {"noise_eta": [1e-5, 1e-4, 1e-3]}},
     }
 
 
@@ -98,6 +107,14 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        warm = {"study": {"name": "warm", "replicates": args.jobs},
+                "base": {"preset": "seed-000", "batch_size": 100, "n_steps": 10}}
+        Study(warm, results=root).run(n_jobs=args.jobs, progress=False)
+        env = manifest.environment()
+        blas = ", ".join(f"{pool['internal_api']} {pool['version']} ({pool['architecture']})"
+                         for pool in env["blas"])
+        print(f"{env['cpu']}, {env['cores']} cores; Python {env['python']}, numpy "
+              f"{env['packages']['numpy']}, {blas}; load {os.getloadavg()[0]:.2f}", flush=True)
         for name, values in specs(args.quick).items():
             walls: dict[bool, list[float]] = {True: [], False: []}
             cpus: dict[bool, list[float]] = {True: [], False: []}
@@ -108,7 +125,7 @@ def main() -> None:
                     walls[lockstep].append(wall)
                     cpus[lockstep].append(cpu)
                     print(f"{name}, {'grouped' if lockstep else 'separate'}: {wall:.1f} s, "
-                          f"{cpu:.1f} CPU s", flush=True)
+                          f"{cpu:.1f} CPU s; load {os.getloadavg()[0]:.2f}", flush=True)
             n_runs = len(studies[True].trials())
             grouped, separate = np.median(walls[True]), np.median(walls[False])
             grouped_cpu, separate_cpu = np.median(cpus[True]), np.median(cpus[False])

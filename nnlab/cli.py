@@ -179,7 +179,8 @@ def _report_run(study, summary: dict, who: str) -> int:
     this_run = summary["this_run"]
     pruned = f", {this_run['pruned']} pruned" if this_run["pruned"] else ""
     print(f"{who}: {this_run['completed']} trials completed ({this_run['diverged']} "
-          f"diverged){pruned}, {this_run['failed']} failed; results in {study.folder}")
+          f"diverged, {this_run['grouped']} in lockstep groups){pruned}, "
+          f"{this_run['failed']} failed; results in {study.folder}")
     _print_study(study, summary, str(study.folder))
     if summary["failed"]:
         print(f"nnlab: {summary['failed']} planned trials failed (the error column of "

@@ -28,7 +28,8 @@ class Run:
         explosion rule); grad_norm is the global norm of the raw gradient of the step just
         before (NaN at step 0); lr the learning rate of the next step.
     metrics: val_acc, test_acc, train_loss, val_loss (at the last step), n_steps (steps
-        actually run), seconds (wall time of the whole run, evaluations included).
+        actually run), seconds (wall time of the whole run, evaluations included; of its
+        group for a run trained in lockstep, nnlab.lockstep, as are the curve's seconds).
     test_proba: (n_test, n_classes) float32 class probabilities on the test split (a
         sigmoid output's per-class values normalised to sum to 1).
     test_labels: (n_test,) int true test labels.

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from nnlab.datasets import Dataset, Split, scale_pixels
 from nnlab.entry_points import call_entry_point
 from nnlab.errors import ConfigError, NNLabError
 from nnlab.nn.layers import Layer
+from nnlab.nn.losses import Head
 from nnlab.nn.model import MLP, Sequential
 from nnlab.presets import PRESETS, Preset, get_preset
 from nnlab.run import CURVE_COLUMNS, Run
@@ -214,7 +215,16 @@ def _describe(value: object) -> str:
 
 # --- evaluation -------------------------------------------------------------------------
 
-def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+class Evaluable(Protocol):
+    """What `evaluate` reads of a model: a Sequential, or a run of a lockstep group."""
+
+    n_classes: int
+    head: Head
+
+    def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]: ...
+
+
+def evaluate(model: Evaluable, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, proba (n, n_classes) float32) in chunks of EVAL_CHUNK_ROWS;
     non-finite outputs count as wrong. Sigmoid outputs are normalised to sum to 1."""
     n = len(y)
@@ -289,23 +299,72 @@ def train(config: TrainConfig, data: Dataset, on_eval: OnEval | None = None) -> 
         return _train(config, data, on_eval)
 
 
-def _train(config: TrainConfig, data: Dataset, on_eval: OnEval | None) -> Run:
-    started = time.perf_counter()
+class RunStart(NamedTuple):
+    """A run as it stands before its first step (see `start_run`)."""
+
+    config: TrainConfig
+    batch_size: int
+    n_steps: int
+    eval_steps: list[int]
+    seeds: dict[str, int]
+    rngs: dict[str, np.random.Generator]
+    model: Sequential
+    schedule: optim.Schedule
+
+
+Segment = tuple[int, int, bool]
+"""Steps first..stop-1 to run, and whether the norm of the last one's gradient is wanted."""
+Stepped = tuple[list[float], float]
+"""What running a Segment gives: the steps' losses and that norm (NaN if not wanted)."""
+
+
+def start_run(config: TrainConfig, data: Dataset) -> RunStart:
+    """Check `config` against `data` and set up its run: sizes, seeds and streams, the
+    initialised model, the schedule."""
     batch_size, n_steps, eval_steps = fit_to_data(config, data)
-    steps_per_epoch = len(data.train) // batch_size
     seeds = stream_seeds(config)
     rngs = stream_rngs(seeds)
     model = build_model(config, data, rngs)
+    return RunStart(config, batch_size, n_steps, eval_steps, seeds, rngs, model,
+                    make_schedule(config, n_steps))
 
+
+def _train(config: TrainConfig, data: Dataset, on_eval: OnEval | None) -> Run:
+    started = time.perf_counter()
+    run = start_run(config, data)
+    stepper = Stepper(config, run.model, run.schedule,
+                       _Batches(data.train, run.model.dtype, run.batch_size, run.rngs["order"]),
+                       run.rngs["noise"])
+    return drive(run_loop(run, data, started, on_eval), stepper.run)
+
+
+def drive(loop: Generator[Segment, Stepped, Run], step: Callable[[int, int, bool], Stepped]
+          ) -> Run:
+    """Run `loop` (see `run_loop`) to its end, running each segment it asks for with `step`."""
+    segment = next(loop)
+    while True:
+        try:
+            segment = loop.send(step(*segment))
+        except StopIteration as end:
+            return end.value
+
+
+def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | None = None,
+             evaluated: Evaluable | None = None) -> Generator[Segment, Stepped, Run]:
+    """The loop of one run around its steps: yields each Segment of steps to run and is sent
+    what running it gives (as `Stepper.run` returns it); evaluates, calls `on_eval` (see
+    `train`), keeps the curve, applies the divergence rule and returns the Run. Its times
+    count from `started`. `evaluated` stands in for run.model in the evaluations (the same
+    outputs; by default run.model)."""
+    config, batch_size, n_steps, eval_steps, seeds, _, model, schedule = run
+    evaluated = model if evaluated is None else evaluated
+    steps_per_epoch = len(data.train) // batch_size
     dtype = model.dtype
     x_val, y_val = _features(data.val, dtype), np.asarray(data.val.y)
     x_test, y_test = _features(data.test, dtype), np.asarray(data.test.y)
     reference = Split(data.train.x[:REFERENCE_ROWS], np.asarray(data.train.y[:REFERENCE_ROWS]))
     initial_loss, _ = model.loss_and_proba(reference.features(dtype), reference.y)
     loss_limit = config.diverge_factor * initial_loss if math.isfinite(initial_loss) else math.inf
-    schedule = make_schedule(config, n_steps)
-    stepper = _Stepper(config, model, schedule,
-                       _Batches(data.train, dtype, batch_size, rngs["order"]), rngs["noise"])
     window_steps = max(1, math.ceil(WINDOW_SAMPLES / batch_size))
 
     curve = _Curve()
@@ -320,8 +379,8 @@ def _train(config: TrainConfig, data: Dataset, on_eval: OnEval | None) -> Run:
     def record(at_step: int, train_loss: float, final: bool
                ) -> tuple[float, float, np.ndarray, bool]:
         """Evaluate and add a curve row; the last item: whether `on_eval` stops the run."""
-        val_loss, val_acc, _ = evaluate(model, x_val, y_val)
-        _, test_acc, test_proba = evaluate(model, x_test, y_test)
+        val_loss, val_acc, _ = evaluate(evaluated, x_val, y_val)
+        _, test_acc, test_proba = evaluate(evaluated, x_test, y_test)
         curve.add(at_step, at_step / steps_per_epoch, at_step * batch_size, schedule(at_step),
                   train_loss, val_loss, val_acc, test_acc, grad_norm,
                   time.perf_counter() - started)
@@ -341,7 +400,7 @@ def _train(config: TrainConfig, data: Dataset, on_eval: OnEval | None) -> Run:
             eval_at = next(next_eval)
         # a segment ends at the next evaluation or the end of the divergence window
         stop = min(eval_at, (step // window_steps + 1) * window_steps)
-        losses, norm = stepper.run(step, stop, grad_norm_of_last=stop == eval_at)
+        losses, norm = yield step, stop, stop == eval_at
         grad_norm = norm if stop == eval_at else grad_norm
         step += len(losses)
         total = sum(losses)
@@ -373,7 +432,7 @@ def _train(config: TrainConfig, data: Dataset, on_eval: OnEval | None) -> Run:
                test_proba=test_proba, test_labels=y_test, seeds=seeds, note=note, model=model)
 
 
-class _Stepper:
+class Stepper:
     """Runs training steps one of three ways: plain SGD at batch size 1 as the model's fused
     per-example loop (`sgd_steps`), plain SGD at larger batches as its fused in-place step,
     anything else as loss_and_grads + the optimiser chain + apply_updates."""
@@ -412,13 +471,16 @@ class _Stepper:
                 loss, grads = self.model.loss_and_grads(x, y)
                 if grad_norm_of_last and step == stop - 1:
                     norm = optim.global_norm(grads)
-                updates, self.state = self.optimizer.update(self.grads, self.state, self.params,
-                                                            step)
-                optim.apply_updates(self.params, updates)
+                self.update(step)
             losses.append(loss)
             if not loss < math.inf:
                 break
         return losses, norm
+
+    def update(self, step: int) -> None:
+        """Not fused: update the parameters by the optimiser chain from the model's grads."""
+        updates, self.state = self.optimizer.update(self.grads, self.state, self.params, step)
+        optim.apply_updates(self.params, updates)
 
     def _run_examples(self, first: int, stop: int, grad_norm_of_last: bool
                       ) -> tuple[list[float], float]:

@@ -29,7 +29,9 @@ def tiny(name: str, grid: dict | None = None, replicates: int = 2, **study) -> d
 def test_a_grid_runs_every_configuration_and_seed_once_and_a_rerun_redoes_nothing(tmp_path):
     study = Study(tiny("grid"), results=tmp_path)
     summary = study.run(n_jobs=2, progress=False)
-    assert summary["this_run"] == {"completed": 4, "diverged": 0, "failed": 0, "pruned": 0}
+    # each seed's two learning rates trained as one lockstep group
+    assert summary["this_run"] == {"completed": 4, "diverged": 0, "failed": 0, "pruned": 0,
+                                   "grouped": 4}
     assert (summary["planned"], summary["complete"], summary["failed"]) == (4, 4, 0)
 
     trials = study.trials()

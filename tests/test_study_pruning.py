@@ -122,7 +122,7 @@ def test_a_resumed_or_grown_study_never_decides_its_ended_trials_again(tmp_path)
     study.run(n_jobs=2, progress=False)
     before = study.trials().set_index("trial")[["state", "steps_run", "value", "completed"]]
     assert study.run(n_jobs=2, progress=False)["this_run"] == {
-        "completed": 0, "diverged": 0, "failed": 0, "pruned": 0}
+        "completed": 0, "diverged": 0, "failed": 0, "pruned": 0, "grouped": 0}
     grown = Study(searched("grows", n_trials=8), results=tmp_path)
     summary = grown.run(n_jobs=2, progress=False)
     assert summary["complete"] + summary["pruned"] == 16

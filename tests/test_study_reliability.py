@@ -51,7 +51,9 @@ def test_a_run_killed_with_sigkill_resumes_without_losing_or_redoing_a_trial(tmp
     folder = tmp_path / "killed"
     first = nnlab_run(spec, tmp_path, start_new_session=True)  # its own process group
     deadline = time.monotonic() + 120
-    while len(list((folder / "curves").glob("trial=*"))) < 3:
+    # past the first two lockstep groups (a seed's two learning rates each), whose four
+    # trials end at once: some trials are recorded, some still run
+    while len(list((folder / "curves").glob("trial=*"))) < 5:
         assert first.poll() is None, first.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -119,7 +121,8 @@ def test_a_worker_killed_mid_trial_fails_its_trials_and_the_study_goes_on(tmp_pa
     study = Study.load(folder)
     trials = study.trials()
     failed = trials[trials["state"] == "FAIL"]
-    assert 1 <= len(failed) <= 2  # the killed worker's trial, maybe its pool neighbour's
+    # the killed worker's trials (a lockstep group of two), maybe its pool neighbour's
+    assert 1 <= len(failed) <= 4
     assert failed["error"].str.startswith("worker process failed: TerminatedWorkerError").all()
     assert (trials["state"] == "COMPLETE").sum() == len(PLANNED) - len(failed)
     again = nnlab_run(spec, tmp_path)

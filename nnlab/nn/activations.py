@@ -56,7 +56,8 @@ SIGMOID_BY_EXP_FROM = 2048
 """Arrays of at least this many elements take sigmoid's exp form (see `sigmoid`)."""
 
 
-def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None, size: int | None = None
+            ) -> np.ndarray:
     """1 / (1 + exp(-x)) element-wise, without overflow warnings; written into out if given.
 
     Large arrays are computed as written, in four vectorised numpy passes (exp has SIMD
@@ -66,8 +67,12 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     SIGMOID_BY_EXP_FROM elements the one call of expit costs less. The two agree within
     1 ulp of 1 in absolute terms and keep relative precision for small outputs; exp(-x)
     overflows to inf for x < -88 (float32), giving 0 where expit gives a value below
-    1e-38."""
-    if x.size < SIGMOID_BY_EXP_FROM:
+    1e-38.
+
+    `size` (default x.size) picks the form: x that stacks several runs' arrays
+    (nnlab.nn.stacked) passes the size of one run's, so that each run gets the values it
+    gets alone."""
+    if (x.size if size is None else size) < SIGMOID_BY_EXP_FROM:
         return expit(x, out=out)
     out = np.negative(x, out=out)
     with np.errstate(over="ignore"):

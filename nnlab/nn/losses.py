@@ -47,13 +47,26 @@ def _is_target_range(value: object, loss: object) -> bool:
 
 
 def _softmax_by_columns(zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax over the rows of zt: (K, batch), shifted in place by each column's max
-    (no overflow). Returns p: (K, batch) and the sums of exp(shifted): (batch,)."""
-    zt -= zt.max(axis=0)
+    """Softmax over the classes of zt: (..., K, batch), shifted in place by each column's
+    max (no overflow). Returns p: (..., K, batch) and the sums of exp(shifted): (..., batch)."""
+    zt -= zt.max(axis=-2, keepdims=True)
     p = np.exp(zt)
-    sum_exp = p.sum(axis=0)
-    p /= sum_exp
+    sum_exp = p.sum(axis=-2)
+    p /= sum_exp[..., None, :]
     return p, sum_exp
+
+
+def _f64(values: np.ndarray) -> np.ndarray:
+    """values (a sum's result, maybe a numpy scalar) as a float64 array of their shape."""
+    return np.asarray(values, dtype=np.float64)
+
+
+def _sum_at_labels(zt: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """sum_j zt[..., y_j, j] over the batch, as float64 (...,). The gathered values are
+    made contiguous first: a sum along a contiguous axis is numpy's pairwise sum, which a
+    run alone takes, and the gather of stacked runs' values is laid out (batch, runs)."""
+    picked = np.ascontiguousarray(zt[..., y, np.arange(len(y))])
+    return _f64(picked.sum(axis=-1))
 
 
 class Head:
@@ -87,35 +100,53 @@ class Head:
         every example is then a sum over rows, which numpy vectorises along the batch,
         where over a row of K = 10 it cannot (softmax cross-entropy for 100 examples:
         16 instead of 32 us; for 5000: 163 instead of 683 us)."""
-        batch, n_classes = z.shape
+        loss, grad, p = self._loss_and_grad(z, y, with_grad)
+        return float(loss), grad, p
+
+    def stacked_loss_and_grad(
+        self, z: np.ndarray, y: np.ndarray, with_grad: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """`loss_and_grad` of runs that share the batch y (nnlab.nn.stacked): z, the
+        gradient and p are (runs, batch, K), the losses (runs,) float64; each run's values
+        those it gets alone."""
+        return self._loss_and_grad(z, y, with_grad)
+
+    def _loss_and_grad(
+        self, z: np.ndarray, y: np.ndarray, with_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Both of the above: z (..., batch, K), losses float64 of shape (...)."""
+        batch, n_classes = z.shape[-2:]
         rows = np.arange(batch)
         lo, span = self.lo, self.hi - self.lo
-        zt = z.T.copy()  # (K, batch)
+        zt = np.swapaxes(z, -1, -2).copy()  # (..., K, batch)
         if self.output == "softmax":
             p, sum_exp = _softmax_by_columns(zt)  # zt now holds the shifted logits
             if self.loss == "cross_entropy":
                 # -log p_k = log_sum_exp - shifted_k
-                sum_log_sum_exp = float(np.log(sum_exp).sum())  # over the batch
-                total = span * (sum_log_sum_exp - float(zt[y, rows].sum()))
+                sum_log_sum_exp = _f64(np.log(sum_exp).sum(axis=-1))  # over the batch
+                total = span * (sum_log_sum_exp - _sum_at_labels(zt, y))
                 if lo:
-                    total += lo * (n_classes * sum_log_sum_exp - float(zt.sum()))
+                    total += lo * (n_classes * sum_log_sum_exp - _f64(zt.sum(axis=(-2, -1))))
                 loss = total / batch
         else:
-            p = sigmoid(zt)
+            p = sigmoid(zt, size=n_classes * batch)
             if self.loss == "cross_entropy":
                 # softplus(z) - t z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
                 softplus = np.maximum(zt, 0) + np.log1p(np.exp(-np.abs(zt)))
-                total = float(softplus.sum()) - span * float(zt[y, rows].sum())
+                total = _f64(softplus.sum(axis=(-2, -1))) - span * _sum_at_labels(zt, y)
                 if lo:
-                    total -= lo * float(zt.sum())
+                    total -= lo * _f64(zt.sum(axis=(-2, -1)))
                 loss = total / batch
         # diff = p - t
         diff = p - z.dtype.type(lo)
-        diff[y, rows] -= span
+        diff[..., y, rows] -= span
         if self.loss == "mse":
-            loss = float(0.5 * np.einsum("ij,ij->", diff, diff) / batch)
+            # einsum of each run on its own: over a stack it sums large arrays otherwise
+            squares = np.array([np.einsum("ij,ij->", d, d) for d in diff.reshape(
+                -1, n_classes, batch)]).reshape(diff.shape[:-2])
+            loss = _f64(0.5 * squares / batch)
         if not with_grad:
-            return loss, None, np.ascontiguousarray(p.T)
+            return loss, None, np.ascontiguousarray(np.swapaxes(p, -1, -2))
         if self.loss == "cross_entropy":
             grad = diff
             if self.output == "softmax" and n_classes * lo + span != 1.0:
@@ -126,10 +157,10 @@ class Head:
             grad *= 1 - p
         else:
             # softmax Jacobian: dL/dz_j = p_j (diff_j - sum_k diff_k p_k)
-            grad = diff - (diff * p).sum(axis=0)
+            grad = diff - (diff * p).sum(axis=-2)[..., None, :]
             grad *= p
         grad /= z.dtype.type(batch)
-        return loss, grad.T, p.T
+        return loss, np.swapaxes(grad, -1, -2), np.swapaxes(p, -1, -2)
 
     def loss_and_grad_one(self, z: np.ndarray, label: int, p: np.ndarray,
                           grad: np.ndarray) -> float:

@@ -141,8 +141,10 @@ class _DaskQueue:
         return self.made().get(timeout=timeout, batch=batch)
 
     def close(self) -> None:
+        """Release the queue made here, once (the links of a lockstep group share theirs)."""
         if self._queue is not None:
             self._queue.close()
+            self._queue = None
 
 
 class _DaskChannel:

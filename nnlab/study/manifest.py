@@ -4,8 +4,9 @@ The manifest names the study and its storage, records the data it trains on ("da
 source, content digest, n_classes, image_shape, n_features, split sizes; see
 `nnlab.datasets.Dataset.identity`), and lists every invocation that worked on it (resumed
 and concurrent runs and workers on other hosts each add one): command, host, pid, workers,
-where they run and their BLAS threads, the digest of the data it checked, start and end
-times, package versions, git commit, Python, BLAS and CPU.
+where they run and their BLAS threads, whether they train runs that share a data order in
+lockstep groups and how many trials they trained so, the digest of the data it checked,
+start and end times, package versions, git commit, Python, BLAS and CPU.
 """
 
 from __future__ import annotations
@@ -79,11 +80,13 @@ def environment() -> dict[str, Any]:
     }
 
 
-def invocation(n_jobs: int, blas_threads: int, executor: Executor | None = None) -> dict[str, Any]:
+def invocation(n_jobs: int, blas_threads: int, executor: Executor | None = None,
+               lockstep: bool = False) -> dict[str, Any]:
     """One run of the study by this process, its end still open. n_jobs 0: it planned
-    the study and ran nothing; `executor`: where trials ran (None: joblib's loky)."""
+    the study and ran nothing; `executor`: where trials ran (None: joblib's loky);
+    `lockstep`: whether it trains runs that share a data order in lockstep groups."""
     where = (None if n_jobs == 0 else "loky" if executor is None
              else f"{type(executor).__module__}.{type(executor).__name__}")
     return {"command": sys.argv, "host": socket.gethostname(), "pid": os.getpid(),
             "n_jobs": n_jobs, "executor": where, "blas_threads_per_worker": blas_threads,
-            "start": now(), "end": None, **environment()}
+            "lockstep": lockstep, "start": now(), "end": None, **environment()}

@@ -18,7 +18,9 @@ The parent process claims and records; worker processes (loky, through joblib, o
 cluster's) only train and write parquet (`nnlab.study.task.run_trial`), and send each
 evaluation to the parent, which stores it as an intermediate value and, with a pruner,
 decides whether the run goes on (`nnlab.study.live`, `nnlab.study.pruning`). It also keeps
-the companion study of configurations in step (`nnlab.study.configs`).
+the companion study of configurations in step (`nnlab.study.configs`). With lockstep
+(`nnlab.study.groups`), a trial is claimed with the waiting trials of its group, each by its
+own claim, trained with them in one worker (`run_group`) and recorded on its own.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from nnlab.study.attrs import (
     SEED,
 )
 from nnlab.study.configs import ended_configurations, sync_configs
+from nnlab.study.groups import Lockstep
 from nnlab.study.live import Channel, open_channel
 from nnlab.study.liveness import HeartbeatRecorder, owner_is_gone, this_process
 from nnlab.study.progress import Progress
@@ -59,7 +62,7 @@ from nnlab.study.spec import StudySpec, param_value, stable_hash
 from nnlab.study.status import best_configuration, format_best
 from nnlab.study.storage import DEFAULT_HEARTBEAT, Heartbeat, stale_trial_ids
 from nnlab.study.store import ResultsStore
-from nnlab.study.task import TrialOutcome, TrialTask, load_dataset, run_trial
+from nnlab.study.task import TrialOutcome, TrialTask, load_dataset
 from nnlab.study.trials import trials_table
 from nnlab.train import fit_to_data
 
@@ -87,12 +90,14 @@ class RunCounts:
     diverged: int = 0
     failed: int = 0
     pruned: int = 0
+    grouped: int = 0  # trials trained in lockstep groups of two or more
 
     def add(self, outcome: TrialOutcome) -> None:
         self.failed += outcome.error is not None
         self.completed += outcome.error is None and outcome.status != "pruned"
         self.diverged += outcome.status == "diverged"
         self.pruned += outcome.status == "pruned"
+        self.grouped += outcome.error is None and outcome.group_size > 1
 
 
 class Runner:
@@ -121,6 +126,7 @@ class Runner:
         self._ownerless_since: dict[int, float] = {}
         self._held: set[int] = set()  # ids of trials this process claimed, not yet recorded
         self._recovered = time.monotonic()
+        self.lockstep = Lockstep(self)
 
     # --- identities -----------------------------------------------------------------------
 
@@ -273,14 +279,16 @@ class Runner:
         return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 if KEY in t.user_attrs]
 
-    def _claim_waiting(self) -> FrozenTrial | None:
-        """Claim the first WAITING trial. With a journal file (one machine), under the
-        study lock, owner and heartbeat first: a claimer killed mid-claim leaves its trial
-        WAITING, and a RUNNING trial always names the process to check and has a heartbeat.
-        With a database, lock-free (any number of hosts claim at once), a heartbeat first."""
+    def _claim_waiting(self, wanted: Callable[[FrozenTrial], bool] = lambda trial: True
+                       ) -> FrozenTrial | None:
+        """Claim the first WAITING trial (of those `wanted`). With a journal file (one
+        machine), under the study lock, owner and heartbeat first: a claimer killed mid-claim
+        leaves its trial WAITING, and a RUNNING trial always names the process to check and
+        has a heartbeat. With a database, lock-free (any number of hosts claim at once), a
+        heartbeat first."""
         if self._locked_claims:
             with self.lock():
-                for trial in self._waiting():
+                for trial in filter(wanted, self._waiting()):
                     self._storage.set_trial_user_attr(trial._trial_id, OWNER, this_process())
                     self._beats.add(trial._trial_id)
                     if self._storage.set_trial_state_values(trial._trial_id,
@@ -289,7 +297,7 @@ class Runner:
                         return self._claimed(trial._trial_id)
                     self._beats.discard(trial._trial_id)
             return None
-        for trial in self._waiting():
+        for trial in filter(wanted, self._waiting()):
             try:  # Optuna's own atomic claim, as in Study.ask
                 if not self._storage.set_trial_state_values(trial._trial_id,
                                                             TrialState.RUNNING):
@@ -416,7 +424,7 @@ class Runner:
         uses); any concurrent.futures.Executor (e.g. a Dask client's) can take its place.
         """
         counts = RunCounts()
-        in_flight: dict[Future, FrozenTrial] = {}
+        in_flight: dict[Future, list[FrozenTrial]] = {}  # one trial, or a lockstep group
         ended: dict[int, tuple[FrozenTrial, TrialOutcome]] = {}  # over, not yet recorded
         claimed: dict[int, FrozenTrial] = {}  # this process's trials, by number
         pruning = self._pruning()
@@ -434,8 +442,10 @@ class Runner:
                 filled = time.monotonic()
                 while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
                     pool = executor or get_memmapping_executor(n_jobs)
-                    claimed[trial.number] = trial
-                    in_flight[pool.submit(run_trial, self._task(trial, channel))] = trial
+                    trials = [trial, *self.lockstep.claim_mates(trial, n_jobs - len(in_flight))]
+                    claimed.update((mate.number, mate) for mate in trials)
+                    tasks = [self._task(mate, channel) for mate in trials]
+                    in_flight[self.lockstep.submit(pool, tasks)] = trials
 
             try:
                 with self._beats:
@@ -447,10 +457,12 @@ class Runner:
                             continue
                         finished = _finished(in_flight, tick)
                         for future in finished:
-                            trial = in_flight.pop(future)
-                            ended[trial.number] = (trial, _outcome(future, trial.number))
-                            if pruning is not None:
-                                pruning.ended(trial.number)
+                            trials = in_flight.pop(future)
+                            outcomes = _outcomes(future, [trial.number for trial in trials])
+                            for trial, outcome in zip(trials, outcomes, strict=True):
+                                ended[trial.number] = (trial, outcome)
+                                if pruning is not None:
+                                    pruning.ended(trial.number)
                         self._store_evaluations(channel, claimed, pruning)
                         try:
                             # first keep the workers busy (and look for trials to retry
@@ -565,7 +577,7 @@ class Runner:
             if KEY in t.user_attrs})
 
 
-def _finished(in_flight: dict[Future, FrozenTrial], timeout: float) -> set[Future]:
+def _finished(in_flight: dict[Future, list[FrozenTrial]], timeout: float) -> set[Future]:
     """The futures of `in_flight` done within `timeout` seconds (returning at the first)."""
     if not in_flight:  # runs over, waiting for their last decisions
         time.sleep(timeout)
@@ -573,10 +585,13 @@ def _finished(in_flight: dict[Future, FrozenTrial], timeout: float) -> set[Futur
     return wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)[0]
 
 
-def _outcome(future: Future, number: int) -> TrialOutcome:
+def _outcomes(future: Future, numbers: list[int]) -> list[TrialOutcome]:
+    """The outcomes of the trials numbered `numbers` (one, or a lockstep group) run by
+    `future`."""
     try:
-        return future.result()
+        result = future.result()
     except Exception as err:  # the worker process died (killed, out of memory, segfault)
         message = " ".join(str(err).split())
-        return TrialOutcome(number, error=f"worker process failed: {type(err).__name__}: "
-                            f"{message[:300]}")
+        return [TrialOutcome(number, error=f"worker process failed: {type(err).__name__}: "
+                             f"{message[:300]}", group_size=len(numbers)) for number in numbers]
+    return result if isinstance(result, list) else [result]

@@ -14,6 +14,7 @@ seed = 0                  # first replicate seed; also seeds the random/tpe samp
 # pruner = "none"         # none | median | successive_halving | hyperband (random/tpe only)
 # pruner_options = { n_warmup_steps = 100 }   # the Optuna pruner's own options
 # pruner_unit = "run"     # run | configuration: what the pruner judges (nnlab.study.pruning)
+# lockstep = true         # train runs that share a data order together (nnlab.lockstep)
 [base]                    # a TrainConfig: preset = "<name>" plus fields that override it
 preset = "seed-000"
 [grid]                    # sampler = "grid": every combination of these lists
@@ -61,7 +62,7 @@ from nnlab.train_config import MODELS, TrainConfig, field_names
 
 SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
-              "pruner", "pruner_options", "pruner_unit")
+              "pruner", "pruner_options", "pruner_unit", "lockstep")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
@@ -144,6 +145,7 @@ class StudySpec:
     pruner: str = "none"
     pruner_options: dict[str, Any] = field(default_factory=dict)
     pruner_unit: str = "run"
+    lockstep: bool = True
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     space: dict[str, Range] = field(default_factory=dict)
@@ -191,6 +193,7 @@ class StudySpec:
                                             study.get("pruner_options", {}), None)),
             pruner_unit=_one_of("study.pruner_unit", study.get("pruner_unit", "run"),
                                 PRUNER_UNITS),
+            lockstep=study.get("lockstep", True),
             base=dict(_check_keys("base", values.get("base", {}), None)),
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
             space=_ranges(_check_keys("space", values.get("space", {}), None)),
@@ -201,8 +204,10 @@ class StudySpec:
         return spec
 
     def _validate(self) -> None:
-        if not isinstance(self.save_probs, bool):
-            raise NNLabError(f"study.save_probs: expected true or false, got {self.save_probs!r}")
+        for key in ("save_probs", "lockstep"):
+            if not isinstance(getattr(self, key), bool):
+                raise NNLabError(f"study.{key}: expected true or false, got "
+                                 f"{getattr(self, key)!r}")
         if self.sampler == "grid":
             if self.n_trials is not None:
                 raise NNLabError("study.n_trials: only for sampler = random or tpe (a grid "
@@ -378,6 +383,8 @@ class StudySpec:
             study["pruner_options"] = dict(self.pruner_options)
         if self.pruner_unit != "run":
             study["pruner_unit"] = self.pruner_unit
+        if not self.lockstep:
+            study["lockstep"] = False
         values: dict[str, Any] = {"study": study, "base": dict(self.base)}
         if self.grid:
             values["grid"] = {k: list(v) for k, v in self.grid.items()}
@@ -399,8 +406,11 @@ class StudySpec:
 
     def digest(self) -> str:
         """A hash of everything that decides the trials: the spec and the resolved base
-        config (so a preset whose values changed counts as a changed spec)."""
-        return stable_hash({"spec": self.to_dict(), "base_config": self.base_config().to_dict()})
+        config (so a preset whose values changed counts as a changed spec); not
+        study.lockstep, which changes how runs are computed, never what they give."""
+        spec = self.to_dict()
+        spec["study"].pop("lockstep", None)
+        return stable_hash({"spec": spec, "base_config": self.base_config().to_dict()})
 
     def extends(self, earlier: StudySpec, earlier_digest: str | None = None) -> bool:
         """Whether this spec is `earlier` (whose recorded digest is `earlier_digest`, default

@@ -43,6 +43,7 @@ from nnlab.errors import NNLabError, as_path, is_integer
 from nnlab.study import archive, manifest
 from nnlab.study.archive import ArchiveSummary
 from nnlab.study.atomic import remove_dead_temporaries, write_text_atomic
+from nnlab.study.groups import grouping
 from nnlab.study.liveness import StudyHold
 from nnlab.study.rerun import match_rerun
 from nnlab.study.runner import BLAS_THREADS, Runner
@@ -255,7 +256,8 @@ class Study:
         except BaseException:
             self._end_invocation(entry, runner.study)
             raise
-        frame = self._end_invocation(entry, runner.study, refresh_archive=True)
+        frame = self._end_invocation(entry, runner.study, refresh_archive=True,
+                                     grouped=counts.grouped)
         return {**self.status(frame), "this_run": vars(counts)}
 
     def _runner(self, study: optuna.Study) -> Runner:
@@ -416,7 +418,7 @@ class Study:
                       "spec_digest": self.spec.digest(), "data": self._data_identity,
                       "invocations": []}
         record.setdefault("data", self._data_identity)  # a study older than this record
-        entry = manifest.invocation(n_jobs, BLAS_THREADS, executor)
+        entry = manifest.invocation(n_jobs, BLAS_THREADS, executor, grouping(self.spec))
         entry["data_digest"] = self._data_identity["digest"]
         if record["spec_digest"] != self.spec.digest():  # the study grew (`_grow`)
             entry["grew_from_spec_digest"] = record["spec_digest"]
@@ -425,13 +427,16 @@ class Study:
         self.store.write_manifest(record)
         return len(record["invocations"]) - 1
 
-    def _end_invocation(self, index: int, study: optuna.Study,
-                        refresh_archive: bool = False) -> pd.DataFrame:
-        """Close this run's manifest entry, rewrite trials.parquet and (`refresh_archive`)
-        the archive; returns the trials."""
+    def _end_invocation(self, index: int, study: optuna.Study, refresh_archive: bool = False,
+                        grouped: int | None = None) -> pd.DataFrame:
+        """Close this run's manifest entry (with `grouped`: how many trials it trained in
+        lockstep groups), rewrite trials.parquet and (`refresh_archive`) the archive;
+        returns the trials."""
         with self._lock():
             record = self.store.read_manifest()
             record["invocations"][index]["end"] = manifest.now()
+            if grouped is not None:
+                record["invocations"][index]["grouped_trials"] = grouped
             self.store.write_manifest(record)
             frame = trials_frame(self.spec, study)
             self.store.write_trials(frame)

@@ -20,10 +20,11 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from nnlab.datasets import Dataset
+from nnlab.run import Run
 from nnlab.study.data_spec import DataSpec
 from nnlab.study.live import Link
 from nnlab.study.store import ResultsStore
-from nnlab.train import train
+from nnlab.train import OnEval, train
 from nnlab.train_config import TrainConfig
 
 
@@ -45,7 +46,8 @@ class TrialTask:
 @dataclass(frozen=True)
 class TrialOutcome:
     """A finished run (`status` "ok", "diverged" or "pruned", metrics, seeds, the content
-    digest of the data it trained on) or an `error` message."""
+    digest of the data it trained on) or an `error` message; `group_size`: the runs of
+    its lockstep group, itself included (1: it trained alone)."""
 
     number: int
     status: str | None = None
@@ -54,6 +56,7 @@ class TrialOutcome:
     note: str = ""
     error: str | None = None
     data_digest: str | None = None
+    group_size: int = 1
 
 
 @functools.cache
@@ -97,29 +100,63 @@ def run_trial(task: TrialTask) -> TrialOutcome:
     other than the study's (`DataSpec.check`) fail the trial before it trains."""
     try:
         limit_blas_threads(task.blas_threads)
-        data = load_dataset(task.data)
-        task.data.check(data)
-        link, objective = task.link, task.objective
-        on_eval = None if link is None else (
-            lambda row, last: link(int(row["step"]), row[objective], last))
+        data = checked_data(task)
         try:
-            run = train(TrainConfig.from_dict(task.config), data, on_eval)
+            run = train(TrainConfig.from_dict(task.config), data, on_eval(task))
         finally:
-            if link is not None:
-                link.close()
-        store = ResultsStore(Path(task.folder))
-        store.write_trial("curves", task.number, run.curve)
-        if run.status != "stopped":
-            store.write_trial("predictions", task.number, run.compact_predictions())
-        if task.save_probs and run.status != "stopped":
-            store.write_trial("probabilities", task.number, _probabilities(run.test_proba))
+            close_link(task)
+        write_run(task, run)
     except Exception as err:  # recorded as a failed trial; the study goes on
-        where = traceback.extract_tb(err.__traceback__)[-1]
-        return TrialOutcome(task.number, error=f"{type(err).__name__}: {err} "
-                            f"({Path(where.filename).name}:{where.lineno})")
+        return failure(task.number, err)
+    return outcome(task.number, run, data.digest)
+
+
+def checked_data(task: TrialTask) -> Dataset:
+    """The task's data, loaded (`load_dataset`) and checked to be the study's."""
+    data = load_dataset(task.data)
+    task.data.check(data)
+    return data
+
+
+def on_eval(task: TrialTask) -> OnEval | None:
+    """The `train` callback that sends each evaluation's objective value through the task's
+    link (and, with a pruner, returns its verdict); None without a link."""
+    link, objective = task.link, task.objective
+    if link is None:
+        return None
+    return lambda row, last: link(int(row["step"]), row[objective], last)
+
+
+def close_link(task: TrialTask) -> None:
+    """Let go of the task's link, once its run is over."""
+    if task.link is not None:
+        task.link.close()
+
+
+def write_run(task: TrialTask, run: Run) -> None:
+    """Write trial task.number's curve and, unless a pruner stopped it, its predictions (and
+    probabilities, if kept)."""
+    store = ResultsStore(Path(task.folder))
+    store.write_trial("curves", task.number, run.curve)
+    if run.status == "stopped":
+        return
+    store.write_trial("predictions", task.number, run.compact_predictions())
+    if task.save_probs:
+        store.write_trial("probabilities", task.number, _probabilities(run.test_proba))
+
+
+def failure(number: int, err: Exception) -> TrialOutcome:
+    """The outcome of trial `number` that raised `err`: its message and where."""
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    return TrialOutcome(number, error=f"{type(err).__name__}: {err} "
+                        f"({Path(where.filename).name}:{where.lineno})")
+
+
+def outcome(number: int, run: Run, data_digest: str | None) -> TrialOutcome:
+    """The outcome of trial `number` that gave `run` on data of `data_digest` (a run that
+    on_eval stopped is "pruned")."""
     metrics = {name: _finite_or_none(value) for name, value in run.metrics.items()}
     status = "pruned" if run.status == "stopped" else run.status
-    return TrialOutcome(task.number, status=status, metrics=metrics,
+    return TrialOutcome(number, status=status, metrics=metrics,
                         seeds={k: int(v) for k, v in run.seeds.items()}, note=run.note,
-                        data_digest=data.digest)
-
+                        data_digest=data_digest)

@@ -1,0 +1,273 @@
+"""k MLPs of one architecture on the same batches as one computation (lockstep training).
+
+Layout, for k runs of Dense layers 0..L-1 of widths n_in = n_0, n_1, ..., n_L = K:
+
+- `W0`: the first layer's weights side by side, (n_in, k * n_1), run i's in columns
+  i * n_1 .. (i + 1) * n_1. Its forward product x @ W0 and its weight gradient x^T @ delta
+  are one wide GEMM each for all runs (x is the shared batch), which BLAS runs nearer its
+  peak than k products of n_1 = 36 columns, too narrow for its kernel.
+- `rest`: (k, n_rest), row i every other parameter of run i in the MLP's leaf order (b_0,
+  W_1, b_1, ..., W_{L-1}, b_{L-1}). Layers 1.. multiply stacks, (k, batch, n_l) @
+  (k, n_l, n_{l+1}), with np.matmul, which makes for each run the GEMM call it makes alone.
+- Activations between layers are stacks (k, batch, n_l); the grads mirror the params.
+
+Bits: every elementwise pass and every reduction gives each run the values it gets alone,
+and so do the stacked products (tests compare whole runs with separate ones). A block of
+columns of a wide product equals the narrow product only where BLAS takes the same kernel
+path for both: OpenBLAS's small-matrix kernels (SkylakeX builds, for M * N * K <= 1e6,
+e.g. batch 25 of 784-36) round the narrow product differently. So each wide shape is
+probed once per process (`wide_product_exact`); where it differs, the first layer makes
+one narrow product per run, on contiguous copies: the very call of a run alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+
+from nnlab.errors import NNLabError
+from nnlab.nn.activations import Activation, Sigmoid, sigmoid
+from nnlab.nn.model import EVAL_CHUNK, MLP
+from nnlab.nn.threads import blas_threads
+
+Tree = list[dict[str, np.ndarray]]
+
+
+@functools.cache
+def _wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: str,
+                        gradient: bool, threads: int) -> bool:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, n_in)).astype(dtype)
+    a = x.T if gradient else x  # x^T @ delta, or x @ W
+    wide = rng.standard_normal((len(a.T), k * n_out)).astype(dtype)
+    product = a @ wide
+    return all(np.array_equal(product[:, i * n_out:(i + 1) * n_out],
+                              a @ np.ascontiguousarray(wide[:, i * n_out:(i + 1) * n_out]))
+               for i in range(k))
+
+
+def wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: type,
+                       gradient: bool = False, threads: int | None = None) -> bool:
+    """Whether here, at `threads` BLAS threads (default: the current count), a (rows, n_in)
+    @ (n_in, k * n_out) product (with `gradient`: (n_in, rows) @ (rows, k * n_out), x^T @
+    delta) gives in each block of n_out columns bit for bit the product with that block
+    alone; probed once per shape on random data (the kernel path depends on the shapes,
+    never on the values)."""
+    return _wide_product_exact(rows, n_in, n_out, k, np.dtype(dtype).name, gradient,
+                               blas_threads() if threads is None else threads)
+
+
+class StackedMLP:
+    """The MLPs `models` (one architecture, head and dtype) as one computation on shared
+    batches. Their parameters are copied in (`member_params` are run i's as views; the
+    models are not changed until `copy_to`)."""
+
+    def __init__(self, models: Sequence[MLP]) -> None:
+        first = models[0]
+        for model in models:
+            if (model.sizes != first.sizes or model.dtype != first.dtype
+                    or vars(model.head) != vars(first.head)
+                    or [type(a) for a in model.hidden_activations]
+                    != [type(a) for a in first.hidden_activations]):
+                raise NNLabError("StackedMLP: expected MLPs of one architecture, head and "
+                                 "dtype")
+        self.sizes, self.dtype, self.head = first.sizes, first.dtype, first.head
+        self.n_classes = first.n_classes
+        self.activations: list[Activation] = [copy.deepcopy(a)
+                                              for a in first.hidden_activations]
+        self.threads = blas_threads()  # BLAS threads of every pass (see wide_product_exact)
+        self.k = 0
+        self._allocate(len(models))
+        for i, model in enumerate(models):
+            self.copy_from(i, model)
+
+    # --- storage --------------------------------------------------------------------------
+
+    def _allocate(self, k: int) -> None:
+        """Fresh (uninitialised) params and grads for k runs."""
+        n_in, n_1 = self.sizes[0], self.sizes[1]
+        n_rest = sum(a * b + b for a, b in zip(self.sizes[1:-1], self.sizes[2:], strict=True))
+        self.k = k
+        self.W0: np.ndarray = np.empty((n_in, k * n_1), self.dtype)
+        self.rest: np.ndarray = np.empty((k, n_1 + n_rest), self.dtype)
+        self.grad_W0 = np.empty_like(self.W0)
+        self.grad_rest = np.empty_like(self.rest)
+        self.layers = self._layers(self.W0, self.rest)
+        self.grad_layers = self._layers(self.grad_W0, self.grad_rest)
+        self._members = [self._member(self.layers, i) for i in range(k)]
+        self._member_grads = [self._member(self.grad_layers, i) for i in range(k)]
+        self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+        self._wide_exact: dict[tuple[int, bool], bool] = {}
+
+    def _layers(self, W0: np.ndarray, rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W, b) per Dense layer as stacks: W0 (n_in, k * n_1) and b0 (k, n_1), then W
+        (k, n_l, n_{l+1}) and b (k, n_{l+1}); views of W0 and rest (or of their grads)."""
+        layers, offset = [], self.sizes[1]
+        b = rest[:, :offset]
+        layers.append((W0, b))
+        for n_in, n_out in zip(self.sizes[1:-1], self.sizes[2:], strict=True):
+            W = rest[:, offset:offset + n_in * n_out].reshape(self.k, n_in, n_out)  # a view
+            offset += n_in * n_out
+            layers.append((W, rest[:, offset:offset + n_out]))
+            offset += n_out
+        return layers
+
+    def _member(self, layers: list[tuple[np.ndarray, np.ndarray]], i: int) -> Tree:
+        """Run i's arrays of stacked `layers` in the MLP's params structure, as views."""
+        n_1 = self.sizes[1]
+        return [{"W": W.reshape(len(W), self.k, n_1)[:, i] if index == 0 else W[i], "b": b[i]}
+                for index, (W, b) in enumerate(layers)]
+
+    def member_params(self, i: int) -> Tree:
+        """Run i's parameters, [{"W": (n_l, n_{l+1}), "b": (n_{l+1},)}, ...], as views."""
+        return self._members[i]
+
+    def member_grads(self, i: int) -> Tree:
+        """Run i's gradients from the last `loss_and_grads`, as views (like member_params)."""
+        return self._member_grads[i]
+
+    def copy_from(self, i: int, model: MLP) -> None:
+        """Set run i's parameters to model's."""
+        for mine, theirs in zip(self.member_params(i), model.params, strict=True):
+            for key, array in mine.items():
+                array[...] = theirs[key]
+
+    def copy_to(self, i: int, model: MLP, grads: bool = False) -> None:
+        """Set model's parameters (with `grads`: its gradients) to run i's."""
+        ours = self.member_grads(i) if grads else self.member_params(i)
+        for mine, theirs in zip(ours, model.grads if grads else model.params, strict=True):
+            for key, array in mine.items():
+                theirs[key][...] = array
+
+    def keep(self, runs: Sequence[int]) -> None:
+        """Keep only the runs numbered `runs` (in that order): run j is then the former
+        runs[j]. The grads are not kept."""
+        n_in, n_1 = self.sizes[0], self.sizes[1]
+        W0 = self.W0.reshape(n_in, self.k, n_1)[:, runs].reshape(n_in, -1)
+        rest = self.rest[runs]
+        self._allocate(len(runs))
+        self.W0[...], self.rest[...] = W0, rest
+
+    def run_factors(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-run values (k,) as factors of (W0, rest) and their grads: (k * n_1,), one
+        per column of W0, and (k, 1)."""
+        factors: np.ndarray = np.asarray(values, dtype=self.dtype)
+        return np.repeat(factors, self.sizes[1]), factors[:, None]
+
+    def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A reused array for `key` of `shape` (one per shape: training and evaluation
+        passes differ in rows; fresh large arrays each pass would cost page faults)."""
+        buffer = self._buffers.get((key, shape))
+        if buffer is None:
+            buffer = self._buffers[(key, shape)] = np.empty(shape, self.dtype)
+        return buffer
+
+    # --- passes ---------------------------------------------------------------------------
+
+    def _wide(self, rows: int, gradient: bool) -> bool:
+        """Whether the first layer's products of `rows` rows are made wide."""
+        key = (rows, gradient)
+        if key not in self._wide_exact:
+            self._wide_exact[key] = wide_product_exact(rows, self.sizes[0], self.sizes[1],
+                                                       self.k, self.dtype, gradient,
+                                                       self.threads)
+        return self._wide_exact[key]
+
+    def _first_product(self, x: np.ndarray) -> np.ndarray:
+        """x @ W0 of every run as (k, rows, n_1): a view of one wide product, or k narrow
+        products where the wide one would round differently."""
+        rows, n_1 = len(x), self.sizes[1]
+        if self._wide(rows, gradient=False):
+            wide = np.matmul(x, self.W0, out=self._buffer("z0", (rows, self.k * n_1)))
+            return wide.reshape(rows, self.k, n_1).transpose(1, 0, 2)
+        z = self._buffer("z0", (self.k, rows, n_1))
+        W0 = self.W0.reshape(len(self.W0), self.k, n_1)
+        for i in range(self.k):
+            np.matmul(x, np.ascontiguousarray(W0[:, i]), out=z[i])
+        return z
+
+    def _activate(self, index: int, z: np.ndarray) -> np.ndarray:
+        """Hidden activation `index` of z: (k, rows, n) into a contiguous stack."""
+        out = self._buffer(f"a{index}", z.shape)
+        activation = self.activations[index]
+        if isinstance(activation, Sigmoid):  # its form depends on the size of one run's array
+            sigmoid(z, out, size=z[0].size)
+        else:
+            activation.apply(z, out)
+        return out
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits (k, rows, K) of x: (rows, n_in), and each later layer's input (k, rows,
+        n_l), as a run's Dense and Activation layers compute them (the same in train and
+        eval mode); valid until the next pass of as many rows."""
+        layers = self.layers
+        z = self._first_product(x)
+        z += layers[0][1][:, None]
+        inputs = []
+        for index, (W, b) in enumerate(layers[1:]):
+            a = self._activate(index, z)
+            inputs.append(a)
+            z = np.matmul(a, W, out=self._buffer(f"z{index + 1}", (self.k, len(x), W.shape[2])))
+            z += b[:, None]
+        return z, inputs
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Train mode: the batch-mean loss of every run, (k,) float64, on x: (batch, n_in)
+        of the model dtype and y: (batch,) int labels; fills the grads."""
+        z, inputs = self._forward(x)
+        losses, grad, _ = self.head.stacked_loss_and_grad(z, y)  # grad: (k, batch, K)
+        assert grad is not None  # with_grad
+        grads, params = self.grad_layers, self.layers
+        for index in range(len(inputs), 0, -1):
+            a, (W, _), (grad_W, grad_b) = inputs[index - 1], params[index], grads[index]
+            np.matmul(a.transpose(0, 2, 1), grad, out=grad_W)
+            np.sum(grad, axis=1, out=grad_b)
+            grad_a = np.matmul(grad, W.transpose(0, 2, 1), out=self._buffer(
+                f"grad_a{index}", a.shape))
+            grad = self._delta(index - 1, a, grad_a)
+        self._first_gradient(x, grad)
+        return losses
+
+    def _delta(self, index: int, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
+        """grad_a times the derivative of hidden activation `index` (whose output is a),
+        (k, batch, n); laid out for the first layer's weight gradient if index is 0."""
+        if index == 0 and self._wide(a.shape[1], gradient=True):
+            out = self._buffer("delta0", (a.shape[1], self.k * a.shape[2]))
+            out = out.reshape(a.shape[1], self.k, a.shape[2]).transpose(1, 0, 2)
+        else:
+            out = self._buffer(f"delta{index}", a.shape)
+        self.activations[index].multiply_derivative(a, grad_a, out)
+        return out
+
+    def _first_gradient(self, x: np.ndarray, delta: np.ndarray) -> None:
+        """The first layer's grads from delta: (k, batch, n_1) (its stacked gradient)."""
+        grad_W0, grad_b0 = self.grad_layers[0]
+        np.sum(delta, axis=1, out=grad_b0)
+        batch, n_1 = delta.shape[1:]
+        if self._wide(batch, gradient=True):  # delta is a view of a wide array (see _delta),
+            # but for the logits of a network without hidden layers
+            wide = np.ascontiguousarray(delta.transpose(1, 0, 2)).reshape(batch, -1)
+            np.matmul(x.T, wide, out=grad_W0)
+            return
+        out = self._buffer("grad_W0_run", (len(grad_W0), n_1))
+        grad_W0 = grad_W0.reshape(len(grad_W0), self.k, n_1)
+        for i in range(self.k):
+            np.matmul(x.T, np.ascontiguousarray(delta[i]), out=out)
+            grad_W0[:, i] = out
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Eval mode logits (k, n, K) of x: (n, n_in) of the model dtype, in chunks of
+        EVAL_CHUNK rows as a run's model computes them; valid until the next call."""
+        z = self._buffer("logits", (self.k, len(x), self.n_classes))
+        for start in range(0, len(x), EVAL_CHUNK):
+            z[:, start:start + EVAL_CHUNK] = self._forward(x[start:start + EVAL_CHUNK])[0]
+        return z
+
+    def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Eval mode, each run's `MLP.loss_and_proba`: (k,) batch-mean losses and outputs
+        (k, n, K) of x: (n, n_in) of the model dtype and y: (n,) int labels."""
+        loss, _, p = self.head.stacked_loss_and_grad(self.logits(x), y, with_grad=False)
+        return loss, p

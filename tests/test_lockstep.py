@@ -1,0 +1,221 @@
+"""Lockstep groups against separate runs: every Run bit for bit, on MNIST's real shapes and
+an entry point's data set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from nnlab.datasets import Dataset, Split
+from nnlab.errors import NNLabError
+from nnlab.lockstep import group_key, train_group
+from nnlab.nn import MLP
+from nnlab.nn import stacked as stacked_module
+from nnlab.nn.stacked import StackedMLP, wide_product_exact
+from nnlab.run import Run
+from nnlab.train import TrainConfig, get_preset, train
+from tests.data_entry import blobs_dataset
+
+BASE = get_preset("seed-000").replace(batch_size=100, n_steps=120, eval_steps=[0, 7, 30, 120])
+
+
+@pytest.fixture(scope="module")
+def data(mnist: Dataset) -> Dataset:
+    """MNIST with 1000 val and test examples (the whole training split: real batches)."""
+    return Dataset("mnist-small", mnist.train, Split(mnist.val.x[:1000], mnist.val.y[:1000]),
+                   Split(mnist.test.x[:1000], mnist.test.y[:1000]))
+
+
+def assert_same_run(grouped: Run, alone: Run) -> None:
+    """Everything a run records, bit for bit, but wall times."""
+    pd.testing.assert_frame_equal(grouped.curve.drop(columns="seconds"),
+                                  alone.curve.drop(columns="seconds"), check_exact=True)
+    assert (grouped.status, grouped.note, grouped.seeds) == (alone.status, alone.note,
+                                                             alone.seeds)
+    assert ({k: v for k, v in grouped.metrics.items() if k != "seconds"}
+            == {k: v for k, v in alone.metrics.items() if k != "seconds"})
+    np.testing.assert_array_equal(grouped.test_proba, alone.test_proba)
+    pd.testing.assert_frame_equal(grouped.compact_predictions(), alone.compact_predictions())
+    for mine, theirs in zip(grouped.model.params, alone.model.params, strict=True):
+        for key in mine:
+            np.testing.assert_array_equal(mine[key], theirs[key])
+
+
+def check_group(configs: list[TrainConfig], data: Dataset) -> list[Run]:
+    """Train `configs` as one group and each alone (one BLAS thread, as a study worker);
+    assert the runs equal; return the group's."""
+    assert len({group_key(config) for config in configs}) == 1
+    grouped = train_group(configs, data)
+    with threadpool_limits(limits=1):
+        for config, run in zip(configs, grouped, strict=True):
+            assert_same_run(run, train(config, data))
+    return grouped
+
+
+def test_an_eta_sweep_with_both_kinds_of_divergence(data):
+    runs = check_group([*(BASE.replace(eta=eta) for eta in (0.5, 2.0, 64.0, 300.0)),
+                        BASE.replace(eta=1e36, diverge_factor=1e300)], data)
+    assert [run.status for run in runs] == ["ok", "ok", "diverged", "diverged", "diverged"]
+    # by the explosion rule at an evaluation step (30) and between two (3), and by a loss
+    # that stopped being finite at the first step of a segment of two (steps 7..8): each
+    # drops out, the others go on
+    assert runs[2].note.startswith("mean train loss") and runs[2].metrics["n_steps"] == 30
+    assert runs[3].note.startswith("mean train loss") and runs[3].metrics["n_steps"] == 3
+    assert runs[4].note == "train loss inf at step 8"
+
+
+@pytest.mark.parametrize("fields", [
+    {"activation": "tanh"},
+    {"activation": "relu", "output": "sigmoid", "loss": "mse"},
+    {"activation": "leaky_relu", "loss": "mse", "target_range": [0.01, 0.99]},
+    {"activation": "elu", "target_range": [0.01, 0.91]},
+    {"activation": "sigmoid", "output": "sigmoid", "target_range": [0.05, 0.95]},
+])
+def test_activations_and_heads(data, fields):
+    check_group([BASE.replace(eta=eta, **fields) for eta in (0.1, 0.5)], data)
+
+
+@pytest.mark.parametrize("sizes", [[784, 10], [784, 100, 10], [784, 32, 16, 16, 10]])
+def test_depths(data, sizes):
+    check_group([BASE.replace(sizes=sizes, eta=eta) for eta in (0.3, 1.0)], data)
+
+
+def test_noise_arms_of_one_seed_and_another_noise_seed(data):
+    """Gradient and weight noise of one noise seed share their draws; a run with another
+    noise seed draws its own."""
+    arms = [BASE.replace(noise=noise, noise_eta=1e-3, seed=3) for noise in ("none", "grad",
+                                                                         "weight")]
+    check_group([*arms, BASE.replace(noise="grad", noise_eta=1e-4, seed=3, noise_seed=9),
+                 BASE.replace(noise="weight", noise_eta=1e-5, noise_gamma=0.0, seed=3)],
+                data)
+
+
+def test_init_seeds_with_one_order(data):
+    check_group([BASE.replace(seed=seed, order_seed=1000) for seed in range(4)], data)
+
+
+@pytest.mark.parametrize("fields", [
+    {"optimizer": "momentum", "eta": 0.05},
+    {"optimizer": "nesterov", "eta": 0.05, "noise": "grad", "noise_eta": 1e-4},
+    {"optimizer": "rmsprop", "eta": 1e-3},
+    {"optimizer": "adam", "eta": 1e-3, "noise": "weight", "noise_eta": 1e-6},
+    {"optimizer": "sgd", "eta": 0.5, "weight_decay": 1e-3, "l1": 1e-5, "clip_norm": 0.5},
+])
+def test_optimisers_on_their_own_chains(data, fields):
+    check_group([BASE.replace(**fields), BASE.replace(**{**fields, "eta": fields["eta"] * 2})],
+                data)
+
+
+@pytest.mark.parametrize("fields", [
+    {"batch_size": 25, "schedule": "cosine"},  # small products: SkylakeX BLAS may round a
+    {"batch_size": 500, "schedule": "step", "decay_every": 50},  # narrow one differently
+    {"dtype": "float64", "schedule": "inv_t", "inv_t_decay": 0.1},
+    {"epochs": 0.05, "eval_steps": None, "n_evals": 5},
+])
+def test_batches_lengths_schedules_dtypes(data, fields):
+    check_group([BASE.replace(eta=eta, **fields) for eta in (0.5, 2.0)], data)
+
+
+def test_each_run_sees_its_own_evaluations_and_one_stopped_by_them_drops_out(data):
+    """on_eval as a study's live values and pruner use it: run 1 is stopped at step 30 (as
+    train() stops it there alone), the others go on; each callback sees its own rows."""
+    configs = [BASE.replace(eta=eta) for eta in (0.5, 1.0, 2.0)]
+    rows: dict[str, list[dict]] = {}
+
+    def watch(name: str, stop_at: int | None = None):
+        def on_eval(row: dict, last: bool) -> bool:
+            rows.setdefault(name, []).append({k: v for k, v in row.items() if k != "seconds"})
+            return row["step"] != stop_at
+        return on_eval
+
+    grouped = train_group(configs, data, [watch("0"), watch("1", stop_at=30), None])
+    with threadpool_limits(limits=1):
+        alone = [train(configs[0], data, watch("0 alone")),
+                 train(configs[1], data, watch("1 alone", stop_at=30)), train(configs[2], data)]
+    for mine, theirs in zip(grouped, alone, strict=True):
+        assert_same_run(mine, theirs)
+    assert [run.status for run in grouped] == ["ok", "stopped", "ok"]
+    assert grouped[1].metrics["n_steps"] == 30
+    assert rows["0"] == rows["0 alone"] and [row["step"] for row in rows["0"]] == [0, 7, 30, 120]
+    assert rows["1"] == rows["1 alone"] and [row["step"] for row in rows["1"]] == [0, 7, 30]
+    with pytest.raises(NNLabError, match="one on_eval per config"):
+        train_group(configs, data, [None])
+
+
+def test_data_of_other_shapes():
+    """An entry point's data set: 12 real-valued features, 3 classes, 400 training rows."""
+    check_group([BASE.replace(sizes=[12, 8, 3], batch_size=40, eta=eta) for eta in (0.1, 1.0)],
+                blobs_dataset())
+
+
+def test_full_batch(data):
+    small = Dataset("first-2000", Split(data.train.x[:2000], data.train.y[:2000]), data.val,
+                    data.test)
+    check_group([BASE.replace(batch_size=None, n_steps=20, eval_steps=[0, 20], eta=eta)
+                 for eta in (1.0, 3.0)], small)
+
+
+def test_narrow_products_where_the_wide_ones_would_round_differently(data, monkeypatch):
+    monkeypatch.setattr(stacked_module, "wide_product_exact", lambda *args, **kwargs: False)
+    check_group([BASE.replace(eta=eta) for eta in (0.5, 2.0)], data)
+
+
+def test_the_probe_of_wide_products():
+    with threadpool_limits(limits=1):
+        for rows in (25, 100, 1024):
+            for gradient in (False, True):
+                assert isinstance(wide_product_exact(rows, 784, 36, 3, np.float32, gradient),
+                                  bool)
+        # OpenBLAS's kernels for 100 x 784 x 36 are not the small-matrix ones on any
+        # architecture it has
+        assert wide_product_exact(100, 784, 36, 11, np.float32)
+
+
+def test_stacked_members_are_views_and_copies_round_trip():
+    models = [MLP([784, 36, 16, 10], seed=seed) for seed in range(3)]
+    stack = StackedMLP(models)
+    stack.member_params(1)[1]["W"][0, 0] = 7.0
+    assert stack.rest[1, 36] == 7.0
+    stack.copy_to(1, models[0])
+    assert models[0].params[1]["W"][0, 0] == 7.0
+    stack.keep([2, 1])
+    np.testing.assert_array_equal(stack.member_params(0)[0]["W"], models[2].params[0]["W"])
+    assert stack.member_params(1)[1]["W"][0, 0] == 7.0
+    with pytest.raises(NNLabError, match="one architecture"):
+        StackedMLP([MLP([784, 36, 10]), MLP([784, 32, 10])])
+
+
+def test_group_keys():
+    key = group_key(BASE)
+    assert key is not None
+    for same in ({"eta": 3.0}, {"noise": "grad"}, {"init_seed": 4}, {"noise_seed": 2},
+                 {"schedule": "cosine"}, {"diverge_factor": 3.0}, {"init": "he"},
+                 {"seed": 5, "order_seed": 0}):
+        assert group_key(BASE.replace(**same)) == key, same
+    for other in ({"seed": 1}, {"order_seed": 1}, {"batch_size": 50}, {"n_steps": 100},
+                  {"eval_steps": [0, 120]}, {"sizes": [784, 32, 10]}, {"activation": "tanh"},
+                  {"dtype": "float64"}, {"optimizer": "adam"}, {"weight_decay": 1e-4}):
+        assert group_key(BASE.replace(**other)) != key, other
+    assert group_key(BASE.replace(batch_size=1)) is None
+    assert group_key(BASE.replace(model="cnn", layers="conv4k5-pool2-dense8")) is None
+    assert group_key(BASE.replace(model="tests.data_entry:small_net")) is None  # a builder
+
+
+def test_train_group_refuses_runs_of_different_groups(data):
+    with pytest.raises(NNLabError, match="one group_key"):
+        train_group([BASE, BASE.replace(seed=1)], data)
+    with pytest.raises(NNLabError, match="one group_key"):
+        train_group([BASE.replace(batch_size=1)], data)
+    with pytest.raises(NNLabError, match="one group_key"):
+        train_group([], data)
+
+
+@pytest.mark.slow
+def test_an_eta_vs_n_seed_as_one_group(mnist):
+    """eta-vs-n's 11 learning rates of one seed, 3162 of its steps, on the whole data."""
+    steps = [0, 32, 56, 100, 178, 316, 562, 1000, 1778, 3162]
+    check_group([BASE.replace(n_steps=3162, eval_steps=steps, eta=eta, seed=4)
+                 for eta in (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)],
+                mnist)

@@ -74,10 +74,12 @@ class VarianceVsNResult:
             )
         if self.fit is not None:
             fit = self.fit
-            fitted = self.table.iloc[fit.n_left_out:]
+            runs = self.table["n_runs"].iloc[fit.n_left_out:]
+            seeds = (f"{runs.min()}" if runs.min() == runs.max() else
+                     f"{runs.min()}..{runs.max()}")
             lines.append(
-                f"var(N) = c + a N^-b{fit.range_text(self.n_col)} ({len(fitted)} lengths, "
-                f"{fitted['n_runs'].min()}..{fitted['n_runs'].max()} seeds each; unit seed): "
+                f"var(N) = c + a N^-b{fit.range_text(self.n_col)} ({fit.n_lengths} lengths, "
+                f"{seeds} seeds each; unit seed): "
                 f"floor c = {fit.floor}, b = {fit.exponent.format('.2f')}"
                 + (f" (exploratory: {fit.n_lengths} lengths for 3 parameters)"
                    if fit.exploratory else "")

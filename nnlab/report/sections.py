@@ -561,10 +561,10 @@ def normality_section(results: StudyResults, options: Options) -> Section:
     adjusted = family.adjusted
     for row in rows:
         row["p (Holm)"] = fmt_p(analysis.HypothesisTest("", 0.0, adjusted[row["configuration"]]))
+    adjusted_text = (f" Shapiro-Wilk p adjusted over the {len(rows)} configurations: "
+                     f"{family.p_text(best)}." if len(rows) > 1 else "")
     section.findings.append(f"Best configuration ({best}): " + best_result.summary()
-                            + f" Shapiro-Wilk p adjusted over the {len(rows)} configurations: "
-                            + f"{family.p_text(best)}. "
-                            + detectable_departures(best_result.n, options))
+                            + adjusted_text + " " + detectable_departures(best_result.n, options))
     section.data["best"] = {"config": best, **best_result.to_dict()}
     section.data["family"] = family.to_dict()
     section.tables.append(Table(f"normality of test_acc per configuration (alpha "

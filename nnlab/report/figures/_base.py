@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 import matplotlib as mpl
 import numpy as np
@@ -123,7 +123,7 @@ class _Plain(Formatter):
     def __init__(self, inner: Formatter) -> None:
         self.inner = inner
 
-    def set_axis(self, axis: Axis | None) -> None:
+    def set_axis(self, axis: Any) -> None:  # an Axis (or matplotlib's stand-ins)
         super().set_axis(axis)
         self.inner.set_axis(axis)
 

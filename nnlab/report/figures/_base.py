@@ -123,7 +123,7 @@ class _Plain(Formatter):
     def __init__(self, inner: Formatter) -> None:
         self.inner = inner
 
-    def set_axis(self, axis: Any) -> None:  # matplotlib: Axis, or its stand-ins
+    def set_axis(self, axis: Any) -> None:  # an Axis (or matplotlib's stand-ins)
         super().set_axis(axis)
         self.inner.set_axis(axis)
 

@@ -235,6 +235,7 @@ def render(numbers: dict) -> str:
                    for label, s in numbers["test_set"].items()] or [
         "- Jordan's split per arm needs the noise studies' test predictions (their archives): "
         "not archived yet, so left out."]
+    # std_vs_n.png is drawn when every study of SHORT has its archive, as its split says
     std_vs_n = all(label in numbers["test_set"] for label, a in arms.items()
                    if a["study"] in SHORT)
     values = {

@@ -200,7 +200,7 @@ def render(numbers: dict) -> str:
 
     binomial = np.sqrt(row_long["mean"] * (1 - row_long["mean"]) / N_TEST)
     values = {
-        "n_seeds": max(r["n_runs"] for r in table),
+        "n_seeds": max(r["n_runs"] for r in table),  # one run per seed at each N
         "lengths_short": ", ".join(map(str, lengths[:-1])),
         "first_n": lengths[0], "short_n": short_n, "longest": longest,
         "std_first": f"{table[0]['std']:.4f}",

@@ -93,18 +93,18 @@ def test_the_power_law_of_the_take_off_step_is_recovered_with_its_interval(a, k,
 
 
 def test_the_power_law_interval_covers_the_true_exponent_in_most_simulations():
-    # 40 simulated studies of 5 seeds x 5 learning rates; a 95% bootstrap interval over
+    # 30 simulated studies of 5 seeds x 5 learning rates; a 95% bootstrap interval over
     # 25 runs covers k = 1 in at least 80% of them (a broken resampling covers far less)
     rng = np.random.default_rng(2)
     etas = [0.003, 0.01, 0.03, 0.1, 1.0]
     steps = np.unique(np.geomspace(1, 10**5, 120).astype(int))
     covered = 0
-    for _ in range(40):
+    for _ in range(30):
         t0 = {eta: [float(40 / eta * np.exp(0.15 * rng.normal())) for _ in range(5)]
               for eta in etas}
-        scaling = takeoff(curves(t0, steps), 10, n_resamples=400).scaling
+        scaling = takeoff(curves(t0, steps), 10, n_resamples=300).scaling
         covered += scaling.exponent.low < 1.0 < scaling.exponent.high
-    assert covered >= 32
+    assert covered >= 24
 
 
 def test_bad_curves_are_named_in_one_line():

@@ -89,7 +89,7 @@ def test_the_small_sample_ratio_pairs_and_equals_the_widened_eta_best_of_each_ar
                                / each[1].table["eta_best"])
     low, high = np.percentile(each[0].boot_log_eta - each[1].boot_log_eta, [2.5, 97.5], axis=0)
     np.testing.assert_allclose(ratio.table[["low", "high"]], np.exp([low, high]).T)
-    plain = eta_best_ratio(a, b, paired=True, n_resamples=500)
+    plain = eta_best_ratio(a, b, paired=True, small_sample=False, n_resamples=500)
     assert (ratio.table["high"] - ratio.table["low"] > plain.table["high"]
             - plain.table["low"]).all()
     assert np.all((ratio.table["low"] < 4) & (4 < ratio.table["high"]))

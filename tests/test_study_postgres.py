@@ -98,9 +98,10 @@ def test_three_workers_one_killed_mid_trial_complete_the_study_exactly_once(
     failed = trials[trials["state"] == "FAIL"]
     # the victim's lockstep group (a seed's two learning rates) and no other trial
     assert number in failed.index and len(failed) <= 2
+    # the victim ran on this host and in this pid namespace, so its death is seen at once
     assert failed["error"].str.startswith(
-        f"abandoned: process {victim.pid} on {socket.gethostname()} sent no heartbeat for "
-        "over 3 s").all()
+        f"abandoned: process {victim.pid} on {socket.gethostname()} stopped before the trial "
+        "ended").all()
     for failed_number, killed in failed.iterrows():
         retried = trials[(trials["key"] == killed["key"]) & (trials["state"] == "COMPLETE")]
         assert len(retried) == 1 and retried.index[0] > failed_number  # it ran again

@@ -18,9 +18,10 @@ from nnlab.cli import main
 from nnlab.study import Study, StudySpec, progress
 from nnlab.study.grids import is_log_spaced, param_value
 
-# four runs of 4000 steps: a second or more each, long enough to be seen running
+# four runs of 12000 steps, about 5 s of training in all even where they train in
+# lockstep pairs: long enough to be seen running on a fast machine
 SPEC = {"study": {"name": "live", "replicates": 2},
-        "base": {"sizes": [784, 16, 10], "batch_size": 20, "n_steps": 4000, "n_evals": 12},
+        "base": {"sizes": [784, 64, 10], "batch_size": 50, "n_steps": 12000, "n_evals": 12},
         "grid": {"eta": [0.1, 0.5]},
         "data": {"train_size": 2000, "val_size": 300, "test_size": 100}}
 
@@ -60,7 +61,7 @@ def assert_values_are_the_curves(study: Study, seen: tuple[int, dict]) -> None:
         curve = curves[curves["trial"] == trial.number]
         assert trial.intermediate_values == dict(zip(curve["step"], curve["val_acc"],
                                                      strict=True))
-        assert len(curve) == 12 and curve["step"].iloc[-1] == 4000
+        assert len(curve) == 12 and curve["step"].iloc[-1] == SPEC["base"]["n_steps"]
     number, values = seen
     assert values.items() <= trials[number].intermediate_values.items()
     assert len(values) < len(trials[number].intermediate_values)  # seen before it ended

@@ -9,27 +9,50 @@ The scripts read results/ (or $NNLAB_RESULTS): each study's trials.parquet and, 
 per-trial files are absent (a fresh clone), its archive. A study whose folder is absent
 has not run and is left out where a script says so; anything else missing is an error,
 one line on stderr naming the study or file (exit code 2), never a silent gap.
+
+A committed study without an archive (tests/test_committed_archives.py lists them) still
+has its trials.parquet: each run's final metrics, i.e. its value at the study's longest N
+(`final_runs`). What needs the other lengths or the test predictions of such a study is
+quoted from analysis/unarchived.json (`quoted`), computed while its runs were on the machine
+that made them, and the findings say so beside each such number.
+
+Each script has three steps: `compute()` reads the results and returns the numbers
+(findings.json's content) with what the figures draw; `draw()` writes the figures;
+`render()` fills the script's template, analysis/templates/<script>.md (`render`, a
+string.Template), from the numbers as findings.json gives them back (`as_written`), so
+that findings.md gives no number findings.json does not hold, besides the few a script's
+compute step passes to its render step as "text" (eta_vs_n.py's quoted lengths, errors.py's
+range of per-run rates). `findings_json` is the one writer of findings.json: strict JSON,
+NaN and infinities as null.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from string import Template
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from nnlab.analysis import Estimate, Family, HypothesisTest
+from nnlab.analysis.multiplicity import METHODS
 from nnlab.errors import NNLabError
 from nnlab.report.figures import save_figure
 from nnlab.study import Study, lengths
+from nnlab.study import archive as study_archive
 
 RESULTS = Path(os.environ.get("NNLAB_RESULTS")
                or Path(__file__).resolve().parent.parent / "results")
+UNARCHIVED = Path(__file__).resolve().parent / "unarchived.json"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # each findings.md's text
 N_TEST = 10_000  # MNIST test images
+ALPHA = 0.05  # the level of every test, after Holm's adjustment within a finding
 # The restarts' variance floor is fitted from this N on: from N = 100 to 178 the variance
 # falls ~10-fold as the runs that took off late catch up, faster than the power law of the
 # fit can follow (restarts.py's findings list the floor by the N the fit starts at).
@@ -44,6 +67,79 @@ def load(name: str) -> Study:
 def load_if_run(name: str) -> Study | None:
     """The study in results/<name>, None if it has no folder there (not run yet)."""
     return load(name) if (RESULTS / name).exists() else None
+
+
+def has_runs(name: str) -> bool:
+    """Whether results/<name> holds its runs' curves: the per-trial files, or the archive
+    a clone has (docs/archive.md)."""
+    folder = RESULTS / name
+    return (folder / "curves").is_dir() or study_archive.archive_path(folder,
+                                                                     "curves").is_file()
+
+
+def final_runs(name: str) -> pd.DataFrame:
+    """The complete runs of results/<name> at the study's longest N, from its trials.parquet
+    alone (no curves needed): one row per trial with trial, the varied params, seed,
+    status, val_acc, test_acc and n_steps (= the spec's n_steps: a diverged run stopped
+    early, and keeps the metrics it had, as `eta_best` expects)."""
+    study = load(name)
+    trials = study.trials()
+    trials = trials[trials["state"] == "COMPLETE"].copy()
+    trials["n_steps"] = study.spec.base_config().n_steps
+    return trials
+
+
+def quoted(name: str) -> dict:
+    """The numbers of an unarchived study kept in analysis/unarchived.json (see above)."""
+    found = json.loads(UNARCHIVED.read_text())
+    if name not in found:
+        raise NNLabError(f"{UNARCHIVED}: no quoted numbers for {name!r}")
+    return found[name]
+
+
+def not_archived(names: list[str]) -> str:
+    """The provenance note of numbers that rest on studies a clone cannot re-derive."""
+    return (f"quoted from analysis/{UNARCHIVED.name}, computed while the runs were present: "
+            f"the runs of {', '.join(names)} are not archived, so a clone cannot re-derive it")
+
+
+def bootstrap_p(boot: np.ndarray, null: float) -> float:
+    """Two-sided p-value of "the statistic equals `null`" from its bootstrap replicates
+    (n,): twice the smaller share on either side of it, at least 1/n (the percentile
+    interval at level 1 - p just reaches `null`)."""
+    boot = np.asarray(boot, dtype=float)
+    boot = boot[np.isfinite(boot)]
+    share = min(np.mean(boot <= null), np.mean(boot >= null))
+    return float(min(1.0, max(2 * share, 1 / boot.size)))
+
+
+def claims_table(family: Family, claims: dict[str, str]) -> list[dict]:
+    """The records of a finding's tests adjusted together (Holm); claims: {test name in
+    `family`: the claim a rejection supports}. `claims_lines` writes them as a table."""
+    adjusted = family.adjusted
+    return [{"test": name, "claim": claims[name], "p": family.tests[name].p_value,
+             "p_holm": adjusted[name], "survives": adjusted[name] < ALPHA}
+            for name in family.tests]
+
+
+def claims_lines(records: list[dict]) -> str:
+    """The markdown table of `claims_table`'s records."""
+    lines = ["| claim (a rejection of its null supports it) | test | p | Holm p | holds at 5% "
+             "after Holm |", "|---|---|---|---|---|"]
+    lines += [f"| {r['claim']} | {r['test']} | {_p(r['p'])} | {_p(r['p_holm'])} | "
+              f"{'yes' if r['survives'] else 'no'} |" for r in records]
+    return "\n".join(lines)
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.0e}" if p >= 1e-300 else "<1e-300"
+
+
+def significant(value: float, digits: int = 2) -> str:
+    """`value` to `digits` significant figures, plain ('0.0017', '1.3e-06' for tiny)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    return f"{value:.{digits}g}"
 
 
 def run(main: Callable[[], None]) -> None:
@@ -65,14 +161,66 @@ def runs_by_length(study: str | Study, trials: pd.DataFrame | None = None) -> pd
     return lengths.runs_by_length(study.spec, trials, study.curves())
 
 
+def findings_json(numbers: dict) -> str:
+    """`numbers` as the text of a findings.json: strict JSON (NaN and infinities as null,
+    numpy values as plain ones; `json.dumps(..., allow_nan=False)` refuses anything else
+    that is not JSON), indented by 1, ending in a newline."""
+    return json.dumps(strict(numbers), indent=1, allow_nan=False) + "\n"
+
+
+def strict(value: object) -> object:
+    """`value` with NaN and infinities as None, numpy scalars and arrays as plain Python
+    values, tuples as lists; a type JSON has no form for is an error naming it."""
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [strict(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
 def write_findings(name: str, text: str, numbers: dict) -> Path:
-    """results/<name>/findings.md and findings.json (the numbers behind the text)."""
+    """results/<name>/findings.md and findings.json (`findings_json`: the numbers behind
+    the text)."""
     folder = RESULTS / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "findings.json").write_text(json.dumps(numbers, indent=1, default=_plain) + "\n")
+    (folder / "findings.json").write_text(findings_json(numbers))
     path = folder / "findings.md"
     path.write_text(text.strip() + "\n")
     return path
+
+
+def as_written(numbers: dict) -> dict:
+    """`numbers` as findings.json gives them back (`findings_json`, parsed): what a render
+    step reads, so that findings.md is a view of findings.json."""
+    return json.loads(findings_json(numbers))
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    """analysis/templates/<template>.md with its $placeholders filled from `values`
+    (`string.Template`: a missing value is an error)."""
+    return Template((TEMPLATES / f"{template}.md").read_text()).substitute(values)
+
+
+def ci(estimate: Mapping[str, float], spec: str = ".3g", scale: float = 1.0,
+       unit: str = "") -> str:
+    """An estimate's dict (value, low, high, confidence: `Estimate.to_dict`) as
+    `Estimate.format` writes it: '0.512 [95% CI 0.431, 0.598]'."""
+    return Estimate(**estimate).format(spec, scale, unit)
+
+
+def p_text(family: Mapping, name: str) -> str:
+    """'0.032 (Holm 0.096)': the raw and adjusted p-value of test `name` of a family's dict
+    (`Family.to_dict`), as `Family.p_text` writes them."""
+    row = next(t for t in family["tests"] if t["name"] == name)
+    raw, adjusted = (HypothesisTest("", 0.0, p).p_text.removeprefix("p=")
+                     for p in (row["p"], row["p_adjusted"]))
+    return f"{raw} ({METHODS[family['method']]} {adjusted})"
 
 
 def figure_path(name: str, figure: str) -> Path:
@@ -138,11 +286,3 @@ def std_vs_n_figure(tables: dict[str, pd.DataFrame], title: str, path,
            title=f"{title} (95% CIs)")
     ax.legend(fontsize="small")
     save_figure(figure, path)
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON-able: {type(value).__name__}")

@@ -3,7 +3,11 @@ confidently wrong? How well calibrated is it?
 
 The test predictions of the runs of questions 1-3 and of the CNN (results/cnn) -> figures in
 results/errors/findings/ and results/errors/findings.md. Main set: the restarts at their
-final step (results/restarts).
+final step (results/restarts). Every rate has two intervals: over runs and test images
+together (unit "run x image", the two-way bootstrap: what the net does on the population
+of images the test set was drawn from) and over runs with the test set fixed (unit "run":
+how far one run of this configuration varies on these 10,000 images). A study whose
+predictions are not archived is left out and named.
 
     python analysis/errors.py
 """
@@ -12,11 +16,26 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from common import N_TEST, SCALE_UP, figure_path, load, load_if_run, run, write_findings
+from common import (
+    N_TEST,
+    SCALE_UP,
+    as_written,
+    ci,
+    claims_lines,
+    claims_table,
+    figure_path,
+    has_runs,
+    load,
+    not_archived,
+    p_text,
+    quoted,
+    run,
+    write_findings,
+)
+from common import render as render_template
 from matplotlib.figure import Figure
-from scipy import stats
 
-from nnlab.analysis import ErrorAnalysisResult, error_analysis
+from nnlab.analysis import ErrorAnalysisResult, Family, error_analysis
 from nnlab.data import load_mnist
 from nnlab.report.figures import (
     confidence_figure,
@@ -27,9 +46,9 @@ from nnlab.report.figures import (
 )
 
 NAME = "errors"
-LONG = "restarts-long"  # the restarts' seeds trained 10x longer
 CONFIDENT = 0.99
-CNN_LABEL = "cnn (conv-pool-conv-pool-dense, 8 epochs)"
+OTHERS = ("restarts-long", "noise-grad", "noise-weight", "cnn")  # read when archived
+UNITS = ("run x image", "run")
 
 
 def finished(trials: pd.DataFrame) -> pd.DataFrame:
@@ -41,8 +60,9 @@ def n_steps_text(trials: pd.DataFrame) -> str:
     return "N " + "/".join(str(n) for n in sorted(finished(trials)["steps_run"].unique()))
 
 
-def prediction_sets() -> dict[str, pd.DataFrame]:
-    """{label: concatenated predictions} for the studies that have run."""
+def prediction_sets() -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """({label: concatenated predictions} of the studies whose predictions are here, the
+    studies left out because they are not archived)."""
     restarts = load("restarts")
     sets = {f"restarts (eta 1, {n_steps_text(restarts.trials())})": restarts.predictions()}
     eta_study = load("eta-vs-n")
@@ -51,33 +71,26 @@ def prediction_sets() -> dict[str, pd.DataFrame]:
     chosen = trials[trials["eta"] == best]
     sets[f"eta-vs-n (best eta on val = {best:g}, {n_steps_text(chosen)})"] = (
         eta_study.predictions(chosen["trial"]))
-    for name in (LONG, "noise-grad", "noise-weight", "cnn"):
-        study = load_if_run(name)
-        if study is None:
+    missing = []
+    for name in OTHERS:
+        if not has_runs(name):
+            missing.append(name)
             continue
-        label = CNN_LABEL if name == "cnn" else f"{name} ({n_steps_text(study.trials())})"
-        sets[label] = study.predictions()
-    return sets
+        study = load(name)
+        sets[f"{name} ({n_steps_text(study.trials())})"] = study.predictions()
+    return sets, missing
 
 
-def per_run(predictions: pd.DataFrame) -> dict:
-    """Second-guess rate per run, and its mean over runs with a t CI (runs are the
-    independent units; pooled rows of one test set are not)."""
-    wrong = predictions[predictions["top1"] != predictions["y_true"]]
-    rates = (wrong["top2"] == wrong["y_true"]).groupby(wrong["trial"]).mean().to_numpy()
-    low, high = stats.t.interval(0.95, rates.size - 1, rates.mean(), stats.sem(rates))
-    return {"mean": float(rates.mean()), "low": float(low), "high": float(high),
-            "n_runs": int(rates.size), "min": float(rates.min()), "max": float(rates.max())}
+def analyse_set(predictions: pd.DataFrame) -> dict[str, ErrorAnalysisResult]:
+    """The error analysis of one prediction set in each unit of UNITS."""
+    return {unit: error_analysis(predictions, n_classes=10, confident=CONFIDENT, unit=unit)
+            for unit in UNITS}
 
 
-def analyse_set(predictions: pd.DataFrame) -> tuple[ErrorAnalysisResult, dict]:
-    """The error analysis of one prediction set and its second-guess rate per run."""
-    return error_analysis(predictions, n_classes=10, confident=CONFIDENT), per_run(predictions)
-
-
-def set_numbers(result: ErrorAnalysisResult, runs: dict) -> dict:
+def set_numbers(results: dict[str, ErrorAnalysisResult]) -> dict:
     """What findings.json keeps of one prediction set (`analyse_set`)."""
-    return {**result.to_dict(), "second_guess_per_run": runs}
+    return {unit: {k: v for k, v in r.to_dict().items() if k != "per_run"}
+            for unit, r in results.items()}
 
 
 def confident_errors(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -89,23 +102,6 @@ def confident_errors(predictions: pd.DataFrame) -> pd.DataFrame:
             .agg(y_true=("y_true", "first"), predicted=("top1", lambda s: s.mode().iloc[0]),
                  n_runs=("trial", "nunique"), confidence=("p1", "mean"))
             .sort_values(["n_runs", "confidence"], ascending=False).reset_index())
-
-
-def longer_text(long_label: str, long, long_runs: dict, main_label: str, main,
-                main_runs: dict) -> str:
-    """The main set's seeds trained longer against the main set: second guess, confidence,
-    confident errors, calibration."""
-    return (
-        f"**Trained longer.** {long_label}, the main set's seeds carried on at the same eta: "
-        f"accuracy {long.accuracy.format('.4f')} (main set {main.accuracy.format('.4f')}); "
-        f"second guess right {long_runs['mean']:.1%} [{long_runs['low']:.1%}, "
-        f"{long_runs['high']:.1%}] of the errors ({main_runs['mean']:.1%}); mean confidence of "
-        f"wrong answers {long.confidence_wrong.format('.3f')} "
-        f"({main.confidence_wrong.value:.3f}), of right ones "
-        f"{long.confidence_right.format('.3f')} ({main.confidence_right.value:.3f}); errors at "
-        f">= {CONFIDENT:.0%} confidence {long.confident_error_share.format('.1f', 100, '%')} of "
-        f"all errors ({main.confident_error_share.value:.1%}); ECE {long.ece.format('.4f')} "
-        f"({main.ece.value:.4f}; findings/reliability_long.png). In brackets: {main_label}.")
 
 
 def gallery_figure(examples: pd.DataFrame, n_runs: int, path, n_show: int = 16) -> None:
@@ -124,122 +120,101 @@ def gallery_figure(examples: pd.DataFrame, n_runs: int, path, n_show: int = 16) 
     save_figure(figure, path)
 
 
-def main() -> None:
-    sets = prediction_sets()
+def compute() -> dict:
+    """Every number of this finding from the studies in results/ (read only): {"numbers":
+    what findings.json holds, "text": what findings.md says besides (the range of the main
+    set's per-run second-guess rates), "figures": what the figures draw}."""
+    sets, missing = prediction_sets()
     analysed = {label: analyse_set(p) for label, p in sets.items()}
-    results = {label: result for label, (result, _) in analysed.items()}
-    runs = {label: rates for label, (_, rates) in analysed.items()}
     main_label = next(iter(sets))
-    main = results[main_label]
     examples = confident_errors(sets[main_label])
-    n_main_runs = int(sets[main_label]["trial"].nunique())
-    n_test = main.n // main.n_trials
+    family = Family("finding 4: errors")
+    claims = {}
+    for label, results in analysed.items():
+        r = results["run x image"]
+        family.add(f"{label}: second guess vs chance", r.second_guess_test)
+        claims[f"{label}: second guess vs chance"] = (
+            f"{label}: the second guess is right more often than chance")
+        family.add(f"{label}: confidence wrong vs right", r.confidence_test)
+        claims[f"{label}: confidence wrong vs right"] = (
+            f"{label}: wrong answers carry less confidence than right ones")
+    numbers = {label: set_numbers(r) for label, r in analysed.items()}
+    numbers["confident_errors"] = examples.to_dict(orient="records")
+    numbers["cnn_quoted"] = quoted("cnn")["second_guess_per_run"]
+    numbers["left_out"] = missing
+    numbers["claims"] = claims_table(family, claims)
+    numbers["family"] = family.to_dict()
+    per_run = analysed[main_label]["run"].per_run["second_guess_rate"]
+    return {"numbers": numbers,
+            "text": {"second_guess_per_run": [float(per_run.min()), float(per_run.max())]},
+            "figures": {"main": analysed[main_label]["run x image"], "examples": examples,
+                        "n_runs": int(sets[main_label]["trial"].nunique()),
+                        "summaries": [f"== {label}\n{r.summary()}"
+                                      for label, results in analysed.items()
+                                      for r in results.values()]}}
+
+
+def draw(figures: dict) -> None:
+    """findings/reliability.png, confusion.png, confused_pairs.png, confidence.png and
+    confident_errors.png of the main prediction set."""
+    main = figures["main"]
     reliability_figure(main, path=figure_path(NAME, "reliability.png"))
     confusion_figure(main, path=figure_path(NAME, "confusion.png"))
     confused_pairs_figure(main, path=figure_path(NAME, "confused_pairs.png"))
     confidence_figure(main, path=figure_path(NAME, "confidence.png"))
-    if len(examples):
-        gallery_figure(examples, n_main_runs, figure_path(NAME, "confident_errors.png"))
-    for label, r in results.items():
-        print(f"== {label}\n{r.summary()}\nper run: {runs[label]}")
+    if len(figures["examples"]):
+        gallery_figure(figures["examples"], figures["n_runs"],
+                       figure_path(NAME, "confident_errors.png"))
 
-    rows = ["| predictions | runs | accuracy | second guess right when wrong (per-run mean "
-            "[95% t CI]) | confidence wrong / right | errors at >= 99% | ECE [95% CI] |",
-            "|---|---|---|---|---|---|---|"]
-    for label, r in results.items():
-        s = runs[label]
-        rows.append(
-            f"| {label} | {r.n_trials} | {r.accuracy.format('.4f')} | {s['mean']:.3f} "
-            f"[{s['low']:.3f}, {s['high']:.3f}] | {r.confidence_wrong.value:.3f} / "
-            f"{r.confidence_right.value:.3f} | {r.n_confident_errors} of {r.n_wrong} "
-            f"({r.confident_error_share.format('.1f', 100, '%')}) | {r.ece.format('.4f')} |")
-    pairs = ", ".join(f"{t.true}->{t.predicted} ({t.share:.1%})"
-                      for t in main.top_pairs.head(5).itertuples(index=False))
-    s = runs[main_label]
-    per_run_confident = main.n_confident_errors / main.n_trials
-    long_label = next((label for label in sets if label.startswith(LONG)), None)
-    long_text = []
-    if long_label is not None:
-        reliability_figure(results[long_label], path=figure_path(NAME, "reliability_long.png"))
-        long_text = ["", longer_text(long_label, results[long_label], runs[long_label],
-                                     main_label, main, s)]
-    cnn_text = []
-    if CNN_LABEL in sets:
-        cnn, c = results[CNN_LABEL], runs[CNN_LABEL]
-        cnn_examples = confident_errors(sets[CNN_LABEL])
-        n_cnn_runs = int(sets[CNN_LABEL]["trial"].nunique())
-        if len(cnn_examples):
-            gallery_figure(cnn_examples, n_cnn_runs, figure_path(NAME, "cnn_confident_errors.png"))
-        shared = set(cnn_examples["index"]) & set(examples["index"])
-        cnn_wrong = set(sets[CNN_LABEL].loc[sets[CNN_LABEL]["top1"]
-                                            != sets[CNN_LABEL]["y_true"], "index"])
-        mlp_confident_also_cnn = len(set(examples["index"]) & cnn_wrong)
-        cnn_text = [
-            "",
-            f"**The CNN** ({n_cnn_runs} runs, accuracy {cnn.accuracy.format('.4f')}) makes "
-            f"{cnn.n_wrong / cnn.n_trials:.0f} errors per run against the MLP's "
-            f"{main.n_wrong / main.n_trials:.0f}, and its second guess is right in "
-            f"{c['mean']:.1%} of them (95% CI [{c['low']:.1%}, {c['high']:.1%}]): "
-            + ("about as often as the MLP's" if c["low"] <= s["mean"] <= c["high"]
-               or s["low"] <= c["mean"] <= s["high"] else
-               ("more often than" if c["mean"] > s["mean"] else "less often than")
-               + " the MLP's")
-            + f". It is confidently wrong (p1 >= 99%) {cnn.n_confident_errors} times over its "
-            f"{cnn.n_trials} runs ({cnn.confident_error_share.format('.1f', 100, '%')} of its "
-            f"errors) on {len(cnn_examples)} distinct images, {len(shared)} of them among the "
-            f"MLP's {len(examples)} confidently wrong images; of those {len(examples)}, the "
-            f"CNN gets {mlp_confident_also_cnn} wrong in at least one run. ECE "
-            f"{cnn.ece.format('.4f')}. Its confident errors: findings/cnn_confident_errors.png.",
-        ]
-    text = [
-        "# errors: is the second guess right, and is the net ever confidently wrong?",
-        "",
-        f"Test predictions (top-3 classes and probabilities for the 10k test images) of the "
-        f"runs of questions 1-3. Main set: {main_label}, {main.n_trials} runs x {N_TEST} test "
-        f"images = {main.n} predictions, {main.n_wrong} of them wrong.",
-        "",
-        "## Answers",
-        "",
-        f"**Second guess.** When the net is wrong its second most probable class is right "
-        f"{s['mean']:.1%} of the time (mean over {s['n_runs']} runs, 95% CI "
-        f"[{s['low']:.1%}, {s['high']:.1%}]; runs range {s['min']:.1%}-{s['max']:.1%}), "
-        f"against the {1 / 9:.1%} of a random other class (binomial test on the pooled "
-        f"errors {main.second_guess_test.p_text}).",
-        "",
-        f"**Confidence.** Wrong answers carry a mean top-1 probability of "
-        f"{main.confidence_wrong.format('.3f')}, right ones {main.confidence_right.format('.3f')}"
-        f"; a wrong answer's confidence is below a right one's with probability "
-        f"{main.auc:.3f} (Mann-Whitney {main.confidence_test.p_text}). At >= 99% "
-        f"confidence the net still makes {main.n_confident_errors} errors over "
-        f"{main.n_trials} runs (~{per_run_confident:.1f} per run of {N_TEST} images; "
-        f"{main.confident_error_share.format('.1f', 100, '%')} of all errors), on "
-        f"{len(examples)} distinct test images; the most frequent are shown in "
-        "findings/confident_errors.png.",
-        "",
-        f"**Calibration.** ECE = {main.ece.format('.4f')} (15 equal-width bins; "
-        "findings/reliability.png). Most confused pairs (true->predicted, share of errors): "
-        f"{pairs}.",
-        *long_text,
-        *cnn_text,
-        "",
-        *rows,
-        "",
-        "The second-guess CI is over runs (each run is one independent network; the pooled "
-        f"binomial CI would treat the {n_test} images of one test set in {n_main_runs} runs "
-        f"as {n_test * n_main_runs} independent draws).",
-        "",
-        "Figures: findings/reliability.png, findings/confusion.png, "
-        "findings/confused_pairs.png, findings/confidence.png, findings/confident_errors.png.",
-        "",
-        "## Reproduce",
-        "",
-        "    python analysis/errors.py    # after questions 1-3 and studies/cnn.toml",
-        "",
-        SCALE_UP,
-    ]
-    numbers = {label: set_numbers(r, runs[label]) for label, r in results.items()}
-    numbers["confident_errors"] = examples.to_dict(orient="records")
-    write_findings(NAME, "\n".join(text), numbers)
+
+def render(numbers: dict, text: dict) -> str:
+    """findings.md from findings.json's `numbers` and `compute`'s `text`
+    (templates/errors.md)."""
+    labels = [k for k in numbers if k not in
+              ("confident_errors", "cnn_quoted", "left_out", "claims", "family")]
+    main_label = labels[0]
+    both, runs = numbers[main_label]["run x image"], numbers[main_label]["run"]
+    family, cnn = numbers["family"], numbers["cnn_quoted"]
+    rows = [f"| {label} | {unit} | {r['n_trials']} | {ci(r['accuracy'], '.4f')} | "
+            f"{ci(r['second_guess_rate'], '.1f', 100, '%')} | "
+            f"{ci(r['confident_error_share'], '.1f', 100, '%')} | {ci(r['ece'], '.4f')} |"
+            for label in labels for unit, r in numbers[label].items()]
+    low, high = text["second_guess_per_run"]
+    values = {
+        "main_label": main_label, "n_trials": both["n_trials"], "n_test": N_TEST,
+        "n": both["n"], "n_wrong": both["n_wrong"],
+        "second_guess": ci(both["second_guess_rate"], ".1f", 100, "%"),
+        "second_guess_runs": ci(runs["second_guess_rate"], ".1f", 100, "%"),
+        "per_run_range": f"{low:.1%}-{high:.1%}", "chance": f"{both['chance']:.1%}",
+        "p_second_guess": p_text(family, f"{main_label}: second guess vs chance"),
+        "confidence_wrong": ci(both["confidence_wrong"], ".3f"),
+        "confidence_right": ci(both["confidence_right"], ".3f"),
+        "auc": ci(both["auc_ci"], ".3f"),
+        "p_confidence": p_text(family, f"{main_label}: confidence wrong vs right"),
+        "confident": f"{CONFIDENT:.0%}", "n_confident_errors": both["n_confident_errors"],
+        "per_run": f"{both['n_confident_errors'] / both['n_trials']:.1f}",
+        "confident_share": ci(both["confident_error_share"], ".1f", 100, "%"),
+        "confident_share_runs": ci(runs["confident_error_share"], ".1f", 100, "%"),
+        "n_images": len(numbers["confident_errors"]),
+        "ece": ci(both["ece"], ".4f"), "ece_runs": ci(runs["ece"], ".4f"),
+        "pairs": ", ".join(f"{t['true']}->{t['predicted']} ({t['share']:.1%})"
+                           for t in both["top_pairs"][:5]),
+        "cnn_runs": cnn["n_runs"],
+        "cnn": f"{cnn['mean']:.1%} [{cnn['low']:.1%}, {cnn['high']:.1%}]",
+        "cnn_unarchived": not_archived(["cnn"]),
+        "rows": "\n".join(rows), "claims": claims_lines(numbers["claims"]),
+        "sets": ", ".join(labels), "left_out": ", ".join(numbers["left_out"]) or "none",
+        "scale_up": SCALE_UP,
+    }
+    return render_template("errors", values)
+
+
+def main() -> None:
+    found = compute()
+    draw(found["figures"])
+    print(*found["figures"]["summaries"], sep="\n")
+    numbers = as_written(found["numbers"])
+    write_findings(NAME, render(numbers, found["text"]), numbers)
 
 
 if __name__ == "__main__":

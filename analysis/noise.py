@@ -1,294 +1,277 @@
-"""Question 3: does small annealed noise (gradient or weight) change the spread of restarts,
-and what does it cost or gain in mean accuracy?
+"""Question 3: does small annealed noise (on the gradient or on the weights) change the spread
+of restarts?
 
-results/noise-grad, results/noise-weight and the noise-free results/restarts (same seeds),
-to N = 10^4; results/noise-grad-long and results/noise-weight-long against
-results/restarts-long, to N = 10^5 -> figures in results/noise-grad/findings/ and
-results/noise-grad/findings.md.
+Each noise arm reuses restarts' seeds (the same initial weights and data order; the noise
+has its own stream), so every comparison with the noise-free runs is paired by seed:
+results/noise-grad, results/noise-weight, results/noise-weight-strong (N = 10^4) against
+results/restarts, and results/noise-grad-long, results/noise-weight-long (N = 10^5) against
+results/restarts-long. The spreads at the runs' end come from the studies' trials.parquet
+(every clone has them); the variance floors and the finite-test-set split need the noise
+studies' curves and predictions (their archives) and are computed where those are present,
+else said to be missing. -> results/noise-grad/findings.md, findings.json, findings/*.png.
 
     python analysis/noise.py
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from common import (
     FLOOR_FIT_FROM,
+    as_written,
+    ci,
+    claims_lines,
+    claims_table,
     figure_path,
+    final_runs,
+    has_runs,
     load,
-    load_if_run,
-    paired_difference,
-    run,
+    p_text,
     runs_by_length,
     scale_up,
     std_vs_n_figure,
     write_findings,
 )
+from common import render as render_template
+from common import run as run_script
 
-from nnlab.analysis import compare_variance, test_set_variance, variance_vs_n
+from nnlab.analysis import (
+    ArmDifference,
+    Estimate,
+    Family,
+    compare_variance,
+    floor_difference,
+    minimum_detectable_effect,
+    power,
+    test_set_variance,
+    tost_mean_difference,
+    tost_std_ratio,
+    variance_vs_n,
+)
 from nnlab.report.figures import compare_figure
-from nnlab.study import Study
 
 METRIC = "test_acc"
 NAME = "noise-grad"  # the folder the findings go to
-SHORT = ("noise-grad", "noise-weight", "noise-weight-strong")  # noise settings to N = 10^4
-LONG = ("noise-grad-long", "noise-weight-long")  # noise settings carried on to N = 10^5
+# the noise studies and the noise-free study whose seeds each reuses
+STUDIES = {"noise-grad": "restarts", "noise-weight": "restarts",
+           "noise-weight-strong": "restarts", "noise-grad-long": "restarts-long",
+           "noise-weight-long": "restarts-long"}
+STD_MARGIN = 1.25  # "no change" in spread: a std ratio within [1/1.25, 1.25], stated
+MEAN_MARGIN = 0.001  # "no change" in mean: within +-0.1 points of accuracy, stated
+SHORT = ("noise-grad", "noise-weight", "noise-weight-strong")  # their arms in std_vs_n.png
+STRONGEST = "grad 0.001 (N = 10000)"  # the arm of compare_grad_1e-3.png
+EFFECT = 1.25  # the named effect whose power is given (a std changed by 25%)
+# A simulation measured this minimum detectable std ratio for Brown-Forsythe with 100 vs
+# 100 independent runs at 80% power (docs/analysis.md, `minimum_detectable_effect`): what
+# the unpaired comparison of the earlier findings could see.
+BROWN_FORSYTHE_MDE = 1.34
+N_SIM = 1000
 
 
-def arms(names: tuple[str, ...]) -> dict[str, tuple[str, Study, pd.DataFrame, pd.DataFrame]]:
-    """{label: (study name, study, finished runs by length, complete trials)} for every noise
-    setting of the studies `names` run so far, labelled "<kind> <noise_eta>" ("grad 0.001");
-    a study with a grid over noise_eta gives one entry per value."""
+def arms() -> dict[str, tuple[str, str, pd.DataFrame]]:
+    """{label: (noise study, noise-free study, the noise arm's final runs)} for each noise
+    setting, labelled "<kind> <noise_eta> (N = <n_steps>)"; a study with a grid over
+    noise_eta gives one arm per value."""
     found = {}
-    for name in names:
-        study = load_if_run(name)
-        if study is None:
-            continue
+    for name, none in STUDIES.items():
+        study = load(name)
         config = study.spec.base_config()
-        trials = study.trials()
-        runs = runs_by_length(study, trials)
+        runs = final_runs(name)
         runs = runs[runs["status"] == "ok"]
-        trials = trials[trials["state"] == "COMPLETE"]
-        for eta, group in runs.groupby(_noise_eta(runs, config.noise_eta)):
-            found[f"{config.noise} {eta:g}"] = (
-                name, study, group, trials[_noise_eta(trials, config.noise_eta) == eta])
+        eta = runs["noise_eta"] if "noise_eta" in runs else pd.Series(config.noise_eta,
+                                                                        runs.index)
+        for value, group in runs.groupby(eta):
+            found[f"{config.noise} {value:g} (N = {config.n_steps})"] = (name, none, group)
     return found
 
 
-def _noise_eta(frame: pd.DataFrame, base: float) -> pd.Series:
-    """Each row's noise_eta: its own column in a study with a grid over it, else `base`."""
-    return frame["noise_eta"] if "noise_eta" in frame else pd.Series(base, frame.index)
+def by_seed(runs: pd.DataFrame) -> pd.Series:
+    return runs.set_index("seed")[METRIC]
 
 
-def settings(short: dict, none: Study) -> dict[str, pd.DataFrame]:
-    """{label: runs by length} for no noise (the study `none`) and every noise setting of
-    `short` (`arms`), N <= the noisy runs'."""
-    found = {label: runs for label, (_, _, runs, _) in short.items()}
-    longest = min(int(g["n_steps"].max()) for g in found.values())
-    none = runs_by_length(none)
-    found = {"none": none[none["status"] == "ok"], **found}
-    return {k: g[g["n_steps"] <= longest] for k, g in found.items()}
+def compare(noisy: pd.DataFrame, clean: pd.DataFrame, label: str) -> dict:
+    """The paired comparison of one arm with the noise-free runs of the same seeds: the std
+    ratio (Pitman-Morgan test, BCa CI over pairs) with its equivalence bound, the mean
+    difference with its own, and the power of Pitman-Morgan at EFFECT at this n and
+    correlation, with the smallest ratio it detects at 80%."""
+    a, b = by_seed(noisy), by_seed(clean)
+    seeds = a.index.intersection(b.index)
+    a, b = a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()
+    result = compare_variance(a, b, paired=True, names=(label, "none"))
+    std = tost_std_ratio(a, b, STD_MARGIN, paired=True, method="pitman-morgan",
+                         names=(label, "none"))
+    mean = tost_mean_difference(a, b, MEAN_MARGIN, paired=True, names=(label, "none"))
+    r = float(result.correlation)
+    return {"label": label, "n": int(seeds.size), "comparison": result, "std_tost": std,
+            "mean_tost": mean, "correlation": r,
+            "power": power("pitman-morgan", int(seeds.size), EFFECT, correlation=r,
+                           n_sim=N_SIM),
+            "mde": minimum_detectable_effect("pitman-morgan", int(seeds.size),
+                                             correlation=r, n_sim=N_SIM)}
 
 
-def test_set_splits(short: dict, none: Study) -> dict:
-    """Jordan's split of the variance at the runs' last step (N = 10000), per setting of
-    `short` (`arms`) and without noise (the study `none`)."""
-    splits = {"none": test_set_variance(none.predictions())}
-    for label, (_, study, _, trials) in short.items():
-        splits[label] = test_set_variance(study.predictions(trials["trial"]))
-    return splits
+def floors(found: dict) -> dict:
+    """Paired floor differences (noise minus none) for the arms whose study and noise-free
+    study have their curves here (the others are left out: `render` names them)."""
+    numbers = {}
+    for label, (name, none, runs) in found.items():
+        if has_runs(name) and has_runs(none):
+            noisy = runs_by_length(name)
+            noisy = noisy[noisy["trial"].isin(runs["trial"])]
+            numbers[label] = floor_difference(noisy, runs_by_length(none), paired=True,
+                                              names=(label, "none"),
+                                              fit_from=FLOOR_FIT_FROM).to_dict()
+    return numbers
 
 
-def at_length(runs: pd.DataFrame, n: int) -> pd.Series:
-    """The metric of each seed's run at length n, indexed by seed."""
-    return runs[runs["n_steps"] == n].set_index("seed")[METRIC]
+def splits(found: dict) -> dict:
+    """Jordan's split (two-way CI) at the runs' end for the arms with predictions here."""
+    return {label: test_set_variance(load(name).predictions(runs["trial"]),
+                                     unit="run x example").to_dict()
+            for label, (name, _, runs) in found.items() if has_runs(name)}
 
 
-def floors(variance: dict) -> dict[str, dict]:
-    """The variance floor c of var(N) = c + a N^-b per setting (`variance_vs_n` results), and
-    each noisy floor minus the noise-free one with a CI from the two (independent)
-    bootstraps."""
-    fits = {label: result.fit for label, result in variance.items()}
-    none = fits["none"]
-    out = {}
-    for label, fit in fits.items():
-        entry = {"floor": fit.floor, "exponent": fit.exponent}
-        if label != "none":
-            entry["difference"] = fit.floor_difference(none)
-        out[label] = entry
-    return out
+def std_tables(found: dict) -> dict[str, pd.DataFrame] | None:
+    """The std over seeds per N of the noise-free runs and of each arm of SHORT, when all
+    of them have their curves here (else None)."""
+    if not all(has_runs(name) for name in (*SHORT, "restarts")):
+        return None
+    tables = {"none": variance_vs_n(runs_by_length("restarts"), metric=METRIC,
+                                    fit=False).table}
+    for label, (name, _, runs) in found.items():
+        if name in SHORT:
+            all_n = runs_by_length(name)
+            tables[label] = variance_vs_n(all_n[all_n["trial"].isin(runs["trial"])],
+                                          metric=METRIC, fit=False).table
+    return tables
 
 
-def long_runs() -> tuple[list[str], dict]:
-    """The LONG arms against restarts-long (no noise; its first seeds are the same runs
-    without the noise) to N = 10^5: the spread, the floor, Jordan's split and the mean at the
-    longest N. ([], {}) while none of those studies has been run."""
-    long = arms(LONG)
-    if not long:
-        return [], {}
-    none_study = load("restarts-long")
-    none = runs_by_length(none_study)
-    none = none[none["status"] == "ok"]
-    longest = int(min(runs["n_steps"].max() for _, _, runs, _ in long.values()))
-    variance = {label: variance_vs_n(runs, metric=METRIC, fit_from=FLOOR_FIT_FROM)
-                for label, (_, _, runs, _) in long.items()}
-    variance["none"] = variance_vs_n(none, metric=METRIC, fit_from=FLOOR_FIT_FROM)
-    splits = {label: test_set_variance(study.predictions(trials["trial"]))
-              for label, (_, study, _, trials) in long.items()}
-    splits["none"] = test_set_variance(none_study.predictions())
-    std_vs_n_figure({k: v.table for k, v in variance.items()},
-                    f"Spread of restarts to N = {longest}, with and without annealed noise",
-                    figure_path(NAME, "std_vs_n_long.png"), binomial=variance["none"].table)
-    fits = {k: v.fit for k, v in variance.items()}
-    text = [f"## Trained to N = {longest} (none: restarts-long, {none['seed'].nunique()} "
-            "seeds)", ""]
-    numbers = {"n_steps": longest, "floors": {k: f.to_dict() for k, f in fits.items()},
-               "test_set": {k: s.to_dict() for k, s in splits.items()}, "arms": {}}
-    for label, (name, _, runs, _) in long.items():
-        noisy, clean = at_length(runs, longest), at_length(none, longest)
-        spread = compare_variance(noisy.to_numpy(), clean.to_numpy(), names=(label, "none"))
-        paired = paired_difference(noisy, clean)
-        floor = fits[label].floor_difference(fits["none"])
-        text.append(
-            f"- {label} ({name}, {runs['seed'].nunique()} seeds), at N = {longest}: std ratio "
-            f"noisy / none {spread.std_ratio.format('.2f')} (Brown-Forsythe "
-            f"{spread.brown_forsythe.p_text}: "
-            + ("differs" if spread.spreads_differ else "no detectable change")
-            + f"); variance floor (fitted over N >= {FLOOR_FIT_FROM}) {fits[label].floor} "
-            f"against {fits['none'].floor}, difference {floor.format('.2e')}"
-            + (" (no detectable difference)" if floor.contains(0.0) else "")
-            + f"; distribution-wise variance (Jordan's split) {splits[label].distribution} "
-            f"against {splits['none'].distribution}; mean {100 * paired['value']:+.2f} points "
-            f"[{100 * paired['low']:+.2f}, {100 * paired['high']:+.2f}] (paired over "
-            f"{paired['n_pairs']} seeds, better in {paired['wins']}).")
-        numbers["arms"][label] = {"study": name, "comparison": spread.to_dict(),
-                                  "paired_mean_difference": paired,
-                                  "floor_difference": floor.to_dict()}
-    text += ["", "Figure: findings/std_vs_n_long.png.", ""]
-    return text, numbers
+def compute() -> dict:
+    """Every number of this finding from the studies in results/ (read only): {"numbers":
+    what findings.json holds, "figures": the analyses the figures draw}."""
+    found = arms()
+    clean = {name: final_runs(name).query("status == 'ok'") for name in set(STUDIES.values())}
+    results = {label: compare(runs, clean[none], label)
+               for label, (_, none, runs) in found.items()}
+    family = Family("finding 3: does noise change the spread or the mean?")
+    claims = {}
+    for label, c in results.items():
+        family.add(f"{label}: std (Pitman-Morgan)", c["comparison"].pitman_morgan)
+        claims[f"{label}: std (Pitman-Morgan)"] = f"{label} changes the spread"
+        family.add(f"{label}: mean (paired t)", c["comparison"].paired_t)
+        claims[f"{label}: mean (paired t)"] = f"{label} changes the mean test accuracy"
+    numbers = {
+        "arms": {label: {"study": found[label][0], "none": found[label][1], "n": c["n"],
+                         "comparison": c["comparison"].to_dict(),
+                         "std_equivalence": c["std_tost"].to_dict(),
+                         "mean_equivalence": c["mean_tost"].to_dict(),
+                         "correlation": c["correlation"], "power_at_effect": c["power"],
+                         "effect": EFFECT, "mde_80": c["mde"]}
+                 for label, c in results.items()},
+        "floors": floors(found),
+        "test_set": splits(found),
+        "claims": claims_table(family, claims),
+        "family": family.to_dict(),
+        "brown_forsythe_mde_100_vs_100": BROWN_FORSYTHE_MDE,
+    }
+    figures = {"compare": results[STRONGEST]["comparison"], "std_vs_n": std_tables(found),
+               "summaries": [text for c in results.values() for text in
+                             (c["comparison"].summary(), c["std_tost"].summary())]}
+    return {"numbers": numbers, "figures": figures}
+
+
+def draw(figures: dict) -> None:
+    """findings/compare_grad_1e-3.png and, with every arm's curves, std_vs_n.png."""
+    compare_figure(figures["compare"], metric=METRIC,
+                   path=figure_path(NAME, "compare_grad_1e-3.png"))
+    if figures["std_vs_n"] is not None:
+        std_vs_n_figure(figures["std_vs_n"], "Spread of restarts with and without annealed "
+                        "noise", figure_path(NAME, "std_vs_n.png"),
+                        binomial=figures["std_vs_n"]["none"])
+
+
+def floor_summary(difference: dict) -> str:
+    """`ArmDifference.summary` of a floor difference's dict."""
+    return ArmDifference(difference["quantity"], tuple(difference["names"]),
+                         *(Estimate(**difference[k]) for k in ("a", "b", "difference")),
+                         difference["paired"], tuple(difference["n_seeds"])).summary()
+
+
+def render(numbers: dict) -> str:
+    """findings.md from findings.json's `numbers` (templates/noise.md)."""
+    arms, family = numbers["arms"], numbers["family"]
+    survives = {r["test"]: r["survives"] for r in numbers["claims"]}
+    changed = [r["claim"] for r in numbers["claims"] if r["survives"] and "spread" in r["claim"]]
+    bound = arms[STRONGEST]["std_equivalence"]["bound"]
+    rs, mdes, powers = ([a[key] for a in arms.values()]
+                        for key in ("correlation", "mde_80", "power_at_effect"))
+    rows = []
+    for label, a in arms.items():
+        comparison, d = a["comparison"], a["comparison"]["mean_difference"]
+        std_bound = a["std_equivalence"]["bound"]
+        rows.append(
+            f"| {label} | {a['n']} | {ci(comparison['std_ratio'], '.2f')} | "
+            f"{p_text(family, f'{label}: std (Pitman-Morgan)')} | "
+            f"[{1 / std_bound:.2f}, {std_bound:.2f}] | {a['correlation']:.2f} | "
+            f"{a['power_at_effect']:.0%} | {a['mde_80']:.2f} | {100 * d['value']:+.2f} "
+            f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] | "
+            f"{p_text(family, f'{label}: mean (paired t)')} | "
+            f"+-{100 * a['mean_equivalence']['bound']:.2f} |")
+    means = "; ".join(
+        "{} {:+.2f} points [{:+.2f}, {:+.2f}]".format(
+            label, *(100 * a["comparison"]["mean_difference"][k]
+                     for k in ("value", "low", "high")))
+        for label, a in arms.items() if survives[f"{label}: mean (paired t)"])
+    floor_lines = [f"- {label}: {floor_summary(d)}" for label, d in numbers["floors"].items()]
+    missing = sorted({a["study"] for label, a in arms.items() if label not in numbers["floors"]})
+    if missing:
+        floor_lines.append(
+            "- The floors of " + ", ".join(missing) + " need their curves at every N >= "
+            f"{FLOOR_FIT_FROM}; those studies are not archived yet, so a clone cannot fit "
+            "them, and they are left out here rather than quoted (the earlier findings "
+            "fitted them unpaired and found no floor that differed).")
+    split_lines = [f"- {label}: distribution-wise variance {ci(s['distribution'], '.2e')}, "
+                   f"test-set share {ci(s['share_test_set'], '.0f', 100, '%')}"
+                   for label, s in numbers["test_set"].items()] or [
+        "- Jordan's split per arm needs the noise studies' test predictions (their archives): "
+        "not archived yet, so left out."]
+    # std_vs_n.png is drawn when every study of SHORT has its archive, as its split says
+    std_vs_n = all(label in numbers["test_set"] for label, a in arms.items()
+                   if a["study"] in SHORT)
+    values = {
+        "changed": "" if not changed else " (except: " + "; ".join(changed) + ")",
+        "bound_low": f"{1 / bound:.2f}", "bound_high": f"{bound:.2f}",
+        "r_range": f"{min(rs):.2f}-{max(rs):.2f}",
+        "mde_range": f"{min(mdes):.2f}-{max(mdes):.2f}",
+        "brown_forsythe_mde": numbers["brown_forsythe_mde_100_vs_100"], "effect": EFFECT,
+        "power_range": f"{min(powers):.0%}-{max(powers):.0%}",
+        "means": means or "no setting changes it detectably",
+        "std_margin": f"[{1 / STD_MARGIN:.2f}, {STD_MARGIN}]",
+        "mean_margin": f"{100 * MEAN_MARGIN:.1f}",
+        "std_equivalent": ", ".join(label for label, a in arms.items()
+                                    if a["std_equivalence"]["equivalent"]) or "none",
+        "mean_equivalent": ", ".join(label for label, a in arms.items()
+                                     if a["mean_equivalence"]["equivalent"]) or "none",
+        "rows": "\n".join(rows), "n_sim": N_SIM,
+        "floors_and_splits": "\n".join(floor_lines + split_lines),
+        "claims": claims_lines(numbers["claims"]),
+        "std_vs_n": (", findings/std_vs_n.png (std over seeds vs N per arm)."
+                     if std_vs_n else "."),
+        "runs": "\n".join(f"    nnlab run studies/{name}.toml --jobs 2" for name in STUDIES),
+        "scale_up": scale_up("more seeds narrow the equivalence bounds as 1/sqrt(pairs); "
+                             "pairing matters more than numbers: the arms reuse the "
+                             "noise-free seeds."),
+    }
+    return render_template("noise", values)
 
 
 def main() -> None:
-    short, restarts = arms(SHORT), load("restarts")
-    found = settings(short, restarts)
-    long_text, long_numbers = long_runs()
-    none = found["none"]
-    longest = int(max(found["grad 0.001"]["n_steps"]))
-    ns = sorted(set(found["grad 0.001"]["n_steps"]))
-    comparisons, paired = {}, {}
-    for label, runs in found.items():
-        if label == "none":
-            continue
-        for n in ns:
-            a = runs.loc[runs["n_steps"] == n, METRIC].to_numpy()
-            b = none.loc[none["n_steps"] == n, METRIC].to_numpy()
-            comparisons[(label, n)] = compare_variance(a, b, names=(label, "none"))
-            paired[(label, n)] = paired_difference(at_length(runs, n), at_length(none, n))
-    splits = test_set_splits(short, restarts)
-    variance = {label: variance_vs_n(runs, metric=METRIC, fit_from=FLOOR_FIT_FROM)
-                for label, runs in found.items()}
-    std_vs_n_figure({label: result.table for label, result in variance.items()},
-                    "Spread of restarts with and without annealed noise",
-                    figure_path(NAME, "std_vs_n.png"), binomial=variance["none"].table)
-    strongest = comparisons[("grad 0.001", longest)]
-    compare_figure(strongest, metric=METRIC, path=figure_path(NAME, "compare_grad_1e-3.png"))
-    for key, c in comparisons.items():
-        print(key, c.summary(), paired[key])
-
-    lines = ["| noise | N | std noisy / std none [95% CI] | Brown-Forsythe | mean noisy - none, "
-             "paired [95% CI] | P(noisy > none) [95% CI] |", "|---|---|---|---|---|---|"]
-    for (label, n), c in comparisons.items():
-        d = paired[(label, n)]
-        lines.append(f"| {label} | {n} | {c.std_ratio.format('.2f')} | {c.brown_forsythe.p_text} "
-                     f"| {100 * d['value']:+.2f} pts [{100 * d['low']:+.2f}, "
-                     f"{100 * d['high']:+.2f}] | {c.p_superiority.format('.2f')} |")
-    verdicts = []
-    floor = floors(variance)
-    for label in [k for k in found if k != "none"]:
-        c, d = comparisons[(label, longest)], paired[(label, longest)]
-        moved = "differs" if c.spreads_differ else "no detectable change"
-        difference = floor[label]["difference"]
-        verdicts.append(
-            f"{label}: std ratio {c.std_ratio.format('.2f')} (Brown-Forsythe "
-            f"{c.brown_forsythe.p_text}: {moved}); variance floor {floor[label]['floor']} "
-            f"against {floor['none']['floor']} without noise, difference "
-            f"{difference.value:.2e} [{difference.low:.2e}, {difference.high:.2e}]; mean "
-            f"{100 * d['value']:+.2f} points [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] "
-            f"(paired over {d['n_pairs']} "
-            f"seeds, better in {d['wins']}), P(noisy > none) = "
-            f"{c.p_superiority.format('.2f')}")
-    at_end = {k[0]: c for k, c in comparisons.items() if k[1] == longest}
-    spread_moved = [k for k, c in at_end.items() if c.spreads_differ]
-    floor_moved = [k for k in at_end if not floor[k]["difference"].contains(0.0)]
-    costs = [k for k in at_end if paired[(k, longest)]["high"] < 0]
-    gains = [k for k in at_end if paired[(k, longest)]["low"] > 0]
-    ratios = [c.std_ratio.value for c in at_end.values()]
-    # the ratio's CI half-width as a factor (median over settings, in log space)
-    resolution = float(np.exp(np.median([np.log(c.std_ratio.high / c.std_ratio.low) / 2
-                                         for c in at_end.values()])))
-    n_runs = {k: int(v["seed"].nunique()) for k, v in found.items()}
-
-    def strengths(kind: str) -> str:
-        return ", ".join(label.split()[1] for label in found if label.startswith(kind))
-
-    text = [
-        "# noise: does small annealed noise change the spread of restarts?",
-        "",
-        "restarts.toml's configuration (seed-000's network, batch 100, eta = 1) and seeds "
-        f"0..{n_runs['none'] - 1}, with annealed Gaussian noise of variance "
-        "noise_eta / (1 + t)^0.55 (Neelakantan et al. 2015) added to the gradient "
-        f"(noise_eta {strengths('grad')}) or to the weights after each step "
-        f"({strengths('weight')}), against the noise-free runs of results/restarts. Runs "
-        f"per setting: {n_runs}. Same seed = same "
-        "initial weights and data order (the noise has its own stream), so mean differences "
-        "are paired by seed; spreads are compared as independent samples (Brown-Forsythe, "
-        f"BCa bootstrap CI of the std ratio). Lengths N = {', '.join(map(str, ns))}, each "
-        "read from one run of 10^4 steps per seed; the variance floor c of "
-        f"var(N) = c + a N^-b is fitted per setting over N >= {FLOOR_FIT_FROM} (past the "
-        "take-off transient; see restarts/findings.md), its CI by bootstrap over seeds.",
-        "",
-        f"## Answer (N = {longest})",
-        "",
-        "In short: "
-        + (f"the spread changes detectably with {', '.join(spread_moved)}"
-           if spread_moved else
-           f"no setting changes the spread detectably at N = {longest} (std ratios "
-           f"{min(ratios):.2f}-{max(ratios):.2f}; with {n_runs['none']} runs per arm a CI of "
-           f"the ratio reaches a factor of ~{resolution:.2f} either side of its estimate, so "
-           f"changes smaller than ~{100 * (1 - 1 / resolution):.0f}% cannot be seen)")
-        + "; " + (f"the variance floor moves with {', '.join(floor_moved)}"
-                  if floor_moved else "no floor differs detectably from the noise-free one")
-        + ". In mean accuracy (paired differences over seeds, 95% CI) "
-        + (f"{', '.join(costs)} cost{'s' if len(costs) == 1 else ''}" if costs else
-           "no setting costs")
-        + (f" and {', '.join(gains)} gain{'s' if len(gains) == 1 else ''}." if gains else
-           "; no setting gains.")
-        + " P(noisy > none) compares the runs as "
-        "independent samples; the paired differences are the sharper test.",
-        "",
-        *[f"- {v}." for v in verdicts],
-        "",
-        f"Finite-test-set share of the variance at N = {longest} (Jordan's split): "
-        + "; ".join(f"{k}: {v.share_test_set.format('.0f', 100, '%')} of "
-                    f"{v.observed.format('.2e')}" for k, v in splits.items()) + ".",
-        "",
-        *lines,
-        "",
-        "Figures: findings/std_vs_n.png (std over seeds vs N for every setting), "
-        f"findings/compare_grad_1e-3.png (the distributions at N = {longest}).",
-        "",
-        *long_text,
-        "## Reproduce and scale up",
-        "",
-        "    nnlab run studies/restarts.toml --jobs 2       # run times: each spec's header",
-        "    nnlab run studies/noise-grad.toml --jobs 2",
-        "    nnlab run studies/noise-weight.toml --jobs 2",
-        "    nnlab run studies/restarts-long.toml --jobs 2",
-        "    nnlab run studies/noise-grad-long.toml --jobs 2",
-        "    nnlab run studies/noise-weight-long.toml --jobs 2",
-        "    python analysis/noise.py",
-        "",
-        scale_up("more seeds (a std ratio of 0.8 needs ~150 runs per arm to be seen at "
-                 "80% power; raising study.replicates in a spec grows its study, keeping the "
-                 "runs done), and the arms still stopped at N = 10^4 carried on to 10^5 like "
-                 "noise-grad-long.toml (~40 min per 50 noisy runs with --jobs 2), to pin "
-                 "their floors against restarts-long's."),
-    ]
-    numbers = {
-        "n_runs": n_runs,
-        "comparisons": {f"{k[0]} N={k[1]}": c.to_dict() for k, c in comparisons.items()},
-        "paired_mean_difference": {f"{k[0]} N={k[1]}": d for k, d in paired.items()},
-        "test_set": {k: s.to_dict() for k, s in splits.items()},
-        "floors": {k: {"floor": v["floor"].to_dict(), "exponent": v["exponent"].to_dict(),
-                       "difference_from_none": v["difference"].to_dict()
-                       if "difference" in v else None}
-                   for k, v in floor.items()},
-    }
-    if long_numbers:
-        numbers["long"] = long_numbers
-    write_findings(NAME, "\n".join(text), numbers)
+    found = compute()
+    draw(found["figures"])
+    print(*found["figures"]["summaries"], sep="\n")
+    numbers = as_written(found["numbers"])
+    write_findings(NAME, render(numbers), numbers)
 
 
 if __name__ == "__main__":
-    run(main)
+    run_script(main)

@@ -1,5 +1,5 @@
 """Pruning: how much training Hyperband and successive halving need to find what an
-unpruned random search finds.
+unpruned random search finds, judging runs or whole configurations.
 
     .venv/bin/python benchmarks/bench_pruning.py [--trials 16] [--jobs 2] [--seed 0]
 
@@ -13,13 +13,17 @@ sampler seed proposes the same configurations in the same order to every search:
 - unpruned: `--trials` configurations;
 - successive halving and Hyperband: twice as many configurations, pruned with
   min_resource 20 steps and reduction factor 3 (Hyperband's max_resource: the longest run,
-  2000 steps + 1; its brackets 5).
+  2000 steps + 1; its brackets 5), each in two ways: judging runs (`pruner_unit = "run"`,
+  every run against the runs before it) and judging configurations (`pruner_unit =
+  "configuration"`: a configuration's first run against the first runs before it; its
+  other seeds run in full once it completes, and are never run once it is pruned).
 
 Compute is the number of training steps the runs trained (a pruned run stops where it is
-pruned; evaluations are not counted). Walking each search's trials in number order (the
-order they were claimed), the table gives the steps trained until the search's best
-reaches the unpruned search's best, and its best within a third of the unpruned search's
-steps, two ways:
+pruned; a run never run costs nothing; evaluations are not counted). Walking each search's
+configurations in the order they were sampled, each with all its runs (for a search that
+judges runs, the trials in number order), the table gives the steps trained until the
+search's best reaches the unpruned search's best, and its best within a third of the
+unpruned search's steps, two ways:
 
 - per run: the best val_acc of a complete run (a pruned run's partial value never counts);
 - per configuration: the best seed mean of val_acc over the configurations whose 3 runs
@@ -47,15 +51,19 @@ import scipy
 from nnlab.study import Study
 
 PRUNING = {"min_resource": 20, "reduction_factor": 3}
-SEARCHES = {"unpruned": ("none", 1), "successive halving": ("successive_halving", 2),
-            "Hyperband": ("hyperband", 2)}
+# label: (pruner, configurations per unpruned one, pruner unit)
+SEARCHES = {"unpruned": ("none", 1, "run"),
+            "successive halving, runs": ("successive_halving", 2, "run"),
+            "Hyperband, runs": ("hyperband", 2, "run"),
+            "successive halving, configurations": ("successive_halving", 2, "configuration"),
+            "Hyperband, configurations": ("hyperband", 2, "configuration")}
 
 
-def spec(name: str, n_trials: int, pruner: str, seed: int) -> dict:
+def spec(name: str, n_trials: int, pruner: str, seed: int, unit: str = "run") -> dict:
     study = {"name": name, "sampler": "random", "n_trials": n_trials, "replicates": 3,
              "seed": seed}
     if pruner != "none":
-        study.update(pruner=pruner, pruner_options=PRUNING)
+        study.update(pruner=pruner, pruner_options=PRUNING, pruner_unit=unit)
     return {"study": study,
             "base": {"preset": "seed-000", "batch_size": 100, "n_evals": 10},
             "space": {"eta": {"log_uniform": [0.05, 20.0]},
@@ -66,11 +74,14 @@ def spec(name: str, n_trials: int, pruner: str, seed: int) -> dict:
 
 
 def trace(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per run, in trial number order: steps trained so far, the best val_acc of a
-    complete run so far (`run`) and the best seed mean over configurations whose runs are
-    all complete so far (`config`)."""
+    """Per run, configuration by configuration in the order they were sampled (the number
+    of their first trial), each configuration's runs by seed: steps trained so far, the
+    best val_acc of a complete run so far (`run`) and the best seed mean over
+    configurations whose runs are all complete so far (`config`). For a search that plans
+    every seed with its configuration this is trial number order."""
     runs = trials[trials["state"].isin(["COMPLETE", "PRUNED"]) & trials["key"].notna()]
-    runs = runs.sort_values("trial")
+    sampled = runs.groupby("config_id")["trial"].transform("min")
+    runs = runs.assign(sampled=sampled).sort_values(["sampled", "seed"])
     best_run = best_config = -np.inf
     ended: dict[str, list[pd.Series]] = {}
     rows, spent = [], 0.0
@@ -85,6 +96,12 @@ def trace(trials: pd.DataFrame) -> pd.DataFrame:
             best_config = max(best_config, float(np.mean([r["val_acc"] for r in group])))
         rows.append({"steps": spent, "run": best_run, "config": best_config})
     return pd.DataFrame(rows)
+
+
+def complete_configs(trials: pd.DataFrame) -> int:
+    """The configurations whose 3 runs all completed."""
+    complete = trials[trials["state"] == "COMPLETE"].groupby("config_id").size()
+    return int((complete == 3).sum())
 
 
 def reach(path: pd.DataFrame, measure: str, target: float, total: float) -> str:
@@ -118,9 +135,10 @@ def main() -> None:
           f"{args.seed}, pruners {PRUNING}")
     paths, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="nnlab-bench-pruning-") as root:
-        for label, (pruner, factor) in SEARCHES.items():
-            name = f"search-{pruner}"
-            study = Study(spec(name, factor * args.trials, pruner, args.seed),
+        for label, (pruner, factor, unit) in SEARCHES.items():
+            # the name seeds Hyperband's brackets: a search judging runs keeps its old one
+            name = f"search-{pruner}" + ("" if unit == "run" else f"-{unit}")
+            study = Study(spec(name, factor * args.trials, pruner, args.seed, unit),
                           results=Path(root))
             start = time.perf_counter()
             summary = study.run(n_jobs=args.jobs, progress=False)
@@ -130,6 +148,7 @@ def main() -> None:
             rows.append({"search": label, "configurations": factor * args.trials,
                          "runs complete / pruned": f"{summary['complete']} / "
                                                    f"{summary['pruned']}",
+                         "configurations with 3 complete runs": complete_configs(trials),
                          "steps trained": int(paths[label]["steps"].iloc[-1]),
                          "wall s": wall})
             print(f"{label}: {wall:.0f} s", flush=True)

@@ -24,6 +24,9 @@ from nnlab.errors import ConfigError, NNLabError
 
 EXECUTION_FLAGS = {"n_jobs": "--jobs"}
 TRAIN_FLAGS = {"preset": "--preset", "TrainConfig.*": "--set *"}  # TrainConfig.eta: --set eta
+READ_STORAGE_HELP = ("the study's storage (default: the one its manifest.json names, if that "
+                     "is a file in the study folder; a database or a file elsewhere is used "
+                     "only when given here)")
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +89,7 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     status.add_argument("folder", metavar="results/<study>")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.add_argument("--storage", metavar="URL",
-                        help="the study's storage, if not the one in its manifest.json")
+                        help=READ_STORAGE_HELP)
     status.set_defaults(handler=_study_status)
     archive = sub.add_parser("archive", help="rebuild a study's archive (the committed "
                              "curves and predictions) from its per-trial files or a rerun")
@@ -99,8 +102,15 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
                          help="keep the test predictions of the best configuration's runs or "
                          "of all (default: as the archive there does, else best)")
     archive.add_argument("--storage", metavar="URL",
-                         help="the study's storage, if not the one in its manifest.json")
+                         help=READ_STORAGE_HELP)
     archive.set_defaults(handler=_study_archive)
+    repair = sub.add_parser("repair", help="keep what is intact in a damaged study (its "
+                            "journal, manifest or result files), set the rest aside, and let "
+                            "`nnlab run` run the trials that lost something again")
+    repair.add_argument("folder", metavar="results/<study>")
+    repair.add_argument("--storage", metavar="URL",
+                        help="the study's storage, if not the one in its manifest.json")
+    repair.set_defaults(handler=_study_repair)
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:
@@ -117,11 +127,11 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="the Dask scheduler, e.g. tcp://10.0.0.1:8786 (--backend dask)")
     parser.add_argument("--heartbeat", type=int, default=10, metavar="SECONDS",
-                        help="database storages: record a heartbeat of each running trial "
-                        "this often (default 10)")
+                        help="record a heartbeat of each running trial this often (default "
+                        "10)")
     parser.add_argument("--grace", type=int, default=60, metavar="SECONDS",
-                        help="database storages: a running trial without a heartbeat for "
-                        "this long is failed and its configuration run again (default 60)")
+                        help="a running trial without a heartbeat for this long is failed and "
+                        "its configuration run again, wherever it ran (default 60)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(flags=EXECUTION_FLAGS)
 
@@ -211,6 +221,17 @@ def _study_archive(args: argparse.Namespace) -> int:
                       for kind, size in summary.sizes.items())
     print(f"archive: curves of {summary.runs} runs, predictions of {summary.predicted} "
           f"({summary.selection}); {sizes}")
+    return 0
+
+
+def _study_repair(args: argparse.Namespace) -> int:
+    import optuna
+
+    from nnlab.study.repair import repair
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for line in repair(args.folder, storage=args.storage).lines:
+        print(line)
     return 0
 
 
@@ -328,18 +349,21 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="a study's figures and its one-page HTML report")
     report.add_argument("folder", metavar="results/<study>")
     report.add_argument("--storage", metavar="URL",
-                        help="the study's storage, if not the one in its manifest.json")
+                        help=READ_STORAGE_HELP)
     report.add_argument("--no-train", dest="train", action="store_false",
                         help="skip figures that train a network once more (inverse query)")
     report.add_argument("--resamples", type=int, default=2000, metavar="N",
                         help="bootstrap resamples for every interval (default 2000)")
+    report.add_argument("--out", metavar="DIR",
+                        help="write report.html, report.json and figures/ to DIR instead "
+                        "of the study folder (which is then only read)")
     report.set_defaults(handler=_report)
     dashboard = sub.add_parser("dashboard", help="open a study in optuna-dashboard")
     dashboard.add_argument("folder", metavar="results/<study>")
     dashboard.add_argument("--port", type=int, default=8080, metavar="P",
                            help="port on 127.0.0.1 (default 8080; 0: any free port)")
     dashboard.add_argument("--storage", metavar="URL",
-                           help="the study's storage, if not the one in its manifest.json")
+                           help=READ_STORAGE_HELP)
     dashboard.set_defaults(handler=_dashboard)
 
 
@@ -347,7 +371,7 @@ def _report(args: argparse.Namespace) -> int:
     from nnlab.report import write_report
 
     path = write_report(args.folder, storage=args.storage, train=args.train,
-                        n_resamples=args.resamples)
+                        n_resamples=args.resamples, out=args.out)
     print(f"report: {path} (figures in {path.parent / 'figures'})")
     return 0
 

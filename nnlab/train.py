@@ -30,7 +30,7 @@ from nnlab.nn.losses import Head
 from nnlab.nn.model import MLP, Sequential
 from nnlab.presets import PRESETS, Preset, get_preset
 from nnlab.run import CURVE_COLUMNS, Run
-from nnlab.train_config import MODELS, TrainConfig
+from nnlab.train_config import MODELS, TrainConfig, check_memory
 
 EVAL_CHUNK_ROWS = 2000
 REFERENCE_ROWS = 2048  # the first training rows: their initial loss is the reference
@@ -157,6 +157,7 @@ def fit_to_data(config: TrainConfig, data: Dataset) -> tuple[int, int, list[int]
     else:
         build_model(config, data, stream_rngs(stream_seeds(config)))
     batch_size = resolve_batch_size(config, len(data.train))
+    check_memory(config, batch_size)
     n_steps = resolve_n_steps(config, len(data.train) // batch_size)
     return batch_size, n_steps, eval_schedule(config, n_steps)
 

@@ -3,14 +3,17 @@
 Each field is checked when the config is made (and on `replace`/`from_dict`), so a bad
 value fails before any work with "TrainConfig.<field>: expected ..., got ...". Checks that
 need the data (sizes against n_features and n_classes, batch size against n_train) run at
-the start of `train`.
+the start of `train`, with `check_memory`: an MLP's layer sizes against the memory this
+machine has available.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import math
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -37,6 +40,9 @@ def _fail(name: str, expected: str, value: object) -> ConfigError:
 MAX_STEPS = 10**12  # a step costs >= ~10 us: 4 months; keeps step counts exact in floats
 MAX_EPOCHS = 10**6
 MAX_EVALS = 10**5  # each evaluation passes over val and test
+OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adam": 2}
+"""Arrays of the parameters' shape that each optimiser keeps (velocity; square average;
+Adam's two moments)."""
 
 
 def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
@@ -289,3 +295,54 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
+
+
+# --- memory -----------------------------------------------------------------------------
+
+
+def mlp_bytes(config: TrainConfig, batch_size: int) -> int:
+    """A lower bound of the bytes an MLP run of `config` holds at once: its weights and
+    biases, their gradients and the optimiser's state (OPTIMIZER_STATE copies), and the
+    activations of one batch of `batch_size` examples through every layer, forward and
+    back; each value of the config's dtype."""
+    sizes = config.sizes
+    n_params = sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes))
+    itemsize = 4 if config.dtype == "float32" else 8
+    copies = 2 + OPTIMIZER_STATE[config.optimizer]
+    return itemsize * (copies * n_params + 2 * batch_size * sum(sizes))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new process: MemAvailable of /proc/meminfo (Linux),
+    else the physical memory (os.sysconf), else None (unknown)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # given in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_memory(config: TrainConfig, batch_size: int) -> None:
+    """ConfigError naming TrainConfig.sizes and the bytes needed when an MLP run of
+    `config` (`mlp_bytes`) needs more memory than this machine has available; other
+    models are not checked."""
+    if config.model != "mlp":
+        return
+    needed, available = mlp_bytes(config, batch_size), available_memory()
+    if available is not None and needed > available:
+        raise ConfigError(
+            "TrainConfig.sizes", f"layer sizes that fit in the {_gib(available)} of memory "
+            "available here",
+            problem=f"{config.sizes} need at least {needed:,} bytes ({_gib(needed)}: weights, "
+                    "gradients, optimiser state and one batch's activations, "
+                    f"{config.dtype})")
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"

@@ -2,8 +2,9 @@
 
     python scripts/docs_gen.py readme     rewrite the README's findings table (make readme)
 
-The table's numbers are read from results/*/findings.json (and the take-off fit from
-results/classic-seed000-eta/report.json), never typed. As an MkDocs hook (mkdocs.yml,
+The table's numbers are read from results/*/findings.json, never typed; each row says
+whether its finding is exploratory or confirmatory and how many of its claims hold after
+Holm's adjustment within the finding. As an MkDocs hook (mkdocs.yml,
 `hooks:`), this file puts the same table where a page says <!-- findings-table -->, every
 command's `--help` where a page says <!-- cli-help -->, and publishes results/*/findings.md
 and their figures with the site, so that the table's links work there as in the README.
@@ -52,94 +53,111 @@ def _steps(n: float) -> str:
     return f"10^{exponent:.0f}" if n >= 1000 and exponent.is_integer() else f"{n:.0f}"
 
 
-def _holds(interval: dict, value: float) -> bool:
-    return interval["low"] <= value <= interval["high"]
+def _survivors(found: dict) -> str:
+    """'3 of 5': how many of a finding's claims hold at 5% after Holm."""
+    claims = found["claims"]
+    return f"{sum(c['survives'] for c in claims)} of {len(claims)}"
 
 
-def _learning_rate(results: Path) -> str:
-    studies = _load(results / "eta-vs-n" / "findings.json")
-    short, tail = studies["eta-vs-n"], studies["eta-vs-n-long"]["tail"]
-    start = min(tail["x"])
-    plateau = [row["eta_best"] for row in short["eta_best"] if row["n_steps"] < start]
-    first = short["eta_best"][0]["n_steps"]
-    plateau_end = max(row["n_steps"] for row in short["eta_best"] if row["n_steps"] < start)
-    return (f"Not one power law (R² = {short['fit']['r_squared']:.2f} over N = "
-            f"{_steps(first)}..{_steps(max(short['fit']['x']))}): eta_best stays at "
-            f"{min(plateau):.1f}-{max(plateau):.1f} up to N = {_steps(plateau_end)}, then falls "
-            f"as N^-b with b = {_ci(tail['exponent'], '.2f')} (R² = {tail['r_squared']:.2f}, "
-            f"N = {_steps(start)}..{_steps(max(tail['x']))})")
+def _learning_rate(results: Path) -> tuple[str, str, str, str]:
+    found = _load(results / "eta-vs-n" / "findings.json")
+    summary = found["summary"]
+    b, lengths = summary["b"], summary["b_lengths"]
+    holds = "consistent with" if summary["b_holds_1"] else "not"
+    answer = (f"Flat (stability-limited) up to a breakpoint at N = "
+              f"{_ci(summary['breakpoint'], '.0f')}, then {holds} eta_best ~ N^-1 over "
+              f"N = {_steps(min(lengths))}..{_steps(max(lengths))}; at batch 25 it falls "
+              f"more slowly (b = {_ci(summary['b25'], '.2f')})")
+    key = (f"b = {_ci(b, '.2f')} (batch 100, {len(lengths)} lengths, 10 seeds"
+           + ("; exploratory: < 5 lengths" if summary["b_exploratory"] else "") + ")")
+    hypothesis = found["batch_400"]["hypotheses"][0]
+    status = (f"exploratory; batch 400 confirmatory: {hypothesis['verdict']}")
+    return answer, key, status, _survivors(found)
 
 
-def _restarts(results: Path) -> str:
+def _restarts(results: Path) -> tuple[str, str, str, str]:
     found = _load(results / "restarts" / "findings.json")
-    variance = found["variance"]["restarts-long"]
-    fit, split = variance["fit"], found["test_set"]["restarts-long"]
-    floor_std = {k: math.sqrt(v) for k, v in fit["floor"].items() if k != "confidence"}
-    rest = "excludes 0: runs settle in different solutions" if split["distribution"][
-        "low"] > 0 else "holds 0"
-    verdict = "To a floor" if fit["floor_excludes_zero"] else "Not to a detectable floor"
-    return (f"{verdict}: the std over {variance['table'][0]['n_runs']} seeds levels off at "
-            f"{_ci(floor_std, '.4f')} (fit over N >= {fit['n_from']:.0f}); the finite test set "
-            f"is {_ci(split['share_test_set'], '.0f', 100, '%')} of it, and the rest {rest}")
+    summary = found["summary"]
+    short, long = summary["std_short"], summary["std_long"]
+    between = summary["std_between"]
+    answer = (f"It stays at std ~{sum(between + [long['value']]) / (len(between) + 1):.4f} "
+              f"from N = 17783 to {_steps(long['n'])} (N = 17783..56234 quoted: not archived); "
+              "the runs' population accuracies differ (distribution-wise variance "
+              f"{_ci(summary['distribution'], '.1e')} at N = {_steps(short['n'])}, "
+              "two-way CI)")
+    key = (f"std {_ci(long, '.4f')} at N = {_steps(long['n'])} vs {_ci(short, '.4f')} at "
+           f"{_steps(short['n'])} ({summary['n_runs']} runs)")
+    return answer, key, "exploratory", _survivors(found)
 
 
-def _noise(results: Path) -> str:
+def _noise(results: Path) -> tuple[str, str, str, str]:
     found = _load(results / "noise-grad" / "findings.json")
-    last = max(int(key.rsplit("N=", 1)[1]) for key in found["comparisons"])
-    at_last = [c for key, c in found["comparisons"].items() if key.endswith(f" N={last}")]
-    ratios = [c["std_ratio"]["value"] for c in at_last]
-    all_hold = all(_holds(c["std_ratio"], 1.0) for c in at_last)
-    floors = [f["difference_from_none"] for f in found["floors"].values()
-              if f["difference_from_none"] is not None]
-    floors_hold = all(_holds(f, 0.0) for f in floors)
-    cost = _negated(found["paired_mean_difference"][f"grad 0.001 N={last}"])
-    return (f"{'No' if all_hold and floors_hold else 'Some'} setting changes it detectably: "
-            f"std ratios at N = {_steps(last)} of {min(ratios):.2f}-{max(ratios):.2f}, "
-            f"{'each CI holding 1' if all_hold else 'not every CI holding 1'}; "
-            f"{'no' if floors_hold else 'some'} floor differs from the noise-free one; "
-            f"gradient noise 1e-3 costs {_ci(cost, '.2f', 100)} points")
+    arms = found["arms"]
+    bounds = [a["std_equivalence"]["bound"] for a in arms.values()]
+    changed = [a for a in arms.values() if a["comparison"]["std_ratio"]["low"] > 1
+               or a["comparison"]["std_ratio"]["high"] < 1]
+    grad = arms["grad 0.001 (N = 10000)"]
+    cost = _negated(grad["comparison"]["mean_difference"])
+    answer = (f"{'No' if not changed else 'Some'} noise setting changes the spread "
+              f"detectably ({len(arms)} arms, paired by seed); std ratios beyond "
+              f"{min(bounds):.2f}-{max(bounds):.2f}x are excluded at 95%; gradient noise "
+              f"1e-3 costs {_ci(cost, '.2f', 100)} points")
+    ratio = grad["comparison"]["std_ratio"]
+    key = (f"std ratio {_ci(ratio, '.2f')} (gradient noise 1e-3, N = 10^4, {grad['n']} "
+           f"pairs); power {grad['power_at_effect']:.0%} at a ratio of {grad['effect']}")
+    return answer, key, "exploratory", _survivors(found)
 
 
-def _errors(results: Path) -> str:
+def _errors(results: Path) -> tuple[str, str, str, str]:
     found = _load(results / "errors" / "findings.json")
-    mlp = next(v for k, v in found.items() if k.startswith("restarts ("))
-    cnn = next(v for k, v in found.items() if k.startswith("cnn ("))
-    return (f"{_ci(mlp['second_guess_per_run'], '.1f', 100, '%')} of the time (chance "
-            f"{mlp['chance']:.1%}); {_ci(mlp['confident_error_share'], '.1f', 100, '%')} of its "
-            f"errors come at >= {mlp['confident']:.0%} confidence; ECE "
-            f"{_ci(mlp['ece'], '.4f')}. The CNN's second guess: "
-            f"{_ci(cnn['second_guess_per_run'], '.1f', 100, '%')}")
+    mlp = next(v for k, v in found.items() if k.startswith("restarts ("))["run x image"]
+    answer = (f"Its second guess is right {_ci(mlp['second_guess_rate'], '.1f', 100, '%')} "
+              f"of the time (chance {mlp['chance']:.1%}); "
+              f"{_ci(mlp['confident_error_share'], '.1f', 100, '%')} of its errors come at "
+              f">= {mlp['confident']:.0%} confidence; ECE {_ci(mlp['ece'], '.4f')}")
+    key = (f"second guess {_ci(mlp['second_guess_rate'], '.1f', 100, '%')} "
+           f"({mlp['n_trials']} runs x 10,000 images, two-way CI)")
+    return answer, key, "exploratory", _survivors(found)
 
 
-def _takeoff(results: Path) -> str:
-    scaling = _load(results / "classic-seed000-eta" / "report.json")["sections"]["takeoff"][
-        "scaling"]
-    return (f"Not one of the net's own: the step at which val_acc takes off falls as eta^-k, "
-            f"k = {_ci(scaling['exponent'], '.2f')} (step ≈ {scaling['prefactor']['value']:.0f}"
-            f" / eta, R² = {scaling['r_squared']:.3f}): a run stays at chance when its budget "
-            f"is shorter than that")
+def _takeoff(results: Path) -> tuple[str, str, str, str]:
+    found = _load(results / "eta-vs-n" / "findings.json")["takeoff"]
+    answer = ("Not one of the net's own: a run takes off at eta x step ≈ "
+              f"{found['prefactor']['value']:.0f}, the same eta x N invariance as finding 1")
+    key = (f"take-off step ~ eta^-k, k = {_ci(found['exponent'], '.2f')} "
+           f"({found['n_runs']} runs)")
+    return answer, key, "exploratory", "see finding 1"
 
 
-ROWS = [  # question, answer, where the details are
+ROWS = [  # question, its numbers, where the details are, one figure
     ("Which constant learning rate is best for a training length of N steps?", _learning_rate,
-     "[eta-vs-n](results/eta-vs-n/findings.md)"),
+     "[eta-vs-n](results/eta-vs-n/findings.md)", "results/eta-vs-n/findings/eta_best_all.png"),
     ("Restarts: does the spread of test accuracy over seeds go to zero as N grows?",
-     _restarts, "[restarts](results/restarts/findings.md)"),
+     _restarts, "[restarts](results/restarts/findings.md)",
+     "results/restarts/findings/variance.png"),
     ("Does annealed gradient or weight noise change that spread?", _noise,
-     "[noise-grad](results/noise-grad/findings.md)"),
+     "[noise-grad](results/noise-grad/findings.md)",
+     "results/noise-grad/findings/compare_grad_1e-3.png"),
     ("When the MLP is wrong, is its second guess right?", _errors,
-     "[errors](results/errors/findings.md)"),
+     "[errors](results/errors/findings.md)", "results/errors/findings/reliability.png"),
     ("Is there a critical learning rate below which accuracy stays at chance?", _takeoff,
-     "[classic-seed000-eta](results/classic-seed000-eta/figures/takeoff.png)"),
+     "[eta-vs-n](results/eta-vs-n/findings.md#the-take-off-finding-5-is-the-same-invariance)",
+     "results/classic-seed000-eta/figures/takeoff.png"),
 ]
 
 
 def findings_table(results: Path = RESULTS) -> str:
-    """The findings as a markdown table: one row per research question."""
-    lines = ["| question | answer (95% CIs) | details |", "|---|---|---|"]
-    lines += [f"| {question} | {answer(results)} | {details} |"
-              for question, answer, details in ROWS]
-    return "\n".join(lines) + "\n"
+    """The findings as a markdown table, one row per research question, then one figure
+    per finding."""
+    lines = ["| # | question | answer | key number (95% CI, n) | status | claims holding "
+             "after Holm | details |", "|---|---|---|---|---|---|---|"]
+    figures = []
+    for i, (question, numbers, details, figure) in enumerate(ROWS, start=1):
+        answer, key, status, holding = numbers(results)
+        lines.append(f"| {i} | {question} | {answer} | {key} | {status} | {holding} | "
+                     f"{details} |")
+        figures.append(f"[finding {i}]({figure})")
+    return "\n".join(lines) + "\n\nOne figure per finding: " + ", ".join(figures) + ".\n"
 
 
 def with_table(text: str, table: str) -> str:

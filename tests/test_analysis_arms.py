@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlab.analysis import eta_best_ratio, floor_difference
+from nnlab.analysis import eta_best, eta_best_ratio, floor_difference
 from nnlab.errors import NNLabError
 
 NS = [100, 300, 1000, 3000, 10_000, 30_000]
@@ -74,6 +74,25 @@ def test_pairing_is_asked_for_and_checked():
     other = restarts(rng, np.arange(10, 20), 0.002, rng.normal(size=10))
     with pytest.raises(NNLabError, match="share no value of 'seed'"):
         floor_difference(a, other, paired=True)
+
+
+def test_the_small_sample_ratio_pairs_and_equals_the_widened_eta_best_of_each_arm():
+    # eta_best(small_sample=True) marks its resampling ", widened by t/z": pairing still holds
+    rng = np.random.default_rng(2)
+    seeds = np.arange(10)
+    shift = 0.3 * rng.normal(size=seeds.size)
+    a, b = sweep(rng, seeds, 2.0, shift), sweep(rng, seeds, 0.5, shift)
+    ratio = eta_best_ratio(a, b, paired=True, small_sample=True, n_resamples=500)
+    each = [eta_best(arm, small_sample=True, n_resamples=500) for arm in (a, b)]
+    assert ratio.paired and each[0].resampling.endswith(", widened by t/z")
+    np.testing.assert_allclose(ratio.table["ratio"], each[0].table["eta_best"]
+                               / each[1].table["eta_best"])
+    low, high = np.percentile(each[0].boot_log_eta - each[1].boot_log_eta, [2.5, 97.5], axis=0)
+    np.testing.assert_allclose(ratio.table[["low", "high"]], np.exp([low, high]).T)
+    plain = eta_best_ratio(a, b, paired=True, small_sample=False, n_resamples=500)
+    assert (ratio.table["high"] - ratio.table["low"] > plain.table["high"]
+            - plain.table["low"]).all()
+    assert np.all((ratio.table["low"] < 4) & (4 < ratio.table["high"]))
 
 
 def test_pairing_narrows_the_floor_difference_of_arms_that_share_a_seed_effect():

@@ -56,12 +56,14 @@ def port_is_free(port: int) -> bool:
 
 
 class Dashboard:
-    """`nnlab dashboard <folder> --port <port>` in a subprocess, ready when its API answers."""
+    """`nnlab dashboard <folder> --port <port> [--storage <storage>]` in a subprocess, ready
+    when its API answers."""
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(self, folder: Path, port: int, storage: str | None = None) -> None:
         self.port = port
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "nnlab.cli", "dashboard", str(folder), "--port", str(port)],
+            [sys.executable, "-m", "nnlab.cli", "dashboard", str(folder), "--port", str(port),
+             *(["--storage", storage] if storage else [])],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while True:
@@ -100,7 +102,7 @@ def study(request, tmp_path) -> Study:
 @pytest.mark.integration
 def test_the_dashboard_serves_the_study_and_stops_on_ctrl_c(study):
     port = free_port()
-    dashboard = Dashboard(study.folder, port)
+    dashboard = Dashboard(study.folder, port, study.storage)
     try:
         listed = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
         (summary,) = [s for s in listed if s["study_name"] == study.spec.name]
@@ -139,7 +141,7 @@ def test_a_study_without_its_storage_is_served_from_its_trials_and_archive(tmp_p
     for kind in ("curves", "predictions"):
         shutil.rmtree(study.folder / kind)
     before = {p: p.read_bytes() for p in study.folder.rglob("*") if p.is_file()}
-    dashboard = Dashboard(study.folder, free_port())
+    dashboard = Dashboard(study.folder, free_port(), study.storage)
     try:
         (summary,) = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
         detail = get_json(f"{dashboard.base}/api/studies/{summary['study_id']}")
@@ -170,7 +172,7 @@ def test_a_study_without_its_storage_is_served_from_its_trials_and_archive(tmp_p
 def test_a_browser_shows_the_study_page_of_the_dashboard(tmp_path):
     study = Study(tiny("dash-browser"), results=tmp_path / "results")
     study.run(n_jobs=2, progress=False)
-    dashboard = Dashboard(study.folder, free_port())
+    dashboard = Dashboard(study.folder, free_port(), study.storage)
     try:
         listed = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
         (summary,) = [s for s in listed if s["study_name"] == "dash-browser"]

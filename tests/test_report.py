@@ -156,7 +156,8 @@ def test_the_report_command_prints_where_it_wrote_and_refuses_a_folder_without_a
 
 def test_a_study_without_a_complete_trial_gets_a_page_that_says_so(tmp_path):
     spec = {"study": {"name": "failed", "replicates": 2},
-            "base": {"sizes": [784, 10**12, 10], "n_steps": 5, "batch_size": 50},  # too big: fail
+            "base": {"preset": "cnn", "layers": f"dense{10**12}",  # too big: each run fails
+                     "optimizer": "sgd", "schedule": "constant", "n_steps": 5, "batch_size": 50},
             "data": {"train_size": 100, "val_size": 100, "test_size": 100}}
     study = Study(spec, results=tmp_path)
     study.run(n_jobs=2, progress=False)

@@ -91,16 +91,6 @@ def test_the_gallery_and_the_inverse_query_figure_are_for_images_only(tmp_path):
     assert section.data["test_acc"] == study.trials()["test_acc"].item()
 
 
-def test_the_take_off_step_is_interpolated_in_log_step():
-    steps = np.array([0, 10, 100, 1000])
-    val_acc = np.array([0.1, 0.2, 0.6, 0.9])
-    # 0.4 is half way from 0.2 (step 10) to 0.6 (step 100): the geometric midpoint
-    assert classic.takeoff_step(steps, val_acc, 0.4) == pytest.approx(np.sqrt(10 * 100))
-    assert classic.takeoff_step(steps, val_acc, 0.6) == pytest.approx(100)
-    assert classic.takeoff_step(steps, val_acc, 0.15) == 10  # after step 0: no log
-    assert np.isnan(classic.takeoff_step(steps, val_acc, 0.95))
-
-
 def test_take_off_finds_the_critical_learning_rate():
     steps = np.array([0, 1, 3, 10, 30, 100, 300, 1000])
     takeoff = {0.01: (None, None), 0.1: (None, 300), 1.0: (30, 100), 10.0: (10, 10)}

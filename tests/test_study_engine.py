@@ -146,11 +146,12 @@ def test_more_replicates_grow_a_study_and_keep_its_runs(tmp_path, capsys):
 
 
 def test_failed_and_diverged_runs_are_recorded_and_the_study_goes_on(tmp_path, capsys):
-    # a hidden layer of 10^12 units cannot be allocated: its trials fail as they run (a
-    # config that does not fit the data is refused before the study starts, see below)
+    # a CNN's dense layer of 10^12 units cannot be allocated: its trials fail as they run
+    # (a config that does not fit the data, or an MLP too big for the memory, is refused
+    # before the study starts, see below and tests/test_hostile_folders.py)
     spec = tiny("outcomes", replicates=1,
-                grid={"sizes": [[784, 8, 10], [784, 10**12, 10]], "eta": [0.5, 100.0]})
-    spec["base"]["activation"] = "relu"
+                grid={"layers": ["dense8", f"dense{10**12}"], "eta": [0.5, 100.0]})
+    spec["base"].update(preset="cnn", optimizer="sgd", schedule="constant")
     del spec["base"]["sizes"]
     path = tmp_path / "outcomes.toml"
     path.write_text(StudySpec.from_dict(spec).to_toml())
@@ -158,13 +159,13 @@ def test_failed_and_diverged_runs_are_recorded_and_the_study_goes_on(tmp_path, c
     assert code == 1  # failed trials: the command says so
     assert "2 planned trials failed" in capsys.readouterr().err
     study = Study.load(tmp_path / "outcomes")
-    trials = study.trials().set_index(["sizes", "eta"])
-    ok, diverged = trials.loc[("[784, 8, 10]", 0.5)], trials.loc[("[784, 8, 10]", 100.0)]
+    trials = study.trials().set_index(["layers", "eta"])
+    ok, diverged = trials.loc[("dense8", 0.5)], trials.loc[("dense8", 100.0)]
     assert (ok["state"], ok["status"]) == ("COMPLETE", "ok")
     assert (diverged["state"], diverged["status"]) == ("COMPLETE", "diverged")
     assert diverged["steps_run"] < 20 and "initial loss" in diverged["note"]
     for eta in (0.5, 100.0):
-        failed = trials.loc[("[784, 1000000000000, 10]", eta)]
+        failed = trials.loc[(f"dense{10**12}", eta)]
         assert failed["state"] == "FAIL" and pd.isna(failed["status"])
         assert failed["error"].startswith("MemoryError: Unable to allocate")
     assert study.store.trial_numbers("curves") == {int(ok["trial"]), int(diverged["trial"])}
@@ -323,7 +324,7 @@ def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):
     study = Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r", storage=url)
     assert study.run(n_jobs=1, progress=False)["complete"] == 2
     assert (tmp_path / "optuna.db").is_file() and not (study.folder / "optuna.journal").exists()
-    loaded = Study.load(study.folder)
+    loaded = Study.load(study.folder, storage=url)  # outside the folder: named, not read
     assert loaded.storage == url and loaded.status()["complete"] == 2
     with pytest.raises(NNLabError, match=r"--storage: .* keeps its trials in sqlite:///"):
         Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r").run(progress=False)

@@ -30,15 +30,17 @@ def nnlab(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def watch_a_running_trial(process: subprocess.Popen, folder: Path) -> tuple[int, dict]:
+def watch_a_running_trial(process: subprocess.Popen, folder: Path,
+                          storage: str | None = None) -> tuple[int, dict]:
     """(number, intermediate values) of a trial seen RUNNING with at least 3 values, read
-    from the storage by this process while `process` runs the study."""
+    from the storage (`storage`, default the folder's own) by this process while `process`
+    runs the study."""
     deadline = time.monotonic() + 180
     while not (folder / "manifest.json").is_file():
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    study = Study.load(folder).optuna_study()
+    study = Study.load(folder, storage=storage).optuna_study()
     while True:
         for trial in study.get_trials(deepcopy=False):
             if trial.state.name == "RUNNING" and len(trial.intermediate_values) >= 3:
@@ -71,10 +73,10 @@ def test_evaluations_reach_the_storage_while_the_runs_train(tmp_path, storage):
     spec.write_text(StudySpec.from_dict(SPEC).to_toml())
     run = nnlab("run", str(spec), "--results", str(tmp_path), "--jobs", "2",
                 *(["--storage", url] if url else []))
-    seen = watch_a_running_trial(run, tmp_path / "live")
+    seen = watch_a_running_trial(run, tmp_path / "live", url)
     out, err = run.communicate(timeout=600)
     assert run.returncode == 0, err
-    assert_values_are_the_curves(Study.load(tmp_path / "live"), seen)
+    assert_values_are_the_curves(Study.load(tmp_path / "live", storage=url), seen)
 
 
 def test_evaluations_of_postgresql_workers_reach_the_storage_while_they_train(
@@ -85,10 +87,10 @@ def test_evaluations_of_postgresql_workers_reach_the_storage_while_they_train(
                  "--plan-only", "--quiet"]) == 0
     workers = [nnlab("worker", "--storage", database, "--study", "live", "--results",
                      str(tmp_path), "--jobs", "1") for _ in range(2)]
-    seen = watch_a_running_trial(workers[0], tmp_path / "live")
+    seen = watch_a_running_trial(workers[0], tmp_path / "live", database)
     outputs = [worker.communicate(timeout=600) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
-    study = Study.load(tmp_path / "live")
+    study = Study.load(tmp_path / "live", storage=database)
     assert_values_are_the_curves(study, seen)
     assert study.trials()["owner"].nunique() == 2  # both workers ran trials
 

@@ -1,7 +1,9 @@
 """Pruning with Optuna's own pruners: a pruned run stops where the pruner says, is PRUNED in
 Optuna and "pruned" in trials.parquet with its partial curve; the same study prunes the
 same trials every time, with any number of workers; ended trials are never decided again;
-a grid refuses a pruner."""
+a grid refuses a pruner. With pruner_unit = "configuration" the pruner judges whole
+configurations by their first run: each ends with all its seeds complete or pruned as a
+whole, its other seeds never run."""
 
 from __future__ import annotations
 
@@ -25,11 +27,13 @@ OPTIONS = {"median": {"n_startup_trials": 2, "n_warmup_steps": 5},
            "hyperband": {"min_resource": 5, "reduction_factor": 3}}
 
 
-def searched(name: str, pruner: str = "median", n_trials: int = 8) -> dict:
-    """A random search of eta over 784-16-10 nets, 200 steps of batch 50, 2 seeds each."""
+def searched(name: str, pruner: str = "median", n_trials: int = 8, unit: str = "run",
+             replicates: int = 2) -> dict:
+    """A random search of eta over 784-16-10 nets, 200 steps of batch 50, 2 seeds each;
+    the pruner judging runs or (`unit`) configurations."""
     return {"study": {"name": name, "sampler": "random", "n_trials": n_trials,
-                      "replicates": 2, "seed": 3, "pruner": pruner,
-                      "pruner_options": OPTIONS[pruner]},
+                      "replicates": replicates, "seed": 3, "pruner": pruner,
+                      "pruner_options": OPTIONS[pruner], "pruner_unit": unit},
             "base": {"sizes": [784, 16, 10], "batch_size": 50, "n_steps": 200, "n_evals": 8},
             "space": {"eta": {"log_uniform": [0.003, 3.0]}},
             "data": {"train_size": 2000, "val_size": 300, "test_size": 1000}}
@@ -38,7 +42,7 @@ def searched(name: str, pruner: str = "median", n_trials: int = 8) -> dict:
 def decisions(study: Study) -> pd.DataFrame:
     """Per key: the trial's state, its last intermediate step and value, by key."""
     rows = [{"key": t.user_attrs["key"], "state": t.state.name, "last_step": t.last_step,
-             "last_value": t.intermediate_values[t.last_step]}
+             "last_value": t.intermediate_values.get(t.last_step)}
             for t in study.optuna_study().get_trials()]
     return pd.DataFrame(rows).set_index("key").sort_index()
 
@@ -169,6 +173,10 @@ def test_a_decision_waits_for_the_earlier_trials_to_reach_its_step(tmp_path):
      r'^study.pruner_options.min_resource: expected an integer >= 1 or "auto", got '),
     ({"pruner": "hyperband", "pruner_options": {"min_resource": 10, "max_resource": 10}},
      r"^study.pruner_options.max_resource: expected more steps than min_resource \(10\), "),
+    ({"pruner": "median", "pruner_unit": "seed"},
+     r"^study.pruner_unit: expected one of run, configuration, got 'seed'$"),
+    ({"pruner_unit": "configuration"},
+     r"^study.pruner_unit: only with a pruner \(study.pruner = median \| "),
 ])
 def test_a_bad_pruner_is_named_in_one_line(study, message):
     spec = searched("bad")
@@ -193,3 +201,118 @@ def test_a_pruner_round_trips_through_toml_and_leaves_other_digests_alone(tmp_pa
     assert "pruner" not in without.to_toml()
     assert without.digest() == StudySpec.from_dict(
         {**searched("toml"), "study": {**plain, "pruner": "none"}}).digest()
+    # the unit is written only when it is not the default: older specs keep their digests
+    assert "pruner_unit" not in spec.to_toml()
+    by_configuration = StudySpec.from_dict(searched("toml", "hyperband", unit="configuration"))
+    path.write_text(by_configuration.to_toml())
+    assert 'pruner_unit = "configuration"' in path.read_text()
+    assert StudySpec.from_toml(path) == by_configuration
+    assert by_configuration.digest() != spec.digest()
+
+
+# --- pruner_unit = "configuration" ---------------------------------------------------------
+
+
+def runs_by_configuration(study: Study) -> dict[str, pd.DataFrame]:
+    trials = study.trials()
+    return {config_id: runs.sort_values("seed") for config_id, runs
+            in trials[trials["key"].notna()].groupby("config_id")}
+
+
+def test_configurations_are_pruned_as_a_whole_by_their_first_run(tmp_path):
+    study = Study(searched("whole", "successive_halving", unit="configuration",
+                           replicates=3), results=tmp_path)
+    summary = study.run(n_jobs=2, progress=False)
+    configs = runs_by_configuration(study)
+    assert len(configs) == 8 and all(len(runs) == 3 for runs in configs.values())
+    complete = {c for c, runs in configs.items() if (runs["state"] == "COMPLETE").all()}
+    pruned = {c for c, runs in configs.items() if (runs["state"] == "PRUNED").all()}
+    assert complete | pruned == set(configs)  # no configuration is cut in pieces
+    assert len(complete) >= 2 and len(pruned) >= 2
+    for config_id in complete:  # every seed ran in full
+        assert (configs[config_id]["steps_run"] == 200).all()
+    unrun = set()
+    for config_id in pruned:
+        first, *others = configs[config_id].itertuples()
+        assert first.seed == 3 and 0 < first.steps_run <= 200
+        assert first.note == f"pruned at step {first.steps_run}"
+        for run in others:  # recorded, never run: no steps, metrics or files
+            assert run.steps_run == 0 and pd.isna(run.val_acc) and run.status == "pruned"
+            assert run.note == (f"not run: its configuration's first run (trial {first.trial}) "
+                                f"was pruned at step {first.steps_run}")
+            unrun.add(run.trial)
+    assert not unrun & study.store.trial_numbers("curves")
+    assert summary["complete"] == summary["this_run"]["completed"] == 3 * len(complete)
+    assert summary["pruned"] == summary["this_run"]["pruned"] == 3 * len(pruned)
+
+    # only first runs were judged: the other seeds carry no intermediate values beyond
+    # their own curve and no pruner records
+    for trial in study.optuna_study().get_trials():
+        if trial.user_attrs.get("seed") != 3:
+            assert PRUNER_ATTR not in trial.system_attrs
+    # the best configuration has all three seeds; the companion study agrees
+    best = study.status()["best_configuration"]
+    assert best["n_seeds"] == 3
+    entries = optuna.load_study(study_name="whole:configs",
+                                storage=study.optuna_study()._storage).get_trials()
+    assert {t.user_attrs["config_id"] for t in entries if t.state.name == "COMPLETE"} == complete
+    assert {t.user_attrs["config_id"] for t in entries if t.state.name == "PRUNED"} == pruned
+
+
+@pytest.mark.parametrize("pruner", [
+    "successive_halving",
+    pytest.param("hyperband", marks=pytest.mark.slow),
+    pytest.param("median", marks=pytest.mark.slow)])
+def test_configuration_pruning_decides_the_same_with_any_number_of_workers(tmp_path, pruner):
+    runs = []
+    for where, jobs in (("a", 2), ("b", 1)):
+        study = Study(searched(f"same-{pruner}", pruner, unit="configuration"),
+                      results=tmp_path / where)
+        study.run(n_jobs=jobs, progress=False)
+        runs.append(decisions(study))
+    first, second = runs
+    assert len(first) == 16 and (first["state"] == "PRUNED").sum() >= 2
+    pd.testing.assert_frame_equal(second, first)
+
+
+def test_a_grown_study_plans_the_new_seeds_of_configurations_by_their_first_run(tmp_path):
+    study = Study(searched("grow-configs", "successive_halving", n_trials=6,
+                           unit="configuration"), results=tmp_path)
+    study.run(n_jobs=2, progress=False)
+    before = study.trials().set_index("trial")[["state", "steps_run", "value"]]
+    grown = Study(searched("grow-configs", "successive_halving", n_trials=6,
+                           unit="configuration", replicates=3), results=tmp_path)
+    grown.plan()  # plans, runs nothing: seed 5 waits where its configuration completed
+    configs = runs_by_configuration(grown)
+    for runs in configs.values():
+        new = runs[runs["seed"] == 5]
+        assert len(new) == 1
+        expected = "WAITING" if runs["state"].iloc[0] == "COMPLETE" else "PRUNED"
+        assert new["state"].item() == expected
+    summary = grown.run(n_jobs=2, progress=False)
+    assert summary["complete"] + summary["pruned"] == 18
+    after = grown.trials().set_index("trial")[["state", "steps_run", "value"]]
+    pd.testing.assert_frame_equal(after.loc[before.index], before)  # never decided again
+    for runs in runs_by_configuration(grown).values():
+        assert runs["state"].nunique() == 1
+
+
+def test_unfollowed_seeds_are_those_of_ended_first_runs_only():
+    from nnlab.study.pruning import unfollowed_seeds
+
+    spec = StudySpec.from_dict(searched("units", unit="configuration", replicates=3))
+    per_run = StudySpec.from_dict(searched("units", replicates=3))
+
+    def run(config: str, seed: int, state: TrialState) -> optuna.trial.FrozenTrial:
+        return create_trial(state=state, value=0.5 if state == TrialState.COMPLETE else None,
+                            user_attrs={"key": f"{config}-{seed}", "config_id": config,
+                                        "seed": seed})
+
+    trials = [run("a", 3, TrialState.COMPLETE), run("b", 3, TrialState.PRUNED),
+              run("b", 4, TrialState.PRUNED), run("c", 3, TrialState.RUNNING),
+              run("a", 4, TrialState.FAIL)]
+    found = [(first.user_attrs["config_id"], seed)
+             for first, seed in unfollowed_seeds(spec, trials)]
+    assert found == [("a", 4), ("a", 5), ("b", 5)]  # a failed run is no run: "a" 4 again
+    assert [s for _, s in unfollowed_seeds(spec, trials, ["b"])] == [5]
+    assert unfollowed_seeds(per_run, trials) == []  # runs: every seed planned up front

@@ -178,8 +178,10 @@ def _arms(trials_a: pd.DataFrame, trials_b: pd.DataFrame, columns: list[str],
 
 
 def _check_joint(results: list, resampling: str, where: str, cells: str) -> None:
-    """Both arms resampled their seeds jointly across cells (else they cannot pair)."""
-    if any(r.resampling != resampling for r in results):
+    """Both arms resampled their seeds jointly across cells (else they cannot pair):
+    their `resampling` texts start with `resampling` (eta_best's may add ", widened by
+    t/z")."""
+    if any(not r.resampling.startswith(resampling) for r in results):
         raise NNLabError(f"{where}: paired=True needs every {cells} of both arms to hold the "
                          "same seeds (a diverged or missing run breaks that); compare the "
                          "arms unpaired (paired=False)")

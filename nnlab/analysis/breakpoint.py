@@ -28,19 +28,13 @@ from nnlab.analysis.power_law import (
     PowerLawFit,
     bootstrap_in_fit_space,
     checked_xy,
+    exploratory_reasons,
     fit_power_law,
     t_over_z,
 )
 from nnlab.errors import NNLabError, is_integer
 
 _WHERE = "fit_broken_power_law"
-MIN_HEADLINE_POINTS = 5  # fewer points behind a slope make it exploratory
-
-
-def exploratory(value: Estimate, n_points: int) -> bool:
-    """A fit to keep out of a headline: fewer than MIN_HEADLINE_POINTS points behind it, or
-    an interval wider than the estimate itself."""
-    return n_points < MIN_HEADLINE_POINTS or (value.high - value.low) > abs(value.value)
 
 
 @dataclass(frozen=True)
@@ -66,10 +60,15 @@ class BrokenPowerLawFit:
     boot: np.ndarray = field(repr=False)
 
     @property
+    def exploratory_reasons(self) -> list[str]:
+        """Why the power law after the breakpoint (what "a power law from x_b on" states) is
+        exploratory: too few points after it, an interval wider than its exponent, or a
+        broken fit with a low R^2 (`power_law.exploratory_reasons`)."""
+        return exploratory_reasons(self.exponent_after, self.n_after, self.r_squared)
+
+    @property
     def exploratory(self) -> bool:
-        """The power law after the breakpoint (what "a power law from x_b on" states) rests
-        on too few points or has an interval wider than its exponent."""
-        return exploratory(self.exponent_after, self.n_after)
+        return bool(self.exploratory_reasons)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Fitted y at x (any shape)."""
@@ -85,7 +84,8 @@ class BrokenPowerLawFit:
         return np.exp(low), np.exp(high)
 
     def summary(self) -> str:
-        flag = " (exploratory)" if self.exploratory else ""
+        flag = (f" (exploratory: {', '.join(self.exploratory_reasons)})" if self.exploratory
+                else "")
         return (f"broken power law (two slopes in log-log, continuous at the breakpoint, "
                 f"n={self.x.size} points, CI by bootstrap of {self.resampling}, "
                 f"{self.boot.shape[0]} resamples, the breakpoint found again in each){flag}: "
@@ -100,6 +100,7 @@ class BrokenPowerLawFit:
                 "value_at_break": self.value_at_break.to_dict(),
                 "n_before": self.n_before, "n_after": self.n_after,
                 "r_squared": self.r_squared, "exploratory": self.exploratory,
+                "exploratory_reasons": self.exploratory_reasons,
                 "resampling": self.resampling, "n_resamples": int(self.boot.shape[0]),
                 "x": self.x.tolist(), "y": self.y.tolist(),
                 "residuals": self.residuals.tolist()}
@@ -110,6 +111,7 @@ def fit_broken_power_law(
     y: object,
     *,
     y_boot: object | None = None,
+    boot_unit: str | None = None,
     min_segment: int = 3,
     n_resamples: int = 2000,
     seed: int = 0,
@@ -121,7 +123,7 @@ def fit_broken_power_law(
     y_boot: (n_resamples, n) bootstrap replicates of y (e.g. `eta_best`'s, whose unit of
         replication is the seed); else replicates within each x are resampled when every x
         has 2, and the residuals otherwise (those two widened by t_df / z as in
-        `fit_power_law`).
+        `fit_power_law`). boot_unit: what y_boot's rows resample ("seeds"), for the summary.
     min_segment: distinct x values at least on each side of the breakpoint (one at it
         counts on both sides).
     """
@@ -135,7 +137,7 @@ def fit_broken_power_law(
     log_x, log_y = np.log(x), np.log(y)
     rng = np.random.default_rng(seed)
     boot, resampling, df = bootstrap_in_fit_space(x, log_y, y_boot, order, True, n_resamples,
-                                                  rng, _WHERE)
+                                                  rng, _WHERE, boot_unit)
     point = _profile_fit(log_x, log_y[None, :], min_segment)
     residuals = log_y - _broken(log_x, point)[0]
     if boot is None:
@@ -245,7 +247,8 @@ class ExtrapolationCheck:
             for r in self.table.to_dict("records"))
         verdict = ("the extrapolation holds" if self.holds else
                    "(!) the extrapolation fails: the power law does not carry on")
-        return (f"held-out check ({level} CIs; the power law fitted on x = "
+        return (f"held-out check ({level} CIs by bootstrap of {self.fit.resampling}; the power "
+                f"law fitted on {self.fit.n} points, x = "
                 f"{self.fit.x.min():g}..{self.fit.x.max():g}, b = "
                 f"{self.fit.exponent.format('.2f')}): {rows}; {verdict}")
 
@@ -259,6 +262,7 @@ def extrapolation_check(
     y: object,
     *,
     y_boot: object | None = None,
+    boot_unit: str | None = None,
     n_held_out: int = 1,
     n_resamples: int = 2000,
     seed: int = 0,
@@ -269,7 +273,8 @@ def extrapolation_check(
     x, y: (n,) positive, one y per x (e.g. eta_best per N from some N on: the range a
         "power law from N on" statement claims), or several per x (replicates: their
         geometric mean per x is fitted and resampled).
-    y_boot: (n_resamples, n) bootstrap replicates of y, needed with one y per x.
+    y_boot: (n_resamples, n) bootstrap replicates of y, needed with one y per x; boot_unit:
+        what they resample ("seeds"), for the fit's summary.
     The observed value's interval comes from its replicates, the prediction's from the fit
     on the same replicates, so their ratio's interval is paired: a ratio interval without 1
     says the power law does not carry on to the held-out x (Hastie, Tibshirani & Friedman
@@ -294,7 +299,7 @@ def extrapolation_check(
         log_y = np.array([log_y[g].mean() for g in groups])
     fit_n = xs.size - n_held_out
     fit = fit_power_law(xs[:fit_n], np.exp(log_y[:fit_n]), y_boot=np.exp(boot[:, :fit_n]),
-                        seed=seed, confidence=confidence)
+                        boot_unit=boot_unit, seed=seed, confidence=confidence)
     held = xs[fit_n:]
     predicted_boot = fit.boot_log_prefactor[:, None] - fit.boot_exponent[:, None] * np.log(held)
     predicted = math.log(fit.prefactor.value) - fit.exponent.value * np.log(held)

@@ -5,7 +5,8 @@ value means nothing) or pairs (paired=True: run j of each set has the same seed,
 same initial weights and data order, and the two results are correlated). Each design has
 its own tests: Brown-Forsythe, Fligner-Killeen and Welch's t for independent samples; the
 Pitman-Morgan test and the paired t for pairs. Bootstrap intervals resample runs of each
-set independently, or seeds (both runs of a pair together).
+set independently, or seeds (both runs of a pair together); the stds and their ratio for
+independent samples have Bonett's closed-form intervals (`nnlab.analysis.intervals`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnlab.analysis._bootstrap import Estimate, sample_std, scipy_estimate, std_ratio
+from nnlab.analysis._bootstrap import Estimate, scipy_estimate, std_ratio
 from nnlab.analysis._checks import (
     check_resampling,
     finite_column,
@@ -25,6 +26,7 @@ from nnlab.analysis._checks import (
     split_runs,
 )
 from nnlab.analysis.distribution import HypothesisTest
+from nnlab.analysis.intervals import mean_interval, std_interval, std_ratio_interval
 from nnlab.analysis.paired import align_pairs, paired_difference, resolve_pairing
 from nnlab.errors import NNLabError
 
@@ -36,7 +38,9 @@ MIN_RUNS = 3
 class CompareResult:
     """Spread and location of sample a against sample b.
 
-    std_ratio: std(a) / std(b), BCa bootstrap (pairs resampled together when paired);
+    mean_a, mean_b: t intervals; std_a, std_b: Bonett's intervals (`intervals.std_interval`).
+    std_ratio: std(a) / std(b), Bonett's interval for independent samples
+        (`intervals.std_ratio_interval`), a BCa bootstrap over pairs when paired;
     p_superiority: P(a > b) + P(tie) / 2, for a run of a against a run of b (unpaired) or
         within a pair (paired).
     mean_difference: mean(a) - mean(b): Welch's CI (unpaired) or a BCa bootstrap over pairs
@@ -165,11 +169,14 @@ def compare_variance(
 
     paired=False: independent samples. Spread: Brown-Forsythe (Levene with median
     centring; Brown & Forsythe 1974), Fligner-Killeen (Conover, Johnson & Johnson 1981),
-    and a BCa bootstrap CI of std(a)/std(b). Location: Welch's t with the CI of the mean
-    difference, and P(a > b) (the Mann-Whitney U / (n_a n_b)) with a bootstrap CI.
+    and Bonett's (2006) CI of std(a)/std(b), which carries the samples' kurtosis (a BCa
+    bootstrap covered 87% at 100 runs a side with excess kurtosis 1.5). Location: Welch's
+    t with the CI of the mean difference, and P(a > b) (the Mann-Whitney U / (n_a n_b))
+    with a bootstrap CI.
     paired=True: a[j] and b[j] come from one seed (n_a = n_b). Spread: the Pitman-Morgan
     test and the std ratio's BCa bootstrap over pairs. Location: `paired_difference` (BCa
     bootstrap over pairs, paired t) and P(a[j] > b[j]) with a bootstrap over pairs.
+    Each sample's mean has a t interval and its std Bonett's interval.
     `n_excluded` and `n_unpaired` are only reported (see `compare_variance_by`).
     """
     check_resampling(n_resamples, confidence, _WHERE)
@@ -189,11 +196,12 @@ def compare_variance(
         "a": a,
         "b": b,
         "n_excluded": (int(n_excluded[0]), int(n_excluded[1])),
-        "mean_a": scipy_estimate((a,), np.mean, **boot),
-        "mean_b": scipy_estimate((b,), np.mean, **boot),
-        "std_a": scipy_estimate((a,), sample_std, **boot),
-        "std_b": scipy_estimate((b,), sample_std, **boot),
-        "std_ratio": scipy_estimate((a, b), std_ratio, **boot, paired=paired),
+        "mean_a": mean_interval(a, confidence),
+        "mean_b": mean_interval(b, confidence),
+        "std_a": std_interval(a, confidence),
+        "std_b": std_interval(b, confidence),
+        "std_ratio": (scipy_estimate((a, b), std_ratio, **boot, paired=True) if paired
+                      else std_ratio_interval(a, b, confidence)),
         "alpha": alpha,
     }
     if paired:

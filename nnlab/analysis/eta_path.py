@@ -69,7 +69,7 @@ class EtaPathResult:
         boot = boot[np.all(np.isfinite(boot), axis=1)]
         return fit_power_law(self.table[self.n_col].to_numpy(dtype=float)[use],
                              self.table["eta_path"].to_numpy()[use], y_boot=np.exp(boot),
-                             seed=seed, confidence=self.confidence)
+                             boot_unit="seeds", seed=seed, confidence=self.confidence)
 
     def summary(self) -> str:
         level = f"{100 * self.confidence:g}%"

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from nnlab.analysis._checks import finite_column, require_columns
-from nnlab.analysis.breakpoint import exploratory
 from nnlab.analysis.eta_path import eta_path
 from nnlab.analysis.learning_rate import EDGE_SHARE_MAX, eta_best
 from nnlab.analysis.power_law import PowerLawFit, fit_power_law
@@ -33,9 +32,9 @@ THINNED_ESTIMATORS = ("3-point parabola", "smooth path")
 @dataclass(frozen=True)
 class SensitivityResult:
     """b under each estimator and grid, one row each: estimator, grid, n_etas, b, low, high
-    (CI over seeds), n_lengths (the N the fit used), exploratory (fewer than 5 lengths or a
-    CI wider than b), headline (the 3-point parabola on the full grid), and the reason a
-    row has no fit ("" otherwise)."""
+    (CI over seeds), n_lengths (the N the fit used), exploratory (fewer than 5 lengths, a
+    CI wider than b or R^2 below 0.9: `PowerLawFit.exploratory`), headline (the 3-point
+    parabola on the full grid), and the reason a row has no fit ("" otherwise)."""
 
     table: pd.DataFrame
     n_col: str
@@ -94,7 +93,7 @@ def eta_sensitivity(
     status_col: str | None = "status",
     stalled_at: float | None = None,
     max_edge_share: float = EDGE_SHARE_MAX,
-    small_sample: bool = False,
+    small_sample: bool = True,
     n_resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
@@ -146,7 +145,7 @@ def eta_sensitivity(
                 continue
             b = fit.exponent
             rows.append({**row, "b": b.value, "low": b.low, "high": b.high,
-                         "n_lengths": fit.n, "exploratory": exploratory(b, fit.n),
+                         "n_lengths": fit.n, "exploratory": fit.exploratory,
                          "note": ""})
     n_values = trials[n_col].astype(float)
     return SensitivityResult(table=pd.DataFrame(rows), n_col=n_col,
@@ -164,5 +163,6 @@ def _fit(result, window: int | None, max_edge_share: float, seed: int) -> PowerL
         raise NNLabError(f"{keep.sum()} lengths with the optimum inside the grid; a fit "
                          "needs 3")
     return fit_power_law(n[keep], result.table["eta_best"].to_numpy()[keep],
-                         y_boot=np.exp(result.boot_log_eta[:, keep]), seed=seed,
+                         y_boot=np.exp(result.boot_log_eta[:, keep]), boot_unit="seeds",
+                         seed=seed,
                          confidence=result.confidence)

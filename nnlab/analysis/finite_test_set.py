@@ -24,7 +24,7 @@ import pandas as pd
 
 from nnlab.analysis._bootstrap import Estimate, estimate, two_way_counts
 from nnlab.analysis._checks import check_resampling, run_table
-from nnlab.errors import NNLabError
+from nnlab.errors import InsufficientData, NNLabError
 
 _WHERE = "test_set_variance"
 UNITS = {
@@ -61,7 +61,7 @@ class TestSetVarianceResult:
     __test__ = False  # a result, not a pytest test class
 
     def summary(self) -> str:
-        std = math.sqrt(self.observed.value)
+        std = math.sqrt(max(self.observed.value, 0.0))
         test_std = math.sqrt(max(self.test_set.value, 0.0))
         return (
             f"test accuracy over {self.n_runs} runs on {self.n_test} test examples: mean "
@@ -111,6 +111,9 @@ def test_set_variance(
         conservative for the variance parts: the runs' disagreement on single examples
         enters under both resamplings (Brennan's boot-p,i overestimates the standard
         error of the runs' variance component; see docs/analysis.md for coverage).
+    Runs that all make the same number of errors (a small test set) leave no variance to
+    split: InsufficientData. A resample whose variance is 0 (it repeats runs of equal
+    accuracy) or, two-way, not above 0, has no share of it: its share is left out.
     """
     check_resampling(n_resamples, confidence, _WHERE)
     if unit not in UNITS:
@@ -120,14 +123,22 @@ def test_set_variance(
                          where=_WHERE)
     errors = table[pred_col] != table[y_col]
     n_runs, n_test = errors.shape
+    n_errors = errors.sum(axis=1)
+    if np.all(n_errors == n_errors[0]):
+        raise InsufficientData(
+            f"{_WHERE}: all {n_runs} runs have the same test accuracy "
+            f"({1 - n_errors[0] / n_test:.4g} on {n_test} examples): no variance over runs to "
+            "split (a larger test set would tell them apart)")
     rng = np.random.default_rng(seed)
     if unit == "run":
         mean_error, observed, test_set = _run_resamples(errors, n_resamples, rng)
     else:
         mean_error, observed, test_set = _two_way_resamples(errors, n_resamples, rng)
     distribution = n_test / (n_test - 1) * (observed - test_set)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = test_set / observed
+    # half the smallest variance accuracies on this test set can have (one of the runs off
+    # by one example): below it a resample's variance is 0 up to rounding
+    zero = 0.5 / (n_test**2 * n_runs)
+    share = np.where(observed > zero, test_set / np.maximum(observed, zero), np.nan)
 
     def est(values: np.ndarray) -> Estimate:
         """The estimate with the interval of its finite resamples (NaN when none is: a

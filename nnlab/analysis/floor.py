@@ -31,6 +31,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from nnlab.analysis._bootstrap import Estimate, estimate, interval
+from nnlab.analysis.power_law import MIN_HEADLINE_POINTS
 from nnlab.errors import NNLabError
 
 WEIGHTS = ("normal", "kurtosis", "bootstrap")
@@ -45,7 +46,9 @@ class FloorFit:
 
     boot: (n_resamples, 3) bootstrap fits (floor, scale, exponent) behind the intervals.
     exponent_max: the largest exponent the fit may take; n_left_out: how many of the
-    shortest N the fit leaves out (`variance_vs_n`'s fit_from).
+    shortest N the fit leaves out (`variance_vs_n`'s fit_from); n_lengths: the N it fits.
+    `exploratory`: fewer than 5 lengths for 3 parameters (a floor whose interval holds 0 is
+    not exploratory: it is the finding "no floor detected", with the floors it rules out).
     """
 
     floor: Estimate
@@ -55,6 +58,11 @@ class FloorFit:
     n_from: float
     exponent_max: float
     n_left_out: int
+    n_lengths: int
+
+    @property
+    def exploratory(self) -> bool:
+        return self.n_lengths < MIN_HEADLINE_POINTS
 
     def range_text(self, n_col: str) -> str:
         """'' when every N is fitted, else ' over n_steps >= 316'."""
@@ -109,6 +117,8 @@ class FloorFit:
             "floor_excludes_zero": self.floor_excludes_zero,
             "n_from": self.n_from,
             "n_left_out": self.n_left_out,
+            "n_lengths": self.n_lengths,
+            "exploratory": self.exploratory,
             "exponent_at_bound": self.exponent_at_bound,
         }
 
@@ -127,7 +137,7 @@ def _weighted_floor_fit(ns: np.ndarray, variance: np.ndarray, dof: np.ndarray,
     boot = np.column_stack(_fit_floor(ns, boot_var, weights, grid))
     return FloorFit(*(estimate(point[i][0], boot[:, i], confidence) for i in range(3)),
                     boot=boot, n_from=float(ns[0]), exponent_max=float(grid[-1]),
-                    n_left_out=start)
+                    n_left_out=start, n_lengths=int(ns.size))
 
 
 def _fit_floor(ns: np.ndarray, variance: np.ndarray, weights: np.ndarray, grid: np.ndarray):
@@ -263,7 +273,7 @@ def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: 
     boot = np.column_stack(_fit_floor(ns, boot_var, w, grid))
     c, a, b = (float(p[0]) for p in point)
     common = {"boot": boot, "n_from": float(ns[0]), "exponent_max": float(grid[-1]),
-              "n_left_out": start}
+              "n_left_out": start, "n_lengths": int(ns.size)}
     scale, exponent = (estimate(point[i][0], boot[:, i], confidence) for i in (1, 2))
     if floor_interval == "bootstrap":
         return FloorFit(estimate(c, boot[:, 0], confidence), scale, exponent, **common)

@@ -14,6 +14,27 @@ from nnlab.errors import NNLabError, is_number
 
 METHODS = ("ols", "wls", "nls")
 _WHERE = "fit_power_law"
+MIN_HEADLINE_POINTS = 5  # a fit on fewer distinct x is exploratory
+# A fit that leaves more than a tenth of the variance (in its fit space) unexplained is not
+# one power law over its range. On simulated studies with a true power law (10 seeds, 7
+# lengths; tests/test_analysis_coverage.py) R^2 was 0.972 at the lowest in 200; eta-vs-n's
+# single power law over a plateau and a fall has 0.36.
+MIN_R_SQUARED = 0.9
+
+
+def exploratory_reasons(value: Estimate, n_points: int, r_squared: float | None = None
+                        ) -> list[str]:
+    """Why a fitted value is exploratory, not a headline (empty: it may be one): fewer
+    than MIN_HEADLINE_POINTS points (distinct x) behind it, an interval wider than the
+    estimate itself, or a fit with R^2 below MIN_R_SQUARED."""
+    reasons = []
+    if n_points < MIN_HEADLINE_POINTS:
+        reasons.append(f"{n_points} points, fewer than {MIN_HEADLINE_POINTS}")
+    if not (value.high - value.low <= abs(value.value)):
+        reasons.append("a CI wider than the estimate")
+    if r_squared is not None and not r_squared >= MIN_R_SQUARED:
+        reasons.append(f"R^2 = {r_squared:.2f} below {MIN_R_SQUARED:g}")
+    return reasons
 
 
 @dataclass(frozen=True)
@@ -23,6 +44,8 @@ class PowerLawFit:
     `residuals` (n,) are in the space of the fit: log(y) - log(fitted) for "ols"/"wls",
     y - fitted for "nls"; `r_squared` is measured in that space too. `boot_log_prefactor` and
     `boot_exponent` (n_resamples,) are the bootstrap fits behind the intervals and the band.
+    `exploratory` (with `exploratory_reasons`): fewer than 5 distinct x, a CI of b wider
+    than b, or R^2 below 0.9; such a fit is not a headline.
     """
 
     prefactor: Estimate
@@ -39,6 +62,16 @@ class PowerLawFit:
     @property
     def n(self) -> int:
         return int(self.x.size)
+
+    @property
+    def exploratory_reasons(self) -> list[str]:
+        """Why the fit is exploratory (`exploratory_reasons` of b, over distinct x)."""
+        return exploratory_reasons(self.exponent, int(np.unique(self.x).size),
+                                   self.r_squared)
+
+    @property
+    def exploratory(self) -> bool:
+        return bool(self.exploratory_reasons)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Fitted y at x (any shape)."""
@@ -66,6 +99,8 @@ class PowerLawFit:
             f"power law y = a x^-b ({_METHOD_NAMES[self.method]}, n={self.n} points, "
             f"CI by bootstrap of {self.resampling}, {self.boot_exponent.size} resamples): "
             f"b = {self.exponent}, a = {self.prefactor}, R^2 = {self.r_squared:.3f} ({space})"
+            + (f"; exploratory: {', '.join(self.exploratory_reasons)}" if self.exploratory
+               else "")
         )
 
     def to_dict(self) -> dict:
@@ -74,6 +109,8 @@ class PowerLawFit:
             "exponent": self.exponent.to_dict(),
             "r_squared": float(self.r_squared),
             "n": self.n,
+            "exploratory": self.exploratory,
+            "exploratory_reasons": self.exploratory_reasons,
             "method": self.method,
             "resampling": self.resampling,
             "n_resamples": int(self.boot_exponent.size),
@@ -97,6 +134,7 @@ def fit_power_law(
     method: str = "ols",
     weights: object | None = None,
     y_boot: object | None = None,
+    boot_unit: str | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
@@ -111,6 +149,7 @@ def fit_power_law(
         variance of each point's log in `y_boot`.
     y_boot: (n_resamples, n) bootstrap replicates of y (e.g. from `eta_best`); the fit is
         repeated on each row, so their uncertainty propagates to a and b.
+    boot_unit: what y_boot's rows resample ("seeds" for `eta_best`'s), named in the summary.
     Without y_boot the bootstrap resamples the replicates within each x when every x has at
     least 2, and the residuals of the fit otherwise; these intervals are widened by
     t_df / z (df = residual degrees of freedom), a small-sample correction.
@@ -129,7 +168,7 @@ def fit_power_law(
     y_fit = to_fit_space(y)
     rng = np.random.default_rng(seed)
     boot_fit, resampling, df = bootstrap_in_fit_space(
-        x, y_fit, y_boot, order, log_space, n_resamples, rng, _WHERE)
+        x, y_fit, y_boot, order, log_space, n_resamples, rng, _WHERE, boot_unit)
     if boot_fit is None:
         df = x.size - 2
 
@@ -187,11 +226,13 @@ def checked_xy(x: object, y: object, min_distinct: int, where: str) -> tuple:
 
 def bootstrap_in_fit_space(x: np.ndarray, y_fit: np.ndarray, y_boot: object | None,
                            order: np.ndarray, log_space: bool, n_resamples: int,
-                           rng: np.random.Generator, where: str) -> tuple:
+                           rng: np.random.Generator, where: str,
+                           boot_unit: str | None = None) -> tuple:
     """(boot (n_resamples, n) in fit space or None, resampling text, df or None).
 
     x (n,) sorted, y_fit (n,) in fit space in that order; `order` sorts the caller's points.
-    y_boot given: its rows (propagated, df None). Else, with >= 2 replicates at every x:
+    y_boot given: its rows (propagated, df None; `boot_unit` names what they resample in
+    the text). Else, with >= 2 replicates at every x:
     replicates resampled within each x (df = n - distinct x, for the t/z widening). Else
     None: the caller resamples its own residuals.
     """
@@ -204,7 +245,9 @@ def bootstrap_in_fit_space(x: np.ndarray, y_fit: np.ndarray, y_boot: object | No
         if not np.all(np.isfinite(boot)) or (log_space and np.any(boot <= 0)):
             raise NNLabError(f"{where}.y_boot: expected finite positive numbers")
         boot = boot[:, order]
-        return (np.log(boot) if log_space else boot), "the given replicates (propagated)", None
+        text = ("the given replicates (propagated)" if boot_unit is None else
+                f"{boot_unit} (the given replicates, propagated)")
+        return (np.log(boot) if log_space else boot), text, None
     if min(len(g) for g in groups) >= 2:
         boot = np.hstack(resample_groups(groups, n_resamples, rng, paired=False))
         return boot, "replicates within each x", x.size - len(groups)

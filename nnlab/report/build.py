@@ -6,7 +6,8 @@ write_report("results/classic-lr-sweep")   # -> results/classic-lr-sweep/report.
 ```
 
 Writes `<folder>/figures/*.png` (and .gif), `<folder>/report.html` (self-contained: the
-figures embedded) and `<folder>/report.json` (every analysis result as numbers). Figure
+figures embedded) and `<folder>/report.json` (every analysis result as numbers), or the
+same into another folder, `out` (`nnlab report --out DIR`: a read-only study). Figure
 files a previous report wrote and this one does not are removed, so the folder always
 matches the page.
 """
@@ -17,12 +18,14 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
 
+from nnlab.errors import StorageError, as_path
 from nnlab.report.classic import CLASSIC_SECTIONS
 from nnlab.report.html import MEDIA_TYPES, render_page
 from nnlab.report.hypotheses import with_hypotheses
@@ -35,8 +38,8 @@ from nnlab.report.sections import (
 )
 from nnlab.report.summaries import StudyResults, best_config, label_configs
 from nnlab.study import Study
+from nnlab.study.atomic import write_text_atomic
 from nnlab.study.data_spec import SIZE_KEYS
-from nnlab.study.store import write_text_atomic
 from nnlab.study.study import BASE_ATTR
 
 SECTION_ORDER = ("overview", "curves", "eta_best", "takeoff", "overfit", "lr_epochs",
@@ -84,7 +87,11 @@ def write_figures(sections: list[Section], folder: Path) -> dict[str, Path]:
     for section in sections:
         for item in section.figures:
             path = folder / f"{item.name}{item.suffix}"
-            item.write(path)
+            try:
+                item.write(path)
+            except OSError as err:  # a full disk: no half-written figure is left
+                path.unlink(missing_ok=True)
+                raise StorageError(f"{path}: cannot write it ({err.strerror or err})") from err
             files[item.name] = path
     for path in folder.iterdir():
         if path.suffix in MEDIA_TYPES and path not in files.values():
@@ -92,10 +99,26 @@ def write_figures(sections: list[Section], folder: Path) -> dict[str, Path]:
     return files
 
 
+def _check_writable(folder: Path) -> None:
+    """Make `folder` if need be; StorageError if it cannot be written (a read-only study
+    folder: the report goes elsewhere, `out`)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        problem = (None if os.access(folder, os.W_OK) else "read-only file system"
+                   if os.statvfs(folder).f_flag & os.ST_RDONLY else "no write permission")
+    except OSError as err:
+        problem = err.strerror or str(err)
+    if problem is not None:
+        raise StorageError(f"{folder}: cannot write the report there ({problem}); give "
+                           "another folder for it (--out DIR)")
+
+
 def write_report(folder: str | Path, *, storage: str | None = None, train: bool = True,
-                 n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> Path:
-    """Write the figures, report.html and report.json of the study in `folder`; returns
-    the path of report.html.
+                 n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
+                 out: str | Path | None = None) -> Path:
+    """Write the figures, report.html and report.json of the study in `folder` (or in the
+    folder `out`: a study folder that is read-only is only read); returns the path of
+    report.html.
 
     storage: the study's Optuna storage if not the one its manifest names. train: allow
     figures that train a network once more (the inverse query). n_resamples, seed,
@@ -104,10 +127,12 @@ def write_report(folder: str | Path, *, storage: str | None = None, train: bool 
     options = Options(n_resamples=n_resamples, seed=seed, confidence=confidence, train=train)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = Study.load(folder, storage=storage)
+    target = study.folder if out is None else as_path(out, "out")
+    _check_writable(target)
     results = load_results(study)
     sections, skipped = build_sections(results, options)
     sections = with_hypotheses(sections, results, options)
-    files = write_figures(sections, study.folder / "figures")
+    files = write_figures(sections, target / "figures")
     spec = results.spec
     commit = (results.manifest.get("invocations") or [{}])[-1].get("git_commit")
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -127,15 +152,15 @@ def write_report(folder: str | Path, *, storage: str | None = None, train: bool 
         subtitle=f"{len(results.complete)} complete runs of {spec.n_planned} planned; "
                  f"code at {commit or 'unknown commit'}",
         facts=facts, spec_toml=spec.to_toml(), sections=sections, skipped=skipped,
-        files=files, folder=study.folder, manifest=results.manifest)
-    report = study.folder / "report.html"
+        files=files, folder=target, manifest=results.manifest)
+    report = target / "report.html"
     write_text_atomic(html, report)
     data = {"study": spec.name, "generated": generated, "options": dataclasses.asdict(options),
             "sections": {s.key: s.data for s in sections}, "skipped": dict(skipped),
-            "figures": {name: path.relative_to(study.folder).as_posix()
+            "figures": {name: path.relative_to(target).as_posix()
                         for name, path in files.items()}}
     write_text_atomic(json.dumps(_plain(data), indent=1, allow_nan=False) + "\n",
-                      study.folder / "report.json")
+                      target / "report.json")
     return report
 
 

@@ -2,13 +2,19 @@
 
 - epochs and overfitting: curves evaluated at >= 3 whole epochs;
 - learning rate x epochs (heat map and animated GIF): eta varied and >= 2 whole epochs;
-- take-off at a critical learning rate: eta varied, curves with >= 5 evaluations;
+- take-off at a critical learning rate: eta varied, curves with >= 5 evaluations (the
+  analysis is `nnlab.analysis.takeoff`; this section writes and draws it);
 - misclassified images with the net's top-2 guesses: stored test predictions, of images
   (examples of at least 2 x 2; several channels are shown as their mean);
 - the inverse query: an all-sigmoid MLP (seed-002's net). The study keeps no weights, so
   the report trains the best configuration once more with the study's first seed, the same
   run bit for bit (seconds for one epoch of seed-002; skipped with `train=False`); its
   figure, for images only.
+
+Every section reads the study's curves and predictions (its per-trial files or its
+archive) and trains nothing, except the inverse query: it needs a trained net's weights,
+which a study does not record (it keeps curves, final metrics and test predictions), so
+that one network is retrained here.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from nnlab.analysis import Estimate, PowerLawFit, fit_power_law
+from nnlab.analysis import Estimate
+from nnlab.analysis.takeoff import SCALING_CLEARANCE, takeoff
 from nnlab.report.figures.classic import (
     gallery_figure,
     inverse_query_figure,
@@ -163,7 +170,8 @@ def lr_epochs_section(results: StudyResults, options: Options) -> Section:
                       "high": estimate.high, "n": len(group)})
     sweep = pd.DataFrame(sweep)
     section.tables.append(Table(
-        f"test_acc, seed mean [{options.level} CI] (rows: epoch, columns: eta)",
+        f"test_acc, seed mean [{options.level} t CI] (rows: epoch, columns: eta; "
+        f"n = {sweep['n'].min()}..{sweep['n'].max()} seeds per cell)",
         sweep.assign(cell=[fmt_ci(Estimate(r.mean, r.low, r.high)) for r in
                            sweep.itertuples()])
         .pivot(index="epoch", columns="eta", values="cell")
@@ -194,27 +202,6 @@ def _best_group(results: StudyResults, frame: pd.DataFrame, exclude: tuple[str, 
 # --- take-off at a critical learning rate ----------------------------------------------------
 
 
-def takeoff_step(steps: np.ndarray, val_acc: np.ndarray, threshold: float) -> float:
-    """The step (float) at which val_acc first reaches `threshold`, linear in log step
-    between the evaluations around it (the earlier one's step when it is step 0); NaN if it
-    never does. steps, val_acc: (n_evals,), steps increasing."""
-    reached = np.flatnonzero(val_acc >= threshold)
-    if not reached.size:
-        return np.nan
-    i = reached[0]
-    if i == 0 or steps[i - 1] <= 0:
-        return float(steps[i])
-    share = (threshold - val_acc[i - 1]) / (val_acc[i] - val_acc[i - 1])
-    log_before, log_after = np.log(steps[i - 1]), np.log(steps[i])
-    return float(np.exp(log_before + share * (log_after - log_before)))
-
-
-SCALING_CLEARANCE = 3.0
-"""The take-off power law is fitted where take-off comes at least this many times later
-than the fastest: near the fastest, larger steps stop shortening it (seed-000's net at
-batch 100: eta * step ~36 from eta 0.003 to 0.1, 40 at 0.3, 48 at 1, 114 at 3)."""
-
-
 def _takeoff_text(row: NamedTuple) -> str:
     """One learning rate's take-off for the findings: 'eta=0.1: 369 [323, 422] (n=5, never
     0, early 0)', or '<= 1000' when every run took off by its first evaluation."""
@@ -222,26 +209,6 @@ def _takeoff_text(row: NamedTuple) -> str:
         return f"eta={row.eta:g}: <= {row.first_eval:g} (n={row.n}, all by the first evaluation)"
     return (f"eta={row.eta:g}: {fmt_ci(Estimate(row.mean, row.low, row.high), '.3g')} "
             f"(n={row.n}, never {row.n_never}, early {row.n_early})")
-
-
-def _takeoff_scaling(runs: pd.DataFrame, takeoff: pd.DataFrame, options: Options
-                     ) -> PowerLawFit | None:
-    """The power law step = a * eta^-k fitted to the runs' take-off steps over the learning
-    rates below the fastest take-off where every run takes off after its first evaluation
-    and the take-off step (geometric mean) is at least SCALING_CLEARANCE times the fastest;
-    None when fewer than 3 learning rates qualify."""
-    falling = takeoff[(takeoff["n_never"] == 0) & (takeoff["n_early"] == 0)].sort_values("eta")
-    if len(falling) < 3:
-        return None
-    fastest = int(np.argmin(falling["mean"].to_numpy()))
-    falling = falling.iloc[:fastest]
-    falling = falling[falling["mean"] >= SCALING_CLEARANCE * takeoff["mean"].min()]
-    if len(falling) < 3:
-        return None
-    used = runs[runs["eta"].isin(falling["eta"]) & (runs["step"] > 0)]
-    return fit_power_law(used["eta"].to_numpy(), used["step"].to_numpy(),
-                         n_resamples=options.n_resamples, seed=options.seed,
-                         confidence=options.confidence)
 
 
 def takeoff_section(results: StudyResults, options: Options) -> Section:
@@ -255,32 +222,14 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
     curves = _best_group(results, curves, exclude=("eta", n_col or "eta"))
     if curves.groupby("trial")["step"].nunique().min() < 5:
         raise NotApplicable("fewer than 5 evaluations per run")
-    final = curves.loc[curves.groupby("trial")["step"].idxmax()]
-    chance = 1 / data_record(results)["n_classes"]
-    threshold = chance + 0.5 * (final["val_acc"].max() - chance)
-    runs = pd.DataFrame([
-        {"eta": eta, "trial": trial,
-         "step": takeoff_step(run["step"].to_numpy(), run["val_acc"].to_numpy(), threshold),
-         "first_eval": run.loc[run["step"] > 0, "step"].min()}
-        for (eta, trial), run in curves.sort_values("step").groupby(["eta", "trial"])])
-    runs["early"] = runs["step"] == runs["first_eval"]  # took off by the first evaluation
-    if runs["early"].all():
+    found = takeoff(curves[["eta", "trial", "step", "val_acc"]],
+                    data_record(results)["n_classes"], n_resamples=options.n_resamples,
+                    seed=options.seed, confidence=options.confidence)
+    if found.runs["early"].all():
         raise NotApplicable("every run takes off before its first evaluation after step 0 "
                             "(evaluations too sparse to time the take-off)")
-    takeoff = []
-    for eta, group in runs.groupby("eta"):
-        steps = group["step"].dropna().to_numpy()
-        log = mean_ci(np.log10(steps), options.confidence) if steps.size else Estimate(
-            np.nan, np.nan, np.nan)  # steps are log-spaced: a geometric mean
-        takeoff.append({"eta": eta, "mean": 10**log.value, "low": 10**log.low,
-                        "high": 10**log.high, "n": len(group),
-                        "n_never": int(group["step"].isna().sum()),
-                        "n_early": int(group["early"].sum()),
-                        "first_eval": float(group["first_eval"].max())})
-    takeoff = pd.DataFrame(takeoff)
-    stuck = takeoff.loc[takeoff["n_never"] > 0, "eta"]
-    above = takeoff.loc[takeoff["eta"] > (stuck.max() if len(stuck) else np.inf), "eta"]
-    critical = float(above.min()) if len(above) else None
+    threshold, chance, critical = found.threshold, found.chance, found.critical_eta
+    table, scaling = found.table, found.scaling
     section = Section(
         "takeoff", "Take-off: accuracy vs step at each learning rate",
         "Validation accuracy during training for each learning rate (seed means). A run "
@@ -293,21 +242,22 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
         "for any budget.")
     if critical is not None:
         verdict = f"Critical learning rate: {critical:g}"
-    elif len(stuck):
+    elif table["n_never"].any():
         verdict = "No critical learning rate in the grid: the largest has runs that never take off"
     else:
         verdict = ("Every learning rate takes off within the budget: the critical one is at "
-                   f"or below {takeoff['eta'].min():g}")
+                   f"or below {table['eta'].min():g}")
     section.findings.append(
         f"{verdict}. Take-off step per learning rate (geometric mean over seeds "
         f"[{options.level} CI]; runs that never take off; runs that took off by their first "
         "evaluation after step 0, whose step is only an upper bound): "
-        + "; ".join(_takeoff_text(r) for r in takeoff.itertuples()))
-    scaling = _takeoff_scaling(runs, takeoff, options)
+        + "; ".join(_takeoff_text(r) for r in table.itertuples()))
     if scaling is not None:
         budgets = sorted({float(curves["step"].max()), 1e3, 1e5})
+        label = (f"Exploratory ({', '.join(scaling.exploratory_reasons)}): "
+                 if scaling.exploratory else "")
         section.findings.append(
-            f"The take-off step falls as a power of eta: step = a * eta^-k with "
+            f"{label}The take-off step falls as a power of eta: step = a * eta^-k with "
             f"k = {fmt_ci(scaling.exponent)}, a = {fmt_ci(scaling.prefactor, '.3g')} (R^2 = "
             f"{scaling.r_squared:.3f}; {scaling.n} runs at eta {scaling.x.min():g}.."
             f"{scaling.x.max():g}, where take-off comes at least {SCALING_CLEARANCE:g}x later "
@@ -316,14 +266,14 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
             + "; ".join(f"{fmt_ci(scaling.inverse(n), '.3g')} for N = {n:g}" for n in budgets)
             + ".")
     section.data.update(threshold=threshold, critical_eta=critical,
-                        takeoff=takeoff.to_dict(orient="records"),
+                        takeoff=table.to_dict(orient="records"),
                         scaling=None if scaling is None else scaling.to_dict())
     bands = curve_bands(curves, metrics=("val_acc",), by=("config", "eta"))
     section.figures.append(FigureItem.of(
         "takeoff", "Accuracy vs step per learning rate (left) and the take-off step "
         "(right), the critical learning rate dashed, the power-law fit of the take-off step "
         "with its band where there is one.",
-        takeoff_figure(bands, takeoff, critical, threshold=threshold, scaling=scaling,
+        takeoff_figure(bands, table, critical, threshold=threshold, scaling=scaling,
                        confidence=options.confidence)))
     return section
 

@@ -2,9 +2,10 @@
 
 Statistics a single study gives (STATISTICS: name -> function(spec, trials) -> Estimate):
 - best.val_acc, best.test_acc: the seed mean of the configuration chosen on the objective
-  (a validation metric), with a BCa bootstrap 95% interval over seeds;
+  (a validation metric), with its 95% t interval over seeds;
 - base.test_acc.std: the standard deviation over seeds of the test accuracy of a study of
-  one configuration (restarts), with a BCa bootstrap 95% interval over seeds.
+  one configuration (restarts), with Bonett's 95% interval (which carries the runs'
+  kurtosis; a BCa bootstrap covered 74.5-91.5% at 10-100 seeds, docs/analysis.md).
 An analysis script judges hypotheses on other statistics (an eta_best ratio across studies)
 with `nnlab.study.hypotheses.evaluate_all` and Estimates of its own.
 """
@@ -12,11 +13,12 @@ with `nnlab.study.hypotheses.evaluate_all` and Estimates of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nnlab.analysis._bootstrap import sample_std, scipy_estimate
+from nnlab.analysis.intervals import mean_interval, std_interval
 from nnlab.errors import InsufficientData, NNLabError
 from nnlab.report.sections import Options, Section, Table
 from nnlab.report.summaries import StudyResults
@@ -56,33 +58,30 @@ def _per_seed(runs: pd.DataFrame, metric: str) -> np.ndarray:
     return values
 
 
-def _bootstrap(values: np.ndarray, statistic: Callable[..., np.ndarray], n_resamples: int,
-               seed: int) -> Estimate:
-    found = scipy_estimate((values,), statistic, n_resamples, seed, CONFIDENCE)
+def _over_seeds(values: np.ndarray, interval: Callable[..., Any]) -> Estimate:
+    """`interval(values, CONFIDENCE)` (an analysis Estimate) with its unit and n."""
+    found = interval(values, CONFIDENCE)
     return Estimate(found.value, found.low, found.high, UNIT, int(values.size))
 
 
 def best_metric(metric: str) -> Callable[..., Estimate]:
     """The statistic best.<metric>: the seed mean of the best configuration."""
 
-    def statistic(spec: StudySpec, trials: pd.DataFrame, *, n_resamples: int = 2000,
-                  seed: int = 0) -> Estimate:
-        values = _per_seed(best_runs(spec, trials), metric)
-        return _bootstrap(values, np.mean, n_resamples, seed)
+    def statistic(spec: StudySpec, trials: pd.DataFrame) -> Estimate:
+        return _over_seeds(_per_seed(best_runs(spec, trials), metric), mean_interval)
 
-    statistic.__doc__ = f"best.{metric}: seed mean of the best configuration, BCa 95% CI."
+    statistic.__doc__ = f"best.{metric}: seed mean of the best configuration, 95% t CI."
     return statistic
 
 
-def base_test_acc_std(spec: StudySpec, trials: pd.DataFrame, *, n_resamples: int = 2000,
-                      seed: int = 0) -> Estimate:
+def base_test_acc_std(spec: StudySpec, trials: pd.DataFrame) -> Estimate:
     """base.test_acc.std: std (ddof=1) over seeds of the only configuration's test_acc."""
     complete = complete_runs(trials)
     n_configs = complete["config_id"].nunique()
     if n_configs != 1:
         raise InsufficientData(f"base.test_acc.std: needs a study of one configuration, "
                                f"got {n_configs} with complete runs")
-    return _bootstrap(_per_seed(complete, "test_acc"), sample_std, n_resamples, seed)
+    return _over_seeds(_per_seed(complete, "test_acc"), std_interval)
 
 
 STATISTICS: dict[str, Callable[..., Estimate]] = {
@@ -92,14 +91,14 @@ STATISTICS: dict[str, Callable[..., Estimate]] = {
 }
 
 
-def study_statistics(spec: StudySpec, trials: pd.DataFrame, names: set[str], *,
-                     n_resamples: int = 2000, seed: int = 0) -> dict[str, Estimate | str]:
+def study_statistics(spec: StudySpec, trials: pd.DataFrame, names: set[str]
+                     ) -> dict[str, Estimate | str]:
     """Each statistic of `names` that STATISTICS knows: its Estimate, or why it cannot be
     computed on this study."""
     found: dict[str, Estimate | str] = {}
     for name in sorted(names & set(STATISTICS)):
         try:
-            found[name] = STATISTICS[name](spec, trials, n_resamples=n_resamples, seed=seed)
+            found[name] = STATISTICS[name](spec, trials)
         except NNLabError as err:
             found[name] = str(err)
     for name in names - set(STATISTICS):
@@ -115,10 +114,9 @@ def hypotheses_section(results: StudyResults, options: Options) -> Section:
         "hypotheses", "Confirmatory: declared hypotheses",
         "The hypotheses the spec declared before the runs. Held: the 95% interval of the "
         "estimate lies inside the predicted region; failed: it lies entirely outside; "
-        "inconclusive: neither (docs/hypotheses.md). Bootstrap intervals over seeds, "
-        f"{options.n_resamples} resamples, seed {options.seed}.")
-    statistics = study_statistics(spec, results.trials, {h.statistic for h in spec.hypotheses},
-                                  n_resamples=options.n_resamples, seed=options.seed)
+        "inconclusive: neither (docs/hypotheses.md). Intervals over seeds: a seed mean's is "
+        "Student's t, a std's Bonett's (which carries the runs' kurtosis).")
+    statistics = study_statistics(spec, results.trials, {h.statistic for h in spec.hypotheses})
     verdicts = evaluate_all(spec.hypotheses, statistics)
     section.findings += [_finding(v) for v in verdicts]
     section.tables.append(Table("declared hypotheses, primary first", pd.DataFrame({

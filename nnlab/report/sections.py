@@ -9,11 +9,13 @@ A section applies when the study varies what the analysis needs:
 - normality: >= 3 replicates; variance: >= 2 replicates (variance vs N and its floor when
   the training length varies, either way; the finite-test-set share from the predictions,
   which are the runs' final ones, its intervals over runs and test examples);
-- noise: the `noise` field varied, with "none" among its values (arms on the same seeds
-  compared seed by seed);
+- noise: the `noise` field varied, with "none" among its values (arms whose seed sets
+  overlap compared seed by seed, with the paired methods; beside each comparison the std
+  ratios and mean differences it excludes at 95% and those it detects with 80% power);
 - errors and calibration: stored test predictions (intervals over runs and test images).
 Tests of one question (normality per configuration, noise arms against none) are shown
-with Holm-adjusted p-values beside the raw ones.
+with Holm-adjusted p-values beside the raw ones. Every interval names its unit of
+replication and n; each has a coverage test at the studies' sizes (docs/analysis.md).
 A section that does not apply raises NotApplicable with the reason, shown in the report.
 Analyses work on the best configuration (ranked on the objective, a validation metric)
 where one configuration is needed; test metrics are only reported, never used to choose.
@@ -30,8 +32,8 @@ import pandas as pd
 
 from nnlab import analysis
 from nnlab.analysis import Estimate
-from nnlab.analysis.breakpoint import MIN_HEADLINE_POINTS, exploratory
 from nnlab.analysis.learning_rate import EDGE_SHARE_MAX
+from nnlab.analysis.power_law import MIN_HEADLINE_POINTS, MIN_R_SQUARED
 from nnlab.analysis.variance import MIN_N_VALUES_FOR_FIT
 from nnlab.errors import NNLabError
 from nnlab.report import figures
@@ -347,8 +349,9 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
         "with bootstrap CIs of a and b, beside it b under other estimators and a grid "
         "thinned by 2 (the seed CI does not cover that choice), a broken power law whose "
         "breakpoint is estimated inside the bootstrap, and a held-out check of the power law "
-        f"past it. Fits on fewer than {MIN_HEADLINE_POINTS} lengths or with a CI wider than "
-        "b are exploratory and kept out of the headline."
+        f"past it. Fits on fewer than {MIN_HEADLINE_POINTS} lengths, with a CI wider than b "
+        f"or with R^2 below {MIN_R_SQUARED:g} are exploratory, labelled so and kept out of "
+        "the headline."
         + (f" {lengths.note}" if lengths.note else ""))
     groups, left_out = groups_of(results, frame, ("eta", n_col), MAX_FACETS)
     if left_out:
@@ -357,7 +360,7 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
     rows = []
     for index, (label, rows_of_group) in enumerate(groups):
         eta_kwargs = {"maximize": spec.direction == "maximize",
-                      "stalled_at": stalled_level(spec.objective), "small_sample": True,
+                      "stalled_at": stalled_level(spec.objective),
                       "n_resamples": options.n_resamples, "seed": options.seed,
                       "confidence": options.confidence}
         result = analysis.eta_best(rows_of_group, n_col, "eta", spec.objective, **eta_kwargs)
@@ -393,7 +396,8 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
             estimate = Estimate(best["eta_best"], best["low"], best["high"], options.confidence)
             section.figures.append(FigureItem.of(
                 f"lr_sweep{suffix}", f"{prefix}test and validation accuracy vs learning rate "
-                f"(seed means, {options.level} CI); the best learning rate, chosen on "
+                f"(seed means, {options.level} t CI, n = {sweep['n'].min()}..{sweep['n'].max()} "
+                f"seeds per eta); the best learning rate, chosen on "
                 f"{spec.objective}, shaded with its CI.",
                 lr_sweep_figure(sweep, estimate, chosen_on=spec.objective)))
     section.tables.append(Table(f"eta_best per {n_col}", pd.DataFrame(rows)))
@@ -438,10 +442,9 @@ def _power_law(section: Section, result: analysis.EtaBestResult, n_col: str, pre
                                 f"{broken.n_after} lengths)")
         section.notes.append(f"{prefix}one power law over all lengths, not a headline: the "
                              "broken power law's two slopes differ. " + fit.summary())
-    elif exploratory(fit.exponent, fit.n):
-        section.notes.append(f"{prefix}exploratory, not a headline (fewer than "
-                             f"{MIN_HEADLINE_POINTS} lengths or a CI wider than b): "
-                             + fit.summary())
+    elif fit.exploratory:
+        section.notes.append(f"{prefix}exploratory, not a headline "
+                             f"({', '.join(fit.exploratory_reasons)}): " + fit.summary())
     else:
         section.findings.insert(headline, f"{prefix}headline: " + fit.summary())
     section.figures.append(FigureItem.of(
@@ -469,7 +472,7 @@ def _broken_power_law(section: Section, result: analysis.EtaBestResult, prefix: 
     y, y_boot = result.table["eta_best"].to_numpy(), np.exp(result.boot_log_eta)
     try:
         broken = analysis.fit_broken_power_law(n[keep], y[keep], y_boot=y_boot[:, keep],
-                                               seed=options.seed,
+                                               boot_unit="seeds", seed=options.seed,
                                                confidence=options.confidence)
     except NNLabError as err:
         section.notes.append(f"{prefix}no broken power law: {err}")
@@ -480,7 +483,7 @@ def _broken_power_law(section: Section, result: analysis.EtaBestResult, prefix: 
     after = keep & (n >= broken.breakpoint.value)
     try:
         check = analysis.extrapolation_check(n[after], y[after], y_boot=y_boot[:, after],
-                                             seed=options.seed,
+                                             boot_unit="seeds", seed=options.seed,
                                              confidence=options.confidence)
     except NNLabError as err:
         section.notes.append(f"{prefix}no held-out check past the breakpoint: {err}")
@@ -558,8 +561,10 @@ def normality_section(results: StudyResults, options: Options) -> Section:
     adjusted = family.adjusted
     for row in rows:
         row["p (Holm)"] = fmt_p(analysis.HypothesisTest("", 0.0, adjusted[row["configuration"]]))
+    adjusted_text = (f" Shapiro-Wilk p adjusted over the {len(rows)} configurations: "
+                     f"{family.p_text(best)}." if len(rows) > 1 else "")
     section.findings.append(f"Best configuration ({best}): " + best_result.summary()
-                            + " " + detectable_departures(best_result.n, options))
+                            + adjusted_text + " " + detectable_departures(best_result.n, options))
     section.data["best"] = {"config": best, **best_result.to_dict()}
     section.data["family"] = family.to_dict()
     section.tables.append(Table(f"normality of test_acc per configuration (alpha "
@@ -597,7 +602,8 @@ def variance_section(results: StudyResults, options: Options) -> Section:
     section = Section(
         "variance", "Mean and spread of restarts",
         f"Mean and standard deviation of the {'' if lengths.from_curves else 'final '}test "
-        f"accuracy over seeds per {n_col}, {options.level} CIs by bootstrap over seeds. With "
+        f"accuracy over seeds per {n_col} with n (seeds), {options.level} CIs over seeds: the "
+        "mean's Student's t, the std's Bonett's (with the runs' kurtosis). With "
         f">= {MIN_N_VALUES_FOR_FIT} training lengths the variance is fitted as var(N) = c + "
         "a N^-b, weighted by the sampling variance of each variance with the runs' excess "
         "kurtosis (not assuming normal runs), the floor's CI a profile likelihood-ratio "
@@ -647,8 +653,9 @@ def variance_section(results: StudyResults, options: Options) -> Section:
             if later:
                 section.findings.append(
                     "The floor fitted from later N (leaving the shortest out): " + "; ".join(
-                        f"from {n_col} = {fit.n_from:g}: c = {fit.floor}, b = "
-                        f"{fit.exponent.format('.2f')}" for fit in later) + ".")
+                        f"from {n_col} = {fit.n_from:g} ({n_lengths - fit.n_left_out} "
+                        f"lengths): c = {fit.floor}, b = {fit.exponent.format('.2f')}"
+                        for fit in later) + ".")
         section.figures.append(FigureItem.of(
             "variance", f"{label + ': ' if label else ''}mean and std of test_acc vs {n_col}"
             + (" with the fitted floor" if result.fit else "")
@@ -673,7 +680,8 @@ def later_fits(group: pd.DataFrame, n_col: str, fit_kwargs: dict, n_fits: int = 
 def test_set_result(results: StudyResults, options: Options,
                     section: Section) -> analysis.TestSetVarianceResult | None:
     """The finite-test-set decomposition for the best configuration (None if it cannot be
-    computed; the reason goes to the section's notes)."""
+    computed, e.g. every run has the same test accuracy on a small test set; the reason goes
+    to the section's notes)."""
     predictions = results.best_predictions
     if predictions.empty or predictions["trial"].nunique() < 2:
         section.notes.append("Finite-test-set share: needs the test predictions of >= 2 runs "
@@ -681,15 +689,17 @@ def test_set_result(results: StudyResults, options: Options,
         return None
     boot = {"n_resamples": options.n_resamples, "seed": options.seed,
             "confidence": options.confidence}
-    result = analysis.test_set_variance(predictions, unit="run x example", **boot)
-    by_run = analysis.test_set_variance(predictions, unit="run", **boot)
+    try:
+        result = analysis.test_set_variance(predictions, unit="run x example", **boot)
+    except NNLabError as err:
+        section.notes.append(f"Finite-test-set share: {err}")
+        return None
     section.findings.append(
         f"Best configuration ({best_config(results)}): " + result.summary()
-        + f" (The two-way intervals are conservative for the variance parts; resampling "
-        f"runs only, with this test set fixed, the distribution-wise part is "
-        f"{by_run.distribution}.)")
+        + " (The two-way intervals are conservative for the variance parts; resampling runs "
+        "only, with the test set fixed, covers too rarely when runs differ on a subgroup of "
+        "the examples, docs/analysis.md.)")
     section.data["test_set_variance"] = result.to_dict()
-    section.data["test_set_variance_by_run"] = by_run.to_dict()
     return result
 
 
@@ -700,8 +710,8 @@ def noise_section(results: StudyResults, options: Options) -> Section:
     """Each noise variant against no noise: spreads (Brown-Forsythe, Fligner-Killeen and the
     std ratio; for arms on the same seeds Pitman-Morgan and the paired std ratio) and means
     (Welch or the paired t, P(A > B)), per group of the other varied fields; the spread and
-    the mean tests each adjusted over the table (Holm), with the std ratios the data exclude
-    and the ratio the spread test would detect."""
+    the mean tests each adjusted over the table (Holm), with the std ratios and mean
+    differences the data exclude and those the tests detect with 80% power."""
     if "noise" not in results.varied:
         raise NotApplicable("noise is not varied")
     levels = list(dict.fromkeys(results.complete["noise"]))
@@ -711,22 +721,24 @@ def noise_section(results: StudyResults, options: Options) -> Section:
         "noise", "Noise against no noise",
         "Final test accuracy with each noise variant against the same configuration "
         "without noise. Runs with the same seed start from the same weights and see the data "
-        "in the same order, so arms on the same seeds are compared seed by seed: the "
-        "Pitman-Morgan test of equal variances of paired samples, the std ratio's "
+        "in the same order, so arms on the same seeds are compared seed by seed (unit: "
+        "seed): the Pitman-Morgan test of equal variances of paired samples, the std ratio's "
         f"{options.level} CI by bootstrap over seeds, the paired t for the means and P(noise "
-        "beats none on a seed). Arms on other seeds are independent samples: "
-        "Brown-Forsythe and Fligner-Killeen tests of equal spread, a bootstrap CI of the std "
-        "ratio, Welch's t and P(a run with noise beats one without). The spread tests of the "
+        "beats none on a seed). Arms on other seeds are independent samples (unit: run): "
+        "Brown-Forsythe and Fligner-Killeen tests of equal spread, Bonett's CI of the std "
+        "ratio (with the runs' kurtosis), Welch's t and P(a run with noise beats one "
+        "without). The spread tests of the "
         "table form one family and the mean tests another: each p is shown with its "
-        "Holm-adjusted value (Holm 1979). A spread test that does not reject is not evidence "
-        "of equal spreads: 'excluded' gives the std ratios the data rule out (each side at "
-        "95%, the equivalence bound of a TOST, Schuirmann 1987), 'detectable' the ratio the "
-        "spread test finds with 80% power at this n (simulated). Diverged runs are left "
-        "out and counted.")
+        "Holm-adjusted value (Holm 1979). A test that does not reject is not evidence of no "
+        "effect: 'excluded' gives the std ratios and mean differences the data rule out "
+        "(each side at 95%, the equivalence bound of a TOST, Schuirmann 1987), 'detectable' "
+        "the std ratio and mean difference the design's tests find with 80% power at this n "
+        "(simulated; the mean difference in test_acc, from the standardised one and the "
+        "observed sd). Diverged runs are left out and counted.")
     groups, left_out = groups_of(results, results.complete, ("noise",), 12)
     if left_out:
         section.notes.append(f"{left_out} more groups not shown.")
-    rows = []
+    rows, summaries = [], []
     spread = analysis.Family("does noise change the spread of test_acc?")
     location = analysis.Family("does noise change the mean of test_acc?")
     for label, group in groups:
@@ -745,26 +757,39 @@ def noise_section(results: StudyResults, options: Options) -> Section:
             spread.add(name, result.spread_test)
             location.add(name, result.location_test)
             excluded = analysis.tost_std_ratio(
-                result.a, result.b, None, paired=result.paired,
+                result.a, result.b, None, paired=result.paired, names=result.names,
+                method="bootstrap" if result.paired else "bonett",
                 n_resamples=options.n_resamples, seed=options.seed)
-            detectable = detectable_ratio(result, options)
+            mean_excluded = analysis.tost_mean_difference(result.a, result.b, None,
+                                                          paired=result.paired,
+                                                          names=result.names)
+            detectable = detectable_effects(result, options)
             section.data.setdefault("comparisons", []).append(
                 {"group": label, **result.to_dict(), "std_ratio_excluded": excluded.to_dict(),
-                 "detectable_std_ratio": detectable})
+                 "mean_difference_excluded": mean_excluded.to_dict(),
+                 "detectable_std_ratio": detectable["std ratio"],
+                 "detectable_mean_difference": detectable["mean difference"]})
             rows.append({**({"group": label} if label else {}), "noise": level,
                          "design": f"paired, {result.a.size} seeds" if result.paired else
                          f"independent, {result.a.size} / {result.b.size} runs",
                          f"std ratio [{options.level} CI]": fmt_ci(result.std_ratio, ".2f"),
-                         "excluded": f"< {1 / excluded.bound:.2f} or > {excluded.bound:.2f}",
-                         "detectable (80%)": fmt(detectable, ".2f"),
+                         "std ratio excluded": f"< {1 / excluded.bound:.2f} or > "
+                                               f"{excluded.bound:.2f}",
+                         "std ratio detectable (80%)": fmt(detectable["std ratio"], ".2f"),
                          "spread test": result.spread_test.name, "spread p (Holm)": name,
                          f"mean difference [{options.level} CI]":
                              fmt_ci(result.mean_difference, ".4f"),
+                         "mean difference excluded": f"beyond +-{mean_excluded.bound:.4f}",
+                         "mean difference detectable (80%)":
+                             fmt(detectable["mean difference"], ".4f"),
                          "mean test": result.location_test.name, "mean p (Holm)": name,
                          f"P(noise > none) [{options.level} CI]":
                              fmt_ci(result.p_superiority, ".2f")})
             if len(section.figures) < 2:
-                section.findings.append(prefix + result.summary() + "\n  " + excluded.summary())
+                summaries.append((len(section.findings), name))
+                section.findings.append(
+                    prefix + result.summary() + "\n  " + excluded.summary() + "\n  "
+                    + mean_excluded.summary() + "\n  " + detectable_text(result, detectable))
                 section.figures.append(FigureItem.of(
                     f"noise_{level}" + (f"_{len(section.figures)}" if section.figures else ""),
                     f"{prefix}test_acc with noise={level} against none, every run shown.",
@@ -774,23 +799,46 @@ def noise_section(results: StudyResults, options: Options) -> Section:
     for row in rows:  # the families are complete only now
         row["spread p (Holm)"] = spread.p_text(row["spread p (Holm)"])
         row["mean p (Holm)"] = location.p_text(row["mean p (Holm)"])
+    for index, name in summaries:
+        section.findings[index] += (f"\n  adjusted over the table's {len(spread.tests)} "
+                                    f"comparisons: spread p={spread.p_text(name)}, mean "
+                                    f"p={location.p_text(name)}")
     section.data["families"] = [spread.to_dict(), location.to_dict()]
     section.findings += [spread.summary(), location.summary()]
     section.tables.append(Table("noise against none, test_acc", pd.DataFrame(rows)))
     return section
 
 
-def detectable_ratio(result: analysis.CompareResult, options: Options) -> float:
-    """The std ratio (> 1) the comparison's spread test detects with 80% power at its n:
-    Brown-Forsythe for independent samples, Pitman-Morgan for pairs at their correlation
-    (clipped to [0, 0.95])."""
+def detectable_effects(result: analysis.CompareResult, options: Options) -> dict[str, float]:
+    """What the comparison's tests detect with 80% power at its n (simulated, alpha 0.05):
+    {"std ratio": the ratio (> 1) for Brown-Forsythe (independent samples) or Pitman-Morgan
+    (pairs, at their correlation clipped to [0, 0.95]); "mean difference": in the metric's
+    units, Welch's standardised difference times the pooled sd, or the paired t's times the
+    sd of the pair differences}."""
+    n_a, n_b = int(result.a.size), int(result.b.size)
+    simulation = {"n_sim": 400, "seed": options.seed}
     if result.paired:
-        return analysis.minimum_detectable_effect(
-            "pitman-morgan", int(result.a.size), n_sim=400, seed=options.seed,
-            correlation=float(np.clip(result.correlation, 0.0, 0.95)))
-    return analysis.minimum_detectable_effect(
-        "brown-forsythe", (int(result.a.size), int(result.b.size)), n_sim=400,
-        seed=options.seed)
+        ratio = analysis.minimum_detectable_effect(
+            "pitman-morgan", n_a, correlation=float(np.clip(result.correlation, 0.0, 0.95)),
+            **simulation)
+        d = analysis.minimum_detectable_effect("paired-t", n_a, **simulation)
+        sd = float(np.std(result.a - result.b, ddof=1))
+    else:
+        ratio = analysis.minimum_detectable_effect("brown-forsythe", (n_a, n_b), **simulation)
+        d = analysis.minimum_detectable_effect("welch", (n_a, n_b), **simulation)
+        sd = float(np.sqrt((np.var(result.a, ddof=1) + np.var(result.b, ddof=1)) / 2))
+    return {"std ratio": ratio, "mean difference": d * sd}
+
+
+def detectable_text(result: analysis.CompareResult, detectable: dict[str, float]) -> str:
+    """'80% power (alpha 0.05, simulated at n=100 pairs) at a std ratio of 1.27
+    (Pitman-Morgan) and a mean difference of 0.0008 (paired t)'."""
+    n = (f"{result.a.size} pairs" if result.paired else
+         f"{result.a.size} / {result.b.size} runs")
+    return (f"80% power (alpha 0.05, simulated at n={n}) at a std ratio of "
+            f"{fmt(detectable['std ratio'], '.2f')} ({result.spread_test.name}) and a mean "
+            f"difference of {fmt(detectable['mean difference'], '.4f')} "
+            f"({result.location_test.name})")
 
 
 def share_seeds(group: pd.DataFrame, by: str, a: object, b: object) -> bool:

@@ -11,26 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from nnlab.analysis import Estimate, metric_bounds
+from nnlab.analysis.intervals import mean_interval as mean_ci
 from nnlab.study.spec import StudySpec
 from nnlab.study.status import configurations, format_params
 
 CURVE_METRICS = ("val_acc", "test_acc", "train_loss", "val_loss")
-
-
-def mean_ci(values: np.ndarray, confidence: float = 0.95,
-            bounds: tuple[float, float] = (-math.inf, math.inf)) -> Estimate:
-    """Mean of `values` (n,) with the t interval of the mean (NaN bounds when n < 2), the
-    interval cut to `bounds`, the values the quantity can take (a t interval over 2 or 3
-    seeds easily reaches past an accuracy of 1)."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    if values.size < 2:
-        return Estimate(mean, math.nan, math.nan, confidence)
-    half = stats.t.ppf(0.5 + confidence / 2, values.size - 1) * stats.sem(values)
-    return Estimate(mean, max(mean - half, bounds[0]), min(mean + half, bounds[1]), confidence)
 
 
 def metric_ci(values: np.ndarray, metric: str, confidence: float = 0.95) -> Estimate:

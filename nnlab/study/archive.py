@@ -27,8 +27,6 @@ temporary name and renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nnlab.errors import NNLabError
+from nnlab.study.atomic import atomic_path
 from nnlab.study.spec import StudySpec
 from nnlab.study.status import best_configuration_trials
 
@@ -170,15 +169,10 @@ def _write(frame: pd.DataFrame, path: Path, metadata: dict[bytes, bytes] | None 
     dtypes = {name: str(frame[name].dtype) for name in frame.columns}
     table = table.replace_schema_metadata({_DTYPES: json.dumps(dtypes).encode(),
                                            **(metadata or {})})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", compression_level=9,
                        row_group_size=_ROW_GROUP, use_dictionary=dictionary,
                        column_encoding=encodings)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path.stat().st_size
 
 

@@ -1,18 +1,26 @@
 """Who runs a trial, and whether that process is gone (so its trial can be retried).
 
-The process that claims a trial records itself as the trial's `owner`: host, boot id, pid
-and the pid's start time (pids are reused; a pid with another start time is another
-process). A trial whose owner is gone was left RUNNING by a killed run. Owners on another
-host cannot be checked from here and count as alive.
+Every storage keeps a heartbeat of each running trial: its owner records one every
+`interval` seconds (`HeartbeatRecorder`), and a RUNNING trial without one for the grace
+period is taken as abandoned, whoever and wherever its owner was (another host, another
+container, a host that is down). A live owner is never taken for gone: its heartbeats keep
+its trials.
 
-Past one machine, a database storage keeps Optuna's heartbeat of each trial instead: the
-owner records it every few seconds (`HeartbeatRecorder`), and a trial without one for a
-grace period is taken as abandoned, wherever its owner ran.
+The process that claims a trial also records itself as the trial's `owner`: host, boot id,
+pid namespace, pid and the pid's start time (pids are reused; a pid with another start time
+is another process). Where the owner ran on this kernel and in this pid namespace, its pid
+says at once whether it still runs (`owner_is_gone`), and its trials are retried without
+waiting out the grace period. Anywhere else (another boot id or pid namespace, whatever the
+host names say) only the heartbeat decides.
+
+`StudyHold`: the processes that work on a study hold it together; `run --new` and `nnlab
+repair` need it alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import functools
 import logging
 import os
@@ -22,7 +30,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
+
+from nnlab.errors import NNLabError, StorageError
 
 _log = logging.getLogger(__name__)
 
@@ -40,6 +51,14 @@ def _read(path: str) -> str | None:
 @functools.cache
 def _boot_id() -> str:
     return _read("/proc/sys/kernel/random/boot_id") or ""
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace ("pid:[4026531836]"), or "" where there is none to read."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def _start_time(pid: int) -> str | None:
@@ -61,29 +80,35 @@ def _start_time(pid: int) -> str | None:
 
 def this_process() -> dict[str, Any]:
     """This process as a trial owner."""
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid(),
-            "started": _start_time(os.getpid())}
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pidns": _pid_namespace(),
+            "pid": os.getpid(), "started": _start_time(os.getpid())}
 
 
-def owner_is_gone(owner: dict[str, Any] | None, claimed_at: dt.datetime | None) -> bool:
-    """True if the process that claimed a trial no longer runs (on this host)."""
+def owner_is_gone(owner: dict[str, Any] | None, claimed_at: dt.datetime | None = None) -> bool:
+    """True if the process that claimed a trial certainly no longer runs: it ran on this
+    kernel (boot id) in this pid namespace, and its pid is no longer that process. An owner
+    recorded before pid namespaces were (no "pidns") is checked where its host name is this
+    host's. Anywhere else False: the heartbeat decides. No owner: a claim cut short, gone
+    once `claimed_at` is CLAIM_GRACE_SECONDS old (or unknown)."""
     if owner is None:
         if claimed_at is None:
             return True
         return (dt.datetime.now() - claimed_at).total_seconds() > CLAIM_GRACE_SECONDS
-    if owner.get("host") != socket.gethostname():
+    if owner.get("boot") != _boot_id() or not _boot_id():
         return False
-    if owner.get("boot") != _boot_id():
-        return True
+    here = owner["pidns"] == _pid_namespace() if "pidns" in owner else (
+        owner.get("host") == socket.gethostname())
+    if not here:
+        return False
     started = _start_time(int(owner["pid"]))
     return started is None or started not in (owner.get("started"), "unknown")
 
 
 class HeartbeatRecorder:
     """Records the heartbeat of this process's running trials in `storage` every `interval`
-    seconds, from a thread of its own; `interval` None records nothing (a storage without
-    heartbeats). A write that fails (the server restarting) is tried again at the next beat;
-    the grace period outlasts a few."""
+    seconds, from a thread of its own; `interval` None records nothing. A write that fails
+    (the server restarting) is tried again at the next beat; the grace period outlasts a
+    few."""
 
     def __init__(self, storage: BaseStorage, interval: int | None) -> None:
         self._storage = storage
@@ -122,5 +147,46 @@ class HeartbeatRecorder:
             for trial_id in trial_ids:
                 try:
                     self._storage.record_heartbeat(trial_id)
+                except UpdateFinishedTrialError:  # recorded meanwhile: no more beats
+                    self.discard(trial_id)
                 except Exception as err:  # any storage error: beat again next time
                     _log.warning("heartbeat of trial id %s not recorded: %s", trial_id, err)
+
+
+class StudyHold:
+    """The hold of the processes that work on the study in `folder`: each `share`s it (an
+    fcntl.flock LOCK_SH on `<folder>/run.lock`, dropped by the kernel when the process
+    dies); `alone` takes it exclusively or refuses at once, naming `what` could not be done.
+    Past one machine the storage's running trials say the rest (see `Study`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "run.lock"
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:  # a read-only or unreachable folder
+                raise StorageError(f"{self.path.parent}: cannot write the study's results "
+                                   f"there ({err.strerror or err})") from err
+        return self._fd
+
+    def share(self) -> None:
+        """Hold the study with the other processes that work on it (waits while a `--new`
+        or `repair` holds it alone)."""
+        fcntl.flock(self._open(), fcntl.LOCK_SH)
+
+    def alone(self, what: str) -> None:
+        """Hold the study alone, else NNLabError: another process works on it."""
+        try:
+            fcntl.flock(self._open(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise NNLabError(f"{self.path.parent}: another nnlab process works on this study "
+                             f"(it holds {self.path.name}); {what} once it has stopped") from err
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # drops the lock

@@ -18,18 +18,32 @@ so would the decisions. Here a decision is a function of the trials alone:
 - a trial that has ended is never decided again (a resumed study keeps its PRUNED trials).
 
 Each decision runs the pruner on a throw-away in-memory study holding that view, with the
-study's name and the trials' numbers (Hyperband's brackets hash them). What the pruner
+study's name and the trials' numbers (Hyperband's brackets hash them; with the unit
+"configuration", their places among the first runs, which do not depend on when the other
+seeds ran). What the pruner
 records on the trial is kept as the system attribute PRUNER_ATTR, a list of [step,
 {attribute: value}], so that later views can cut it at their step, in any process.
+
+What the pruner judges (`study.pruner_unit`): with "run", every run, against the runs
+numbered below it, as Optuna judges trials. With "configuration", the configurations: the
+pruner judges each configuration's first run (its first replicate seed) against the first
+runs of the configurations sampled before it (the view holds those runs only, in number
+order, which is the order the configurations were sampled in). The other seeds of a
+configuration are planned when its first run ends (`unfollowed_seeds`): if it completed,
+they run in full, never judged; if it was pruned, they are recorded PRUNED without running.
+So a configuration either has every seed complete, its seed mean an unbiased result, or is
+pruned as a whole, having cost at most the steps of one run. A pruner that judges runs
+one by one stops a configuration's seeds independently, and the configurations whose seeds
+all finish are rare and the lucky ones.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.pruners import BasePruner, HyperbandPruner, MedianPruner, SuccessiveHalvingPruner
@@ -37,8 +51,15 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nnlab.errors import NNLabError, checked_int
+from nnlab.study.attrs import CONFIG_ID, KEY, SEED
+
+if TYPE_CHECKING:
+    from nnlab.study.spec import StudySpec
 
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
+PRUNER_UNITS = ("run", "configuration")  # what a pruner judges (see the module docstring)
+_ENDED = (TrialState.COMPLETE, TrialState.PRUNED)
+_TAKEN = (*_ENDED, TrialState.WAITING, TrialState.RUNNING)  # a run that is, was or will be
 OPTUNA_PRUNERS: dict[str, type[BasePruner]] = {
     "median": MedianPruner, "successive_halving": SuccessiveHalvingPruner,
     "hyperband": HyperbandPruner}
@@ -56,12 +77,14 @@ def _options(name: str) -> dict[str, Any]:
     return {key: p.default for key, p in parameters.items() if key != "self"}
 
 
-def check_pruner(name: str, options: dict[str, Any]) -> None:
-    """NNLabError naming the option if `options` are not options of the pruner `name`."""
+def check_pruner(name: str, options: dict[str, Any], unit: str = "run") -> None:
+    """NNLabError naming the option if `options` are not options of the pruner `name`, or
+    if a pruner unit other than "run" is given without a pruner."""
     if name == "none":
-        if options:
-            raise NNLabError("study.pruner_options: only with a pruner (study.pruner = "
-                             + " | ".join(PRUNERS[1:]) + ")")
+        for key, given in (("pruner_options", options), ("pruner_unit", unit != "run")):
+            if given:
+                raise NNLabError(f"study.{key}: only with a pruner (study.pruner = "
+                                 + " | ".join(PRUNERS[1:]) + ")")
         return
     known = _options(name)
     for key, value in options.items():
@@ -126,11 +149,15 @@ class Decision:
 class Pruning:
     """The pruning decisions for the trials this process runs in `study` (see the module
     docstring). `pruner()` gives a fresh Optuna pruner: a decision never depends on what a
-    pruner object remembers from earlier ones."""
+    pruner object remembers from earlier ones. `judged(trial)`: whether a trial is one the
+    pruner judges (default: every trial; see `judged`); only those are reported here, and
+    only those make up the views."""
 
-    def __init__(self, study: optuna.Study, pruner: Callable[[], BasePruner]) -> None:
+    def __init__(self, study: optuna.Study, pruner: Callable[[], BasePruner],
+                 judged: Callable[[FrozenTrial], bool] | None = None) -> None:
         self.study = study
         self._pruner = pruner
+        self._judged = judged or (lambda trial: True)
         self._running: dict[int, _Running] = {}
 
     def report(self, number: int, trial_id: int, step: int, value: float,
@@ -182,8 +209,9 @@ class Pruning:
         return decisions
 
     def _known_below(self, number: int, step: int, trials: list[FrozenTrial]) -> bool:
-        """Whether every trial numbered below `number` is known as it stood at `step`."""
-        for trial in trials[:number]:
+        """Whether every judged trial numbered below `number` is known as it stood at
+        `step`."""
+        for trial in self._below(number, trials):
             running = self._running.get(trial.number)
             if running is not None:
                 if not running.known_at(step):
@@ -202,7 +230,7 @@ class Pruning:
             study_id = storage.create_new_study([self.study.direction], self.study.study_name)
         finally:
             _IN_MEMORY_LOG.setLevel(level)
-        for trial in trials[:number]:
+        for trial in self._below(number, trials):
             storage.create_new_trial(study_id, self._standing(trial, step))
         running = self._running[number]
         mine = create_trial(state=TrialState.RUNNING, intermediate_values=_upto(
@@ -219,6 +247,10 @@ class Pruning:
             self.study._storage.set_trial_system_attr(running.trial_id, PRUNER_ATTR,
                                                       running.log)
         return prune
+
+    def _below(self, number: int, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """The judged trials numbered below `number`, in number order."""
+        return [trial for trial in trials[:number] if self._judged(trial)]
 
     def _standing(self, trial: FrozenTrial, step: int) -> FrozenTrial:
         """`trial` as it stood at `step`, for a view."""
@@ -241,6 +273,42 @@ class Pruning:
             return create_trial(state=TrialState.RUNNING)
         return create_trial(state=TrialState.COMPLETE, value=seen[max(seen)],
                             intermediate_values=seen, system_attrs=_records(log, step))
+
+
+def judged(spec: StudySpec, trial: FrozenTrial) -> bool:
+    """Whether the spec's pruner judges `trial`'s run: none without a pruner; every trial
+    with pruner_unit "run"; with "configuration", each configuration's first run only (a
+    run of the first replicate seed)."""
+    if spec.pruner == "none":
+        return False
+    if spec.pruner_unit == "run":
+        return True
+    return KEY in trial.user_attrs and trial.user_attrs.get(SEED) == spec.seed
+
+
+def unfollowed_seeds(spec: StudySpec, trials: list[FrozenTrial],
+                     config_ids: Iterable[str] | None = None) -> list[tuple[FrozenTrial, int]]:
+    """With pruner_unit "configuration": (first run, seed) for each seed that has no run
+    yet of a configuration (of `config_ids`, default all) whose first run has ended. If
+    that run completed, the seed is to run (enqueued); if it was pruned, to be recorded
+    PRUNED without running (`unrun_note`). Else none: every seed is planned with its
+    configuration."""
+    if spec.pruner == "none" or spec.pruner_unit != "configuration":
+        return []
+    wanted = None if config_ids is None else set(config_ids)
+    has = {(t.user_attrs.get(CONFIG_ID), t.user_attrs.get(SEED)) for t in trials
+           if KEY in t.user_attrs and t.state in _TAKEN}
+    firsts = [t for t in trials if judged(spec, t) and t.state in _ENDED
+              and (wanted is None or t.user_attrs[CONFIG_ID] in wanted)]
+    return [(first, seed) for first in firsts for seed in spec.seeds
+            if (first.user_attrs[CONFIG_ID], seed) not in has]
+
+
+def unrun_note(first: FrozenTrial) -> str:
+    """The note of a run that never ran because its configuration's first run `first` was
+    pruned."""
+    return (f"not run: its configuration's first run (trial {first.number}) was pruned at "
+            f"step {first.last_step}")
 
 
 def _upto(values: dict[int, float], step: int) -> dict[int, float]:

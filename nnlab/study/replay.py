@@ -46,7 +46,7 @@ def replay(study: Study) -> InMemoryStorage:
     with warnings.catch_warnings():  # stable since Optuna 3.2, still flagged
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         replayed.set_metric_names([spec.objective])
-    trials = study.trials()
+    trials = study.trials(fixed=False)
     curves = study.curves(columns=["step", spec.objective])
     steps = {trial: dict(zip(curve["step"].tolist(), curve[spec.objective].tolist(),
                              strict=True))

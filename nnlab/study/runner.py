@@ -4,13 +4,15 @@ Exactly once: every (configuration, replicate seed) has a stable `key` (a hash o
 TrainConfig and data). Planning (under the study lock) enqueues each key that has no
 complete, pruned, waiting or live running trial; claiming takes WAITING trials one at a
 time with Optuna's atomic WAITING -> RUNNING transition (under the study lock with a
-journal file, a row lock in a database), so a trial runs in one place only, however many
-`nnlab run` or `nnlab worker` processes, on however many hosts, pull from the study.
+journal file, a row lock in PostgreSQL, BEGIN IMMEDIATE in SQLite), so a trial runs in one
+place only, however many `nnlab run` or `nnlab worker` processes, on however many hosts,
+pull from the study.
 
 Trials whose process is gone are failed and their keys enqueued again (under the lock, so
-each key is enqueued once): on the next plan, found by their owner's pid on this host; with
-a database storage's heartbeat, by any process of the study once the grace period has
-passed without a heartbeat, wherever the owner ran.
+each key is enqueued once), by any process of the study: once the grace period has passed
+without a heartbeat, wherever the owner ran (`nnlab.study.liveness`), or at once where its
+owner's pid on this machine says it is gone. A run waits for the trials other processes
+run, and runs again those whose process dies.
 
 The parent process claims and records; worker processes (loky, through joblib, or a Dask
 cluster's) only train and write parquet (`nnlab.study.task.run_trial`), and send each
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -36,6 +39,7 @@ import optuna
 from joblib.executor import get_memmapping_executor
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nnlab.study.attrs import (
@@ -53,16 +57,18 @@ from nnlab.study.groups import Lockstep
 from nnlab.study.live import Channel, open_channel
 from nnlab.study.liveness import HeartbeatRecorder, owner_is_gone, this_process
 from nnlab.study.progress import Progress
-from nnlab.study.pruning import Pruning, make_pruner
+from nnlab.study.pruning import Pruning, judged, make_pruner, unfollowed_seeds, unrun_note
 from nnlab.study.spec import StudySpec, param_value, stable_hash
 from nnlab.study.status import best_configuration, format_best
-from nnlab.study.storage import Heartbeat
+from nnlab.study.storage import DEFAULT_HEARTBEAT, Heartbeat, stale_trial_ids
 from nnlab.study.store import ResultsStore
 from nnlab.study.task import TrialOutcome, TrialTask, load_dataset
 from nnlab.study.trials import trials_table
 from nnlab.train import fit_to_data
 
 __all__ = ["CONFIG_ID", "ERROR", "IDENTITY", "KEY", "OWNER", "RESULT", "SEED", "Runner"]
+
+_log = logging.getLogger(__name__)
 
 
 # BLAS threads per worker. Parallelism comes from worker processes (--jobs up to the number
@@ -73,6 +79,7 @@ BLAS_THREADS = 1
 # verdict, less so when the values are only stored
 TICK, TICK_PRUNING = 0.25, 0.01
 RECOVER_EVERY = 10.0  # seconds between looks for dead owners while a decision waits
+WAIT = 1.0  # seconds between looks at the study while only other processes' trials run
 
 
 @dataclass
@@ -97,13 +104,13 @@ class Runner:
     """The trials of `spec` in the Optuna study `study`, results in `store`.
 
     `lock` is a context manager that serialises planning across processes (on every host
-    that shares the storage). `heartbeat`: the storage records Optuna's heartbeat of
-    running trials with these settings (None: it has no heartbeat, as a journal file).
+    that shares the storage). `heartbeat`: the settings the storage was opened with; this
+    process records the heartbeat of its running trials every `heartbeat.interval` seconds.
     """
 
     def __init__(self, spec: StudySpec, study: optuna.Study, store: ResultsStore,
                  lock: Callable[[], contextlib.AbstractContextManager],
-                 heartbeat: Heartbeat | None = None) -> None:
+                 heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> None:
         self.spec = spec
         self.study = study
         self.store = store
@@ -113,7 +120,9 @@ class Runner:
         # Optuna's storage itself: the claim of a WAITING trial (as Study.ask does it),
         # user attrs of trials this process did not ask for, and heartbeats
         self._storage = study._storage
-        self._beats = HeartbeatRecorder(self._storage, heartbeat and heartbeat.interval)
+        # a journal file serves one machine: claims there take the study lock (owner first)
+        self._locked_claims = isinstance(self._storage, JournalStorage)
+        self._beats = HeartbeatRecorder(self._storage, heartbeat.interval)
         self._ownerless_since: dict[int, float] = {}
         self._held: set[int] = set()  # ids of trials this process claimed, not yet recorded
         self._recovered = time.monotonic()
@@ -144,6 +153,7 @@ class Runner:
             if identity[KEY] not in taken:
                 self._enqueue(params, identity)
                 taken.add(identity[KEY])
+        self._follow_first_runs()
         sync_configs(self.spec, self.study)
 
     @staticmethod
@@ -204,26 +214,25 @@ class Runner:
     # --- trials whose process is gone -----------------------------------------------------
 
     def _gone(self) -> list[FrozenTrial]:
-        """RUNNING trials whose process is gone. With heartbeats: no heartbeat for longer
-        than the grace period (in the database's clock), or no owner and no heartbeat for
-        that long as seen from here (a claimer that died mid-claim). Without (call under
-        the lock): no owner, or an owner on this host that no longer runs."""
+        """RUNNING trials whose process is gone: no heartbeat for longer than the grace
+        period, wherever their owner ran; an owner on this machine whose pid no longer
+        runs; no owner (a claimer that died mid-claim): with a journal file, whose claims
+        name their owner first, at once; else once no heartbeat came for the grace period
+        as seen from here."""
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if self.heartbeat is None:  # under the lock every claim holds: no claim is under way
-            return [t for t in running
-                    if OWNER not in t.user_attrs or owner_is_gone(t.user_attrs[OWNER], None)]
-        stale = set(self._storage._get_stale_trial_ids(self.study._study_id))
+        stale = stale_trial_ids(self._storage, self.study._study_id)
         now = time.monotonic()
         self._ownerless_since = {t.number: self._ownerless_since.get(t.number, now)
                                  for t in running if OWNER not in t.user_attrs}
-        return [t for t in running if t._trial_id in stale or
-                now - self._ownerless_since.get(t.number, now) > self.heartbeat.grace]
+        return [t for t in running if t._trial_id in stale or (
+            owner_is_gone(t.user_attrs[OWNER]) if OWNER in t.user_attrs else
+            self._locked_claims or now - self._ownerless_since[t.number] > self.heartbeat.grace)]
 
     def _abandoned(self, trial: FrozenTrial) -> str:
         """The error recorded on a trial whose process is gone."""
         owner = trial.user_attrs.get(OWNER) or {}
         who = f"process {owner.get('pid', '?')} on {owner.get('host', '?')}"
-        if self.heartbeat is None:
+        if owner and owner_is_gone(owner):
             return (f"abandoned: {who} stopped before the trial ended; its configuration is "
                     "run again")
         return (f"abandoned: {who} sent no heartbeat for over {self.heartbeat.grace} s; its "
@@ -258,7 +267,7 @@ class Runner:
             trial = self._claim_waiting()
             if trial is not None:
                 return trial
-            if self.heartbeat is not None and self.recover():
+            if self.recover():
                 continue  # their keys are waiting again
             if self.spec.sampler == "grid":
                 return None
@@ -272,18 +281,21 @@ class Runner:
 
     def _claim_waiting(self, wanted: Callable[[FrozenTrial], bool] = lambda trial: True
                        ) -> FrozenTrial | None:
-        """Claim the first WAITING trial (of those `wanted`). Without heartbeats (a journal
-        file), under the study lock and owner first: a claimer killed mid-claim leaves its
-        trial WAITING, and a RUNNING trial always names the process to check. With
-        heartbeats, lock-free (any number of hosts claim at once), a heartbeat first."""
-        if self.heartbeat is None:
+        """Claim the first WAITING trial (of those `wanted`). With a journal file (one
+        machine), under the study lock, owner and heartbeat first: a claimer killed mid-claim
+        leaves its trial WAITING, and a RUNNING trial always names the process to check and
+        has a heartbeat. With a database, lock-free (any number of hosts claim at once), a
+        heartbeat first."""
+        if self._locked_claims:
             with self.lock():
                 for trial in filter(wanted, self._waiting()):
                     self._storage.set_trial_user_attr(trial._trial_id, OWNER, this_process())
+                    self._beats.add(trial._trial_id)
                     if self._storage.set_trial_state_values(trial._trial_id,
                                                             TrialState.RUNNING):
                         self._held.add(trial._trial_id)
-                        return self._storage.get_trial(trial._trial_id)
+                        return self._claimed(trial._trial_id)
+                    self._beats.discard(trial._trial_id)
             return None
         for trial in filter(wanted, self._waiting()):
             try:  # Optuna's own atomic claim, as in Study.ask
@@ -297,8 +309,15 @@ class Runner:
                 self._held.discard(trial._trial_id)
                 self._beats.discard(trial._trial_id)
                 continue
-            return self._storage.get_trial(trial._trial_id)
+            return self._claimed(trial._trial_id)
         return None
+
+    def _claimed(self, trial_id: int) -> FrozenTrial:
+        """The trial `trial_id`, just claimed by this process (logged: one line per run
+        this process trains, with -v)."""
+        trial = self._storage.get_trial(trial_id)
+        _log.debug("trial %d claimed: key %s", trial.number, trial.user_attrs.get(KEY))
+        return trial
 
     def _sample_configuration(self) -> FrozenTrial | None:
         """Ask the sampler for one more configuration (under the lock). Its trial runs the
@@ -321,10 +340,32 @@ class Runner:
             self._beats.add(trial._trial_id)
             for name, attr in {**first, OWNER: this_process()}.items():
                 trial.set_user_attr(name, attr)
-            for identity in others:
-                self._enqueue(trial.params, identity)
-            return self._storage.get_trial(trial._trial_id)
+            if self.spec.pruner_unit == "run":  # else once this run ends (_follow_first_runs)
+                for identity in others:
+                    self._enqueue(trial.params, identity)
+            return self._claimed(trial._trial_id)
         return None
+
+    def _follow_first_runs(self, config_ids: list[str] | None = None) -> int:
+        """With pruner_unit "configuration" (call under the lock): plan the other seeds of
+        each configuration (of `config_ids`, default all) whose first run has ended and
+        that lack them (`nnlab.study.pruning.unfollowed_seeds`): enqueued if the first run
+        completed, recorded PRUNED without running if it was pruned (no files, steps_run
+        0). Returns how many were recorded unrun."""
+        unrun = 0
+        for first, seed in unfollowed_seeds(self.spec, self.study.get_trials(deepcopy=False),
+                                            config_ids):
+            identity = self._identity(first.params, seed)
+            if first.state == TrialState.COMPLETE:
+                self._enqueue(first.params, identity)
+                continue
+            result = {"status": "pruned", "n_steps": 0, "note": unrun_note(first)}
+            self.study.add_trial(create_trial(
+                state=TrialState.PRUNED, params=first.params, distributions=first.distributions,
+                user_attrs={**identity, RESULT: result, **dict.fromkeys(KEY_METRICS),
+                            "status": "pruned"}))
+            unrun += 1
+        return unrun
 
     # --- recording ------------------------------------------------------------------------
 
@@ -355,7 +396,7 @@ class Runner:
 
     def _task(self, trial: FrozenTrial, channel: Channel) -> TrialTask:
         config = self.spec.config_for(trial.params, trial.user_attrs[SEED])
-        link = channel.link(trial.number, waits=self.spec.pruner != "none")
+        link = channel.link(trial.number, waits=judged(self.spec, trial))
         return TrialTask(trial.number, config.to_dict(), self.spec.data, str(self.store.folder),
                          self.spec.save_probs, BLAS_THREADS, self.spec.objective, link)
 
@@ -366,15 +407,16 @@ class Runner:
         data = load_dataset(self.spec.data)
         max_steps = max(fit_to_data(config, data)[1] for _, config in self.spec.probe_configs())
         return Pruning(self.study, functools.partial(
-            make_pruner, self.spec.pruner, self.spec.pruner_options, max_steps))
+            make_pruner, self.spec.pruner, self.spec.pruner_options, max_steps),
+            functools.partial(judged, self.spec))
 
     # --- the loop -------------------------------------------------------------------------
 
     def execute(self, n_jobs: int, progress: bool = True,
                 executor: Executor | None = None) -> RunCounts:
-        """Run trials in `n_jobs` worker processes until none is left to claim. With
-        heartbeats, until no trial of the study is waiting or running anywhere: trials of
-        processes that die meanwhile are failed and run again here. The evaluations of
+        """Run trials in `n_jobs` worker processes until no trial of the study is waiting or
+        running anywhere: trials of processes that die meanwhile are failed and run again
+        here. The evaluations of
         running trials are stored as they arrive; with a pruner, a run is recorded once
         its last evaluation is decided.
 
@@ -386,7 +428,7 @@ class Runner:
         ended: dict[int, tuple[FrozenTrial, TrialOutcome]] = {}  # over, not yet recorded
         claimed: dict[int, FrozenTrial] = {}  # this process's trials, by number
         pruning = self._pruning()
-        poll = None if self.heartbeat is None else self.heartbeat.interval
+        poll = self.heartbeat.interval
         tick = TICK if pruning is None else TICK_PRUNING
 
         with open_channel(executor) as channel:
@@ -410,7 +452,7 @@ class Runner:
                     fill()
                     while in_flight or ended or self._unfinished_elsewhere():
                         if not in_flight and not ended:  # others' trials run: wait, retry
-                            time.sleep(poll)             # them if they die
+                            time.sleep(WAIT)             # them if they die
                             fill()
                             continue
                         finished = _finished(in_flight, tick)
@@ -423,12 +465,13 @@ class Runner:
                                     pruning.ended(trial.number)
                         self._store_evaluations(channel, claimed, pruning)
                         try:
-                            # first keep the workers busy (and, with heartbeats, look for
-                            # trials to retry every `poll` seconds), then record
-                            if finished or (poll and time.monotonic() - filled >= poll):
+                            # first keep the workers busy (and look for trials to retry
+                            # every `poll` seconds), then record
+                            if finished or time.monotonic() - filled >= poll:
                                 fill()
                         finally:
-                            for number in self._recordable(ended, pruning):
+                            recorded = self._recordable(ended, pruning)
+                            for number in recorded:
                                 trial, outcome = ended.pop(number)
                                 if pruning is not None and pruning.pruned_at(number) is not None:
                                     outcome = replace(outcome, status="pruned")
@@ -437,6 +480,8 @@ class Runner:
                                     pruning.forget(number)
                                 channel.release(number)
                                 del claimed[number]
+                        if recorded and self.spec.pruner_unit == "configuration":
+                            fill()  # an ended first run may have planned its other seeds
                         bar.tick()
             except BaseException:
                 if executor is None:
@@ -469,7 +514,7 @@ class Runner:
                 if waits:
                     channel.send(number, False)
                 continue
-            if pruning is not None:
+            if pruning is not None and judged(self.spec, trial):
                 pruning.report(number, trial._trial_id, step, value, waits)
         if pruning is None:
             return
@@ -483,14 +528,21 @@ class Runner:
     def _count(self, trial: FrozenTrial, outcome: TrialOutcome, counts: RunCounts,
                bar: Progress) -> None:
         config_id = [trial.user_attrs[CONFIG_ID]]
+        unrun = 0
         if not self.record(trial, outcome):
             outcome = TrialOutcome(outcome.number, error="failed as abandoned meanwhile")
-        elif ended_configurations(self.spec, self.study.get_trials(deepcopy=False), config_id):
-            with self.lock():  # its configuration's last run: into the companion study
-                sync_configs(self.spec, self.study, config_id)
+        else:
+            if self.spec.pruner_unit == "configuration" and judged(self.spec, trial):
+                with self.lock():  # a first run: its configuration's other seeds follow
+                    unrun = self._follow_first_runs(config_id)
+            if ended_configurations(self.spec, self.study.get_trials(deepcopy=False),
+                                    config_id):
+                with self.lock():  # its configuration's last run: into the companion study
+                    sync_configs(self.spec, self.study, config_id)
         counts.add(outcome)
-        bar.update(outcome.error is None, failed=counts.failed, diverged=counts.diverged,
-                   pruned=counts.pruned)
+        counts.pruned += unrun  # the other seeds of a pruned configuration, never run
+        bar.update((outcome.error is None) + unrun, failed=counts.failed,
+                   diverged=counts.diverged, pruned=counts.pruned)
 
     def _best(self) -> str:
         """The best configuration so far, for progress lines."""
@@ -511,11 +563,9 @@ class Runner:
             self._requeue(held, lambda trial: message)
 
     def _unfinished_elsewhere(self) -> bool:
-        """With heartbeats: whether any trial of the study is waiting or running. Read under
-        the lock: recovering a dead process's trial fails it and enqueues its key again as
-        one locked step, and a read between the two would see the study finished."""
-        if self.heartbeat is None:
-            return False
+        """Whether any trial of the study is waiting or running. Read under the lock:
+        recovering a dead process's trial fails it and enqueues its key again as one locked
+        step, and a read between the two would see the study finished."""
         with self.lock():
             return bool(self.study.get_trials(
                 deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))

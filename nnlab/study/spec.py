@@ -13,6 +13,7 @@ seed = 0                  # first replicate seed; also seeds the random/tpe samp
 # save_probs = false      # also keep the full test probabilities of every run
 # pruner = "none"         # none | median | successive_halving | hyperband (random/tpe only)
 # pruner_options = { n_warmup_steps = 100 }   # the Optuna pruner's own options
+# pruner_unit = "run"     # run | configuration: what the pruner judges (nnlab.study.pruning)
 # lockstep = true         # train runs that share a data order together (nnlab.lockstep)
 [base]                    # a TrainConfig: preset = "<name>" plus fields that override it
 preset = "seed-000"
@@ -56,12 +57,12 @@ from nnlab.presets import get_preset
 from nnlab.study.data_spec import DATA_KEYS, DataSpec, data_spec
 from nnlab.study.grids import grid_distribution, param_value
 from nnlab.study.hypotheses import Hypothesis, hypotheses_from
-from nnlab.study.pruning import PRUNERS, check_pruner
+from nnlab.study.pruning import PRUNER_UNITS, PRUNERS, check_pruner
 from nnlab.train_config import MODELS, TrainConfig, field_names
 
 SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
-              "pruner", "pruner_options", "lockstep")
+              "pruner", "pruner_options", "pruner_unit", "lockstep")
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
@@ -69,7 +70,8 @@ MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomStat
 MAX_PLANNED = 10**6  # runs one study may plan (each is a trial in the storage)
 GROWS_BY = ("replicates", "n_trials")  # raising these grows a study (`StudySpec.extends`)
 REPLICATE_SEED = "seed"  # the TrainConfig field the replicates vary
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_NAME = 100  # characters in a study name (it names a folder and an Optuna study)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (fullmatch)
 
 
 def stable_hash(value: Any) -> str:
@@ -142,6 +144,7 @@ class StudySpec:
     save_probs: bool = False
     pruner: str = "none"
     pruner_options: dict[str, Any] = field(default_factory=dict)
+    pruner_unit: str = "run"
     lockstep: bool = True
     base: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
@@ -188,6 +191,8 @@ class StudySpec:
             pruner=_one_of("study.pruner", study.get("pruner", "none"), PRUNERS),
             pruner_options=dict(_check_keys("study.pruner_options",
                                             study.get("pruner_options", {}), None)),
+            pruner_unit=_one_of("study.pruner_unit", study.get("pruner_unit", "run"),
+                                PRUNER_UNITS),
             lockstep=study.get("lockstep", True),
             base=dict(_check_keys("base", values.get("base", {}), None)),
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
@@ -224,7 +229,7 @@ class StudySpec:
             if not self.space:
                 raise NNLabError(f"[space]: expected at least one varied field with "
                                  f"sampler = {self.sampler}")
-        check_pruner(self.pruner, self.pruner_options)
+        check_pruner(self.pruner, self.pruner_options, self.pruner_unit)
         base = self.base_config()
         varied = {**{k: ("grid", v) for k, v in self.grid.items()},
                   **{k: ("space", v) for k, v in self.space.items()}}
@@ -376,6 +381,8 @@ class StudySpec:
             study["pruner"] = self.pruner
         if self.pruner_options:
             study["pruner_options"] = dict(self.pruner_options)
+        if self.pruner_unit != "run":
+            study["pruner_unit"] = self.pruner_unit
         if not self.lockstep:
             study["lockstep"] = False
         values: dict[str, Any] = {"study": study, "base": dict(self.base)}
@@ -426,10 +433,15 @@ class StudySpec:
 
 
 def study_name(value: object, field: str = "study.name") -> str:
-    """`value` if it can name a results folder, else NNLabError naming `field`."""
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise NNLabError(f"{field}: expected a name of letters, digits, '.', '_' or '-' "
-                         f"(it names the results folder), got {value!r}")
+    """`value` if it can name a results folder: 1 to MAX_NAME ASCII letters, digits, '.',
+    '_' or '-', the first a letter or digit (no control character, space or '/'); else
+    NNLabError naming `field`."""
+    if not isinstance(value, str) or len(value) > MAX_NAME or not _NAME.fullmatch(value):
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else (
+            f"{value[:40]!r}... ({len(value)} characters)")
+        raise NNLabError(f"{field}: expected a name of letters, digits, '.', '_' or '-', "
+                         f"at most {MAX_NAME} characters and starting with a letter or digit "
+                         f"(it names the results folder), got {shown}")
     return value
 
 

@@ -91,7 +91,9 @@ def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
 
     complete: keys with a complete trial (diverged ones included; `diverged` counts them);
     pruned: keys whose run a pruner stopped (never counted as complete);
-    failed: keys whose every trial failed and that are not waiting to run again;
+    failed: keys whose every trial failed and that are not waiting to run again (a trial
+    failed before it had a key, e.g. one lost in a damaged journal, counts in
+    failed_attempts only);
     running / waiting: trials in those states, running ones whose process is gone counted
     as `abandoned` instead; eta_seconds: remaining keys x median run seconds / running
     trials (None when nothing runs).
@@ -100,7 +102,7 @@ def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
     complete = frame[state == "COMPLETE"]
     n_pruned = pruned_runs(frame)["key"].nunique()
     live_keys = set(frame.loc[state.isin(LIVE_STATES), "key"])
-    failed_keys = set(frame.loc[state == "FAIL", "key"]) - live_keys
+    failed_keys = set(frame.loc[(state == "FAIL") & frame["key"].notna(), "key"]) - live_keys
     running = int((state == "RUNNING").sum())
     n_complete = complete["key"].nunique()
     eta = None
@@ -172,11 +174,15 @@ def format_status(summary: dict[str, Any], where: str) -> str:
     if summary["eta_seconds"] is not None:
         lines.append(f"ETA: {format_duration(summary['eta_seconds'])} "
                      f"({summary['running']} running)")
-    if summary.get("missing_files"):
-        lost = "; ".join(f"{kind} of trial(s) {', '.join(map(str, trials))}"
-                         for kind, trials in summary["missing_files"].items())
-        lines.append(f"missing result files: {lost} (deleted or moved? restore them, or "
-                     "rerun the study with --new)")
+    for key, what in (("missing_files", "missing result files"),
+                      ("unreadable_files", "unreadable result files")):
+        if summary.get(key):
+            files = "; ".join(f"{kind} of trial(s) {', '.join(map(str, trials))}"
+                              for kind, trials in summary[key].items())
+            lines.append(f"{what}: {files} (restore them, or `nnlab repair {where}` so "
+                         "that `nnlab run` runs those trials again)")
+    if summary.get("stray_files"):
+        lines.append(f"stray files, ignored: {', '.join(summary['stray_files'])}")
     return "\n".join(lines)
 
 

@@ -19,10 +19,10 @@ Reads take each trial's per-trial file where there is one, else its rows in the 
 a trial in neither is an error naming both.
 
 Every file is written under a temporary name starting with "." and renamed into place
-(`os.replace`), so a reader sees a whole file or none; readers skip names starting with "."
-or "_" (pyarrow's default), so a half-written file is never read as data. Each trial file
-also holds a `trial` column (hive partitioning reads folder names, not file names), so
-the files read as one table with pyarrow.dataset.
+(`nnlab.study.atomic`), so a reader sees a whole file or none; readers skip names starting
+with "." or "_" (pyarrow's default), so a half-written file is never read as data. Each
+trial file also holds a `trial` column (hive partitioning reads folder names, not file
+names), so the files read as one table with pyarrow.dataset.
 """
 
 from __future__ import annotations
@@ -31,44 +31,22 @@ import contextlib
 import fcntl
 import json
 import os
-import uuid
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from nnlab.errors import NNLabError, as_path, file_in_the_way
+from nnlab.errors import NNLabError, StorageError, as_path, file_in_the_way
 from nnlab.study import archive
+from nnlab.study.atomic import not_a_file, write_parquet_atomic, write_text_atomic
 
 KINDS = ("curves", "predictions", "probabilities")
-
-
-def _temporary_beside(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write `frame` to `path` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_beside(path)
-    try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_beside(path)
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+TRIAL_FILE = re.compile(r"trial=(0|[1-9][0-9]*)\.parquet")  # what a trial's file is named
+MANIFEST_FIELDS = {"storage": "the study's storage (a journal file or a database URL)",
+                   "spec_digest": "the digest of the study's spec (a string)"}
 
 
 class ResultsStore:
@@ -96,13 +74,25 @@ class ResultsStore:
     def lock(self) -> Iterator[None]:
         """Hold the study's lock (an fcntl.flock on `study.lock`, released by the kernel if
         the process dies): one process at a time plans the study."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / "study.lock", "a") as handle:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = open(self.folder / "study.lock", "a")  # noqa: SIM115 (closed below)
+        except OSError as err:  # a read-only or unreachable folder
+            raise StorageError(f"{self.folder}: cannot write the study's results there "
+                               f"({err.strerror or err})") from err
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def check_files(self) -> None:
+        """StorageError naming the first of spec.toml, manifest.json and trials.parquet that
+        is there but is no file (a run would train, then fail to write it)."""
+        for path in (self.spec_path, self.manifest_path, self.trials_path):
+            if path.exists() and not path.is_file():
+                raise not_a_file(path)
 
     def trial_path(self, kind: str, number: int) -> Path:
         return self.folder / kind / f"trial={number}.parquet"
@@ -113,12 +103,29 @@ class ResultsStore:
                              self.trial_path(kind, number))
 
     def trial_numbers(self, kind: str) -> set[int]:
-        """Trials that have a (complete) file of `kind`."""
+        """Trials that have a (complete) file of `kind`; other files there are ignored
+        (`stray_files`)."""
         folder = self.folder / kind
         if not folder.is_dir():
             return set()
-        return {int(p.name[len("trial="):-len(".parquet")])
-                for p in folder.glob("trial=*.parquet")}
+        return {int(match[1]) for p in folder.iterdir()
+                if (match := TRIAL_FILE.fullmatch(p.name)) and p.is_file()}
+
+    def stray_files(self, kind: str) -> list[Path]:
+        """The files and folders in the `kind` folder that are no trial's file (a copy, a
+        file moved aside), which readers ignore; temporary files (".<name>") excepted."""
+        folder = self.folder / kind
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not (
+            TRIAL_FILE.fullmatch(p.name) and p.is_file()))
+
+    def unreadable(self, kind: str, trials: Iterable[int]) -> list[int]:
+        """Those of `trials` whose `kind` file is there but no parquet file (it does not
+        begin and end with parquet's magic bytes: garbage, or cut short)."""
+        on_disk = self.trial_numbers(kind)
+        return sorted(n for n in set(trials) & on_disk
+                      if not _looks_like_parquet(self.trial_path(kind, n)))
 
     def discard_trial(self, number: int) -> None:
         """Remove the files of a trial that did not complete, temporary ones included."""
@@ -205,6 +212,8 @@ class ResultsStore:
     def read_trials(self) -> pd.DataFrame:
         """trials.parquet as the engine wrote it; NNLabError naming it if it is missing or
         unreadable."""
+        if self.trials_path.exists() and not self.trials_path.is_file():
+            raise not_a_file(self.trials_path)
         try:
             return pd.read_parquet(self.trials_path)
         except FileNotFoundError as err:
@@ -213,17 +222,27 @@ class ResultsStore:
         except (pa.ArrowException, OSError) as err:
             raise NNLabError(f"{self.trials_path}: cannot be read ({err})") from err
 
-    def read_manifest(self) -> dict:
-        """manifest.json: an object naming the study's storage, its "invocations" a list
-        of objects (an empty one if it has none); else NNLabError naming the file."""
+    def read_manifest(self, fields: tuple[str, ...] = ("storage",)) -> dict:
+        """manifest.json: an object whose `fields` are strings (MANIFEST_FIELDS says what
+        each holds), its "invocations" a list of objects (an empty one if it has none);
+        else NNLabError naming the file and the field."""
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise NNLabError(f"{self.manifest_path}: expected the study's JSON manifest, "
                              f"cannot parse it ({err})") from err
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("storage"), str):
+        except OSError as err:
+            raise StorageError(f"{self.manifest_path}: cannot read it ({err.strerror or err})"
+                               ) from err
+        if not isinstance(manifest, dict):
             raise NNLabError(f"{self.manifest_path}: expected a JSON object naming the "
                              "study's storage, got something else")
+        for name in fields:
+            if not isinstance(manifest.get(name), str):
+                found = "it is missing" if name not in manifest else f"got {manifest[name]!r}"
+                raise NNLabError(f"{self.manifest_path}: expected \"{name}\" to be "
+                                 f"{MANIFEST_FIELDS[name]}, {found}; restore the file, or "
+                                 "run the study with --new to start over")
         invocations = manifest.setdefault("invocations", [])
         if not isinstance(invocations, list) or not all(isinstance(run, dict)
                                                         for run in invocations):
@@ -234,6 +253,17 @@ class ResultsStore:
     def write_manifest(self, manifest: dict) -> None:
         write_text_atomic(json.dumps(manifest, indent=2, sort_keys=False) + "\n",
                           self.manifest_path)
+
+
+def _looks_like_parquet(path: Path) -> bool:
+    """Whether `path` begins and ends with parquet's magic bytes (b"PAR1")."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+            handle.seek(-4, os.SEEK_END)
+            return head == handle.read(4) == b"PAR1"
+    except OSError:  # shorter than 4 bytes, unreadable
+        return False
 
 
 def _column_names(columns: object) -> list[str]:

@@ -3,7 +3,7 @@
 ```python
 study = Study.from_toml("studies/demo.toml")    # or Study({"study": {...}, "grid": {...}})
 study.run(n_jobs=2)                              # resumable; safe to run twice at once
-study.trials(); study.curves(); study.predictions()
+study.trials(); study.curves(with_params=True); study.predictions()
 Study.load("results/demo").status()
 Study(spec, data=dataset).run()                  # a Dataset object instead of [data]
 Study.load("results/demo").archive()             # rebuild results/demo/archive/
@@ -29,7 +29,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
@@ -42,7 +42,9 @@ from nnlab.datasets import Dataset
 from nnlab.errors import NNLabError, as_path, is_integer
 from nnlab.study import archive, manifest
 from nnlab.study.archive import ArchiveSummary
+from nnlab.study.atomic import remove_dead_temporaries, write_text_atomic
 from nnlab.study.groups import grouping
+from nnlab.study.liveness import StudyHold
 from nnlab.study.rerun import match_rerun
 from nnlab.study.runner import BLAS_THREADS, Runner
 from nnlab.study.spec import GROWS_BY, StudySpec, study_name
@@ -51,16 +53,17 @@ from nnlab.study.storage import (
     DEFAULT_HEARTBEAT,
     DEFAULT_JOURNAL,
     Heartbeat,
-    is_url,
+    check_storage,
+    folder_storage,
     open_storage,
     redact,
     resolve_storage,
     storage_exists,
     study_lock,
 )
-from nnlab.study.store import KINDS, ResultsStore, write_text_atomic
+from nnlab.study.store import KINDS, MANIFEST_FIELDS, ResultsStore
 from nnlab.study.task import load_dataset
-from nnlab.study.trials import trials_frame
+from nnlab.study.trials import fixed_fields, trials_frame, with_fixed_fields
 from nnlab.train import fit_to_data
 
 SPEC_ATTR, BASE_ATTR, DIGEST_ATTR = "spec", "base_config", "spec_digest"
@@ -83,7 +86,7 @@ class Study:
             self.spec = replace(self.spec, data=self.spec.data.with_dataset(data))
         self._data_identity: dict[str, Any] | None = None  # set when the data are loaded
         self.store = ResultsStore(as_path(results, "results") / self.spec.name)
-        resolve_storage(storage, self.folder)  # refuses what is no storage, now
+        check_storage(storage, self.folder)  # refuses what is no usable storage, now
         if not isinstance(heartbeat, Heartbeat):
             raise NNLabError(f"heartbeat: expected a Heartbeat(interval, grace), got "
                              f"{heartbeat!r}")
@@ -101,14 +104,18 @@ class Study:
         """The study `name` as its storage holds it (`run` or `plan` stored its spec there),
         results under `<results>/<name>/`: what `nnlab worker` works on."""
         study_name(name, "--study")
-        opened = open_storage(storage, as_path(results, "results") / name, heartbeat)
+        folder = as_path(results, "results") / name
+        missing = NNLabError(f"--study {name!r}: no such study in "
+                             f"{redact(check_storage(storage, folder))}; create it first "
+                             "with `nnlab run SPEC.toml --storage URL` (--plan-only to run "
+                             "nothing there)")
+        if not storage_exists(storage, folder):  # nothing to join: make no file
+            raise missing
         try:
-            stored = optuna.load_study(study_name=name, storage=opened)
+            stored = optuna.load_study(study_name=name,
+                                       storage=open_storage(storage, folder, heartbeat))
         except KeyError as err:
-            raise NNLabError(f"--study {name!r}: no such study in "
-                             f"{redact(resolve_storage(storage, Path(results) / name))}; "
-                             "create it first with `nnlab run SPEC.toml --storage URL` "
-                             "(--plan-only to run nothing there)") from err
+            raise missing from err
         if SPEC_ATTR not in stored.user_attrs:
             raise NNLabError(f"--study {name!r}: not an nnlab study (its storage keeps no "
                              "spec)")
@@ -117,17 +124,20 @@ class Study:
 
     @classmethod
     def load(cls, folder: str | Path, storage: str | None = None) -> Study:
-        """The study whose results are in `folder` (its spec.toml and manifest.json say
-        which spec and storage)."""
+        """The study whose results are in `folder` (its spec.toml says which spec). Its
+        storage: `storage` if given, else the one manifest.json records if that is the
+        folder's own journal or SQLite file; any other (a file elsewhere, a database
+        server) must be given as `storage`: a folder never chooses what is opened outside
+        it or which server is sent credentials."""
         store = ResultsStore(folder)
         if not store.spec_path.is_file() or not store.manifest_path.is_file():
             raise NNLabError(f"{folder}: not a study results folder (expected spec.toml and "
                              "manifest.json in it)")
-        study = cls(StudySpec.from_toml(store.spec_path), Path(folder).parent,
-                    storage or store.read_manifest()["storage"])
+        if storage is None:  # the folder's own storage only (`storage.folder_storage`)
+            storage = folder_storage(store.read_manifest()["storage"], store.folder,
+                                     store.manifest_path)
+        study = cls(StudySpec.from_toml(store.spec_path), Path(folder).parent, storage)
         study.store = store
-        if "***" in study.storage:
-            raise NNLabError(f"{folder}: its storage needs a password; give --storage URL")
         return study
 
     @property
@@ -145,17 +155,20 @@ class Study:
         run, and runs again those whose process dies.
 
         Returns the status summary (see `status`) with this run's counts under "this_run".
+        `new` is refused while another process works on the study.
         """
         _check_jobs(n_jobs, executor)
-        runner, entry = self._plan(new, n_jobs, executor)
-        return self._execute(runner, entry, n_jobs, progress, executor)
+        with self._holding() as hold:
+            runner, entry = self._plan(new, n_jobs, executor, hold)
+            return self._execute(runner, entry, n_jobs, progress, executor)
 
     def plan(self, new: bool = False) -> dict[str, Any]:
         """Create the study in its storage (or resume it) and enqueue every planned trial not
         yet complete, running none: `work` (`nnlab worker`), here or on other hosts, runs
         them. Returns the status summary."""
-        runner, entry = self._plan(new, 0, None)
-        return self.status(self._end_invocation(entry, runner.study))
+        with self._holding() as hold:
+            runner, entry = self._plan(new, 0, None, hold)
+            return self.status(self._end_invocation(entry, runner.study))
 
     def work(self, n_jobs: int = 1, progress: bool = True,
              executor: Executor | None = None) -> dict[str, Any]:
@@ -168,35 +181,61 @@ class Study:
         if not self.store.manifest_path.is_file():
             raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
                              "results root the study was created with, shared by every host")
-        with self._lock():
-            self._refuse_other_spec_or_storage()
-            study = self.optuna_study()
-            if study.user_attrs.get(DIGEST_ATTR) != self.spec.digest():
-                differences = self._base_differences(study.user_attrs.get(BASE_ATTR, {}))
-                raise NNLabError(
-                    f"study {self.spec.name!r}: this nnlab resolves its base config "
-                    f"differently from the nnlab that created it ({_first(differences)}); "
-                    "use the same nnlab version on every host")
-            entry = self._start_invocation(n_jobs, executor)
-        return self._execute(self._runner(study), entry, n_jobs, progress, executor)
+        self.store.check_files()
+        with self._holding() as hold:
+            hold.share()
+            with self._lock():
+                remove_dead_temporaries(self.folder)
+                self._refuse_other_spec_or_storage()
+                study = self.optuna_study()
+                if study.user_attrs.get(DIGEST_ATTR) != self.spec.digest():
+                    differences = self._base_differences(study.user_attrs.get(BASE_ATTR, {}))
+                    raise NNLabError(
+                        f"study {self.spec.name!r}: this nnlab resolves its base config "
+                        f"differently from the nnlab that created it ({_first(differences)}); "
+                        "use the same nnlab version on every host")
+                entry = self._start_invocation(n_jobs, executor)
+            return self._execute(self._runner(study), entry, n_jobs, progress, executor)
 
-    def _plan(self, new: bool, n_jobs: int, executor: Executor | None) -> tuple[Runner, int]:
-        """Create or load the study, record this invocation and plan (under the lock)."""
+    @contextlib.contextmanager
+    def _holding(self) -> Iterator[StudyHold]:
+        """The study's hold (`liveness.StudyHold`), released on exit."""
+        hold = StudyHold(self.folder)
+        try:
+            yield hold
+        finally:
+            hold.release()
+
+    def _plan(self, new: bool, n_jobs: int, executor: Executor | None,
+              hold: StudyHold) -> tuple[Runner, int]:
+        """Create or load the study, record this invocation and plan (under the lock),
+        holding the study with the other processes that work on it (`new`: alone until
+        planned, and refused while another process works on it). The hold is always taken
+        before the lock, so that neither waits for the other."""
         data = self._bind_data()  # there, and every configuration fits it
         for where, config in self.spec.probe_configs():
             try:
                 fit_to_data(config, data)
             except NNLabError as err:
                 raise NNLabError(f"{where}: {err}") from err
+        self.store.check_files()
         if not new:
             self._refuse_other_spec_or_storage(grow=True)
+        if new:  # after every check, so that a refusal writes nothing
+            hold.alone("run it with --new")
+        else:
+            hold.share()
         with self._lock():
+            remove_dead_temporaries(self.folder)
             if new:
+                self._refuse_running_elsewhere()
                 self._delete_results()
             self._refuse_other_spec_or_storage(grow=True)
             runner = self._runner(self._create_or_load())
             entry = self._start_invocation(n_jobs, executor)
             runner.plan()
+        if new:
+            hold.share()  # others may join now
         return runner, entry
 
     def _bind_data(self) -> Dataset:
@@ -222,9 +261,7 @@ class Study:
         return {**self.status(frame), "this_run": vars(counts)}
 
     def _runner(self, study: optuna.Study) -> Runner:
-        """A database storage records heartbeats (see `storage.open_storage`)."""
-        heartbeat = self.heartbeat if is_url(resolve_storage(self.storage, self.folder)) else None
-        return Runner(self.spec, study, self.store, self._lock, heartbeat)
+        return Runner(self.spec, study, self.store, self._lock, self.heartbeat)
 
     @functools.cached_property
     def _lock(self) -> Callable[[], contextlib.AbstractContextManager]:
@@ -248,7 +285,8 @@ class Study:
                 grow and self.spec.extends(stored)):
             raise self._changed_spec_error(stored)
         if self.store.manifest_path.is_file():
-            recorded = resolve_storage(self.store.read_manifest()["storage"], self.folder)
+            stored_storage = self.store.read_manifest(fields=tuple(MANIFEST_FIELDS))["storage"]
+            recorded = redact(resolve_storage(stored_storage, self.folder))
             given = redact(resolve_storage(self.storage, self.folder))
             if recorded != given:
                 raise NNLabError(f"--storage: {self.folder} keeps its trials in {recorded}, "
@@ -316,8 +354,10 @@ class Study:
             if not self.spec.extends(stored, digest):
                 raise self._changed_spec_error(stored, study.user_attrs.get(BASE_ATTR))
             self._grow(study, stored)
-        if digest != self.spec.digest() or not self.store.spec_path.is_file():
-            # a new or grown study, or its results folder lost its spec.toml
+        stored = self._stored_spec()
+        if stored is None or stored.digest() != self.spec.digest():
+            # a new or grown study (maybe grown by a run that could not write spec.toml),
+            # or its results folder lost its spec.toml
             write_text_atomic(self.spec.to_toml(), self.store.spec_path)
         return study
 
@@ -332,6 +372,24 @@ class Study:
         study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
         study.set_user_attr(DIGEST_ATTR, self.spec.digest())
         study.set_user_attr("planned", self.spec.n_planned)
+
+    def _refuse_running_elsewhere(self) -> None:
+        """NNLabError if a trial of the study runs in a live process (on another host: one
+        whose heartbeat is not older than the grace period). A storage that cannot be read
+        (a damaged journal) holds none: --new starts over."""
+        try:
+            frame = self.trials() if self.has_storage() else None
+        except NNLabError:
+            return
+        if frame is None:
+            return
+        live = frame[(frame["state"] == "RUNNING") & ~frame["abandoned"].astype(bool)]
+        if not live.empty:
+            row = live.iloc[0]
+            raise NNLabError(f"{self.folder}: trial {row['trial']} runs in process "
+                             f"{row['owner'] or '(claiming)'}; run it with --new once it has "
+                             f"stopped (a process that is gone is known after "
+                             f"{self.heartbeat.grace} s without a heartbeat)")
 
     def _delete_results(self) -> None:
         """Delete the study from its storage and its files from the results folder."""
@@ -353,7 +411,7 @@ class Study:
     def _start_invocation(self, n_jobs: int, executor: Executor | None) -> int:
         """Add this run to manifest.json (call under the lock); returns its index."""
         if self.store.manifest_path.is_file():
-            record = self.store.read_manifest()
+            record = self.store.read_manifest(fields=tuple(MANIFEST_FIELDS))
         else:
             record = {"study": self.spec.name, "created": manifest.now(),
                       "storage": redact(resolve_storage(self.storage, self.folder)),
@@ -437,19 +495,29 @@ class Study:
                              f"{redact(resolve_storage(self.storage, self.folder))}; "
                              "has it been run?") from err
 
-    def trials(self) -> pd.DataFrame:
+    def trials(self, fixed: bool = True) -> pd.DataFrame:
         """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage;
-        from trials.parquet where the study has no storage."""
+        from trials.parquet where the study has no storage. `fixed`: then a column per
+        TrainConfig field the spec does not vary (n_steps, batch_size, eta, sizes, ...),
+        its base value in every row (`nnlab.study.trials.with_fixed_fields`), so that a
+        configuration's every field is a column whether or not the study varies it
+        (`eta_best(study.trials())` with n_steps fixed in [base]); False: the table as
+        trials.parquet keeps it."""
         if not self.has_storage():
-            return self.store.read_trials()
-        return trials_frame(self.spec, self.optuna_study(read_only=True))
+            frame = self.store.read_trials()
+        else:
+            frame = trials_frame(self.spec, self.optuna_study(read_only=True))
+        return with_fixed_fields(self._stored_spec() or self.spec, frame) if fixed else frame
 
     def status(self, trials: pd.DataFrame | None = None) -> dict[str, Any]:
         """planned, complete, diverged, running, waiting, failed, the best configuration
         (mean +- std over seeds), the best trial and an ETA (see `status.summarize`), from
-        the trials table `trials` (default: `trials()`); and `missing_files`, kind ->
-        complete trials whose rows of that kind are neither in a file nor in the archive
-        (predictions: of the trials the archive keeps them for, when it keeps some only)."""
+        the trials table `trials` (default: `trials()`); `missing_files`, kind -> complete
+        trials whose rows of that kind are neither in a file nor in the archive
+        (predictions: of the trials the archive keeps them for, when it keeps some only);
+        `unreadable_files`, kind -> complete trials whose file of that kind is no parquet
+        file; and `stray_files`: the files in the per-trial folders that are no trial's
+        (ignored), relative to the study folder."""
         if trials is not None and not isinstance(trials, pd.DataFrame):
             raise NNLabError(f"trials: expected the trials table (a DataFrame from "
                              f"Study.trials()), got {trials!r}")
@@ -457,8 +525,13 @@ class Study:
         summary = summarize(self.spec, frame)
         complete = _complete_numbers(frame)
         kinds = ("curves", "predictions", *(("probabilities",) if self.spec.save_probs else ()))
+        expected = {kind: self._expected(kind, frame, complete) for kind in kinds}
         summary["missing_files"] = {kind: lost for kind in kinds if (
-            lost := self.store.missing(kind, self._expected(kind, frame, complete)))}
+            lost := self.store.missing(kind, expected[kind]))}
+        summary["unreadable_files"] = {kind: bad for kind in kinds if (
+            bad := self.store.unreadable(kind, expected[kind]))}
+        summary["stray_files"] = [str(path.relative_to(self.folder)) for kind in KINDS
+                                  for path in self.store.stray_files(kind)]
         return summary
 
     def _expected(self, kind: str, frame: pd.DataFrame, complete: list[int]) -> list[int]:
@@ -470,10 +543,12 @@ class Study:
         kept = set(archive.predicted_trials(chosen, self.spec, frame))
         return sorted(kept | (set(complete) & self.store.trial_numbers(kind)))
 
-    def _complete(self, trials: Iterable[int] | None, kind: str = "curves") -> list[int]:
-        """The complete trials: all whose `kind` rows are kept (`_expected`), or those
-        numbered in `trials` (numbers of this study's trials, else NNLabError)."""
-        frame = self.trials()
+    def _complete(self, trials: Iterable[int] | None, kind: str = "curves",
+                  frame: pd.DataFrame | None = None) -> list[int]:
+        """The complete trials of the trials table `frame` (default: `trials()`): all whose
+        `kind` rows are kept (`_expected`), or those numbered in `trials` (numbers of this
+        study's trials, else NNLabError)."""
+        frame = self.trials(fixed=False) if frame is None else frame
         complete = _complete_numbers(frame)
         if trials is None:
             return self._expected(kind, frame, complete)
@@ -485,11 +560,20 @@ class Study:
         return sorted(set(complete) & wanted)
 
     def curves(self, trials: Iterable[int] | None = None,
-               columns: list[str] | None = None) -> pd.DataFrame:
+               columns: list[str] | None = None, with_params: bool = False) -> pd.DataFrame:
         """The curves of complete trials (all, or those numbered in `trials`) as one
         DataFrame: trial, step, epoch, samples_seen, lr, train_loss, val_loss, val_acc,
-        test_acc, grad_norm, seconds."""
-        return self.store.read("curves", self._complete(trials), columns)
+        test_acc, grad_norm, seconds (or `columns` of these). `with_params`: each row
+        joined with its trial's parameters, the varied fields, seed and the fixed fields
+        (the columns `trials()` adds), ready for a groupby or a seaborn `hue`."""
+        table = self.trials(fixed=with_params)
+        curves = self.store.read("curves", self._complete(trials, frame=table), columns)
+        if not with_params:
+            return curves
+        spec = self._stored_spec() or self.spec
+        params = [*(spec.grid or spec.space), "seed", *fixed_fields(spec)]
+        return curves.merge(table[["trial", *params]], on="trial", how="left",
+                            validate="many_to_one")
 
     def predictions(self, trials: Iterable[int] | None = None,
                     columns: list[str] | None = None) -> pd.DataFrame:

@@ -16,8 +16,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from nnlab.analysis import Estimate, PowerLawFit
-from nnlab.report.figures._base import STYLE, finish, new_figure, note, styled
-from nnlab.report.figures.curves import palette
+from nnlab.report.figures._base import (
+    STYLE,
+    finish,
+    new_figure,
+    note,
+    seeds_text,
+    styled,
+    value_axis,
+)
+from nnlab.report.figures.curves import palette, step_axis
 
 
 def _ci_line(ax, x, rows: pd.DataFrame, colour, label: str, style: str = "o-") -> None:
@@ -35,28 +43,34 @@ def lr_sweep_figure(
     chosen_on: str = "val_acc",
     path: str | Path | None = None,
 ) -> Figure:
-    """Test and validation accuracy vs learning rate (log axis), seed means with their CIs;
-    the best learning rate (chosen on `chosen_on`) with its CI as a shaded span.
+    """Test and validation accuracy vs learning rate, seed means with their CIs as bands
+    (the legend says over how many seeds); the best learning rate (chosen on `chosen_on`)
+    with its CI as a shaded span, said to be a bound when it is the grid's smallest or
+    largest eta. The eta axis is logarithmic where the grid spans more than a decade, with
+    a tick at each of a few etas.
 
     sweep: long table: `eta_col`, metric ("test_acc" / "val_acc"), mean, low, high, n.
-    Lines are labelled by metric; the best learning rate is the line "eta_best".
+    Lines are labelled "<metric> (...)"; the best learning rate is the line "eta_best".
     """
     figure, ax = new_figure(size=(11, 5.5))
+    level = f"{100 * best.confidence:g}%"
     for metric, colour, style in (("test_acc", "C0", "o-"), ("val_acc", "C1", "s--")):
         rows = sweep[sweep["metric"] == metric].sort_values(eta_col)
-        _ci_line(ax, rows[eta_col], rows, colour, metric, style)
+        _ci_line(ax, rows[eta_col], rows, colour,
+                 f"{metric} (seed mean, {level} CI over {seeds_text(rows['n'])})", style)
     ax.axvspan(best.low, best.high, color="C2", alpha=0.15, lw=0)
     ax.axvline(best.value, color="C2", lw=2, label="eta_best")
-    ax.set_xscale("log")
+    value_axis(ax, sweep[eta_col], ticks=True)
     ax.set_xlabel(f"learning rate ({eta_col})")
     ax.set_ylabel("accuracy")
     ax.set_title("accuracy vs learning rate")
-    ax.legend(loc="lower left", fontsize="small")
-    n = sweep["n"]
-    level = f"{100 * best.confidence:g}%"
-    note(ax, f"best learning rate, chosen on {chosen_on}:\n{best.format('.3g')}\n"
-             f"(vertex of a parabola in log {eta_col})\n"
-             f"bands: {level} CI of the seed mean\nseeds per point: {_span(n)}")
+    ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0), fontsize="small")
+    etas = sweep[eta_col]
+    edge = bool(np.isclose(best.value, [etas.min(), etas.max()], rtol=1e-9).any())
+    how = ("the grid's edge: a bound, the best\nmay lie beyond it" if edge
+           else f"vertex of a parabola in log {eta_col}")
+    note(ax, f"best learning rate, chosen on {chosen_on}:\n{best.format('.3g')}\n({how})\n"
+             f"bands: {level} CI of the seed mean\nseeds per point: {_span(sweep['n'])}")
     return finish(figure, path)
 
 
@@ -171,7 +185,7 @@ def lr_epochs_animation(
                 if current:
                     ax.fill_between(rows[eta_col], rows["low"], rows["high"],
                                     color=colours[epoch], alpha=0.2, lw=0)
-            ax.set_xscale("log")
+            value_axis(ax, sweep[eta_col], ticks=True)
             ax.set_ylim(low - margin, high + margin)
             ax.set_xlabel("learning rate")
             ax.set_ylabel(f"{metric} (mean over seeds)")
@@ -212,11 +226,8 @@ def takeoff_figure(
         rows = bands[bands[eta_col] == eta].sort_values("step")
         curve_ax.plot(rows["step"], rows["mean"], color=colours[eta], lw=1.8, label=f"{eta:g}")
     curve_ax.axhline(threshold, color="0.4", ls=":", lw=1)
-    curve_ax.set_xscale("symlog", linthresh=max(1.0, float(bands.loc[bands["step"] > 0,
-                                                                      "step"].min())))
-    curve_ax.set_xlim(left=0)
-    curve_ax.set_xlabel("step")
-    curve_ax.set_ylabel("val_acc (mean over seeds)")
+    step_axis(curve_ax, bands["step"].to_numpy())
+    curve_ax.set_ylabel(f"val_acc (mean over {seeds_text(takeoff['n'])})")
     curve_ax.set_title("accuracy vs step for each learning rate")
     curve_ax.legend(title=eta_col, fontsize="small", title_fontsize="small", loc="upper left")
 
@@ -232,9 +243,10 @@ def takeoff_figure(
     if len(never):
         step_ax.plot(never[eta_col], np.full(len(never), 0.97), "v", color="C3",
                      transform=step_ax.get_xaxis_transform(), label="runs that never take off")
-    for row in never.itertuples(index=False):
-        step_ax.annotate(f"{row.n_never}/{row.n}", (getattr(row, eta_col), 0.93),
-                         xycoords=("data", "axes fraction"), ha="center", va="top",
+    for row in never.itertuples(index=False):  # beside its marker, never on it
+        step_ax.annotate(f"{row.n_never}/{row.n}", (getattr(row, eta_col), 0.97),
+                         xycoords=("data", "axes fraction"), xytext=(7, 0),
+                         textcoords="offset points", ha="left", va="center",
                          fontsize="small", color="C3")
     step_ax.set_xlim(min(etas) / 1.5, max(etas) * 1.5)
     if scaling is not None:
@@ -245,11 +257,12 @@ def takeoff_figure(
                      label=f"step = a eta^-k, k = {scaling.exponent.value:.2f}")
     if critical is not None:
         step_ax.axvline(critical, color="C3", ls="--", label="critical eta")
-    step_ax.set_xscale("log")
-    step_ax.set_yscale("log")
+    value_axis(step_ax, etas, ticks=True)
     shown = pd.concat([reached["low"], reached["high"], takeoff.loc[early, "first_eval"]])
-    if shown.notna().any():  # room below the points for the note, above for the legend
-        step_ax.set_ylim(shown.min() / 3, shown.max() * 3)
+    if value_axis(step_ax, shown, "y") == "log":  # room below the points for the note,
+        step_ax.set_ylim(shown.min() / 3, shown.max() * 3)  # above for the legend
+    elif shown.notna().any():
+        step_ax.margins(y=0.4)
     step_ax.set_xlabel(eta_col)
     step_ax.set_ylabel(f"take-off step (val_acc reaches {threshold:.3g})")
     step_ax.set_title("when does accuracy take off?")
@@ -301,10 +314,12 @@ def gallery_figure(
     path: str | Path | None = None,
 ) -> Figure:
     """Misclassified test images (k, n_features) with their label and the net's top-2
-    guesses. errors: k rows of y_true, top1, p1, top2, p2 (one per image). image_shape:
-    (channels, height, width), several channels shown as their mean; grey_range: the
-    values drawn white and black (uint8 pixels: 0 and 255)."""
+    guesses, `n_columns` to a row (fewer when there are fewer images). errors: k rows of
+    y_true, top1, p1, top2, p2 (one per image). image_shape: (channels, height, width),
+    several channels shown as their mean; grey_range: the values drawn white and black
+    (uint8 pixels: 0 and 255)."""
     k = len(errors)
+    n_columns = max(1, min(n_columns, k))  # a few errors: no empty panels beside them
     n_rows = max(1, -(-k // n_columns))
     figure = Figure(figsize=(1.55 * n_columns + 0.4, 1.95 * n_rows + 0.6), layout="constrained")
     axes = np.atleast_1d(figure.subplots(n_rows, n_columns)).ravel()

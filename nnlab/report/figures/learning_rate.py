@@ -9,13 +9,15 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from nnlab.analysis import BrokenPowerLawFit, EtaBestResult, PowerLawFit
-from nnlab.report.figures._base import finish, new_figure, note, styled
+from nnlab.report.figures._base import finish, new_figure, note, styled, value_axis
 
 
 @styled
 def eta_curves_figure(result: EtaBestResult, *, path: str | Path | None = None) -> Figure:
-    """Seed-mean metric vs eta (log axis) for each N with its CI band; eta_best marked with
-    its CI (lines labelled "_eta_best"; curves labelled "<n_col>=<N>")."""
+    """Seed-mean metric vs eta for each N with its CI band; eta_best marked with its CI
+    (lines labelled "_eta_best"; curves labelled "<n_col>=<N>"). The eta axis is
+    logarithmic where the grid spans more than a decade, with a tick at each of a few etas;
+    the note says over how many seeds the bands are."""
     figure, ax = new_figure(size=(11, 5.5))
     table, curves = result.table, result.curves
     colours = sns.color_palette("viridis", len(table))
@@ -37,7 +39,7 @@ def eta_curves_figure(result: EtaBestResult, *, path: str | Path | None = None) 
             capsize=4,
         )
         marker.lines[0].set_label("_eta_best")
-    ax.set_xscale("log")
+    value_axis(ax, curves[result.eta_col], ticks=True)
     ax.set_xlabel(result.eta_col)
     ax.set_ylabel(f"{result.metric} (mean over seeds)")
     ax.set_title(f"{result.metric} vs {result.eta_col} for each {result.n_col}")
@@ -46,7 +48,7 @@ def eta_curves_figure(result: EtaBestResult, *, path: str | Path | None = None) 
     note(
         ax,
         f"eta_best: vertex of a parabola in log eta\n(diamond, {level} CI; X = grid edge)\n"
-        f"bands: {level} CI of the mean\n"
+        f"bands: {level} CI of the seed mean\n(bootstrap over seeds)\n"
         f"seeds per point: {_span(result.curves['n_runs'])}",
     )
     return finish(figure, path)
@@ -62,11 +64,13 @@ def power_law_figure(
     ylabel: str = "eta_best",
     path: str | Path | None = None,
 ) -> Figure:
-    """Log-log plot of the points, the fitted y = a x^-b and its bootstrap band.
+    """The points, the fitted y = a x^-b and its bootstrap band; each axis logarithmic
+    where its points span more than a decade (a power law is a line on log-log axes).
 
-    With `eta_best`, points carry their CIs and N left out of the fit (optimum at the grid
-    edge) are drawn hollow. The fitted curve is the line labelled "fit"; with `broken`, the
-    broken power law is the line "broken fit" and its breakpoint's CI a shaded span.
+    With `eta_best`, points carry their CIs (the note says over how many seeds) and N left
+    out of the fit (optimum at the grid edge) are drawn hollow. The fitted curve is the
+    line labelled "fit"; with `broken`, the broken power law is the line "broken fit" and
+    its breakpoint's CI a shaded span.
     """
     figure, ax = new_figure(size=(11, 5.5))
     x_grid = np.geomspace(fit.x.min() / 1.3, fit.x.max() * 1.3, 200)
@@ -82,6 +86,8 @@ def power_law_figure(
             (table[used], "C1", "in fit"),
             (table[~used], "none", "left out"),
         ):
+            if subset.empty:  # no legend entry for what is not drawn
+                continue
             ax.errorbar(
                 subset[eta_best.n_col],
                 subset["eta_best"],
@@ -94,14 +100,19 @@ def power_law_figure(
             )
     text = (f"b = {fit.exponent}\na = {fit.prefactor}\nR^2 = {fit.r_squared:.3f}, n = {fit.n} "
             f"points\n{fit.method}; band: bootstrap of {fit.resampling}")
+    if eta_best is not None:
+        text += (f"\nbars: {100 * eta_best.confidence:g}% CI of {ylabel}, bootstrap\nover "
+                 f"{_span(eta_best.table['min_seeds'])} seeds per cell")
     if broken is not None:
         ax.plot(x_grid, broken.predict(x_grid), color="C2", ls="--", label="broken fit")
         ax.axvspan(broken.breakpoint.low, broken.breakpoint.high, color="C2", alpha=0.12, lw=0)
         text += (f"\nbroken fit: breakpoint {broken.breakpoint}\nb = "
                  f"{broken.exponent_before.format('.2f')} before,\n"
                  f"{broken.exponent_after.format('.2f')} after")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    points = (fit.x, fit.y) if eta_best is None else (
+        eta_best.table[eta_best.n_col], eta_best.table["eta_best"])
+    value_axis(ax, points[0], ticks=True)
+    value_axis(ax, points[1], "y")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{ylabel} = a {xlabel}^-b")

@@ -9,13 +9,14 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from nnlab.analysis import ErrorAnalysisResult
-from nnlab.report.figures._base import finish, new_figure, note, styled
+from nnlab.report.figures._base import finish, new_figure, note, styled, value_axis
 
 
 @styled
 def reliability_figure(result: ErrorAnalysisResult, *, path: str | Path | None = None) -> Figure:
     """Reliability diagram: accuracy per confidence bin (bars) against the diagonal (top);
-    predictions per bin, log scale (bottom)."""
+    predictions per bin (bottom), on a log scale where the counts span more than a
+    decade."""
     figure, (acc_ax, count_ax) = new_figure(
         nrows=2, size=(9.5, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -41,9 +42,10 @@ def reliability_figure(result: ErrorAnalysisResult, *, path: str | Path | None =
     acc_ax.set_ylabel("accuracy")
     acc_ax.set_title(f"reliability diagram ({len(bins)} equal-width bins)")
     acc_ax.legend(loc="upper left", fontsize="small")
-    note(acc_ax, f"ECE = {result.ece.format('.4f')}\nn = {result.n} predictions")
+    note(acc_ax, f"ECE = {result.ece.format('.4f')}\nn = {result.n} predictions\n"
+                 f"of {_runs(result)}")
     count_ax.bar(centre, filled["count"], width=width * 0.95, color="0.5")
-    count_ax.set_yscale("log")
+    value_axis(count_ax, filled["count"], "y")
     count_ax.set_xlabel("confidence (top-1 probability)")
     count_ax.set_ylabel("predictions")
     return finish(figure, path)
@@ -77,8 +79,8 @@ def confusion_figure(result: ErrorAnalysisResult, *, path: str | Path | None = N
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(
-        f"confusions: {result.n_wrong} errors of {result.n} "
-        f"(accuracy {result.accuracy.format('.2f', 100, '%')})"
+        f"confusions: {result.n_wrong} errors of {result.n} ({_runs(result)}; "
+        f"accuracy {result.accuracy.format('.2f', 100, '%')})"
     )
     return finish(figure, path)
 
@@ -95,7 +97,8 @@ def confused_pairs_figure(result: ErrorAnalysisResult, *, path: str | Path | Non
         ax.text(count, y, f" {count} ({100 * share:.1f}%)", va="center", fontsize="small")
     ax.set_xlabel("errors")
     ax.set_ylabel("true -> predicted")
-    ax.set_title(f"most confused pairs ({result.n_wrong} errors, n = {result.n})")
+    ax.set_title(f"most confused pairs ({result.n_wrong} errors, n = {result.n} of "
+                 f"{_runs(result)})")
     ax.margins(x=0.2)
     return finish(figure, path)
 
@@ -135,3 +138,8 @@ def confidence_figure(result: ErrorAnalysisResult, *, path: str | Path | None = 
         f"(chance {100 * result.chance:.1f}%, n = {result.n_wrong} errors)",
     )
     return finish(figure, path)
+
+
+def _runs(result: ErrorAnalysisResult) -> str:
+    """'3 runs' (or '1 run'): how many runs' predictions the result pools."""
+    return f"{result.n_trials} run{'' if result.n_trials == 1 else 's'}"

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnlab.analysis import ProfileFloorFit, TestSetVarianceResult, VarianceVsNResult
-from nnlab.report.figures._base import finish, new_figure, note, styled
+from nnlab.report.figures._base import finish, new_figure, note, seeds_text, styled, value_axis
 
 
 @styled
@@ -19,9 +19,11 @@ def variance_figure(
     test_set: TestSetVarianceResult | None = None,
     path: str | Path | None = None,
 ) -> Figure:
-    """Mean vs N (left) and std vs N (right, log-log) with CIs; the fit sqrt(c + a N^-b)
+    """Mean vs N (left) and std vs N (right) with CIs over seeds; the fit sqrt(c + a N^-b)
     (line "fit") with its band, the floor sqrt(c) (line "floor") with its CI, and with
-    `test_set` the std a finite test set alone gives (line "test set")."""
+    `test_set` the std a finite test set alone gives (line "test set"). Each axis is
+    logarithmic where what it shows spans more than a decade (the std's: its CIs too, so
+    an interval reaching 0 keeps the std axis linear); a few N get a tick each."""
     figure, (mean_ax, std_ax) = new_figure(ncols=2, size=(15, 4.8))
     table, n_col = result.table, result.n_col
     n = table[n_col].to_numpy()
@@ -33,15 +35,16 @@ def variance_figure(
         capsize=3,
         label="mean",
     )
-    mean_ax.set_xscale("log")
+    value_axis(mean_ax, n, ticks=True)
     mean_ax.set_xlabel(n_col)
     mean_ax.set_ylabel(f"{result.metric} (mean over seeds)")
     mean_ax.set_title(f"mean {result.metric} vs {n_col}")
-    runs = table["n_runs"]
     excluded = int(table["n_excluded"].sum())
+    level = f"{100 * result.confidence:g}%"
     note(
         mean_ax,
-        f"{runs.min()}-{runs.max()} runs per {n_col}\n{excluded} diverged excluded",
+        f"bars: {level} CI over {seeds_text(table['n_runs'])}\nper {n_col}; "
+        f"{excluded} diverged excluded",
         loc="lower right",
     )
 
@@ -54,7 +57,8 @@ def variance_figure(
         color="C0",
         label="std",
     )
-    lines = [f"{100 * result.confidence:g}% CIs: bootstrap of {result.resampling}"]
+    lines = [f"{level} CIs: bootstrap of {result.resampling}",
+             f"over {seeds_text(table['n_runs'])} per {n_col}"]
     if result.fit is not None:
         fit = result.fit
         grid = np.geomspace(fit.n_from, n.max() * 4, 200)
@@ -88,8 +92,8 @@ def variance_figure(
             f"test-set std {math.sqrt(max(test_set.test_set.value, 0)):.3g} "
             f"({test_set.n_test} examples)"
         )
-    std_ax.set_xscale("log")
-    std_ax.set_yscale("log")
+    value_axis(std_ax, n, ticks=True)
+    value_axis(std_ax, table[["std", "std_low", "std_high"]].to_numpy(), "y")
     std_ax.set_xlabel(n_col)
     std_ax.set_ylabel(f"std of {result.metric} over seeds")
     std_ax.set_title(f"spread of restarts vs {n_col}")

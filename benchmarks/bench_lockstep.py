@@ -1,4 +1,4 @@
-"""Lockstep groups against separate runs: two real studies, each run grouped and separate.
+"""Lockstep groups against separate runs: real studies, each run grouped and separate.
 
     .venv/bin/python benchmarks/bench_lockstep.py [--quick] [--repeats 1] [--jobs 2]
 
@@ -12,16 +12,17 @@
    1e-3: noise-grad.toml's two and a weaker one), whose arms share their noise draws (a
    run alone draws 28,642 normal numbers a step, about a third of its time).
 
-Each study runs with `lockstep = true` and with `lockstep = false` on fresh folders
-through the engine (`Study.run`, --jobs worker processes of one BLAS thread each, started
-and given the data by a small study first), the two variants alternating (grouped,
-separate, separate, grouped, ... over --repeats), so that both see the same load. The
-table gives wall times, runs per hour and the ratio of runs per hour, grouped / separate,
-and the CPU time of the run and its worker processes (steadier than wall time on a machine
-that other work keeps busy). Every run's curve and predictions are checked equal between
-the two variants. The machine, the library versions and its load (1-minute load average)
-are printed first, the load again after each measurement. --quick: 1000 steps (evaluated
-at the lengths up to 1000), 2 seeds of the eta sweep and 4 of the noise studies.
+Each study runs with `lockstep = true` and with `lockstep = false` on fresh folders through
+the engine (`Study.run`, --jobs worker processes of one BLAS thread each, started and given
+the data by a small study first), the two variants alternating (grouped, separate, separate,
+grouped, ... over --repeats), so that both see the same load. The table gives wall times
+(median), runs per hour and their ratio, grouped / separate, the ratio of each alternating
+pair of measurements (on a machine whose load drifts, pairs measured back to back compare
+best), and the CPU time of the run and its worker processes. Every run's curve and
+predictions are checked equal between the two variants. The machine, the library versions
+and its load (1-minute load average) are printed first, the load again after each
+measurement. --quick: 1000 steps (evaluated at the lengths up to 1000), 2 seeds of the eta
+sweep and 4 of the noise studies.
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ def main() -> None:
                          "separate runs/h": round(3600 * n_runs / separate),
                          "grouped runs/h": round(3600 * n_runs / grouped),
                          "ratio": f"{separate / grouped:.2f}x",
+                         "each pair": ", ".join(f"{s / g:.2f}" for s, g in zip(
+                             walls[False], walls[True], strict=True)),
                          "separate CPU s": round(separate_cpu), "grouped CPU s":
                          round(grouped_cpu), "CPU ratio": f"{separate_cpu / grouped_cpu:.2f}x",
                          "identical": same_results(studies[True], studies[False])})

@@ -47,10 +47,11 @@ from nnlab.train import (
     Stepped,
     Stepper,
     _Batches,
+    resolve_batch_size,
     run_loop,
     start_run,
 )
-from nnlab.train_config import TrainConfig
+from nnlab.train_config import TrainConfig, available_memory, mlp_bytes
 
 SHARED = ("model", "sizes", "activation", "output", "loss", "target_range", "dtype",
           "batch_size", "n_steps", "epochs", "n_evals", "eval_steps")
@@ -82,6 +83,15 @@ def group_key(config: TrainConfig) -> str | None:
     return json.dumps({"shared": {name: getattr(config, name) for name in SHARED},
                        "order_seed": order_seed,
                        "stacked_update": is_plain_sgd_with_noise(config)}, sort_keys=True)
+
+
+def fits_in_memory(configs: Sequence[TrainConfig], data: Dataset) -> bool:
+    """Whether the runs of `configs` (one group_key) fit in the memory available here as
+    one group: each run holds its own arrays (`mlp_bytes`) and its copy in the stack."""
+    available = available_memory()
+    batch_size = resolve_batch_size(configs[0], len(data.train))
+    return available is None or sum(2 * mlp_bytes(config, batch_size)
+                                    for config in configs) <= available
 
 
 def train_group(configs: Sequence[TrainConfig], data: Dataset,

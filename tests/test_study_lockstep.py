@@ -11,12 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nnlab import lockstep as lockstep_module
 from nnlab.run import CURVE_COLUMNS
 from nnlab.study import Study, StudySpec
 from nnlab.study.groups import run_group
 from nnlab.study.live import open_channel
 from nnlab.study.runner import Runner
 from nnlab.study.task import run_trial
+from nnlab.train_config import mlp_bytes
 
 DATA = {"train_size": 3000, "val_size": 300, "test_size": 300}
 BASE = {"sizes": [784, 32, 10], "batch_size": 100, "n_steps": 60, "eval_steps": [0, 5, 60]}
@@ -120,6 +122,25 @@ def test_a_study_with_a_pruner_trains_every_run_alone(tmp_path, pruner):
     assert this_run["completed"] + this_run["pruned"] == 4
     assert invocation["lockstep"] is (pruner == "none")
     assert this_run["grouped"] == invocation["grouped_trials"] == (4 if pruner == "none" else 0)
+
+
+def test_a_group_too_big_for_the_memory_here_trains_its_runs_one_by_one(tmp_path,
+                                                                       monkeypatch):
+    study = Study(spec("memory", replicates=1), results=tmp_path)
+    study.plan()
+    config = study.spec.config_for({"eta": 0.5}, 0)
+    one_run = mlp_bytes(config, 100)  # available: room for one run with its stack copy
+    monkeypatch.setattr(lockstep_module, "available_memory", lambda: 3 * one_run)
+    runner: Runner = study._runner(study.optuna_study())
+    with open_channel(None) as channel:
+        tasks = [runner._task(trial, channel) for trial in study.optuna_study().get_trials()]
+        outcomes = run_group(tasks)
+        monkeypatch.setattr(lockstep_module, "available_memory", lambda: 4 * one_run)
+        grouped = run_group(tasks)
+    assert [o.group_size for o in outcomes] == [1, 1] and [o.error for o in outcomes] == [
+        None, None]
+    assert [o.group_size for o in grouped] == [2, 2]
+    assert [o.metrics["val_acc"] for o in outcomes] == [o.metrics["val_acc"] for o in grouped]
 
 
 class FailingGroups(Executor):

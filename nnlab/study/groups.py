@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from optuna.trial import FrozenTrial
 
-from nnlab.lockstep import group_key, max_group_size, train_group
+from nnlab.lockstep import fits_in_memory, group_key, max_group_size, train_group
 from nnlab.study.attrs import SEED
 from nnlab.study.spec import StudySpec
 from nnlab.study.task import (
@@ -59,14 +59,17 @@ def grouping(spec: StudySpec) -> bool:
 def run_group(tasks: Sequence[TrialTask]) -> list[TrialOutcome]:
     """Train the trials of `tasks` (their configs share one group_key) together and write
     each one's files: one outcome per trial, in order; never raises (a trial whose files
-    cannot be written fails alone)."""
+    cannot be written fails alone). A group that does not fit in the memory available
+    here (`fits_in_memory`) trains its trials one by one: the same runs."""
     size = len(tasks)
     try:
         limit_blas_threads(tasks[0].blas_threads)
         data = checked_data(tasks[0])
+        configs = [TrainConfig.from_dict(task.config) for task in tasks]
+        if not fits_in_memory(configs, data):
+            return [run_trial(task) for task in tasks]
         try:
-            runs = train_group([TrainConfig.from_dict(task.config) for task in tasks], data,
-                               [on_eval(task) for task in tasks])
+            runs = train_group(configs, data, [on_eval(task) for task in tasks])
         finally:
             for task in tasks:
                 close_link(task)

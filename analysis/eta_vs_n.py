@@ -17,13 +17,11 @@ longest N) and, for everything else, the numbers quoted from analysis/unarchived
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from common import (
-    RESULTS,
     as_written,
     bootstrap_p,
     claims_lines,
@@ -31,6 +29,7 @@ from common import (
     figure_path,
     final_runs,
     has_runs,
+    load,
     not_archived,
     percentile_interval,
     quoted,
@@ -51,6 +50,8 @@ from nnlab.analysis import (
     fit_broken_power_law,
     fit_power_law,
 )
+from nnlab.analysis.takeoff import takeoff as takeoff_of_runs
+from nnlab.errors import InsufficientData
 from nnlab.report.figures import eta_curves_figure, power_law_figure, save_figure
 from nnlab.study.hypotheses import Estimate, evaluate_all, hypotheses_from
 
@@ -288,10 +289,14 @@ def batch_400(b100: dict, family: Family) -> tuple[dict, dict | None]:
 # --- the take-off (finding 5) ---------------------------------------------------------------
 
 def takeoff() -> dict:
-    """The take-off fit of classic-seed000-eta, from its committed report.json (its runs are
-    not archived): step = a eta^-k, per run."""
-    report = json.loads((RESULTS / "classic-seed000-eta" / "report.json").read_text())
-    scaling = report["sections"]["takeoff"]["scaling"]
+    """The take-off of classic-seed000-eta's runs, from their archived curves (the analysis
+    its report's take-off section runs, at the same settings): step = a eta^-k, per run."""
+    curves = load("classic-seed000-eta").curves(columns=["step", "val_acc"], with_params=True)
+    found = takeoff_of_runs(curves[["eta", "trial", "step", "val_acc"]], n_classes=10)
+    if found.scaling is None:
+        raise InsufficientData("classic-seed000-eta: fewer than 3 learning rates to fit the "
+                               "take-off")
+    scaling = found.scaling.to_dict()
     products = np.asarray(scaling["x"]) * np.asarray(scaling["y"])
     return {"exponent": scaling["exponent"], "prefactor": scaling["prefactor"],
             "r_squared": scaling["r_squared"], "n_runs": len(scaling["x"]),

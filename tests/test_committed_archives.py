@@ -28,8 +28,7 @@ RESULTS = ROOT / "results"
 STUDIES = sorted(path.parent.name for path in RESULTS.glob("*/trials.parquet"))
 # committed studies whose reruns had not finished when the archives were built
 WITHOUT_ARCHIVE = {"classic-epochs", "classic-lr-epochs", "classic-lr-sweep",
-                   "classic-seed000-eta", "classic-seed004", "cnn", "eta-vs-n-b400",
-                   "eta-vs-n-long", "noise-grad-long",
+                   "classic-seed004", "cnn", "eta-vs-n-long", "noise-grad-long",
                    "noise-weight-long", "restarts-init-long",
                    "restarts-long", "restarts-order", "restarts-order-long"}
 ARCHIVED = [name for name in STUDIES if name not in WITHOUT_ARCHIVE]

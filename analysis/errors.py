@@ -26,9 +26,7 @@ from common import (
     figure_path,
     has_runs,
     load,
-    not_archived,
     p_text,
-    quoted,
     run,
     write_findings,
 )
@@ -140,7 +138,6 @@ def compute() -> dict:
             f"{label}: wrong answers carry less confidence than right ones")
     numbers = {label: set_numbers(r) for label, r in analysed.items()}
     numbers["confident_errors"] = examples.to_dict(orient="records")
-    numbers["cnn_quoted"] = quoted("cnn")["second_guess_per_run"]
     numbers["left_out"] = missing
     numbers["claims"] = claims_table(family, claims)
     numbers["family"] = family.to_dict()
@@ -171,10 +168,12 @@ def render(numbers: dict, text: dict) -> str:
     """findings.md from findings.json's `numbers` and `compute`'s `text`
     (templates/errors.md)."""
     labels = [k for k in numbers if k not in
-              ("confident_errors", "cnn_quoted", "left_out", "claims", "family")]
+              ("confident_errors", "left_out", "claims", "family")]
     main_label = labels[0]
     both, runs = numbers[main_label]["run x image"], numbers[main_label]["run"]
-    family, cnn = numbers["family"], numbers["cnn_quoted"]
+    family = numbers["family"]
+    cnn_label = next(label for label in labels if label.startswith("cnn "))
+    cnn = numbers[cnn_label]["run"]
     rows = [f"| {label} | {unit} | {r['n_trials']} | {ci(r['accuracy'], '.4f')} | "
             f"{ci(r['second_guess_rate'], '.1f', 100, '%')} | "
             f"{ci(r['confident_error_share'], '.1f', 100, '%')} | {ci(r['ece'], '.4f')} |"
@@ -199,9 +198,9 @@ def render(numbers: dict, text: dict) -> str:
         "ece": ci(both["ece"], ".4f"), "ece_runs": ci(runs["ece"], ".4f"),
         "pairs": ", ".join(f"{t['true']}->{t['predicted']} ({t['share']:.1%})"
                            for t in both["top_pairs"][:5]),
-        "cnn_runs": cnn["n_runs"],
-        "cnn": f"{cnn['mean']:.1%} [{cnn['low']:.1%}, {cnn['high']:.1%}]",
-        "cnn_unarchived": not_archived(["cnn"]),
+        "cnn_runs": cnn["n_trials"],
+        "cnn": ci(cnn["second_guess_rate"], ".1f", 100, "%"),
+        "cnn_both": ci(numbers[cnn_label]["run x image"]["second_guess_rate"], ".1f", 100, "%"),
         "rows": "\n".join(rows), "claims": claims_lines(numbers["claims"]),
         "sets": ", ".join(labels), "left_out": ", ".join(numbers["left_out"]) or "none",
         "scale_up": SCALE_UP,

@@ -117,6 +117,25 @@ def test_a_committed_study_reopens_without_its_storage_and_reading_changes_nothi
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in ARCHIVED
+                                  if (RESULTS / name / "report.json").is_file()])
+def test_a_committed_report_re_derives_from_its_archive(tmp_path, name):
+    """`nnlab report` on a clone of the study writes its committed report.json again (all
+    but the time it was generated), under the EPYC's kernels (a subprocess: they are chosen
+    when numpy loads)."""
+    folder = committed_copy(name, tmp_path / "results")
+    out = tmp_path / "report"
+    run = subprocess.run([sys.executable, "-m", "nnlab.cli", "-q", "report", str(folder),
+                          "--out", str(out)], text=True, capture_output=True,
+                         env={**os.environ, **EPYC_KERNELS})
+    assert run.returncode == 0, run.stderr
+    derived, committed = (json.loads(path.read_text()) for path in
+                          (out / "report.json", RESULTS / name / "report.json"))
+    assert derived.pop("generated") and committed.pop("generated")
+    assert derived == committed
+
+
+@pytest.mark.slow
 def test_the_main_error_findings_re_derive_from_the_restarts_archive(tmp_path):
     """errors.py's numbers of its main prediction set (restarts) in both units and its
     confident errors, from clones of the two studies it requires (the others are left out),

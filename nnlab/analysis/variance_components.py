@@ -73,8 +73,9 @@ class Component:
     @property
     def std(self) -> Estimate:
         """The component as a standard deviation (square roots of value and interval)."""
-        return Estimate(*(math.sqrt(v) for v in (self.value.value, self.value.low,
-                                                 self.value.high)), self.value.confidence)
+        value, low, high = (math.sqrt(v) for v in (self.value.value, self.value.low,
+                                                   self.value.high))
+        return Estimate(value, low, high, self.value.confidence)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "value": self.value.to_dict(),
@@ -185,13 +186,15 @@ def variance_components(
     point = np.maximum(untruncated, 0.0)
     total_draws = draws.sum(axis=1)
     names = (rows, cols, RESIDUAL)
-    components = tuple(
-        Component(name, _interval(point[k], draws[:, k], confidence), float(untruncated[k]),
-                  _interval(point[k] / point.sum(), draws[:, k] / total_draws, confidence),
-                  int(df[k]))
-        for k, name in enumerate(names))
+
+    def component(k: int) -> Component:
+        return Component(names[k], _interval(point[k], draws[:, k], confidence),
+                         float(untruncated[k]), _interval(point[k] / point.sum(),
+                                                          draws[:, k] / total_draws, confidence),
+                         int(df[k]))
+
     return VarianceComponentsResult(
-        metric, n_rows, n_cols, float(grand), components,
+        metric, n_rows, n_cols, float(grand), (component(0), component(1), component(2)),
         _interval(float(point.sum()), total_draws, confidence),
         {name: (float(ss[k] / df[k]), int(df[k])) for k, name in enumerate(names)},
         draws, confidence)
@@ -225,9 +228,10 @@ def _cell_table(runs: pd.DataFrame, metric: str, rows: str, cols: str) -> np.nda
         if n_levels < 2:
             raise InsufficientData(f"{_WHERE}: column {factor!r} has {n_levels} level; a "
                                    "variance component needs at least 2")
-    counts = runs.groupby([rows, cols]).size()
-    if (counts > 1).any():
-        (row, col), n = next((k, v) for k, v in counts.items() if v > 1)
+    repeated = runs[runs.duplicated([rows, cols])]
+    if len(repeated):
+        row, col = repeated[rows].iloc[0], repeated[cols].iloc[0]
+        n = int(((runs[rows] == row) & (runs[cols] == col)).sum())
         raise NNLabError(f"{_WHERE}: cell {rows}={row}, {cols}={col} has {n} rows; expected "
                          "one observation per cell")
     table = pd.Series(values, index=pd.MultiIndex.from_frame(runs[[rows, cols]])).unstack()

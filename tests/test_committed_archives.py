@@ -37,6 +37,8 @@ SMALL = "restarts"  # the fast reopening test's study: one configuration, 100 ru
 # each analysis script: the studies it reads (those without an archive through their
 # trials.parquet and report.json only), and the folder its findings go to
 SCRIPTS = {
+    "crossed_seeds": (("crossed-seeds", "restarts", "restarts-init", "restarts-order"),
+                      "crossed-seeds"),
     "errors": (("restarts", "eta-vs-n", "restarts-long", "noise-grad", "noise-weight", "cnn"),
                "errors"),
     "eta_vs_n": (("eta-vs-n", "eta-vs-n-long", "eta-vs-n-b25", "eta-vs-n-b25-long",

@@ -31,6 +31,11 @@ from nnlab.analysis.power import minimum_detectable_effect, power
 from nnlab.analysis.power_law import PowerLawFit, fit_power_law
 from nnlab.analysis.predictions import ErrorAnalysisResult, error_analysis
 from nnlab.analysis.variance import FloorFit, VarianceVsNResult, variance_vs_n
+from nnlab.analysis.variance_components import (
+    Component,
+    VarianceComponentsResult,
+    variance_components,
+)
 
 __all__ = [
     "CompareResult",
@@ -43,6 +48,8 @@ __all__ = [
     "PowerLawFit",
     "TestSetVarianceResult",
     "VarianceVsNResult",
+    "Component",
+    "VarianceComponentsResult",
     "compare_variance",
     "compare_variance_by",
     "error_analysis",
@@ -53,6 +60,7 @@ __all__ = [
     "shapiro_power",
     "test_set_variance",
     "variance_vs_n",
+    "variance_components",
     # units of replication, paired designs, equivalence, power and multiplicity
     "ArmDifference",
     "Equivalence",

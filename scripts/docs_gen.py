@@ -129,6 +129,21 @@ def _takeoff(results: Path) -> tuple[str, str, str, str]:
     return answer, key, "exploratory", "see finding 1"
 
 
+def _crossed(results: Path) -> tuple[str, str, str, str]:
+    found = _load(results / "crossed-seeds" / "findings.json")
+    summary, shares = found["summary"], found["summary"]["shares"]
+    verdicts = [h["verdict"] for h in found["hypotheses"]]
+    answer = (f"Mostly from how the two seeds combine: at N = {_steps(summary['n'])} the init x "
+              f"order interaction is {_ci(shares['residual'], '.0f', 100, '%')} of the "
+              f"variance, the init seed's main effect {_ci(shares['init_seed'], '.0f', 100, '%')}"
+              f", the order seed's {_ci(shares['order_seed'], '.0f', 100, '%')}")
+    key = (f"interaction share {_ci(shares['residual'], '.2f')} ({summary['n_runs']} runs, "
+           "20 x 20 seeds, GCI)")
+    status = (f"confirmatory: primary {summary['primary']}; "
+              f"{verdicts.count('held')} of {len(verdicts)} predictions held")
+    return answer, key, status, _survivors(found)
+
+
 ROWS = [  # question, its numbers, where the details are, one figure
     ("Which constant learning rate is best for a training length of N steps?", _learning_rate,
      "[eta-vs-n](results/eta-vs-n/findings.md)", "results/eta-vs-n/findings/eta_best_all.png"),
@@ -143,6 +158,9 @@ ROWS = [  # question, its numbers, where the details are, one figure
     ("Is there a critical learning rate below which accuracy stays at chance?", _takeoff,
      "[eta-vs-n](results/eta-vs-n/findings.md#the-take-off-finding-5-is-the-same-invariance)",
      "results/classic-seed000-eta/figures/takeoff.png"),
+    ("Where does the spread of restarts come from: the initial weights, the data order, "
+     "or both together?", _crossed, "[crossed-seeds](results/crossed-seeds/findings.md)",
+     "results/crossed-seeds/findings/components.png"),
 ]
 
 

@@ -175,10 +175,11 @@ class _Group:
             self.update.step(step)
             for i, loss in zip(self.active, step_losses, strict=True):
                 losses[i].append(loss)
-            self._drop([i for i, loss in zip(self.active, step_losses, strict=True)
-                        if not loss < math.inf])
-            if not self.active:
-                break
+            if not sum(step_losses) < math.inf:  # a loss is inf or NaN (or the sum overflows)
+                self._drop([i for i, loss in zip(self.active, step_losses, strict=True)
+                            if not loss < math.inf])
+                if not self.active:
+                    break
         return {i: (losses[i], norms[i]) for i in losses}
 
     def _drop(self, runs: list[int]) -> None:

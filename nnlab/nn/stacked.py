@@ -256,7 +256,7 @@ class StackedMLP:
             a_runs = self._runs(a) if index == 1 else a
             (W, _), (grad_W, grad_b) = self.layers[index], self.grad_layers[index]
             np.matmul(a_runs.transpose(0, 2, 1), grad, out=grad_W)
-            np.sum(grad, axis=1, out=grad_b)
+            np.add.reduce(grad, axis=1, out=grad_b)
             grad_a = self._buffer(f"grad_a{index}", a.shape)
             np.matmul(grad, W.transpose(0, 2, 1),
                       out=self._runs(grad_a) if index == 1 else grad_a)
@@ -264,10 +264,10 @@ class StackedMLP:
             self.activations[index - 1].multiply_derivative(a, grad_a, grad)
         grad_b0 = self.grad_layers[0][1]
         if inputs:  # grad is the first layer's delta, wide
-            np.sum(grad, axis=0, out=grad_b0)
+            np.add.reduce(grad, axis=0, out=grad_b0)
         else:  # the logits' gradient (k, batch, K), a view of (k, K, batch): summed along
             # its batch as a run sums it (pairwise), then laid out wide
-            np.sum(grad, axis=1, out=grad_b0.reshape(self.k, -1))
+            np.add.reduce(grad, axis=1, out=grad_b0.reshape(self.k, -1))
             wide = self._buffer("delta0", (len(x), grad_b0.size))
             self._runs(wide)[...] = grad
             grad = wide

@@ -21,8 +21,9 @@ pair of measurements (on a machine whose load drifts, pairs measured back to bac
 best), and the CPU time of the run and its worker processes. Every run's curve and
 predictions are checked equal between the two variants. The machine, the library versions
 and its load (1-minute load average) are printed first, the load again after each
-measurement. --quick: 1000 steps (evaluated at the lengths up to 1000), 2 seeds of the eta
-sweep and 4 of the noise studies.
+measurement, and the table so far after each study (a run stopped early keeps its rows).
+--quick: 1000 steps (evaluated at the lengths up to 1000), 2 seeds of the eta sweep and 4 of
+the noise studies; --studies: only the studies whose names start with the words given.
 """
 
 from __future__ import annotations
@@ -103,7 +104,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1,
                         help="measurements of each variant, alternating (default 1)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--studies", nargs="+", metavar="NAME", help="only the studies whose "
+                        "names start with these (e.g. eta noise), default all")
     args = parser.parse_args()
+    chosen = {name: values for name, values in specs(args.quick).items()
+              if not args.studies or name.startswith(tuple(args.studies))}
+    if not chosen:
+        parser.error(f"--studies: expected the start of one of {', '.join(specs(False))}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +123,7 @@ def main() -> None:
                          for pool in env["blas"])
         print(f"{env['cpu']}, {env['cores']} cores; Python {env['python']}, numpy "
               f"{env['packages']['numpy']}, {blas}; load {os.getloadavg()[0]:.2f}", flush=True)
-        for name, values in specs(args.quick).items():
+        for name, values in chosen.items():
             walls: dict[bool, list[float]] = {True: [], False: []}
             cpus: dict[bool, list[float]] = {True: [], False: []}
             studies = {}
@@ -140,8 +147,7 @@ def main() -> None:
                          "separate CPU s": round(separate_cpu), "grouped CPU s":
                          round(grouped_cpu), "CPU ratio": f"{separate_cpu / grouped_cpu:.2f}x",
                          "identical": same_results(studies[True], studies[False])})
-    print()
-    print(markdown(rows))
+            print(f"\n{markdown(rows)}\n", flush=True)
 
 
 def markdown(rows: list[dict]) -> str:

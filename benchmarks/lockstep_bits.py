@@ -8,7 +8,10 @@ On random data of each shape, at the given BLAS thread count:
    the probe a group runs once per shape);
 2. np.matmul over (k, M, n) stacks, forward, weight and input gradients, slice by slice
    against the 2-D products, laid out as a run lays them out;
-3. sums over the batch of stacked arrays against each run's own.
+3. sums over the batch of stacked arrays against each run's own;
+4. np.matmul over (k, M, n) views of a wide (M, k * n) array (the first layer's activations
+   as the second layer reads them, its gradient by them as written), against the 2-D
+   products of contiguous copies.
 A "n" marks a shape where the stacked form rounds differently: there a group makes one
 narrow product per run instead.
 """
@@ -55,6 +58,33 @@ def stacked_products() -> list[tuple]:
     return differ
 
 
+def wide_views() -> list[tuple]:
+    """(M, n_1, n_2, k, dtype) where products through views of wide arrays differ from the
+    2-D products of contiguous copies."""
+    rng = np.random.default_rng(3)
+    differ = []
+    for dtype in (np.float32, np.float64):
+        for rows in (2, 25, 100, 500, 1024, 5000):
+            for n_1, n_2 in ((36, 16), (16, 10), (256, 100)):
+                for k in (2, 3, 11):
+                    wide = rng.standard_normal((rows, k * n_1)).astype(dtype)
+                    runs = wide.reshape(rows, k, n_1).transpose(1, 0, 2)  # (k, M, n_1) views
+                    W = rng.standard_normal((k, n_1, n_2)).astype(dtype)
+                    delta = rng.standard_normal((k, rows, n_2)).astype(dtype)
+                    grad_wide = np.empty_like(wide)
+                    np.matmul(delta, W.transpose(0, 2, 1),
+                              out=grad_wide.reshape(rows, k, n_1).transpose(1, 0, 2))
+                    forward, grad_W = runs @ W, runs.transpose(0, 2, 1) @ delta
+                    columns = [slice(i * n_1, (i + 1) * n_1) for i in range(k)]
+                    if not all(np.array_equal(forward[i], np.ascontiguousarray(runs[i]) @ W[i])
+                               and np.array_equal(grad_W[i],
+                                                  np.ascontiguousarray(runs[i]).T @ delta[i])
+                               and np.array_equal(grad_wide[:, columns[i]], delta[i] @ W[i].T)
+                               for i in range(k)):
+                        differ.append((rows, n_1, n_2, k, np.dtype(dtype).name))
+    return differ
+
+
 def batch_sums() -> bool:
     """Whether sums over the batch of stacked arrays equal each run's."""
     rng = np.random.default_rng(2)
@@ -82,6 +112,9 @@ def main() -> None:
         print("2. stacked np.matmul equal to the 2-D products:",
               "yes, every shape" if not differ else f"no at {differ}")
         print("3. sums over the batch equal each run's:", "yes" if batch_sums() else "no")
+        differ = wide_views()
+        print("4. products through views of wide arrays equal those of contiguous copies:",
+              "yes, every shape" if not differ else f"no at {differ}")
 
 
 if __name__ == "__main__":

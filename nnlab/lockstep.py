@@ -175,10 +175,11 @@ class _Group:
             self.update.step(step)
             for i, loss in zip(self.active, step_losses, strict=True):
                 losses[i].append(loss)
-            self._drop([i for i, loss in zip(self.active, step_losses, strict=True)
-                        if not loss < math.inf])
-            if not self.active:
-                break
+            if not sum(step_losses) < math.inf:  # a loss is inf or NaN (or the sum overflows)
+                self._drop([i for i, loss in zip(self.active, step_losses, strict=True)
+                            if not loss < math.inf])
+                if not self.active:
+                    break
         return {i: (losses[i], norms[i]) for i in losses}
 
     def _drop(self, runs: list[int]) -> None:
@@ -243,20 +244,25 @@ class _StackedSgd:
                 self.streams[start.seeds["noise"]] = (start.rngs["noise"], draws)
         self._scaled = [np.empty_like(p) for p in leaves]  # sigma_t * draws of one run
         self._factors: tuple[np.ndarray, np.ndarray] | None = None
+        self._noisy = self._positions_by_noise()
 
     def keep(self, positions: list[int]) -> None:
         self.runs = [self.runs[position] for position in positions]
         used = {run.seeds["noise"] for run in self.runs if run.config.noise != "none"}
         self.streams = {seed: stream for seed, stream in self.streams.items() if seed in used}
         self._factors = None
+        self._noisy = self._positions_by_noise()
+
+    def _positions_by_noise(self) -> dict[str, list[int]]:
+        """The stack positions of the runs with gradient and with weight noise."""
+        return {kind: [position for position, run in enumerate(self.runs)
+                       if run.config.noise == kind] for kind in ("grad", "weight")}
 
     def step(self, step: int) -> None:
         stack = self.stack
         drawn = {seed: self._draw(rng, draws) for seed, (rng, draws) in self.streams.items()}
         self._add_noise("grad", step, drawn)
-        for grad, factor in zip((stack.grad_W0, stack.grad_rest), self._rates(step),
-                                strict=True):
-            grad *= factor
+        stack.scale_grads(self._rates(step))
         self._add_noise("weight", step, drawn)
         stack.W0 += stack.grad_W0
         stack.rest += stack.grad_rest
@@ -279,9 +285,8 @@ class _StackedSgd:
 
     def _add_noise(self, kind: str, step: int, drawn: dict[int, list[np.ndarray]]) -> None:
         """grads += sigma_t * draws for the runs with noise `kind`, as `optim.add_noise`."""
-        for position, run in enumerate(self.runs):
-            if run.config.noise != kind:
-                continue
+        for position in self._noisy[kind]:
+            run = self.runs[position]
             sigma = optim.noise_std(run.config.noise_eta, run.config.noise_gamma, step)
             grads = optim.leaves(self.stack.member_grads(position))
             for grad, draw, scaled in zip(grads, drawn[run.seeds["noise"]], self._scaled,

@@ -177,7 +177,9 @@ def test_stacked_members_are_views_and_copies_round_trip():
     models = [MLP([784, 36, 16, 10], seed=seed) for seed in range(3)]
     stack = StackedMLP(models)
     stack.member_params(1)[1]["W"][0, 0] = 7.0
-    assert stack.rest[1, 36] == 7.0
+    assert stack.rest[1, 0] == 7.0
+    stack.member_params(2)[0]["b"][3] = 5.0  # the first layer's biases: W0's last row
+    assert stack.W0[784, 2 * 36 + 3] == 5.0
     stack.copy_to(1, models[0])
     assert models[0].params[1]["W"][0, 0] == 7.0
     stack.keep([2, 1])
@@ -185,6 +187,25 @@ def test_stacked_members_are_views_and_copies_round_trip():
     assert stack.member_params(1)[1]["W"][0, 0] == 7.0
     with pytest.raises(NNLabError, match="one architecture"):
         StackedMLP([MLP([784, 36, 10]), MLP([784, 32, 10])])
+
+
+@pytest.mark.parametrize("sizes", [[784, 36, 16, 10], [12, 8, 3], [784, 10]])
+def test_scaling_each_runs_grads_by_its_factor(sizes):
+    """scale_grads multiplies W0's grads by rows of factors that cover several of its rows
+    (785 rows of seed-000's network: 157 at a time; 13 rows, a prime: all at once)."""
+    rng = np.random.default_rng(0)
+    stack = StackedMLP([MLP(sizes, seed=seed) for seed in range(11)])
+    stack.grad_W0[...] = rng.standard_normal(stack.grad_W0.shape)
+    stack.grad_rest[...] = rng.standard_normal(stack.grad_rest.shape)
+    expected = [[{key: array * np.float32(-factor) for key, array in layer.items()}
+                 for layer in stack.member_grads(i)] for i, factor in enumerate(range(11))]
+    factors = stack.run_factors([-factor for factor in range(11)])
+    assert len(factors[0]) == {785: 157, 13: 13}[len(stack.W0)] * stack.W0.shape[1]
+    stack.scale_grads(factors)
+    for i in range(11):
+        for mine, theirs in zip(stack.member_grads(i), expected[i], strict=True):
+            for key in mine:
+                np.testing.assert_array_equal(mine[key], theirs[key])
 
 
 def test_group_keys():

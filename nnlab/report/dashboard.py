@@ -21,7 +21,7 @@ import optuna
 import optuna_dashboard
 from optuna.storages import BaseStorage
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError, StorageError
 from nnlab.study import Study
 from nnlab.study.configs import companion_name
 from nnlab.study.replay import replay
@@ -43,7 +43,7 @@ def study_url(study: Study, storage: BaseStorage, port: int, name: str | None = 
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError as err:
-        raise NNLabError(f"study {name!r}: not in its storage; has it been run?") from err
+        raise StorageError(f"study {name!r}: not in its storage; has it been run?") from err
     return f"http://{HOST}:{port}/dashboard/studies/{study_id}"
 
 
@@ -76,7 +76,7 @@ def serve(folder: str | Path, port: int = 8080, storage: str | None = None) -> N
 
     port 0 picks a free port. The URL of the study's page is printed first."""
     if not 0 <= port <= 65535:
-        raise NNLabError(f"--port: expected 0..65535, got {port}")
+        raise ConfigError("port", "0..65535", port)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = Study.load(folder, storage=storage)
     served = dashboard_storage(study)
@@ -108,7 +108,7 @@ def _run_server(storage: BaseStorage, port: int) -> None:
     threading.Thread(target=target, name="optuna-dashboard", daemon=True).start()
     stopped.wait()
     if failure and isinstance(failure[0], OSError):
-        raise NNLabError(f"--port {port}: cannot listen on {HOST} ({failure[0].strerror})"
-                         ) from failure[0]
+        raise NNLabError(f"cannot listen on {HOST} ({failure[0].strerror})", field="port",
+                         value=str(port)) from failure[0]
     if failure:
         raise failure[0]

@@ -35,7 +35,7 @@ from nnlab.analysis import Estimate
 from nnlab.analysis.learning_rate import EDGE_SHARE_MAX
 from nnlab.analysis.power_law import MIN_HEADLINE_POINTS, MIN_R_SQUARED
 from nnlab.analysis.variance import MIN_N_VALUES_FOR_FIT
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, InsufficientData
 from nnlab.report import figures
 from nnlab.report.figures.classic import lr_sweep_figure
 from nnlab.report.figures.curves import learning_curves_figure
@@ -75,11 +75,9 @@ class Options:
     def __post_init__(self) -> None:
         if isinstance(self.n_resamples, bool) or not isinstance(self.n_resamples, int) or (
                 self.n_resamples < 100):
-            raise NNLabError(f"n_resamples (--resamples): expected an integer >= 100, got "
-                             f"{self.n_resamples!r}")
+            raise ConfigError("n_resamples", "an integer >= 100", self.n_resamples)
         if not 0.5 <= self.confidence < 1:
-            raise NNLabError(f"confidence: expected a level in [0.5, 1), got "
-                             f"{self.confidence!r}")
+            raise ConfigError("confidence", "a level in [0.5, 1)", self.confidence)
 
     @property
     def level(self) -> str:
@@ -428,7 +426,7 @@ def _power_law(section: Section, result: analysis.EtaBestResult, n_col: str, pre
     its breakpoint (returned), and the held-out check of the power law past it."""
     try:
         fit = result.power_law(seed=options.seed, max_edge_share=EDGE_SHARE_MAX)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"{prefix}no power-law fit: {err}")
         return None
     section.data.setdefault("power_law", []).append(fit.to_dict())
@@ -474,7 +472,7 @@ def _broken_power_law(section: Section, result: analysis.EtaBestResult, prefix: 
         broken = analysis.fit_broken_power_law(n[keep], y[keep], y_boot=y_boot[:, keep],
                                                boot_unit="seeds", seed=options.seed,
                                                confidence=options.confidence)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"{prefix}no broken power law: {err}")
         return None
     section.data.setdefault("broken_power_law", []).append(broken.to_dict())
@@ -485,7 +483,7 @@ def _broken_power_law(section: Section, result: analysis.EtaBestResult, prefix: 
         check = analysis.extrapolation_check(n[after], y[after], y_boot=y_boot[:, after],
                                              boot_unit="seeds", seed=options.seed,
                                              confidence=options.confidence)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"{prefix}no held-out check past the breakpoint: {err}")
         return broken
     section.data.setdefault("extrapolation_check", []).append(check.to_dict())
@@ -502,7 +500,7 @@ def _sensitivity(section: Section, runs: pd.DataFrame, n_col: str, metric: str, 
     try:
         result = analysis.eta_sensitivity(runs, n_col, "eta", metric, n_from=n_from,
                                           **eta_kwargs)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"{prefix}no sensitivity table: {err}")
         return
     section.findings.append(prefix + result.summary().splitlines()[0])
@@ -628,7 +626,7 @@ def variance_section(results: StudyResults, options: Options) -> Section:
             result = analysis.variance_vs_n(
                 group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT,
                 weights="kurtosis" if fewest >= 4 else "normal", **fit_kwargs)
-        except NNLabError as err:
+        except InsufficientData as err:
             section.notes.append(f"{label or 'all runs'}: {err}")
             continue
         first = first or (label, result, group)
@@ -691,7 +689,7 @@ def test_set_result(results: StudyResults, options: Options,
             "confidence": options.confidence}
     try:
         result = analysis.test_set_variance(predictions, unit="run x example", **boot)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"Finite-test-set share: {err}")
         return None
     section.findings.append(
@@ -749,7 +747,7 @@ def noise_section(results: StudyResults, options: Options) -> Section:
                         group, "noise", level, "none"),
                     n_resamples=options.n_resamples, seed=options.seed,
                     confidence=options.confidence)
-            except NNLabError as err:
+            except InsufficientData as err:
                 section.notes.append(f"{label or 'all runs'}, noise={level}: {err}")
                 continue
             prefix = f"{label}: " if label else ""
@@ -896,13 +894,13 @@ def run_sections(builders, results: StudyResults, options: Options
                  ) -> tuple[list[Section], list[tuple[str, str]]]:
     """Run each section builder: (sections, [(builder name, why it was skipped)]).
 
-    An analysis refusing the data (NNLabError: too few runs, ...) skips its section with
+    An analysis refusing the data (InsufficientData: too few runs, ...) skips its section with
     that message instead of failing the report."""
     sections, skipped = [], []
     for build in builders:
         name = build.__name__.removesuffix("_section")
         try:
             sections.append(build(results, options))
-        except (NotApplicable, NNLabError) as err:
+        except (NotApplicable, InsufficientData) as err:
             skipped.append((name, str(err)))
     return sections, skipped

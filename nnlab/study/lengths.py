@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from nnlab.errors import NNLabError
+from nnlab.errors import DataError
 from nnlab.study.spec import StudySpec
 from nnlab.study.trials import METRICS
 
@@ -68,7 +68,7 @@ def prefix_lengths(spec: StudySpec) -> list[int]:
     cannot be."""
     refusal = prefix_refusal(spec)
     if refusal is not None:
-        raise NNLabError(f"study {spec.name}: cannot read its runs at their eval_steps: "
+        raise DataError(f"study {spec.name}: cannot read its runs at their eval_steps: "
                          f"{refusal}")
     return _positive_eval_steps(spec)
 
@@ -105,7 +105,7 @@ def runs_by_length(spec: StudySpec, trials: pd.DataFrame, curves: pd.DataFrame
             elif n in curve.index:
                 at, status = n, "ok"
             else:
-                raise NNLabError(f"study {spec.name}, trial {trial}: step {n} of eval_steps "
+                raise DataError(f"study {spec.name}, trial {trial}: step {n} of eval_steps "
                                  "was not evaluated (its curve has steps "
                                  f"{curve.index.tolist()})")
             rows.append({"trial": trial, "n_steps": n, "status": status, "steps_run": at,

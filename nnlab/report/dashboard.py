@@ -12,8 +12,8 @@ the seed mean: see `nnlab.study.configs`). docs/dashboard.md says how to read th
 
 from __future__ import annotations
 
+import logging
 import socket
-import sys
 import threading
 from pathlib import Path
 
@@ -26,6 +26,8 @@ from nnlab.study import Study
 from nnlab.study.configs import companion_name
 from nnlab.study.replay import replay
 from nnlab.study.storage import open_storage, redact, resolve_storage
+
+_log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 
@@ -53,10 +55,9 @@ def dashboard_storage(study: Study) -> BaseStorage:
     if study.has_storage():
         return open_storage(study.storage, study.folder, read_only=True)
     storage = replay(study)
-    print(f"nnlab: {study.folder} has no Optuna storage "
-          f"({redact(resolve_storage(study.storage, study.folder))}): serving its "
-          "trials.parquet and archive from a temporary storage in memory, discarded on exit",
-          file=sys.stderr, flush=True)
+    _log.info("%s has no Optuna storage (%s): serving its trials.parquet and archive from a "
+              "temporary storage in memory, discarded on exit", study.folder,
+              redact(resolve_storage(study.storage, study.folder)))
     return storage
 
 

@@ -34,9 +34,9 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -53,6 +53,8 @@ from optuna.trial import TrialState
 from sqlalchemy.pool import NullPool
 
 from nnlab.errors import ConfigError, NNLabError, StorageError, file_in_the_way, is_int
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_JOURNAL = "optuna.journal"
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:(?P<slashes>//)?")  # a URL has both
@@ -416,8 +418,7 @@ def _check_journal(path: Path, lock: FlockJournalLock, repair: bool) -> None:
             journal.seek(0)
             keep = journal.read().rfind(b"\n") + 1
             journal.truncate(keep)
-        print(f"nnlab: {path}: dropped a torn last record (a writer stopped mid-write)",
-              file=sys.stderr)
+        _log.warning("%s: dropped a torn last record (a writer stopped mid-write)", path)
     finally:
         lock.release()
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import shutil
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
@@ -65,6 +65,8 @@ from nnlab.study.store import KINDS, MANIFEST_FIELDS, ResultsStore
 from nnlab.study.task import load_dataset
 from nnlab.study.trials import fixed_fields, trials_frame, with_fixed_fields
 from nnlab.train import fit_to_data
+
+_log = logging.getLogger(__name__)
 
 SPEC_ATTR, BASE_ATTR, DIGEST_ATTR = "spec", "base_config", "spec_digest"
 JOBS_PER_CORE = 4  # more local worker processes than this only share the cores
@@ -337,10 +339,10 @@ class Study:
         digest = study.user_attrs.get(DIGEST_ATTR)
         if digest is None:
             if self.store.trials_path.is_file():  # e.g. results committed without storage
-                print(f"nnlab: {self.folder} holds results of a run whose storage "
-                      f"({redact(resolve_storage(self.storage, self.folder))}) has no such "
-                      "study: starting it afresh there; its trials.parquet, archive and "
-                      "report will be replaced", file=sys.stderr)
+                _log.warning("%s holds results of a run whose storage (%s) has no such study: "
+                             "starting it afresh there; its trials.parquet, archive and report "
+                             "will be replaced", self.folder,
+                             redact(resolve_storage(self.storage, self.folder)))
             study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
             study.set_user_attr(BASE_ATTR, self.spec.base_config().to_dict())
             study.set_user_attr(DIGEST_ATTR, self.spec.digest())
@@ -367,8 +369,7 @@ class Study:
         planned next."""
         grown = ", ".join(f"{key} {getattr(stored, key)} -> {getattr(self.spec, key)}"
                           for key in GROWS_BY if getattr(stored, key) != getattr(self.spec, key))
-        print(f"nnlab: study {self.spec.name!r} grows ({grown}); its complete runs are kept",
-              file=sys.stderr)
+        _log.info("study %r grows (%s); its complete runs are kept", self.spec.name, grown)
         study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
         study.set_user_attr(DIGEST_ATTR, self.spec.digest())
         study.set_user_attr("planned", self.spec.n_planned)

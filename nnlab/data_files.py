@@ -83,7 +83,7 @@ def read_source(source: Source, pixels: bool) -> Examples:
             examples = _examples(str(path), x, y, f"{path}: label")
         else:
             raise DataError(f"{path}: expected a {', '.join(SUFFIXES)} file, or an IDX pair "
-                             "{ images = PATH, labels = PATH }")
+                            "{ images = PATH, labels = PATH }")
     return _as_pixels(examples) if pixels else examples
 
 
@@ -92,11 +92,11 @@ def _examples(where: str, x: np.ndarray, y: np.ndarray, labels_where: str) -> Ex
     per-example image shape ((1, H, W) for (n, H, W), (C, H, W) for (n, C, H, W))."""
     if x.ndim < 2 or x.ndim > 4 or x.dtype.kind not in "uif" or not len(x):
         raise DataError(f"{where}: expected features x of shape (n, n_features), (n, height, "
-                         f"width) or (n, channels, height, width) with n >= 1, numeric; got "
-                         f"{x.dtype} of shape {x.shape}")
+                        f"width) or (n, channels, height, width) with n >= 1, numeric; got "
+                        f"{x.dtype} of shape {x.shape}")
     if y.shape != (len(x),) or y.dtype.kind not in "iu":
         raise DataError(f"{labels_where}: expected {len(x)} integer labels, one per example, "
-                         f"got {y.dtype} of shape {y.shape}")
+                        f"got {y.dtype} of shape {y.shape}")
     check_labels(Path(where), y, None)
     image_shape = {2: None, 3: (1, *x.shape[1:]), 4: x.shape[1:]}[x.ndim]
     return Examples(where, x.reshape(len(x), -1), label_array(y), image_shape)
@@ -111,7 +111,7 @@ def _as_pixels(examples: Examples) -> Examples:
     bad = np.flatnonzero(((x < 0) | (x > 255) | (x != np.round(x))).any(axis=1))
     if bad.size:
         raise DataError(f"{examples.where}: {examples.row(bad[0])}: pixels must be integers "
-                         "in 0..255 (data.pixels = true)")
+                        "in 0..255 (data.pixels = true)")
     return Examples(examples.where, x.astype(np.uint8), examples.y, examples.image_shape,
                     examples.first_row)
 
@@ -141,10 +141,10 @@ def folder_splits(folder: Path) -> dict[str, Source]:
 
 def folder_files(folder: Path) -> list[Source]:
     """Every CSV, npz or parquet file in `folder`, by name."""
-    files = sorted(str(p) for p in folder.iterdir() if p.is_file() and suffix(p))
+    files: list[Source] = sorted(str(p) for p in folder.iterdir() if p.is_file() and suffix(p))
     if not files:
         raise DataError(f"data.files: {folder}: expected {', '.join(SUFFIXES)} files to "
-                         "split, found none")
+                        "split, found none")
     return files
 
 
@@ -184,15 +184,16 @@ def _common_form(examples: list[Examples], n_classes: int | None,
     for other in examples[1:]:
         if other.x.shape[1] != first.x.shape[1] or other.x.dtype != first.x.dtype:
             raise DataError(f"{other.where}: expected examples like {first.where}'s "
-                             f"({first.x.shape[1]} {first.x.dtype} features each), got "
-                             f"{other.x.shape[1]} {other.x.dtype} features each")
+                            f"({first.x.shape[1]} {first.x.dtype} features each), got "
+                            f"{other.x.shape[1]} {other.x.dtype} features each")
     shaped = [e for e in examples if e.image_shape is not None]
     for other in shaped[1:]:
         if other.image_shape != shaped[0].image_shape and image_shape is None:
             raise DataError(f"{other.where}: expected images of shape {shaped[0].image_shape} "
-                             f"like {shaped[0].where}'s, got {other.image_shape}")
+                            f"like {shaped[0].where}'s, got {other.image_shape}")
     n_features = first.x.shape[1]
-    shape = image_shape or (shaped[0].image_shape if shaped else (1, 1, n_features))
+    shape = image_shape or next((e.image_shape for e in shaped if e.image_shape is not None),
+                                (1, 1, n_features))
     if int(np.prod(shape)) != n_features:
         raise ConfigError("data.image_shape", f"channels x height x width = {n_features} (the "
                           f"features per example of {first.where})", shown=f"{list(shape)}")
@@ -201,7 +202,8 @@ def _common_form(examples: list[Examples], n_classes: int | None,
     for e in examples:
         check_labels(Path(e.where), e.y, n_classes,
                      None if e.first_row is None else np.arange(len(e.y)) + e.first_row)
-    return tuple(int(n) for n in shape), n_classes
+    channels, height, width = (int(n) for n in shape)
+    return (channels, height, width), n_classes
 
 
 def _check_disjoint(examples: dict[str, Examples]) -> None:

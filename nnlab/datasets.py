@@ -141,19 +141,19 @@ def _check_split(split: object, where: str, image_shape: tuple[int, ...], n_clas
     x, y = split.x, split.y
     if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype.kind not in "uif":
         raise DataError(f"{where}.x: expected a numeric array (n, n_features), got "
-                         f"{_describe(x)}")
+                        f"{_describe(x)}")
     if x.shape[1] != math.prod(image_shape):
         raise DataError(f"{where}.x: expected {math.prod(image_shape)} features per example "
-                         f"(image_shape {image_shape}), got {x.shape[1]}")
+                        f"(image_shape {image_shape}), got {x.shape[1]}")
     if not isinstance(y, np.ndarray) or y.shape != (len(x),) or y.dtype.kind not in "iu":
         raise DataError(f"{where}.y: expected {len(x)} integer labels, one per row of x, got "
-                         f"{_describe(y)}")
+                        f"{_describe(y)}")
     if not len(y):
         raise DataError(f"{where}: expected at least one example, got none")
     low, high = int(y.min()), int(y.max())
     if low < 0 or high >= n_classes:
         raise DataError(f"{where}.y: expected labels in 0..{n_classes - 1} (n_classes), got "
-                         f"{low}..{high}")
+                        f"{low}..{high}")
 
 
 def _describe(array: object) -> str:

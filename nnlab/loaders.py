@@ -14,6 +14,7 @@ import pickle
 import struct
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ import pyarrow as pa
 from nnlab.errors import DataError
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -177,7 +178,7 @@ def read_csv(
     not_int = np.flatnonzero(labels != np.round(labels))
     if not_int.size:
         raise DataError(f"{path}: row {rows[not_int[0]]}: label must be an integer, "
-                         f"got {labels[not_int[0]]}")
+                        f"got {labels[not_int[0]]}")
     check_labels(path, labels, n_classes, rows)
     if not pixels:
         bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
@@ -209,8 +210,8 @@ def read_parquet(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: not a readable parquet file ({err})") from None
     if "label" not in frame.columns:
         raise DataError(f"{path}: expected a 'label' column; it has "
-                         f"{[str(c) for c in frame.columns[:5]]}"
-                         + (" ..." if len(frame.columns) > 5 else ""))
+                        f"{[str(c) for c in frame.columns[:5]]}"
+                        + (" ..." if len(frame.columns) > 5 else ""))
     labels = frame["label"].to_numpy()
     if labels.dtype.kind not in "iu":
         raise DataError(f"{path}: label column: expected integers, got {labels.dtype}")
@@ -221,7 +222,7 @@ def read_parquet(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
                    if not (pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t))]
     if not_numeric:
         raise DataError(f"{path}: column {not_numeric[0]!r}: expected numbers, got "
-                         f"{features[not_numeric[0]].dtype}")
+                        f"{features[not_numeric[0]].dtype}")
     return features.to_numpy(), labels
 
 
@@ -256,7 +257,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def load_numpy_pickle(path: str | Path, sha256: str) -> object:
+def load_numpy_pickle(path: str | Path, sha256: str) -> Any:
     """Unpickle a gzipped pickle of numpy arrays, but only after its sha256 matches and only
     through an unpickler that admits numpy arrays and nothing else."""
     path = Path(path)

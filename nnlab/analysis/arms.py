@@ -183,8 +183,8 @@ def _check_joint(results: list, resampling: str, where: str, cells: str) -> None
     t/z")."""
     if any(not r.resampling.startswith(resampling) for r in results):
         raise DataError(f"{where}: paired=True needs every {cells} of both arms to hold the "
-                         "same seeds (a diverged or missing run breaks that); compare the "
-                         "arms unpaired (paired=False)")
+                        "same seeds (a diverged or missing run breaks that); compare the "
+                        "arms unpaired (paired=False)")
 
 
 def _n_seeds(arms: list[pd.DataFrame], pair_on: str) -> tuple[int, int]:

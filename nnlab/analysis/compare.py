@@ -190,7 +190,7 @@ def compare_variance(
                                    "variation")
     if paired and a.size != b.size:
         raise DataError(f"{_WHERE}: paired=True needs one value of a and of b per seed, got "
-                         f"{a.size} and {b.size} values")
+                        f"{a.size} and {b.size} values")
     boot = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
     common = {
         "names": (str(names[0]), str(names[1])),
@@ -279,7 +279,7 @@ def compare_variance_by(
     if pair_on not in trials.columns:
         if paired:
             raise DataError(f"{_WHERE}: paired=True, but there is no column {pair_on!r} to "
-                             "pair the runs on")
+                            "pair the runs on")
         paired = False
     elif resolve_pairing(chosen[0][pair_on], chosen[1][pair_on], paired, pair_on, _WHERE):
         _, x, y, unpaired = align_pairs(*(rows.set_index(pair_on)[metric] for rows in chosen))

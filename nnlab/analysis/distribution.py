@@ -154,7 +154,8 @@ def normality(
             dagostino = HypothesisTest(
                 "D'Agostino-Pearson", float(test.statistic), float(test.pvalue)
             )
-        anderson = stats.anderson(x, dist="norm", method="interpolate")
+        # method= is newer than scipy-stubs' signature of anderson
+        anderson = stats.anderson(x, dist="norm", method="interpolate")  # type: ignore[call-overload]
     return NormalityResult(
         name=name,
         values=x,

@@ -64,7 +64,7 @@ class EtaPathResult:
             use = use & np.asarray(keep, dtype=bool)
         if use.sum() < 3:
             raise InsufficientData(f"{_WHERE}.power_law: {use.sum()} value(s) of {self.n_col!r} "
-                             "have a path point inside the fitted etas; a fit needs 3")
+                                   "have a path point inside the fitted etas; a fit needs 3")
         boot = self.boot_log_eta[:, use]
         boot = boot[np.all(np.isfinite(boot), axis=1)]
         return fit_power_law(self.table[self.n_col].to_numpy(dtype=float)[use],

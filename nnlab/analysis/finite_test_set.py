@@ -210,4 +210,4 @@ def _two_way_resamples(errors: np.ndarray, n_resamples: int, rng: np.random.Gene
     return mean, observed * centring, test_set * centring
 
 
-test_set_variance.__test__ = False  # a library function, not a pytest test
+test_set_variance.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

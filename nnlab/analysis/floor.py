@@ -326,7 +326,7 @@ def _relative_variance(variance: np.ndarray, runs: np.ndarray, boot_var: np.ndar
         spread = boot_var.var(axis=0)
         if np.any(spread <= 0):
             raise InsufficientData("variance_vs_n.weights: a length's variance does not vary over "
-                             "the bootstrap; use weights='normal'")
+                                   "the bootstrap; use weights='normal'")
         return spread / variance**2
     return 2 / (runs - 1) + (0.0 if weights == "normal" else kurtosis / runs)
 

@@ -48,7 +48,7 @@ def resolve_pairing(keys_a: pd.Series, keys_b: pd.Series, paired: bool | None, p
         return False
     if not shared:
         raise DataError(f"{where}: paired=True, but the two groups share no value of "
-                         f"{pair_on!r}; compare them unpaired (paired=False)")
+                        f"{pair_on!r}; compare them unpaired (paired=False)")
     for name, keys in (("a", keys_a), ("b", keys_b)):
         if keys.duplicated().any():
             raise DataError(

@@ -73,7 +73,8 @@ def _bootstrap_ratio(a: np.ndarray, b: np.ndarray, paired: bool, alpha: float) -
     result = stats.bootstrap((a, b), std_ratio, n_resamples=999, paired=paired,
                              vectorized=True, axis=-1, batch=50, confidence_level=1 - alpha,
                              rng=np.random.default_rng(0))
-    return (result.confidence_interval.low > 1) | (result.confidence_interval.high < 1)
+    return np.asarray((result.confidence_interval.low > 1)
+                      | (result.confidence_interval.high < 1))
 
 
 def _skewed(u: np.ndarray, skewness: float) -> np.ndarray:
@@ -175,7 +176,7 @@ def minimum_detectable_effect(
 
 
 def _setup(test: str, n: object, alpha: object, correlation: object, n_sim: object,
-           seed: object) -> tuple[PowerTest, object]:
+           seed: int) -> tuple[PowerTest, object]:
     """Validate the arguments; (the test, its draws)."""
     if test not in TESTS:
         raise ConfigError(f"{_WHERE}.test", f"one of {list(TESTS)}", test)

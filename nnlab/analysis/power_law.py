@@ -209,7 +209,8 @@ def t_over_z(df: int, confidence: float) -> float:
     return float(stats.t.ppf(upper, df) / stats.norm.ppf(upper))
 
 
-def checked_xy(x: object, y: object, min_distinct: int, where: str) -> tuple:
+def checked_xy(x: object, y: object, min_distinct: int, where: str
+               ) -> tuple[np.ndarray, np.ndarray]:
     """x, y as (n,) float arrays of positive finite numbers, x with at least
     `min_distinct` distinct values; else NNLabError naming the argument."""
     x = finite_values(x, "x", min_distinct, where)
@@ -221,7 +222,7 @@ def checked_xy(x: object, y: object, min_distinct: int, where: str) -> tuple:
             raise DataError(f"{where}.{name}: expected positive numbers, got {values.min()}")
     if np.unique(x).size < min_distinct:
         raise InsufficientData(f"{where}.x: needs at least {min_distinct} distinct values, got "
-                         f"{np.unique(x)}")
+                               f"{np.unique(x)}")
     return x, y
 
 

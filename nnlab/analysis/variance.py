@@ -252,5 +252,5 @@ def _kurtosis(groups: list[np.ndarray]) -> np.ndarray:
     """(k,) the unbiased sample excess kurtosis (G2) of each group."""
     if min(g.size for g in groups) < 4:
         raise InsufficientData(f"{_WHERE}.weights: 'kurtosis' needs at least 4 seeds per length, "
-                         f"got {min(g.size for g in groups)}")
+                               f"got {min(g.size for g in groups)}")
     return np.array([stats.kurtosis(g, bias=False) for g in groups])

@@ -99,7 +99,7 @@ class DataSpec:
         """NNLabError unless `data` has the digest this spec expects (when it expects one)."""
         if self.digest is not None and data.digest != self.digest:
             raise DataError(f"data: {self.source()} has digest {data.digest[:16]}, the study's "
-                             f"data {self.digest[:16]}: refusing to train on other data")
+                            f"data {self.digest[:16]}: refusing to train on other data")
 
     def source(self) -> str:
         """Where the data comes from, in words (files as absolute paths)."""

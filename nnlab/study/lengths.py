@@ -69,7 +69,7 @@ def prefix_lengths(spec: StudySpec) -> list[int]:
     refusal = prefix_refusal(spec)
     if refusal is not None:
         raise DataError(f"study {spec.name}: cannot read its runs at their eval_steps: "
-                         f"{refusal}")
+                        f"{refusal}")
     return _positive_eval_steps(spec)
 
 
@@ -106,8 +106,8 @@ def runs_by_length(spec: StudySpec, trials: pd.DataFrame, curves: pd.DataFrame
                 at, status = n, "ok"
             else:
                 raise DataError(f"study {spec.name}, trial {trial}: step {n} of eval_steps "
-                                 "was not evaluated (its curve has steps "
-                                 f"{curve.index.tolist()})")
+                                "was not evaluated (its curve has steps "
+                                f"{curve.index.tolist()})")
             rows.append({"trial": trial, "n_steps": n, "status": status, "steps_run": at,
                          **curve.loc[at, read].to_dict()})
     table = pd.DataFrame(rows, columns=["trial", "n_steps", "status", "steps_run", *read])

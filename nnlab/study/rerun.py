@@ -32,7 +32,7 @@ def match_rerun(name: str, trials: pd.DataFrame, rerun: pd.DataFrame,
     for ours in complete.to_dict("records"):
         if ours["key"] not in theirs.index:
             raise DataError(f"study {name!r}, trial {ours['trial']}: {where} has no complete "
-                             f"run of its configuration and seed (key {ours['key']})")
+                            f"run of its configuration and seed (key {ours['key']})")
         match = theirs.loc[ours["key"]]
         for field in CHECKED:
             if not _identical(ours[field], match[field]):

@@ -160,7 +160,7 @@ class Runner:
         sync_configs(self.spec, self.study)
 
     @staticmethod
-    def _taken(trials: list[FrozenTrial]) -> set[str]:
+    def _taken(trials: list[FrozenTrial]) -> set[str | None]:
         """Keys that have a complete, pruned, waiting or running trial."""
         return {t.user_attrs.get(KEY) for t in trials if t.state in (
             TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)}
@@ -329,6 +329,7 @@ class Runner:
         configuration is pruned and the sampler asked again."""
         trials = self.study.get_trials(deepcopy=False)
         configs = {t.user_attrs[CONFIG_ID] for t in trials if KEY in t.user_attrs}
+        assert self.spec.n_trials is not None  # a sampled study has its budget
         while len(configs) < self.spec.n_trials:
             with warnings.catch_warnings():  # the heartbeat is this engine's, not optimize's
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
@@ -434,8 +435,8 @@ class Runner:
         ended: dict[int, tuple[FrozenTrial, TrialOutcome]] = {}  # over, not yet recorded
         claimed: dict[int, FrozenTrial] = {}  # this process's trials, by number
         pruning = self._pruning()
-        poll = self.heartbeat.interval
         own_pool: list[Any] = []  # loky's pool, once made here (to kill it on failure)
+        poll = self.heartbeat.interval
         tick = TICK if pruning is None else TICK_PRUNING
 
         with open_channel(executor) as channel:
@@ -584,7 +585,6 @@ class Runner:
             if KEY in t.user_attrs})
 
 
-def _finished(in_flight: dict[Future, list[FrozenTrial]], timeout: float) -> set[Future]:
 def _loky_pool(n_jobs: int, made: list[Any]) -> Executor:
     """loky's reusable pool of `n_jobs` workers (the same one while it works), kept in
     `made` as well."""
@@ -593,6 +593,7 @@ def _loky_pool(n_jobs: int, made: list[Any]) -> Executor:
     return pool
 
 
+def _finished(in_flight: dict[Future, list[FrozenTrial]], timeout: float) -> set[Future]:
     """The futures of `in_flight` done within `timeout` seconds (returning at the first)."""
     if not in_flight:  # runs over, waiting for their last decisions
         time.sleep(timeout)

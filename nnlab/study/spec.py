@@ -43,7 +43,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from optuna.distributions import (
     BaseDistribution,
@@ -63,7 +63,9 @@ from nnlab.train_config import MODELS, TrainConfig, field_names
 SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
               "pruner", "pruner_options", "pruner_unit", "lockstep")
-OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
+Direction = Literal["minimize", "maximize"]
+OBJECTIVES: dict[str, Direction] = {"val_acc": "maximize", "val_loss": "minimize",
+                                    "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
 MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomState
@@ -249,16 +251,16 @@ class StudySpec:
             if section == "grid":
                 _check_grid_values(where, name, values, base)
             else:
-                _check_range(where, name, values, base)
+                _check_range(where, name, cast(Range, values), base)
         if self.space and all(r.kind == "choice" or r.kind.startswith("int")
                               for r in self.space.values()):
             size = math.prod(len(r.bounds) if r.kind == "choice" else r.bounds[1] - r.bounds[0] + 1
                              for r in self.space.values())
-            if size < self.n_trials:
+            if size < self.n_sampled:
                 raise ConfigError("study.n_trials", f"at most {size} (the [space] has {size} "
                                   "configurations)", shown=f"{self.n_trials}")
         n_configs = (math.prod(len(v) for v in self.grid.values()) if self.sampler == "grid"
-                     else self.n_trials)
+                     else self.n_sampled)
         if n_configs * self.replicates > MAX_PLANNED:
             raise ConfigError("study", f"at most {MAX_PLANNED} planned runs",
                               shown=f"{n_configs} configurations x {self.replicates} replicates")
@@ -271,7 +273,7 @@ class StudySpec:
     # --- what it plans --------------------------------------------------------------------
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Direction:
         return OBJECTIVES[self.objective]
 
     @property
@@ -281,8 +283,14 @@ class StudySpec:
 
     @property
     def n_planned(self) -> int:
-        n_configs = len(self.grid_points()) if self.sampler == "grid" else self.n_trials
+        n_configs = len(self.grid_points()) if self.sampler == "grid" else self.n_sampled
         return n_configs * self.replicates
+
+    @property
+    def n_sampled(self) -> int:
+        """The configurations a random or tpe sampler draws (study.n_trials); 0 for a
+        grid."""
+        return self.n_trials or 0
 
     @functools.cached_property
     def _base(self) -> TrainConfig:

@@ -42,7 +42,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy
 from optuna.exceptions import ExperimentalWarning
@@ -181,7 +181,8 @@ class _JournalFile(JournalFileBackend):
 
 def journal_backend(path: Path) -> Any:
     """Optuna's journal file backend of `path` with its writer lock, a FlockJournalLock."""
-    return _JournalFile(str(path), lock_obj=FlockJournalLock(str(path)))
+    # FlockJournalLock has the methods of Optuna's lock base class, which is private
+    return _JournalFile(str(path), lock_obj=cast(Any, FlockJournalLock(str(path))))
 
 
 def is_url(storage: str) -> bool:
@@ -313,17 +314,17 @@ def folder_storage(recorded: str, folder: Path, manifest: Path) -> str:
         inside = real is not None and real.is_relative_to(folder.resolve())
     except (NNLabError, ValueError) as err:  # ValueError: a NUL in the path
         raise StorageError(f"{manifest}: expected \"storage\" to be the study's journal file or "
-                         f"a database URL, got {redact(recorded)!r}") from err
+                           f"a database URL, got {redact(recorded)!r}") from err
     if path is None:
         raise StorageError(f"{manifest}: names the database {redact(resolved)} as the study's "
-                         "storage; nnlab connects to a database only when you name it: "
-                         "give it as --storage URL")
+                           "storage; nnlab connects to a database only when you name it: "
+                           "give it as --storage URL")
     if not inside:
         where = "" if str(real) in (recorded, resolved.removeprefix("sqlite:///")) else \
             f" (that is {real})"
         raise StorageError(f"{manifest}: names {redact(recorded)}{where} as the study's storage, "
-                         f"outside the study folder {folder}; nnlab opens it only when you "
-                         "name it: give it as --storage")
+                           f"outside the study folder {folder}; nnlab opens it only when you "
+                           "name it: give it as --storage")
     return recorded if recorded == DEFAULT_JOURNAL or resolved.startswith("sqlite:///") \
         else str(path)
 
@@ -396,8 +397,8 @@ def damaged_journal_error(path: Path, folder: Path) -> NNLabError:
 
     where = first_damage(path) or "a record Optuna cannot replay"
     return StorageError(f"{path}: damaged: {where}; `nnlab repair {folder}` keeps every intact "
-                      "record, moves the damaged ones aside and lets `nnlab run` run the "
-                      "trials they touched again")
+                        "record, moves the damaged ones aside and lets `nnlab run` run the "
+                        "trials they touched again")
 
 
 def _check_journal(path: Path, lock: FlockJournalLock, repair: bool) -> None:

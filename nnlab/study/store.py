@@ -179,7 +179,7 @@ class ResultsStore:
         where = f"{self.folder / kind}: no file for complete trial(s)"
         if kind not in archive.KINDS or not path.is_file():
             raise StorageError(f"{where} {_numbers(trials)} (deleted or moved?) and no archive "
-                             f"{path}; restore them, or rerun the study with --new")
+                               f"{path}; restore them, or rerun the study with --new")
         frame = archive.read(path, trials, columns)
         lost = sorted(set(trials) - set(frame["trial"]))
         if lost:
@@ -187,7 +187,7 @@ class ResultsStore:
                    if kind == "predictions" and archive.selection(self.folder) == "best"
                    else "")
             raise StorageError(f"{where} {_numbers(lost)}, nor does {path} hold them{why}; "
-                             "restore them, or rerun the study with --new")
+                               "restore them, or rerun the study with --new")
         return frame
 
     def _read_files(self, kind: str, trials: list[int],
@@ -203,7 +203,7 @@ class ResultsStore:
             frame = dataset.to_table(columns=columns).to_pandas()
         except (pa.ArrowException, OSError) as err:
             raise StorageError(f"{self.folder / kind}: a trial's file cannot be read: {err}"
-                             ) from err
+                               ) from err
         return frame
 
     def write_trials(self, frame: pd.DataFrame) -> None:
@@ -218,7 +218,7 @@ class ResultsStore:
             return pd.read_parquet(self.trials_path)
         except FileNotFoundError as err:
             raise StorageError(f"{self.trials_path}: not found, and the study has no Optuna "
-                             "storage either; has it been run?") from err
+                               "storage either; has it been run?") from err
         except (pa.ArrowException, OSError) as err:
             raise StorageError(f"{self.trials_path}: cannot be read ({err})") from err
 
@@ -230,24 +230,24 @@ class ResultsStore:
             manifest = json.loads(self.manifest_path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise StorageError(f"{self.manifest_path}: expected the study's JSON manifest, "
-                             f"cannot parse it ({err})") from err
+                               f"cannot parse it ({err})") from err
         except OSError as err:
             raise StorageError(f"{self.manifest_path}: cannot read it ({err.strerror or err})"
                                ) from err
         if not isinstance(manifest, dict):
             raise StorageError(f"{self.manifest_path}: expected a JSON object naming the "
-                             "study's storage, got something else")
+                               "study's storage, got something else")
         for name in fields:
             if not isinstance(manifest.get(name), str):
                 found = "it is missing" if name not in manifest else f"got {manifest[name]!r}"
                 raise StorageError(f"{self.manifest_path}: expected \"{name}\" to be "
-                                 f"{MANIFEST_FIELDS[name]}, {found}; restore the file, or "
-                                 "run the study with --new to start over")
+                                   f"{MANIFEST_FIELDS[name]}, {found}; restore the file, or "
+                                   "run the study with --new to start over")
         invocations = manifest.setdefault("invocations", [])
         if not isinstance(invocations, list) or not all(isinstance(run, dict)
                                                         for run in invocations):
             raise StorageError(f"{self.manifest_path}: expected \"invocations\" to be a list of "
-                             "JSON objects (one per run of the study), got something else")
+                               "JSON objects (one per run of the study), got something else")
         return manifest
 
     def write_manifest(self, manifest: dict) -> None:

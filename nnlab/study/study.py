@@ -133,7 +133,7 @@ class Study:
         store = ResultsStore(folder)
         if not store.spec_path.is_file() or not store.manifest_path.is_file():
             raise StorageError(f"{folder}: not a study results folder (expected spec.toml and "
-                             "manifest.json in it)")
+                               "manifest.json in it)")
         if storage is None:  # the folder's own storage only (`storage.folder_storage`)
             storage = folder_storage(store.read_manifest()["storage"], store.folder,
                                      store.manifest_path)
@@ -356,8 +356,8 @@ class Study:
             if not self.spec.extends(stored, digest):
                 raise self._changed_spec_error(stored, study.user_attrs.get(BASE_ATTR))
             self._grow(study, stored)
-        stored = self._stored_spec()
-        if stored is None or stored.digest() != self.spec.digest():
+        on_disk = self._stored_spec()
+        if on_disk is None or on_disk.digest() != self.spec.digest():
             # a new or grown study (maybe grown by a run that could not write spec.toml),
             # or its results folder lost its spec.toml
             write_text_atomic(self.spec.to_toml(), self.store.spec_path)
@@ -388,9 +388,9 @@ class Study:
         if not live.empty:
             row = live.iloc[0]
             raise StorageError(f"{self.folder}: trial {row['trial']} runs in process "
-                             f"{row['owner'] or '(claiming)'}; run it with --new once it has "
-                             f"stopped (a process that is gone is known after "
-                             f"{self.heartbeat.grace} s without a heartbeat)")
+                               f"{row['owner'] or '(claiming)'}; run it with --new once it has "
+                               f"stopped (a process that is gone is known after "
+                               f"{self.heartbeat.grace} s without a heartbeat)")
 
     def _delete_results(self) -> None:
         """Delete the study from its storage and its files from the results folder."""
@@ -420,6 +420,7 @@ class Study:
                       "invocations": []}
         record.setdefault("data", self._data_identity)  # a study older than this record
         entry = manifest.invocation(n_jobs, BLAS_THREADS, executor, grouping(self.spec))
+        assert self._data_identity is not None  # the data are loaded before a run starts
         entry["data_digest"] = self._data_identity["digest"]
         if record["spec_digest"] != self.spec.digest():  # the study grew (`_grow`)
             entry["grew_from_spec_digest"] = record["spec_digest"]
@@ -484,17 +485,17 @@ class Study:
         `read_only`: see `storage.open_storage`."""
         if not self.has_storage():
             raise StorageError(f"study {self.spec.name!r}: no Optuna storage "
-                             f"{redact(resolve_storage(self.storage, self.folder))} in "
-                             f"{self.folder}; has it been run? (its trials.parquet and "
-                             "archive read without one)")
+                               f"{redact(resolve_storage(self.storage, self.folder))} in "
+                               f"{self.folder}; has it been run? (its trials.parquet and "
+                               "archive read without one)")
         storage = open_storage(self.storage, self.folder, self.heartbeat, read_only)
         try:
             return optuna.load_study(study_name=self.spec.name, storage=storage,
                                      sampler=self._sampler())
         except KeyError as err:
             raise StorageError(f"study {self.spec.name!r}: not in its storage "
-                             f"{redact(resolve_storage(self.storage, self.folder))}; "
-                             "has it been run?") from err
+                               f"{redact(resolve_storage(self.storage, self.folder))}; "
+                               "has it been run?") from err
 
     def trials(self, fixed: bool = True) -> pd.DataFrame:
         """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage;

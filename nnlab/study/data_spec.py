@@ -68,7 +68,7 @@ class DataSpec:
     digest: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        values = {}
+        values: dict[str, Any] = {}
         for key in DATA_KEYS:
             value = getattr(self, key)
             if key == "files" and isinstance(value, tuple):
@@ -175,7 +175,7 @@ class DataSpec:
                 raise ConfigError("data.entry_point", "a nnlab.datasets.Dataset",
                                   problem=f"{self.entry_point} returned {type(data).__name__}")
             return data
-        form = {"n_classes": self.n_classes, "image_shape": self.image_shape,
+        form: dict[str, Any] = {"n_classes": self.n_classes, "image_shape": self.image_shape,
                 "pixels": bool(self.pixels)}
         if self.train is not None:
             return load_given_splits({split: getattr(self, split) for split in SPLITS}, **form)
@@ -192,7 +192,9 @@ class DataSpec:
                                   f"{self.files} into splits (or give a folder of train, val and "
                                   "test files, or data.train, val and test)")
             else:
-                sources = [self.files] if folder is not None else list(self.files)
+                sources = [self.files] if isinstance(self.files, str) else list(self.files)
+            # data_spec() gives split_seed and stratify their defaults with a split
+            assert self.split_seed is not None and self.stratify is not None
             return load_split_rule(sources, self.split, self.split_seed, self.stratify, **form)
         return load_digits() if self.name == "digits" else load_mnist()
 
@@ -200,7 +202,8 @@ class DataSpec:
 def data_spec(table: dict[str, Any]) -> DataSpec:
     """The [data] table `table` (its keys already checked against DATA_KEYS) as a DataSpec;
     NNLabError naming the key for anything else than docs/data.md describes."""
-    kinds = [key for key in ("name", "files", "entry_point", "dataset") if key in table]
+    kinds: list[str] = [key for key in ("name", "files", "entry_point", "dataset")
+                        if key in table]
     kinds += ["train/val/test"] if any(split in table for split in SPLITS) else []
     if len(kinds) > 1:
         raise ConfigError("data", "one source of data", shown=f"{' and '.join(kinds)}")
@@ -248,7 +251,7 @@ def data_spec(table: dict[str, Any]) -> DataSpec:
         values["image_shape"] = tuple(shape)
     if "pixels" in table:
         values["pixels"] = _flag("data.pixels", table["pixels"])
-    sizes = {key: checked_int(f"data.{key}", table[key], low=1)
+    sizes: dict[str, Any] = {key: checked_int(f"data.{key}", table[key], low=1)
              for key in SIZE_KEYS if key in table}
     return DataSpec(**values, **sizes)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -296,7 +297,8 @@ def curves_section(results: StudyResults, options: Options) -> Section:
         curves = curves.assign(facet=[format_params(dict(zip(others, values, strict=True)))
                                       for values in curves[others].itertuples(index=False)])
         fields = results.complete.drop_duplicates("config").set_index("config")[others]
-        order = list(dict.fromkeys(format_params(fields.loc[c].to_dict()) for c in configs))
+        order = list(dict.fromkeys(format_params({str(k): v for k, v in fields.loc[c].items()})
+                                   for c in configs))
         if len(order) > MAX_FACETS:
             section.notes.append(f"Showing the {MAX_FACETS} groups of {', '.join(others)} "
                                  f"holding the best configurations, of {len(order)}.")
@@ -357,7 +359,7 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
     n_values = frame[n_col].nunique()
     rows = []
     for index, (label, rows_of_group) in enumerate(groups):
-        eta_kwargs = {"maximize": spec.direction == "maximize",
+        eta_kwargs: dict[str, Any] = {"maximize": spec.direction == "maximize",
                       "stalled_at": stalled_level(spec.objective),
                       "n_resamples": options.n_resamples, "seed": options.seed,
                       "confidence": options.confidence}
@@ -454,7 +456,8 @@ def _power_law(section: Section, result: analysis.EtaBestResult, n_col: str, pre
     return broken
 
 
-def broken_holds(broken: analysis.BrokenPowerLawFit | None) -> bool:
+def broken_holds(broken: analysis.BrokenPowerLawFit | None
+                 ) -> TypeGuard[analysis.BrokenPowerLawFit]:
     """A broken power law to state: not exploratory, and its two slopes' intervals apart."""
     return broken is not None and not broken.exploratory and (
         broken.exponent_before.high < broken.exponent_after.low
@@ -536,7 +539,8 @@ def normality_section(results: StudyResults, options: Options) -> Section:
         "the test's power at this n. The configurations' Shapiro-Wilk tests ask one "
         "question, so their p-values are also shown Holm-adjusted over the table (Holm 1979). "
         "Diverged runs are left out.")
-    rows, best_result = [], None
+    rows: list[dict[str, Any]] = []
+    best_result = None
     best = best_config(results)
     family = analysis.Family("is the test accuracy of each configuration normal?")
     for config in ranked_configs(results)[:MAX_TABLE_ROWS]:
@@ -556,6 +560,7 @@ def normality_section(results: StudyResults, options: Options) -> Section:
                      "verdict": "not normal" if result.rejects else "no evidence against"})
     if best_result is None:
         raise NotApplicable("the best configuration has fewer than 3 finished runs that differ")
+    assert best is not None  # a configuration's runs were tested
     adjusted = family.adjusted
     for row in rows:
         row["p (Holm)"] = fmt_p(analysis.HypothesisTest("", 0.0, adjusted[row["configuration"]]))
@@ -618,7 +623,8 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.notes.append(f"{left_out} more configurations not shown.")
     rows, first = [], None
     test_set = test_set_result(results, options, section)
-    fit_kwargs = {"floor_interval": "profile", "n_resamples": options.n_resamples,
+    fit_kwargs: dict[str, Any] = {"floor_interval": "profile",
+                                  "n_resamples": options.n_resamples,
                   "seed": options.seed, "confidence": options.confidence}
     for label, group in groups:
         fewest = int(group.groupby(n_col).size().min()) if len(group) else 0
@@ -670,9 +676,10 @@ def later_fits(group: pd.DataFrame, n_col: str, fit_kwargs: dict, n_fits: int = 
     """Floor fits leaving out the 1, 2, ... shortest N (at most n_fits, each on at least
     MIN_N_VALUES_FOR_FIT lengths): how much the floor owes to the shortest runs."""
     lengths = np.sort(group[n_col].unique())
-    return [analysis.variance_vs_n(group, n_col, "test_acc", fit_from=float(n),
+    fits = [analysis.variance_vs_n(group, n_col, "test_acc", fit_from=float(n),
                                    **fit_kwargs).fit
             for n in lengths[1:len(lengths) - MIN_N_VALUES_FOR_FIT + 1][:n_fits]]
+    return [fit for fit in fits if fit is not None]  # each fitted (fit=True)
 
 
 def test_set_result(results: StudyResults, options: Options,
@@ -685,8 +692,8 @@ def test_set_result(results: StudyResults, options: Options,
         section.notes.append("Finite-test-set share: needs the test predictions of >= 2 runs "
                              "of the best configuration.")
         return None
-    boot = {"n_resamples": options.n_resamples, "seed": options.seed,
-            "confidence": options.confidence}
+    boot: dict[str, Any] = {"n_resamples": options.n_resamples, "seed": options.seed,
+                            "confidence": options.confidence}
     try:
         result = analysis.test_set_variance(predictions, unit="run x example", **boot)
     except InsufficientData as err:
@@ -701,7 +708,7 @@ def test_set_result(results: StudyResults, options: Options,
     return result
 
 
-test_set_result.__test__ = False  # not a pytest test
+test_set_result.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def noise_section(results: StudyResults, options: Options) -> Section:
@@ -816,6 +823,7 @@ def detectable_effects(result: analysis.CompareResult, options: Options) -> dict
     n_a, n_b = int(result.a.size), int(result.b.size)
     simulation = {"n_sim": 400, "seed": options.seed}
     if result.paired:
+        assert result.correlation is not None  # a paired comparison has one
         ratio = analysis.minimum_detectable_effect(
             "pitman-morgan", n_a, correlation=float(np.clip(result.correlation, 0.0, 0.95)),
             **simulation)

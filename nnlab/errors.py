@@ -15,6 +15,7 @@ This module imports nothing heavy: `import nnlab.errors` stays cheap.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import os
@@ -29,7 +30,40 @@ _NOT_GIVEN: Any = object()
 
 class NNLabError(Exception):
     """Bad input or an unusable resource; the message names the field or file and what
-    was expected."""
+    was expected.
+
+    When the error is about one parameter, `field` names it as the library calls it
+    ("storage", "n_jobs") and `value` shows what was given (or is None): the message reads
+    "<field> <value>: <detail>" (or "<field>: <detail>"), and `renamed(name)` is the same
+    error naming the parameter otherwise (the CLI shows its flag so). Otherwise `field` is
+    None and the message is `detail`.
+    """
+
+    def __init__(self, detail: str, *, field: str | None = None,
+                 value: str | None = None) -> None:
+        message = detail
+        if field is not None:
+            message = f"{field}: {detail}" if value is None else f"{field} {value}: {detail}"
+        super().__init__(message)
+        self.field, self.value, self.detail = field, value, detail
+        self.context = ""
+
+    def renamed(self, field: str) -> NNLabError:
+        """This error naming `field` instead of its own (itself when it names none)."""
+        if self.field is None:
+            return self
+        return self._in_context(type(self)(self.detail, field=field, value=self.value))
+
+    def within(self, context: str) -> NNLabError:
+        """This error, of the same kind and parts, its message preceded by "<context>: "
+        (where it happened: "grid point {...}", an entry point); `context` keeps them."""
+        error = copy.copy(self)
+        error.args = (f"{context}: {self}",)
+        error.context = f"{context}: {self.context}" if self.context else context
+        return error
+
+    def _in_context(self, error: NNLabError) -> NNLabError:
+        return error.within(self.context) if self.context else error
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickled as message and attributes (a study's worker processes send errors back),
@@ -49,19 +83,25 @@ class ConfigError(NNLabError, ValueError):
 
     The message reads "<field>: expected <expected>, got <got>", `got` shown by its repr
     or by `shown` when a description says more (an array's shape, a type's name); or,
-    when what is wrong is not one value, "<field>: <problem>; expected <expected>".
-    Attributes: field, expected, got (None when not given), problem ("" when not given).
+    when what is wrong is not one value, "<field>: <problem>; expected <expected>", or
+    "<field>: <problem>" when the problem says what is expected (`expected` "").
+    Attributes: field, expected, got (None when not given), shown (how got is shown, None
+    when not given), problem ("" when not given).
     """
 
     def __init__(self, field: str, expected: str, got: object = _NOT_GIVEN, *,
                  shown: str | None = None, problem: str = "") -> None:
-        message = f"{field}: {problem}; " if problem else f"{field}: "
-        message += f"expected {expected}"
-        if shown is not None or got is not _NOT_GIVEN:
-            message += f", got {repr(got) if shown is None else shown}"
-        super().__init__(message)
-        self.field, self.expected, self.problem = field, expected, problem
+        if shown is None and got is not _NOT_GIVEN:
+            shown = repr(got)
+        expecting = f"expected {expected}" + ("" if shown is None else f", got {shown}")
+        detail = "; ".join(part for part in (problem, expected and expecting) if part)
+        super().__init__(detail, field=field)
+        self.expected, self.problem, self.shown = expected, problem, shown
         self.got = None if got is _NOT_GIVEN else got
+
+    def renamed(self, field: str) -> NNLabError:
+        return self._in_context(ConfigError(field, self.expected, shown=self.shown,
+                                            problem=self.problem))
 
 
 class DataError(NNLabError):

@@ -14,15 +14,16 @@ import pickle
 import struct
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from nnlab.errors import NNLabError
+from nnlab.errors import DataError
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -43,7 +44,7 @@ def _read_bytes(path: Path) -> bytes:
         with _open(path) as f:
             return f.read()
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise NNLabError(f"{path}: cannot read ({err})") from None
+        raise DataError(f"{path}: cannot read ({err})") from None
 
 
 def file_digest(path: str | Path, algorithm: str) -> str:
@@ -62,19 +63,19 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     raw = _read_bytes(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise NNLabError(
+        raise DataError(
             f"{path}: not an IDX file: expected magic bytes 00 00 <type code> <ndim>, "
             f"got {raw[:4].hex(' ') or 'an empty file'}"
         )
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise NNLabError(f"{path}: truncated IDX header: expected {header} bytes, got {len(raw)}")
+        raise DataError(f"{path}: truncated IDX header: expected {header} bytes, got {len(raw)}")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise NNLabError(
+        raise DataError(
             f"{path}: IDX file {problem}: header says shape {shape}, so {expected} bytes "
             f"were expected, got {len(raw)}"
         )
@@ -88,7 +89,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     array = np.asarray(array)
     code = _IDX_CODES.get(array.dtype)
     if code is None:
-        raise NNLabError(f"{path}: IDX cannot store dtype {array.dtype}")
+        raise DataError(f"{path}: IDX cannot store dtype {array.dtype}")
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
     opener = gzip.open if path.suffix == ".gz" else open
@@ -107,7 +108,7 @@ def check_labels(path: Path, labels: np.ndarray, n_classes: int | None,
         i = bad[0]
         where = f"example {i}" if rows is None else f"row {rows[i]}"
         expected = "an integer >= 0" if n_classes is None else f"an integer in 0..{n_classes - 1}"
-        raise NNLabError(f"{path}: {where}: label must be {expected}, got {labels[i]:g}")
+        raise DataError(f"{path}: {where}: label must be {expected}, got {labels[i]:g}")
 
 
 def label_array(labels: np.ndarray) -> np.ndarray:
@@ -121,7 +122,7 @@ def csv_has_header(path: Path) -> bool:
         with _open(path) as f:
             first = f.readline().decode("utf-8", "replace").split(",")[0].strip()
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise NNLabError(f"{path}: cannot read ({err})") from None
+        raise DataError(f"{path}: cannot read ({err})") from None
     try:
         float(first)
     except ValueError:
@@ -159,7 +160,7 @@ def read_csv(
             dtype=np.float64, on_bad_lines="error", engine="c", index_col=False,
         )
     except (ValueError, pd.errors.ParserError) as err:
-        raise NNLabError(
+        raise DataError(
             f"{path}: expected {width} comma-separated numbers per row "
             f"(label + {width - 1} {what}): {err}"
         ) from None
@@ -169,25 +170,25 @@ def read_csv(
     if short.size:
         i = short[0]
         n_given = int(np.isfinite(values[i]).sum()) - 1
-        raise NNLabError(
+        raise DataError(
             f"{path}: row {rows[i]}: expected a label and {width - 1} {what}, "
             f"got {n_given} {what}"
         )
     labels, features = values[:, 0], values[:, 1:]
     not_int = np.flatnonzero(labels != np.round(labels))
     if not_int.size:
-        raise NNLabError(f"{path}: row {rows[not_int[0]]}: label must be an integer, "
-                         f"got {labels[not_int[0]]}")
+        raise DataError(f"{path}: row {rows[not_int[0]]}: label must be an integer, "
+                        f"got {labels[not_int[0]]}")
     check_labels(path, labels, n_classes, rows)
     if not pixels:
         bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
         if bad.size:
-            raise NNLabError(f"{path}: row {rows[bad[0]]}: features must be finite numbers")
+            raise DataError(f"{path}: row {rows[bad[0]]}: features must be finite numbers")
         return features.astype(np.float32), label_array(labels)
     bad = np.flatnonzero(((features < 0) | (features > 255)
                           | (features != np.round(features))).any(1))
     if bad.size:
-        raise NNLabError(f"{path}: row {rows[bad[0]]}: pixels must be integers in 0..255")
+        raise DataError(f"{path}: row {rows[bad[0]]}: pixels must be integers in 0..255")
     return features.astype(np.uint8), label_array(labels)
 
 
@@ -206,22 +207,22 @@ def read_parquet(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowException) as err:
-        raise NNLabError(f"{path}: not a readable parquet file ({err})") from None
+        raise DataError(f"{path}: not a readable parquet file ({err})") from None
     if "label" not in frame.columns:
-        raise NNLabError(f"{path}: expected a 'label' column; it has "
-                         f"{[str(c) for c in frame.columns[:5]]}"
-                         + (" ..." if len(frame.columns) > 5 else ""))
+        raise DataError(f"{path}: expected a 'label' column; it has "
+                        f"{[str(c) for c in frame.columns[:5]]}"
+                        + (" ..." if len(frame.columns) > 5 else ""))
     labels = frame["label"].to_numpy()
     if labels.dtype.kind not in "iu":
-        raise NNLabError(f"{path}: label column: expected integers, got {labels.dtype}")
+        raise DataError(f"{path}: label column: expected integers, got {labels.dtype}")
     features = frame.drop(columns="label")
     if features.shape[1] == 0:
-        raise NNLabError(f"{path}: expected feature columns beside 'label', got none")
+        raise DataError(f"{path}: expected feature columns beside 'label', got none")
     not_numeric = [str(c) for c, t in features.dtypes.items()
                    if not (pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t))]
     if not_numeric:
-        raise NNLabError(f"{path}: column {not_numeric[0]!r}: expected numbers, got "
-                         f"{features[not_numeric[0]].dtype}")
+        raise DataError(f"{path}: column {not_numeric[0]!r}: expected numbers, got "
+                        f"{features[not_numeric[0]].dtype}")
     return features.to_numpy(), labels
 
 
@@ -232,10 +233,10 @@ def read_npz(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in keys if k not in archive.files]
             if missing:
-                raise NNLabError(f"{path}: missing arrays {missing}; it has {archive.files}")
+                raise DataError(f"{path}: missing arrays {missing}; it has {archive.files}")
             return {k: archive[k] for k in keys}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise NNLabError(f"{path}: not a readable .npz file ({err})") from None
+        raise DataError(f"{path}: not a readable .npz file ({err})") from None
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -256,15 +257,15 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def load_numpy_pickle(path: str | Path, sha256: str) -> object:
+def load_numpy_pickle(path: str | Path, sha256: str) -> Any:
     """Unpickle a gzipped pickle of numpy arrays, but only after its sha256 matches and only
     through an unpickler that admits numpy arrays and nothing else."""
     path = Path(path)
     actual = file_digest(path, "sha256")
     if actual != sha256:
-        raise NNLabError(f"{path}: sha256 mismatch: expected {sha256}, got {actual}")
+        raise DataError(f"{path}: sha256 mismatch: expected {sha256}, got {actual}")
     try:
         with gzip.open(path, "rb") as f:
             return _NumpyOnlyUnpickler(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, OSError, ValueError) as err:
-        raise NNLabError(f"{path}: not a pickle of numpy arrays ({err})") from None
+        raise DataError(f"{path}: not a pickle of numpy arrays ({err})") from None

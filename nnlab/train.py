@@ -193,16 +193,17 @@ def build_model(config: TrainConfig, data: Dataset, rngs: dict[str, np.random.Ge
                               config)
     if not isinstance(layers, list) or not layers or not all(
             isinstance(layer, Layer) for layer in layers):
-        raise NNLabError(f"{where}: {config.model} returned {_describe(layers)}; expected a "
-                         "non-empty list of nnlab layers (nnlab.nn.Layer instances)")
+        raise ConfigError(where, "a non-empty list of nnlab layers (nnlab.nn.Layer instances)",
+                          problem=f"{config.model} returned {_describe(layers)}")
     try:
         model = Sequential(layers, data.image_shape, dropout_rng=rngs["dropout"], **common)
     except NNLabError as err:
-        raise NNLabError(f"{where}: {config.model}'s network on the data's "
-                         f"{'x'.join(map(str, data.image_shape))} examples: {err}") from err
+        raise err.within(f"{where}: {config.model}'s network on the data's "
+                         f"{'x'.join(map(str, data.image_shape))} examples") from err
     if model.n_classes != data.n_classes:
-        raise NNLabError(f"{where}: {config.model}'s network gives {model.n_classes} outputs "
-                         f"per example; expected {data.n_classes}, one per class of the data")
+        raise ConfigError(where, f"{data.n_classes}, one per class of the data",
+                          problem=f"{config.model}'s network gives {model.n_classes} outputs "
+                          "per example")
     return model
 
 

@@ -65,7 +65,7 @@ def test_pairing_is_asked_for_and_checked():
     rng = np.random.default_rng(1)
     a = restarts(rng, np.arange(10), 0.002, rng.normal(size=10))
     b = restarts(rng, np.arange(10), 0.002, rng.normal(size=10))
-    with pytest.raises(NNLabError, match="floor_difference: the two groups share 10 values"):
+    with pytest.raises(NNLabError, match="floor_difference.paired: the two groups share 10 values"):
         floor_difference(a, b)
     assert not floor_difference(a, b, paired=False, n_resamples=200).paired
     holes = b[~((b["seed"] == 3) & (b["n_steps"] == 1000))]

@@ -74,7 +74,7 @@ def test_eta_path_rejects_bad_input():
         eta_path(result.table)
     with pytest.raises(NNLabError, match="degree: expected an integer in 0..6"):
         eta_path(result, degree=7)
-    with pytest.raises(NNLabError, match="a cubic needs window >= 2"):
+    with pytest.raises(NNLabError, match="window >= 2 with cubic=True"):
         eta_path(result, window=1)
     with pytest.raises(NNLabError, match="window: expected an integer >= 1"):
         eta_path(result, window=0, cubic=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import pickle
 import shutil
@@ -270,7 +271,7 @@ def test_interrupted_cache_write_leaves_nothing_that_loads(tmp_path: Path, monke
 
 
 def test_a_damaged_cache_is_rebuilt_from_the_verified_sources(
-    mnist, idx_folder: Path, tmp_path: Path, monkeypatch, capsys
+    mnist, idx_folder: Path, tmp_path: Path, monkeypatch, caplog
 ) -> None:
     """A cache cut short (a full disk, a copy interrupted) raised zipfile.BadZipFile from
     deep inside numpy; now it is named and rebuilt from the sources in the data folder."""
@@ -285,9 +286,12 @@ def test_a_damaged_cache_is_rebuilt_from_the_verified_sources(
         cache.write_bytes(damaged)
         with pytest.raises(NNLabError, match=r"mnist.npz: not a readable .npz file"):
             read_npz(cache, ("x_train",))
+        caplog.clear()
         loaded = mnist_data.load_mnist()
-        assert capsys.readouterr().err.startswith(
-            f"nnlab: {cache}: not a readable .npz file (")
+        (record,) = [r for r in caplog.records if r.name == "nnlab.data"]
+        assert record.levelno == logging.WARNING and record.getMessage().startswith(
+            f"{cache}: not a readable .npz file (")
+        assert record.getMessage().endswith("; rebuilding it")
         np.testing.assert_array_equal(loaded.train.x, mnist.train.x)
         assert cache.read_bytes() == whole
 

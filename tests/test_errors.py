@@ -101,3 +101,100 @@ def test_the_shared_checks_raise_config_errors_naming_the_field():
     assert caught.value.field == "port" and caught.value.got == 70000
     with pytest.raises(ConfigError, match=r"^results: expected a path, got 3$"):
         as_path(3, "results")
+
+
+def test_an_error_about_a_parameter_is_renamed_or_placed_with_its_kind_and_parts():
+    config = ConfigError("n_jobs", "an integer >= 1", 0).within("grid point {'eta': 1}")
+    assert str(config) == "grid point {'eta': 1}: n_jobs: expected an integer >= 1, got 0"
+    renamed = config.renamed("--jobs")
+    assert isinstance(renamed, ConfigError) and renamed.expected == "an integer >= 1"
+    assert str(renamed) == "grid point {'eta': 1}: --jobs: expected an integer >= 1, got 0"
+    storage = StorageError("is a folder", field="storage", value="/tmp")
+    assert str(storage) == "storage /tmp: is a folder"
+    assert str(storage.renamed("--storage")) == "--storage /tmp: is a folder"
+    assert type(storage.renamed("--storage")) is StorageError
+    plain = InsufficientData("needs 2 seeds")
+    assert plain.renamed("--x") is plain and type(plain.within("fit")) is InsufficientData
+    assert str(ConfigError("data.split_seed", "", problem="only with data.split")) == (
+        "data.split_seed: only with data.split")
+
+
+def test_the_cli_shows_each_parameter_as_its_flag():
+    from nnlab.cli import with_flags
+
+    assert with_flags(ConfigError("n_jobs", "an integer >= 1", 0), {"n_jobs": "--jobs"}) == (
+        "--jobs: expected an integer >= 1, got 0")
+    assert with_flags(StorageError("is a folder", field="storage", value="/x"), {}) == (
+        "--storage /x: is a folder")
+    assert with_flags(ConfigError("heartbeat.grace", "more seconds than 5", 5), {}) == (
+        "--grace: expected more seconds than 5, got 5")
+    assert with_flags(DataError("m.csv: row 3: bad"), {}) == "m.csv: row 3: bad"
+
+
+def _bad_idx(tmp_path):
+    from nnlab.loaders import read_idx
+
+    path = tmp_path / "x.idx"
+    path.write_bytes(b"not an idx file at all")
+    read_idx(path)
+
+
+def _storage_is_a_folder(tmp_path):
+    from nnlab.study.storage import check_storage
+
+    check_storage(str(tmp_path), tmp_path)
+
+
+def _variance(trials, **kwargs):
+    from nnlab.analysis import variance_vs_n
+
+    variance_vs_n(trials, "n_steps", "test_acc", fit=False, **kwargs)
+
+
+def _runs(n_seeds: int):
+    import pandas as pd
+
+    return pd.DataFrame({"n_steps": [100] * n_seeds + [1000] * n_seeds,
+                         "seed": list(range(n_seeds)) * 2,
+                         "test_acc": [0.9 + 0.001 * i for i in range(2 * n_seeds)]})
+
+
+@pytest.mark.parametrize(("bad", "kind", "field"), [
+    (lambda tmp: __import__("nnlab.train_config").train_config.TrainConfig(eta=-1.0),
+     ConfigError, "TrainConfig.eta"),
+    (lambda tmp: _variance(_runs(5), n_resamples=5), ConfigError, "variance_vs_n.n_resamples"),
+    (_bad_idx, DataError, None),
+    (lambda tmp: _variance(_runs(5).drop(columns="test_acc")), DataError, None),
+    (_storage_is_a_folder, StorageError, "storage"),
+    (lambda tmp: _variance(_runs(1)), InsufficientData, None),
+], ids=["config", "analysis-parameter", "data-file", "data-table", "storage", "too-few-runs"])
+def test_each_kind_of_bad_input_raises_its_kind_of_error(tmp_path, bad, kind, field):
+    with pytest.raises(NNLabError) as caught:
+        bad(tmp_path)
+    assert type(caught.value) is kind and caught.value.field == field
+    assert isinstance(caught.value, ValueError) == (kind is ConfigError)
+
+
+def test_a_study_spec_names_its_own_key_for_a_bad_train_config_value():
+    from nnlab.study.spec import StudySpec
+
+    with pytest.raises(ConfigError) as caught:
+        StudySpec.from_dict({"study": {"name": "x"}, "grid": {"eta": [0.1, -1.0]}})
+    assert caught.value.field == "grid.eta[1]"
+    assert str(caught.value).startswith("grid.eta[1]: expected ")
+
+
+def test_the_report_turns_only_too_little_data_into_a_note():
+    from nnlab.report.sections import run_sections
+
+    def too_few_section(results, options):
+        raise InsufficientData("variance_vs_n: n_steps=100 has 1 finished run")
+
+    def broken_section(results, options):
+        raise DataError("variance_vs_n: column 'test_acc' must hold numbers")
+
+    sections, skipped = run_sections([too_few_section], None, None)
+    assert sections == [] and skipped == [
+        ("too_few", "variance_vs_n: n_steps=100 has 1 finished run")]
+    with pytest.raises(DataError, match="must hold numbers"):
+        run_sections([too_few_section, broken_section], None, None)

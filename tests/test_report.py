@@ -150,8 +150,8 @@ def test_the_report_command_prints_where_it_wrote_and_refuses_a_folder_without_a
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "not a study results folder" in error
     assert main(["report", str(report.parent), "--resamples", "10"]) == 2
-    assert capsys.readouterr().err == ("nnlab: error: n_resamples (--resamples): expected an "
-                                       "integer >= 100, got 10\n")
+    assert capsys.readouterr().err == ("nnlab: error: --resamples: expected an integer >= 100, "
+                                       "got 10\n")
 
 
 def test_a_study_without_a_complete_trial_gets_a_page_that_says_so(tmp_path):

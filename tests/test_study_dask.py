@@ -106,4 +106,4 @@ def test_dask_options_are_checked(tmp_path, capsys):
     assert "--scheduler: expected the address of a Dask scheduler" in capsys.readouterr().err
     assert main(["run", str(spec), "--results", str(tmp_path), "--scheduler",
                  "tcp://127.0.0.1:1"]) == 2
-    assert "--scheduler: only with --backend dask" in capsys.readouterr().err
+    assert "--scheduler: only with backend 'dask'" in capsys.readouterr().err

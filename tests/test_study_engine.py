@@ -4,6 +4,7 @@ resume, refusal of a changed spec, failed and diverged runs, storages, samplers.
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 from joblib import Parallel, delayed
 
 from nnlab.cli import main
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, StorageError
 from nnlab.run import CURVE_COLUMNS
 from nnlab.study import Study, StudySpec
 
@@ -116,7 +117,12 @@ def test_a_changed_spec_is_refused_and_leaves_the_results_untouched(tmp_path):
         changed.run(n_jobs=1, progress=False)
 
 
-def test_more_replicates_grow_a_study_and_keep_its_runs(tmp_path, capsys):
+def nnlab_records(caplog) -> list[logging.LogRecord]:
+    """The log records of nnlab's own loggers (not Optuna's) that `caplog` holds."""
+    return [r for r in caplog.records if r.name.split(".")[0] == "nnlab"]
+
+
+def test_more_replicates_grow_a_study_and_keep_its_runs(tmp_path, caplog):
     Study(tiny("grows", replicates=1), results=tmp_path).run(n_jobs=1, progress=False)
     folder = tmp_path / "grows"
     kept = {p: p.read_bytes() for kind in ("curves", "predictions")
@@ -124,8 +130,11 @@ def test_more_replicates_grow_a_study_and_keep_its_runs(tmp_path, capsys):
     created = Study.load(folder).store.read_manifest()["spec_digest"]
 
     grown = Study(tiny("grows", replicates=3), results=tmp_path)
-    summary = grown.run(n_jobs=2, progress=False)
-    assert "grows (replicates 1 -> 3); its complete runs are kept" in capsys.readouterr().err
+    with caplog.at_level(logging.INFO, logger="nnlab"):
+        summary = grown.run(n_jobs=2, progress=False)
+    assert [(r.name, r.levelno, r.getMessage()) for r in nnlab_records(caplog)] == [
+        ("nnlab.study.study", logging.INFO,
+         "study 'grows' grows (replicates 1 -> 3); its complete runs are kept")]
     assert summary["this_run"]["completed"] == 4 and summary["planned"] == 6
     trials = grown.trials()
     assert sorted(zip(trials["eta"], trials["seed"], strict=True)) == [
@@ -234,11 +243,11 @@ def test_arguments_of_the_study_api_that_are_no_path_name_or_storage_are_named(t
         (lambda: Study.from_toml(None), r"^study spec: expected a path, got None"),
         (lambda: Study(spec, results=3), r"^results: expected a path, got 3"),
         (lambda: Study(spec, results=tmp_path, storage=3),
-         r"^--storage: expected a journal file path or a database URL .*, got 3$"),
+         r"^storage: expected a journal file path or a database URL .*, got 3$"),
         (lambda: Study(spec, results=tmp_path, heartbeat=10),
          r"^heartbeat: expected a Heartbeat\(interval, grace\), got 10$"),
         (lambda: Study.join(3, storage="x.journal", results=tmp_path),
-         r"^--study: expected a name of letters, digits, .* got 3$"),
+         r"^study: expected a name of letters, digits, .* got 3$"),
         (lambda: Study.join("x", storage="x.journal", results=None),
          r"^results: expected a path, got None$"),
     ]
@@ -262,7 +271,7 @@ def test_trial_numbers_and_tables_given_to_a_study_are_checked(tmp_path):
     assert study.predictions(trials=pd.Series([0], dtype="int64"))["trial"].eq(0).all()
     with pytest.raises(NNLabError, match=r"^trials: expected the trials table \(a DataFrame "):
         study.status(trials=3)
-    with pytest.raises(NNLabError, match=r"^--storage: expected a journal file path or a "):
+    with pytest.raises(NNLabError, match=r"^storage: expected a journal file path or a "):
         Study.load(study.folder, storage=3)
 
 
@@ -293,8 +302,8 @@ def test_a_configuration_that_cannot_fit_the_data_is_refused_before_the_study_ex
 
 
 @pytest.mark.parametrize(("jobs", "message"), [
-    (0, r"^--jobs: expected an integer >= 1, got 0$"),
-    (10_000, r"^--jobs: expected at most \d+ worker processes on this machine's \d+ cores"),
+    (0, r"^n_jobs: expected an integer >= 1, got 0$"),
+    (10_000, r"^n_jobs: expected at most \d+ worker processes on this machine's \d+ cores"),
 ])
 def test_a_job_count_out_of_range_is_refused_before_anything_starts(tmp_path, jobs, message):
     """Each local worker process holds ~210 MB once it has loaded MNIST: 10,000 would need
@@ -305,18 +314,25 @@ def test_a_job_count_out_of_range_is_refused_before_anything_starts(tmp_path, jo
     assert not study.folder.exists()
 
 
-def test_results_without_their_storage_are_said_to_be_replaced(tmp_path, capsys):
+def test_results_without_their_storage_are_said_to_be_replaced(tmp_path, caplog, capsys):
     """A fresh clone holds a committed study's trials.parquet and report but not its
-    journal: running the study starts it afresh, and now says so."""
+    journal: running the study starts it afresh, and now says so (a warning of the
+    library's log; `nnlab run` shows it as an "nnlab: " line on stderr)."""
     study = Study(tiny("afresh", grid={"eta": [0.5]}, replicates=1), results=tmp_path)
     study.run(n_jobs=1, progress=False)
-    assert "afresh" not in capsys.readouterr().err
+    assert nnlab_records(caplog) == []
     (study.folder / "optuna.journal").unlink()
     assert study.run(n_jobs=1, progress=False)["this_run"]["completed"] == 1
-    assert capsys.readouterr().err == (
-        f"nnlab: {study.folder} holds results of a run whose storage (optuna.journal) has "
-        "no such study: starting it afresh there; its trials.parquet, archive and report "
-        "will be replaced\n")
+    message = (f"{study.folder} holds results of a run whose storage (optuna.journal) has no "
+               "such study: starting it afresh there; its trials.parquet, archive and report "
+               "will be replaced")
+    assert [(r.levelno, r.getMessage()) for r in nnlab_records(caplog)] == [
+        (logging.WARNING, message)]
+    (study.folder / "optuna.journal").unlink()
+    capsys.readouterr()
+    assert main(["run", str(study.folder / "spec.toml"), "--results", str(tmp_path),
+                 "--quiet"]) == 0
+    assert capsys.readouterr().err == f"nnlab: {message}\n"
 
 
 def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):
@@ -326,7 +342,7 @@ def test_an_sqlite_storage_is_chosen_by_url_and_remembered(tmp_path):
     assert (tmp_path / "optuna.db").is_file() and not (study.folder / "optuna.journal").exists()
     loaded = Study.load(study.folder, storage=url)  # outside the folder: named, not read
     assert loaded.storage == url and loaded.status()["complete"] == 2
-    with pytest.raises(NNLabError, match=r"--storage: .* keeps its trials in sqlite:///"):
+    with pytest.raises(StorageError, match=r"^storage: .* keeps its trials in sqlite:///"):
         Study(tiny("sqlite", grid={"eta": [0.5]}), results=tmp_path / "r").run(progress=False)
 
 

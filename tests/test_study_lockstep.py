@@ -189,4 +189,4 @@ def test_a_group_task_runs_its_trials_as_their_own_tasks_do(tmp_path):
     for number, curve in curves.items():
         pd.testing.assert_frame_equal(curve.drop(columns="seconds"), study.store.read(
             "curves", [number]).drop(columns="seconds"))
-    assert first.error is None and second.error.startswith("NNLabError: /dev/null: ")
+    assert first.error is None and second.error.startswith("StorageError: /dev/null: ")

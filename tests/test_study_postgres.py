@@ -165,7 +165,7 @@ def test_bad_storage_study_or_results_are_one_line_errors(tmp_path, database, ca
     assert "--results: " in capsys.readouterr().err  # not the folder the study was made in
     assert main(["worker", "--storage", database, "--study", "errors", "--results",
                  str(tmp_path / "a"), "--heartbeat", "5", "--grace", "5"]) == 2
-    assert "--grace: expected more seconds than --heartbeat (5), got 5" in (
+    assert "--grace: expected more seconds than heartbeat.interval (5), got 5" in (
         capsys.readouterr().err)
 
     # a worker whose nnlab resolves the stored spec to other TrainConfigs runs nothing

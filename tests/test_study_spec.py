@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nnlab.cli import main
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError
 from nnlab.study.spec import StudySpec, stable_hash
 
 GOOD = """
@@ -171,6 +171,6 @@ def test_a_missing_or_broken_spec_file_is_named(tmp_path):
     with pytest.raises(NNLabError, match=r"broken.toml: not valid TOML"):
         StudySpec.from_toml(broken)
     broken.write_bytes(b"[study]\nname = '\xff'\n")
-    with pytest.raises(NNLabError, match=r"broken.toml: not valid TOML \(expected UTF-8 text; "
-                       r"byte 16 is not\)"):
+    with pytest.raises(ConfigError, match=r"broken.toml: not valid TOML \(byte 16 is not "
+                       r"UTF-8\); expected UTF-8 text$"):
         StudySpec.from_toml(broken)

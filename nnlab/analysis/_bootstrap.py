@@ -67,7 +67,7 @@ class Estimate:
         """Whether x lies inside the closed interval."""
         return bool(self.low <= x <= self.high)
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | None]:
         return {
             "value": _plain(self.value),
             "low": _plain(self.low),
@@ -142,7 +142,8 @@ def order_by_seed(
     """
     if seed_col is None or seed_col not in data.columns:
         return False, data.sort_values(keys, kind="stable")
-    seed_sets = data.groupby(keys)[seed_col].agg(lambda s: tuple(sorted(s)))
+    seed_sets = data.groupby(keys)[seed_col].agg(  # type: ignore[type-var]  # tuples
+        lambda s: tuple(sorted(s)))
     distinct = seed_sets.map(lambda seeds: len(set(seeds)) == len(seeds)).all()
     paired = bool(distinct and seed_sets.nunique() == 1)
     return paired, data.sort_values([*keys, seed_col], kind="stable")
@@ -177,7 +178,7 @@ def scipy_estimate(
                 method="BCa",
                 rng=np.random.default_rng(seed),
             )
-    low, high = result.confidence_interval
+    low, high = (float(bound) for bound in result.confidence_interval)
     if not (np.isfinite(low) and np.isfinite(high)):
         low, high = outward_interval(result.bootstrap_distribution, confidence)
     return Estimate(value, float(low), float(high), confidence)

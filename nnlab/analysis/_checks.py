@@ -1,4 +1,6 @@
-"""Input checks shared by the analyses: each failure is one NNLabError naming the column."""
+"""Input checks shared by the analyses: each failure is one error naming the argument or
+column: ConfigError (an argument's form), DataError (a table's content) or InsufficientData
+(too few values or runs)."""
 
 from __future__ import annotations
 
@@ -7,16 +9,16 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, DataError, InsufficientData
 
 
 def require_columns(df: pd.DataFrame, columns: Iterable[str], where: str) -> None:
     """Raise if `df` is not a DataFrame or lacks one of `columns`."""
     if not isinstance(df, pd.DataFrame):
-        raise NNLabError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
+        raise ConfigError(where, "a pandas DataFrame", shown=f"{type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise NNLabError(
+        raise DataError(
             f"{where}: missing column {missing[0]!r} (needed columns: {list(columns)}; "
             f"the table has {list(df.columns)})"
         )
@@ -27,16 +29,16 @@ def finite_values(values: object, name: str, min_n: int, where: str) -> np.ndarr
     try:
         array = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise NNLabError(f"{where}.{name}: expected numbers, got {values!r:.60}") from exc
+        raise ConfigError(f"{where}.{name}", "numbers", shown=f"{values!r:.60}") from exc
     if array.ndim != 1:
-        raise NNLabError(f"{where}.{name}: expected a 1-D sequence, got shape {array.shape}")
+        raise ConfigError(f"{where}.{name}", "a 1-D sequence", shown=f"shape {array.shape}")
     n_bad = int(np.count_nonzero(~np.isfinite(array)))
     if n_bad:
-        raise NNLabError(
+        raise DataError(
             f"{where}.{name}: expected finite numbers, got {n_bad} NaN/inf of {array.size}"
         )
     if array.size < min_n:
-        raise NNLabError(f"{where}.{name}: needs at least {min_n} values, got {array.size}")
+        raise InsufficientData(f"{where}.{name}: needs at least {min_n} values, got {array.size}")
     return array
 
 
@@ -45,10 +47,10 @@ def finite_column(df: pd.DataFrame, column: str, where: str) -> np.ndarray:
     try:
         array = df[column].to_numpy(dtype=float)
     except (TypeError, ValueError) as exc:
-        raise NNLabError(f"{where}: column {column!r} must hold numbers") from exc
+        raise DataError(f"{where}: column {column!r} must hold numbers") from exc
     n_bad = int(np.count_nonzero(~np.isfinite(array)))
     if n_bad:
-        raise NNLabError(
+        raise DataError(
             f"{where}: column {column!r} has {n_bad} NaN/inf values among {array.size} rows; "
             "expected finite numbers"
         )
@@ -58,9 +60,9 @@ def finite_column(df: pd.DataFrame, column: str, where: str) -> np.ndarray:
 def check_resampling(n_resamples: int, confidence: float, where: str) -> None:
     """Validate the bootstrap settings every analysis takes."""
     if not isinstance(n_resamples, int | np.integer) or n_resamples < 100:
-        raise NNLabError(f"{where}.n_resamples: expected an integer >= 100, got {n_resamples!r}")
+        raise ConfigError(f"{where}.n_resamples", "an integer >= 100", n_resamples)
     if not 0.5 <= confidence < 1:
-        raise NNLabError(f"{where}.confidence: expected a level in [0.5, 1), got {confidence!r}")
+        raise ConfigError(f"{where}.confidence", "a level in [0.5, 1)", confidence)
 
 
 def split_runs(
@@ -102,12 +104,12 @@ def run_table(
     data = predictions.sort_values([trial_col, index_col], kind="stable")
     sizes = data.groupby(trial_col, sort=True).size()
     if sizes.size < min_runs:
-        raise NNLabError(
+        raise InsufficientData(
             f"{where}: column {trial_col!r} holds {sizes.size} run; {purpose} needs at least "
             f"{min_runs}"
         )
     if sizes.nunique() != 1:
-        raise NNLabError(
+        raise DataError(
             f"{where}: runs in {trial_col!r} cover different numbers of test examples "
             f"({sizes.min()} to {sizes.max()}); every run must predict the same test set"
         )
@@ -115,13 +117,13 @@ def run_table(
     index = data[index_col].to_numpy().reshape(shape)
     labels = data[y_col].to_numpy().reshape(shape)
     if not (np.all(index == index[0]) and np.all(labels == labels[0])):
-        raise NNLabError(
+        raise DataError(
             f"{where}: columns {index_col!r}/{y_col!r} differ between runs; every run must "
             "predict the same test examples"
         )
     if np.any(np.diff(index[0]) == 0):
-        raise NNLabError(f"{where}: column {index_col!r} repeats a test example within a run")
+        raise DataError(f"{where}: column {index_col!r} repeats a test example within a run")
     if shape[1] < 2:
-        raise NNLabError(f"{where}: needs at least 2 test examples, got {shape[1]}")
+        raise InsufficientData(f"{where}: needs at least 2 test examples, got {shape[1]}")
     table = {column: data[column].to_numpy().reshape(shape) for column in [y_col, *columns]}
     return index[0], table

@@ -21,7 +21,7 @@ from nnlab.analysis._checks import require_columns
 from nnlab.analysis.learning_rate import eta_best
 from nnlab.analysis.paired import resolve_pairing
 from nnlab.analysis.variance import variance_vs_n
-from nnlab.errors import NNLabError
+from nnlab.errors import DataError, InsufficientData
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def eta_best_ratio(
     a, b = (r.table[n_col].to_numpy() for r in results)
     common = np.intersect1d(a, b)
     if common.size == 0:
-        raise NNLabError(f"{where}: the two arms hold no value of {n_col!r} in common")
+        raise InsufficientData(f"{where}: the two arms hold no value of {n_col!r} in common")
     log_a, log_b = (np.log(r.table["eta_best"].to_numpy()[np.isin(n, common)])
                     for r, n in zip(results, (a, b), strict=True))
     boot = (results[0].boot_log_eta[:, np.isin(a, common)]
@@ -182,9 +182,9 @@ def _check_joint(results: list, resampling: str, where: str, cells: str) -> None
     their `resampling` texts start with `resampling` (eta_best's may add ", widened by
     t/z")."""
     if any(not r.resampling.startswith(resampling) for r in results):
-        raise NNLabError(f"{where}: paired=True needs every {cells} of both arms to hold the "
-                         "same seeds (a diverged or missing run breaks that); compare the "
-                         "arms unpaired (paired=False)")
+        raise DataError(f"{where}: paired=True needs every {cells} of both arms to hold the "
+                        "same seeds (a diverged or missing run breaks that); compare the "
+                        "arms unpaired (paired=False)")
 
 
 def _n_seeds(arms: list[pd.DataFrame], pair_on: str) -> tuple[int, int]:

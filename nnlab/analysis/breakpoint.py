@@ -32,7 +32,7 @@ from nnlab.analysis.power_law import (
     fit_power_law,
     t_over_z,
 )
-from nnlab.errors import NNLabError, is_integer
+from nnlab.errors import ConfigError, is_integer
 
 _WHERE = "fit_broken_power_law"
 
@@ -129,8 +129,7 @@ def fit_broken_power_law(
     """
     check_resampling(n_resamples, confidence, _WHERE)
     if not is_integer(min_segment) or min_segment < 2:
-        raise NNLabError(f"{_WHERE}.min_segment: expected an integer >= 2, got "
-                         f"{min_segment!r}")
+        raise ConfigError(f"{_WHERE}.min_segment", "an integer >= 2", min_segment)
     x, y = checked_xy(x, y, 2 * min_segment - 1, _WHERE)
     order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
@@ -283,15 +282,15 @@ def extrapolation_check(
     where = "extrapolation_check"
     check_resampling(n_resamples, confidence, where)
     if not is_integer(n_held_out) or n_held_out < 1:
-        raise NNLabError(f"{where}.n_held_out: expected an integer >= 1, got {n_held_out!r}")
+        raise ConfigError(f"{where}.n_held_out", "an integer >= 1", n_held_out)
     x, y = checked_xy(x, y, n_held_out + 3, where)
     order = np.argsort(x, kind="stable")
     x, log_y = x[order], np.log(y[order])
     rng = np.random.default_rng(seed)
     boot, _, _ = bootstrap_in_fit_space(x, log_y, y_boot, order, True, n_resamples, rng, where)
     if boot is None:
-        raise NNLabError(f"{where}.y_boot: one y per x needs its bootstrap replicates y_boot "
-                         "(or give several replicates per x)")
+        raise ConfigError(f"{where}.y_boot", "", problem="one y per x needs its bootstrap "
+                          "replicates y_boot (or give several replicates per x)")
     xs, start = np.unique(x, return_index=True)
     groups = np.split(np.arange(x.size), start[1:])
     if len(groups) != x.size:  # replicates: one geometric mean per x

@@ -28,7 +28,7 @@ from nnlab.analysis._checks import (
 from nnlab.analysis.distribution import HypothesisTest
 from nnlab.analysis.intervals import mean_interval, std_interval, std_ratio_interval
 from nnlab.analysis.paired import align_pairs, paired_difference, resolve_pairing
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, DataError, InsufficientData
 
 _WHERE = "compare_variance"
 MIN_RUNS = 3
@@ -181,15 +181,16 @@ def compare_variance(
     """
     check_resampling(n_resamples, confidence, _WHERE)
     if not isinstance(paired, bool):
-        raise NNLabError(f"{_WHERE}.paired: expected True or False, got {paired!r}")
+        raise ConfigError(f"{_WHERE}.paired", "True or False", paired)
     a = finite_values(a, "a", MIN_RUNS, _WHERE)
     b = finite_values(b, "b", MIN_RUNS, _WHERE)
     for name, values in (("a", a), ("b", b)):
         if np.ptp(values) == 0:
-            raise NNLabError(f"{_WHERE}.{name}: all values are equal; a spread needs variation")
+            raise InsufficientData(f"{_WHERE}.{name}: all values are equal; a spread needs "
+                                   "variation")
     if paired and a.size != b.size:
-        raise NNLabError(f"{_WHERE}: paired=True needs one value of a and of b per seed, got "
-                         f"{a.size} and {b.size} values")
+        raise DataError(f"{_WHERE}: paired=True needs one value of a and of b per seed, got "
+                        f"{a.size} and {b.size} values")
     boot = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
     common = {
         "names": (str(names[0]), str(names[1])),
@@ -267,7 +268,7 @@ def compare_variance_by(
     for level in (a, b):
         rows = finished[finished[by] == level]
         if rows.empty:
-            raise NNLabError(
+            raise InsufficientData(
                 f"{_WHERE}: no finished run with {by}={level!r}; "
                 f"values present: {sorted(map(str, trials[by].unique()))}"
             )
@@ -277,8 +278,8 @@ def compare_variance_by(
     names = (f"{by}={a}", f"{by}={b}")
     if pair_on not in trials.columns:
         if paired:
-            raise NNLabError(f"{_WHERE}: paired=True, but there is no column {pair_on!r} to "
-                             "pair the runs on")
+            raise DataError(f"{_WHERE}: paired=True, but there is no column {pair_on!r} to "
+                            "pair the runs on")
         paired = False
     elif resolve_pairing(chosen[0][pair_on], chosen[1][pair_on], paired, pair_on, _WHERE):
         _, x, y, unpaired = align_pairs(*(rows.set_index(pair_on)[metric] for rows in chosen))

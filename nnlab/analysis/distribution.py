@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 from nnlab.analysis._checks import finite_values
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, InsufficientData
 
 _WHERE = "normality"
 MIN_N_DAGOSTINO = 8
@@ -139,11 +139,11 @@ def normality(
     """
     x = finite_values(values, name, 3, _WHERE)
     if not 0 < alpha < 0.5:
-        raise NNLabError(f"{_WHERE}.alpha: expected a level in (0, 0.5), got {alpha!r}")
+        raise ConfigError(f"{_WHERE}.alpha", "a level in (0, 0.5)", alpha)
     if n_power_sim < 50:
-        raise NNLabError(f"{_WHERE}.n_power_sim: expected >= 50, got {n_power_sim!r}")
+        raise ConfigError(f"{_WHERE}.n_power_sim", ">= 50", n_power_sim)
     if np.ptp(x) == 0:
-        raise NNLabError(f"{_WHERE}.{name}: all {x.size} values are equal; nothing to test")
+        raise InsufficientData(f"{_WHERE}.{name}: all {x.size} values are equal; nothing to test")
     shapiro = stats.shapiro(x)
     dagostino = None
     with warnings.catch_warnings():
@@ -154,7 +154,8 @@ def normality(
             dagostino = HypothesisTest(
                 "D'Agostino-Pearson", float(test.statistic), float(test.pvalue)
             )
-        anderson = stats.anderson(x, dist="norm", method="interpolate")
+        # method= is newer than scipy-stubs' signature of anderson
+        anderson = stats.anderson(x, dist="norm", method="interpolate")  # type: ignore[call-overload]
     return NormalityResult(
         name=name,
         values=x,

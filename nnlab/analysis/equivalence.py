@@ -17,6 +17,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -25,9 +26,10 @@ from nnlab.analysis._bootstrap import Estimate, outward_interval, std_ratio
 from nnlab.analysis._checks import check_resampling, finite_values
 from nnlab.analysis.intervals import std_ratio_interval, std_ratio_parts
 from nnlab.analysis.paired import as_pairs
-from nnlab.errors import NNLabError, is_number
+from nnlab.errors import ConfigError, is_number
 
 MIN_RUNS = 3
+Side = Literal["less", "greater"]  # the alternative of a one-sided test
 RATIO_METHODS = ("bootstrap", "pitman-morgan", "bonett")
 
 
@@ -119,8 +121,8 @@ def tost_mean_difference(
         d = x - y
         ci = stats.ttest_1samp(d, 0.0).confidence_interval(1 - 2 * alpha)
 
-        def one_sided(value: float, side: str) -> float:
-            return stats.ttest_1samp(d, value, alternative=side).pvalue
+        def one_sided(value: float, side: Side) -> float:
+            return float(stats.ttest_1samp(d, value, alternative=side).pvalue)
 
         method, unit = "paired t", "seed"
     else:
@@ -128,8 +130,9 @@ def tost_mean_difference(
         y = finite_values(b, "b", MIN_RUNS, where)
         ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(1 - 2 * alpha)
 
-        def one_sided(value: float, side: str) -> float:
-            return stats.ttest_ind(x - value, y, equal_var=False, alternative=side).pvalue
+        def one_sided(value: float, side: Side) -> float:
+            return float(stats.ttest_ind(x - value, y, equal_var=False,
+                                         alternative=side).pvalue)
 
         method, unit = "Welch t", "run"
     interval = Estimate(float(x.mean() - y.mean()), float(ci.low), float(ci.high), 1 - 2 * alpha)
@@ -172,19 +175,18 @@ def tost_std_ratio(
     alpha = _alpha(alpha, where)
     check_resampling(n_resamples, 1 - 2 * alpha, where)
     if method not in RATIO_METHODS:
-        raise NNLabError(f"{where}.method: expected one of {list(RATIO_METHODS)}, got "
-                         f"{method!r}")
+        raise ConfigError(f"{where}.method", f"one of {list(RATIO_METHODS)}", method)
     if paired:
         x, y, _ = as_pairs(a, b, where)
     else:
         if method == "pitman-morgan":
-            raise NNLabError(f"{where}.method: 'pitman-morgan' compares paired samples; pass "
-                             "paired=True or method='bootstrap'")
+            raise ConfigError(f"{where}.method", "paired=True or method='bootstrap'",
+                              problem="'pitman-morgan' compares paired samples")
         x = finite_values(a, "a", MIN_RUNS, where)
         y = finite_values(b, "b", MIN_RUNS, where)
     if method == "bonett" and paired:
-        raise NNLabError(f"{where}.method: 'bonett' compares independent samples; pass "
-                         "paired=False or method='bootstrap' or 'pitman-morgan'")
+        raise ConfigError(f"{where}.method", "paired=False or method='bootstrap' or "
+                          "'pitman-morgan'", problem="'bonett' compares independent samples")
     if method == "pitman-morgan":
         ci = pitman_morgan_interval(x, y, 1 - 2 * alpha)
         one_sided = _pitman_morgan_test(x, y)
@@ -202,7 +204,7 @@ def tost_std_ratio(
         boot = boot[~np.isnan(boot)]
         ci = outward_interval(boot, 1 - 2 * alpha)
 
-        def one_sided(value: float, side: str) -> float:
+        def one_sided(value: float, side: Side) -> float:
             """The share of resampled ratios on the null's side of `value`."""
             return float(np.mean(boot <= value if side == "greater" else boot >= value))
 
@@ -228,14 +230,14 @@ def pitman_morgan_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> t
     return math.sqrt(f * (1 + 2 * c - spread)), math.sqrt(f * (1 + 2 * c + spread))
 
 
-def _pitman_morgan_test(x: np.ndarray, y: np.ndarray) -> Callable[[float, str], float]:
+def _pitman_morgan_test(x: np.ndarray, y: np.ndarray) -> Callable[[float, Side], float]:
     """The one-sided Pitman-Morgan p-value of std ratio `value` against `side` ("greater":
     H0 ratio <= value; "less": H0 ratio >= value), n - 2 df."""
     n = x.size
     f = float(np.var(x, ddof=1) / np.var(y, ddof=1))
     r = float(np.corrcoef(x, y)[0, 1])
 
-    def one_sided(value: float, side: str) -> float:
+    def one_sided(value: float, side: Side) -> float:
         lam = value**2
         t = (f - lam) * math.sqrt(n - 2) / (2 * math.sqrt(lam * f * (1 - r**2)))
         return float(stats.t.sf(t, n - 2) if side == "greater" else stats.t.cdf(t, n - 2))
@@ -244,14 +246,14 @@ def _pitman_morgan_test(x: np.ndarray, y: np.ndarray) -> Callable[[float, str], 
 
 
 def _bonett_test(x: np.ndarray, y: np.ndarray, alpha: float
-                 ) -> Callable[[float, str], float]:
+                 ) -> Callable[[float, Side], float]:
     """The one-sided p-value of std ratio `value` against `side` ("greater": H0 ratio <=
     value; "less": H0 ratio >= value) from Bonett's normal approximation of the log variance
     ratio, with the small-sample factor c of the (1 - 2 alpha) interval, so that the test
     and that interval agree."""
     centre, se = std_ratio_parts(x, y, float(stats.norm.ppf(1 - alpha)))
 
-    def one_sided(value: float, side: str) -> float:
+    def one_sided(value: float, side: Side) -> float:
         z = (centre - 2 * math.log(value)) / se
         return float(stats.norm.sf(z) if side == "greater" else stats.norm.cdf(z))
 
@@ -259,7 +261,7 @@ def _bonett_test(x: np.ndarray, y: np.ndarray, alpha: float
 
 
 def _tost_p(bounds: tuple[float, float] | None,
-            one_sided: Callable[[float, str], float]) -> float:
+            one_sided: Callable[[float, Side], float]) -> float:
     """The TOST p-value: the larger one-sided p of effect <= low and of effect >= high
     (NaN without margins)."""
     if bounds is None:
@@ -285,11 +287,11 @@ def _margins(margins: object, ratio: bool, where: str) -> tuple[float, float] | 
     if pair is None:
         expected = ("a ratio m > 1 or a pair (low, high) with 0 < low < 1 < high" if ratio
                     else "a number m > 0 or a pair (low, high) with low < 0 < high")
-        raise NNLabError(f"{where}.margins: expected {expected}, got {margins!r}")
+        raise ConfigError(f"{where}.margins", f"{expected}", margins)
     return pair
 
 
 def _alpha(alpha: object, where: str) -> float:
     if not is_number(alpha) or not 0 < alpha < 0.25:
-        raise NNLabError(f"{where}.alpha: expected a level in (0, 0.25), got {alpha!r}")
+        raise ConfigError(f"{where}.alpha", "a level in (0, 0.25)", alpha)
     return float(alpha)

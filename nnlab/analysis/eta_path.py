@@ -31,7 +31,7 @@ import pandas as pd
 
 from nnlab.analysis.learning_rate import EDGE_SHARE_MAX, EtaBestResult
 from nnlab.analysis.power_law import PowerLawFit, fit_power_law
-from nnlab.errors import NNLabError, is_integer
+from nnlab.errors import ConfigError, InsufficientData, is_integer
 
 _WHERE = "eta_path"
 
@@ -63,8 +63,8 @@ class EtaPathResult:
         if keep is not None:
             use = use & np.asarray(keep, dtype=bool)
         if use.sum() < 3:
-            raise NNLabError(f"{_WHERE}.power_law: {use.sum()} value(s) of {self.n_col!r} "
-                             "have a path point inside the fitted etas; a fit needs 3")
+            raise InsufficientData(f"{_WHERE}.power_law: {use.sum()} value(s) of {self.n_col!r} "
+                                   "have a path point inside the fitted etas; a fit needs 3")
         boot = self.boot_log_eta[:, use]
         boot = boot[np.all(np.isfinite(boot), axis=1)]
         return fit_power_law(self.table[self.n_col].to_numpy(dtype=float)[use],
@@ -107,20 +107,19 @@ def eta_path(result: EtaBestResult, *, window: int = 2, degree: int = 1, cubic: 
         vertex inside its fitted etas.
     """
     if not isinstance(result, EtaBestResult):
-        raise NNLabError(f"{_WHERE}.result: expected an EtaBestResult, got "
-                         f"{type(result).__name__}")
+        raise ConfigError(f"{_WHERE}.result", "an EtaBestResult", shown=f"{type(result).__name__}")
     curves = result.curves
     n_values = np.unique(curves[result.n_col].to_numpy(dtype=float))
     if not is_integer(window) or window < 1:
-        raise NNLabError(f"{_WHERE}.window: expected an integer >= 1, got {window!r}")
+        raise ConfigError(f"{_WHERE}.window", "an integer >= 1", window)
     if not is_integer(degree) or not 0 <= degree < n_values.size:
-        raise NNLabError(f"{_WHERE}.degree: expected an integer in 0..{n_values.size - 1} "
-                         f"(below the number of {result.n_col!r} values), got {degree!r}")
+        raise ConfigError(f"{_WHERE}.degree", f"an integer in 0..{n_values.size - 1} (below the "
+                          f"number of {result.n_col!r} values)", degree)
     if cubic and window < 2:
-        raise NNLabError(f"{_WHERE}.window: a cubic needs window >= 2 (5 etas per N), got "
-                         f"{window}")
+        raise ConfigError(f"{_WHERE}.window", "window >= 2 with cubic=True (5 etas per N)",
+                          window)
     if not 0 <= max_share <= 1:
-        raise NNLabError(f"{_WHERE}.max_share: expected a share in [0, 1], got {max_share!r}")
+        raise ConfigError(f"{_WHERE}.max_share", "a share in [0, 1]", max_share)
 
     sign = 1.0 if result.maximize else -1.0
     log_eta = np.log(curves[result.eta_col].to_numpy(dtype=float))

@@ -11,6 +11,7 @@ Psychol. Sci. 11).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from nnlab.analysis._checks import finite_column, require_columns
 from nnlab.analysis.eta_path import eta_path
 from nnlab.analysis.learning_rate import EDGE_SHARE_MAX, eta_best
 from nnlab.analysis.power_law import PowerLawFit, fit_power_law
-from nnlab.errors import NNLabError, is_number
+from nnlab.errors import ConfigError, InsufficientData, is_number
 
 _WHERE = "eta_sensitivity"
 ESTIMATORS = {"3-point parabola": 1, "5-point parabola": 2, "smooth path": None}
@@ -110,24 +111,25 @@ def eta_sensitivity(
     """
     for name, value in (("n_from", n_from), ("n_to", n_to)):
         if value is not None and not is_number(value):
-            raise NNLabError(f"{_WHERE}.{name}: expected a number or None, got {value!r}")
+            raise ConfigError(f"{_WHERE}.{name}", "a number or None", value)
     require_columns(trials, [n_col, eta_col], _WHERE)
-    etas = np.sort(pd.unique(trials[eta_col].astype(float)))
+    etas = np.sort(np.asarray(pd.unique(trials[eta_col].astype(float))))
     if etas.size < 6:
-        raise NNLabError(f"{_WHERE}: {etas.size} values of {eta_col!r}; a grid thinned by 2 "
-                         "needs 6")
-    kwargs = {"n_col": n_col, "eta_col": eta_col, "metric": metric, "maximize": maximize,
-              "seed_col": seed_col, "status_col": status_col, "stalled_at": stalled_at,
-              "small_sample": small_sample, "n_resamples": n_resamples, "seed": seed,
-              "confidence": confidence}
+        raise InsufficientData(f"{_WHERE}: {etas.size} values of {eta_col!r}; a grid thinned by 2 "
+                               "needs 6")
+    kwargs: dict[str, Any] = {
+        "n_col": n_col, "eta_col": eta_col, "metric": metric, "maximize": maximize,
+        "seed_col": seed_col, "status_col": status_col, "stalled_at": stalled_at,
+        "small_sample": small_sample, "n_resamples": n_resamples, "seed": seed,
+        "confidence": confidence}
     subsets = {"full": etas, GRIDS[1]: etas[0::2], GRIDS[2]: etas[1::2]}
     rows = []
     n_range = (-np.inf if n_from is None else n_from, np.inf if n_to is None else n_to)
     n_values = finite_column(trials, n_col, _WHERE)  # the path is fitted over the range only
     trials = trials[(n_values >= n_range[0]) & (n_values <= n_range[1])]
     if trials.empty:
-        raise NNLabError(f"{_WHERE}: no {n_col!r} within n_from..n_to = {n_range[0]:g}.."
-                         f"{n_range[1]:g}")
+        raise InsufficientData(f"{_WHERE}: no {n_col!r} within n_from..n_to = {n_range[0]:g}.."
+                               f"{n_range[1]:g}")
     for grid, subset in subsets.items():
         chosen = trials[np.isin(trials[eta_col].astype(float), subset)]
         estimators = ESTIMATORS if grid == "full" else {
@@ -139,7 +141,7 @@ def eta_sensitivity(
                    "headline": grid == "full" and window == 1}
             try:
                 fit = _fit(results[window or 1], window, max_edge_share, seed)
-            except NNLabError as err:
+            except InsufficientData as err:
                 rows.append({**row, "b": np.nan, "low": np.nan, "high": np.nan,
                              "n_lengths": 0, "exploratory": True, "note": str(err)})
                 continue
@@ -147,9 +149,9 @@ def eta_sensitivity(
             rows.append({**row, "b": b.value, "low": b.low, "high": b.high,
                          "n_lengths": fit.n, "exploratory": fit.exploratory,
                          "note": ""})
-    n_values = trials[n_col].astype(float)
+    lengths = trials[n_col].astype(float)
     return SensitivityResult(table=pd.DataFrame(rows), n_col=n_col,
-                             n_from=float(n_values.min()), n_to=float(n_values.max()),
+                             n_from=float(lengths.min()), n_to=float(lengths.max()),
                              confidence=confidence)
 
 
@@ -160,8 +162,8 @@ def _fit(result, window: int | None, max_edge_share: float, seed: int) -> PowerL
     n = result.table[result.n_col].to_numpy(dtype=float)
     keep = result.fit_mask(True, max_edge_share)
     if keep.sum() < 3:
-        raise NNLabError(f"{keep.sum()} lengths with the optimum inside the grid; a fit "
-                         "needs 3")
+        raise InsufficientData(f"{keep.sum()} lengths with the optimum inside the grid; a fit "
+                               "needs 3")
     return fit_power_law(n[keep], result.table["eta_best"].to_numpy()[keep],
                          y_boot=np.exp(result.boot_log_eta[:, keep]), boot_unit="seeds",
                          seed=seed,

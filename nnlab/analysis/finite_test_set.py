@@ -24,7 +24,7 @@ import pandas as pd
 
 from nnlab.analysis._bootstrap import Estimate, estimate, two_way_counts
 from nnlab.analysis._checks import check_resampling, run_table
-from nnlab.errors import InsufficientData, NNLabError
+from nnlab.errors import ConfigError, InsufficientData
 
 _WHERE = "test_set_variance"
 UNITS = {
@@ -117,7 +117,7 @@ def test_set_variance(
     """
     check_resampling(n_resamples, confidence, _WHERE)
     if unit not in UNITS:
-        raise NNLabError(f"{_WHERE}.unit: expected one of {list(UNITS)}, got {unit!r}")
+        raise ConfigError(f"{_WHERE}.unit", f"one of {list(UNITS)}", unit)
     _, table = run_table(predictions, [pred_col], trial_col=trial_col, index_col=index_col,
                          y_col=y_col, min_runs=2, purpose="a variance over runs",
                          where=_WHERE)
@@ -210,4 +210,4 @@ def _two_way_resamples(errors: np.ndarray, n_resamples: int, rng: np.random.Gene
     return mean, observed * centring, test_set * centring
 
 
-test_set_variance.__test__ = False  # a library function, not a pytest test
+test_set_variance.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -32,7 +32,7 @@ from scipy import optimize, stats
 
 from nnlab.analysis._bootstrap import Estimate, estimate, interval
 from nnlab.analysis.power_law import MIN_HEADLINE_POINTS
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, InsufficientData
 
 WEIGHTS = ("normal", "kurtosis", "bootstrap")
 FLOOR_INTERVALS = ("bootstrap", "profile")
@@ -86,14 +86,14 @@ class FloorFit:
         seeds, or another setting), with the interval of the difference of their bootstrap
         floors; both fits need the same number of resamples and confidence."""
         if not isinstance(other, FloorFit):
-            raise NNLabError(f"FloorFit.floor_difference: other: expected a FloorFit, got "
-                             f"{type(other).__name__}")
+            raise ConfigError("FloorFit.floor_difference.other", "a FloorFit",
+                              shown=type(other).__name__)
         if (other.boot.shape != self.boot.shape
                 or other.floor.confidence != self.floor.confidence):
-            raise NNLabError(
-                "FloorFit.floor_difference: other: expected a fit with the same resamples "
-                f"and confidence ({len(self.boot)}, {self.floor.confidence:g}), got "
-                f"({len(other.boot)}, {other.floor.confidence:g})")
+            raise ConfigError(
+                "FloorFit.floor_difference.other", "a fit with the same resamples and "
+                f"confidence ({len(self.boot)}, {self.floor.confidence:g})",
+                shown=f"({len(other.boot)}, {other.floor.confidence:g})")
         return estimate(self.floor.value - other.floor.value,
                         self.boot[:, 0] - other.boot[:, 0], self.floor.confidence)
 
@@ -244,10 +244,9 @@ class ProfileFloorFit(FloorFit):
 def check_floor_options(weights: object, floor_interval: object, where: str) -> None:
     """Raise NNLabError unless weights and floor_interval are among the known ones."""
     if weights not in WEIGHTS:
-        raise NNLabError(f"{where}.weights: expected one of {WEIGHTS}, got {weights!r}")
+        raise ConfigError(f"{where}.weights", f"one of {WEIGHTS}", weights)
     if floor_interval not in FLOOR_INTERVALS:
-        raise NNLabError(f"{where}.floor_interval: expected one of {FLOOR_INTERVALS}, got "
-                         f"{floor_interval!r}")
+        raise ConfigError(f"{where}.floor_interval", f"one of {FLOOR_INTERVALS}", floor_interval)
 
 
 def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: np.ndarray,
@@ -326,8 +325,8 @@ def _relative_variance(variance: np.ndarray, runs: np.ndarray, boot_var: np.ndar
     if weights == "bootstrap":
         spread = boot_var.var(axis=0)
         if np.any(spread <= 0):
-            raise NNLabError("variance_vs_n.weights: a length's variance does not vary over "
-                             "the bootstrap; use weights='normal'")
+            raise InsufficientData("variance_vs_n.weights: a length's variance does not vary over "
+                                   "the bootstrap; use weights='normal'")
         return spread / variance**2
     return 2 / (runs - 1) + (0.0 if weights == "normal" else kurtosis / runs)
 

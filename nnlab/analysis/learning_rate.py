@@ -21,7 +21,7 @@ from nnlab.analysis._checks import (
     split_runs,
 )
 from nnlab.analysis.power_law import PowerLawFit, fit_power_law, t_over_z
-from nnlab.errors import NNLabError, is_number
+from nnlab.errors import ConfigError, DataError, InsufficientData, is_number
 
 _WHERE = "eta_best"
 # A fit leaves out an N whose bootstrap optimum is at a grid edge or a cliff in more than
@@ -115,7 +115,7 @@ class EtaBestResult:
         """
         keep = self.fit_mask(bracketed_only, max_edge_share)
         if keep.sum() < 3:
-            raise NNLabError(
+            raise InsufficientData(
                 f"{_WHERE}.power_law: {keep.sum()} value(s) of {self.n_col!r} have their "
                 "optimum inside the eta grid"
                 + ("" if max_edge_share is None else
@@ -229,10 +229,10 @@ def eta_best(
     """
     check_resampling(n_resamples, confidence, _WHERE)
     if not isinstance(window, int) or window < 1:
-        raise NNLabError(f"{_WHERE}.window: expected an integer >= 1, got {window!r}")
+        raise ConfigError(f"{_WHERE}.window", "an integer >= 1", window)
     if stalled_at is not None and not is_number(stalled_at):
-        raise NNLabError(f"{_WHERE}.stalled_at: expected a number (the metric of a run stuck "
-                         f"at chance) or None, got {stalled_at!r}")
+        raise ConfigError(f"{_WHERE}.stalled_at", "a number (the metric of a run stuck at "
+                          "chance) or None", stalled_at)
     require_columns(trials, [n_col, eta_col, metric], _WHERE)
     data, n_unfinished = _with_filled_metric(trials, metric, status_col, maximize)
     if stalled_at is not None:
@@ -241,7 +241,7 @@ def eta_best(
     for column in (n_col, eta_col):
         values = finite_column(data, column, _WHERE)
         if np.any(values <= 0):
-            raise NNLabError(f"{_WHERE}: column {column!r} must be positive, got {values.min()}")
+            raise DataError(f"{_WHERE}: column {column!r} must be positive, got {values.min()}")
     data = data.astype({n_col: float, eta_col: float})
     paired, data = order_by_seed(data, [n_col, eta_col], seed_col)
 
@@ -249,7 +249,7 @@ def eta_best(
     counts = cells.size()
     if counts.min() < 2:
         (n, eta) = counts.idxmin()
-        raise NNLabError(
+        raise InsufficientData(
             f"{_WHERE}: {n_col}={n:g}, {eta_col}={eta:g} has {counts.min()} run; a CI over "
             "seeds needs at least 2 seeds per cell"
         )
@@ -274,7 +274,7 @@ def eta_best(
     sign = 1.0 if maximize else -1.0
     for n, curve in curves.groupby(n_col, sort=True):
         if len(curve) < 3:
-            raise NNLabError(
+            raise InsufficientData(
                 f"{_WHERE}: {n_col}={n:g} has {len(curve)} values of {eta_col!r}; a parabola "
                 "needs at least 3"
             )
@@ -326,7 +326,7 @@ def eta_best(
 
 def _check_share(value: object, name: str) -> None:
     if not (is_number(value) and 0 <= value <= 1):
-        raise NNLabError(f"{_WHERE}.{name}: expected a share in [0, 1], got {value!r}")
+        raise ConfigError(f"{_WHERE}.{name}", "a share in [0, 1]", value)
 
 
 def _with_filled_metric(
@@ -341,7 +341,7 @@ def _with_filled_metric(
     if missing.any():
         finite = values[np.isfinite(values)]
         if finite.empty:
-            raise NNLabError(f"{_WHERE}: column {metric!r} has no finite value")
+            raise InsufficientData(f"{_WHERE}: column {metric!r} has no finite value")
         values = values.where(~missing, finite.min() if maximize else finite.max())
     data[metric] = values
     finite_column(data, metric, _WHERE)

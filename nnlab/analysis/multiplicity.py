@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from nnlab.analysis.distribution import HypothesisTest
-from nnlab.errors import NNLabError, is_number
+from nnlab.errors import ConfigError, is_number
 
 METHODS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
@@ -42,7 +42,7 @@ def benjamini_hochberg(p_values: object) -> np.ndarray:
 def adjust(p_values: object, method: str = "holm") -> np.ndarray:
     """Adjusted p-values (m,) by `method`: "holm" or "bh" (Benjamini-Hochberg)."""
     if method not in METHODS:
-        raise NNLabError(f"adjust.method: expected one of {list(METHODS)}, got {method!r}")
+        raise ConfigError("adjust.method", f"one of {list(METHODS)}", method)
     return holm(p_values) if method == "holm" else benjamini_hochberg(p_values)
 
 
@@ -61,15 +61,15 @@ class Family:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise NNLabError(f"Family.method: expected one of {list(METHODS)}, got "
-                             f"{self.method!r}")
+            raise ConfigError("Family.method", f"one of {list(METHODS)}", self.method)
         if not is_number(self.alpha) or not 0 < self.alpha < 1:
-            raise NNLabError(f"Family.alpha: expected a level in (0, 1), got {self.alpha!r}")
+            raise ConfigError("Family.alpha", "a level in (0, 1)", self.alpha)
 
     def add(self, name: str, test: HypothesisTest | float) -> Family:
         """Add one named test (a HypothesisTest, or a bare p-value); returns the family."""
         if name in self.tests:
-            raise NNLabError(f"Family.add: the family already holds a test named {name!r}")
+            raise ConfigError("Family.add.name", "", name,
+                              problem=f"the family already holds a test named {name!r}")
         if not isinstance(test, HypothesisTest):
             test = HypothesisTest("p", float("nan"), float(_p_values([test], "Family.add")[0]))
         self.tests[name] = test
@@ -117,9 +117,9 @@ def _p_values(p_values: object, where: str) -> np.ndarray:
     try:
         p = np.asarray(p_values, dtype=float).ravel()
     except (TypeError, ValueError) as exc:
-        raise NNLabError(f"{where}.p_values: expected numbers in [0, 1], got "
-                         f"{p_values!r:.60}") from exc
+        raise ConfigError(f"{where}.p_values", "numbers in [0, 1]",
+                          shown=f"{p_values!r:.60}") from exc
     if p.size == 0 or np.any(~np.isfinite(p) | (p < 0) | (p > 1)):
-        raise NNLabError(f"{where}.p_values: expected one or more numbers in [0, 1], got "
-                         f"{p_values!r:.60}")
+        raise ConfigError(f"{where}.p_values", "one or more numbers in [0, 1]",
+                          shown=f"{p_values!r:.60}")
     return p

@@ -20,7 +20,7 @@ from scipy import stats
 from nnlab.analysis._bootstrap import Estimate, scipy_estimate
 from nnlab.analysis._checks import check_resampling, finite_values
 from nnlab.analysis.distribution import HypothesisTest
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, DataError
 
 _WHERE = "paired_difference"
 MIN_PAIRS = 3
@@ -36,22 +36,22 @@ def resolve_pairing(keys_a: pd.Series, keys_b: pd.Series, paired: bool | None, p
     paired=True needs shared values and no value twice within a group.
     """
     if paired is not None and not isinstance(paired, bool):
-        raise NNLabError(f"{where}.paired: expected True, False or None, got {paired!r}")
+        raise ConfigError(f"{where}.paired", "True, False or None", paired)
     shared = set(keys_a) & set(keys_b)
     if paired is None and shared:
-        raise NNLabError(
-            f"{where}: the two groups share {len(shared)} values of {pair_on!r} (runs with "
-            "the same seed start alike, so they are not independent); pass paired=True to "
-            f"compare them {pair_on} by {pair_on}, or paired=False if the shared values "
-            "mean nothing")
+        raise ConfigError(
+            f"{where}.paired", f"paired=True to compare them {pair_on} by {pair_on}, or "
+            "paired=False if the shared values mean nothing", problem=f"the two groups share "
+            f"{len(shared)} values of {pair_on!r} (runs with the same seed start alike, so "
+            "they are not independent)")
     if not paired:
         return False
     if not shared:
-        raise NNLabError(f"{where}: paired=True, but the two groups share no value of "
-                         f"{pair_on!r}; compare them unpaired (paired=False)")
+        raise DataError(f"{where}: paired=True, but the two groups share no value of "
+                        f"{pair_on!r}; compare them unpaired (paired=False)")
     for name, keys in (("a", keys_a), ("b", keys_b)):
         if keys.duplicated().any():
-            raise NNLabError(
+            raise DataError(
                 f"{where}.{name}: {pair_on}={keys[keys.duplicated()].iloc[0]} appears twice; "
                 f"pairing needs one run per {pair_on} in each group")
     return True
@@ -76,9 +76,9 @@ def as_pairs(a: object, b: object, where: str) -> tuple[np.ndarray, np.ndarray, 
     else:
         x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
         if x.shape != y.shape or x.ndim != 1:
-            raise NNLabError(f"{where}: a and b must be two Series indexed by the pairing key "
-                             f"or two 1-D sequences of equal length, got shapes {x.shape} and "
-                             f"{y.shape}")
+            raise ConfigError(f"{where}.a, b", "two Series indexed by the pairing key or two "
+                              "1-D sequences of equal length", shown=f"shapes {x.shape} and "
+                              f"{y.shape}")
         keep = ~(np.isnan(x) | np.isnan(y))
         x, y, unpaired = x[keep], y[keep], (0, 0)
     finite_values(x, "a", MIN_PAIRS, where)

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 from nnlab.analysis._bootstrap import std_ratio
-from nnlab.errors import NNLabError, is_integer, is_number
+from nnlab.errors import ConfigError, is_integer, is_number
 
 _WHERE = "power"
 MAX_BISECTIONS = 16
@@ -73,7 +73,8 @@ def _bootstrap_ratio(a: np.ndarray, b: np.ndarray, paired: bool, alpha: float) -
     result = stats.bootstrap((a, b), std_ratio, n_resamples=999, paired=paired,
                              vectorized=True, axis=-1, batch=50, confidence_level=1 - alpha,
                              rng=np.random.default_rng(0))
-    return (result.confidence_interval.low > 1) | (result.confidence_interval.high < 1)
+    return np.asarray((result.confidence_interval.low > 1)
+                      | (result.confidence_interval.high < 1))
 
 
 def _skewed(u: np.ndarray, skewness: float) -> np.ndarray:
@@ -159,7 +160,7 @@ def minimum_detectable_effect(
     simulated draws (so power is found on the same data at every effect); inf when even
     TESTS' largest effect is not detected that often. Arguments as in `power`."""
     if not is_number(target) or not 0 < target < 1:
-        raise NNLabError(f"{_WHERE}.target: expected a power in (0, 1), got {target!r}")
+        raise ConfigError(f"{_WHERE}.target", "a power in (0, 1)", target)
     spec, draws = _setup(test, n, alpha, correlation, n_sim, seed)
 
     def detected(effect: float) -> bool:
@@ -175,31 +176,31 @@ def minimum_detectable_effect(
 
 
 def _setup(test: str, n: object, alpha: object, correlation: object, n_sim: object,
-           seed: object) -> tuple[PowerTest, object]:
+           seed: int) -> tuple[PowerTest, object]:
     """Validate the arguments; (the test, its draws)."""
     if test not in TESTS:
-        raise NNLabError(f"{_WHERE}.test: expected one of {list(TESTS)}, got {test!r}")
+        raise ConfigError(f"{_WHERE}.test", f"one of {list(TESTS)}", test)
     spec = TESTS[test]
     sizes = n if isinstance(n, tuple | list) else (n, n)
     if len(sizes) != 2 or not all(is_integer(s) and s >= 3 for s in sizes):
-        raise NNLabError(f"{_WHERE}.n: expected an integer >= 3 or a pair of them, got {n!r}")
+        raise ConfigError(f"{_WHERE}.n", "an integer >= 3 or a pair of them", n)
     if not spec.two_samples and sizes[0] != sizes[1]:
-        raise NNLabError(f"{_WHERE}.n: {test!r} takes one sample size, got {n!r}")
+        raise ConfigError(f"{_WHERE}.n", f"one sample size for {test!r}", n)
     if not is_number(alpha) or not 0 < alpha < 0.5:
-        raise NNLabError(f"{_WHERE}.alpha: expected a level in (0, 0.5), got {alpha!r}")
+        raise ConfigError(f"{_WHERE}.alpha", "a level in (0, 0.5)", alpha)
     if not is_integer(n_sim) or n_sim < 20:
-        raise NNLabError(f"{_WHERE}.n_sim: expected an integer >= 20, got {n_sim!r}")
+        raise ConfigError(f"{_WHERE}.n_sim", "an integer >= 20", n_sim)
     needs_pairs = test == "pitman-morgan"
     takes_pairs = needs_pairs or test == "std-ratio-bootstrap"
     if needs_pairs and correlation is None:
-        raise NNLabError(f"{_WHERE}.correlation: {test!r} compares pairs; give the "
-                         "correlation of a pair's two runs (0 <= correlation < 1)")
+        raise ConfigError(f"{_WHERE}.correlation", "the correlation of a pair's two runs "
+                          "(0 <= correlation < 1)", problem=f"{test!r} compares pairs")
     if correlation is not None and (not takes_pairs or not is_number(correlation)
                                     or not -1 < correlation < 1):
-        raise NNLabError(f"{_WHERE}.correlation: expected None, or for pitman-morgan and "
-                         f"std-ratio-bootstrap a number in (-1, 1), got {correlation!r}")
+        raise ConfigError(f"{_WHERE}.correlation", "None, or for pitman-morgan and "
+                          "std-ratio-bootstrap a number in (-1, 1)", correlation)
     if correlation is not None and sizes[0] != sizes[1]:
-        raise NNLabError(f"{_WHERE}.n: pairs need one sample size, got {n!r}")
+        raise ConfigError(f"{_WHERE}.n", "one sample size for pairs", n)
     draws = spec.draw(np.random.default_rng(seed), n_sim, int(sizes[0]), int(sizes[1]),
                       correlation or 0.0)
     if test == "std-ratio-bootstrap":
@@ -209,5 +210,5 @@ def _setup(test: str, n: object, alpha: object, correlation: object, n_sim: obje
 
 def _check_effect(spec: PowerTest, effect: object) -> None:
     if not is_number(effect) or not spec.null <= effect <= spec.upper:
-        raise NNLabError(f"{_WHERE}.effect: expected a {spec.effect} in [{spec.null:g}, "
-                         f"{spec.upper:g}], got {effect!r}")
+        raise ConfigError(f"{_WHERE}.effect", f"a {spec.effect} in [{spec.null:g}, "
+                          f"{spec.upper:g}]", effect)

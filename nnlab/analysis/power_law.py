@@ -10,7 +10,7 @@ from scipy import stats
 
 from nnlab.analysis._bootstrap import Estimate, estimate, interval, resample_groups
 from nnlab.analysis._checks import check_resampling, finite_values
-from nnlab.errors import NNLabError, is_number
+from nnlab.errors import ConfigError, DataError, InsufficientData, is_number
 
 METHODS = ("ols", "wls", "nls")
 _WHERE = "fit_power_law"
@@ -81,7 +81,7 @@ class PowerLawFit:
         """The x at which the fitted curve reaches y, (a / y)^(1/b), with its bootstrap
         interval (from the same resampled fits as a and b)."""
         if not (is_number(y) and y > 0):
-            raise NNLabError(f"PowerLawFit.inverse.y: expected a positive number, got {y!r}")
+            raise ConfigError("PowerLawFit.inverse.y", "a positive number", y)
         boot = np.exp((self.boot_log_prefactor - math.log(y)) / self.boot_exponent)
         value = (self.prefactor.value / y) ** (1 / self.exponent.value)
         return estimate(value, boot, self.exponent.confidence)
@@ -155,11 +155,12 @@ def fit_power_law(
     t_df / z (df = residual degrees of freedom), a small-sample correction.
     """
     if method not in METHODS:
-        raise NNLabError(f"{_WHERE}.method: expected one of {METHODS}, got {method!r}")
+        raise ConfigError(f"{_WHERE}.method", f"one of {METHODS}", method)
     check_resampling(n_resamples, confidence, _WHERE)
     x, y = checked_xy(x, y, 3, _WHERE)
     if weights is not None and method == "ols":
-        raise NNLabError(f"{_WHERE}.weights: weights need method='wls' or 'nls'")
+        raise ConfigError(f"{_WHERE}.weights", "None with method='ols' (weights need "
+                          "method='wls' or 'nls')", shown="weights")
 
     order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
@@ -208,19 +209,20 @@ def t_over_z(df: int, confidence: float) -> float:
     return float(stats.t.ppf(upper, df) / stats.norm.ppf(upper))
 
 
-def checked_xy(x: object, y: object, min_distinct: int, where: str) -> tuple:
+def checked_xy(x: object, y: object, min_distinct: int, where: str
+               ) -> tuple[np.ndarray, np.ndarray]:
     """x, y as (n,) float arrays of positive finite numbers, x with at least
     `min_distinct` distinct values; else NNLabError naming the argument."""
     x = finite_values(x, "x", min_distinct, where)
     y = finite_values(y, "y", 1, where)
     if x.size != y.size:
-        raise NNLabError(f"{where}.y: expected {x.size} values like x, got {y.size}")
+        raise ConfigError(f"{where}.y", f"{x.size} values like x", shown=f"{y.size}")
     for name, values in (("x", x), ("y", y)):
         if np.any(values <= 0):
-            raise NNLabError(f"{where}.{name}: expected positive numbers, got {values.min()}")
+            raise DataError(f"{where}.{name}: expected positive numbers, got {values.min()}")
     if np.unique(x).size < min_distinct:
-        raise NNLabError(f"{where}.x: needs at least {min_distinct} distinct values, got "
-                         f"{np.unique(x)}")
+        raise InsufficientData(f"{where}.x: needs at least {min_distinct} distinct values, got "
+                               f"{np.unique(x)}")
     return x, y
 
 
@@ -240,10 +242,10 @@ def bootstrap_in_fit_space(x: np.ndarray, y_fit: np.ndarray, y_boot: object | No
     if y_boot is not None:
         boot = np.asarray(y_boot, dtype=float)
         if boot.ndim != 2 or boot.shape[1] != x.size or boot.shape[0] < 100:
-            raise NNLabError(f"{where}.y_boot: expected shape (n_resamples >= 100, {x.size}), "
-                             f"got {boot.shape}")
+            raise ConfigError(f"{where}.y_boot", f"shape (n_resamples >= 100, {x.size})",
+                              shown=f"{boot.shape}")
         if not np.all(np.isfinite(boot)) or (log_space and np.any(boot <= 0)):
-            raise NNLabError(f"{where}.y_boot: expected finite positive numbers")
+            raise DataError(f"{where}.y_boot: expected finite positive numbers")
         boot = boot[:, order]
         text = ("the given replicates (propagated)" if boot_unit is None else
                 f"{boot_unit} (the given replicates, propagated)")
@@ -262,15 +264,16 @@ def _weights(
     if weights is not None:
         w = finite_values(weights, "weights", n, _WHERE)
         if w.size != n or np.any(w <= 0):
-            raise NNLabError(f"{_WHERE}.weights: expected {n} positive numbers")
+            raise ConfigError(f"{_WHERE}.weights", f"{n} positive numbers")
         return w[order]
     if method != "wls":
         return np.ones(n)
     if boot_fit is None:
-        raise NNLabError(f"{_WHERE}.weights: method='wls' needs weights or y_boot")
+        raise ConfigError(f"{_WHERE}.weights", "", problem="method='wls' needs weights or "
+                          "y_boot")
     variance = boot_fit.var(axis=0)
     if np.any(variance <= 0):
-        raise NNLabError(f"{_WHERE}.weights: a point has zero variance; pass weights")
+        raise InsufficientData(f"{_WHERE}.weights: a point has zero variance; pass weights")
     return 1 / variance
 
 

@@ -26,7 +26,7 @@ from scipy import stats
 from nnlab.analysis._bootstrap import Estimate, estimate, scipy_estimate, two_way_sums
 from nnlab.analysis._checks import check_resampling, finite_column, require_columns, run_table
 from nnlab.analysis.distribution import HypothesisTest
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, DataError, InsufficientData
 
 _WHERE = "error_analysis"
 UNITS = {
@@ -187,25 +187,24 @@ def error_analysis(
     """
     check_resampling(n_resamples, confidence, _WHERE)
     if unit not in UNITS:
-        raise NNLabError(f"{_WHERE}.unit: expected one of {list(UNITS)}, got {unit!r}")
+        raise ConfigError(f"{_WHERE}.unit", f"one of {list(UNITS)}", unit)
     require_columns(predictions, ["y_true", "top1", "top2", "p1"], _WHERE)
     labels = {c: _labels(predictions, c) for c in ("y_true", "top1", "top2")}
     p1 = finite_column(predictions, "p1", _WHERE)
     if np.any((p1 < 0) | (p1 > 1)):
-        raise NNLabError(f"{_WHERE}: column 'p1' must hold probabilities in [0, 1]")
+        raise DataError(f"{_WHERE}: column 'p1' must hold probabilities in [0, 1]")
     largest = int(max(v.max() for v in labels.values()))
     n_classes = largest + 1 if n_classes is None else n_classes
     if n_classes < 3 or n_classes <= largest:
-        raise NNLabError(
-            f"{_WHERE}.n_classes: expected an integer >= 3 above every label, got {n_classes}"
-        )
+        raise ConfigError(f"{_WHERE}.n_classes", "an integer >= 3 above every label",
+                          shown=f"{n_classes}")
     if not 0.5 <= confident < 1:
-        raise NNLabError(f"{_WHERE}.confident: expected a level in [0.5, 1), got {confident}")
+        raise ConfigError(f"{_WHERE}.confident", "a level in [0.5, 1)", shown=f"{confident}")
     y, top1, top2 = labels["y_true"], labels["top1"], labels["top2"]
     right = top1 == y
     n, n_wrong = y.size, int(np.count_nonzero(~right))
     if n_wrong == 0 or n_wrong == n:
-        raise NNLabError(
+        raise InsufficientData(
             f"{_WHERE}: needs both right and wrong predictions, got {n_wrong} wrong of {n}"
         )
     n_trials = predictions[trial_col].nunique() if trial_col in predictions.columns else 1
@@ -278,7 +277,7 @@ def _by_unit(predictions: pd.DataFrame, unit: str, trial_col: str, index_col: st
     if unit == "run":
         for name in ("second_guess_rate", "confidence_wrong", "confidence_right"):
             if per_run[name].isna().any():
-                raise NNLabError(
+                raise InsufficientData(
                     f"{_WHERE}: unit='run' needs right and wrong answers in every run; run "
                     f"{per_run.loc[per_run[name].isna(), 'trial'].iloc[0]} has none of one "
                     "kind (unit='run x image' pools the runs)")
@@ -394,9 +393,9 @@ def _labels(predictions: pd.DataFrame, column: str) -> np.ndarray:
     else:
         values = finite_column(predictions, column, _WHERE)
         if np.any(values != np.round(values)):
-            raise NNLabError(f"{_WHERE}: column {column!r} must hold class labels 0, 1, 2, ...")
+            raise DataError(f"{_WHERE}: column {column!r} must hold class labels 0, 1, 2, ...")
     if np.any(values < 0):
-        raise NNLabError(f"{_WHERE}: column {column!r} must hold class labels 0, 1, 2, ...")
+        raise DataError(f"{_WHERE}: column {column!r} must hold class labels 0, 1, 2, ...")
     return values.astype(np.int64)
 
 

@@ -21,7 +21,7 @@ from scipy import stats
 
 from nnlab.analysis._checks import require_columns
 from nnlab.analysis.power_law import PowerLawFit, fit_power_law
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, InsufficientData
 
 _WHERE = "takeoff"
 SCALING_CLEARANCE = 3.0
@@ -84,7 +84,7 @@ def takeoff_step(steps: np.ndarray, val_acc: np.ndarray, threshold: float) -> fl
 def takeoff_threshold(best: float, n_classes: int) -> float:
     """Half way from chance (1 / n_classes) to the best final accuracy `best`."""
     if not isinstance(n_classes, int | np.integer) or n_classes < 2:
-        raise NNLabError(f"{_WHERE}.n_classes: expected an integer >= 2, got {n_classes!r}")
+        raise ConfigError(f"{_WHERE}.n_classes", "an integer >= 2", n_classes)
     chance = 1 / n_classes
     return chance + 0.5 * (best - chance)
 
@@ -107,7 +107,7 @@ def takeoff(
     """
     require_columns(curves, [eta_col, "trial", "step", metric], _WHERE)
     if curves.empty:
-        raise NNLabError(f"{_WHERE}: no curve rows")
+        raise InsufficientData(f"{_WHERE}: no curve rows")
     final = curves.loc[curves.groupby("trial")["step"].idxmax()]
     threshold = takeoff_threshold(float(final[metric].max()), n_classes)
     runs = pd.DataFrame([

@@ -30,7 +30,7 @@ from nnlab.analysis.floor import (
     scale_df,
 )
 from nnlab.analysis.intervals import mean_interval, std_interval
-from nnlab.errors import NNLabError, is_number
+from nnlab.errors import ConfigError, DataError, InsufficientData, is_number
 
 _WHERE = "variance_vs_n"
 MIN_N_VALUES_FOR_FIT = 4
@@ -177,25 +177,25 @@ def variance_vs_n(
     check_resampling(n_resamples, confidence, _WHERE)
     check_floor_options(weights, floor_interval, _WHERE)
     if fit_from is not None and not is_number(fit_from):
-        raise NNLabError(f"{_WHERE}: fit_from: expected a number (the shortest N to fit) or "
-                         f"None, got {fit_from!r}")
+        raise ConfigError(f"{_WHERE}.fit_from", "a number (the shortest N to fit) or None",
+                          fit_from)
     require_columns(trials, [n_col, metric], _WHERE)
     finished, excluded, n_unfinished = split_runs(trials, status_col)
     finite_column(finished, metric, _WHERE)
     if np.any(finite_column(finished, n_col, _WHERE) <= 0):
-        raise NNLabError(f"{_WHERE}: column {n_col!r} must be positive")
+        raise DataError(f"{_WHERE}: column {n_col!r} must be positive")
     paired, finished = order_by_seed(finished, [n_col], seed_col)
     groups = {n: g[metric].to_numpy(dtype=float) for n, g in finished.groupby(n_col, sort=True)}
     for n, values in groups.items():
         if values.size < 2:
-            raise NNLabError(
+            raise InsufficientData(
                 f"{_WHERE}: {n_col}={n:g} has {values.size} finished run; a variance needs at "
                 "least 2 seeds"
             )
     ns = np.array(list(groups), dtype=float)
     start = 0 if fit_from is None else int(np.searchsorted(ns, fit_from))
     if fit and ns.size - start < MIN_N_VALUES_FOR_FIT:
-        raise NNLabError(
+        raise InsufficientData(
             f"{_WHERE}: the floor fit needs at least {MIN_N_VALUES_FOR_FIT} values of "
             f"{n_col!r}" + ("" if fit_from is None else f" >= fit_from={fit_from:g}")
             + f", got {ns.size - start} (pass fit=False for the table only)"
@@ -228,7 +228,8 @@ def variance_vs_n(
     if fit:
         variance = table["std"].to_numpy() ** 2
         if np.any(variance == 0):
-            raise NNLabError(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing to fit")
+            raise InsufficientData(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing "
+                                   "to fit")
         values = list(groups.values())
         kurtosis = _kurtosis(values) if weights == "kurtosis" else None
         df = scale_df(values[start:]) if floor_interval == "profile" else None
@@ -250,6 +251,6 @@ def variance_vs_n(
 def _kurtosis(groups: list[np.ndarray]) -> np.ndarray:
     """(k,) the unbiased sample excess kurtosis (G2) of each group."""
     if min(g.size for g in groups) < 4:
-        raise NNLabError(f"{_WHERE}.weights: 'kurtosis' needs at least 4 seeds per length, "
-                         f"got {min(g.size for g in groups)}")
+        raise InsufficientData(f"{_WHERE}.weights: 'kurtosis' needs at least 4 seeds per length, "
+                               f"got {min(g.size for g in groups)}")
     return np.array([stats.kurtosis(g, bias=False) for g in groups])

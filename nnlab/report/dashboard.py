@@ -12,8 +12,8 @@ the seed mean: see `nnlab.study.configs`). docs/dashboard.md says how to read th
 
 from __future__ import annotations
 
+import logging
 import socket
-import sys
 import threading
 from pathlib import Path
 
@@ -21,11 +21,13 @@ import optuna
 import optuna_dashboard
 from optuna.storages import BaseStorage
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, NNLabError, StorageError
 from nnlab.study import Study
 from nnlab.study.configs import companion_name
 from nnlab.study.replay import replay
 from nnlab.study.storage import open_storage, redact, resolve_storage
+
+_log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 
@@ -43,7 +45,7 @@ def study_url(study: Study, storage: BaseStorage, port: int, name: str | None = 
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError as err:
-        raise NNLabError(f"study {name!r}: not in its storage; has it been run?") from err
+        raise StorageError(f"study {name!r}: not in its storage; has it been run?") from err
     return f"http://{HOST}:{port}/dashboard/studies/{study_id}"
 
 
@@ -53,10 +55,9 @@ def dashboard_storage(study: Study) -> BaseStorage:
     if study.has_storage():
         return open_storage(study.storage, study.folder, read_only=True)
     storage = replay(study)
-    print(f"nnlab: {study.folder} has no Optuna storage "
-          f"({redact(resolve_storage(study.storage, study.folder))}): serving its "
-          "trials.parquet and archive from a temporary storage in memory, discarded on exit",
-          file=sys.stderr, flush=True)
+    _log.info("%s has no Optuna storage (%s): serving its trials.parquet and archive from a "
+              "temporary storage in memory, discarded on exit", study.folder,
+              redact(resolve_storage(study.storage, study.folder)))
     return storage
 
 
@@ -76,7 +77,7 @@ def serve(folder: str | Path, port: int = 8080, storage: str | None = None) -> N
 
     port 0 picks a free port. The URL of the study's page is printed first."""
     if not 0 <= port <= 65535:
-        raise NNLabError(f"--port: expected 0..65535, got {port}")
+        raise ConfigError("port", "0..65535", port)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = Study.load(folder, storage=storage)
     served = dashboard_storage(study)
@@ -108,7 +109,7 @@ def _run_server(storage: BaseStorage, port: int) -> None:
     threading.Thread(target=target, name="optuna-dashboard", daemon=True).start()
     stopped.wait()
     if failure and isinstance(failure[0], OSError):
-        raise NNLabError(f"--port {port}: cannot listen on {HOST} ({failure[0].strerror})"
-                         ) from failure[0]
+        raise NNLabError(f"cannot listen on {HOST} ({failure[0].strerror})", field="port",
+                         value=str(port)) from failure[0]
     if failure:
         raise failure[0]

@@ -7,10 +7,13 @@ import base64
 import json
 from html import escape
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
 from nnlab.report.sections import Section, Table
+
+T = TypeVar("T")
 
 MEDIA_TYPES = {".png": "image/png", ".gif": "image/gif"}
 
@@ -106,7 +109,7 @@ def section_html(section: Section, files: dict[str, Path], folder: Path) -> str:
     return "\n".join(parts)
 
 
-def _of_type(value: object, kind: type) -> object:
+def _of_type(value: object, kind: type[T]) -> T:
     """value if it is a `kind`, else an empty `kind` (a hand-edited manifest may hold
     anything; its provenance is shown, not trusted)."""
     return value if isinstance(value, kind) else kind()

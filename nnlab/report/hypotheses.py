@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from nnlab.analysis.intervals import mean_interval, std_interval
-from nnlab.errors import InsufficientData, NNLabError
+from nnlab.errors import InsufficientData
 from nnlab.report.sections import Options, Section, Table
 from nnlab.report.summaries import StudyResults
 from nnlab.study.hypotheses import Estimate, Verdict, evaluate_all
@@ -99,7 +99,7 @@ def study_statistics(spec: StudySpec, trials: pd.DataFrame, names: set[str]
     for name in sorted(names & set(STATISTICS)):
         try:
             found[name] = STATISTICS[name](spec, trials)
-        except NNLabError as err:
+        except InsufficientData as err:
             found[name] = str(err)
     for name in names - set(STATISTICS):
         found[name] = (f"{name!r} is not computed from a single study (known: "

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ from nnlab.analysis import Estimate
 from nnlab.analysis.learning_rate import EDGE_SHARE_MAX
 from nnlab.analysis.power_law import MIN_HEADLINE_POINTS, MIN_R_SQUARED
 from nnlab.analysis.variance import MIN_N_VALUES_FOR_FIT
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, InsufficientData
 from nnlab.report import figures
 from nnlab.report.figures.classic import lr_sweep_figure
 from nnlab.report.figures.curves import learning_curves_figure
@@ -75,11 +76,9 @@ class Options:
     def __post_init__(self) -> None:
         if isinstance(self.n_resamples, bool) or not isinstance(self.n_resamples, int) or (
                 self.n_resamples < 100):
-            raise NNLabError(f"n_resamples (--resamples): expected an integer >= 100, got "
-                             f"{self.n_resamples!r}")
+            raise ConfigError("n_resamples", "an integer >= 100", self.n_resamples)
         if not 0.5 <= self.confidence < 1:
-            raise NNLabError(f"confidence: expected a level in [0.5, 1), got "
-                             f"{self.confidence!r}")
+            raise ConfigError("confidence", "a level in [0.5, 1)", self.confidence)
 
     @property
     def level(self) -> str:
@@ -298,7 +297,8 @@ def curves_section(results: StudyResults, options: Options) -> Section:
         curves = curves.assign(facet=[format_params(dict(zip(others, values, strict=True)))
                                       for values in curves[others].itertuples(index=False)])
         fields = results.complete.drop_duplicates("config").set_index("config")[others]
-        order = list(dict.fromkeys(format_params(fields.loc[c].to_dict()) for c in configs))
+        order = list(dict.fromkeys(format_params({str(k): v for k, v in fields.loc[c].items()})
+                                   for c in configs))
         if len(order) > MAX_FACETS:
             section.notes.append(f"Showing the {MAX_FACETS} groups of {', '.join(others)} "
                                  f"holding the best configurations, of {len(order)}.")
@@ -359,7 +359,7 @@ def eta_best_section(results: StudyResults, options: Options) -> Section:
     n_values = frame[n_col].nunique()
     rows = []
     for index, (label, rows_of_group) in enumerate(groups):
-        eta_kwargs = {"maximize": spec.direction == "maximize",
+        eta_kwargs: dict[str, Any] = {"maximize": spec.direction == "maximize",
                       "stalled_at": stalled_level(spec.objective),
                       "n_resamples": options.n_resamples, "seed": options.seed,
                       "confidence": options.confidence}
@@ -428,7 +428,7 @@ def _power_law(section: Section, result: analysis.EtaBestResult, n_col: str, pre
     its breakpoint (returned), and the held-out check of the power law past it."""
     try:
         fit = result.power_law(seed=options.seed, max_edge_share=EDGE_SHARE_MAX)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"{prefix}no power-law fit: {err}")
         return None
     section.data.setdefault("power_law", []).append(fit.to_dict())
@@ -456,7 +456,8 @@ def _power_law(section: Section, result: analysis.EtaBestResult, n_col: str, pre
     return broken
 
 
-def broken_holds(broken: analysis.BrokenPowerLawFit | None) -> bool:
+def broken_holds(broken: analysis.BrokenPowerLawFit | None
+                 ) -> TypeGuard[analysis.BrokenPowerLawFit]:
     """A broken power law to state: not exploratory, and its two slopes' intervals apart."""
     return broken is not None and not broken.exploratory and (
         broken.exponent_before.high < broken.exponent_after.low
@@ -474,7 +475,7 @@ def _broken_power_law(section: Section, result: analysis.EtaBestResult, prefix: 
         broken = analysis.fit_broken_power_law(n[keep], y[keep], y_boot=y_boot[:, keep],
                                                boot_unit="seeds", seed=options.seed,
                                                confidence=options.confidence)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"{prefix}no broken power law: {err}")
         return None
     section.data.setdefault("broken_power_law", []).append(broken.to_dict())
@@ -485,7 +486,7 @@ def _broken_power_law(section: Section, result: analysis.EtaBestResult, prefix: 
         check = analysis.extrapolation_check(n[after], y[after], y_boot=y_boot[:, after],
                                              boot_unit="seeds", seed=options.seed,
                                              confidence=options.confidence)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"{prefix}no held-out check past the breakpoint: {err}")
         return broken
     section.data.setdefault("extrapolation_check", []).append(check.to_dict())
@@ -502,7 +503,7 @@ def _sensitivity(section: Section, runs: pd.DataFrame, n_col: str, metric: str, 
     try:
         result = analysis.eta_sensitivity(runs, n_col, "eta", metric, n_from=n_from,
                                           **eta_kwargs)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"{prefix}no sensitivity table: {err}")
         return
     section.findings.append(prefix + result.summary().splitlines()[0])
@@ -538,7 +539,8 @@ def normality_section(results: StudyResults, options: Options) -> Section:
         "the test's power at this n. The configurations' Shapiro-Wilk tests ask one "
         "question, so their p-values are also shown Holm-adjusted over the table (Holm 1979). "
         "Diverged runs are left out.")
-    rows, best_result = [], None
+    rows: list[dict[str, Any]] = []
+    best_result = None
     best = best_config(results)
     family = analysis.Family("is the test accuracy of each configuration normal?")
     for config in ranked_configs(results)[:MAX_TABLE_ROWS]:
@@ -558,6 +560,7 @@ def normality_section(results: StudyResults, options: Options) -> Section:
                      "verdict": "not normal" if result.rejects else "no evidence against"})
     if best_result is None:
         raise NotApplicable("the best configuration has fewer than 3 finished runs that differ")
+    assert best is not None  # a configuration's runs were tested
     adjusted = family.adjusted
     for row in rows:
         row["p (Holm)"] = fmt_p(analysis.HypothesisTest("", 0.0, adjusted[row["configuration"]]))
@@ -620,7 +623,8 @@ def variance_section(results: StudyResults, options: Options) -> Section:
         section.notes.append(f"{left_out} more configurations not shown.")
     rows, first = [], None
     test_set = test_set_result(results, options, section)
-    fit_kwargs = {"floor_interval": "profile", "n_resamples": options.n_resamples,
+    fit_kwargs: dict[str, Any] = {"floor_interval": "profile",
+                                  "n_resamples": options.n_resamples,
                   "seed": options.seed, "confidence": options.confidence}
     for label, group in groups:
         fewest = int(group.groupby(n_col).size().min()) if len(group) else 0
@@ -628,7 +632,7 @@ def variance_section(results: StudyResults, options: Options) -> Section:
             result = analysis.variance_vs_n(
                 group, n_col, "test_acc", fit=n_lengths >= MIN_N_VALUES_FOR_FIT,
                 weights="kurtosis" if fewest >= 4 else "normal", **fit_kwargs)
-        except NNLabError as err:
+        except InsufficientData as err:
             section.notes.append(f"{label or 'all runs'}: {err}")
             continue
         first = first or (label, result, group)
@@ -672,9 +676,10 @@ def later_fits(group: pd.DataFrame, n_col: str, fit_kwargs: dict, n_fits: int = 
     """Floor fits leaving out the 1, 2, ... shortest N (at most n_fits, each on at least
     MIN_N_VALUES_FOR_FIT lengths): how much the floor owes to the shortest runs."""
     lengths = np.sort(group[n_col].unique())
-    return [analysis.variance_vs_n(group, n_col, "test_acc", fit_from=float(n),
+    fits = [analysis.variance_vs_n(group, n_col, "test_acc", fit_from=float(n),
                                    **fit_kwargs).fit
             for n in lengths[1:len(lengths) - MIN_N_VALUES_FOR_FIT + 1][:n_fits]]
+    return [fit for fit in fits if fit is not None]  # each fitted (fit=True)
 
 
 def test_set_result(results: StudyResults, options: Options,
@@ -687,11 +692,11 @@ def test_set_result(results: StudyResults, options: Options,
         section.notes.append("Finite-test-set share: needs the test predictions of >= 2 runs "
                              "of the best configuration.")
         return None
-    boot = {"n_resamples": options.n_resamples, "seed": options.seed,
-            "confidence": options.confidence}
+    boot: dict[str, Any] = {"n_resamples": options.n_resamples, "seed": options.seed,
+                            "confidence": options.confidence}
     try:
         result = analysis.test_set_variance(predictions, unit="run x example", **boot)
-    except NNLabError as err:
+    except InsufficientData as err:
         section.notes.append(f"Finite-test-set share: {err}")
         return None
     section.findings.append(
@@ -703,7 +708,7 @@ def test_set_result(results: StudyResults, options: Options,
     return result
 
 
-test_set_result.__test__ = False  # not a pytest test
+test_set_result.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def noise_section(results: StudyResults, options: Options) -> Section:
@@ -749,7 +754,7 @@ def noise_section(results: StudyResults, options: Options) -> Section:
                         group, "noise", level, "none"),
                     n_resamples=options.n_resamples, seed=options.seed,
                     confidence=options.confidence)
-            except NNLabError as err:
+            except InsufficientData as err:
                 section.notes.append(f"{label or 'all runs'}, noise={level}: {err}")
                 continue
             prefix = f"{label}: " if label else ""
@@ -818,6 +823,7 @@ def detectable_effects(result: analysis.CompareResult, options: Options) -> dict
     n_a, n_b = int(result.a.size), int(result.b.size)
     simulation = {"n_sim": 400, "seed": options.seed}
     if result.paired:
+        assert result.correlation is not None  # a paired comparison has one
         ratio = analysis.minimum_detectable_effect(
             "pitman-morgan", n_a, correlation=float(np.clip(result.correlation, 0.0, 0.95)),
             **simulation)
@@ -896,13 +902,13 @@ def run_sections(builders, results: StudyResults, options: Options
                  ) -> tuple[list[Section], list[tuple[str, str]]]:
     """Run each section builder: (sections, [(builder name, why it was skipped)]).
 
-    An analysis refusing the data (NNLabError: too few runs, ...) skips its section with
+    An analysis refusing the data (InsufficientData: too few runs, ...) skips its section with
     that message instead of failing the report."""
     sections, skipped = [], []
     for build in builders:
         name = build.__name__.removesuffix("_section")
         try:
             sections.append(build(results, options))
-        except (NotApplicable, NNLabError) as err:
+        except (NotApplicable, InsufficientData) as err:
             skipped.append((name, str(err)))
     return sections, skipped

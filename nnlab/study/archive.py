@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, DataError
 from nnlab.study.atomic import atomic_path
 from nnlab.study.spec import StudySpec
 from nnlab.study.status import best_configuration_trials
@@ -100,12 +100,12 @@ def read(path: Path, trials: list[int], columns: list[str] | None = None) -> pd.
     names = _schema(path).names
     unknown = [c for c in columns or [] if c not in names]
     if unknown:
-        raise NNLabError(f"columns: unknown {path.stem} column(s) {unknown}; expected some of "
-                         f"{names}")
+        raise ConfigError("columns", f"some of {names}",
+                          problem=f"unknown {path.stem} column(s) {unknown}")
     table = _read_table(path, columns=columns, filters=[("trial", "in", list(trials))])
     recorded = (table.schema.metadata or {}).get(_DTYPES)
     if recorded is None:
-        raise NNLabError(f"{path}: not a study archive (its metadata has no column types)")
+        raise DataError(f"{path}: not a study archive (its metadata has no column types)")
     dtypes = json.loads(recorded)
     frame = table.to_pandas()
     return frame.astype({name: dtypes[name] for name in frame.columns})
@@ -121,8 +121,7 @@ def build(store: ResultsStore, spec: StudySpec, trials: pd.DataFrame,
     nothing while no trial is complete."""
     chosen = chosen or selection(store.folder) or DEFAULT_SELECTION
     if chosen not in SELECTIONS:
-        raise NNLabError(f"--predictions: expected one of {', '.join(SELECTIONS)}, got "
-                         f"{chosen!r}")
+        raise ConfigError("predictions", f"one of {', '.join(SELECTIONS)}", chosen)
     source = source or store
     complete = sorted(trials.loc[trials["state"] == "COMPLETE", "trial"].tolist())
     if not complete:
@@ -187,11 +186,11 @@ def _schema(path: Path) -> pa.Schema:
     try:
         return pq.read_schema(path)
     except (pa.ArrowException, OSError) as err:
-        raise NNLabError(f"{path}: cannot be read as a study archive ({err})") from err
+        raise DataError(f"{path}: cannot be read as a study archive ({err})") from err
 
 
 def _read_table(path: Path, **options) -> pa.Table:
     try:
         return pq.read_table(path, **options)
     except (pa.ArrowException, OSError) as err:
-        raise NNLabError(f"{path}: cannot be read as a study archive ({err})") from err
+        raise DataError(f"{path}: cannot be read as a study archive ({err})") from err

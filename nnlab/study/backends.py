@@ -1,4 +1,4 @@
-"""Where trials run: joblib's loky processes on this machine, or an existing Dask cluster.
+"""Where trials run: loky's processes on this machine, or an existing Dask cluster.
 
 The engine hands each trial to a `concurrent.futures.Executor` when a worker slot is free
 and records each outcome as it arrives. On a Dask cluster that executor is the client's own
@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from concurrent.futures import Executor
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError, StorageError
 
 BACKENDS = ("loky", "dask")
 
@@ -31,24 +31,25 @@ def trial_executor(backend: str, scheduler: str | None) -> Iterator[tuple[Execut
     (at least 1).
     The client is closed on exit."""
     if backend not in BACKENDS:
-        raise NNLabError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise ConfigError("backend", f"one of {', '.join(BACKENDS)}", backend)
     if backend == "loky":
         if scheduler is not None:
-            raise NNLabError("--scheduler: only with --backend dask")
+            raise ConfigError("scheduler", "", problem="only with backend 'dask'")
         yield None, 1
         return
     if scheduler is None:
-        raise NNLabError("--scheduler: expected the address of a Dask scheduler (e.g. "
-                         "tcp://10.0.0.1:8786) with --backend dask")
+        raise ConfigError("scheduler", "the address of a Dask scheduler (e.g. "
+                          "tcp://10.0.0.1:8786) with backend 'dask'")
     try:
         from distributed import Client
     except ImportError as err:
-        raise NNLabError("--backend dask: needs Dask's distributed scheduler "
-                         "(pip install 'nnlab[dask]')") from err
+        raise ConfigError("backend", "", problem="'dask' needs Dask's distributed scheduler "
+                          "(pip install 'nnlab[dask]')") from err
     try:
         client = Client(scheduler, timeout="20s", set_as_default=False)
     except (OSError, ValueError, TypeError) as err:
-        raise NNLabError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler "
-                         f"({' '.join(str(err).split())})") from err
+        raise StorageError(f"cannot connect to a Dask scheduler "
+                           f"({' '.join(str(err).split())})", field="scheduler",
+                           value=scheduler) from err
     with client:  # a cluster without workers yet (adaptive): trials wait for one
         yield client.get_executor(pure=False), max(sum(client.nthreads().values()), 1)

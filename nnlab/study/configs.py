@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import cast
 
 import numpy as np
 import optuna
@@ -61,7 +62,7 @@ def ended_configurations(spec: StudySpec, trials: list[FrozenTrial],
     wanted = None if config_ids is None else set(config_ids)
     runs: dict[str, list[FrozenTrial]] = defaultdict(list)
     for trial in trials:
-        config_id = trial.user_attrs.get(CONFIG_ID)
+        config_id = cast(str, trial.user_attrs.get(CONFIG_ID))  # set with KEY
         if KEY in trial.user_attrs and trial.state in ENDED and (
                 wanted is None or config_id in wanted):
             runs[config_id].append(trial)

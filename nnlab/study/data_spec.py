@@ -25,7 +25,7 @@ from nnlab.data_files import Source
 from nnlab.datasets import SPLITS, Dataset, Split
 from nnlab.entry_points import FORM_TEXT as ENTRY_POINT_FORM
 from nnlab.entry_points import call_entry_point, is_entry_point
-from nnlab.errors import NNLabError, checked_int, is_int, is_number
+from nnlab.errors import ConfigError, DataError, checked_int, is_int, is_number
 
 DATASETS = ("mnist", "digits")
 SIZE_KEYS = ("train_size", "val_size", "test_size")
@@ -68,7 +68,7 @@ class DataSpec:
     digest: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        values = {}
+        values: dict[str, Any] = {}
         for key in DATA_KEYS:
             value = getattr(self, key)
             if key == "files" and isinstance(value, tuple):
@@ -84,12 +84,11 @@ class DataSpec:
         """This spec with the Dataset object `data` as its source (`Study(spec, data=...)`):
         its `dataset` key names it; the spec may hold sizes, but no other source."""
         if not isinstance(data, Dataset):
-            raise NNLabError(f"data: expected a nnlab.datasets.Dataset, got "
-                             f"{type(data).__name__}")
+            raise ConfigError("data", "a nnlab.datasets.Dataset", shown=f"{type(data).__name__}")
         other = [key for key in ("files", *SPLITS, "entry_point") if getattr(self, key)]
         if self.name not in (None, "mnist") or other:
-            raise NNLabError(f"data: given a Dataset object and a [data] source "
-                             f"({(other or ['name'])[0]}); give one or the other")
+            raise ConfigError("data", "", problem=f"given a Dataset object and a [data] source "
+                              f"({(other or ['name'])[0]}); give one or the other")
         return replace(self, name=None, dataset=data.name, given=data)
 
     def with_digest(self, digest: str) -> DataSpec:
@@ -99,8 +98,8 @@ class DataSpec:
     def check(self, data: Dataset) -> None:
         """NNLabError unless `data` has the digest this spec expects (when it expects one)."""
         if self.digest is not None and data.digest != self.digest:
-            raise NNLabError(f"data: {self.source()} has digest {data.digest[:16]}, the study's "
-                             f"data {self.digest[:16]}: refusing to train on other data")
+            raise DataError(f"data: {self.source()} has digest {data.digest[:16]}, the study's "
+                            f"data {self.digest[:16]}: refusing to train on other data")
 
     def source(self) -> str:
         """Where the data comes from, in words (files as absolute paths)."""
@@ -148,8 +147,8 @@ class DataSpec:
             split: Split = getattr(data, split_name)
             size = getattr(self, f"{split_name}_size")
             if size is not None and size > len(split):
-                raise NNLabError(f"data.{split_name}_size: expected an integer <= {len(split)} "
-                                 f"(the {data.name} {split_name} split), got {size}")
+                raise ConfigError(f"data.{split_name}_size", f"an integer <= {len(split)} (the "
+                                  f"{data.name} {split_name} split)", shown=f"{size}")
             splits[split_name] = split if size is None else Split(split.x[:size], split.y[:size])
         return Dataset(data.name, n_classes=data.n_classes, image_shape=data.image_shape,
                        **splits)
@@ -165,18 +164,18 @@ class DataSpec:
 
         if self.dataset is not None:
             if self.given is None:
-                raise NNLabError(
-                    f"data.dataset: {self.dataset!r} is a Dataset object given from Python "
-                    "(Study(spec, data=...)): give it again that way, or name the data with "
-                    "data.name, files, train/val/test or entry_point")
+                raise ConfigError(
+                    "data.dataset", "", problem=f"{self.dataset!r} is a Dataset object given "
+                    "from Python (Study(spec, data=...)): give it again that way, or name the "
+                    "data with data.name, files, train/val/test or entry_point")
             return self.given
         if self.entry_point is not None:
             data = call_entry_point(self.entry_point, "data.entry_point")
             if not isinstance(data, Dataset):
-                raise NNLabError(f"data.entry_point: {self.entry_point} returned "
-                                 f"{type(data).__name__}; expected a nnlab.datasets.Dataset")
+                raise ConfigError("data.entry_point", "a nnlab.datasets.Dataset",
+                                  problem=f"{self.entry_point} returned {type(data).__name__}")
             return data
-        form = {"n_classes": self.n_classes, "image_shape": self.image_shape,
+        form: dict[str, Any] = {"n_classes": self.n_classes, "image_shape": self.image_shape,
                 "pixels": bool(self.pixels)}
         if self.train is not None:
             return load_given_splits({split: getattr(self, split) for split in SPLITS}, **form)
@@ -187,13 +186,15 @@ class DataSpec:
                     return load_given_splits(folder_splits(folder), **form)
                 sources = folder_files(folder)
             elif folder is not None and not folder.exists():
-                raise NNLabError(f"data.files: {folder}: no such file or folder")
+                raise DataError(f"data.files: {folder}: no such file or folder")
             elif self.split is None:
-                raise NNLabError(f"data.split: expected [train, val, test] fractions to cut "
-                                 f"{self.files} into splits (or give a folder of train, val "
-                                 "and test files, or data.train, val and test)")
+                raise ConfigError("data.split", "[train, val, test] fractions to cut "
+                                  f"{self.files} into splits (or give a folder of train, val and "
+                                  "test files, or data.train, val and test)")
             else:
-                sources = [self.files] if folder is not None else list(self.files)
+                sources = [self.files] if isinstance(self.files, str) else list(self.files)
+            # data_spec() gives split_seed and stratify their defaults with a split
+            assert self.split_seed is not None and self.stratify is not None
             return load_split_rule(sources, self.split, self.split_seed, self.stratify, **form)
         return load_digits() if self.name == "digits" else load_mnist()
 
@@ -201,16 +202,17 @@ class DataSpec:
 def data_spec(table: dict[str, Any]) -> DataSpec:
     """The [data] table `table` (its keys already checked against DATA_KEYS) as a DataSpec;
     NNLabError naming the key for anything else than docs/data.md describes."""
-    kinds = [key for key in ("name", "files", "entry_point", "dataset") if key in table]
+    kinds: list[str] = [key for key in ("name", "files", "entry_point", "dataset")
+                        if key in table]
     kinds += ["train/val/test"] if any(split in table for split in SPLITS) else []
     if len(kinds) > 1:
-        raise NNLabError(f"data: expected one source of data, got {' and '.join(kinds)}")
+        raise ConfigError("data", "one source of data", shown=f"{' and '.join(kinds)}")
     kind = kinds[0] if kinds else "name"
     values: dict[str, Any] = {} if kind == "name" else {"name": None}
     if kind == "name":
         name = table.get("name", "mnist")
         if name not in DATASETS:
-            raise NNLabError(f"data.name: expected one of {', '.join(DATASETS)}, got {name!r}")
+            raise ConfigError("data.name", f"one of {', '.join(DATASETS)}", name)
         values["name"] = name
     elif kind == "files":
         files = table["files"]
@@ -223,20 +225,20 @@ def data_spec(table: dict[str, Any]) -> DataSpec:
     elif kind == "train/val/test":
         for split in SPLITS:
             if split not in table:
-                raise NNLabError(f"data.{split}: expected a file for each of train, val and "
-                                 f"test (given splits), got none for {split}")
+                raise ConfigError(f"data.{split}", "a file for each of train, val and test "
+                                  "(given splits)", shown=f"none for {split}")
             values[split] = _source(f"data.{split}", table[split])
     elif kind == "entry_point":
         if not is_entry_point(table["entry_point"]):
-            raise NNLabError(f"data.entry_point: expected {ENTRY_POINT_FORM} returning a "
-                             f"nnlab.datasets.Dataset, got {table['entry_point']!r}")
+            raise ConfigError("data.entry_point", f"{ENTRY_POINT_FORM} returning a "
+                              "nnlab.datasets.Dataset", table['entry_point'])
         values["entry_point"] = table["entry_point"]
     else:
         values["dataset"] = _text("data.dataset", table["dataset"])
     for key in FILE_KEYS:
         if key in table and kind not in ("files", "train/val/test"):
-            raise NNLabError(f"data.{key}: only for data from files (data.files or "
-                             "data.train, val and test)")
+            raise ConfigError(f"data.{key}", "", problem="only for data from files (data.files "
+                              "or data.train, val and test)")
     values.update(_split_rule(table, kind))
     if "n_classes" in table:
         values["n_classes"] = checked_int("data.n_classes", table["n_classes"], low=2)
@@ -244,12 +246,12 @@ def data_spec(table: dict[str, Any]) -> DataSpec:
         shape = table["image_shape"]
         if not (isinstance(shape, list) and len(shape) == 3
                 and all(is_int(n) and n >= 1 for n in shape)):
-            raise NNLabError(f"data.image_shape: expected [channels, height, width], three "
-                             f"positive integers, got {shape!r}")
+            raise ConfigError("data.image_shape", "[channels, height, width], three positive "
+                              "integers", shape)
         values["image_shape"] = tuple(shape)
     if "pixels" in table:
         values["pixels"] = _flag("data.pixels", table["pixels"])
-    sizes = {key: checked_int(f"data.{key}", table[key], low=1)
+    sizes: dict[str, Any] = {key: checked_int(f"data.{key}", table[key], low=1)
              for key in SIZE_KEYS if key in table}
     return DataSpec(**values, **sizes)
 
@@ -259,18 +261,19 @@ def _split_rule(table: dict[str, Any], kind: str) -> dict[str, Any]:
     if "split" not in table:
         for key in ("split_seed", "stratify"):
             if key in table:
-                raise NNLabError(f"data.{key}: only with data.split")
+                raise ConfigError(f"data.{key}", "", problem="only with data.split")
         if kind == "files" and isinstance(table["files"], list | dict):
-            raise NNLabError("data.split: expected [train, val, test] fractions to cut the "
-                             "files into splits, got none")
+            raise ConfigError("data.split", "[train, val, test] fractions to cut the files into "
+                              "splits", shown="none")
         return {}
     if kind != "files":
-        raise NNLabError("data.split: only with data.files (given splits are not cut)")
+        raise ConfigError("data.split", "", problem="only with data.files (given splits are "
+                          "not cut)")
     split = table["split"]
     if not (isinstance(split, list) and len(split) == 3 and all(
             is_number(f) and f > 0 for f in split) and math.isclose(sum(split), 1.0)):
-        raise NNLabError(f"data.split: expected [train, val, test] fractions, three positive "
-                         f"numbers summing to 1, got {split!r}")
+        raise ConfigError("data.split", "[train, val, test] fractions, three positive numbers "
+                          "summing to 1", split)
     return {"split": tuple(float(f) for f in split),
             "split_seed": checked_int("data.split_seed", table.get("split_seed", 0), low=0),
             "stratify": _flag("data.stratify", table.get("stratify", True))}
@@ -280,8 +283,8 @@ def _source(where: str, value: object) -> Source:
     """A file source: a path, or an IDX pair { images = PATH, labels = PATH }."""
     if isinstance(value, dict):
         if set(value) != {"images", "labels"}:
-            raise NNLabError(f"{where}: expected a path or {{ images = PATH, labels = PATH }} "
-                             f"(an IDX pair), got {value!r}")
+            raise ConfigError(where, "a path or { images = PATH, labels = PATH } (an IDX "
+                              f"pair), got {value!r}")
         return (_path(f"{where}.images", value["images"]),
                 _path(f"{where}.labels", value["labels"]))
     return _path(where, value)
@@ -291,19 +294,19 @@ def _path(where: str, value: object) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value:
-        raise NNLabError(f"{where}: expected a path, got {value!r}")
+        raise ConfigError(where, "a path", value)
     return value
 
 
 def _text(where: str, value: object) -> str:
     if not isinstance(value, str) or not value:
-        raise NNLabError(f"{where}: expected a name, got {value!r}")
+        raise ConfigError(where, "a name", value)
     return value
 
 
 def _flag(where: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise NNLabError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(where, "true or false", value)
     return value
 
 

@@ -47,6 +47,7 @@ class Hypothesis:
     def region(self) -> tuple[float, float]:
         """The predicted region (low, high); open at an infinite end or a threshold."""
         if self.kind == "equals":
+            assert self.margin is not None  # parse_hypotheses requires one with equals
             return self.value - self.margin, self.value + self.margin
         if self.kind == "greater_than":
             return self.value, math.inf

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from nnlab.errors import NNLabError
+from nnlab.errors import DataError
 from nnlab.study.spec import StudySpec
 from nnlab.study.trials import METRICS
 
@@ -68,8 +68,8 @@ def prefix_lengths(spec: StudySpec) -> list[int]:
     cannot be."""
     refusal = prefix_refusal(spec)
     if refusal is not None:
-        raise NNLabError(f"study {spec.name}: cannot read its runs at their eval_steps: "
-                         f"{refusal}")
+        raise DataError(f"study {spec.name}: cannot read its runs at their eval_steps: "
+                        f"{refusal}")
     return _positive_eval_steps(spec)
 
 
@@ -105,9 +105,9 @@ def runs_by_length(spec: StudySpec, trials: pd.DataFrame, curves: pd.DataFrame
             elif n in curve.index:
                 at, status = n, "ok"
             else:
-                raise NNLabError(f"study {spec.name}, trial {trial}: step {n} of eval_steps "
-                                 "was not evaluated (its curve has steps "
-                                 f"{curve.index.tolist()})")
+                raise DataError(f"study {spec.name}, trial {trial}: step {n} of eval_steps "
+                                "was not evaluated (its curve has steps "
+                                f"{curve.index.tolist()})")
             rows.append({"trial": trial, "n_steps": n, "status": status, "steps_run": at,
                          **curve.loc[at, read].to_dict()})
     table = pd.DataFrame(rows, columns=["trial", "n_steps", "status", "steps_run", *read])

@@ -9,7 +9,7 @@ verdict queue for the claiming process's decision (`nnlab.study.pruning`): go on
 there.
 
 The queues live where the workers can reach them: a `multiprocessing` manager process
-(forked from the claiming process, and gone with it) for joblib's loky workers or any local
+(forked from the claiming process, and gone with it) for loky's workers or any local
 process pool; queues of the Dask scheduler (`distributed.Queue`) for a Dask cluster's
 workers, on any host.
 """
@@ -52,7 +52,7 @@ class Link:
             return True
         waits = self.verdicts is not None and step > 0 and not last
         self.reports.put((self.number, step, float(value), waits))
-        if not waits:
+        if not waits or self.verdicts is None:
             return True
         try:
             return bool(self.verdicts.get(timeout=self.timeout))
@@ -118,13 +118,14 @@ class _DaskQueue:
     a task's arguments too, and a queue made there would wait on the scheduler itself."""
 
     def __init__(self, name: str, client: Any = None) -> None:
-        self.name, self._client, self._queue = name, client, None
+        self.name, self._client = name, client
+        self._queue: Any = None
 
     def __getstate__(self) -> dict[str, str]:
         return {"name": self.name}
 
     def __setstate__(self, state: dict[str, str]) -> None:
-        self.__init__(state["name"])
+        self.name, self._client, self._queue = state["name"], None, None
 
     def made(self) -> Any:
         """The queue, made (on the scheduler) at the first call."""
@@ -183,7 +184,7 @@ class _DaskChannel:
 
 @contextlib.contextmanager
 def open_channel(executor: Executor | None) -> Iterator[Channel]:
-    """The channel for workers of `executor` (None: joblib's loky processes)."""
+    """The channel for workers of `executor` (None: loky's processes)."""
     client = getattr(executor, "_client", None)
     is_dask = client is not None and type(executor).__module__.startswith("distributed")
     channel = _DaskChannel(client) if is_dask else _ManagerChannel()
@@ -197,6 +198,8 @@ def _exit_with_parent() -> None:
     """In the manager process: end when the process that started it ends (even by
     SIGKILL), so that no manager outlives its study run."""
     parent = multiprocessing.parent_process()
+    if parent is None:  # not a child process: nothing to outlive
+        return
 
     def watch() -> None:
         multiprocessing.connection.wait([parent.sentinel])

@@ -33,7 +33,7 @@ from typing import Any
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 
-from nnlab.errors import NNLabError, StorageError
+from nnlab.errors import StorageError
 
 _log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class HeartbeatRecorder:
     few."""
 
     def __init__(self, storage: BaseStorage, interval: int | None) -> None:
-        self._storage = storage
+        self._storage: Any = storage  # with a heartbeat (Optuna's BaseHeartbeat is private)
         self._interval = interval
         self._trial_ids: set[int] = set()
         self._guard = threading.Lock()
@@ -183,8 +183,8 @@ class StudyHold:
         try:
             fcntl.flock(self._open(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            raise NNLabError(f"{self.path.parent}: another nnlab process works on this study "
-                             f"(it holds {self.path.name}); {what} once it has stopped") from err
+            raise StorageError(f"{self.path.parent}: another nnlab process works on this study "
+                               f"(it holds {self.path.name}); {what} once it has stopped") from err
 
     def release(self) -> None:
         if self._fd is not None:

@@ -50,7 +50,7 @@ from optuna.pruners import BasePruner, HyperbandPruner, MedianPruner, Successive
 from optuna.storages import InMemoryStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from nnlab.errors import NNLabError, checked_int
+from nnlab.errors import ConfigError, checked_int
 from nnlab.study.attrs import CONFIG_ID, KEY, SEED
 
 if TYPE_CHECKING:
@@ -83,24 +83,24 @@ def check_pruner(name: str, options: dict[str, Any], unit: str = "run") -> None:
     if name == "none":
         for key, given in (("pruner_options", options), ("pruner_unit", unit != "run")):
             if given:
-                raise NNLabError(f"study.{key}: only with a pruner (study.pruner = "
-                                 + " | ".join(PRUNERS[1:]) + ")")
+                raise ConfigError(f"study.{key}", "", problem="only with a pruner (study.pruner "
+                                  "= " + " | ".join(PRUNERS[1:]) + ")")
         return
     known = _options(name)
     for key, value in options.items():
         where = f"study.pruner_options.{key}"
         if key not in known:
-            raise NNLabError(f"{where}: unknown option of Optuna's "
-                             f"{OPTUNA_PRUNERS[name].__name__}; expected one of "
-                             + ", ".join(known))
+            raise ConfigError(where, "one of " + ", ".join(known),
+                              problem=f"unknown option of Optuna's "
+                              f"{OPTUNA_PRUNERS[name].__name__}")
         if not (value == "auto" == known[key]):
             checked_int(where, value, low=_LOWEST[key],
                         why=' or "auto"' if known[key] == "auto" else "")
     low = options.get("min_resource", known.get("min_resource"))
     high = options.get("max_resource", "auto")
     if name == "hyperband" and high != "auto" and high <= low:
-        raise NNLabError(f"study.pruner_options.max_resource: expected more steps than "
-                         f"min_resource ({low}), got {high}")
+        raise ConfigError("study.pruner_options.max_resource", "more steps than min_resource "
+                          f"({low})", shown=f"{high}")
 
 
 def make_pruner(name: str, options: dict[str, Any], max_steps: int) -> BasePruner:

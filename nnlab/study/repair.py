@@ -36,7 +36,7 @@ from optuna.storages.journal import JournalStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from nnlab.errors import NNLabError
+from nnlab.errors import NNLabError, StorageError
 from nnlab.study.attrs import ERROR, KEY, RESULT
 from nnlab.study.configs import companion_name
 from nnlab.study.liveness import StudyHold
@@ -290,8 +290,8 @@ def repair_manifest(folder: Path, storage: str | None, summary: RepairSummary,
     except NNLabError as err:
         problem = str(err)
     if storage is None and not (folder / DEFAULT_JOURNAL).is_file():
-        raise NNLabError(f"{problem}; its storage is not a journal file in {folder}: give "
-                         "--storage URL to repair it")
+        raise StorageError(f"{problem}; its storage is not a journal file in {folder}: give "
+                           "its storage URL to repair it")
     spec = StudySpec.from_toml(store.spec_path)
     aside = set_aside(store.manifest_path, when)
     store.write_manifest({"study": spec.name, "created": now(),
@@ -379,7 +379,7 @@ def repair(folder: str | Path, storage: str | None = None) -> RepairSummary:
     folder = Path(folder)
     store = ResultsStore(folder)
     if not store.spec_path.is_file():
-        raise NNLabError(f"{folder}: not a study results folder (expected spec.toml in it)")
+        raise StorageError(f"{folder}: not a study results folder (expected spec.toml in it)")
     summary, when = RepairSummary(), stamp()
     hold = StudyHold(folder)
     hold.alone("repair it")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,7 +92,7 @@ def _unevenness(ordered: np.ndarray) -> float:
     return float(gaps.std() / gaps.mean())
 
 
-def _trial(row: dict[str, Any], distributions: dict[str, BaseDistribution],
+def _trial(row: Mapping[Hashable, Any], distributions: dict[str, BaseDistribution],
            intermediate: dict[int, float]) -> FrozenTrial:
     """One trials-table row as a FrozenTrial (numbered as in the study)."""
     state = TrialState[row["state"]]
@@ -101,7 +102,7 @@ def _trial(row: dict[str, Any], distributions: dict[str, BaseDistribution],
                           for key in ("started", "completed"))
     if state.is_finished():
         completed = completed or started or dt.datetime.now()
-    attrs = {key: _plain(value) for key, value in row.items()
+    attrs = {str(key): _plain(value) for key, value in row.items()
              if key not in _NOT_ATTRS and key not in distributions and not _missing(value)}
     return FrozenTrial(
         number=int(row["trial"]), state=state,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nnlab.errors import NNLabError
+from nnlab.errors import DataError
 
 CHECKED = ("val_acc", "test_acc", "val_loss", "train_loss", "steps_run", "status")
 
@@ -31,12 +31,12 @@ def match_rerun(name: str, trials: pd.DataFrame, rerun: pd.DataFrame,
     numbers = {}
     for ours in complete.to_dict("records"):
         if ours["key"] not in theirs.index:
-            raise NNLabError(f"study {name!r}, trial {ours['trial']}: {where} has no complete "
-                             f"run of its configuration and seed (key {ours['key']})")
+            raise DataError(f"study {name!r}, trial {ours['trial']}: {where} has no complete "
+                            f"run of its configuration and seed (key {ours['key']})")
         match = theirs.loc[ours["key"]]
         for field in CHECKED:
             if not _identical(ours[field], match[field]):
-                raise NNLabError(
+                raise DataError(
                     f"study {name!r}, trial {ours['trial']}: {field} {ours[field]!r} differs "
                     f"from {match[field]!r} in the rerun's trial {match['trial']} in {where}; "
                     "not archived")

@@ -43,7 +43,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from optuna.distributions import (
     BaseDistribution,
@@ -52,7 +52,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from nnlab.errors import NNLabError, as_path, checked_int, is_int, is_number
+from nnlab.errors import ConfigError, NNLabError, as_path, checked_int, is_int, is_number
 from nnlab.presets import get_preset
 from nnlab.study.data_spec import DATA_KEYS, DataSpec, data_spec
 from nnlab.study.grids import grid_distribution, param_value
@@ -63,7 +63,9 @@ from nnlab.train_config import MODELS, TrainConfig, field_names
 SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
               "pruner", "pruner_options", "pruner_unit", "lockstep")
-OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
+Direction = Literal["minimize", "maximize"]
+OBJECTIVES: dict[str, Direction] = {"val_acc": "maximize", "val_loss": "minimize",
+                                    "train_loss": "minimize"}
 SAMPLERS = ("grid", "random", "tpe")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice")
 MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomState
@@ -94,22 +96,22 @@ def stable_hash(value: Any) -> str:
 
 def _check_keys(section: str, table: object, allowed: tuple[str, ...] | None) -> dict:
     if not isinstance(table, dict):
-        raise NNLabError(f"[{section}]: expected a table of keys, got {table!r}")
+        raise ConfigError(f"[{section}]", "a table of keys", table)
     for key, value in table.items():
         if allowed is not None and key not in allowed:
-            raise NNLabError(f"{section}.{key}: unknown key; expected one of {', '.join(allowed)}")
+            raise ConfigError(f"{section}.{key}", f"one of {', '.join(allowed)}",
+                              problem="unknown key")
         if value is None:
-            raise NNLabError(f"{section}.{key}: expected a value, got None (leave the key out)")
+            raise ConfigError(f"{section}.{key}", "a value", shown="None (leave the key out)")
     return table
 
 
-def _retitled(err: NNLabError, field_name: str, where: str) -> NNLabError:
-    """TrainConfig's "TrainConfig.<field>: ..." message, renamed to the spec's key."""
-    message = str(err)
-    prefix = f"TrainConfig.{field_name}: "
-    if message.startswith(prefix):
-        return NNLabError(f"{where}: {message[len(prefix):]}")
-    return NNLabError(f"{where}: {message}")
+def _as_spec_key(err: NNLabError, field_name: str, where: str) -> NNLabError:
+    """TrainConfig's error about its field `field_name`, naming the spec's key `where`
+    instead; an error about another field keeps its own, preceded by `where`."""
+    if err.field == f"TrainConfig.{field_name}":
+        return err.renamed(where)
+    return err.within(where)
 
 
 @dataclass(frozen=True)
@@ -160,14 +162,16 @@ class StudySpec:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
-            raise NNLabError(f"{path}: cannot read the study spec ({err.strerror})") from err
+            raise ConfigError(str(path), "a readable TOML file",
+                              problem=f"cannot read the study spec ({err.strerror})") from err
         except UnicodeDecodeError as err:
-            raise NNLabError(f"{path}: not valid TOML (expected UTF-8 text; byte "
-                             f"{err.start} is not)") from err
+            raise ConfigError(str(path), "UTF-8 text", problem=f"not valid TOML (byte "
+                              f"{err.start} is not UTF-8)") from err
         try:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
-            raise NNLabError(f"{path}: not valid TOML ({err})") from err
+            raise ConfigError(str(path), "a TOML study spec",
+                              problem=f"not valid TOML ({err})") from err
         return cls.from_dict(values)
 
     @classmethod
@@ -176,8 +180,8 @@ class StudySpec:
         _check_keys("spec", values, None)
         for section in values:
             if section not in SECTIONS:
-                raise NNLabError(f"[{section}]: unknown section; expected one of "
-                                 + ", ".join(f"[{s}]" for s in SECTIONS))
+                raise ConfigError(f"[{section}]", "one of " + ", ".join(f"[{s}]" for s in SECTIONS),
+                                  problem="unknown section")
         study = _check_keys("study", values.get("study", {}), STUDY_KEYS)
         spec = cls(
             name=study_name(study.get("name")),
@@ -206,29 +210,29 @@ class StudySpec:
     def _validate(self) -> None:
         for key in ("save_probs", "lockstep"):
             if not isinstance(getattr(self, key), bool):
-                raise NNLabError(f"study.{key}: expected true or false, got "
-                                 f"{getattr(self, key)!r}")
+                raise ConfigError(f"study.{key}", "true or false", getattr(self, key))
         if self.sampler == "grid":
             if self.n_trials is not None:
-                raise NNLabError("study.n_trials: only for sampler = random or tpe (a grid "
-                                 "runs every combination)")
+                raise ConfigError("study.n_trials", "", problem="only for sampler = random or "
+                                  "tpe (a grid runs every combination)")
             if self.space:
-                raise NNLabError("[space]: only for sampler = random or tpe; use [grid] lists")
+                raise ConfigError("[space]", "", problem="only for sampler = random or tpe; use "
+                                  "[grid] lists")
             if self.pruner != "none":
-                raise NNLabError(f"study.pruner: expected \"none\" with sampler = grid (a grid "
-                                 "runs every configuration and seed: pruning would break the "
-                                 f"seed balance its analyses need), got {self.pruner!r}")
+                raise ConfigError("study.pruner", "\"none\" with sampler = grid (a grid runs "
+                                  "every configuration and seed: pruning would break the seed "
+                                  "balance its analyses need)", self.pruner)
         else:
             if self.n_trials is None:
-                raise NNLabError(f"study.n_trials: expected the number of configurations "
-                                 f"to sample with sampler = {self.sampler}, got nothing")
+                raise ConfigError("study.n_trials", "the number of configurations to sample "
+                                  f"with sampler = {self.sampler}", shown="nothing")
             checked_int("study.n_trials", self.n_trials, low=1)
             if self.grid:
-                raise NNLabError(f"[grid]: only for sampler = grid; use [space] with "
-                                 f"sampler = {self.sampler}")
+                raise ConfigError("[grid]", "", problem=f"only for sampler = grid; use [space] "
+                                  f"with sampler = {self.sampler}")
             if not self.space:
-                raise NNLabError(f"[space]: expected at least one varied field with "
-                                 f"sampler = {self.sampler}")
+                raise ConfigError("[space]", "at least one varied field with sampler = "
+                                  f"{self.sampler}")
         check_pruner(self.pruner, self.pruner_options, self.pruner_unit)
         base = self.base_config()
         varied = {**{k: ("grid", v) for k, v in self.grid.items()},
@@ -236,40 +240,40 @@ class StudySpec:
         for name, (section, values) in varied.items():
             where = f"{section}.{name}"
             if name not in field_names():
-                raise NNLabError(f"{where}: unknown TrainConfig field; expected one of "
-                                 + ", ".join(field_names()))
+                raise ConfigError(where, "one of " + ", ".join(field_names()),
+                                  problem="unknown TrainConfig field")
             if name == REPLICATE_SEED:
-                raise NNLabError(f"{where}: the replicate seeds come from study.seed and "
-                                 "study.replicates")
+                raise ConfigError(where, "", problem="the replicate seeds come from study.seed "
+                                  "and study.replicates")
             if name in self.base:
-                raise NNLabError(f"{where}: also set in [base]; a varied field is set in "
-                                 "one place")
+                raise ConfigError(where, "", problem="also set in [base]; a varied field is set "
+                                  "in one place")
             if section == "grid":
                 _check_grid_values(where, name, values, base)
             else:
-                _check_range(where, name, values, base)
+                _check_range(where, name, cast(Range, values), base)
         if self.space and all(r.kind == "choice" or r.kind.startswith("int")
                               for r in self.space.values()):
             size = math.prod(len(r.bounds) if r.kind == "choice" else r.bounds[1] - r.bounds[0] + 1
                              for r in self.space.values())
-            if size < self.n_trials:
-                raise NNLabError(f"study.n_trials: expected at most {size} (the [space] has "
-                                 f"{size} configurations), got {self.n_trials}")
+            if size < self.n_sampled:
+                raise ConfigError("study.n_trials", f"at most {size} (the [space] has {size} "
+                                  "configurations)", shown=f"{self.n_trials}")
         n_configs = (math.prod(len(v) for v in self.grid.values()) if self.sampler == "grid"
-                     else self.n_trials)
+                     else self.n_sampled)
         if n_configs * self.replicates > MAX_PLANNED:
-            raise NNLabError(f"study: expected at most {MAX_PLANNED} planned runs, got "
-                             f"{n_configs} configurations x {self.replicates} replicates")
+            raise ConfigError("study", f"at most {MAX_PLANNED} planned runs",
+                              shown=f"{n_configs} configurations x {self.replicates} replicates")
         for point in self.grid_points():
             try:
                 base.replace(**point)
             except NNLabError as err:
-                raise NNLabError(f"grid point {point}: {err}") from err
+                raise err.within(f"grid point {point}") from err
 
     # --- what it plans --------------------------------------------------------------------
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Direction:
         return OBJECTIVES[self.objective]
 
     @property
@@ -279,8 +283,14 @@ class StudySpec:
 
     @property
     def n_planned(self) -> int:
-        n_configs = len(self.grid_points()) if self.sampler == "grid" else self.n_trials
+        n_configs = len(self.grid_points()) if self.sampler == "grid" else self.n_sampled
         return n_configs * self.replicates
+
+    @property
+    def n_sampled(self) -> int:
+        """The configurations a random or tpe sampler draws (study.n_trials); 0 for a
+        grid."""
+        return self.n_trials or 0
 
     @functools.cached_property
     def _base(self) -> TrainConfig:
@@ -291,22 +301,22 @@ class StudySpec:
         overrides = dict(self.base)
         preset = overrides.pop("preset", None)
         if REPLICATE_SEED in overrides:
-            raise NNLabError("base.seed: the replicate seeds come from study.seed and "
-                             "study.replicates")
+            raise ConfigError("base.seed", "", problem="the replicate seeds come from study.seed "
+                              "and study.replicates")
         if preset is None:
             config = TrainConfig()
         else:
             if not isinstance(preset, str):
-                raise NNLabError(f"base.preset: expected a preset name, got {preset!r}")
+                raise ConfigError("base.preset", "a preset name", preset)
             try:
                 config = get_preset(preset)
             except NNLabError as err:
-                raise NNLabError(f"base.preset: {str(err).removeprefix('preset: ')}") from err
+                raise err.renamed("base.preset") from err
         for name, value in overrides.items():
             try:
                 config = config.replace(**{name: value})
             except NNLabError as err:
-                raise _retitled(err, name, f"base.{name}") from err
+                raise _as_spec_key(err, name, f"base.{name}") from err
         return config
 
     def fitted(self, n_features: int, n_classes: int) -> StudySpec:
@@ -326,8 +336,8 @@ class StudySpec:
         try:
             return StudySpec.from_dict(values)
         except NNLabError as err:
-            raise NNLabError(f"[base] on data of {n_features} features and {n_classes} "
-                             f"classes (sizes {sizes}): {err}") from err
+            raise err.within(f"[base] on data of {n_features} features and {n_classes} "
+                             f"classes (sizes {sizes})") from err
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the [grid] lists, the last key varying fastest; one empty
@@ -439,22 +449,22 @@ def study_name(value: object, field: str = "study.name") -> str:
     if not isinstance(value, str) or len(value) > MAX_NAME or not _NAME.fullmatch(value):
         shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else (
             f"{value[:40]!r}... ({len(value)} characters)")
-        raise NNLabError(f"{field}: expected a name of letters, digits, '.', '_' or '-', "
-                         f"at most {MAX_NAME} characters and starting with a letter or digit "
-                         f"(it names the results folder), got {shown}")
+        raise ConfigError(field, "a name of letters, digits, '.', '_' or '-', at most "
+                          f"{MAX_NAME} characters and starting with a letter or digit (it names "
+                          "the results folder)", shown=f"{shown}")
     return value
 
 
 def _study_objective(value: object) -> str:
     if isinstance(value, str) and value.startswith("test"):
-        raise NNLabError(f"study.objective: the test set never chooses anything; expected one "
-                         f"of {', '.join(OBJECTIVES)}, got {value!r}")
+        raise ConfigError("study.objective", f"one of {', '.join(OBJECTIVES)}", value,
+                          problem="the test set never chooses anything")
     return _one_of("study.objective", value, tuple(OBJECTIVES))
 
 
 def _one_of(where: str, value: object, options: tuple[str, ...]) -> str:
     if value not in options:
-        raise NNLabError(f"{where}: expected one of {', '.join(options)}, got {value!r}")
+        raise ConfigError(where, f"one of {', '.join(options)}", value)
     return value
 
 
@@ -463,9 +473,9 @@ def _ranges(table: dict[str, Any]) -> dict[str, Range]:
     for name, entry in table.items():
         where = f"space.{name}"
         if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in RANGE_KINDS:
-            raise NNLabError(f"{where}: expected one of {{ log_uniform = [low, high] }}, "
-                             f"uniform, int_uniform, int_log_uniform or {{ choice = [...] }}, "
-                             f"got {entry!r}")
+            raise ConfigError(where, "one of { log_uniform = [low, high] }, uniform, "
+                              "int_uniform, int_log_uniform or { choice = [...] }, got "
+                              f"{entry!r}")
         kind, bounds = next(iter(entry.items()))
         ranges[name] = Range(kind, bounds)
     return ranges
@@ -473,16 +483,16 @@ def _ranges(table: dict[str, Any]) -> dict[str, Range]:
 
 def _check_grid_values(where: str, name: str, values: object, base: TrainConfig) -> None:
     if not isinstance(values, list) or not values:
-        raise NNLabError(f"{where}: expected a non-empty list of values, got {values!r}")
+        raise ConfigError(where, "a non-empty list of values", values)
     seen = []
     for i, value in enumerate(values):
         if value in seen:
-            raise NNLabError(f"{where}[{i}]: {value!r} is listed twice")
+            raise ConfigError(f"{where}[{i}]", "", value, problem=f"{value!r} is listed twice")
         seen.append(value)
         try:
             base.replace(**{name: value})
         except NNLabError as err:
-            raise _retitled(err, name, f"{where}[{i}]") from err
+            raise _as_spec_key(err, name, f"{where}[{i}]") from err
 
 
 def _check_range(where: str, name: str, r: Range, base: TrainConfig) -> None:
@@ -493,15 +503,14 @@ def _check_range(where: str, name: str, r: Range, base: TrainConfig) -> None:
         (is_int if r.kind.startswith("int") else is_number)(b) for b in r.bounds)
     if not numbers or not r.bounds[0] < r.bounds[1]:
         kind = "integers" if r.kind.startswith("int") else "numbers"
-        raise NNLabError(f"{where}.{r.kind}: expected two {kind} [low, high] with low < high, "
-                         f"got {r.bounds!r}")
+        raise ConfigError(f"{where}.{r.kind}", f"two {kind} [low, high] with low < high", r.bounds)
     if r.kind.endswith("log_uniform") and r.bounds[0] <= 0:
-        raise NNLabError(f"{where}.{r.kind}: expected a positive low bound, got {r.bounds[0]!r}")
+        raise ConfigError(f"{where}.{r.kind}", "a positive low bound", r.bounds[0])
     for bound in r.bounds:
         try:
             base.replace(**{name: bound})
         except NNLabError as err:
-            raise _retitled(err, name, f"{where}.{r.kind}") from err
+            raise _as_spec_key(err, name, f"{where}.{r.kind}") from err
 
 
 # --- TOML writing (the small subset specs use) ---------------------------------------------
@@ -518,7 +527,8 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise NNLabError(f"spec: cannot write {value!r} to TOML")
+    raise ConfigError("spec", "values TOML can hold", value,
+                      problem=f"cannot write {value!r} to TOML")
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -112,7 +112,8 @@ def summarize(spec: StudySpec, frame: pd.DataFrame) -> dict[str, Any]:
     best_trial = None
     if not complete.empty:
         values = complete["value"]
-        row = complete.loc[values.idxmax() if spec.direction == "maximize" else values.idxmin()]
+        best = values.idxmax() if spec.direction == "maximize" else values.idxmin()
+        row = cast("pd.Series", complete.loc[cast(int, best)])  # one row: a unique index
         best_trial = {"trial": int(row["trial"]), "seed": int(row["seed"]),
                       "params": {name: _plain(row[name]) for name in spec.grid or spec.space},
                       spec.objective: _plain(row[spec.objective])}

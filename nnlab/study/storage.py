@@ -34,15 +34,15 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy
 from optuna.exceptions import ExperimentalWarning
@@ -52,7 +52,9 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from sqlalchemy.pool import NullPool
 
-from nnlab.errors import NNLabError, StorageError, file_in_the_way, is_int
+from nnlab.errors import ConfigError, NNLabError, StorageError, file_in_the_way, is_int
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_JOURNAL = "optuna.journal"
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:(?P<slashes>//)?")  # a URL has both
@@ -62,7 +64,7 @@ CONNECT_TIMEOUT = 10  # seconds to reach a database server before giving up
 _SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 _RECORD_START = re.compile(rb'^\{\s*"op_code"\s*:')  # how Optuna begins each journal record
 _MAX_FIRST_RECORD = 1 << 20  # bytes read to see a journal's first record
-_EXPECTED = ("expected a journal file path or a database URL (sqlite:///study.db, "
+_EXPECTED = ("a journal file path or a database URL (sqlite:///study.db, "
              "postgresql://user@host/db)")
 
 
@@ -82,13 +84,12 @@ class Heartbeat:
     grace: int = 60
 
     def __post_init__(self) -> None:
-        for name, value in (("heartbeat", self.interval), ("grace", self.grace)):
+        for name, value in (("interval", self.interval), ("grace", self.grace)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise NNLabError(f"--{name}: expected a whole number of seconds >= 1, "
-                                 f"got {value!r}")
+                raise ConfigError(f"heartbeat.{name}", "a whole number of seconds >= 1", value)
         if self.grace <= self.interval:
-            raise NNLabError(f"--grace: expected more seconds than --heartbeat "
-                             f"({self.interval}), got {self.grace}")
+            raise ConfigError("heartbeat.grace", f"more seconds than heartbeat.interval "
+                              f"({self.interval})", self.grace)
 
 
 DEFAULT_HEARTBEAT = Heartbeat()
@@ -180,7 +181,8 @@ class _JournalFile(JournalFileBackend):
 
 def journal_backend(path: Path) -> Any:
     """Optuna's journal file backend of `path` with its writer lock, a FlockJournalLock."""
-    return _JournalFile(str(path), lock_obj=FlockJournalLock(str(path)))
+    # FlockJournalLock has the methods of Optuna's lock base class, which is private
+    return _JournalFile(str(path), lock_obj=cast(Any, FlockJournalLock(str(path))))
 
 
 def is_url(storage: str) -> bool:
@@ -194,10 +196,10 @@ def resolve_storage(storage: str | None, folder: Path) -> str:
     if storage is None or storage == DEFAULT_JOURNAL:
         return DEFAULT_JOURNAL
     if not isinstance(storage, str) or not storage.strip():
-        raise NNLabError(f"--storage: {_EXPECTED}, got {storage!r}")
+        raise ConfigError("storage", _EXPECTED, storage)
     if (scheme := _SCHEME.match(storage)) and scheme["slashes"] is None:
-        raise NNLabError(f"--storage {redact(storage)}: a URL needs '//' after its scheme; "
-                         f"{_EXPECTED}")
+        raise ConfigError("storage", _EXPECTED, redact(storage),
+                          problem="a URL needs '//' after its scheme")
     if scheme:  # a URL (with '//', as checked above)
         if _PLAIN_POSTGRES.match(storage):
             return _PLAIN_POSTGRES.sub(PSYCOPG_SCHEME, storage)
@@ -223,8 +225,8 @@ def check_storage(storage: str | None, folder: Path) -> str:
     try:
         _check_storage_file(resolved, folder)
     except OSError as err:  # a file that cannot be read
-        raise NNLabError(f"--storage {redact(resolved)}: cannot read it ({err.strerror or err})"
-                         ) from err
+        raise StorageError(f"cannot read it ({err.strerror or err})", field="storage",
+                           value=redact(resolved)) from err
     return resolved
 
 
@@ -233,28 +235,29 @@ def _check_storage_file(resolved: str, folder: Path) -> None:
     if resolved.startswith("sqlite:///"):
         path = Path(resolved.removeprefix("sqlite:///"))
         if not path.parent.is_dir() and path.parent.resolve() != folder.resolve():  # made
-            raise NNLabError(f"--storage {resolved}: {path.parent} is not a folder that "
-                             "exists; SQLite makes the file, not its folder")
+            raise StorageError(f"{path.parent} is not a folder that exists; SQLite makes the "
+                               "file, not its folder", field="storage", value=str(resolved))
         if (path.exists() and not path.is_file()) or (
                 _has_content(path) and not _starts_with(path, _SQLITE_HEADER)):
-            raise NNLabError(f"--storage {resolved}: {path} is not a SQLite database; "
-                             "nnlab overwrites no file it did not make")
+            raise StorageError(f"{path} is not a SQLite database; nnlab overwrites no file it "
+                               "did not make", field="storage", value=str(resolved))
     elif is_url(resolved):
         _check_driver(resolved)
     else:
         path = _journal_path(resolved, folder)
         if path.is_dir():
-            raise NNLabError(f"--storage {path}: is a folder; {_EXPECTED}")
+            raise StorageError(f"is a folder; expected {_EXPECTED}", field="storage",
+                               value=str(path))
         if path.exists() and not path.is_file():
-            raise NNLabError(f"--storage {path}: not a regular file (a device, pipe or "
-                             f"socket); {_EXPECTED}")
+            raise StorageError(f"not a regular file (a device, pipe or "
+                               f"socket); expected {_EXPECTED}", field="storage", value=str(path))
         if (blocker := file_in_the_way(path.parent)) is not None:
-            raise NNLabError(f"--storage {path}: {blocker} is a file, not a folder; "
-                             f"{_EXPECTED}")
+            raise StorageError(f"{blocker} is a file, not a folder; "
+                               f"expected {_EXPECTED}", field="storage", value=str(path))
         if _has_content(path) and not _is_journal(path):
-            raise NNLabError(f"--storage {path}: not an Optuna journal (its lines are JSON "
-                             "records with an op_code); nnlab overwrites no file it did not "
-                             f"make; {_EXPECTED}")
+            raise StorageError(f"not an Optuna journal (its lines are JSON "
+                               "records with an op_code); nnlab overwrites no file it did not "
+                               f"make; expected {_EXPECTED}", field="storage", value=str(path))
 
 
 def _check_driver(url: str) -> None:
@@ -263,12 +266,13 @@ def _check_driver(url: str) -> None:
     try:
         sqlalchemy.create_engine(url, poolclass=NullPool).dispose()
     except ImportError as err:
-        raise NNLabError(f"--storage {redact(url)}: its database driver is not installed "
-                         f"({err}; for PostgreSQL: pip install 'nnlab[postgres]')") from err
+        raise StorageError(f"its database driver is not installed ({err}; for PostgreSQL: pip "
+                           "install 'nnlab[postgres]')", field="storage",
+                           value=redact(url)) from err
     except (sqlalchemy.exc.ArgumentError, ValueError) as err:
         message = " ".join(str(err).split())[:200]
-        raise NNLabError(f"--storage {redact(url)}: not a database URL nnlab can open "
-                         f"({message}); {_EXPECTED}") from err
+        raise StorageError(f"not a database URL nnlab can open ({message}); expected {_EXPECTED}",
+                           field="storage", value=redact(url)) from err
 
 
 def _has_content(path: Path) -> bool:
@@ -309,18 +313,18 @@ def folder_storage(recorded: str, folder: Path, manifest: Path) -> str:
         real = None if path is None else path.resolve()
         inside = real is not None and real.is_relative_to(folder.resolve())
     except (NNLabError, ValueError) as err:  # ValueError: a NUL in the path
-        raise NNLabError(f"{manifest}: expected \"storage\" to be the study's journal file or "
-                         f"a database URL, got {redact(recorded)!r}") from err
+        raise StorageError(f"{manifest}: expected \"storage\" to be the study's journal file or "
+                           f"a database URL, got {redact(recorded)!r}") from err
     if path is None:
-        raise NNLabError(f"{manifest}: names the database {redact(resolved)} as the study's "
-                         "storage; nnlab connects to a database only when you name it: "
-                         "give it as --storage URL")
+        raise StorageError(f"{manifest}: names the database {redact(resolved)} as the study's "
+                           "storage; nnlab connects to a database only when you name it: "
+                           "give it as --storage URL")
     if not inside:
         where = "" if str(real) in (recorded, resolved.removeprefix("sqlite:///")) else \
             f" (that is {real})"
-        raise NNLabError(f"{manifest}: names {redact(recorded)}{where} as the study's storage, "
-                         f"outside the study folder {folder}; nnlab opens it only when you "
-                         "name it: give it as --storage")
+        raise StorageError(f"{manifest}: names {redact(recorded)}{where} as the study's storage, "
+                           f"outside the study folder {folder}; nnlab opens it only when you "
+                           "name it: give it as --storage")
     return recorded if recorded == DEFAULT_JOURNAL or resolved.startswith("sqlite:///") \
         else str(path)
 
@@ -369,12 +373,13 @@ def open_storage(storage: str | None, folder: Path,
                 serialize_sqlite_transactions(opened.engine)
             return opened
         except ImportError as err:
-            raise NNLabError(f"--storage {redact(resolved)}: its database driver is not "
-                             f"installed ({err.__cause__ or err}; for PostgreSQL: "
-                             "pip install 'nnlab[postgres]')") from err
+            raise StorageError(f"its database driver is not installed ({err.__cause__ or err}; "
+                               "for PostgreSQL: pip install 'nnlab[postgres]')", field="storage",
+                               value=redact(resolved)) from err
         except Exception as err:  # a bad URL, a refused connection, a wrong password
             message = " ".join(str(err).split())[:400]
-            raise NNLabError(f"--storage {redact(resolved)}: cannot open it ({message})") from err
+            raise StorageError(f"cannot open it ({message})", field="storage",
+                               value=redact(resolved)) from err
     path = _journal_path(resolved, folder)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -391,9 +396,9 @@ def damaged_journal_error(path: Path, folder: Path) -> NNLabError:
     from nnlab.study.repair import first_damage  # the repair reads journals line by line
 
     where = first_damage(path) or "a record Optuna cannot replay"
-    return NNLabError(f"{path}: damaged: {where}; `nnlab repair {folder}` keeps every intact "
-                      "record, moves the damaged ones aside and lets `nnlab run` run the "
-                      "trials they touched again")
+    return StorageError(f"{path}: damaged: {where}; `nnlab repair {folder}` keeps every intact "
+                        "record, moves the damaged ones aside and lets `nnlab run` run the "
+                        "trials they touched again")
 
 
 def _check_journal(path: Path, lock: FlockJournalLock, repair: bool) -> None:
@@ -414,8 +419,7 @@ def _check_journal(path: Path, lock: FlockJournalLock, repair: bool) -> None:
             journal.seek(0)
             keep = journal.read().rfind(b"\n") + 1
             journal.truncate(keep)
-        print(f"nnlab: {path}: dropped a torn last record (a writer stopped mid-write)",
-              file=sys.stderr)
+        _log.warning("%s: dropped a torn last record (a writer stopped mid-write)", path)
     finally:
         lock.release()
 
@@ -477,8 +481,8 @@ def study_lock(storage: str | None, folder: Path,
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except (ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
             message = " ".join(str(err).split())[:400]
-            raise NNLabError(f"--storage {redact(resolved)}: cannot lock study {name!r} "
-                             f"({message})") from err
+            raise StorageError(f"cannot lock study {name!r} "
+                               f"({message})", field="storage", value=redact(resolved)) from err
         with connection:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
             try:

@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from nnlab.errors import NNLabError, StorageError, as_path, file_in_the_way
+from nnlab.errors import ConfigError, StorageError, as_path, file_in_the_way
 from nnlab.study import archive
 from nnlab.study.atomic import not_a_file, write_parquet_atomic, write_text_atomic
 
@@ -56,7 +56,7 @@ class ResultsStore:
         self.folder = as_path(folder, "results folder")
         blocker = file_in_the_way(self.folder)
         if blocker is not None:
-            raise NNLabError(f"{blocker}: expected a folder for study results, found a file")
+            raise StorageError(f"{blocker}: expected a folder for study results, found a file")
 
     @property
     def spec_path(self) -> Path:
@@ -178,16 +178,16 @@ class ResultsStore:
         path = self.archive_path(kind)
         where = f"{self.folder / kind}: no file for complete trial(s)"
         if kind not in archive.KINDS or not path.is_file():
-            raise NNLabError(f"{where} {_numbers(trials)} (deleted or moved?) and no archive "
-                             f"{path}; restore them, or rerun the study with --new")
+            raise StorageError(f"{where} {_numbers(trials)} (deleted or moved?) and no archive "
+                               f"{path}; restore them, or rerun the study with --new")
         frame = archive.read(path, trials, columns)
         lost = sorted(set(trials) - set(frame["trial"]))
         if lost:
             why = (" (it keeps the test predictions of the best configuration's runs only)"
                    if kind == "predictions" and archive.selection(self.folder) == "best"
                    else "")
-            raise NNLabError(f"{where} {_numbers(lost)}, nor does {path} hold them{why}; "
-                             "restore them, or rerun the study with --new")
+            raise StorageError(f"{where} {_numbers(lost)}, nor does {path} hold them{why}; "
+                               "restore them, or rerun the study with --new")
         return frame
 
     def _read_files(self, kind: str, trials: list[int],
@@ -198,12 +198,12 @@ class ResultsStore:
                                  format="parquet")
             unknown = [c for c in columns or [] if c not in dataset.schema.names]
             if unknown:
-                raise NNLabError(f"columns: unknown {kind} column(s) {unknown}; expected "
-                                 f"some of {dataset.schema.names}")
+                raise ConfigError("columns", f"some of {dataset.schema.names}",
+                                  problem=f"unknown {kind} column(s) {unknown}")
             frame = dataset.to_table(columns=columns).to_pandas()
         except (pa.ArrowException, OSError) as err:
-            raise NNLabError(f"{self.folder / kind}: a trial's file cannot be read: {err}"
-                             ) from err
+            raise StorageError(f"{self.folder / kind}: a trial's file cannot be read: {err}"
+                               ) from err
         return frame
 
     def write_trials(self, frame: pd.DataFrame) -> None:
@@ -217,10 +217,10 @@ class ResultsStore:
         try:
             return pd.read_parquet(self.trials_path)
         except FileNotFoundError as err:
-            raise NNLabError(f"{self.trials_path}: not found, and the study has no Optuna "
-                             "storage either; has it been run?") from err
+            raise StorageError(f"{self.trials_path}: not found, and the study has no Optuna "
+                               "storage either; has it been run?") from err
         except (pa.ArrowException, OSError) as err:
-            raise NNLabError(f"{self.trials_path}: cannot be read ({err})") from err
+            raise StorageError(f"{self.trials_path}: cannot be read ({err})") from err
 
     def read_manifest(self, fields: tuple[str, ...] = ("storage",)) -> dict:
         """manifest.json: an object whose `fields` are strings (MANIFEST_FIELDS says what
@@ -229,25 +229,25 @@ class ResultsStore:
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise NNLabError(f"{self.manifest_path}: expected the study's JSON manifest, "
-                             f"cannot parse it ({err})") from err
+            raise StorageError(f"{self.manifest_path}: expected the study's JSON manifest, "
+                               f"cannot parse it ({err})") from err
         except OSError as err:
             raise StorageError(f"{self.manifest_path}: cannot read it ({err.strerror or err})"
                                ) from err
         if not isinstance(manifest, dict):
-            raise NNLabError(f"{self.manifest_path}: expected a JSON object naming the "
-                             "study's storage, got something else")
+            raise StorageError(f"{self.manifest_path}: expected a JSON object naming the "
+                               "study's storage, got something else")
         for name in fields:
             if not isinstance(manifest.get(name), str):
                 found = "it is missing" if name not in manifest else f"got {manifest[name]!r}"
-                raise NNLabError(f"{self.manifest_path}: expected \"{name}\" to be "
-                                 f"{MANIFEST_FIELDS[name]}, {found}; restore the file, or "
-                                 "run the study with --new to start over")
+                raise StorageError(f"{self.manifest_path}: expected \"{name}\" to be "
+                                   f"{MANIFEST_FIELDS[name]}, {found}; restore the file, or "
+                                   "run the study with --new to start over")
         invocations = manifest.setdefault("invocations", [])
         if not isinstance(invocations, list) or not all(isinstance(run, dict)
                                                         for run in invocations):
-            raise NNLabError(f"{self.manifest_path}: expected \"invocations\" to be a list of "
-                             "JSON objects (one per run of the study), got something else")
+            raise StorageError(f"{self.manifest_path}: expected \"invocations\" to be a list of "
+                               "JSON objects (one per run of the study), got something else")
         return manifest
 
     def write_manifest(self, manifest: dict) -> None:
@@ -269,7 +269,7 @@ def _looks_like_parquet(path: Path) -> bool:
 def _column_names(columns: object) -> list[str]:
     """"trial" and `columns` (a list of names), each once, else NNLabError."""
     if not isinstance(columns, list | tuple) or not all(isinstance(c, str) for c in columns):
-        raise NNLabError(f"columns: expected a list of column names, got {columns!r}")
+        raise ConfigError("columns", "a list of column names", columns)
     return list(dict.fromkeys(["trial", *columns]))
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import shutil
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
@@ -39,7 +39,7 @@ import optuna
 import pandas as pd
 
 from nnlab.datasets import Dataset
-from nnlab.errors import NNLabError, as_path, is_integer
+from nnlab.errors import ConfigError, DataError, NNLabError, StorageError, as_path, is_integer
 from nnlab.study import archive, manifest
 from nnlab.study.archive import ArchiveSummary
 from nnlab.study.atomic import remove_dead_temporaries, write_text_atomic
@@ -66,6 +66,8 @@ from nnlab.study.task import load_dataset
 from nnlab.study.trials import fixed_fields, trials_frame, with_fixed_fields
 from nnlab.train import fit_to_data
 
+_log = logging.getLogger(__name__)
+
 SPEC_ATTR, BASE_ATTR, DIGEST_ATTR = "spec", "base_config", "spec_digest"
 JOBS_PER_CORE = 4  # more local worker processes than this only share the cores
 
@@ -88,8 +90,7 @@ class Study:
         self.store = ResultsStore(as_path(results, "results") / self.spec.name)
         check_storage(storage, self.folder)  # refuses what is no usable storage, now
         if not isinstance(heartbeat, Heartbeat):
-            raise NNLabError(f"heartbeat: expected a Heartbeat(interval, grace), got "
-                             f"{heartbeat!r}")
+            raise ConfigError("heartbeat", "a Heartbeat(interval, grace)", heartbeat)
         self.storage = storage
         self.heartbeat = heartbeat
 
@@ -103,12 +104,12 @@ class Study:
              heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> Study:
         """The study `name` as its storage holds it (`run` or `plan` stored its spec there),
         results under `<results>/<name>/`: what `nnlab worker` works on."""
-        study_name(name, "--study")
+        study_name(name, "study")
         folder = as_path(results, "results") / name
-        missing = NNLabError(f"--study {name!r}: no such study in "
-                             f"{redact(check_storage(storage, folder))}; create it first "
-                             "with `nnlab run SPEC.toml --storage URL` (--plan-only to run "
-                             "nothing there)")
+        missing = StorageError(f"no such study in {redact(check_storage(storage, folder))}; "
+                               "create it first with `nnlab run SPEC.toml --storage URL` "
+                               "(--plan-only to run nothing there)", field="study",
+                               value=repr(name))
         if not storage_exists(storage, folder):  # nothing to join: make no file
             raise missing
         try:
@@ -117,8 +118,8 @@ class Study:
         except KeyError as err:
             raise missing from err
         if SPEC_ATTR not in stored.user_attrs:
-            raise NNLabError(f"--study {name!r}: not an nnlab study (its storage keeps no "
-                             "spec)")
+            raise StorageError("not an nnlab study (its storage keeps no spec)", field="study",
+                               value=repr(name))
         return cls(StudySpec.from_dict(stored.user_attrs[SPEC_ATTR]), results, storage,
                    heartbeat)
 
@@ -131,8 +132,8 @@ class Study:
         it or which server is sent credentials."""
         store = ResultsStore(folder)
         if not store.spec_path.is_file() or not store.manifest_path.is_file():
-            raise NNLabError(f"{folder}: not a study results folder (expected spec.toml and "
-                             "manifest.json in it)")
+            raise StorageError(f"{folder}: not a study results folder (expected spec.toml and "
+                               "manifest.json in it)")
         if storage is None:  # the folder's own storage only (`storage.folder_storage`)
             storage = folder_storage(store.read_manifest()["storage"], store.folder,
                                      store.manifest_path)
@@ -150,7 +151,7 @@ class Study:
             executor: Executor | None = None) -> dict[str, Any]:
         """Run every planned trial not yet complete in `n_jobs` worker processes, resuming
         what is there (`new=True` deletes the study's results and starts over). `executor`:
-        where trials run (default joblib's loky processes; e.g. a Dask client's
+        where trials run (default loky's processes; e.g. a Dask client's
         `get_executor()`). With a database storage, also waits for trials other processes
         run, and runs again those whose process dies.
 
@@ -179,8 +180,8 @@ class Study:
         _check_jobs(n_jobs, executor)
         self._bind_data()
         if not self.store.manifest_path.is_file():
-            raise NNLabError(f"--results: {self.folder} has no manifest.json; give the "
-                             "results root the study was created with, shared by every host")
+            raise StorageError(f"{self.folder} has no manifest.json; give the results root the "
+                               "study was created with, shared by every host", field="results")
         self.store.check_files()
         with self._holding() as hold:
             hold.share()
@@ -190,7 +191,7 @@ class Study:
                 study = self.optuna_study()
                 if study.user_attrs.get(DIGEST_ATTR) != self.spec.digest():
                     differences = self._base_differences(study.user_attrs.get(BASE_ATTR, {}))
-                    raise NNLabError(
+                    raise StorageError(
                         f"study {self.spec.name!r}: this nnlab resolves its base config "
                         f"differently from the nnlab that created it ({_first(differences)}); "
                         "use the same nnlab version on every host")
@@ -217,7 +218,7 @@ class Study:
             try:
                 fit_to_data(config, data)
             except NNLabError as err:
-                raise NNLabError(f"{where}: {err}") from err
+                raise err.within(where) from err
         self.store.check_files()
         if not new:
             self._refuse_other_spec_or_storage(grow=True)
@@ -289,8 +290,9 @@ class Study:
             recorded = redact(resolve_storage(stored_storage, self.folder))
             given = redact(resolve_storage(self.storage, self.folder))
             if recorded != given:
-                raise NNLabError(f"--storage: {self.folder} keeps its trials in {recorded}, "
-                                 f"got {given}; use the same storage, or --new to start over")
+                raise StorageError(f"{self.folder} keeps its trials in {recorded}, got {given}; "
+                                   "use the same storage, or --new to start over",
+                                   field="storage")
 
     def _refuse_other_data(self) -> None:
         """Refuse data whose digest differs from the one manifest.json records (studies
@@ -301,7 +303,7 @@ class Study:
         now = self._data_identity
         if isinstance(recorded, dict) and recorded.get("digest") != now["digest"]:
             source = "" if recorded.get("source") == now["source"] else f" ({now['source']})"
-            raise NNLabError(
+            raise DataError(
                 f"study {self.spec.name!r}: its data changed: {self.folder} holds runs on "
                 f"{recorded.get('source')} of digest {str(recorded.get('digest'))[:16]}, the "
                 f"data now{source} have digest {now['digest'][:16]}; restore the data it ran "
@@ -316,7 +318,7 @@ class Study:
         if not differences and stored_base is not None:
             differences = self._base_differences(stored_base)
         differences = differences or ["the resolved base config"]
-        return NNLabError(
+        return StorageError(
             f"study {self.spec.name!r}: {self.folder} holds results of a different spec "
             f"({_first(differences)}); only raising study.replicates or study.n_trials "
             "grows a study; run with --new to delete them and start over, or give the study "
@@ -337,10 +339,10 @@ class Study:
         digest = study.user_attrs.get(DIGEST_ATTR)
         if digest is None:
             if self.store.trials_path.is_file():  # e.g. results committed without storage
-                print(f"nnlab: {self.folder} holds results of a run whose storage "
-                      f"({redact(resolve_storage(self.storage, self.folder))}) has no such "
-                      "study: starting it afresh there; its trials.parquet, archive and "
-                      "report will be replaced", file=sys.stderr)
+                _log.warning("%s holds results of a run whose storage (%s) has no such study: "
+                             "starting it afresh there; its trials.parquet, archive and report "
+                             "will be replaced", self.folder,
+                             redact(resolve_storage(self.storage, self.folder)))
             study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
             study.set_user_attr(BASE_ATTR, self.spec.base_config().to_dict())
             study.set_user_attr(DIGEST_ATTR, self.spec.digest())
@@ -354,8 +356,8 @@ class Study:
             if not self.spec.extends(stored, digest):
                 raise self._changed_spec_error(stored, study.user_attrs.get(BASE_ATTR))
             self._grow(study, stored)
-        stored = self._stored_spec()
-        if stored is None or stored.digest() != self.spec.digest():
+        on_disk = self._stored_spec()
+        if on_disk is None or on_disk.digest() != self.spec.digest():
             # a new or grown study (maybe grown by a run that could not write spec.toml),
             # or its results folder lost its spec.toml
             write_text_atomic(self.spec.to_toml(), self.store.spec_path)
@@ -367,8 +369,7 @@ class Study:
         planned next."""
         grown = ", ".join(f"{key} {getattr(stored, key)} -> {getattr(self.spec, key)}"
                           for key in GROWS_BY if getattr(stored, key) != getattr(self.spec, key))
-        print(f"nnlab: study {self.spec.name!r} grows ({grown}); its complete runs are kept",
-              file=sys.stderr)
+        _log.info("study %r grows (%s); its complete runs are kept", self.spec.name, grown)
         study.set_user_attr(SPEC_ATTR, self.spec.to_dict())
         study.set_user_attr(DIGEST_ATTR, self.spec.digest())
         study.set_user_attr("planned", self.spec.n_planned)
@@ -386,10 +387,10 @@ class Study:
         live = frame[(frame["state"] == "RUNNING") & ~frame["abandoned"].astype(bool)]
         if not live.empty:
             row = live.iloc[0]
-            raise NNLabError(f"{self.folder}: trial {row['trial']} runs in process "
-                             f"{row['owner'] or '(claiming)'}; run it with --new once it has "
-                             f"stopped (a process that is gone is known after "
-                             f"{self.heartbeat.grace} s without a heartbeat)")
+            raise StorageError(f"{self.folder}: trial {row['trial']} runs in process "
+                               f"{row['owner'] or '(claiming)'}; run it with --new once it has "
+                               f"stopped (a process that is gone is known after "
+                               f"{self.heartbeat.grace} s without a heartbeat)")
 
     def _delete_results(self) -> None:
         """Delete the study from its storage and its files from the results folder."""
@@ -419,6 +420,7 @@ class Study:
                       "invocations": []}
         record.setdefault("data", self._data_identity)  # a study older than this record
         entry = manifest.invocation(n_jobs, BLAS_THREADS, executor, grouping(self.spec))
+        assert self._data_identity is not None  # the data are loaded before a run starts
         entry["data_digest"] = self._data_identity["digest"]
         if record["spec_digest"] != self.spec.digest():  # the study grew (`_grow`)
             entry["grew_from_spec_digest"] = record["spec_digest"]
@@ -482,18 +484,18 @@ class Study:
         the spec's sampler; NNLabError if the study has no storage (none is created).
         `read_only`: see `storage.open_storage`."""
         if not self.has_storage():
-            raise NNLabError(f"study {self.spec.name!r}: no Optuna storage "
-                             f"{redact(resolve_storage(self.storage, self.folder))} in "
-                             f"{self.folder}; has it been run? (its trials.parquet and "
-                             "archive read without one)")
+            raise StorageError(f"study {self.spec.name!r}: no Optuna storage "
+                               f"{redact(resolve_storage(self.storage, self.folder))} in "
+                               f"{self.folder}; has it been run? (its trials.parquet and "
+                               "archive read without one)")
         storage = open_storage(self.storage, self.folder, self.heartbeat, read_only)
         try:
             return optuna.load_study(study_name=self.spec.name, storage=storage,
                                      sampler=self._sampler())
         except KeyError as err:
-            raise NNLabError(f"study {self.spec.name!r}: not in its storage "
-                             f"{redact(resolve_storage(self.storage, self.folder))}; "
-                             "has it been run?") from err
+            raise StorageError(f"study {self.spec.name!r}: not in its storage "
+                               f"{redact(resolve_storage(self.storage, self.folder))}; "
+                               "has it been run?") from err
 
     def trials(self, fixed: bool = True) -> pd.DataFrame:
         """One row per trial (see `nnlab.study.trials.trials_frame`), fresh from storage;
@@ -519,8 +521,8 @@ class Study:
         file; and `stray_files`: the files in the per-trial folders that are no trial's
         (ignored), relative to the study folder."""
         if trials is not None and not isinstance(trials, pd.DataFrame):
-            raise NNLabError(f"trials: expected the trials table (a DataFrame from "
-                             f"Study.trials()), got {trials!r}")
+            raise ConfigError("trials", "the trials table (a DataFrame from Study.trials())",
+                              trials)
         frame = self.trials() if trials is None else trials
         summary = summarize(self.spec, frame)
         complete = _complete_numbers(frame)
@@ -555,8 +557,8 @@ class Study:
         wanted = _trial_numbers(trials)
         unknown = sorted(wanted - set(frame["trial"]))
         if unknown:
-            raise NNLabError(f"trials: study {self.spec.name!r} has no trial {unknown[0]} "
-                             f"(it has {len(frame)}, numbered from 0)")
+            raise ConfigError("trials", "", unknown[0], problem=f"study {self.spec.name!r} has "
+                              f"no trial {unknown[0]} (it has {len(frame)}, numbered from 0)")
         return sorted(set(complete) & wanted)
 
     def curves(self, trials: Iterable[int] | None = None,
@@ -592,11 +594,11 @@ class Study:
 def _check_jobs(n_jobs: object, executor: Executor | None) -> None:
     """n_jobs >= 1; here (no executor) at most JOBS_PER_CORE processes per core."""
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise NNLabError(f"--jobs: expected an integer >= 1, got {n_jobs!r}")
+        raise ConfigError("n_jobs", "an integer >= 1", n_jobs)
     cores = os.cpu_count() or 1
     if executor is None and n_jobs > JOBS_PER_CORE * cores:
-        raise NNLabError(f"--jobs: expected at most {JOBS_PER_CORE * cores} worker processes "
-                         f"on this machine's {cores} cores (each loads the data), got {n_jobs}")
+        raise ConfigError("n_jobs", f"at most {JOBS_PER_CORE * cores} worker processes on this "
+                          f"machine's {cores} cores (each loads the data)", shown=f"{n_jobs}")
 
 
 def _complete_numbers(frame: pd.DataFrame) -> list[int]:
@@ -607,11 +609,11 @@ def _complete_numbers(frame: pd.DataFrame) -> list[int]:
 def _trial_numbers(trials: object) -> set[int]:
     """`trials`, an iterable of integers, as a set; else NNLabError."""
     if isinstance(trials, str | bytes) or not isinstance(trials, Iterable):
-        raise NNLabError(f"trials: expected an iterable of trial numbers, got {trials!r}")
+        raise ConfigError("trials", "an iterable of trial numbers", trials)
     values = list(trials)
     bad = [n for n in values if not is_integer(n)]
     if bad:
-        raise NNLabError(f"trials: expected trial numbers (integers), got {bad[0]!r}")
+        raise ConfigError("trials", "trial numbers (integers)", bad[0])
     return {int(n) for n in values}
 
 

@@ -63,7 +63,7 @@ def trials_table(spec: StudySpec, trials: list[FrozenTrial],
             trial._trial_id in stale or owner_is_gone(owner, trial.datetime_start))
         # the owner of a WAITING trial is a claim cut short (its claimer died before RUNNING)
         claimed = owner is not None and trial.state != TrialState.WAITING
-        row["owner"] = f"{owner['pid']}@{owner['host']}" if claimed else None
+        row["owner"] = f"{owner['pid']}@{owner['host']}" if claimed and owner else None
         row.update(config_id=attrs.get(CONFIG_ID), key=attrs.get(KEY),
                    data_digest=result.get("data_digest"),
                    note=result.get("note"), error=attrs.get(ERROR),

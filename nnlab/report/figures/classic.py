@@ -5,6 +5,7 @@ learning rate, the inverse query of a trained net, and a gallery of misclassifie
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -140,8 +141,8 @@ def lr_epochs_heatmap_figure(
                 xticklabels=[f"{eta:g}" for eta in means.columns],
                 yticklabels=[f"{epoch:g}" for epoch in means.index])
     ax.grid(False)
-    row = list(means.index).index(best[0])
-    column = list(means.columns).index(best[1])
+    row = list[Any](means.index).index(best[0])
+    column = list[Any](means.columns).index(best[1])
     ax.add_patch(mpl.patches.Rectangle((column, row), 1, 1, fill=False, edgecolor="red", lw=3))
     ax.set_xlabel("learning rate")
     ax.set_ylabel("epoch")
@@ -193,7 +194,8 @@ def lr_epochs_animation(
             ax.legend(loc="lower left", fontsize="small")
 
         animation = FuncAnimation(figure, draw, frames=len(epochs))
-        animation.save(path, writer=PillowWriter(fps=fps), dpi=90)
+        # a float frame rate works; matplotlib's stubs say int
+        animation.save(path, writer=PillowWriter(fps=fps), dpi=90)  # type: ignore[arg-type]
     return path
 
 
@@ -326,8 +328,9 @@ def gallery_figure(
     for ax, image, row in zip(axes, images, errors.itertuples(index=False), strict=False):
         ax.imshow(_grey(image, image_shape), cmap="Greys", vmin=grey_range[0],
                   vmax=grey_range[1])
-        ax.set_title(f"true {row.y_true}\n{row.top1}: {100 * row.p1:.0f}%  "
-                     f"{row.top2}: {100 * row.p2:.0f}%", fontsize=9)
+        p1, p2 = (float(getattr(row, name)) for name in ("p1", "p2"))
+        ax.set_title(f"true {row.y_true}\n{row.top1}: {100 * p1:.0f}%  "
+                     f"{row.top2}: {100 * p2:.0f}%", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
     figure.suptitle(title, fontsize="medium")

@@ -27,11 +27,12 @@ def eta_curves_figure(result: EtaBestResult, *, path: str | Path | None = None) 
         eta = curve[result.eta_col].to_numpy()
         ax.plot(eta, curve["mean"], "o-", color=colour, ms=4, label=f"{result.n_col}={n:g}")
         ax.fill_between(eta, curve["low"], curve["high"], color=colour, alpha=0.2, lw=0)
-        at_best = np.interp(np.log(row.eta_best), np.log(eta), curve["mean"])
+        best, low, high = (float(getattr(row, name)) for name in ("eta_best", "low", "high"))
+        at_best = np.interp(np.log(best), np.log(eta), curve["mean"])
         marker = ax.errorbar(
-            row.eta_best,
+            best,
             at_best,
-            xerr=[[row.eta_best - row.low], [row.high - row.eta_best]],
+            xerr=[[best - low], [high - best]],
             fmt="D" if row.bracketed else "X",
             color=colour,
             mec="black",

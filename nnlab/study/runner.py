@@ -14,7 +14,7 @@ without a heartbeat, wherever the owner ran (`nnlab.study.liveness`), or at once
 owner's pid on this machine says it is gone. A run waits for the trials other processes
 run, and runs again those whose process dies.
 
-The parent process claims and records; worker processes (loky's reusable pool, or a Dask
+The parent process claims and records; worker processes (loky, through joblib, or a Dask
 cluster's) only train and write parquet (`nnlab.study.task.run_trial`), and send each
 evaluation to the parent, which stores it as an intermediate value and, with a pruner,
 decides whether the run goes on (`nnlab.study.live`, `nnlab.study.pruning`). It also keeps
@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
-from loky import get_reusable_executor
+from joblib.executor import get_memmapping_executor
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import JournalStorage
@@ -80,9 +80,6 @@ BLAS_THREADS = 1
 TICK, TICK_PRUNING = 0.25, 0.01
 RECOVER_EVERY = 10.0  # seconds between looks for dead owners while a decision waits
 WAIT = 1.0  # seconds between looks at the study while only other processes' trials run
-# seconds an idle loky worker lives (it holds the loaded data): past waits for other
-# processes' trials, as joblib's pool does; loky's own default is 10
-WORKER_IDLE = 300
 
 
 @dataclass
@@ -424,18 +421,14 @@ class Runner:
         running trials are stored as they arrive; with a pruner, a run is recorded once
         its last evaluation is decided.
 
-        `executor` defaults to loky's reusable process pool of `n_jobs` workers (public API
-        of loky, the pool joblib's processes come from; arguments are pickled to the
-        workers, not memory-mapped as joblib does for large arrays: a task holds a
-        configuration, or a Dataset object given from Python); any
-        concurrent.futures.Executor (e.g. a Dask client's) can take its place.
+        `executor` defaults to joblib's reusable loky process pool (the one joblib.Parallel
+        uses); any concurrent.futures.Executor (e.g. a Dask client's) can take its place.
         """
         counts = RunCounts()
         in_flight: dict[Future, list[FrozenTrial]] = {}  # one trial, or a lockstep group
         ended: dict[int, tuple[FrozenTrial, TrialOutcome]] = {}  # over, not yet recorded
         claimed: dict[int, FrozenTrial] = {}  # this process's trials, by number
         pruning = self._pruning()
-        own_pool: list[Any] = []  # loky's pool, once made here (to kill it on failure)
         poll = self.heartbeat.interval
         tick = TICK if pruning is None else TICK_PRUNING
 
@@ -449,7 +442,7 @@ class Runner:
                 nonlocal filled
                 filled = time.monotonic()
                 while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
-                    pool = executor or _loky_pool(n_jobs, own_pool)
+                    pool = executor or get_memmapping_executor(n_jobs)
                     trials = [trial, *self.lockstep.claim_mates(trial, n_jobs - len(in_flight))]
                     claimed.update((mate.number, mate) for mate in trials)
                     tasks = [self._task(mate, channel) for mate in trials]
@@ -492,8 +485,8 @@ class Runner:
                             fill()  # an ended first run may have planned its other seeds
                         bar.tick()
             except BaseException:
-                for pool in own_pool:
-                    pool.shutdown(kill_workers=True)
+                if executor is None:
+                    get_memmapping_executor(n_jobs).terminate(kill_workers=True)
                 for future in in_flight:
                     future.cancel()
                 self._release()
@@ -583,14 +576,6 @@ class Runner:
         return len({t.user_attrs.get(KEY) for t in self.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
             if KEY in t.user_attrs})
-
-
-def _loky_pool(n_jobs: int, made: list[Any]) -> Executor:
-    """loky's reusable pool of `n_jobs` workers (the same one while it works), kept in
-    `made` as well."""
-    pool = get_reusable_executor(max_workers=n_jobs, timeout=WORKER_IDLE)
-    made[:] = [pool]
-    return pool
 
 
 def _finished(in_flight: dict[Future, list[FrozenTrial]], timeout: float) -> set[Future]:

@@ -174,7 +174,9 @@ def test_two_concurrent_sqlite_runs_train_each_configuration_and_seed_once(tmp_p
 
 @pytest.mark.integration
 def test_run_new_is_refused_while_another_run_works_on_the_study(tmp_path):
-    spec = write_spec(tmp_path, "busy", 6)  # 24 runs: it works for a while
+    # 200 runs: ~10 s even where lockstep pairs train them fast, so the refused
+    # `run --new` (a new interpreter, ~2 s to its check) comes while the first still works
+    spec = write_spec(tmp_path, "busy", 50)
     folder = tmp_path / "busy"
     first = nnlab(spec, tmp_path)
     wait_for_curves(folder, 1, first)
@@ -188,7 +190,7 @@ def test_run_new_is_refused_while_another_run_works_on_the_study(tmp_path):
     assert first.returncode == 0, err
     study = Study.load(folder)
     trials = study.trials()
-    assert (trials["state"] == "COMPLETE").all() and len(trials) == len(planned(6))
+    assert (trials["state"] == "COMPLETE").all() and len(trials) == len(planned(50))
     assert trials["key"].is_unique
     assert study.store.trial_numbers("curves") == set(trials["trial"])
     assert len(study.store.read_manifest()["invocations"]) == 1  # the refusal wrote none

@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 
 from nnlab.analysis import ErrorAnalysisResult, Family, error_analysis
 from nnlab.data import load_mnist
+from nnlab.errors import NNLabError
 from nnlab.report.figures import (
     confidence_figure,
     confused_pairs_figure,
@@ -172,7 +173,10 @@ def render(numbers: dict, text: dict) -> str:
     main_label = labels[0]
     both, runs = numbers[main_label]["run x image"], numbers[main_label]["run"]
     family = numbers["family"]
-    cnn_label = next(label for label in labels if label.startswith("cnn "))
+    cnn_label = next((label for label in labels if label.startswith("cnn ")), None)
+    if cnn_label is None:
+        raise NNLabError("results/cnn: its predictions are not archived; findings.md's CNN "
+                         "sentence needs them")
     cnn = numbers[cnn_label]["run"]
     rows = [f"| {label} | {unit} | {r['n_trials']} | {ci(r['accuracy'], '.4f')} | "
             f"{ci(r['second_guess_rate'], '.1f', 100, '%')} | "

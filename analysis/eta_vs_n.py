@@ -8,9 +8,8 @@ CIs and edge shares, the breakpoint of a segmented (broken) power law, the power
 it on with the estimator/grid sensitivity and a held-out check, paired ratios of the batch
 sizes, the batch-400 prediction judged as a declared hypothesis, and the family of tests
 adjusted by Holm -> results/eta-vs-n/findings.md, findings.json, findings/*.png.
-
-A study whose runs are not archived contributes its final metrics (trials.parquet: its
-longest N) and, for everything else, the numbers quoted from analysis/unarchived.json.
+Every number is computed from the five studies' archives (docs/archive.md); a clone
+without one of them is a one-line error naming it.
 
     python analysis/eta_vs_n.py
 """
@@ -27,12 +26,8 @@ from common import (
     claims_lines,
     claims_table,
     figure_path,
-    final_runs,
-    has_runs,
     load,
-    not_archived,
     percentile_interval,
-    quoted,
     run,
     runs_by_length,
     scale_up,
@@ -87,19 +82,17 @@ B400_HYPOTHESES = hypotheses_from([
 
 def batch_runs(batch: int) -> tuple[pd.DataFrame, dict]:
     """The runs of one batch size, one row per (run, N), and where each N comes from:
-    the first study at every length (its archive: a clone without it is an error naming
-    the file) and the second's lengths beyond it (its archive, or its trials.parquet at its
-    longest N when it has none)."""
+    the first study at every length and the second's lengths beyond it, each from its
+    archive (a clone without it is an error naming the file)."""
     first, second = BATCHES[batch]
     parts, source = [], {}
-    runs = runs_by_length(first)[COLUMNS].assign(study=first)  # its archive is required
+    runs = runs_by_length(first)[COLUMNS].assign(study=first)
     source.update(dict.fromkeys(runs["n_steps"].unique().tolist(), first))
     parts.append(runs)
     if second is not None:
-        more = runs_by_length(second) if has_runs(second) else final_runs(second)
+        more = runs_by_length(second)
         more = more.loc[more["n_steps"] > runs["n_steps"].max(), COLUMNS].assign(study=second)
-        label = second if has_runs(second) else f"{second} (final)"
-        source.update(dict.fromkeys(more["n_steps"].unique().tolist(), label))
+        source.update(dict.fromkeys(more["n_steps"].unique().tolist(), second))
         parts.append(more)
     return pd.concat(parts, ignore_index=True), source
 
@@ -244,40 +237,27 @@ def batch_25_numbers(b25: dict, b100: dict, family: Family) -> dict:
             "b_difference": difference}
 
 
-def batch_400(b100: dict, family: Family) -> tuple[dict, dict | None]:
-    """Batch 400: the prediction of its spec's header, judged as declared hypotheses, from
-    both archives when present, else from the quoted numbers; and batch 400's analysis
-    (`analyse`) when derived."""
-    b400, source = None, "quoted"
-    if has_runs("eta-vs-n-b400") and has_runs("eta-vs-n-long"):
-        b400, source = analyse(400), "derived"
-    final = final_runs("eta-vs-n-b400")
-    last = eta_best(final[COLUMNS], stalled_at=STALLED_AT, small_sample=True,
-                    confidence=CONFIDENCE).table.iloc[-1]
-    q = quoted("eta-vs-n-b400")
-    if b400 is not None:
-        matched, boot = matched_ratios(b400, b100)
-        falling = geometric_mean(matched, boot, matched["falling"].to_numpy())
-        rows = matched.to_dict("records")
-        log2 = Estimate(np.log2(falling["value"]), np.log2(falling["low"]),
-                        np.log2(falling["high"]), "seed", b400["n_seeds"])
-    else:
-        rows = q["ratio_at_equal_examples"]["rows"]
-        value, low, high = q["ratio_at_equal_examples"]["geometric_mean_falling"]
-        falling = {"value": value, "low": low, "high": high,
-                   "n_lengths": sum(r["falling"] for r in rows)}
-        log2 = Estimate(np.log2(value), np.log2(low), np.log2(high), "seed", 10)
+def batch_400(b100: dict, family: Family) -> tuple[dict, dict]:
+    """Batch 400: the prediction of its spec's header, judged as declared hypotheses, and
+    batch 400's analysis (`analyse`)."""
+    b400 = analyse(400)
+    matched, boot = matched_ratios(b400, b100)
+    falling = geometric_mean(matched, boot, matched["falling"].to_numpy())
+    rows = matched.to_dict("records")
     plateau = [r for r in rows if not r["falling"]]
     largest = max(plateau, key=lambda r: r["ratio"])
-    statistics = {"log2_ratio_falling": log2,
+    n_seeds = b400["n_seeds"]
+    statistics = {"log2_ratio_falling": Estimate(
+                      np.log2(falling["value"]), np.log2(falling["low"]),
+                      np.log2(falling["high"]), "seed", n_seeds),
                   "log2_ratio_plateau_largest": Estimate(
                       np.log2(largest["ratio"]), np.log2(largest["low"]),
-                      np.log2(largest["high"]), "seed", 10)}
+                      np.log2(largest["high"]), "seed", n_seeds)}
     verdicts = evaluate_all(B400_HYPOTHESES, statistics)
+    last = b400["table"].iloc[-1]
     numbers = {
-        "source": source, "ratio_equal_examples": rows,
-        "ratio_equal_examples_falling": falling if b400 is None else
-        {k: v for k, v in falling.items() if k != "boot_log"},
+        **numbers_of(b400), "ratio_equal_examples": rows,
+        "ratio_equal_examples_falling": {k: v for k, v in falling.items() if k != "boot_log"},
         "eta_best_at_longest": {k: last[k] for k in ("n_steps", "eta_best", "low", "high")},
         "hypotheses": [{"name": v.hypothesis.name, "prediction": v.hypothesis.prediction,
                         "primary": v.hypothesis.primary, "note": v.hypothesis.note,
@@ -320,8 +300,7 @@ CLAIMS = {
 
 def compute() -> dict:
     """Every number of this finding from the studies in results/ (read only): {"numbers":
-    what findings.json holds, "text": the quoted numbers of eta-vs-n-long that findings.md
-    gives besides, "figures": each batch size's analysis (`analyse`)}."""
+    what findings.json holds, "figures": each batch size's analysis (`analyse`)}."""
     found = {batch: analyse(batch) for batch in (100, 25)}
     b100, b25 = found[100], found[25]
     family = Family("finding 1: eta_best against N and the batch size")
@@ -332,27 +311,17 @@ def compute() -> dict:
     family.add("b(25) != 1 from the breakpoint on", bootstrap_p(b25["tail"].boot_exponent, 1.0))
     numbers = {"batch_100": numbers_of(b100),
                "batch_25": batch_25_numbers(b25, b100, family)}
-    numbers["batch_400"], b400 = batch_400(b100, family)
-    if b400 is not None:
-        found[400] = b400
+    numbers["batch_400"], found[400] = batch_400(b100, family)
     numbers["claims"] = claims_table(family, CLAIMS)
     numbers["family"] = family.to_dict()
     numbers["takeoff"] = takeoff()
-    numbers["quoted"] = {"eta-vs-n-long": quoted("eta-vs-n-long")["tail"]}
     budget = (b100["table"]["eta_best"] * b100["table"]["n_steps"])[b100["tail_mask"]]
     numbers["summary"] = {
         "breakpoint": broken.breakpoint.to_dict(), "b": tail.exponent.to_dict(),
         "b_lengths": tail.x.tolist(), "b_holds_1": tail.exponent.low <= 1 <= tail.exponent.high,
         "b_exploratory": tail.n < 5, "eta_times_n": [float(budget.min()), float(budget.max())],
         "b25": b25["tail"].exponent.to_dict(), "b25_lengths": b25["tail"].x.tolist()}
-    return {"numbers": numbers, "text": quoted_text(), "figures": found}
-
-
-def quoted_text() -> dict:
-    """The numbers of analysis/unarchived.json that findings.md quotes beyond findings.json:
-    eta-vs-n-long's eta_best per N and batch 25 against batch 100 over its lengths."""
-    return {"eta-vs-n-long": quoted("eta-vs-n-long")["eta_best"],
-            "b25-vs-b100-long-range": quoted("b25-vs-b100-long-range")}
+    return {"numbers": numbers, "figures": found}
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -382,13 +351,12 @@ def overview_figure(found: dict, path) -> None:
 
 
 def draw(found: dict) -> None:
-    """Per batch size findings/eta_curves.png (where its first study has its curves) and
-    power_law.png (where a power law was fitted), into that study's folder; the overview
-    findings/eta_best_all.png of batch 100 and 25 into eta-vs-n's."""
+    """Per batch size findings/eta_curves.png and power_law.png (where a power law was
+    fitted), into that study's folder; the overview findings/eta_best_all.png of batch 100
+    and 25 into eta-vs-n's."""
     for batch, f in found.items():
         name = BATCHES[batch][0]
-        if has_runs(name):
-            eta_curves_figure(f["result"], path=figure_path(name, "eta_curves.png"))
+        eta_curves_figure(f["result"], path=figure_path(name, "eta_curves.png"))
         if f["tail"] is not None:
             power_law_figure(f["tail"], eta_best=f["result"], broken=f["broken"],
                              xlabel="N (steps)", path=figure_path(name, "power_law.png"))
@@ -464,7 +432,7 @@ def tail_text(batch: dict) -> str:
     return text
 
 
-def steps_text(b25: dict, long_range: dict) -> str:
+def steps_text(b25: dict) -> str:
     """Batch 25 against batch 100 counted in steps: the ratio per N and the difference of
     the exponents (the paragraphs follow each other without a blank line)."""
     text = ("**Counted in steps** (eta_best(25, N) / eta_best(100, N), paired bootstrap over "
@@ -473,30 +441,25 @@ def steps_text(b25: dict, long_range: dict) -> str:
     if difference is None:
         return text + "\n"
     common = difference["lengths"]
-    quoted_difference = long_range["b_difference"]
     return (text + "\n"
             f"Over the lengths both power laws cover (N = {min(common):g}..{max(common):g}, "
             f"{len(common)} lengths), b(100) - b(25) = {interval(difference)} (paired "
             "replicates): " + ("eta_best falls more slowly in steps at batch 25."
                                if difference["low"] > 0 else
-                               "the exponents cannot be told apart.")
-            + " Over N = 3162..10^5 with eta-vs-n-long's lengths 17783..56234, the earlier "
-            f"computation gave {interval(quoted_difference)} "
-            f"({not_archived(['eta-vs-n-long'])}).\n")
+                               "the exponents cannot be told apart.") + "\n")
 
 
-def render(numbers: dict, text: dict) -> str:
-    """findings.md from findings.json's `numbers` and `compute`'s `text` (templates/
-    eta_vs_n.md)."""
+def render(numbers: dict) -> str:
+    """findings.md from findings.json's `numbers` (templates/eta_vs_n.md)."""
     b100, b25, b400 = (numbers[f"batch_{b}"] for b in (100, 25, 400))
     tail, take = b100["tail"], numbers["takeoff"]
     budget = numbers["summary"]["eta_times_n"]
     plateau = [r["eta_best"] for r in b100["eta_best"] if r["n_steps"] not in tail["x"]]
-    quoted_tail = numbers["quoted"]["eta-vs-n-long"]["exponent"]
-    long_range = text["b25-vs-b100-long-range"]
     b25_falling = b25["ratio_equal_examples_falling"]
     b400_falling = b400["ratio_equal_examples_falling"]
     b400_rows = [r for r in b400["ratio_equal_examples"] if r["falling"]]
+    b25_rows = [r for r in b25["ratio_equal_examples"] if r["falling"]]
+    long_lengths = [float(n) for n, study in b100["source"].items() if study == "eta-vs-n-long"]
     last = b400["eta_best_at_longest"]
     estimates = [None if h["estimate"] is None else Estimate(**h["estimate"])
                  for h in b400["hypotheses"]]
@@ -506,10 +469,7 @@ def render(numbers: dict, text: dict) -> str:
         "plateau": f"{min(plateau):.1f}-{max(plateau):.1f}",
         "budget": f"{budget[0]:.3g}-{budget[1]:.3g}", "tail_text": tail_text(b100),
         "runs_b100": b100["n_runs"]["eta-vs-n"], "runs_long": b100["n_runs"]["eta-vs-n-long"],
-        "quoted_b": interval(quoted_tail), "unarchived_long": not_archived(["eta-vs-n-long"]),
-        "quoted_eta_best": ", ".join(
-            f"{r['eta_best']:.3g} [{r['low']:.3g}, {r['high']:.3g}] at N = {r['n_steps']:g}"
-            for r in text["eta-vs-n-long"] if 10000 < r["n_steps"] < 100000),
+        "long_from": f"{min(long_lengths):g}",
         "table_b100": table_lines(b100),
         "k": interval(take["exponent"]), "takeoff_r2": f"{take['r_squared']:.3f}",
         "takeoff_runs": take["n_runs"], "takeoff_etas": ", ".join(f"{e:g}" for e in take["etas"]),
@@ -520,19 +480,15 @@ def render(numbers: dict, text: dict) -> str:
         "b25_seeds": b25["n_seeds"],
         "b25_from": f"{b25['eta_best'][0]['n_steps']:g}",
         "b25_to": f"{b25['eta_best'][-1]['n_steps']:g}",
-        "b25_tail_text": tail_text(b25), "steps": steps_text(b25, long_range),
+        "b25_tail_text": tail_text(b25), "steps": steps_text(b25),
         "examples": ratios(b25["ratio_equal_examples"]),
         "breakpoint_b100": f"{b100['broken']['breakpoint']['value']:.3g}",
         "breakpoint_b25": f"{b25['broken']['breakpoint']['value']:.3g}",
         "b25_falling": interval(b25_falling), "b25_falling_n": b25_falling["n_lengths"],
         "b25_falling_reading": ("holds it" if b25_falling["low"] <= 0.25 <= b25_falling["high"]
                                 else "excludes it"),
-        "long_range_rows": ratios([r for r in long_range["ratio_at_equal_examples"]["rows"]
-                                   if r["n_steps"] > 31623]),
         "table_b25": table_lines(b25),
         "b400_header": B400_HEADER, "b400_plateau": B400_PLATEAU,
-        "b400_provenance": ("computed here from both archives" if b400["source"] == "derived"
-                            else not_archived(["eta-vs-n-b400", "eta-vs-n-long"])),
         "verdicts": "\n".join(
             f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
             f"{h['prediction']}; estimate {estimate}: **{h['verdict']}**."
@@ -543,8 +499,9 @@ def render(numbers: dict, text: dict) -> str:
         "last_n": f"{last['n_steps']:g}",
         "last": f"{last['eta_best']:.3g} [{last['low']:.3g}, {last['high']:.3g}]",
         "claims": claims_lines(numbers["claims"]),
-        "b400_first": f"{b400_rows[0]['ratio']:.1f}", "b400_last": f"{b400_rows[-1]['ratio']:.1f}",
-        "unarchived_both": not_archived(["eta-vs-n-long", "eta-vs-n-b400"]),
+        "b400_first": ratios(b400_rows[:1]), "b400_first_matched": f"{b400_rows[0]['matched']:g}",
+        "b400_last": ratios(b400_rows[-1:]), "table_b400": table_lines(b400),
+        "b25_first": ratios(b25_rows[:1]), "b25_last": ratios(b25_rows[-1:]),
         "scale_up": scale_up("more lengths past the breakpoint (a power law on 4 lengths is "
                              "exploratory by the rule used here: 5 or more, or an interval "
                              "narrower than b), and a finer eta grid (factor sqrt 2) narrows "
@@ -558,7 +515,7 @@ def main() -> None:
     draw(found["figures"])
     print(*(s for f in found["figures"].values() for s in f["summaries"]), sep="\n")
     numbers = as_written(found["numbers"])
-    write_findings("eta-vs-n", render(numbers, found["text"]), numbers)
+    write_findings("eta-vs-n", render(numbers), numbers)
 
 
 if __name__ == "__main__":

@@ -87,12 +87,11 @@ def second_guess_range(predictions: pd.DataFrame) -> list[float]:
 @pytest.mark.parametrize("script", list(SCRIPTS))
 def test_each_committed_findings_md_renders_from_its_findings_json(scripts, script):
     """findings.md is a view of findings.json: the render step, given the committed
-    numbers (and what the text quotes besides), writes the committed text byte for byte."""
+    numbers (and, for errors, the per-run range the text gives besides), writes the
+    committed text byte for byte."""
     module = __import__(script)
     numbers = committed(SCRIPTS[script])
-    if script == "eta_vs_n":
-        text = module.render(numbers, module.quoted_text())
-    elif script == "errors":
+    if script == "errors":
         restarts = Study.load(RESULTS / "restarts").predictions()
         text = module.render(numbers, {"second_guess_per_run": second_guess_range(restarts)})
     else:
@@ -182,7 +181,8 @@ def test_eta_vs_n_compute_gives_eta_best_and_the_paired_ratios_of_the_batch_size
     numbers = eta_vs_n.compute()["numbers"]
     b100, b25 = (pd.DataFrame(numbers[f"batch_{b}"]["eta_best"]).set_index("n_steps")
                  for b in (100, 25))
-    # the longest length of batch 100 comes from eta-vs-n-long's trials.parquet alone
+    # the longest length of batch 100, read from eta-vs-n-long's archived curves, gives the
+    # eta_best of its trials.parquet's final metrics alone
     alone = eta_vs_n.eta_best(scripts.final_runs("eta-vs-n-long")[eta_vs_n.COLUMNS],
                               stalled_at=eta_vs_n.STALLED_AT, small_sample=True)
     assert b100.loc[100_000, "eta_best"] == pytest.approx(
@@ -194,6 +194,6 @@ def test_eta_vs_n_compute_gives_eta_best_and_the_paired_ratios_of_the_batch_size
     expected = committed("eta-vs-n")
     assert numbers["summary"]["b"]["value"] == pytest.approx(
         expected["summary"]["b"]["value"], rel=1e-9)
-    assert numbers["batch_400"]["source"] == "quoted"
+    assert numbers["batch_400"]["n_runs"] == {"eta-vs-n-b400": 100}
     assert [h["verdict"] for h in numbers["batch_400"]["hypotheses"]] == [
         "inconclusive", "held"]

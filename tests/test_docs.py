@@ -39,7 +39,7 @@ def test_findings_table_numbers_are_read_from_the_results(tmp_path):
     for source in sources:
         (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "results" / source, tmp_path / source)
-    assert "b = 1.04 [1.00, 1.11]" in docs_gen.findings_table(tmp_path)
+    assert "b = 1.04 [0.97, 1.11]" in docs_gen.findings_table(tmp_path)
     path = tmp_path / "eta-vs-n" / "findings.json"
     found = json.loads(path.read_text())
     found["summary"]["b"] = {"value": 0.5, "low": 0.25, "high": 0.75}

@@ -12,18 +12,16 @@ one line on stderr naming the study or file (exit code 2), never a silent gap.
 
 A committed study without an archive (tests/test_committed_archives.py lists them) still
 has its trials.parquet: each run's final metrics, i.e. its value at the study's longest N
-(`final_runs`). What needs the other lengths or the test predictions of such a study is
-quoted from analysis/unarchived.json (`quoted`), computed while its runs were on the machine
-that made them, and the findings say so beside each such number.
+(`final_runs`); what needs its other lengths or its test predictions is left out, and
+the findings say so where it stands.
 
 Each script has three steps: `compute()` reads the results and returns the numbers
 (findings.json's content) with what the figures draw; `draw()` writes the figures;
 `render()` fills the script's template, analysis/templates/<script>.md (`render`, a
 string.Template), from the numbers as findings.json gives them back (`as_written`), so
 that findings.md gives no number findings.json does not hold, besides the few a script's
-compute step passes to its render step as "text" (eta_vs_n.py's quoted lengths, errors.py's
-range of per-run rates). `findings_json` is the one writer of findings.json: strict JSON,
-NaN and infinities as null.
+compute step passes to its render step as "text" (errors.py's range of per-run rates).
+`findings_json` is the one writer of findings.json: strict JSON, NaN and infinities as null.
 """
 
 from __future__ import annotations
@@ -49,7 +47,6 @@ from nnlab.study import archive as study_archive
 
 RESULTS = Path(os.environ.get("NNLAB_RESULTS")
                or Path(__file__).resolve().parent.parent / "results")
-UNARCHIVED = Path(__file__).resolve().parent / "unarchived.json"
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # each findings.md's text
 N_TEST = 10_000  # MNIST test images
 ALPHA = 0.05  # the level of every test, after Holm's adjustment within a finding
@@ -87,20 +84,6 @@ def final_runs(name: str) -> pd.DataFrame:
     trials = trials[trials["state"] == "COMPLETE"].copy()
     trials["n_steps"] = study.spec.base_config().n_steps
     return trials
-
-
-def quoted(name: str) -> dict:
-    """The numbers of an unarchived study kept in analysis/unarchived.json (see above)."""
-    found = json.loads(UNARCHIVED.read_text())
-    if name not in found:
-        raise NNLabError(f"{UNARCHIVED}: no quoted numbers for {name!r}")
-    return found[name]
-
-
-def not_archived(names: list[str]) -> str:
-    """The provenance note of numbers that rest on studies a clone cannot re-derive."""
-    return (f"quoted from analysis/{UNARCHIVED.name}, computed while the runs were present: "
-            f"the runs of {', '.join(names)} are not archived, so a clone cannot re-derive it")
 
 
 def bootstrap_p(boot: np.ndarray, null: float) -> float:

@@ -206,7 +206,11 @@ def render(numbers: dict, text: dict) -> str:
         "cnn": ci(cnn["second_guess_rate"], ".1f", 100, "%"),
         "cnn_both": ci(numbers[cnn_label]["run x image"]["second_guess_rate"], ".1f", 100, "%"),
         "rows": "\n".join(rows), "claims": claims_lines(numbers["claims"]),
-        "sets": ", ".join(labels), "left_out": ", ".join(numbers["left_out"]) or "none",
+        "sets": ", ".join(labels), "left_out": (
+            f"Left out, their predictions not archived: {', '.join(numbers['left_out'])}; the "
+            "earlier findings' numbers for them pooled predictions as independent draws and "
+            "are not quoted." if numbers["left_out"] else
+            "Left out: none; every study whose predictions this page reads is archived."),
         "scale_up": SCALE_UP,
     }
     return render_template("errors", values)

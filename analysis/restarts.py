@@ -2,12 +2,12 @@
 its spread shrink as N grows, how much of the spread is the finite test set, and which source
 of randomness (initial weights, data order) spreads the runs?
 
-results/restarts (100 seeds, N = 100..10^4, test predictions at 10^4) with the final metrics
-of results/restarts-long (the same runs at N = 10^5); the single-source studies
-results/restarts-init (archived, to 10^4), results/restarts-order (final metrics at 10^4)
-and results/restarts-init-long, results/restarts-order-long (final metrics at 10^5) ->
-results/restarts/findings.md, findings.json, findings/*.png. What needs the unarchived
-studies' other lengths or predictions is quoted from analysis/unarchived.json.
+results/restarts (100 seeds, N = 100..10^4, test predictions at 10^4) with
+results/restarts-long (the same runs carried on to N = 10^5, test predictions at 10^5); the
+single-source studies results/restarts-init and results/restarts-order (to 10^4) and
+results/restarts-init-long and results/restarts-order-long (to 10^5) -> results/restarts/
+findings.md, findings.json, findings/*.png. Each study is read at every length it evaluates
+from its archive, or at its end from its trials.parquet where it has none yet.
 
     python analysis/restarts.py
 """
@@ -27,9 +27,7 @@ from common import (
     final_runs,
     has_runs,
     load,
-    not_archived,
     p_text,
-    quoted,
     run,
     runs_by_length,
     scale_up,
@@ -59,12 +57,18 @@ ARMS = {"both": ("init + order", "restarts", "restarts-long"),
 EQUIVALENCE = 1.25  # a std ratio within [1/1.25, 1.25] counts as "no change" (stated margin)
 
 
+def study_runs(name: str) -> pd.DataFrame:
+    """One row per (run, N) of results/<name>: at every length it evaluates (its archive),
+    or at its end (trials.parquet) where it has no archive."""
+    return (runs_by_length(name) if has_runs(name) else final_runs(name))[COLUMNS]
+
+
 def arm_runs(short: str, long: str) -> pd.DataFrame:
-    """One row per (run, N): `short` at every length it evaluates (its archive) or at its
-    end (trials.parquet), and `long` at its end, N = 10^5."""
-    first = (runs_by_length(short) if has_runs(short) else final_runs(short))[COLUMNS]
-    return pd.concat([first.assign(study=short), final_runs(long)[COLUMNS].assign(study=long)],
-                     ignore_index=True)
+    """One row per (run, N): `short` at its lengths and `long` (the same runs carried on)
+    at its lengths beyond them (`study_runs`)."""
+    first, more = study_runs(short), study_runs(long)
+    more = more[more["n_steps"] > first["n_steps"].max()]
+    return pd.concat([first.assign(study=short), more.assign(study=long)], ignore_index=True)
 
 
 def at(runs: pd.DataFrame, n: int, metric: str = METRIC) -> pd.Series:
@@ -78,7 +82,7 @@ def compute() -> dict:
     runs = {key: arm_runs(short, long) for key, (_, short, long) in ARMS.items()}
     both = runs["both"][runs["both"]["status"] == "ok"]
     lengths = sorted(int(n) for n in both["n_steps"].unique())
-    short_n, longest = lengths[-2], lengths[-1]
+    short_n, longest = int(both.loc[both["study"] == "restarts", "n_steps"].max()), lengths[-1]
     family = Family("finding 2: restarts")
     claims = {}
 
@@ -113,8 +117,9 @@ def compute() -> dict:
     claims[f"mean test_acc at N = {longest} vs {short_n} (paired t)"] = (
         f"the mean test accuracy changes from N = {short_n} to {longest}")
 
-    # the finite test set at N = 10^4: runs and test images resampled (two-way)
+    # the finite test set at N = 10^4 and 10^5: runs and test images resampled (two-way)
     split = test_set_variance(load("restarts").predictions(), unit="run x example")
+    split_long = test_set_variance(load("restarts-long").predictions(), unit="run x example")
     split_init = test_set_variance(load("restarts-init").predictions(), unit="run x example")
 
     # the sources, at the two lengths every arm holds
@@ -128,8 +133,7 @@ def compute() -> dict:
             claims[name] = f"the spread with {ARMS[a][0]} differs from {ARMS[b][0]} at N = {n}"
             sources[(n, a, b)] = c
 
-    q = quoted("restarts-long")
-    middle = [r for r in q["variance_table"] if short_n < r["n_steps"] < longest]
+    middle = table[(table.index > short_n) & (table.index < longest)]
     row_short, row_long = table.loc[short_n], table.loc[longest]
     numbers = {
         "variance": variance.to_dict(),
@@ -137,9 +141,9 @@ def compute() -> dict:
                                "equivalence": equivalence.to_dict()},
         "normality": {str(n): t.to_dict() for n, t in tests.items()},
         "mean_change": {m: c.to_dict() for m, c in change.items()},
-        "test_set": {"restarts": split.to_dict(), "restarts-init": split_init.to_dict()},
+        "test_set": {"restarts": split.to_dict(), "restarts-long": split_long.to_dict(),
+                     "restarts-init": split_init.to_dict()},
         "sources": {f"{a} vs {b} N={n}": c.to_dict() for (n, a, b), c in sources.items()},
-        "quoted": {"restarts-long": {"std_between": middle, "test_set": q["test_set"]}},
         "claims": claims_table(family, claims),
         "family": family.to_dict(),
         "summary": {"std_short": {"n": short_n, "value": row_short["std"],
@@ -148,7 +152,8 @@ def compute() -> dict:
                                  "low": row_long["std_low"], "high": row_long["std_high"]},
                     "n_runs": int(spread.a.size), "plateau": bool(fit.plateau),
                     "p_zero": fit.p_zero, "distribution": split.distribution.to_dict(),
-                    "std_between": [r["std"] for r in middle]},
+                    "distribution_long": split_long.distribution.to_dict(),
+                    "std_between": middle["std"].tolist()},
     }
     figures = {"variance": variance, "split": split, "normality": tests[longest],
                "sources": {ARMS[key][0]: variance_vs_n(r[r["status"] == "ok"], metric=METRIC,
@@ -168,18 +173,24 @@ def draw(figures: dict) -> None:
                     figure_path("restarts", "sources.png"), binomial=variance.table)
 
 
+def spread_range(stds: list[float]) -> str:
+    """'0.0016-0.0018', or '~0.0017' where the stds agree to 4 decimals."""
+    low, high = f"{min(stds):.4f}", f"{max(stds):.4f}"
+    return f"~{low}" if low == high else f"{low}-{high}"
+
+
 def render(numbers: dict) -> str:
     """findings.md from findings.json's `numbers` (templates/restarts.md)."""
     table = numbers["variance"]["table"]
     lengths = [int(r["n_steps"]) for r in table]
-    short_n, longest = lengths[-2], lengths[-1]
-    row_short, row_long = table[-2], table[-1]
+    short_n, longest = numbers["summary"]["std_short"]["n"], lengths[-1]
+    row_short, row_long = table[lengths.index(short_n)], table[-1]
     fit = numbers["variance"]["fit"]
     comparison = numbers["spread_last_decade"]["comparison"]
     bound = numbers["spread_last_decade"]["equivalence"]["bound"]
     split, split_init = (numbers["test_set"][k] for k in ("restarts", "restarts-init"))
-    long_split = numbers["quoted"]["restarts-long"]["test_set"]
-    middle = numbers["quoted"]["restarts-long"]["std_between"]
+    long_split = numbers["test_set"]["restarts-long"]
+    middle = [r for r in table if short_n < r["n_steps"] < longest]
     normal = numbers["normality"]
     last = normal[str(longest)]
     rejected = [n for n, r in zip(normal, numbers["claims"][:len(normal)], strict=True)
@@ -187,7 +198,6 @@ def render(numbers: dict) -> str:
     change = numbers["mean_change"]
     difference = change[METRIC]["difference"]
     sources = numbers["sources"]
-    unarchived = not_archived(["restarts-long"])
 
     def source_ratios(n: int) -> str:
         return (f"N = {n}: std(init only) / std(order only) = "
@@ -201,7 +211,8 @@ def render(numbers: dict) -> str:
     binomial = np.sqrt(row_long["mean"] * (1 - row_long["mean"]) / N_TEST)
     values = {
         "n_seeds": max(r["n_runs"] for r in table),  # one run per seed at each N
-        "lengths_short": ", ".join(map(str, lengths[:-1])),
+        "lengths_short": ", ".join(str(n) for n in lengths if n <= short_n),
+        "lengths_long": ", ".join(str(n) for n in lengths if n > short_n),
         "first_n": lengths[0], "short_n": short_n, "longest": longest,
         "std_first": f"{table[0]['std']:.4f}",
         "std_short": interval(row_short, "std"), "std_long": interval(row_long, "std"),
@@ -210,7 +221,8 @@ def render(numbers: dict) -> str:
                            f"std at N = {longest} vs N = {short_n} (Pitman-Morgan)"),
         "std_between": ", ".join(f"{interval(r, 'std')} at N = {r['n_steps']:g}"
                                  for r in middle),
-        "unarchived": unarchived, "between_from": f"{middle[0]['n_steps']:g}",
+        "between_from": f"{middle[0]['n_steps']:g}",
+        "std_range": spread_range([r["std"] for r in [*middle, row_long]]),
         "fit_from": FLOOR_FIT_FROM, "floor": ci(fit["floor"], ".2e"),
         "floor_std": f"{np.sqrt(fit['floor']['value']):.4f}",
         "exponent": ci(fit["exponent"], ".2f"), "p_zero": f"{fit['p_zero']:.2g}",
@@ -227,9 +239,13 @@ def render(numbers: dict) -> str:
             "differ, not only their scores on this test set"
             if split["distribution"]["low"] > 0 else ": its CI holds 0"),
         "test_set_share": ci(split["share_test_set"], ".0f", 100, "%"),
-        "long_distribution": "{value:.2e} [{low:.2e}, {high:.2e}]".format(
-            **long_split["distribution"]),
-        "long_share": f"{100 * long_split['share_test_set']['value']:.0f}%",
+        "long_test_set": ci(long_split["test_set"], ".2e"),
+        "long_distribution": ci(long_split["distribution"], ".2e"),
+        "long_share": ci(long_split["share_test_set"], ".0f", 100, "%"),
+        "long_distribution_reading": (
+            "its CI excludes 0" if long_split["distribution"]["low"] > 0 else
+            "its CI holds 0: at this length the runs' population accuracies are not told apart "
+            "from what the finite test set alone gives"),
         "n_lengths": len(normal), "n_normal": last["n"],
         "rejected": (f"rejects at N = {', '.join(rejected)}; " if rejected
                      else "no rejection at any N; "),
@@ -247,7 +263,7 @@ def render(numbers: dict) -> str:
         "table": "\n".join(
             f"| {r['n_steps']:g} | {r['n_runs']} | {interval(r, 'mean')} | "
             f"{interval(r, 'std')} | {np.sqrt(r['mean'] * (1 - r['mean']) / N_TEST):.4f} | "
-            f"{'restarts-long (final)' if r['n_steps'] == longest else 'restarts'} |"
+            f"{'restarts-long' if r['n_steps'] > short_n else 'restarts'} |"
             for r in table),
         "scale_up": scale_up(
             "more seeds: the std CIs shrink as 1/sqrt(seeds), the normality tests gain "

@@ -81,10 +81,10 @@ def _restarts(results: Path) -> tuple[str, str, str, str]:
     short, long = summary["std_short"], summary["std_long"]
     between = summary["std_between"]
     answer = (f"It stays at std ~{sum(between + [long['value']]) / (len(between) + 1):.4f} "
-              f"from N = 17783 to {_steps(long['n'])} (N = 17783..56234 quoted: not archived); "
-              "the runs' population accuracies differ (distribution-wise variance "
-              f"{_ci(summary['distribution'], '.1e')} at N = {_steps(short['n'])}, "
-              "two-way CI)")
+              f"from N = 17783 to {_steps(long['n'])}; the distribution-wise variance (of the "
+              f"runs' population accuracies) is {_ci(summary['distribution'], '.1e')} at N = "
+              f"{_steps(short['n'])} and {_ci(summary['distribution_long'], '.1e')} at "
+              f"{_steps(long['n'])} (two-way CIs)")
     key = (f"std {_ci(long, '.4f')} at N = {_steps(long['n'])} vs {_ci(short, '.4f')} at "
            f"{_steps(short['n'])} ({summary['n_runs']} runs)")
     return answer, key, "exploratory", _survivors(found)

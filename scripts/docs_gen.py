@@ -151,8 +151,8 @@ def _tstar(results: Path) -> tuple[str, str, str, str]:
     answer = (f"Partly: val_acc peaks at eta x step = {_ci(summary['t_star_small'], '.2g')} "
               "for the etas that are best at N = 10^4..10^5, finding 1's eta_best x N; but "
               f"the peak time grows with eta (slope {_ci(summary['slope'], '.2f')} in log-log)"
-              ", so a peak time read at large etas predicts eta_best at longer N "
-              f"{forward['value']:.2f}x off (held out)")
+              ", so a peak time read at large etas predicts an eta_best "
+              f"{1 / forward['value']:.1f}x too large at longer N (held out)")
     key = (f"measured / predicted eta_best {_ci(forward, '.2f')} (N = 17783..10^5, 10 seeds)")
     status = (f"exploratory; weight decay confirmatory: primary {summary['primary']}; "
               f"{verdicts.count('held')} of {len(verdicts)} predictions held")

@@ -144,6 +144,21 @@ def _crossed(results: Path) -> tuple[str, str, str, str]:
     return answer, key, status, _survivors(found)
 
 
+def _tstar(results: Path) -> tuple[str, str, str, str]:
+    found = _load(results / "eta-vs-n-wd" / "findings.json")
+    summary, verdicts = found["summary"], [h["verdict"] for h in found["hypotheses"]]
+    forward = summary["forward_ratio"]
+    answer = (f"Partly: val_acc peaks at eta x step = {_ci(summary['t_star_small'], '.2g')} "
+              "for the etas that are best at N = 10^4..10^5, finding 1's eta_best x N; but "
+              f"the peak time grows with eta (slope {_ci(summary['slope'], '.2f')} in log-log)"
+              ", so a peak time read at large etas predicts an eta_best "
+              f"{1 / forward['value']:.1f}x too large at longer N (held out)")
+    key = (f"measured / predicted eta_best {_ci(forward, '.2f')} (N = 17783..10^5, 10 seeds)")
+    status = (f"exploratory; weight decay confirmatory: primary {summary['primary']}; "
+              f"{verdicts.count('held')} of {len(verdicts)} predictions held")
+    return answer, key, status, _survivors(found)
+
+
 ROWS = [  # question, its numbers, where the details are, one figure
     ("Which constant learning rate is best for a training length of N steps?", _learning_rate,
      "[eta-vs-n](results/eta-vs-n/findings.md)", "results/eta-vs-n/findings/eta_best_all.png"),
@@ -161,6 +176,9 @@ ROWS = [  # question, its numbers, where the details are, one figure
     ("Where does the spread of restarts come from: the initial weights, the data order, "
      "or both together?", _crossed, "[crossed-seeds](results/crossed-seeds/findings.md)",
      "results/crossed-seeds/findings/components.png"),
+    ("Why does eta_best fall as 1/N: does validation accuracy peak at one learning-rate "
+     "time eta x step?", _tstar, "[eta-vs-n-wd](results/eta-vs-n-wd/findings.md)",
+     "results/eta-vs-n-wd/findings/peak_time.png"),
 ]
 
 

@@ -80,8 +80,8 @@ __all__ = [
     "tost_std_ratio",
 ]
 
-# What eta_best's seed CI does not know (estimator, grid, breakpoints) and variance floors
-# that hold at the boundary.
+# What eta_best's seed CI does not know (estimator, grid, breakpoints), variance floors
+# that hold at the boundary, and the learning-rate time of the validation peak.
 from nnlab.analysis.breakpoint import (  # noqa: E402
     BrokenPowerLawFit,
     ExtrapolationCheck,
@@ -91,15 +91,25 @@ from nnlab.analysis.breakpoint import (  # noqa: E402
 from nnlab.analysis.eta_path import EtaPathResult, eta_path  # noqa: E402
 from nnlab.analysis.eta_sensitivity import SensitivityResult, eta_sensitivity  # noqa: E402
 from nnlab.analysis.floor import ProfileFloorFit  # noqa: E402
+from nnlab.analysis.peak_time import (  # noqa: E402
+    EtaBestPrediction,
+    PeakTimeResult,
+    peak_time,
+    predict_eta_best,
+)
 
 __all__ += [
     "BrokenPowerLawFit",
+    "EtaBestPrediction",
     "EtaPathResult",
     "ExtrapolationCheck",
+    "PeakTimeResult",
     "ProfileFloorFit",
     "SensitivityResult",
     "eta_path",
     "eta_sensitivity",
     "extrapolation_check",
     "fit_broken_power_law",
+    "peak_time",
+    "predict_eta_best",
 ]

@@ -260,14 +260,13 @@ class _StackedSgd:
                        if run.config.noise == kind] for kind in ("grad", "weight")}
 
     def step(self, step: int) -> None:
+        stack = self.stack
         drawn = {seed: self._draw(rng, draws) for seed, (rng, draws) in self.streams.items()}
         self._add_noise("grad", step, drawn)
-        if self._noisy["weight"]:  # its noise joins the updates before they are added
-            self.stack.scale_grads(self._rates(step))
-            self._add_noise("weight", step, drawn)
-            self.stack.add_grads()
-        else:
-            self.stack.add_scaled_grads(self._rates(step))
+        stack.scale_grads(self._rates(step))
+        self._add_noise("weight", step, drawn)
+        stack.W0 += stack.grad_W0
+        stack.rest += stack.grad_rest
 
     def _rates(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """-eta(step) of every run as factors of the stack's grads (kept while constant)."""

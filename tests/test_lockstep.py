@@ -215,32 +215,6 @@ def test_scaling_each_runs_grads_by_its_factor(sizes):
                 np.testing.assert_array_equal(mine[key], theirs[key])
 
 
-@pytest.mark.parametrize("sizes", [[784, 36, 16, 10], [12, 8, 3]])
-def test_adding_scaled_grads_block_by_block(sizes):
-    """add_scaled_grads: each run's params plus its factor times its grads, rounded after
-    the product and after the sum as a run's step rounds them (in blocks of W0's rows)."""
-    rng = np.random.default_rng(1)
-    stack = StackedMLP([MLP(sizes, seed=seed) for seed in range(11)])
-    stack.grad_W0[...] = rng.standard_normal(stack.grad_W0.shape)
-    stack.grad_rest[...] = rng.standard_normal(stack.grad_rest.shape)
-    etas = rng.uniform(0.01, 3, 11)
-    expected = []
-    for i, eta in enumerate(etas):
-        model = MLP(sizes)
-        stack.copy_to(i, model)
-        stack.copy_to(i, model, grads=True)
-        for layer, grads in zip(model.params, model.grads, strict=True):
-            for key in layer:
-                grads[key] *= np.float32(eta)
-                layer[key] -= grads[key]
-        expected.append(model.params)
-    stack.add_scaled_grads(stack.run_factors(list(-etas)))
-    for i in range(11):
-        for mine, theirs in zip(stack.member_params(i), expected[i], strict=True):
-            for key in mine:
-                np.testing.assert_array_equal(mine[key], theirs[key])
-
-
 def test_group_keys():
     key = group_key(BASE)
     assert key is not None

@@ -109,14 +109,10 @@ class StackedMLP:
         n_in, n_1 = self.sizes[0], self.sizes[1]
         n_rest = sum(a * b + b for a, b in zip(self.sizes[1:-1], self.sizes[2:], strict=True))
         self.k = k
-        n_W0 = (n_in + 1) * k * n_1
-        # W0 and rest are views of one array (and their grads of another): one update pass
-        self._flat_params: np.ndarray = np.empty(n_W0 + k * n_rest, self.dtype)
-        self._flat_grads = np.empty_like(self._flat_params)
-        self.W0 = self._flat_params[:n_W0].reshape(n_in + 1, k * n_1)
-        self.rest = self._flat_params[n_W0:].reshape(k, n_rest)
-        self.grad_W0 = self._flat_grads[:n_W0].reshape(self.W0.shape)
-        self.grad_rest = self._flat_grads[n_W0:].reshape(self.rest.shape)
+        self.W0: np.ndarray = np.empty((n_in + 1, k * n_1), self.dtype)
+        self.rest: np.ndarray = np.empty((k, n_rest), self.dtype)
+        self.grad_W0 = np.empty_like(self.W0)
+        self.grad_rest = np.empty_like(self.rest)
         self.layers = self._layers(self.W0, self.rest)
         self.grad_layers = self._layers(self.grad_W0, self.grad_rest)
         self._members = [self._member(self.layers, i) for i in range(k)]
@@ -125,10 +121,6 @@ class StackedMLP:
         # and biases as their products take them, (k, 1, n_{l+1})
         self._transposed_W = [W.transpose(0, 2, 1) for W, _ in self.layers[1:]]
         self._bias_rows = [b[:, None] for _, b in self.layers[1:]]
-        factor_size = self._factor_rows() * self.W0.shape[1]  # see run_factors
-        self._W0_blocks = list(zip(self.W0.reshape(-1, factor_size),
-                                   self.grad_W0.reshape(-1, factor_size), strict=True)
-                               ) if k else []
         self._passes: dict[int, _Pass] = {}
         self._logits: dict[int, np.ndarray] = {}
         self._wide_exact: dict[tuple[int, bool], bool] = {}
@@ -202,21 +194,6 @@ class StackedMLP:
         blocks = self.grad_W0.reshape(-1, W0_factors.size)  # a view
         np.multiply(blocks, W0_factors, out=blocks)
         self.grad_rest *= rest_factors
-
-    def add_grads(self) -> None:
-        """Add the grads (the updates made of them) to the params."""
-        self._flat_params += self._flat_grads
-
-    def add_scaled_grads(self, factors: tuple[np.ndarray, np.ndarray]) -> None:
-        """`scale_grads(factors)` then `add_grads()` (the same operations on each element),
-        block by block of W0's rows: each block of grads is added while it is still in the
-        cache (W0 and its grads, 2 x 1.2 MB for 11 runs of 784-36, do not fit in L2)."""
-        W0_factors, rest_factors = factors
-        for params, grads in self._W0_blocks:
-            np.multiply(grads, W0_factors, out=grads)
-            params += grads
-        self.grad_rest *= rest_factors
-        self.rest += self.grad_rest
 
     def _runs(self, wide: np.ndarray) -> np.ndarray:
         """A wide array (rows, k * n) as the stack of its runs' blocks, (k, rows, n): a view."""

@@ -1,7 +1,7 @@
 """CPU time of a lockstep group's training steps: this checkout's code against a revision's.
 
-    .venv/bin/python benchmarks/bench_lockstep_step.py [--against HEAD] [--steps 200]
-        [--windows 15] [--seed 0] [--profile]
+    .venv/bin/python benchmarks/bench_lockstep_step.py [--against HEAD] [--steps 1]
+        [--windows 2000] [--seed 0] [--profile]
 
 The group of bench_lockstep.py's eta sweep for one seed (seed-000's network, 784-36-16-10
 sigmoid, batch 100 on full MNIST, the 11 learning rates 0.125 .. 128) is trained twice in
@@ -11,8 +11,11 @@ The two groups advance in windows of --steps training steps (no evaluations), al
 (old, new, new, old, ...) so that both see the same load; each window is timed in this
 process's CPU time (`time.process_time`: other processes on a busy machine do not count,
 wall time would). Both groups train the same runs from the same start, so window w covers
-the same steps in both, and their losses are checked equal bit for bit (the learning rates
-from 32 on diverge and leave the groups, the same step in both).
+the same steps in both, and their losses are checked equal bit for bit. A run leaves both
+groups after the step where it leaves the study's group: a first training of the group with
+bench_lockstep.py's evaluation steps finds when (the learning rates that diverge end at the
+evaluation that sees it). On a busy machine, windows of one step alternate best: the CPU
+time of a step varies by 2x there from one moment to the next.
 
 Prints per variant the median CPU time per step over the windows with its range, the ratio
 of the medians old / new and the median and range of the ratios of each window's pair.
@@ -33,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_lockstep import ETAS, EVAL_STEPS
 from threadpoolctl import threadpool_limits
 
 from nnlab import lockstep
 from nnlab.data import load_mnist
 from nnlab.train import TrainConfig, get_preset
 
-ETAS = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,7 +70,9 @@ def lockstep_at(revision: str) -> types.ModuleType:
 
 def eta_sweep(seed: int, n_steps: int) -> list[TrainConfig]:
     """One seed's runs of the eta sweep (bench_lockstep.py's), n_steps long."""
-    base = get_preset("seed-000").replace(batch_size=100, n_steps=n_steps, seed=seed)
+    base = get_preset("seed-000").replace(
+        batch_size=100, n_steps=n_steps, seed=seed,
+        eval_steps=[s for s in EVAL_STEPS if s < n_steps] + [n_steps])
     return [base.replace(eta=eta) for eta in ETAS]
 
 
@@ -79,11 +84,26 @@ def window(group: Any, first: int, stop: int) -> tuple[float, dict[int, list[flo
     return seconds, {i: losses for i, (losses, _) in stepped.items()}
 
 
+def leave(group: Any, lengths: list[int], stop: int) -> None:
+    """Take the runs out of `group` that have trained their `lengths` by step `stop`."""
+    group._drop([i for i in group.active if lengths[i] <= stop])
+
+
+def profile(group: Any, lengths: list[int], steps: int, windows: int) -> None:
+    """Print cProfile's table (CPU time, by own time) of `group`'s windows of steps."""
+    profiler = cProfile.Profile(time.process_time)
+    for w in range(windows):
+        profiler.runcall(group._run, w * steps, (w + 1) * steps, False)
+        leave(group, lengths, (w + 1) * steps)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", default="HEAD", help="git revision (default HEAD)")
-    parser.add_argument("--steps", type=int, default=200, help="steps a window (200)")
-    parser.add_argument("--windows", type=int, default=15, help="windows a variant (15)")
+    parser.add_argument("--steps", type=int, default=1, help="steps a window (1)")
+    parser.add_argument("--windows", type=int, default=2000,
+                        help="windows a variant (2000)")
     parser.add_argument("--seed", type=int, default=0, help="the runs' seed (0)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile this checkout's group instead")
@@ -92,11 +112,10 @@ def main() -> None:
     configs = eta_sweep(args.seed, args.steps * args.windows)
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore",
                                                   divide="ignore"):
+        lengths = [run.metrics["n_steps"] for run in lockstep.train_group(configs, data)]
         if args.profile:
-            group = lockstep._Group(configs, data, [None] * len(configs))
-            profile = cProfile.Profile(time.process_time)
-            profile.runcall(group._run, 0, args.steps * args.windows, False)
-            pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+            profile(lockstep._Group(configs, data, [None] * len(configs)), lengths,
+                    args.steps, args.windows)
             return
         variants = {"old": lockstep_at(args.against), "new": lockstep}
         groups = {name: module._Group(configs, data, [None] * len(configs))
@@ -108,6 +127,7 @@ def main() -> None:
             for name in ("old", "new") if w % 2 == 0 else ("new", "old"):
                 cpu, losses[name] = window(groups[name], first, stop)
                 seconds[name].append(cpu / args.steps)
+                leave(groups[name], lengths, stop)
             if losses["old"] != losses["new"]:
                 raise SystemExit(f"window {w}: the losses differ between old and new")
             done = w + 1

@@ -109,7 +109,8 @@ def train_group(configs: Sequence[TrainConfig], data: Dataset,
     if not configs or None in keys or len(keys) > 1:
         raise ConfigError("train_group.configs", "TrainConfigs that share one group_key (an "
                           "MLP's architecture, batch size > 1, length, evaluation steps and "
-                          "data order)", shown=f"{len(configs)} of {len(keys)} keys"
+                          "data order)", shown="no configs" if not configs else
+                          f"{len(configs)} configs of {len(keys)} keys"
                           + (" (some do not train in lockstep)" if None in keys else ""))
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore",
                                                   divide="ignore"):

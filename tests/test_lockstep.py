@@ -233,11 +233,12 @@ def test_group_keys():
 
 def test_train_group_refuses_runs_of_different_groups(data):
     with pytest.raises(ConfigError, match=r"^train_group.configs: expected TrainConfigs that "
-                       r"share one group_key .*, got 2 of 2 keys$"):
+                       r"share one group_key .*, got 2 configs of 2 keys$"):
         train_group([BASE, BASE.replace(seed=1)], data)
-    with pytest.raises(ConfigError, match=r"got 1 of 1 keys \(some do not train in lockstep\)$"):
+    with pytest.raises(ConfigError, match=r"got 1 configs of 1 keys \(some do not train in "
+                       r"lockstep\)$"):
         train_group([BASE.replace(batch_size=1)], data)
-    with pytest.raises(ConfigError, match="got 0 of 0 keys$"):
+    with pytest.raises(ConfigError, match="got no configs$"):
         train_group([], data)
 
 

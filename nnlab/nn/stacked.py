@@ -117,8 +117,8 @@ class StackedMLP:
         self.grad_layers = self._layers(self.grad_W0, self.grad_rest)
         self._members = [self._member(self.layers, i) for i in range(k)]
         self._member_grads = [self._member(self.grad_layers, i) for i in range(k)]
-        # the later layers' weights as their input gradients take them, (k, n_{l+1}, n_l),
-        # and biases as their products take them, (k, 1, n_{l+1})
+        # the later layers' weights as the products for their input gradients take them,
+        # (k, n_{l+1}, n_l), and their biases as added to their products, (k, 1, n_{l+1})
         self._transposed_W = [W.transpose(0, 2, 1) for W, _ in self.layers[1:]]
         self._bias_rows = [b[:, None] for _, b in self.layers[1:]]
         self._passes: dict[int, _Pass] = {}
@@ -309,13 +309,16 @@ class StackedMLP:
 
 
 class _Pass:
-    """The arrays of a stack's passes over batches of `rows` rows, reused from pass to pass
-    (fresh large arrays each pass would cost page faults), with the views of them that its
-    products take: the first layer's product `z0` (rows, k * n_1) (and `narrow_z0`, (rows,
-    n_1), where it is made run by run, else None); each hidden layer's
-    activations, a later layer's `inputs` (the first wide (rows, k * n_1), the others (k,
-    rows, n_l)) with their `input_runs` (k, rows, n_l); the later layers' `products` (k,
-    rows, n_{l+1}); and those of the backward pass (`backward`)."""
+    """The arrays of a stack's passes over batches of `rows` rows (training batches,
+    evaluation chunks), made once and reused from pass to pass (fresh large arrays each
+    pass would cost page faults), with the views of them that the products take:
+
+    - `z0`: the first layer's product, wide (rows, k * n_1); `narrow_z0` (rows, n_1) where
+      it is made run by run, else None;
+    - `inputs`: the hidden layers' activations, the later layers' inputs (the first wide
+      (rows, k * n_1), the others (k, rows, n_l)), and `input_runs`, all (k, rows, n_l);
+    - `products`: the later layers' products (k, rows, n_{l+1});
+    - `backward()`: the arrays of the backward pass."""
 
     def __init__(self, stack: StackedMLP, rows: int) -> None:
         self.stack, self.rows = stack, rows
@@ -355,8 +358,8 @@ class _Backward:
                                 for index, a in enumerate(self.grad_inputs)]
         self.deltas = [np.empty_like(a) for a in arrays.inputs]
         self.transposed_inputs = [a.transpose(0, 2, 1) for a in arrays.input_runs]
-        self.wide_logits_grad: np.ndarray = np.empty((arrays.rows, 0 if arrays.inputs else
-                                          stack.k * stack.n_classes), stack.dtype)
+        self.wide_logits_grad: np.ndarray = np.empty(
+            (arrays.rows, 0 if arrays.inputs else stack.k * stack.n_classes), stack.dtype)
         self.narrow_grad_W0: np.ndarray | None = (
             None if stack._wide(arrays.rows, gradient=True)
             else np.empty((stack.sizes[0], stack.sizes[1]), stack.dtype))

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from nnlab import optim
 from nnlab.datasets import Dataset
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 from nnlab.nn.model import MLP, Sequential
 from nnlab.nn.stacked import StackedMLP
 from nnlab.run import Run
@@ -102,15 +102,16 @@ def train_group(configs: Sequence[TrainConfig], data: Dataset,
     configs = list(configs)
     on_evals = [None] * len(configs) if on_evals is None else list(on_evals)
     if len(on_evals) != len(configs):
-        raise NNLabError(f"train_group: expected one on_eval per config ({len(configs)}), "
-                         f"got {len(on_evals)}")
+        raise ConfigError("train_group.on_evals", f"one on_eval per config ({len(configs)})",
+                          shown=f"{len(on_evals)}")
     keys = {group_key(config) if isinstance(config, TrainConfig) else None
             for config in configs}
     if not configs or None in keys or len(keys) > 1:
-        raise NNLabError("train_group: expected TrainConfigs that share one group_key (an "
-                         "MLP's architecture, batch size > 1, length, evaluation steps and "
-                         f"data order), got {len(configs)} of {len(keys)} keys"
-                         + (" (some do not train in lockstep)" if None in keys else ""))
+        raise ConfigError("train_group.configs", "TrainConfigs that share one group_key (an "
+                          "MLP's architecture, batch size > 1, length, evaluation steps and "
+                          "data order)", shown="no configs" if not configs else
+                          f"{len(configs)} configs of {len(keys)} keys"
+                          + (" (some do not train in lockstep)" if None in keys else ""))
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore",
                                                   divide="ignore"):
         return _Group(configs, data, on_evals).train()
@@ -146,8 +147,9 @@ class _Group:
         while self.active:
             segment = segments[self.active[0]]
             if any(segments[i] != segment for i in self.active):
-                raise NNLabError(f"train_group: runs of one group asked for different steps "
-                                 f"({sorted(set(segments[i] for i in self.active))})")
+                # their configs share the length and evaluation steps (group_key)
+                raise RuntimeError(f"train_group: runs of one group asked for different "
+                                   f"steps ({sorted(set(segments[i] for i in self.active))})")
             stepped = self._run(*segment)
             self.evaluation_due = segment[2]  # the segment ends at an evaluation step
             for i, result in stepped.items():

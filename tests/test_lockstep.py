@@ -9,7 +9,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from nnlab.datasets import Dataset, Split
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 from nnlab.lockstep import group_key, train_group
 from nnlab.nn import MLP
 from nnlab.nn import stacked as stacked_module
@@ -140,7 +140,8 @@ def test_each_run_sees_its_own_evaluations_and_one_stopped_by_them_drops_out(dat
     assert grouped[1].metrics["n_steps"] == 30
     assert rows["0"] == rows["0 alone"] and [row["step"] for row in rows["0"]] == [0, 7, 30, 120]
     assert rows["1"] == rows["1 alone"] and [row["step"] for row in rows["1"]] == [0, 7, 30]
-    with pytest.raises(NNLabError, match="one on_eval per config"):
+    with pytest.raises(ConfigError, match=r"^train_group.on_evals: expected one on_eval per "
+                       r"config \(3\), got 1$"):
         train_group(configs, data, [None])
 
 
@@ -185,8 +186,14 @@ def test_stacked_members_are_views_and_copies_round_trip():
     stack.keep([2, 1])
     np.testing.assert_array_equal(stack.member_params(0)[0]["W"], models[2].params[0]["W"])
     assert stack.member_params(1)[1]["W"][0, 0] == 7.0
-    with pytest.raises(NNLabError, match="one architecture"):
+    with pytest.raises(ConfigError, match=r"^StackedMLP.models: expected MLPs of one "
+                       r"architecture, head and dtype, got model 1 of sizes \[784, 32, 10\] "
+                       r"\(model 0: \[784, 36, 10\]\)$"):
         StackedMLP([MLP([784, 36, 10]), MLP([784, 32, 10])])
+    with pytest.raises(ConfigError, match=r"got model 2 of dtype float64 \(model 0: float32\); "
+                       r"activations \['Tanh'\] \(model 0: \['Sigmoid'\]\)$"):
+        StackedMLP([MLP([12, 8, 3]), MLP([12, 8, 3]),
+                    MLP([12, 8, 3], activation="tanh", dtype="float64")])
 
 
 @pytest.mark.parametrize("sizes", [[784, 36, 16, 10], [12, 8, 3], [784, 10]])
@@ -225,11 +232,13 @@ def test_group_keys():
 
 
 def test_train_group_refuses_runs_of_different_groups(data):
-    with pytest.raises(NNLabError, match="one group_key"):
+    with pytest.raises(ConfigError, match=r"^train_group.configs: expected TrainConfigs that "
+                       r"share one group_key .*, got 2 configs of 2 keys$"):
         train_group([BASE, BASE.replace(seed=1)], data)
-    with pytest.raises(NNLabError, match="one group_key"):
+    with pytest.raises(ConfigError, match=r"got 1 configs of 1 keys \(some do not train in "
+                       r"lockstep\)$"):
         train_group([BASE.replace(batch_size=1)], data)
-    with pytest.raises(NNLabError, match="one group_key"):
+    with pytest.raises(ConfigError, match="got no configs$"):
         train_group([], data)
 
 

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nnlab.errors import NNLabError
+from nnlab.errors import ConfigError
 from nnlab.nn.activations import Activation, Sigmoid, sigmoid
 from nnlab.nn.model import EVAL_CHUNK, MLP
 from nnlab.nn.threads import blas_threads
@@ -70,6 +70,15 @@ def wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: type,
                                blas_threads() if threads is None else threads)
 
 
+def _traits(model: MLP, first: MLP) -> list[tuple[str, object, object]]:
+    """(name, model's, first's) of what the models of one stack share."""
+    return [("sizes", model.sizes, first.sizes),
+            ("dtype", np.dtype(model.dtype).name, np.dtype(first.dtype).name),
+            ("head", vars(model.head), vars(first.head)),
+            ("activations", [type(a).__name__ for a in model.hidden_activations],
+             [type(a).__name__ for a in first.hidden_activations])]
+
+
 class StackedMLP:
     """The MLPs `models` (one architecture, head and dtype) as one computation on shared
     batches. Their parameters are copied in (`member_params` are run i's as views; the
@@ -77,13 +86,12 @@ class StackedMLP:
 
     def __init__(self, models: Sequence[MLP]) -> None:
         first = models[0]
-        for model in models:
-            if (model.sizes != first.sizes or model.dtype != first.dtype
-                    or vars(model.head) != vars(first.head)
-                    or [type(a) for a in model.hidden_activations]
-                    != [type(a) for a in first.hidden_activations]):
-                raise NNLabError("StackedMLP: expected MLPs of one architecture, head and "
-                                 "dtype")
+        for i, model in enumerate(models):
+            differences = [f"{name} {mine} (model 0: {theirs})"
+                           for name, mine, theirs in _traits(model, first) if mine != theirs]
+            if differences:
+                raise ConfigError("StackedMLP.models", "MLPs of one architecture, head and "
+                                  "dtype", shown=f"model {i} of {'; '.join(differences)}")
         self.sizes, self.dtype, self.head = first.sizes, first.dtype, first.head
         self.n_classes = first.n_classes
         self.activations: list[Activation] = [copy.deepcopy(a)
@@ -109,7 +117,12 @@ class StackedMLP:
         self.grad_layers = self._layers(self.grad_W0, self.grad_rest)
         self._members = [self._member(self.layers, i) for i in range(k)]
         self._member_grads = [self._member(self.grad_layers, i) for i in range(k)]
-        self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+        # the later layers' weights as the products for their input gradients take them,
+        # (k, n_{l+1}, n_l), and their biases as added to their products, (k, 1, n_{l+1})
+        self._transposed_W = [W.transpose(0, 2, 1) for W, _ in self.layers[1:]]
+        self._bias_rows = [b[:, None] for _, b in self.layers[1:]]
+        self._passes: dict[int, _Pass] = {}
+        self._logits: dict[int, np.ndarray] = {}
         self._wide_exact: dict[tuple[int, bool], bool] = {}
 
     def _layers(self, W0: np.ndarray, rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -186,13 +199,12 @@ class StackedMLP:
         """A wide array (rows, k * n) as the stack of its runs' blocks, (k, rows, n): a view."""
         return wide.reshape(len(wide), self.k, -1).transpose(1, 0, 2)
 
-    def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A reused array for `key` of `shape` (one per shape: training and evaluation
-        passes differ in rows; fresh large arrays each pass would cost page faults)."""
-        buffer = self._buffers.get((key, shape))
-        if buffer is None:
-            buffer = self._buffers[(key, shape)] = np.empty(shape, self.dtype)
-        return buffer
+    def _pass(self, rows: int) -> _Pass:
+        """The arrays of the passes over `rows` rows."""
+        arrays = self._passes.get(rows)
+        if arrays is None:
+            arrays = self._passes[rows] = _Pass(self, rows)
+        return arrays
 
     # --- passes ---------------------------------------------------------------------------
 
@@ -205,85 +217,75 @@ class StackedMLP:
                                                        self.threads)
         return self._wide_exact[key]
 
-    def _first_product(self, x: np.ndarray) -> np.ndarray:
+    def _first_product(self, x: np.ndarray, arrays: _Pass) -> np.ndarray:
         """x @ W0 of every run, wide (rows, k * n_1): one wide product, or k narrow
         products where the wide one would round differently."""
-        rows, n_1 = len(x), self.sizes[1]
-        W0 = self.layers[0][0]
-        z = self._buffer("z0", (rows, self.k * n_1))
-        if self._wide(rows, gradient=False):
+        W0, z, out = self.layers[0][0], arrays.z0, arrays.narrow_z0
+        if out is None:
             return np.matmul(x, W0, out=z)
-        out = self._buffer("z0_run", (rows, n_1))
+        n_1 = self.sizes[1]
         for i in range(self.k):
             columns = slice(i * n_1, (i + 1) * n_1)
             np.matmul(x, np.ascontiguousarray(W0[:, columns]), out=out)
             z[:, columns] = out
         return z
 
-    def _activate(self, index: int, z: np.ndarray) -> np.ndarray:
-        """Hidden activation `index` of z (wide or a stack) into an array of its shape."""
-        out = self._buffer(f"a{index}", z.shape)
-        activation = self.activations[index]
-        if isinstance(activation, Sigmoid):  # its form depends on the size of one run's array
-            sigmoid(z, out, size=z.size // self.k)
-        else:
-            activation.apply(z, out)
-        return out
-
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Logits (k, rows, K) of x: (rows, n_in), and each later layer's input: the first
-        layer's activations wide (rows, k * n_1), the others (k, rows, n_l); as a run's Dense
-        and Activation layers compute them (the same in train and eval mode); valid until
-        the next pass of as many rows."""
-        (_, b0), *later = self.layers
-        z = self._first_product(x)
-        z += b0
-        inputs: list[np.ndarray] = []
-        for index, (W, b) in enumerate(later):
-            a = self._activate(index, z)
-            inputs.append(a)
-            z = np.matmul(self._runs(a) if index == 0 else a, W,
-                          out=self._buffer(f"z{index + 1}", (self.k, len(x), W.shape[2])))
-            z += b[:, None]
-        return (z if later else self._runs(z)), inputs
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, _Pass]:
+        """Logits (k, rows, K) of x: (rows, n_in), and the pass's arrays, which hold each
+        later layer's input: the first layer's activations wide (rows, k * n_1), the others
+        (k, rows, n_l); as a run's Dense and Activation layers compute them (the same in
+        train and eval mode); valid until the next pass of as many rows."""
+        arrays = self._pass(len(x))
+        z = self._first_product(x, arrays)
+        z += self.layers[0][1]
+        for index, (W, _) in enumerate(self.layers[1:]):
+            a = arrays.inputs[index]
+            activation = self.activations[index]
+            if isinstance(activation, Sigmoid):  # its form depends on one run's array size
+                sigmoid(z, a, size=arrays.run_sizes[index])
+            else:
+                activation.apply(z, a)
+            z = np.matmul(arrays.input_runs[index], W, out=arrays.products[index])
+            z += self._bias_rows[index]
+        return (z if arrays.products else self._runs(z)), arrays
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Train mode: the batch-mean loss of every run, (k,) float64, on x: (batch, n_in)
         of the model dtype and y: (batch,) int labels; fills the grads."""
-        z, inputs = self._forward(x)
+        z, arrays = self._forward(x)
         losses, grad, _ = self.head.stacked_loss_and_grad(z, y)  # grad: (k, batch, K)
         assert grad is not None  # with_grad
-        for index in range(len(inputs), 0, -1):
-            a = inputs[index - 1]
-            a_runs = self._runs(a) if index == 1 else a
-            (W, _), (grad_W, grad_b) = self.layers[index], self.grad_layers[index]
-            np.matmul(a_runs.transpose(0, 2, 1), grad, out=grad_W)
+        backward = arrays.backward()
+        for index in range(len(arrays.inputs), 0, -1):
+            grad_W, grad_b = self.grad_layers[index]
+            np.matmul(backward.transposed_inputs[index - 1], grad, out=grad_W)
             np.add.reduce(grad, axis=1, out=grad_b)
-            grad_a = self._buffer(f"grad_a{index}", a.shape)
-            np.matmul(grad, W.transpose(0, 2, 1),
-                      out=self._runs(grad_a) if index == 1 else grad_a)
-            grad = self._buffer(f"delta{index - 1}", a.shape)
-            self.activations[index - 1].multiply_derivative(a, grad_a, grad)
+            np.matmul(grad, self._transposed_W[index - 1],
+                      out=backward.grad_input_runs[index - 1])
+            grad = backward.deltas[index - 1]
+            self.activations[index - 1].multiply_derivative(
+                arrays.inputs[index - 1], backward.grad_inputs[index - 1], grad)
         grad_b0 = self.grad_layers[0][1]
-        if inputs:  # grad is the first layer's delta, wide
+        if arrays.inputs:  # grad is the first layer's delta, wide
             np.add.reduce(grad, axis=0, out=grad_b0)
         else:  # the logits' gradient (k, batch, K), a view of (k, K, batch): summed along
             # its batch as a run sums it (pairwise), then laid out wide
             np.add.reduce(grad, axis=1, out=grad_b0.reshape(self.k, -1))
-            wide = self._buffer("delta0", (len(x), grad_b0.size))
+            wide = backward.wide_logits_grad
             self._runs(wide)[...] = grad
             grad = wide
-        self._first_gradient(x, grad)
+        self._first_gradient(x, grad, backward.narrow_grad_W0)
         return losses
 
-    def _first_gradient(self, x: np.ndarray, delta: np.ndarray) -> None:
-        """The first layer's weight gradient from its wide delta (batch, k * n_1)."""
+    def _first_gradient(self, x: np.ndarray, delta: np.ndarray, out: np.ndarray | None
+                        ) -> None:
+        """The first layer's weight gradient from its wide delta (batch, k * n_1): one wide
+        product, or (where it would round differently) k narrow ones, each into `out`."""
         grad_W0 = self.grad_layers[0][0]
-        batch, n_1 = len(delta), self.sizes[1]
-        if self._wide(batch, gradient=True):
+        if out is None:
             np.matmul(x.T, delta, out=grad_W0)
             return
-        out = self._buffer("grad_W0_run", (len(grad_W0), n_1))
+        n_1 = self.sizes[1]
         for i in range(self.k):
             columns = slice(i * n_1, (i + 1) * n_1)
             np.matmul(x.T, np.ascontiguousarray(delta[:, columns]), out=out)
@@ -292,7 +294,9 @@ class StackedMLP:
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Eval mode logits (k, n, K) of x: (n, n_in) of the model dtype, in chunks of
         EVAL_CHUNK rows as a run's model computes them; valid until the next call."""
-        z = self._buffer("logits", (self.k, len(x), self.n_classes))
+        z = self._logits.get(len(x))
+        if z is None:
+            z = self._logits[len(x)] = np.empty((self.k, len(x), self.n_classes), self.dtype)
         for start in range(0, len(x), EVAL_CHUNK):
             z[:, start:start + EVAL_CHUNK] = self._forward(x[start:start + EVAL_CHUNK])[0]
         return z
@@ -302,3 +306,60 @@ class StackedMLP:
         (k, n, K) of x: (n, n_in) of the model dtype and y: (n,) int labels."""
         loss, _, p = self.head.stacked_loss_and_grad(self.logits(x), y, with_grad=False)
         return loss, p
+
+
+class _Pass:
+    """The arrays of a stack's passes over batches of `rows` rows (training batches,
+    evaluation chunks), made once and reused from pass to pass (fresh large arrays each
+    pass would cost page faults), with the views of them that the products take:
+
+    - `z0`: the first layer's product, wide (rows, k * n_1); `narrow_z0` (rows, n_1) where
+      it is made run by run, else None;
+    - `inputs`: the hidden layers' activations, the later layers' inputs (the first wide
+      (rows, k * n_1), the others (k, rows, n_l)), and `input_runs`, all (k, rows, n_l);
+    - `products`: the later layers' products (k, rows, n_{l+1});
+    - `backward()`: the arrays of the backward pass."""
+
+    def __init__(self, stack: StackedMLP, rows: int) -> None:
+        self.stack, self.rows = stack, rows
+        k, dtype, hidden = stack.k, stack.dtype, stack.sizes[1:-1]
+        self.z0: np.ndarray = np.empty((rows, k * stack.sizes[1]), dtype)
+        # a run's own product where the wide one would round differently (see the module)
+        self.narrow_z0: np.ndarray | None = (None if stack._wide(rows, gradient=False)
+                                             else np.empty((rows, stack.sizes[1]), dtype))
+        self.inputs: list[np.ndarray] = [
+            np.empty((rows, k * n) if index == 0 else (k, rows, n), dtype)
+            for index, n in enumerate(hidden)]
+        self.input_runs = [stack._runs(a) if index == 0 else a
+                           for index, a in enumerate(self.inputs)]
+        self.run_sizes = [rows * n for n in hidden]  # elements of one run's activations
+        self.products: list[np.ndarray] = [np.empty((k, rows, n), dtype) for n in stack.sizes[2:]]
+        self._backward: _Backward | None = None
+
+    def backward(self) -> _Backward:
+        """The arrays of the backward pass (made at its first call)."""
+        if self._backward is None:
+            self._backward = _Backward(self)
+        return self._backward
+
+
+class _Backward:
+    """The backward pass's arrays of a `_Pass`: each hidden layer's activations' gradient
+    `grad_inputs` (laid out as its `inputs`, written through `grad_input_runs`), its delta
+    `deltas` (the same layout), the `inputs` transposed as the weight gradients take them
+    (k, n_l, rows), without hidden layers the logits' gradient wide (rows, k * K), and
+    `narrow_grad_W0`, (n_in, n_1), where the first layer's weight gradient is made run by
+    run (else None)."""
+
+    def __init__(self, arrays: _Pass) -> None:
+        stack = arrays.stack
+        self.grad_inputs = [np.empty_like(a) for a in arrays.inputs]
+        self.grad_input_runs = [stack._runs(a) if index == 0 else a
+                                for index, a in enumerate(self.grad_inputs)]
+        self.deltas = [np.empty_like(a) for a in arrays.inputs]
+        self.transposed_inputs = [a.transpose(0, 2, 1) for a in arrays.input_runs]
+        self.wide_logits_grad: np.ndarray = np.empty(
+            (arrays.rows, 0 if arrays.inputs else stack.k * stack.n_classes), stack.dtype)
+        self.narrow_grad_W0: np.ndarray | None = (
+            None if stack._wide(arrays.rows, gradient=True)
+            else np.empty((stack.sizes[0], stack.sizes[1]), stack.dtype))

@@ -1,7 +1,7 @@
 """Declared constraints of a config's fields, and the one check that walks them.
 
 A config declares each field's constraint once, in a table {field name: constraint}
-(`nnlab.train_config.CONSTRAINTS`, the [study] keys of a study spec). `checked_fields`
+(`nnlab.train_config.CONSTRAINTS`; a study spec's [study] and [data] keys). `checked_fields`
 checks the values a table names, in the table's order, and returns them as stored
 (numbers as floats); the first that fails is a ConfigError naming "<owner>.<field>" and
 the constraint's description: "TrainConfig.eta: expected a positive number, got -1".
@@ -15,10 +15,11 @@ shows it) and `converted(value)` (an accepted value as stored):
 - Integers(low, high): a Python int (not a bool) in low..high (None: unbounded);
 - OneOf(choices): one of the strings `choices`;
 - Boolean(): True or False;
-- InstanceOf(types, description): an instance of `types`;
+- InstanceOf(types, what): an instance of `types`, described as `what`;
 - ListOf(item, min_length): a list or tuple of at least `min_length` items, each accepted
   by `item` (an Integers); stored as a list;
-- Satisfies(test, description): a value `test` accepts (a form only code can tell);
+- Satisfies(test, what): a value `test` accepts, described as `what` (a form only code
+  can tell);
 - AnyOf(*constraints): a value one of them accepts (stored as the first of them stores it);
 - Optional(constraint): None, or a value `constraint` accepts (described as `constraint`
   is: None is the field's "not set", which a message need not offer).

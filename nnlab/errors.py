@@ -137,11 +137,9 @@ def is_number(value: object) -> TypeGuard[int | float]:
 def checked_int(field: str, value: object, low: int, high: int | None = None,
                 why: str = "") -> int:
     """`value` if it is an int in low..high (no upper bound for None), else ConfigError
-    naming `field` and the range (followed by `why`)."""
-    if not is_int(value) or value < low or (high is not None and value > high):
-        expected = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-        raise ConfigError(field, expected + why, value)
-    return value
+    naming `field` and the range (followed by `why`), as nnlab.validation.Integers says."""
+    from nnlab.validation import Integers, checked  # imported here: it imports this module
+    return checked(field, value, Integers(low, high, note=why))
 
 
 def as_path(value: object, field: str) -> Path:

@@ -1,10 +1,11 @@
 """TrainConfig: every setting of one training run as plain, validated values.
 
 Each field is checked when the config is made (and on `replace`/`from_dict`), so a bad
-value fails before any work with "TrainConfig.<field>: expected ..., got ...". Checks that
-need the data (sizes against n_features and n_classes, batch size against n_train) run at
-the start of `train`, with `check_memory`: an MLP's layer sizes against the memory this
-machine has available.
+value fails before any work with "TrainConfig.<field>: expected ..., got ...": its own
+constraint is declared once in CONSTRAINTS (nnlab.validation), then what relates fields
+is checked in `__post_init__`. Checks that need the data (sizes against n_features and
+n_classes, batch size against n_train) run at the start of `train`, with `check_memory`:
+an MLP's layer sizes against the memory this machine has available.
 """
 
 from __future__ import annotations
@@ -19,11 +20,27 @@ from typing import Any
 
 from nnlab.entry_points import FORM_TEXT as ENTRY_POINT_FORM
 from nnlab.entry_points import is_entry_point
-from nnlab.errors import ConfigError, checked_int, is_int, is_number
-from nnlab.nn.activations import check_activation
+from nnlab.errors import ConfigError
+from nnlab.nn.activations import ACTIVATIONS
 from nnlab.nn.cnn import check_fits
 from nnlab.nn.init import check_init
-from nnlab.nn.losses import check_head
+from nnlab.nn.losses import LOSSES, OUTPUTS, check_head
+from nnlab.validation import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    AnyOf,
+    Constraint,
+    InstanceOf,
+    Integers,
+    Interval,
+    ListOf,
+    OneOf,
+    Optional,
+    Satisfies,
+    checked_fields,
+)
 
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
@@ -44,29 +61,47 @@ OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adam":
 """Arrays of the parameters' shape that each optimiser keeps (velocity; square average;
 Adam's two moments)."""
 
-
-def _number(name: str, value: object, low: float = 0.0, strict: bool = True,
-            high: float | None = None) -> float:
-    """value as a float in (low, high] (strict) or [low, high], else ConfigError."""
-    if is_number(value) and (value > low if strict else value >= low) and (
-            high is None or value <= high):
-        return float(value)
-    if low == 0 and strict:
-        expected = "a positive number"
-    else:
-        expected = f"a number {'>' if strict else '>='} {low:g}"
-    expected += f" <= {high:g}" if high is not None else ""
-    raise _fail(name, expected, value)
-
-
-def _int(name: str, value: object, low: int, high: int | None = None) -> int:
-    return checked_int(f"TrainConfig.{name}", value, low, high)
-
-
-def _choice(name: str, value: object, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise _fail(name, f"one of {', '.join(options)}", value)
-    return value
+_DECAY = Interval(0, 1, closed="left")  # a moving average's weight of the past
+CONSTRAINTS: dict[str, Constraint] = {
+    "model": AnyOf(OneOf(MODELS), Satisfies(is_entry_point,
+                                            f"a model builder {ENTRY_POINT_FORM}")),
+    "sizes": ListOf(POSITIVE_INT, min_length=2, note=" [n_features, hidden..., n_classes]"),
+    "layers": InstanceOf(str, "a string (the CNN layer spec)"),
+    "activation": OneOf(tuple(ACTIVATIONS)),
+    "output": OneOf(OUTPUTS),
+    "loss": OneOf(LOSSES),
+    "optimizer": OneOf(OPTIMIZERS),
+    "eta": POSITIVE,
+    "momentum": _DECAY,
+    "adam_beta1": _DECAY,
+    "adam_beta2": _DECAY,
+    "rms_decay": _DECAY,
+    "eps": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "l1": NON_NEGATIVE,
+    "clip_norm": Optional(POSITIVE),
+    "schedule": OneOf(SCHEDULES),
+    "decay_rate": Interval(0, 1, closed="right"),
+    "decay_every": POSITIVE_INT,
+    "eta_min": NON_NEGATIVE,
+    "inv_t_decay": NON_NEGATIVE,
+    "batch_size": Optional(POSITIVE_INT),
+    "n_steps": Optional(Integers(1, MAX_STEPS)),
+    "epochs": Optional(Interval(0, MAX_EPOCHS, closed="right")),
+    "noise": OneOf(NOISES),
+    "noise_eta": NON_NEGATIVE,
+    "noise_gamma": NON_NEGATIVE,
+    "n_evals": Integers(2, MAX_EVALS),
+    "eval_steps": Optional(ListOf(NON_NEGATIVE_INT)),
+    "diverge_factor": Interval(1, closed="neither"),
+    "dtype": OneOf(DTYPES),
+    "seed": NON_NEGATIVE_INT,
+    **{name: Optional(NON_NEGATIVE_INT) for name in SEED_FIELDS},
+}
+"""Each field's own constraint (nnlab.validation), checked in this order when a config is
+made; init, init_std and target_range depend on other fields and are checked with them
+after, as are the layer spec against the model and sizes, eta_min against eta with the
+cosine schedule, and n_steps against epochs."""
 
 
 @dataclass(frozen=True)
@@ -142,66 +177,25 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalised values are stored once, here
-        if self.model not in MODELS and not is_entry_point(self.model):
-            raise _fail("model", f"one of {', '.join(MODELS)} or a model builder "
-                        f"{ENTRY_POINT_FORM}", self.model)
-        set_(self, "sizes", self._checked_sizes())
-        if not isinstance(self.layers, str):
-            raise _fail("layers", "a string (the CNN layer spec)", self.layers)
+        values = {name: getattr(self, name) for name in CONSTRAINTS}
+        for name, value in checked_fields("TrainConfig", CONSTRAINTS, values).items():
+            set_(self, name, value)
+        # what relates fields
         if self.model == "cnn":
             self._check_cnn_layers()
         elif self.model == "mlp" and self.layers:  # an MLP is built from `sizes`
             raise _fail("layers", "'' with model='mlp' (a layer spec needs model='cnn')",
                         self.layers)
-        check_activation(self.activation, "TrainConfig.activation")
         target_range = list(self.target_range) if isinstance(
             self.target_range, list | tuple) else self.target_range
         check_head(self.output, self.loss, target_range, "TrainConfig")
         set_(self, "target_range", [float(v) for v in target_range])
         set_(self, "init", self._checked_init())
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        set_(self, "eta", _number("eta", self.eta))
-        for name in ("momentum", "adam_beta1", "adam_beta2", "rms_decay"):
-            value = getattr(self, name)
-            if not is_number(value) or not 0 <= value < 1:
-                raise _fail(name, "a number in [0, 1)", value)
-            set_(self, name, float(value))
-        set_(self, "eps", _number("eps", self.eps))
-        set_(self, "weight_decay", _number("weight_decay", self.weight_decay, strict=False))
-        set_(self, "l1", _number("l1", self.l1, strict=False))
-        if self.clip_norm is not None:
-            set_(self, "clip_norm", _number("clip_norm", self.clip_norm))
-        _choice("schedule", self.schedule, SCHEDULES)
-        set_(self, "decay_rate", _number("decay_rate", self.decay_rate, high=1.0))
-        set_(self, "decay_every", _int("decay_every", self.decay_every, 1))
-        set_(self, "eta_min", _number("eta_min", self.eta_min, strict=False))
         if self.schedule == "cosine" and self.eta_min > self.eta:
             raise _fail("eta_min", f"a number <= eta ({self.eta})", self.eta_min)
-        set_(self, "inv_t_decay", _number("inv_t_decay", self.inv_t_decay, strict=False))
-        if self.batch_size is not None:
-            _int("batch_size", self.batch_size, 1)
         self._check_length()
-        _choice("noise", self.noise, NOISES)
-        set_(self, "noise_eta", _number("noise_eta", self.noise_eta, strict=False))
-        set_(self, "noise_gamma", _number("noise_gamma", self.noise_gamma, strict=False))
-        _int("n_evals", self.n_evals, 2, MAX_EVALS)
         if self.eval_steps is not None:
-            set_(self, "eval_steps", self._checked_eval_steps())
-        set_(self, "diverge_factor", _number("diverge_factor", self.diverge_factor, low=1.0))
-        _choice("dtype", self.dtype, DTYPES)
-        _int("seed", self.seed, 0)
-        for name in SEED_FIELDS:
-            if getattr(self, name) is not None:
-                _int(name, getattr(self, name), 0)
-
-    def _checked_sizes(self) -> list[int]:
-        sizes = self.sizes
-        ok = isinstance(sizes, list | tuple) and len(sizes) >= 2 and all(
-            is_int(n) and n >= 1 for n in sizes)
-        if not ok:
-            raise _fail("sizes", "a list of at least 2 positive integers "
-                        "[n_features, hidden..., n_classes]", sizes)
-        return [int(n) for n in sizes]
+            set_(self, "eval_steps", sorted(set(self.eval_steps)))
 
     def _check_cnn_layers(self) -> None:
         """The spec must parse and fit the largest square image of sizes[0] values (1x28x28
@@ -232,22 +226,13 @@ class TrainConfig:
         return self.init
 
     def _check_length(self) -> None:
+        """n_steps or epochs, not both; neither is one epoch."""
         if self.n_steps is not None and self.epochs is not None:
             raise ConfigError("TrainConfig.n_steps", "n_steps or epochs, not both",
                               (self.n_steps, self.epochs),
                               shown=f"n_steps={self.n_steps!r}, epochs={self.epochs!r}")
         if self.n_steps is None and self.epochs is None:
             object.__setattr__(self, "epochs", 1.0)
-        if self.n_steps is not None:
-            _int("n_steps", self.n_steps, 1, MAX_STEPS)
-        else:
-            object.__setattr__(self, "epochs", _number("epochs", self.epochs, high=MAX_EPOCHS))
-
-    def _checked_eval_steps(self) -> list[int]:
-        steps = self.eval_steps
-        if not isinstance(steps, list | tuple) or not all(is_int(s) and s >= 0 for s in steps):
-            raise _fail("eval_steps", "a list of integers >= 0", steps)
-        return sorted(set(int(s) for s in steps))
 
     # --- plain-value round trips -------------------------------------------------------
 

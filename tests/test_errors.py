@@ -34,7 +34,8 @@ def modules_after(code: str) -> list[str]:
 
 
 @pytest.mark.parametrize("code", ["import nnlab.errors", "import nnlab",
-                                  "from nnlab import NNLabError, ConfigError"])
+                                  "from nnlab import NNLabError, ConfigError",
+                                  "import nnlab.validation"])
 def test_importing_the_package_or_its_errors_loads_no_study_engine(code):
     # before, `import nnlab.errors` imported the study engine: ~1.2 s and 190 MB
     assert modules_after(code) == []

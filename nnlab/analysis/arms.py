@@ -12,6 +12,7 @@ together, as a paired design needs. Unpaired arms are resampled independently (s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from nnlab.analysis._checks import require_columns
 from nnlab.analysis.learning_rate import eta_best
 from nnlab.analysis.paired import resolve_pairing
 from nnlab.analysis.variance import variance_vs_n
-from nnlab.errors import DataError, InsufficientData
+from nnlab.errors import ConfigError, DataError, InsufficientData
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def floor_difference(
     n_resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
-    **fit: object,
+    **fit: Any,
 ) -> ArmDifference:
     """The variance floor c of var(N) = c + a N^-b (`variance_vs_n`) in arm a minus arm b.
 
@@ -111,12 +112,15 @@ def floor_difference(
     """
     where = "floor_difference"
     arms, paired = _arms(trials_a, trials_b, [n_col, metric], paired, pair_on, where)
-    shared = {"seed_col": pair_on, "n_resamples": n_resamples, "confidence": confidence}
+    shared: dict[str, Any] = {"seed_col": pair_on, "n_resamples": n_resamples,
+                              "confidence": confidence}
     fits = [variance_vs_n(arm, n_col, metric, seed=seed + (0 if paired else k), **shared,
                           **fit) for k, arm in enumerate(arms)]
     if paired:
         _check_joint(fits, "seeds, shared across N", where, n_col)
     fit_a, fit_b = (f.fit for f in fits)
+    if fit_a is None or fit_b is None:
+        raise ConfigError(f"{where}.fit", "True (the floor is the fit's)", False)
     difference = estimate(fit_a.floor.value - fit_b.floor.value,
                           fit_a.boot[:, 0] - fit_b.boot[:, 0], confidence)
     return ArmDifference("variance floor", (str(names[0]), str(names[1])), fit_a.floor,
@@ -136,7 +140,7 @@ def eta_best_ratio(
     n_resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
-    **options: object,
+    **options: Any,
 ) -> EtaBestRatio:
     """eta_best in arm a over arm b (`eta_best`), at each N both arms hold.
 
@@ -171,7 +175,7 @@ def _arms(trials_a: pd.DataFrame, trials_b: pd.DataFrame, columns: list[str],
     for trials in (trials_a, trials_b):
         require_columns(trials, [*columns, pair_on], where)
     seeds = [pd.Series(t[pair_on].unique()) for t in (trials_a, trials_b)]
-    if not resolve_pairing(*seeds, paired, pair_on, where):
+    if not resolve_pairing(seeds[0], seeds[1], paired, pair_on, where):
         return [trials_a, trials_b], False
     shared = set(seeds[0]) & set(seeds[1])
     return [t[t[pair_on].isin(shared)] for t in (trials_a, trials_b)], True

@@ -12,6 +12,7 @@ independent samples have Bonett's closed-form intervals (`nnlab.analysis.interva
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,12 +84,20 @@ class CompareResult:
     def spread_test(self) -> HypothesisTest:
         """The test that decides whether the spreads differ: Brown-Forsythe, or Pitman-Morgan
         for pairs."""
-        return self.pitman_morgan if self.paired else self.brown_forsythe
+        return self._test("pitman_morgan" if self.paired else "brown_forsythe")
 
     @property
     def location_test(self) -> HypothesisTest:
         """The test of equal means: Welch's t, or the paired t for pairs."""
-        return self.paired_t if self.paired else self.welch
+        return self._test("paired_t" if self.paired else "welch")
+
+    def _test(self, name: str) -> HypothesisTest:
+        """The test `name`, one of this result's design (paired or not)."""
+        test = getattr(self, name)
+        if not isinstance(test, HypothesisTest):
+            raise ConfigError(f"CompareResult.{name}", f"a HypothesisTest (paired={self.paired})",
+                              test)
+        return test
 
     @property
     def spreads_differ(self) -> bool:
@@ -98,14 +107,14 @@ class CompareResult:
     def test_lines(self) -> list[str]:
         """The tests in a few lines, for figures: spread, then location."""
         if self.paired:
-            return [f"Pitman-Morgan {self.pitman_morgan.p_text} (paired, r = "
+            return [f"Pitman-Morgan {self.spread_test.p_text} (paired, r = "
                     f"{self.correlation:.2f})",
                     f"mean difference {self.mean_difference.format('.3g')} "
-                    f"(paired t {self.paired_t.p_text})"]
-        return [f"Brown-Forsythe {self.brown_forsythe.p_text}, "
-                f"Fligner-Killeen {self.fligner.p_text}",
+                    f"(paired t {self.location_test.p_text})"]
+        return [f"Brown-Forsythe {self.spread_test.p_text}, "
+                f"Fligner-Killeen {self._test('fligner').p_text}",
                 f"mean difference {self.mean_difference.format('.3g')} "
-                f"(Welch {self.welch.p_text})"]
+                f"(Welch {self.location_test.p_text})"]
 
     def summary(self) -> str:
         name_a, name_b = self.names
@@ -115,14 +124,14 @@ class CompareResult:
                       + (f", {self.n_unpaired[0]} + {self.n_unpaired[1]} runs without a "
                          "partner left out" if any(self.n_unpaired) else "")
                       + "; intervals over seeds")
-            spread = f"Pitman-Morgan {self.pitman_morgan.p_text}"
-            location = f"paired t {self.paired_t.p_text}"
+            spread = f"Pitman-Morgan {self.spread_test.p_text}"
+            location = f"paired t {self.location_test.p_text}"
             superiority = f"P({name_a} > {name_b} in a pair)"
         else:
             design = "independent samples; intervals over runs"
-            spread = (f"Brown-Forsythe {self.brown_forsythe.p_text}, Fligner-Killeen "
-                      f"{self.fligner.p_text}")
-            location = f"Welch {self.welch.p_text}"
+            spread = (f"Brown-Forsythe {self.spread_test.p_text}, Fligner-Killeen "
+                      f"{self._test('fligner').p_text}")
+            location = f"Welch {self.location_test.p_text}"
             superiority = f"P({name_a} run > {name_b} run)"
         return (
             f"{name_a} (n={self.a.size}, {self.n_excluded[0]} excluded) vs {name_b} "
@@ -191,8 +200,8 @@ def compare_variance(
     if paired and a.size != b.size:
         raise DataError(f"{_WHERE}: paired=True needs one value of a and of b per seed, got "
                         f"{a.size} and {b.size} values")
-    boot = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
-    common = {
+    boot: dict[str, Any] = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+    common: dict[str, Any] = {
         "names": (str(names[0]), str(names[1])),
         "a": a,
         "b": b,
@@ -225,7 +234,7 @@ def compare_variance(
     brown_forsythe = stats.levene(a, b, center="median")
     fligner = stats.fligner(a, b, center="median")
     welch = stats.ttest_ind(a, b, equal_var=False)
-    difference = welch.confidence_interval(confidence)
+    welch_interval = welch.confidence_interval(confidence)
     return CompareResult(
         **common,
         brown_forsythe=HypothesisTest(
@@ -234,7 +243,8 @@ def compare_variance(
         fligner=HypothesisTest("Fligner-Killeen", float(fligner.statistic), float(fligner.pvalue)),
         welch=HypothesisTest("Welch t", float(welch.statistic), float(welch.pvalue)),
         mean_difference=Estimate(
-            float(a.mean() - b.mean()), float(difference.low), float(difference.high), confidence
+            float(a.mean() - b.mean()), float(welch_interval.low), float(welch_interval.high),
+            confidence
         ),
         p_superiority=scipy_estimate((a, b), _p_superiority, **boot),
     )
@@ -250,7 +260,7 @@ def compare_variance_by(
     status_col: str | None = "status",
     paired: bool | None = None,
     pair_on: str = "seed",
-    **options: object,
+    **options: Any,
 ) -> CompareResult:
     """`compare_variance` of the finished runs with `trials[by] == a` against `== b`.
 
@@ -283,11 +293,11 @@ def compare_variance_by(
         paired = False
     elif resolve_pairing(chosen[0][pair_on], chosen[1][pair_on], paired, pair_on, _WHERE):
         _, x, y, unpaired = align_pairs(*(rows.set_index(pair_on)[metric] for rows in chosen))
-        return compare_variance(x, y, names=names, n_excluded=tuple(n_excluded), paired=True,
-                                n_unpaired=unpaired, **options)
+        return compare_variance(x, y, names=names, n_excluded=(n_excluded[0], n_excluded[1]),
+                                paired=True, n_unpaired=unpaired, **options)
     return compare_variance(
         *(rows[metric].to_numpy(dtype=float) for rows in chosen), names=names,
-        n_excluded=tuple(n_excluded), **options
+        n_excluded=(n_excluded[0], n_excluded[1]), **options
     )
 
 

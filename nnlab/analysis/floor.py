@@ -26,6 +26,7 @@ least-squares weights are 1 / (phi v^2), v from a first fit, not each N's noisy 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -135,9 +136,9 @@ def _weighted_floor_fit(ns: np.ndarray, variance: np.ndarray, dof: np.ndarray,
     weights = dof / np.where(fitted > 0, fitted, variance) ** 2
     point = _fit_floor(ns, variance[None, :], weights, grid)
     boot = np.column_stack(_fit_floor(ns, boot_var, weights, grid))
-    return FloorFit(*(estimate(point[i][0], boot[:, i], confidence) for i in range(3)),
-                    boot=boot, n_from=float(ns[0]), exponent_max=float(grid[-1]),
-                    n_left_out=start, n_lengths=int(ns.size))
+    floor, scale, exponent = (estimate(point[i][0], boot[:, i], confidence) for i in range(3))
+    return FloorFit(floor, scale, exponent, boot=boot, n_from=float(ns[0]),
+                    exponent_max=float(grid[-1]), n_left_out=start, n_lengths=int(ns.size))
 
 
 def _fit_floor(ns: np.ndarray, variance: np.ndarray, weights: np.ndarray, grid: np.ndarray):
@@ -271,11 +272,15 @@ def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: 
     point = _fit_floor(ns, variance[None, :], w, grid)
     boot = np.column_stack(_fit_floor(ns, boot_var, w, grid))
     c, a, b = (float(p[0]) for p in point)
-    common = {"boot": boot, "n_from": float(ns[0]), "exponent_max": float(grid[-1]),
-              "n_left_out": start, "n_lengths": int(ns.size)}
+    common: dict[str, Any] = {"boot": boot, "n_from": float(ns[0]),
+                              "exponent_max": float(grid[-1]), "n_left_out": start,
+                              "n_lengths": int(ns.size)}
     scale, exponent = (estimate(point[i][0], boot[:, i], confidence) for i in (1, 2))
     if floor_interval == "bootstrap":
         return FloorFit(estimate(c, boot[:, 0], confidence), scale, exponent, **common)
+    if scale_df is None:
+        raise ConfigError("fit_floor.scale_df", "the sandwich scale's degrees of freedom with "
+                          "floor_interval='profile'", scale_df)
     deviance = _Deviance(ns, variance, 1 / phi, grid)
     by_exponent, floors, scales = deviance.by_exponent()
     best = int(np.argmin(by_exponent))

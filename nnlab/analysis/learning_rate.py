@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -152,8 +154,7 @@ class EtaBestResult:
         if self.n_unfinished:
             lines.append(f"  ({self.n_unfinished} unfinished trials ignored)")
         lines.append(few_seeds_warning(int(self.table["min_seeds"].min())))
-        for row in self.table.itertuples(index=False):
-            row = row._asdict()
+        for row in self.table.to_dict("records"):
             edge = "" if row["bracketed"] else " (!) optimum at the grid edge"
             if row["cliff"]:
                 edge += " (!) a neighbour diverged: eta_best leans away from it"
@@ -239,19 +240,19 @@ def eta_best(
         worse = data[metric] <= stalled_at if maximize else data[metric] >= stalled_at
         data["_stalled"] = worse & ~data["_diverged"]
     for column in (n_col, eta_col):
-        values = finite_column(data, column, _WHERE)
-        if np.any(values <= 0):
-            raise DataError(f"{_WHERE}: column {column!r} must be positive, got {values.min()}")
+        positive = finite_column(data, column, _WHERE)
+        if np.any(positive <= 0):
+            raise DataError(f"{_WHERE}: column {column!r} must be positive, got {positive.min()}")
     data = data.astype({n_col: float, eta_col: float})
     paired, data = order_by_seed(data, [n_col, eta_col], seed_col)
 
     cells = data.groupby([n_col, eta_col], sort=True)
     counts = cells.size()
     if counts.min() < 2:
-        (n, eta) = counts.idxmin()
+        n_cell, eta_cell = cast(tuple[float, float], counts.idxmin())
         raise InsufficientData(
-            f"{_WHERE}: {n_col}={n:g}, {eta_col}={eta:g} has {counts.min()} run; a CI over "
-            "seeds needs at least 2 seeds per cell"
+            f"{_WHERE}: {n_col}={n_cell:g}, {eta_col}={eta_cell:g} has {counts.min()} run; a CI "
+            "over seeds needs at least 2 seeds per cell"
         )
     values = [group[metric].to_numpy(dtype=float) for _, group in cells]
     rng = np.random.default_rng(seed)
@@ -272,11 +273,12 @@ def eta_best(
 
     rows, boot, boot_index = [], [], []
     sign = 1.0 if maximize else -1.0
-    for n, curve in curves.groupby(n_col, sort=True):
+    by_n = cast(Iterable[tuple[float, pd.DataFrame]], curves.groupby(n_col, sort=True))
+    for n, curve in by_n:  # n_col holds floats (astype above)
         if len(curve) < 3:
             raise InsufficientData(
-                f"{_WHERE}: {n_col}={n:g} has {len(curve)} values of {eta_col!r}; a parabola "
-                "needs at least 3"
+                f"{_WHERE}: {n_col}={n:g} has {len(curve)} values of {eta_col!r}; a "
+                "parabola needs at least 3"
             )
         log_eta = np.log(curve[eta_col].to_numpy())
         observed = sign * curve["mean"].to_numpy()[None, :]

@@ -18,6 +18,7 @@ says which unit its intervals resample (`unit`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,11 +126,15 @@ class ErrorAnalysisResult:
         )
 
     def to_dict(self) -> dict:
-        new_units = {} if self.unit == "prediction" else {
-            "unit": self.unit,
-            "auc_ci": self.auc_ci.to_dict(),
-            "per_run": self.per_run.to_dict(orient="records"),
-        }
+        new_units = {}
+        if self.unit != "prediction":
+            # set for every unit but "prediction"
+            assert self.auc_ci is not None and self.per_run is not None
+            new_units = {
+                "unit": self.unit,
+                "auc_ci": self.auc_ci.to_dict(),
+                "per_run": self.per_run.to_dict(orient="records"),
+            }
         return {
             "n": self.n,
             "n_trials": self.n_trials,
@@ -215,7 +220,7 @@ def error_analysis(
     if unit == "prediction":
         second = stats.binomtest(n_second, n_wrong, p=1 / (n_classes - 1))
         mann_whitney = stats.mannwhitneyu(p1[~right], p1[right], alternative="two-sided")
-        intervals = {
+        intervals: dict[str, Any] = {
             "auc": float(1 - mann_whitney.statistic / (n_wrong * (n - n_wrong))),
             "accuracy": _proportion(int(right.sum()), n, confidence),
             "second_guess_rate": _proportion(n_second, n_wrong, confidence),
@@ -261,7 +266,7 @@ def error_analysis(
 
 
 def _by_unit(predictions: pd.DataFrame, unit: str, trial_col: str, index_col: str,
-             options: dict) -> dict:
+             options: dict[str, Any]) -> dict[str, Any]:
     """The intervals, tests, auc_ci, per_run and unit fields for unit "run" or
     "run x image" (see `error_analysis`)."""
     min_runs = 2 if unit == "run" else 1
@@ -285,14 +290,15 @@ def _by_unit(predictions: pd.DataFrame, unit: str, trial_col: str, index_col: st
                 "confidence": confidence}
         found = {name: scipy_estimate((per_run[name].to_numpy(),), np.mean, **boot)
                  for name in RATES}
-        tests = {"second_guess_test": stats.ttest_1samp(per_run["second_guess_rate"], chance),
-                 "confidence_test": stats.ttest_1samp(per_run["auc"], 0.5)}
+        t_tests = {"second_guess_test": stats.ttest_1samp(per_run["second_guess_rate"], chance),
+                   "confidence_test": stats.ttest_1samp(per_run["auc"], 0.5)}
         tests = {key: HypothesisTest("t over runs", float(t.statistic), float(t.pvalue))
-                 for key, t in tests.items()}
+                 for key, t in t_tests.items()}
     else:
         rng = np.random.default_rng(options["seed"])
         boot = _rates(two_way_sums(cells, options["n_resamples"], rng), auc=pooled["auc"])
-        found = {name: estimate(pooled[name], boot[name][np.isfinite(boot[name])], confidence)
+        found = {name: estimate(float(pooled[name]), boot[name][np.isfinite(boot[name])],
+                                confidence)
                  for name in RATES}  # a resample of few runs may hold no error: 0/0
         tests = {"second_guess_test": _z_test(found["second_guess_rate"].value, chance,
                                               boot["second_guess_rate"]),
@@ -343,7 +349,7 @@ def _placements(p1: np.ndarray, right: np.ndarray) -> np.ndarray:
     return placement.reshape(p1.shape)
 
 
-def _rates(sums: np.ndarray, auc: float | None = None) -> dict[str, np.ndarray]:
+def _rates(sums: np.ndarray, auc: float | np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Each rate of RATES from the sums (..., 8 + n_bins) of the `_cells` quantities.
     The AUC is the mean placement over wrong plus over right answers, less `auc` (the
     pooled AUC: its linearisation, for resamples, kept within [0, 1]), or the mean

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,8 +65,7 @@ class VarianceVsNResult:
         if self.n_unfinished:
             lines.append(f"  ({self.n_unfinished} unfinished trials ignored)")
         lines.append(few_seeds_warning(int(self.table["n_runs"].min())))
-        for row in self.table.itertuples(index=False):
-            row = row._asdict()
+        for row in self.table.to_dict("records"):
             lines.append(
                 f"  {self.n_col}={row[self.n_col]:g}: n={row['n_runs']} "
                 f"({row['n_excluded']} excluded), mean {row['mean']:.4g} "
@@ -185,7 +185,8 @@ def variance_vs_n(
     if np.any(finite_column(finished, n_col, _WHERE) <= 0):
         raise DataError(f"{_WHERE}: column {n_col!r} must be positive")
     paired, finished = order_by_seed(finished, [n_col], seed_col)
-    groups = {n: g[metric].to_numpy(dtype=float) for n, g in finished.groupby(n_col, sort=True)}
+    groups: dict[Any, np.ndarray] = {n: g[metric].to_numpy(dtype=float)
+                                     for n, g in finished.groupby(n_col, sort=True)}
     for n, values in groups.items():
         if values.size < 2:
             raise InsufficientData(
@@ -230,9 +231,9 @@ def variance_vs_n(
         if np.any(variance == 0):
             raise InsufficientData(f"{_WHERE}: {metric!r} is constant at some {n_col}; nothing "
                                    "to fit")
-        values = list(groups.values())
-        kurtosis = _kurtosis(values) if weights == "kurtosis" else None
-        df = scale_df(values[start:]) if floor_interval == "profile" else None
+        per_length = list(groups.values())
+        kurtosis = _kurtosis(per_length) if weights == "kurtosis" else None
+        df = scale_df(per_length[start:]) if floor_interval == "profile" else None
         floor_fit = fit_floor(ns, variance, table["n_runs"].to_numpy(), boot_var, start,
                               exponent_range, confidence, weights, floor_interval, kurtosis,
                               df)

@@ -19,7 +19,8 @@ that one network is retrained here.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Hashable
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -143,7 +144,8 @@ def lr_epochs_section(results: StudyResults, options: Options) -> Section:
     means = cells["test_acc"].mean().unstack("eta")
     counts = cells.size().unstack("eta")
     chosen = cells[objective].mean()
-    best = chosen.idxmax() if maximize else chosen.idxmin()
+    best = cast(tuple[float, float],  # (epoch, eta)
+                chosen.idxmax() if maximize else chosen.idxmin())
     section = Section(
         "lr_epochs", "Learning rate x epochs",
         f"Test accuracy (seed mean) after each epoch for each learning rate; the cell with "
@@ -163,17 +165,17 @@ def lr_epochs_section(results: StudyResults, options: Options) -> Section:
                                 "seeds per cell).")
     section.data.update(best={"epoch": float(best[0]), "eta": float(best[1])},
                         test_acc=means.to_dict())
-    sweep = []
+    sweep_rows: list[dict[str, Any]] = []
     for (epoch, eta), group in cells:
         estimate = seed_mean(group, "test_acc", options)
-        sweep.append({"epoch": epoch, "eta": eta, "mean": estimate.value, "low": estimate.low,
+        sweep_rows.append({"epoch": epoch, "eta": eta, "mean": estimate.value, "low": estimate.low,
                       "high": estimate.high, "n": len(group)})
-    sweep = pd.DataFrame(sweep)
+    sweep = pd.DataFrame(sweep_rows)
     section.tables.append(Table(
         f"test_acc, seed mean [{options.level} t CI] (rows: epoch, columns: eta; "
         f"n = {sweep['n'].min()}..{sweep['n'].max()} seeds per cell)",
-        sweep.assign(cell=[fmt_ci(Estimate(r.mean, r.low, r.high)) for r in
-                           sweep.itertuples()])
+        sweep.assign(cell=[fmt_ci(Estimate(r["mean"], r["low"], r["high"])) for r in
+                           sweep_rows])
         .pivot(index="epoch", columns="eta", values="cell")
         .rename(columns=lambda eta: f"eta={eta:g}").reset_index()
         .assign(epoch=lambda t: t["epoch"].map(lambda e: f"{e:g}"))))
@@ -202,13 +204,14 @@ def _best_group(results: StudyResults, frame: pd.DataFrame, exclude: tuple[str, 
 # --- take-off at a critical learning rate ----------------------------------------------------
 
 
-def _takeoff_text(row: NamedTuple) -> str:
+def _takeoff_text(row: dict[Hashable, Any]) -> str:
     """One learning rate's take-off for the findings: 'eta=0.1: 369 [323, 422] (n=5, never
     0, early 0)', or '<= 1000' when every run took off by its first evaluation."""
-    if row.n_early == row.n:
-        return f"eta={row.eta:g}: <= {row.first_eval:g} (n={row.n}, all by the first evaluation)"
-    return (f"eta={row.eta:g}: {fmt_ci(Estimate(row.mean, row.low, row.high), '.3g')} "
-            f"(n={row.n}, never {row.n_never}, early {row.n_early})")
+    if row["n_early"] == row["n"]:
+        return (f"eta={row['eta']:g}: <= {row['first_eval']:g} (n={row['n']}, all by the first "
+                "evaluation)")
+    return (f"eta={row['eta']:g}: {fmt_ci(Estimate(row['mean'], row['low'], row['high']), '.3g')} "
+            f"(n={row['n']}, never {row['n_never']}, early {row['n_early']})")
 
 
 def takeoff_section(results: StudyResults, options: Options) -> Section:
@@ -251,7 +254,7 @@ def takeoff_section(results: StudyResults, options: Options) -> Section:
         f"{verdict}. Take-off step per learning rate (geometric mean over seeds "
         f"[{options.level} CI]; runs that never take off; runs that took off by their first "
         "evaluation after step 0, whose step is only an upper bound): "
-        + "; ".join(_takeoff_text(r) for r in table.itertuples()))
+        + "; ".join(_takeoff_text(r) for r in table.to_dict("records")))
     if scaling is not None:
         budgets = sorted({float(curves["step"].max()), 1e3, 1e5})
         label = (f"Exploratory ({', '.join(scaling.exploratory_reasons)}): "
@@ -339,8 +342,10 @@ def inverse_query_section(results: StudyResults, options: Options) -> Section:
     data = load_data(results.spec.data)
     run = train(config, data)
     test_acc = run.metrics["test_acc"]
-    images = inverse_query(run.model.params, data.n_classes)
-    proba = run.model.predict_proba(images)
+    model = run.model
+    assert model is not None  # train() returns the trained model
+    images = inverse_query(model.params, data.n_classes)
+    proba = model.predict_proba(images)
     recognised = int((proba.argmax(axis=1) == np.arange(data.n_classes)).sum())
     stored = finished(trials[trials["seed"] == results.spec.seed])["test_acc"]
     section = Section(

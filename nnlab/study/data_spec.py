@@ -25,12 +25,25 @@ from nnlab.data_files import Source
 from nnlab.datasets import SPLITS, Dataset, Split
 from nnlab.entry_points import FORM_TEXT as ENTRY_POINT_FORM
 from nnlab.entry_points import call_entry_point, is_entry_point
-from nnlab.errors import ConfigError, DataError, checked_int, is_int, is_number
+from nnlab.errors import ConfigError, DataError, is_int, is_number
+from nnlab.validation import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    Boolean,
+    Constraint,
+    Integers,
+    checked_fields,
+)
 
 DATASETS = ("mnist", "digits")
 SIZE_KEYS = ("train_size", "val_size", "test_size")
 FILE_KEYS = ("split", "split_seed", "stratify", "n_classes", "image_shape", "pixels")
 DATA_KEYS = ("name", "files", *SPLITS, *FILE_KEYS, "entry_point", "dataset", *SIZE_KEYS)
+CONSTRAINTS: dict[str, Constraint] = {
+    "split_seed": NON_NEGATIVE_INT, "stratify": Boolean(), "n_classes": Integers(2),
+    "pixels": Boolean(), **{key: POSITIVE_INT for key in SIZE_KEYS}}
+"""The own constraint of each [data] key that holds one value; the sources, the split and
+image_shape, and which keys go together, are checked by `data_spec`."""
 
 
 @dataclass(frozen=True)
@@ -240,8 +253,7 @@ def data_spec(table: dict[str, Any]) -> DataSpec:
             raise ConfigError(f"data.{key}", "", problem="only for data from files (data.files "
                               "or data.train, val and test)")
     values.update(_split_rule(table, kind))
-    if "n_classes" in table:
-        values["n_classes"] = checked_int("data.n_classes", table["n_classes"], low=2)
+    values.update(checked_fields("data", CONSTRAINTS, table))
     if "image_shape" in table:
         shape = table["image_shape"]
         if not (isinstance(shape, list) and len(shape) == 3
@@ -249,15 +261,12 @@ def data_spec(table: dict[str, Any]) -> DataSpec:
             raise ConfigError("data.image_shape", "[channels, height, width], three positive "
                               "integers", shape)
         values["image_shape"] = tuple(shape)
-    if "pixels" in table:
-        values["pixels"] = _flag("data.pixels", table["pixels"])
-    sizes: dict[str, Any] = {key: checked_int(f"data.{key}", table[key], low=1)
-             for key in SIZE_KEYS if key in table}
-    return DataSpec(**values, **sizes)
+    return DataSpec(**values)
 
 
 def _split_rule(table: dict[str, Any], kind: str) -> dict[str, Any]:
-    """split, split_seed (default 0) and stratify (default true), given with data.files."""
+    """split, and the defaults of split_seed (0) and stratify (true), given with
+    data.files; `data_spec` checks the values of split_seed and stratify given."""
     if "split" not in table:
         for key in ("split_seed", "stratify"):
             if key in table:
@@ -274,9 +283,7 @@ def _split_rule(table: dict[str, Any], kind: str) -> dict[str, Any]:
             is_number(f) and f > 0 for f in split) and math.isclose(sum(split), 1.0)):
         raise ConfigError("data.split", "[train, val, test] fractions, three positive numbers "
                           "summing to 1", split)
-    return {"split": tuple(float(f) for f in split),
-            "split_seed": checked_int("data.split_seed", table.get("split_seed", 0), low=0),
-            "stratify": _flag("data.stratify", table.get("stratify", True))}
+    return {"split": tuple(float(f) for f in split), "split_seed": 0, "stratify": True}
 
 
 def _source(where: str, value: object) -> Source:
@@ -301,12 +308,6 @@ def _path(where: str, value: object) -> str:
 def _text(where: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(where, "a name", value)
-    return value
-
-
-def _flag(where: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(where, "true or false", value)
     return value
 
 

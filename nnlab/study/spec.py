@@ -52,13 +52,22 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from nnlab.errors import ConfigError, NNLabError, as_path, checked_int, is_int, is_number
+from nnlab.errors import ConfigError, NNLabError, as_path, is_int, is_number
 from nnlab.presets import get_preset
 from nnlab.study.data_spec import DATA_KEYS, DataSpec, data_spec
 from nnlab.study.grids import grid_distribution, param_value
 from nnlab.study.hypotheses import Hypothesis, hypotheses_from
 from nnlab.study.pruning import PRUNER_UNITS, PRUNERS, check_pruner
 from nnlab.train_config import MODELS, TrainConfig, field_names
+from nnlab.validation import (
+    POSITIVE_INT,
+    Boolean,
+    Constraint,
+    Integers,
+    OneOf,
+    checked,
+    checked_fields,
+)
 
 SECTIONS = ("study", "base", "grid", "space", "data", "hypothesis")
 STUDY_KEYS = ("name", "objective", "sampler", "replicates", "seed", "n_trials", "save_probs",
@@ -71,6 +80,20 @@ RANGE_KINDS = ("uniform", "log_uniform", "int_uniform", "int_log_uniform", "choi
 MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed numpy's legacy RandomState
 MAX_PLANNED = 10**6  # runs one study may plan (each is a trial in the storage)
 GROWS_BY = ("replicates", "n_trials")  # raising these grows a study (`StudySpec.extends`)
+STUDY_CONSTRAINTS: dict[str, Constraint] = {
+    "sampler": OneOf(SAMPLERS),
+    "replicates": POSITIVE_INT,
+    "seed": Integers(0, MAX_SAMPLER_SEED, note=" (the samplers' seed range)"),
+    "n_trials": POSITIVE_INT,
+    "save_probs": Boolean(),
+    "pruner": OneOf(PRUNERS),
+    "pruner_unit": OneOf(PRUNER_UNITS),
+    "lockstep": Boolean(),
+}
+"""The own constraint of each [study] key but name and objective (`study_name`,
+`_study_objective`: their messages say more); what relates keys is checked after
+(`StudySpec._validate`)."""
+_OBJECTIVE = OneOf(tuple(OBJECTIVES))
 REPLICATE_SEED = "seed"  # the TrainConfig field the replicates vary
 MAX_NAME = 100  # characters in a study name (it names a folder and an Optuna study)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (fullmatch)
@@ -186,18 +209,9 @@ class StudySpec:
         spec = cls(
             name=study_name(study.get("name")),
             objective=_study_objective(study.get("objective", "val_acc")),
-            sampler=_one_of("study.sampler", study.get("sampler", "grid"), SAMPLERS),
-            replicates=checked_int("study.replicates", study.get("replicates", 1), low=1),
-            seed=checked_int("study.seed", study.get("seed", 0), low=0, high=MAX_SAMPLER_SEED,
-                        why=" (the samplers' seed range)"),
-            n_trials=study.get("n_trials"),
-            save_probs=study.get("save_probs", False),
-            pruner=_one_of("study.pruner", study.get("pruner", "none"), PRUNERS),
+            **checked_fields("study", STUDY_CONSTRAINTS, study),
             pruner_options=dict(_check_keys("study.pruner_options",
                                             study.get("pruner_options", {}), None)),
-            pruner_unit=_one_of("study.pruner_unit", study.get("pruner_unit", "run"),
-                                PRUNER_UNITS),
-            lockstep=study.get("lockstep", True),
             base=dict(_check_keys("base", values.get("base", {}), None)),
             grid=dict(_check_keys("grid", values.get("grid", {}), None)),
             space=_ranges(_check_keys("space", values.get("space", {}), None)),
@@ -208,9 +222,8 @@ class StudySpec:
         return spec
 
     def _validate(self) -> None:
-        for key in ("save_probs", "lockstep"):
-            if not isinstance(getattr(self, key), bool):
-                raise ConfigError(f"study.{key}", "true or false", getattr(self, key))
+        """What relates the keys and sections: the sampler's, the varied fields', the
+        size of the plan."""
         if self.sampler == "grid":
             if self.n_trials is not None:
                 raise ConfigError("study.n_trials", "", problem="only for sampler = random or "
@@ -226,7 +239,6 @@ class StudySpec:
             if self.n_trials is None:
                 raise ConfigError("study.n_trials", "the number of configurations to sample "
                                   f"with sampler = {self.sampler}", shown="nothing")
-            checked_int("study.n_trials", self.n_trials, low=1)
             if self.grid:
                 raise ConfigError("[grid]", "", problem=f"only for sampler = grid; use [space] "
                                   f"with sampler = {self.sampler}")
@@ -457,15 +469,9 @@ def study_name(value: object, field: str = "study.name") -> str:
 
 def _study_objective(value: object) -> str:
     if isinstance(value, str) and value.startswith("test"):
-        raise ConfigError("study.objective", f"one of {', '.join(OBJECTIVES)}", value,
+        raise ConfigError("study.objective", _OBJECTIVE.description, value,
                           problem="the test set never chooses anything")
-    return _one_of("study.objective", value, tuple(OBJECTIVES))
-
-
-def _one_of(where: str, value: object, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ConfigError(where, f"one of {', '.join(options)}", value)
-    return value
+    return checked("study.objective", value, _OBJECTIVE)
 
 
 def _ranges(table: dict[str, Any]) -> dict[str, Range]:

@@ -146,6 +146,8 @@ def compute() -> dict:
         "sources": {f"{a} vs {b} N={n}": c.to_dict() for (n, a, b), c in sources.items()},
         "claims": claims_table(family, claims),
         "family": family.to_dict(),
+        "read_from": {name: "archive" if has_runs(name) else "trials.parquet"
+                      for _, short, long in ARMS.values() for name in (short, long)},
         "summary": {"std_short": {"n": short_n, "value": row_short["std"],
                                   "low": row_short["std_low"], "high": row_short["std_high"]},
                     "std_long": {"n": longest, "value": row_long["std"],
@@ -265,6 +267,11 @@ def render(numbers: dict) -> str:
             f"{interval(r, 'std')} | {np.sqrt(r['mean'] * (1 - r['mean']) / N_TEST):.4f} | "
             f"{'restarts-long' if r['n_steps'] > short_n else 'restarts'} |"
             for r in table),
+        "archived": ", ".join(n for n, r in numbers["read_from"].items() if r == "archive"),
+        "final_only": "; and from trials.parquet alone (each run's final metrics; no archive "
+                      "yet): " + ", ".join(n for n, r in numbers["read_from"].items()
+                                         if r != "archive")
+                      if "trials.parquet" in numbers["read_from"].values() else "",
         "scale_up": scale_up(
             "more seeds: the std CIs shrink as 1/sqrt(seeds), the normality tests gain "
             "power; lengths past 10^5 tell a floor from a slow decline; a crossed design "

@@ -210,6 +210,8 @@ def render(numbers: dict) -> str:
     def interval(row: dict, key: str) -> str:
         return f"{row[key]:.4f} [{row[f'{key}_low']:.4f}, {row[f'{key}_high']:.4f}]"
 
+    archived = [name for name, read in numbers["read_from"].items() if read == "archive"]
+    final_only = [name for name in numbers["read_from"] if name not in archived]
     binomial = np.sqrt(row_long["mean"] * (1 - row_long["mean"]) / N_TEST)
     values = {
         "n_seeds": max(r["n_runs"] for r in table),  # one run per seed at each N
@@ -267,11 +269,9 @@ def render(numbers: dict) -> str:
             f"{interval(r, 'std')} | {np.sqrt(r['mean'] * (1 - r['mean']) / N_TEST):.4f} | "
             f"{'restarts-long' if r['n_steps'] > short_n else 'restarts'} |"
             for r in table),
-        "archived": ", ".join(n for n, r in numbers["read_from"].items() if r == "archive"),
-        "final_only": "; and from trials.parquet alone (each run's final metrics; no archive "
-                      "yet): " + ", ".join(n for n, r in numbers["read_from"].items()
-                                         if r != "archive")
-                      if "trials.parquet" in numbers["read_from"].values() else "",
+        "archived": ", ".join(archived),
+        "final_only": ("; and from trials.parquet alone (each run's final metrics; no archive "
+                       f"yet): {', '.join(final_only)}" if final_only else ""),
         "scale_up": scale_up(
             "more seeds: the std CIs shrink as 1/sqrt(seeds), the normality tests gain "
             "power; lengths past 10^5 tell a floor from a slow decline; a crossed design "

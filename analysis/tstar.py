@@ -117,10 +117,8 @@ def seed_mean_fall(data: pd.DataFrame, eta: float, seed: int = 0) -> dict:
     index = rng.integers(0, table.shape[0], (N_RESAMPLES, table.shape[0]))
     boot_means = table[index].mean(axis=1)  # (R, n_evals)
     value = float(table.mean(axis=0).max() - table.mean(axis=0)[-1])
-    boot = boot_means.max(axis=1) - boot_means[:, -1]
-    boot = value + t_over_z(table.shape[0] - 1, 0.95) * (boot - value)
-    low, high = percentile_interval(boot)
-    return {"value": value, "low": max(low, 0.0), "high": high, "n_seeds": table.shape[0]}
+    found = widened(value, boot_means.max(axis=1) - boot_means[:, -1], table.shape[0])
+    return {**found, "low": max(found["low"], 0.0)}
 
 
 def best_cell_difference(a: pd.DataFrame, b: pd.DataFrame, seed: int = 0) -> dict:
@@ -134,9 +132,14 @@ def best_cell_difference(a: pd.DataFrame, b: pd.DataFrame, seed: int = 0) -> dic
     values = [t.to_numpy() for t in tables]
     value = float(values[0].mean(axis=0).max() - values[1].mean(axis=0).max())
     boot = values[0][index].mean(axis=1).max(axis=1) - values[1][index].mean(axis=1).max(axis=1)
-    boot = value + t_over_z(n - 1, 0.95) * (boot - value)
-    low, high = percentile_interval(boot)
-    return {"value": value, "low": low, "high": high, "n_seeds": n}
+    return widened(value, boot, n)
+
+
+def widened(value: float, boot: np.ndarray, n_seeds: int) -> dict:
+    """value with the 95% percentile interval of its bootstrap replicates (n_resamples,)
+    over n_seeds seeds, their spread about value widened by t_(n-1) / z."""
+    low, high = percentile_interval(value + t_over_z(n_seeds - 1, 0.95) * (boot - value))
+    return {"value": value, "low": low, "high": high, "n_seeds": n_seeds}
 
 
 def complete_seeds(study) -> tuple[pd.DataFrame, dict]:

@@ -57,7 +57,8 @@ def runs_frame() -> pd.DataFrame:
     """One row per (family, configuration, seed, budget N) from the six studies: family,
     config (its varied values as text), seed, n_steps, status, val_acc, test_acc. The
     budgets are the anneal studies' lengths; a run whose rate depends on the current step
-    only is read at each of them (`runs_by_length`)."""
+    only is read at each of them (`runs_by_length`). A diverged run keeps the metrics of
+    the state it diverged in: a bad result for its configuration, never left out."""
     budgets = [int(load(name).spec.base_config().n_steps) for name in ANNEAL]
     parts = []
     for name, family in ((CONSTANT, BASELINE), (INV_T, "inv_t"), (STUDY, None)):
@@ -216,9 +217,8 @@ def compute_from(frame: pd.DataFrame, hypotheses: tuple[Hypothesis, ...]) -> dic
          "verdict": v.verdict, "reason": v.reason} for v in verdicts]
     numbers = {
         "design": {**design, "budgets": sorted(int(n) for n in frame["n_steps"].unique()),
-                   "margin": MARGIN, "alpha": ALPHA,
-                   "n_runs": int(frame.drop_duplicates(
-                       ["family", "config", "seed", "n_steps"]).shape[0])},
+                   "margin": MARGIN, "alpha": ALPHA, "n_runs": int(len(frame)),
+                   "n_diverged": int((frame["status"] == "diverged").sum())},
         "families": family_table(results, frame),
         "comparisons": comparisons,
         "hypotheses": hypothesis_records,
@@ -303,6 +303,7 @@ def render(numbers: dict) -> str:
         "seeds": f"{design['seeds'][0]}..{design['seeds'][-1]}",
         "left_out": left_out,
         "n_runs": design["n_runs"],
+        "n_diverged": design["n_diverged"],
         "budgets": ", ".join(str(n) for n in design["budgets"]),
         "margin": f"{design['margin']:g}",
         "verdicts": "\n".join(verdict_line(h) for h in numbers["hypotheses"]),

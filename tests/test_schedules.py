@@ -150,10 +150,13 @@ def test_findings_render_from_the_numbers_as_written(schedules, monkeypatch, tmp
     import common
 
     frame = simulated_frame(TRUE_MEANS, 8, np.random.default_rng(4))
+    frame.loc[(frame["family"] == "constant") & (frame["config"] == "eta=1"), "status"] = (
+        "diverged")
     numbers = common.as_written(schedules.compute_from(frame, HYPOTHESES)["numbers"])
     text = schedules.render(numbers)
     assert "**derived-ties** (primary): derived-constant.N100000 = 0 ± 0.002" in text
     assert "| 10000 | cosine - constant | +0.00" in text
+    assert "240 (family, configuration, seed, N) cells, 24 of them diverged" in text
     assert "$" not in text  # every placeholder filled
     monkeypatch.setattr(common, "RESULTS", tmp_path)
     schedules.draw(numbers)

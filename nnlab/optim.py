@@ -174,6 +174,20 @@ class InverseTime(NamedTuple):
         return self.eta / (1.0 + self.decay * step)
 
 
+class CappedInverseTime(NamedTuple):
+    """eta / max(1, decay * (step + 1)) = min(eta, (eta / decay) / (step + 1)): eta up to
+    step 1 / decay - 1, then falling as 1/t from there, with no blend (InverseTime's
+    1 + decay * step halves eta at that step). Step `step` is the last of a run of
+    step + 1 steps, so its rate is the constant rate best for that many steps when that is
+    T*/N, T* = eta / decay, capped at eta."""
+
+    eta: float
+    decay: float
+
+    def __call__(self, step: int) -> float:
+        return self.eta / max(1.0, self.decay * (step + 1))
+
+
 def as_schedule(eta: float | Schedule) -> Schedule:
     """A schedule from a learning rate that is a number or already a schedule."""
     return Constant(float(eta)) if isinstance(eta, int | float) else eta
@@ -414,8 +428,9 @@ def adam(eta: float | Schedule, b1: float = 0.9, b2: float = 0.999, eps: float =
 
 
 __all__ = [
-    "AdamState", "ChainState", "Constant", "Cosine", "EmptyState", "GradientTransform",
-    "InverseTime", "NoiseState", "Params", "RmsState", "Schedule", "ScratchState", "StepDecay",
+    "AdamState", "CappedInverseTime", "ChainState", "Constant", "Cosine", "EmptyState",
+    "GradientTransform", "InverseTime", "NoiseState", "Params", "RmsState", "Schedule",
+    "ScratchState", "StepDecay",
     "TraceState", "adam", "add_decayed_weights", "add_l1", "add_noise", "apply_updates",
     "as_schedule", "chain", "clip_by_global_norm", "copy_tree", "global_norm", "leaves", "momentum",
     "noise_std", "rmsprop", "scale_by_adam", "scale_by_learning_rate", "scale_by_rms",

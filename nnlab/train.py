@@ -99,6 +99,8 @@ def make_schedule(config: TrainConfig, n_steps: int) -> optim.Schedule:
         return optim.Cosine(config.eta, n_steps, config.eta_min)
     if config.schedule == "inv_t":
         return optim.InverseTime(config.eta, config.inv_t_decay)
+    if config.schedule == "capped_inv_t":
+        return optim.CappedInverseTime(config.eta, config.inv_t_decay)
     return optim.Constant(config.eta)
 
 

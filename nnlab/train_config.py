@@ -44,7 +44,7 @@ from nnlab.validation import (
 
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
-SCHEDULES = ("constant", "step", "cosine", "inv_t")
+SCHEDULES = ("constant", "step", "cosine", "inv_t", "capped_inv_t")
 NOISES = ("none", "grad", "weight")
 DTYPES = ("float32", "float64")
 SEED_FIELDS = ("init_seed", "order_seed", "noise_seed", "dropout_seed")
@@ -101,7 +101,8 @@ CONSTRAINTS: dict[str, Constraint] = {
 """Each field's own constraint (nnlab.validation), checked in this order when a config is
 made; init, init_std and target_range depend on other fields and are checked with them
 after, as are the layer spec against the model and sizes, eta_min against eta with the
-cosine schedule, and n_steps against epochs."""
+cosine schedule, inv_t_decay > 0 with the capped_inv_t schedule, and n_steps against
+epochs."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ class TrainConfig:
     Length: `n_steps` or `epochs`, not both (neither: one epoch); `batch_size=None` is
     full-batch descent.
     Schedules: step -> eta * decay_rate ** (step // decay_every); cosine -> eta to eta_min
-    over the run; inv_t -> eta / (1 + inv_t_decay * step).
+    over the run; inv_t -> eta / (1 + inv_t_decay * step); capped_inv_t ->
+    min(eta, T / (step + 1)) with T = eta / inv_t_decay (> 0): eta, then T/N.
     Noise: "grad" adds annealed Gaussian noise (variance noise_eta / (1 + t)^noise_gamma) to
     the gradient before the optimiser; "weight" adds it to the weights after the step.
     Evaluation: at `eval_steps` if given, else at `n_evals` log-spaced steps (0 and the last
@@ -193,6 +195,10 @@ class TrainConfig:
         set_(self, "init", self._checked_init())
         if self.schedule == "cosine" and self.eta_min > self.eta:
             raise _fail("eta_min", f"a number <= eta ({self.eta})", self.eta_min)
+        if self.schedule == "capped_inv_t" and not self.inv_t_decay:
+            raise _fail("inv_t_decay", "a positive number with schedule='capped_inv_t' "
+                        "(eta / inv_t_decay is the time T of its rate T / (step + 1))",
+                        self.inv_t_decay)
         self._check_length()
         if self.eval_steps is not None:
             set_(self, "eval_steps", sorted(set(self.eval_steps)))

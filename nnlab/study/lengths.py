@@ -3,12 +3,13 @@ seed) stands for the runs of each length N in its `eval_steps`.
 
 Up to step N, a run evaluated at step N is the same computation as a run of length N when
 nothing in it looks at the total length: the learning rate depends on the current step only
-(constant, step decay every `decay_every` steps, inverse time; not cosine, which spreads its
-decay over the whole run), the data order and the noise are drawn step by step from their
-own streams, the divergence rule looks only at past losses, and evaluations never touch the
-weights. Its record at step N then holds, bit for bit, the final metrics of a run of length N
-on the same number of BLAS threads (tests/test_study_lengths.py trains both and compares
-them). Only the test predictions, kept at the end of each run, are for its full length.
+(constant, step decay every `decay_every` steps, inverse time, capped or not; not cosine,
+which spreads its decay over the whole run), the data order and the noise are drawn step
+by step from their own streams, the divergence rule looks only at past losses, and
+evaluations never touch the weights. Its record at step N then holds, bit for bit, the
+final metrics of a run of length N on the same number of BLAS threads
+(tests/test_study_lengths.py trains both and compares them). Only the test predictions,
+kept at the end of each run, are for its full length.
 
 ```python
 lengths = prefix_lengths(spec)                   # [32, 56, ..., 10000], or NNLabError: why not
@@ -24,7 +25,8 @@ from nnlab.errors import DataError
 from nnlab.study.spec import StudySpec
 from nnlab.study.trials import METRICS
 
-STEP_SCHEDULES = ("constant", "step", "inv_t")  # eta(step) without the run's total length
+# eta(step) without the run's total length
+STEP_SCHEDULES = ("constant", "step", "inv_t", "capped_inv_t")
 LENGTH_FIELDS = ("n_steps", "epochs", "eval_steps")
 MIN_LENGTHS = 2
 

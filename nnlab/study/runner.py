@@ -221,8 +221,10 @@ class Runner:
         period, wherever their owner ran; an owner on this machine whose pid no longer
         runs; no owner (a claimer that died mid-claim): with a journal file, whose claims
         name their owner first, at once; else once no heartbeat came for the grace period
-        as seen from here."""
-        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        as seen from here. Never this process's own: it runs them, however late its
+        heartbeats (a busy machine can delay them past a short grace period)."""
+        running = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t._trial_id not in self._held]
         stale = stale_trial_ids(self._storage, self.study._study_id)
         now = time.monotonic()
         self._ownerless_since = {t.number: self._ownerless_since.get(t.number, now)

@@ -450,8 +450,8 @@ class Runner:
                 nonlocal filled, pool
                 filled = time.monotonic()
                 while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
-                    if executor is None:  # the same pool while it works, a new one after a
-                        pool = get_reusable_executor(n_jobs, timeout=WORKER_IDLE)  # worker died
+                    if executor is None:  # the same pool, or a new one once a worker died
+                        pool = get_reusable_executor(n_jobs, timeout=WORKER_IDLE)
                     trials = [trial, *self.lockstep.claim_mates(trial, n_jobs - len(in_flight))]
                     claimed.update((mate.number, mate) for mate in trials)
                     tasks = [self._task(mate, channel) for mate in trials]

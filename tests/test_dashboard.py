@@ -184,6 +184,7 @@ def test_a_browser_shows_the_study_page_of_the_dashboard(tmp_path):
     assert code in (0, 130) and "Traceback" not in err
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(chromium() is None, reason="no Chromium installed (Debian package "
                     "`chromium`; CI installs it)")
 def test_a_browser_draws_the_learning_curve_of_a_trial_while_it_trains(tmp_path):

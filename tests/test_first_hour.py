@@ -19,6 +19,8 @@ import pytest
 
 from tests.test_dashboard import get_json, port_is_free
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DEMO = """
 [study]

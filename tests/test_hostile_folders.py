@@ -405,6 +405,7 @@ def test_safe_names_are_kept_and_a_refused_one_makes_nothing(tmp_path, capsys):
     assert tree(tmp_path) == before
 
 
+@pytest.mark.integration
 def test_temporary_files_of_killed_writers_are_removed_when_the_study_is_opened(copy):
     folder = copy / "results" / "s"
     killed = ("import os, signal, sys\n"

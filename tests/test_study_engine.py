@@ -66,7 +66,7 @@ def test_a_grid_runs_every_configuration_and_seed_once_and_a_rerun_redoes_nothin
     assert run["n_jobs"] == 2 and run["end"] is not None
     assert run["packages"]["optuna"] and run["blas"] and run["cpu"]
 
-    # the engine's worker pool is joblib's own: joblib.Parallel still works beside it
+    # joblib.Parallel (its own loky pool) still works beside the engine's pool
     assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
     again = study.run(n_jobs=2, progress=False)
     assert again["this_run"]["completed"] == 0

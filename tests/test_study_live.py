@@ -67,6 +67,7 @@ def assert_values_are_the_curves(study: Study, seen: tuple[int, dict]) -> None:
     assert len(values) < len(trials[number].intermediate_values)  # seen before it ended
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("storage", ["journal", "sqlite"])
 def test_evaluations_reach_the_storage_while_the_runs_train(tmp_path, storage):
     url = {"journal": None, "sqlite": f"sqlite:///{tmp_path}/optuna.db"}[storage]
@@ -80,6 +81,7 @@ def test_evaluations_reach_the_storage_while_the_runs_train(tmp_path, storage):
     assert_values_are_the_curves(Study.load(tmp_path / "live", storage=url), seen)
 
 
+@pytest.mark.integration
 def test_evaluations_of_postgresql_workers_reach_the_storage_while_they_train(
         tmp_path, database):
     spec = tmp_path / "live.toml"

@@ -1,4 +1,4 @@
-"""Where trials run: joblib's loky processes on this machine, or an existing Dask cluster.
+"""Where trials run: loky's processes on this machine, or an existing Dask cluster.
 
 The engine hands each trial to a `concurrent.futures.Executor` when a worker slot is free
 and records each outcome as it arrives. On a Dask cluster that executor is the client's own

@@ -9,7 +9,7 @@ verdict queue for the claiming process's decision (`nnlab.study.pruning`): go on
 there.
 
 The queues live where the workers can reach them: a `multiprocessing` manager process
-(forked from the claiming process, and gone with it) for joblib's loky workers or any local
+(forked from the claiming process, and gone with it) for loky's workers or any local
 process pool; queues of the Dask scheduler (`distributed.Queue`) for a Dask cluster's
 workers, on any host.
 """
@@ -184,7 +184,7 @@ class _DaskChannel:
 
 @contextlib.contextmanager
 def open_channel(executor: Executor | None) -> Iterator[Channel]:
-    """The channel for workers of `executor` (None: joblib's loky processes)."""
+    """The channel for workers of `executor` (None: loky's processes)."""
     client = getattr(executor, "_client", None)
     is_dask = client is not None and type(executor).__module__.startswith("distributed")
     channel = _DaskChannel(client) if is_dask else _ManagerChannel()

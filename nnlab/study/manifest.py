@@ -24,7 +24,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_info
 
-PACKAGES = ("nnlab", "numpy", "scipy", "pandas", "pyarrow", "optuna", "joblib",
+PACKAGES = ("nnlab", "numpy", "scipy", "pandas", "pyarrow", "optuna", "loky",
             "threadpoolctl", "tqdm")
 
 
@@ -83,7 +83,7 @@ def environment() -> dict[str, Any]:
 def invocation(n_jobs: int, blas_threads: int, executor: Executor | None = None,
                lockstep: bool = False) -> dict[str, Any]:
     """One run of the study by this process, its end still open. n_jobs 0: it planned
-    the study and ran nothing; `executor`: where trials ran (None: joblib's loky);
+    the study and ran nothing; `executor`: where trials ran (None: loky's processes);
     `lockstep`: whether it trains runs that share a data order in lockstep groups."""
     where = (None if n_jobs == 0 else "loky" if executor is None
              else f"{type(executor).__module__}.{type(executor).__name__}")

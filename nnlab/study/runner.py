@@ -14,7 +14,7 @@ without a heartbeat, wherever the owner ran (`nnlab.study.liveness`), or at once
 owner's pid on this machine says it is gone. A run waits for the trials other processes
 run, and runs again those whose process dies.
 
-The parent process claims and records; worker processes (loky, through joblib, or a Dask
+The parent process claims and records; worker processes (loky's reusable pool, or a Dask
 cluster's) only train and write parquet (`nnlab.study.task.run_trial`), and send each
 evaluation to the parent, which stores it as an intermediate value and, with a pruner,
 decides whether the run goes on (`nnlab.study.live`, `nnlab.study.pruning`). It also keeps
@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
-from joblib.executor import get_memmapping_executor
+from loky import get_reusable_executor
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import JournalStorage
@@ -80,6 +80,9 @@ BLAS_THREADS = 1
 TICK, TICK_PRUNING = 0.25, 0.01
 RECOVER_EVERY = 10.0  # seconds between looks for dead owners while a decision waits
 WAIT = 1.0  # seconds between looks at the study while only other processes' trials run
+# seconds an idle worker of the default pool lives on (it keeps the data it loaded): past
+# the waits for other processes' trials; loky's own default is 10
+WORKER_IDLE = 300
 
 
 @dataclass
@@ -218,8 +221,10 @@ class Runner:
         period, wherever their owner ran; an owner on this machine whose pid no longer
         runs; no owner (a claimer that died mid-claim): with a journal file, whose claims
         name their owner first, at once; else once no heartbeat came for the grace period
-        as seen from here."""
-        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        as seen from here. Never this process's own: it runs them, however late its
+        heartbeats (a busy machine can delay them past a short grace period)."""
+        running = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t._trial_id not in self._held]
         stale = stale_trial_ids(self._storage, self.study._study_id)
         now = time.monotonic()
         self._ownerless_since = {t.number: self._ownerless_since.get(t.number, now)
@@ -421,8 +426,10 @@ class Runner:
         running trials are stored as they arrive; with a pruner, a run is recorded once
         its last evaluation is decided.
 
-        `executor` defaults to joblib's reusable loky process pool (the one joblib.Parallel
-        uses); any concurrent.futures.Executor (e.g. a Dask client's) can take its place.
+        `executor` defaults to loky's reusable pool of `n_jobs` worker processes (a task is
+        pickled to its worker: a configuration, or a Dataset object given from Python, see
+        docs/studies.md); any concurrent.futures.Executor (e.g. a Dask client's) can take
+        its place.
         """
         counts = RunCounts()
         in_flight: dict[Future, list[FrozenTrial]] = {}  # one trial, or a lockstep group
@@ -431,6 +438,7 @@ class Runner:
         pruning = self._pruning()
         poll = self.heartbeat.interval
         tick = TICK if pruning is None else TICK_PRUNING
+        pool: Any = None  # loky's pool, once this call has taken it (killed on failure)
 
         with open_channel(executor) as channel:
             bar = Progress(self.spec.name, self.spec.n_planned, self._n_done(), self._best,
@@ -439,14 +447,15 @@ class Runner:
             filled = time.monotonic()
 
             def fill() -> None:
-                nonlocal filled
+                nonlocal filled, pool
                 filled = time.monotonic()
                 while len(in_flight) < n_jobs and (trial := self.claim_next()) is not None:
-                    pool = executor or get_memmapping_executor(n_jobs)
+                    if executor is None:  # the same pool, or a new one once a worker died
+                        pool = get_reusable_executor(n_jobs, timeout=WORKER_IDLE)
                     trials = [trial, *self.lockstep.claim_mates(trial, n_jobs - len(in_flight))]
                     claimed.update((mate.number, mate) for mate in trials)
                     tasks = [self._task(mate, channel) for mate in trials]
-                    in_flight[self.lockstep.submit(pool, tasks)] = trials
+                    in_flight[self.lockstep.submit(executor or pool, tasks)] = trials
 
             try:
                 with self._beats:
@@ -485,8 +494,8 @@ class Runner:
                             fill()  # an ended first run may have planned its other seeds
                         bar.tick()
             except BaseException:
-                if executor is None:
-                    get_memmapping_executor(n_jobs).terminate(kill_workers=True)
+                if pool is not None:  # its runs stop with this process
+                    pool.shutdown(kill_workers=True)
                 for future in in_flight:
                     future.cancel()
                 self._release()

@@ -151,7 +151,7 @@ class Study:
             executor: Executor | None = None) -> dict[str, Any]:
         """Run every planned trial not yet complete in `n_jobs` worker processes, resuming
         what is there (`new=True` deletes the study's results and starts over). `executor`:
-        where trials run (default joblib's loky processes; e.g. a Dask client's
+        where trials run (default loky's processes; e.g. a Dask client's
         `get_executor()`). With a database storage, also waits for trials other processes
         run, and runs again those whose process dies.
 

@@ -24,11 +24,13 @@ from common import (
     claims_lines,
     claims_table,
     figure_path,
+    hypothesis_records,
     load,
     percentile_interval,
     run,
     runs_by_length,
     scale_up,
+    verdict_line,
     write_findings,
 )
 from common import render as render_template
@@ -241,11 +243,7 @@ def compute() -> dict:
     def peak_records(result: PeakTimeResult) -> list[dict]:
         return result.table.to_dict(orient="records")
 
-    hypotheses = [{"name": v.hypothesis.name, "statistic": v.hypothesis.statistic,
-                   "prediction": v.hypothesis.prediction,
-                   "primary": v.hypothesis.primary, "note": v.hypothesis.note,
-                   "estimate": None if v.estimate is None else vars(v.estimate),
-                   "verdict": v.verdict, "reason": v.reason} for v in wd["verdicts"]]
+    hypotheses = hypothesis_records(wd["verdicts"])
     numbers = {
         "peak_time": {name: {"table": peak_records(r), "resampling": r.resampling,
                              "max_share": r.max_share}
@@ -354,14 +352,6 @@ def render(numbers: dict) -> str:
 
     held = numbers["held_out"]
     wd = numbers["intervention"]
-
-    def verdict_line(h: dict) -> str:
-        e = h["estimate"]
-        estimate = ("not evaluated: " + h["reason"] if e is None else
-                    f"estimate {e['value']:.3g} [{e['low']:.3g}, {e['high']:.3g}] "
-                    f"({e['unit']}, n = {e['n']})")
-        return (f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
-                f"{h['prediction']}; {estimate}: **{h['verdict']}** ({h['note']}).")
 
     eta_rows = "\n".join(
         f"| {a['n_steps']:g} | {a['eta_best']:.3g} [{a['low']:.3g}, {a['high']:.3g}]"

@@ -216,6 +216,24 @@ def runs_by_length(study: str | Study, trials: pd.DataFrame | None = None) -> pd
     return lengths.runs_by_length(study.spec, trials, study.curves())
 
 
+def complete_seeds(study: Study) -> tuple[pd.DataFrame, dict]:
+    """The runs of a sweep of learning rates (one row per run and length) of the seeds that
+    have finished every planned learning rate, and what was planned and used: the grid
+    enqueues the seeds one after another, so a study stopped early is the same design on
+    fewer seeds."""
+    etas = [float(e) for e in study.spec.grid["eta"]]
+    runs = runs_by_length(study)
+    finished = runs.groupby("seed")["eta"].nunique()
+    seeds = sorted(int(s) for s in finished.index if finished[s] == len(etas))
+    if len(seeds) < 2:
+        name = study.spec.name
+        raise NNLabError(f"{name}: {len(seeds)} seed(s) have finished every learning rate; "
+                         f"the comparison needs 2 (`nnlab run studies/{name}.toml`)")
+    return runs[runs["seed"].isin(seeds)], {
+        "etas": etas, "seeds_used": seeds, "planned_seeds": study.spec.replicates,
+        "runs_finished": int(runs["trial"].nunique())}
+
+
 def findings_json(numbers: dict) -> str:
     """`numbers` as the text of a findings.json: strict JSON (NaN and infinities as null,
     numpy values as plain ones; `json.dumps(..., allow_nan=False)` refuses anything else

@@ -23,6 +23,7 @@ from common import (
     ci,
     claims_lines,
     claims_table,
+    complete_seeds,
     figure_path,
     hypothesis_records,
     load,
@@ -47,7 +48,6 @@ from nnlab.analysis import (
     predict_eta_best,
 )
 from nnlab.analysis.power_law import t_over_z
-from nnlab.errors import NNLabError
 from nnlab.report.figures import save_figure
 from nnlab.study.hypotheses import Estimate, evaluate_all
 
@@ -142,22 +142,6 @@ def widened(value: float, boot: np.ndarray, n_seeds: int) -> dict:
     over n_seeds seeds, their spread about value widened by t_(n-1) / z."""
     low, high = percentile_interval(value + t_over_z(n_seeds - 1, 0.95) * (boot - value))
     return {"value": value, "low": low, "high": high, "n_seeds": n_seeds}
-
-
-def complete_seeds(study) -> tuple[pd.DataFrame, dict]:
-    """The runs (one row per run and length) of the seeds that have finished every planned
-    learning rate, and what was planned and used: the grid enqueues the seeds one after
-    another, so a study stopped early is the same design on fewer seeds."""
-    etas = [float(e) for e in study.spec.grid["eta"]]
-    runs = runs_by_length(study)
-    finished = runs.groupby("seed")["eta"].nunique()
-    seeds = sorted(int(s) for s in finished.index if finished[s] == len(etas))
-    if len(seeds) < 2:
-        raise NNLabError(f"{STUDY}: {len(seeds)} seed(s) have finished every learning rate; "
-                         "the comparison needs 2 (`nnlab run studies/eta-vs-n-wd.toml`)")
-    return runs[runs["seed"].isin(seeds)], {
-        "etas": etas, "seeds_used": seeds, "planned_seeds": study.spec.replicates,
-        "runs_finished": int(runs["trial"].nunique())}
 
 
 def intervention() -> dict:

@@ -30,7 +30,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from string import Template
 
@@ -38,12 +38,22 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from nnlab.analysis import Estimate, Family, HypothesisTest
+from nnlab.analysis import (
+    Estimate,
+    Family,
+    HypothesisTest,
+    eta_best,
+    eta_sensitivity,
+    extrapolation_check,
+    fit_broken_power_law,
+    fit_power_law,
+)
 from nnlab.analysis.multiplicity import METHODS
 from nnlab.errors import NNLabError
 from nnlab.report.figures import save_figure
 from nnlab.study import Study, lengths
 from nnlab.study import archive as study_archive
+from nnlab.study.hypotheses import Verdict
 
 RESULTS = Path(os.environ.get("NNLAB_RESULTS")
                or Path(__file__).resolve().parent.parent / "results")
@@ -54,6 +64,9 @@ ALPHA = 0.05  # the level of every test, after Holm's adjustment within a findin
 # falls ~10-fold as the runs that took off late catch up, faster than the power law of the
 # fit can follow (restarts.py's findings list the floor by the N the fit starts at).
 FLOOR_FIT_FROM = 316
+CONFIDENCE = 0.95  # the level of every interval of eta_best and its fits
+STALLED_AT = 0.2  # a run no better than twice chance stalled: its cell is a cliff
+MAX_EDGE_SHARE = 0.1  # N whose bootstrap optimum sits at a grid edge or cliff more often: left out
 
 
 def load(name: str) -> Study:
@@ -86,6 +99,44 @@ def final_runs(name: str) -> pd.DataFrame:
     return trials
 
 
+def eta_best_fits(runs: pd.DataFrame) -> dict:
+    """Finding 1's analysis of one sweep of learning rates: eta_best per N (small-sample
+    widened, stalled runs as cliffs, edge shares), the broken power law over the N it may
+    use (optimum inside the grid; at least 5), and from its breakpoint on (at least 3 N)
+    the power law, and (at least 4 N) its held-out check and its estimator/grid
+    sensitivity. runs: one row per (run, N) with eta, seed, status, val_acc, n_steps.
+    Returns {"result": EtaBestResult, "table": its table with the edge shares, "keep": the
+    N the fits may use (bool per row), "broken", "tail" (None when not fitted),
+    "tail_mask" (the N of "tail"), "extrapolation", "sensitivity" (where fitted),
+    "summaries": printable lines}."""
+    result = eta_best(runs, stalled_at=STALLED_AT, small_sample=True, confidence=CONFIDENCE)
+    table = result.table.merge(result.edge_shares(MAX_EDGE_SHARE), on="n_steps")
+    keep = result.fit_mask(True, MAX_EDGE_SHARE)
+    n = table["n_steps"].to_numpy(dtype=float)
+    found = {"result": result, "table": table, "keep": keep, "broken": None, "tail": None}
+    if keep.sum() >= 5:
+        found["broken"] = fit_broken_power_law(
+            n[keep], table["eta_best"][keep], y_boot=np.exp(result.boot_log_eta[:, keep]),
+            confidence=CONFIDENCE)
+        after = keep & (n >= found["broken"].breakpoint.value)
+        if after.sum() >= 3:
+            found["tail_mask"] = after
+            found["tail"] = fit_power_law(n[after], table["eta_best"][after],
+                                          y_boot=np.exp(result.boot_log_eta[:, after]),
+                                          confidence=CONFIDENCE)
+        if after.sum() >= 4:
+            found["extrapolation"] = extrapolation_check(
+                n[after], table["eta_best"][after],
+                y_boot=np.exp(result.boot_log_eta[:, after]), confidence=CONFIDENCE)
+            found["sensitivity"] = eta_sensitivity(
+                runs, n_from=float(n[after].min()), stalled_at=STALLED_AT,
+                max_edge_share=MAX_EDGE_SHARE, small_sample=True, confidence=CONFIDENCE)
+    found["summaries"] = [result.summary()] + [
+        found[key].summary() for key in ("broken", "tail", "extrapolation", "sensitivity")
+        if found.get(key) is not None]
+    return found
+
+
 def bootstrap_p(boot: np.ndarray, null: float) -> float:
     """Two-sided p-value of "the statistic equals `null`" from its bootstrap replicates
     (n,): twice the smaller share on either side of it, at least 1/n (the percentile
@@ -94,6 +145,27 @@ def bootstrap_p(boot: np.ndarray, null: float) -> float:
     boot = boot[np.isfinite(boot)]
     share = min(np.mean(boot <= null), np.mean(boot >= null))
     return float(min(1.0, max(2 * share, 1 / boot.size)))
+
+
+def hypothesis_records(verdicts: Sequence[Verdict]) -> list[dict]:
+    """The verdicts on a spec's declared hypotheses (`evaluate_all`) as findings.json keeps
+    them: name, statistic, prediction, primary, note, estimate (its fields, or None), verdict
+    and reason. `verdict_line` writes one as a line of findings.md."""
+    return [{"name": v.hypothesis.name, "statistic": v.hypothesis.statistic,
+             "prediction": v.hypothesis.prediction,
+             "primary": v.hypothesis.primary, "note": v.hypothesis.note,
+             "estimate": None if v.estimate is None else vars(v.estimate),
+             "verdict": v.verdict, "reason": v.reason} for v in verdicts]
+
+
+def verdict_line(h: dict) -> str:
+    """A `hypothesis_records` record as a markdown list item."""
+    e = h["estimate"]
+    estimate = ("not evaluated: " + h["reason"] if e is None else
+                f"estimate {e['value']:.3g} [{e['low']:.3g}, {e['high']:.3g}] "
+                f"({e['unit']}, n = {e['n']})")
+    return (f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
+            f"{h['prediction']}; {estimate}: **{h['verdict']}** ({h['note']}).")
 
 
 def claims_table(family: Family, claims: dict[str, str]) -> list[dict]:
@@ -142,6 +214,24 @@ def runs_by_length(study: str | Study, trials: pd.DataFrame | None = None) -> pd
     study = load(study) if isinstance(study, str) else study
     trials = study.trials() if trials is None else trials
     return lengths.runs_by_length(study.spec, trials, study.curves())
+
+
+def complete_seeds(study: Study) -> tuple[pd.DataFrame, dict]:
+    """The runs of a sweep of learning rates (one row per run and length) of the seeds that
+    have finished every planned learning rate, and what was planned and used: the grid
+    enqueues the seeds one after another, so a study stopped early is the same design on
+    fewer seeds."""
+    etas = [float(e) for e in study.spec.grid["eta"]]
+    runs = runs_by_length(study)
+    finished = runs.groupby("seed")["eta"].nunique()
+    seeds = sorted(int(s) for s in finished.index if finished[s] == len(etas))
+    if len(seeds) < 2:
+        name = study.spec.name
+        raise NNLabError(f"{name}: {len(seeds)} seed(s) have finished every learning rate; "
+                         f"the comparison needs 2 (`nnlab run studies/{name}.toml`)")
+    return runs[runs["seed"].isin(seeds)], {
+        "etas": etas, "seeds_used": seeds, "planned_seeds": study.spec.replicates,
+        "runs_finished": int(runs["trial"].nunique())}
 
 
 def findings_json(numbers: dict) -> str:

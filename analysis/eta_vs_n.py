@@ -21,10 +21,14 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 from common import (
+    CONFIDENCE,
+    MAX_EDGE_SHARE,
+    STALLED_AT,
     as_written,
     bootstrap_p,
     claims_lines,
     claims_table,
+    eta_best_fits,
     figure_path,
     load,
     percentile_interval,
@@ -38,11 +42,7 @@ from matplotlib.figure import Figure
 
 from nnlab.analysis import (
     Family,
-    eta_best,
     eta_best_ratio,
-    eta_sensitivity,
-    extrapolation_check,
-    fit_broken_power_law,
     fit_power_law,
 )
 from nnlab.analysis.takeoff import takeoff as takeoff_of_runs
@@ -50,9 +50,6 @@ from nnlab.errors import InsufficientData
 from nnlab.report.figures import eta_curves_figure, power_law_figure, save_figure
 from nnlab.study.hypotheses import Estimate, evaluate_all, hypotheses_from
 
-CONFIDENCE = 0.95
-STALLED_AT = 0.2  # a run no better than twice chance stalled: its cell is a cliff
-MAX_EDGE_SHARE = 0.1  # N whose bootstrap optimum sits at a grid edge or cliff more often: left out
 COLUMNS = ["trial", "eta", "seed", "status", "val_acc", "test_acc", "n_steps"]
 # each batch size: the study read at every length and the one that carries its runs on
 BATCHES = {100: ("eta-vs-n", "eta-vs-n-long"), 25: ("eta-vs-n-b25", "eta-vs-n-b25-long"),
@@ -98,38 +95,14 @@ def batch_runs(batch: int) -> tuple[pd.DataFrame, dict]:
 
 
 def analyse(batch: int) -> dict:
-    """eta_best per N (small-sample widened, edge shares), the broken power law over the N
-    it may use, and the power law from the breakpoint on with its held-out check and its
-    estimator/grid sensitivity."""
+    """eta_best per N and its fits (`eta_best_fits`) for one batch size's runs, with where
+    each N comes from and how many runs each study gave."""
     runs, source = batch_runs(batch)
-    result = eta_best(runs, stalled_at=STALLED_AT, small_sample=True, confidence=CONFIDENCE)
-    table = result.table.merge(result.edge_shares(MAX_EDGE_SHARE), on="n_steps")
-    keep = result.fit_mask(True, MAX_EDGE_SHARE)
-    n = table["n_steps"].to_numpy(dtype=float)
-    found = {"batch": batch, "runs": runs, "source": source, "result": result,
-             "table": table, "keep": keep, "n_seeds": int(runs["seed"].nunique()),
-             "n_runs": runs.groupby("study")["trial"].nunique().to_dict(), "broken": None,
-             "tail": None}
-    if keep.sum() >= 5:
-        found["broken"] = fit_broken_power_law(
-            n[keep], table["eta_best"][keep], y_boot=np.exp(result.boot_log_eta[:, keep]),
-            confidence=CONFIDENCE)
-        after = keep & (n >= found["broken"].breakpoint.value)
-        if after.sum() >= 3:
-            found["tail_mask"] = after
-            found["tail"] = fit_power_law(n[after], table["eta_best"][after],
-                                          y_boot=np.exp(result.boot_log_eta[:, after]),
-                                          confidence=CONFIDENCE)
-        if after.sum() >= 4:
-            found["extrapolation"] = extrapolation_check(
-                n[after], table["eta_best"][after],
-                y_boot=np.exp(result.boot_log_eta[:, after]), confidence=CONFIDENCE)
-            found["sensitivity"] = eta_sensitivity(
-                runs, n_from=float(n[after].min()), stalled_at=STALLED_AT,
-                max_edge_share=MAX_EDGE_SHARE, small_sample=True, confidence=CONFIDENCE)
-    found["summaries"] = [f"== batch {batch}\n{result.summary()}"] + [
-        found[key].summary() for key in ("broken", "tail", "extrapolation", "sensitivity")
-        if found.get(key) is not None]
+    found = {"batch": batch, "runs": runs, "source": source, **eta_best_fits(runs),
+             "n_seeds": int(runs["seed"].nunique()),
+             "n_runs": runs.groupby("study")["trial"].nunique().to_dict()}
+    found["summaries"] = [f"== batch {batch}\n{found['summaries'][0]}",
+                          *found["summaries"][1:]]
     return found
 
 

@@ -23,12 +23,15 @@ from common import (
     ci,
     claims_lines,
     claims_table,
+    complete_seeds,
     figure_path,
+    hypothesis_records,
     load,
     percentile_interval,
     run,
     runs_by_length,
     scale_up,
+    verdict_line,
     write_findings,
 )
 from common import render as render_template
@@ -45,7 +48,6 @@ from nnlab.analysis import (
     predict_eta_best,
 )
 from nnlab.analysis.power_law import t_over_z
-from nnlab.errors import NNLabError
 from nnlab.report.figures import save_figure
 from nnlab.study.hypotheses import Estimate, evaluate_all
 
@@ -142,22 +144,6 @@ def widened(value: float, boot: np.ndarray, n_seeds: int) -> dict:
     return {"value": value, "low": low, "high": high, "n_seeds": n_seeds}
 
 
-def complete_seeds(study) -> tuple[pd.DataFrame, dict]:
-    """The runs (one row per run and length) of the seeds that have finished every planned
-    learning rate, and what was planned and used: the grid enqueues the seeds one after
-    another, so a study stopped early is the same design on fewer seeds."""
-    etas = [float(e) for e in study.spec.grid["eta"]]
-    runs = runs_by_length(study)
-    finished = runs.groupby("seed")["eta"].nunique()
-    seeds = sorted(int(s) for s in finished.index if finished[s] == len(etas))
-    if len(seeds) < 2:
-        raise NNLabError(f"{STUDY}: {len(seeds)} seed(s) have finished every learning rate; "
-                         "the comparison needs 2 (`nnlab run studies/eta-vs-n-wd.toml`)")
-    return runs[runs["seed"].isin(seeds)], {
-        "etas": etas, "seeds_used": seeds, "planned_seeds": study.spec.replicates,
-        "runs_finished": int(runs["trial"].nunique())}
-
-
 def intervention() -> dict:
     """The weight-decay arm against eta-vs-n's runs of the same seeds and learning rates:
     T* per learning rate, eta_best per N and its ratio to no decay, b over the falling
@@ -241,11 +227,7 @@ def compute() -> dict:
     def peak_records(result: PeakTimeResult) -> list[dict]:
         return result.table.to_dict(orient="records")
 
-    hypotheses = [{"name": v.hypothesis.name, "statistic": v.hypothesis.statistic,
-                   "prediction": v.hypothesis.prediction,
-                   "primary": v.hypothesis.primary, "note": v.hypothesis.note,
-                   "estimate": None if v.estimate is None else vars(v.estimate),
-                   "verdict": v.verdict, "reason": v.reason} for v in wd["verdicts"]]
+    hypotheses = hypothesis_records(wd["verdicts"])
     numbers = {
         "peak_time": {name: {"table": peak_records(r), "resampling": r.resampling,
                              "max_share": r.max_share}
@@ -354,14 +336,6 @@ def render(numbers: dict) -> str:
 
     held = numbers["held_out"]
     wd = numbers["intervention"]
-
-    def verdict_line(h: dict) -> str:
-        e = h["estimate"]
-        estimate = ("not evaluated: " + h["reason"] if e is None else
-                    f"estimate {e['value']:.3g} [{e['low']:.3g}, {e['high']:.3g}] "
-                    f"({e['unit']}, n = {e['n']})")
-        return (f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
-                f"{h['prediction']}; {estimate}: **{h['verdict']}** ({h['note']}).")
 
     eta_rows = "\n".join(
         f"| {a['n_steps']:g} | {a['eta_best']:.3g} [{a['low']:.3g}, {a['high']:.3g}]"

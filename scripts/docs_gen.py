@@ -159,6 +159,30 @@ def _tstar(results: Path) -> tuple[str, str, str, str]:
     return answer, key, status, _survivors(found)
 
 
+def _generalise(results: Path) -> tuple[str, str, str, str]:
+    found = _load(results / "digits-eta-vs-n" / "findings.json")
+    summary, eta, restarts = found["summary"], found["eta"], found["restarts"]
+    verdicts = {h["name"]: h for h in eta["hypotheses"] + restarts["hypotheses"]}
+    ratio = verdicts["spread-flat"]["estimate"]
+    overall = eta["overall"]
+    b = verdicts["b-near-1"]["estimate"] or overall["exponent"]
+    where = ("past the breakpoint" if verdicts["b-near-1"]["estimate"] else
+             f"over N = {overall['from']}..{_steps(max(overall['x']))}, no breakpoint fitted")
+    longest = restarts["variance"]["table"][-1]["n_steps"]
+    answer = (f"On scikit-learn's 8x8 digits (same network and optimiser): finding 1's "
+              f"b = 1 {verdicts['b-near-1']['verdict']} (b = {_ci(b, '.2f')} {where}: "
+              "eta_best stays near the stability edge); finding 2's flat spread "
+              f"{verdicts['spread-flat']['verdict']} (std ratio {_steps(longest)} / "
+              f"{_steps(restarts['flat_from'])} = {_ci(ratio, '.2f')})")
+    key = (f"b = {_ci(b, '.2f')} on digits ({eta['n_seeds']} seeds, {eta['n_runs']} runs); "
+           f"spread ratio {_ci(ratio, '.2f')} ({restarts['n_runs']} runs)")
+    primaries = ", ".join(f"{h['name']} {h['verdict']}" for h in verdicts.values()
+                          if h["primary"])
+    status = (f"confirmatory: primaries {primaries}; {summary['held']} of "
+              f"{summary['n_hypotheses']} predictions held")
+    return answer, key, status, _survivors(found)
+
+
 ROWS = [  # question, its numbers, where the details are, one figure
     ("Which constant learning rate is best for a training length of N steps?", _learning_rate,
      "[eta-vs-n](results/eta-vs-n/findings.md)", "results/eta-vs-n/findings/eta_best_all.png"),
@@ -179,6 +203,9 @@ ROWS = [  # question, its numbers, where the details are, one figure
     ("Why does eta_best fall as 1/N: does validation accuracy peak at one learning-rate "
      "time eta x step?", _tstar, "[eta-vs-n-wd](results/eta-vs-n-wd/findings.md)",
      "results/eta-vs-n-wd/findings/peak_time.png"),
+    ("Do findings 1 and 2 carry over to another data set (the 8x8 digits)?", _generalise,
+     "[digits-eta-vs-n](results/digits-eta-vs-n/findings.md)",
+     "results/digits-eta-vs-n/findings/generalise.png"),
 ]
 
 

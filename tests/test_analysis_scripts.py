@@ -13,14 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlab.analysis import Estimate, Family, HypothesisTest
+from nnlab.analysis import Estimate, Family, HypothesisTest, eta_best
 from nnlab.study import Study
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 # each script and the results folder its findings go to
 SCRIPTS = {"eta_vs_n": "eta-vs-n", "restarts": "restarts", "noise": "noise-grad",
-           "errors": "errors", "crossed_seeds": "crossed-seeds", "tstar": "eta-vs-n-wd"}
+           "errors": "errors", "crossed_seeds": "crossed-seeds", "tstar": "eta-vs-n-wd",
+           "generalise": "digits-eta-vs-n"}
 
 
 @pytest.fixture
@@ -183,8 +184,8 @@ def test_eta_vs_n_compute_gives_eta_best_and_the_paired_ratios_of_the_batch_size
                  for b in (100, 25))
     # the longest length of batch 100, read from eta-vs-n-long's archived curves, gives the
     # eta_best of its trials.parquet's final metrics alone
-    alone = eta_vs_n.eta_best(scripts.final_runs("eta-vs-n-long")[eta_vs_n.COLUMNS],
-                              stalled_at=eta_vs_n.STALLED_AT, small_sample=True)
+    alone = eta_best(scripts.final_runs("eta-vs-n-long")[eta_vs_n.COLUMNS],
+                     stalled_at=scripts.STALLED_AT, small_sample=True)
     assert b100.loc[100_000, "eta_best"] == pytest.approx(
         alone.table["eta_best"].iloc[-1], rel=1e-12)
     for row in numbers["batch_25"]["ratio_equal_steps"]:

@@ -56,7 +56,7 @@ MAX_EDGE_SHARE = 0.1  # N whose bootstrap optimum sits at a grid edge or cliff m
 COLUMNS = ["trial", "eta", "seed", "status", "val_acc", "test_acc", "n_steps"]
 # each batch size: the study read at every length and the one that carries its runs on
 BATCHES = {100: ("eta-vs-n", "eta-vs-n-long"), 25: ("eta-vs-n-b25", "eta-vs-n-b25-long"),
-           400: ("eta-vs-n-b400", None)}
+           400: ("eta-vs-n-b400", None), 1600: ("eta-vs-n-b1600", None)}
 INTERPOLATE_MAX = 10 ** 0.26  # batch 100's eta_best is interpolated between neighbouring N only
 
 # The prediction of studies/eta-vs-n-b400.toml, written into its header before the study

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 # each script and the results folder its findings go to
 SCRIPTS = {"eta_vs_n": "eta-vs-n", "restarts": "restarts", "noise": "noise-grad",
-           "errors": "errors", "crossed_seeds": "crossed-seeds", "tstar": "eta-vs-n-wd"}
+           "errors": "errors", "crossed_seeds": "crossed-seeds", "tstar": "eta-vs-n-wd",
+           "noise_scale": "noise-scale"}
 
 
 @pytest.fixture

@@ -47,6 +47,8 @@ SCRIPTS = {
     "restarts": (("restarts", "restarts-long", "restarts-init", "restarts-init-long",
                   "restarts-order", "restarts-order-long"), "restarts"),
     "tstar": (("eta-vs-n", "eta-vs-n-long", "eta-vs-n-wd"), "eta-vs-n-wd"),
+    "noise_scale": (("noise-scale", "eta-vs-n", "eta-vs-n-long", "eta-vs-n-b25",
+                     "eta-vs-n-b25-long", "eta-vs-n-b400"), "noise-scale"),
 }
 # the studies each batch size of eta_vs_n.py reads
 BATCH_STUDIES = {100: ("eta-vs-n", "eta-vs-n-long"), 25: ("eta-vs-n-b25", "eta-vs-n-b25-long")}

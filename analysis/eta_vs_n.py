@@ -53,7 +53,7 @@ from nnlab.study.hypotheses import Estimate, evaluate_all, hypotheses_from
 COLUMNS = ["trial", "eta", "seed", "status", "val_acc", "test_acc", "n_steps"]
 # each batch size: the study read at every length and the one that carries its runs on
 BATCHES = {100: ("eta-vs-n", "eta-vs-n-long"), 25: ("eta-vs-n-b25", "eta-vs-n-b25-long"),
-           400: ("eta-vs-n-b400", None)}
+           400: ("eta-vs-n-b400", None), 1600: ("eta-vs-n-b1600", None)}
 INTERPOLATE_MAX = 10 ** 0.26  # batch 100's eta_best is interpolated between neighbouring N only
 
 # The prediction of studies/eta-vs-n-b400.toml, written into its header before the study

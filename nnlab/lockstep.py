@@ -22,7 +22,8 @@ A run's `on_eval` (see `nnlab.train.train`) sees its own evaluations; one that s
 run takes it out of the stack at that evaluation, and the others go on.
 
 Not grouped (`group_key` is None): CNNs and model builders (only the built-in MLP is
-stacked), and batch size 1 (the per-example fused path).
+stacked), batch size 1 (the per-example fused path), and runs that measure the gradient
+noise scale (TrainConfig.noise_scale_examples).
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ def max_group_size(config: TrainConfig) -> int:
 
 def group_key(config: TrainConfig) -> str | None:
     """A key that runs which may train in one lockstep group share, or None when `config`
-    does not train in lockstep (a CNN or a model builder; batch size 1)."""
-    if config.model != "mlp" or config.batch_size == 1:
+    does not train in lockstep (a CNN or a model builder; batch size 1; a run that measures
+    the gradient noise scale, which reads its own model's parameters)."""
+    if config.model != "mlp" or config.batch_size == 1 or config.noise_scale_examples:
         return None
     order_seed = config.seed if config.order_seed is None else config.order_seed
     return json.dumps({"shared": {name: getattr(config, name) for name in SHARED},

@@ -12,6 +12,14 @@ from nnlab.train_config import TrainConfig
 
 CURVE_COLUMNS = ("step", "epoch", "samples_seen", "lr", "train_loss", "val_loss", "val_acc",
                  "test_acc", "grad_norm", "seconds")
+NOISE_SCALE_COLUMNS = ("grad_sq", "noise_trace")
+"""The curve's columns after CURVE_COLUMNS when a run measures the gradient noise scale
+(TrainConfig.noise_scale_examples): |G|^2 and tr(Sigma), whose ratio is B_simple."""
+
+
+def curve_columns(config: TrainConfig) -> tuple[str, ...]:
+    """The columns of a run's curve: CURVE_COLUMNS, then NOISE_SCALE_COLUMNS if measured."""
+    return CURVE_COLUMNS + (NOISE_SCALE_COLUMNS if config.noise_scale_examples else ())
 
 
 @dataclass
@@ -26,7 +34,9 @@ class Run:
         step runs). train_loss is the mean minibatch loss since the previous evaluation (at
         step 0: the initial loss on the first 2048 training examples, the reference of the
         explosion rule); grad_norm is the global norm of the raw gradient of the step just
-        before (NaN at step 0); lr the learning rate of the next step.
+        before (NaN at step 0); lr the learning rate of the next step. A run that measures
+        the gradient noise scale (`curve_columns`) adds grad_sq and noise_trace of the
+        parameters at that step.
     metrics: val_acc, test_acc, train_loss, val_loss (at the last step), n_steps (steps
         actually run), seconds (wall time of the whole run, evaluations included; of its
         group for a run trained in lockstep, nnlab.lockstep, as are the curve's seconds).

@@ -28,8 +28,9 @@ from nnlab.errors import ConfigError, NNLabError
 from nnlab.nn.layers import Layer
 from nnlab.nn.losses import Head
 from nnlab.nn.model import MLP, Sequential
+from nnlab.nn.noise_scale import gradient_noise
 from nnlab.presets import PRESETS, Preset, get_preset
-from nnlab.run import CURVE_COLUMNS, Run
+from nnlab.run import CURVE_COLUMNS, Run, curve_columns
 from nnlab.train_config import MODELS, TrainConfig, check_memory
 
 EVAL_CHUNK_ROWS = 2000
@@ -159,6 +160,9 @@ def fit_to_data(config: TrainConfig, data: Dataset) -> tuple[int, int, list[int]
     else:
         build_model(config, data, stream_rngs(stream_seeds(config)))
     batch_size = resolve_batch_size(config, len(data.train))
+    if config.noise_scale_examples > len(data.train):
+        raise ConfigError("TrainConfig.noise_scale_examples", f"at most the {len(data.train)} "
+                          "training examples", config.noise_scale_examples)
     check_memory(config, batch_size)
     n_steps = resolve_n_steps(config, len(data.train) // batch_size)
     return batch_size, n_steps, eval_schedule(config, n_steps)
@@ -249,16 +253,17 @@ def evaluate(model: Evaluable, x: np.ndarray, y: np.ndarray) -> tuple[float, flo
 # --- the run ----------------------------------------------------------------------------
 
 class _Curve:
-    """Collects one row per evaluation."""
+    """Collects one row per evaluation, of `columns`."""
 
-    def __init__(self) -> None:
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self.columns = columns
         self.rows: list[tuple] = []
 
     def add(self, *row: float) -> None:
         self.rows.append(row)
 
     def frame(self) -> pd.DataFrame:
-        curve = pd.DataFrame(self.rows, columns=list(CURVE_COLUMNS))
+        curve = pd.DataFrame(self.rows, columns=list(self.columns))
         return curve.astype({"step": "int64", "samples_seen": "int64"})
 
 
@@ -289,7 +294,7 @@ def train(config: TrainConfig, data: Dataset, on_eval: OnEval | None = None) -> 
     Returns a Run (see nnlab.run). Raises ConfigError before any training when the config
     does not fit the data; a diverging run is returned with status "diverged".
     `on_eval(row, last)` is called after each evaluation with its curve row ({column:
-    value}, CURVE_COLUMNS) and whether it is the run's last; returning False stops the run
+    value}, `curve_columns`) and whether it is the run's last; returning False stops the run
     there, with status "stopped" (a study's pruner uses it).
     Per-example steps (batch size 1) run with BLAS limited to one thread: at these sizes
     threads only add synchronisation (measured 10-20x slower with 2 threads on 2 busy
@@ -370,7 +375,10 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
     loss_limit = config.diverge_factor * initial_loss if math.isfinite(initial_loss) else math.inf
     window_steps = max(1, math.ceil(WINDOW_SAMPLES / batch_size))
 
-    curve = _Curve()
+    curve = _Curve(curve_columns(config))
+    noise_sample = config.noise_scale_examples  # the first training examples (0: none)
+    x_noise = _features(data.train, dtype)[:noise_sample]
+    y_noise = np.asarray(data.train.y[:noise_sample])
     status, note = "ok", ""
     loss_sum, loss_count = 0.0, 0  # since the last evaluation
     window_sum, window_count = 0.0, 0
@@ -384,11 +392,13 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
         """Evaluate and add a curve row; the last item: whether `on_eval` stops the run."""
         val_loss, val_acc, _ = evaluate(evaluated, x_val, y_val)
         _, test_acc, test_proba = evaluate(evaluated, x_test, y_test)
+        noise = gradient_noise(model, x_noise, y_noise, len(data.train))[:2] \
+            if noise_sample else ()
         curve.add(at_step, at_step / steps_per_epoch, at_step * batch_size, schedule(at_step),
                   train_loss, val_loss, val_acc, test_acc, grad_norm,
-                  time.perf_counter() - started)
+                  time.perf_counter() - started, *noise)
         stop = on_eval is not None and not on_eval(
-            dict(zip(CURVE_COLUMNS, curve.rows[-1], strict=True)), final) and not final
+            dict(zip(curve.columns, curve.rows[-1], strict=True)), final) and not final
         return val_loss, val_acc, test_proba, stop
 
     while True:

@@ -61,6 +61,12 @@ OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adam":
 """Arrays of the parameters' shape that each optimiser keeps (velocity; square average;
 Adam's two moments)."""
 
+OMITTED_AT_DEFAULT: dict[str, Any] = {"noise_scale_examples": 0}
+"""Fields added after studies were committed, which `to_dict` leaves out at their default:
+the digests of those studies and the keys of their trials hash `to_dict`, and stay as
+they were."""
+_KEPT = object()
+
 _DECAY = Interval(0, 1, closed="left")  # a moving average's weight of the past
 CONSTRAINTS: dict[str, Constraint] = {
     "model": AnyOf(OneOf(MODELS), Satisfies(is_entry_point,
@@ -93,6 +99,7 @@ CONSTRAINTS: dict[str, Constraint] = {
     "noise_gamma": NON_NEGATIVE,
     "n_evals": Integers(2, MAX_EVALS),
     "eval_steps": Optional(ListOf(NON_NEGATIVE_INT)),
+    "noise_scale_examples": NON_NEGATIVE_INT,
     "diverge_factor": Interval(1, closed="neither"),
     "dtype": OneOf(DTYPES),
     "seed": NON_NEGATIVE_INT,
@@ -125,8 +132,12 @@ class TrainConfig:
     Noise: "grad" adds annealed Gaussian noise (variance noise_eta / (1 + t)^noise_gamma) to
     the gradient before the optimiser; "weight" adds it to the weights after the step.
     Evaluation: at `eval_steps` if given, else at `n_evals` log-spaced steps (0 and the last
-    step included). A run diverges when the loss is not finite or when the mean train loss
-    over a window of steps exceeds `diverge_factor` x the initial loss.
+    step included). `noise_scale_examples` > 0 also records, at every evaluation, the
+    gradient noise scale's two parts (the curve's grad_sq and noise_trace,
+    nnlab.nn.noise_scale) from the first that many training examples: an MLP only, and a
+    run that measures it does not train in lockstep. A run diverges when the loss is not
+    finite or when the mean train loss over a window of steps exceeds `diverge_factor` x
+    the initial loss.
     Seeds: `seed` derives the init, order, noise and dropout streams; the *_seed fields
     replace one stream (stream k of SeedSequence(value)), None = derived from `seed`.
     """
@@ -163,6 +174,7 @@ class TrainConfig:
     noise_gamma: float = 0.55
     n_evals: int = 16
     eval_steps: list[int] | None = None
+    noise_scale_examples: int = 0
     diverge_factor: float = 10.0
     dtype: str = "float32"
     seed: int = 0
@@ -200,6 +212,11 @@ class TrainConfig:
                         "(eta / inv_t_decay is the time T of its rate T / (step + 1))",
                         self.inv_t_decay)
         self._check_length()
+        if self.noise_scale_examples == 1 or (self.noise_scale_examples
+                                              and self.model != "mlp"):
+            raise _fail("noise_scale_examples", "0 (off), or at least 2 training examples "
+                        "with model='mlp' (the gradient noise scale is measured for the "
+                        f"built-in MLP only; model={self.model!r})", self.noise_scale_examples)
         if self.eval_steps is not None:
             set_(self, "eval_steps", sorted(set(self.eval_steps)))
 
@@ -243,8 +260,10 @@ class TrainConfig:
     # --- plain-value round trips -------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as JSON-able plain values (lists, not tuples)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        """All fields as JSON-able plain values (lists, not tuples), but those of
+        OMITTED_AT_DEFAULT at their default."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)
+                if OMITTED_AT_DEFAULT.get(f.name, _KEPT) != getattr(self, f.name)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

@@ -21,7 +21,8 @@ RESULTS = ROOT / "results"
 # each script and the results folder its findings go to
 SCRIPTS = {"eta_vs_n": "eta-vs-n", "restarts": "restarts", "noise": "noise-grad",
            "errors": "errors", "crossed_seeds": "crossed-seeds", "tstar": "eta-vs-n-wd",
-           "generalise": "digits-eta-vs-n"}
+           "generalise": "digits-eta-vs-n",
+           "noise_scale": "noise-scale"}
 
 
 @pytest.fixture

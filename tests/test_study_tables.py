@@ -12,7 +12,7 @@ import pytest
 from nnlab import analysis
 from nnlab.study import Study
 from nnlab.study.trials import PER_RUN_FIELDS
-from nnlab.train_config import field_names
+from nnlab.train_config import OMITTED_AT_DEFAULT, field_names
 
 SPEC = {"study": {"name": "fixed-length", "replicates": 2},
         "base": {"sizes": [784, 8, 10], "batch_size": 50, "n_steps": 30, "n_evals": 2,
@@ -31,8 +31,10 @@ def study(tmp_path_factory) -> Study:
 def test_trials_carry_the_fixed_fields_with_the_values_of_the_spec(study):
     trials = study.trials()
     assert len(trials) == 6
-    # every TrainConfig field is a column: the varied one, then the fixed ones at the end
-    fixed = [name for name in field_names() if name not in ("eta", *PER_RUN_FIELDS)]
+    # every TrainConfig field is a column (but those left out of to_dict at their default):
+    # the varied one, then the fixed ones at the end
+    fixed = [name for name in field_names()
+             if name not in ("eta", *PER_RUN_FIELDS, *OMITTED_AT_DEFAULT)]
     assert list(trials.columns[-len(fixed):]) == fixed
     assert (trials["n_steps"] == 30).all() and trials["n_steps"].dtype == "Int64"
     assert (trials["batch_size"] == 50).all() and (trials["activation"] == "tanh").all()

@@ -4,13 +4,15 @@ holds at c = 0, on simulated restarts with a known floor (tests/simulated_restar
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from nnlab.analysis import ProfileFloorFit, variance_vs_n
-from nnlab.errors import NNLabError
+from nnlab.errors import InsufficientData, NNLabError
+from nnlab.study import Study
 from tests.simulated_restarts import FLOOR, NS, restart_trials
 
 PROFILE = {"weights": "kurtosis", "floor_interval": "profile", "n_resamples": 200}
@@ -102,3 +104,17 @@ def test_an_early_transient_is_flagged_through_the_least_squares_refits():
     assert "upper bound 3" in full.plateau_reason
     later = variance_vs_n(trials, fit_from=float(NS[1]), **PROFILE).fit
     assert not later.exponent_at_bound and later.floor.contains(FLOOR)
+
+
+def test_a_floor_profile_that_misses_its_fit_is_insufficient_data_not_a_root_error():
+    """The digits' best-eta runs: their test_acc variance rises over the first 100 steps
+    (chance level) and then falls, which c + a N^-b cannot describe; the floor's profile
+    then stays above the joint fit, and the profile interval has no root to find."""
+    study = Study.load(Path(__file__).parents[1] / "results" / "digits-eta-vs-n")
+    curves, trials = study.curves(), study.trials()
+    runs = trials.loc[trials["eta"] == 8.0, ["trial", "seed", "status"]]
+    frame = curves.merge(runs, on="trial").rename(columns={"step": "n_steps"})
+    frame = frame[frame["n_steps"] > 0]  # the report reads the trained lengths
+    with pytest.raises(InsufficientData, match="fit_floor: the profile of the floor c"):
+        variance_vs_n(frame, "n_steps", "test_acc", weights="kurtosis",
+                      floor_interval="profile")

@@ -389,3 +389,13 @@ def test_log_axes_label_their_ticks_as_plain_numbers():
     assert ax.get_xscale() == "symlog"
     shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert shown == ["0", "1", "10", "100", "1000"]
+
+
+def test_the_seed_count_of_a_grid_title_skips_cells_no_run_reached():
+    """A sweep whose largest etas diverge has no rows at the later epochs there: their
+    cells' counts are NaN, and the title gives the range over the cells that exist."""
+    from nnlab.report.figures.classic import _span
+
+    counts = np.array([[20.0, 20.0, np.nan], [19.0, 20.0, np.nan]])
+    assert _span(counts) == "19-20"
+    assert _span(np.array([20.0, np.nan])) == "20"

@@ -344,6 +344,7 @@ def _grey(image: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _span(counts) -> str:
-    counts = np.asarray(counts)
-    low, high = int(counts.min()), int(counts.max())
+    """The range of seed counts over a grid's cells; a cell no run reached is NaN."""
+    counts = np.asarray(counts, dtype=float)
+    low, high = int(np.nanmin(counts)), int(np.nanmax(counts))
     return f"{low}" if low == high else f"{low}-{high}"

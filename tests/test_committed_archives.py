@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 STUDIES = sorted(path.parent.name for path in RESULTS.glob("*/trials.parquet"))
 # committed studies whose reruns had not finished when the archives were built
-WITHOUT_ARCHIVE = {"noise-grad-long", "restarts-order-long"}
+WITHOUT_ARCHIVE = {"restarts-order-long"}
 ARCHIVED = [name for name in STUDIES if name not in WITHOUT_ARCHIVE]
 # the AMD EPYC's kernels, under which the committed findings were computed (Makefile)
 EPYC_KERNELS = {"OPENBLAS_CORETYPE": "Haswell",

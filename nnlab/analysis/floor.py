@@ -293,10 +293,11 @@ def fit_floor(ns: np.ndarray, variance: np.ndarray, runs: np.ndarray, boot_var: 
     def lr(c0: float) -> float:
         return (deviance(c0) - lowest) / lr_scale[0]
 
-    if lr(c) > critical:  # the floor's profile does not reach the joint fit's minimum
+    lr_at_fit = lr(c)
+    if lr_at_fit > critical:  # the floor's profile does not reach the joint fit's minimum
         raise InsufficientData(
             f"fit_floor: the profile of the floor c does not come back to the joint fit at "
-            f"c = {c:.3g} (their deviances differ by {lr(c):.3g} on the likelihood-ratio "
+            f"c = {c:.3g} (their deviances differ by {lr_at_fit:.3g} on the likelihood-ratio "
             f"scale, above the critical {critical:.3g}): c + a N^-b does not describe these "
             "variances; fit from a later N")
     low = 0.0 if lr(0.0) <= critical else optimize.brentq(

@@ -240,8 +240,8 @@ def cosine_runs(study: Study) -> tuple[pd.DataFrame, dict]:
     """The cosine study's runs at their ends, one row per run (trial, n_steps, eta, seed,
     status, val_acc, test_acc), of the seeds that finished every (eta, n_steps) of its grid
     (the grid enqueues the seeds one after another: a study stopped early is the same
-    design on fewer seeds), and the design: etas, lengths, seeds used, planned seeds, runs
-    finished. A cosine spreads its decay over its run, so each length is a run of its own."""
+    design on fewer seeds), and {"seeds_used", "runs_finished"}. A cosine spreads its decay
+    over its run, so each length is a run of its own."""
     grid = study.spec.grid
     trials = study.trials()
     done = trials[trials["state"] == "COMPLETE"]
@@ -254,8 +254,8 @@ def cosine_runs(study: Study) -> tuple[pd.DataFrame, dict]:
                         f"its grid; the comparison needs 2 (`nnlab run studies/{name}.toml`)")
     runs = done.loc[done["seed"].isin(seeds),
                     ["trial", "n_steps", "eta", "seed", "status", "val_acc", "test_acc"]]
-    return runs.astype({"n_steps": int, "eta": float}), {
-        **cosine_design(study.spec), "seeds_used": seeds, "runs_finished": len(done)}
+    return runs.astype({"n_steps": int, "eta": float}), {"seeds_used": seeds,
+                                                         "runs_finished": len(done)}
 
 
 def cosine_design(spec: StudySpec) -> dict:
@@ -360,7 +360,8 @@ def cosine() -> dict:
         verdicts = evaluate_all(spec.hypotheses, {h.statistic: reason for h in spec.hypotheses})
         return {"run": False, "design": cosine_design(spec),
                 "hypotheses": hypothesis_records(verdicts)}
-    runs, design = cosine_runs(study)
+    runs, used = cosine_runs(study)
+    design = {**cosine_design(study.spec), **used}
     constant, _ = eta_vs_n.batch_runs(100)
     constant = constant[constant["seed"].isin(design["seeds_used"])
                         & constant["n_steps"].isin(COSINE_FIT)]

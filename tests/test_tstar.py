@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from nnlab.errors import DataError
+from nnlab.study import Study
 from nnlab.study.spec import StudySpec
 from tests.simulated_eta import eta_trials, power_law
 
@@ -83,6 +84,30 @@ def test_an_optimum_flat_at_the_plateau_fails_the_declared_predictions(tstar):
     assert verdicts["cosine-doubles-eta-best"] == "failed"
     assert verdicts["cosine-keeps-b"] == "failed"
     assert found["longest"]["log2"]["low"] > 3.5  # log2(3 / 0.09) = 5.1
+
+
+@pytest.mark.slow
+def test_the_cosine_runs_are_read_at_their_ends_on_the_seeds_that_finished_the_grid(
+        tstar, tmp_path):
+    """A tiny real cosine study (2 lengths x 3 etas, an MNIST subset): 2 seeds run, a third
+    enqueued and not run, as in a study stopped early."""
+    spec: dict[str, dict] = {"study": {"name": "cosine-tiny", "replicates": 2},
+            "base": {"sizes": [784, 16, 10], "batch_size": 50, "schedule": "cosine",
+                     "n_evals": 2},
+            "grid": {"n_steps": [20, 40], "eta": [0.5, 1.0, 2.0]},
+            "data": {"train_size": 1000, "val_size": 200, "test_size": 200}}
+    Study(spec, results=tmp_path).run(progress=False)
+    spec["study"]["replicates"] = 3
+    Study(spec, results=tmp_path).plan()
+    study = Study.load(tmp_path / "cosine-tiny")
+    runs, used = tstar.cosine_runs(study)
+    assert used == {"seeds_used": [0, 1], "runs_finished": 12}
+    assert len(runs) == 12 and sorted(runs["n_steps"].unique()) == [20, 40]
+    last = study.curves(columns=["val_acc"]).groupby("trial").tail(1).set_index("trial")
+    assert np.array_equal(runs.set_index("trial")["val_acc"].sort_index(),
+                          last["val_acc"].sort_index())  # each run at its own end
+    with pytest.raises(DataError, match="grid.n_steps must be"):
+        tstar.cosine_design(study.spec)
 
 
 def test_the_paired_ratio_of_an_arm_with_itself_is_1_and_unpaired_arms_are_refused(tstar):

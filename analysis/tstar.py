@@ -7,14 +7,21 @@ CIs (`nnlab.analysis.peak_time`), the slope of log T* in log eta (0 if T* is one
 and eta_best(N) = T*/N against the measured eta_best at lengths the T* did not use. Then
 results/eta-vs-n-wd (the same network and seeds with L2 weight decay, whose hypotheses its
 spec declared before it ran): does removing the fall after the peak move eta_best and
-its exponent as the mechanism predicts? -> results/eta-vs-n-wd/findings.md,
-findings.json, findings/peak_time.png.
+its exponent as the mechanism predicts? And results/eta-vs-n-cosine (the same seeds with a
+cosine decay over each run's N steps, whose hypotheses studies/eta-vs-n-cosine.toml
+declared before any run): is eta_best twice the constant eta's, as a run that accumulates
+eta x N / 2 of learning-rate time needs? Until that study has run its hypotheses are listed
+as declared, not evaluated. -> results/eta-vs-n-wd/findings.md, findings.json,
+findings/peak_time.png.
 
     python analysis/tstar.py
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import eta_vs_n
 import numpy as np
 import pandas as pd
 from common import (
@@ -27,6 +34,7 @@ from common import (
     figure_path,
     hypothesis_records,
     load,
+    load_if_run,
     percentile_interval,
     run,
     runs_by_length,
@@ -36,11 +44,13 @@ from common import (
 )
 from common import render as render_template
 from matplotlib.figure import Figure
+from scipy import stats
 
 from nnlab.analysis import (
     EtaBestResult,
     Family,
     PeakTimeResult,
+    PowerLawFit,
     eta_best,
     eta_best_ratio,
     fit_power_law,
@@ -48,7 +58,9 @@ from nnlab.analysis import (
     predict_eta_best,
 )
 from nnlab.analysis.power_law import t_over_z
+from nnlab.errors import DataError
 from nnlab.report.figures import save_figure
+from nnlab.study import Study, StudySpec
 from nnlab.study.hypotheses import Estimate, evaluate_all
 
 STUDY = "eta-vs-n-wd"  # the intervention; the findings are written beside its results
@@ -58,6 +70,10 @@ SMALL_ETAS = 1.0  # the learning rates that are best somewhere in N = 10^4..10^5
 FALLING = [3162, 5623, 10000]  # eta-vs-n's lengths past its breakpoint (finding 1)
 FALL_ETA = 2.0  # the manipulation check's learning rate
 N_RESAMPLES = 2000
+COSINE = "eta-vs-n-cosine"  # the schedule intervention (declared; judged once it has run)
+COSINE_SPEC = Path(__file__).resolve().parent.parent / "studies" / f"{COSINE}.toml"
+COSINE_FIT = [10000, 17783, 31623, 56234, 100000]  # b in both arms (the spec's lengths)
+COSINE_LONGEST = [56234, 100000]  # the primary's lengths: the constant optimum is sharpest
 
 
 def curves(name: str) -> pd.DataFrame:
@@ -144,6 +160,35 @@ def widened(value: float, boot: np.ndarray, n_seeds: int) -> dict:
     return {"value": value, "low": low, "high": high, "n_seeds": n_seeds}
 
 
+def sweep_eta_best(runs: pd.DataFrame) -> EtaBestResult:
+    """eta_best per N of one arm's runs (one row per run and N: n_steps, eta, seed, status,
+    val_acc), as every comparison of arms here computes it (stalled runs make cliffs,
+    small-sample widened, resampling seed 0: arms on the same seeds pair)."""
+    return eta_best(runs, stalled_at=STALLED_AT, n_resamples=N_RESAMPLES)
+
+
+def power_laws(arms: dict[str, EtaBestResult], lengths: list[int]) -> dict[str, PowerLawFit]:
+    """eta_best = a N^-b of each arm over `lengths` (ascending), its bootstrap over seeds
+    propagated from the arm's replicates."""
+    fits = {}
+    for name, result in arms.items():
+        keep = result.table["n_steps"].isin(lengths).to_numpy()
+        fits[name] = fit_power_law(lengths, result.table["eta_best"].to_numpy()[keep],
+                                   y_boot=np.exp(result.boot_log_eta[:, keep]),
+                                   boot_unit="seeds", n_resamples=N_RESAMPLES)
+    return fits
+
+
+def exponent_difference(first: PowerLawFit, second: PowerLawFit) -> tuple[dict, np.ndarray]:
+    """b of `first` minus b of `second`, with its percentile interval and replicates
+    (n_resamples,). Paired: fitted from arms bootstrapped with the same `seed` over the same
+    seeds, replicate k of both resampled the same seeds (nnlab.analysis.arms)."""
+    boot = first.boot_exponent - second.boot_exponent
+    low, high = percentile_interval(boot)
+    return {"value": first.exponent.value - second.exponent.value, "low": low, "high": high,
+            "confidence": 0.95}, boot
+
+
 def intervention() -> dict:
     """The weight-decay arm against eta-vs-n's runs of the same seeds and learning rates:
     T* per learning rate, eta_best per N and its ratio to no decay, b over the falling
@@ -154,22 +199,12 @@ def intervention() -> dict:
     seeds, etas = design["seeds_used"], design["etas"]
     control = runs_by_length(SHORT)
     control = control[control["seed"].isin(seeds) & control["eta"].isin(etas)]
-    arms = {"weight decay": eta_best(wd, stalled_at=STALLED_AT, n_resamples=N_RESAMPLES),
-            "none": eta_best(control, stalled_at=STALLED_AT, n_resamples=N_RESAMPLES)}
+    arms = {"weight decay": sweep_eta_best(wd), "none": sweep_eta_best(control)}
     ratio = eta_best_ratio(wd, control, names=("weight decay", "none"), paired=True,
                            stalled_at=STALLED_AT, n_resamples=N_RESAMPLES)
-    fits = {}
-    for name, result in arms.items():
-        keep = result.table["n_steps"].isin(FALLING).to_numpy()
-        fits[name] = fit_power_law(FALLING, result.table["eta_best"].to_numpy()[keep],
-                                   y_boot=np.exp(result.boot_log_eta[:, keep]),
-                                   boot_unit="seeds", n_resamples=N_RESAMPLES)
-    # the same `seed` over the same seeds: both bootstraps drew the same resampled seeds
-    # (nnlab.analysis.arms), so the rows pair
-    b_boot = fits["none"].boot_exponent - fits["weight decay"].boot_exponent
-    b_low, b_high = percentile_interval(b_boot)
-    b_difference = {"value": fits["none"].exponent.value - fits["weight decay"].exponent.value,
-                    "low": b_low, "high": b_high, "confidence": 0.95}
+    fits = power_laws(arms, FALLING)
+    b_difference, b_boot = exponent_difference(fits["none"], fits["weight decay"])
+    b_low, b_high = b_difference["low"], b_difference["high"]
     wd_curves = curves(STUDY)
     wd_curves = wd_curves[wd_curves["seed"].isin(seeds)]
     short_curves = curves(SHORT)
@@ -199,6 +234,151 @@ def intervention() -> dict:
             "weight_decay": float(study.spec.base_config().weight_decay)}
 
 
+# --- the cosine schedule ------------------------------------------------------------------
+
+def cosine_runs(study: Study) -> tuple[pd.DataFrame, dict]:
+    """The cosine study's runs at their ends, one row per run (trial, n_steps, eta, seed,
+    status, val_acc, test_acc), of the seeds that finished every (eta, n_steps) of its grid
+    (the grid enqueues the seeds one after another: a study stopped early is the same
+    design on fewer seeds), and {"seeds_used", "runs_finished"}. A cosine spreads its decay
+    over its run, so each length is a run of its own."""
+    grid = study.spec.grid
+    trials = study.trials()
+    done = trials[trials["state"] == "COMPLETE"]
+    finished = done.groupby("seed").size()  # one trial per (eta, n_steps) and seed
+    seeds = sorted(int(s) for s in finished.index
+                   if finished[s] == len(grid["eta"]) * len(grid["n_steps"]))
+    if len(seeds) < 2:
+        name = study.spec.name
+        raise DataError(f"{name}: {len(seeds)} seed(s) have finished every (eta, n_steps) of "
+                        f"its grid; the comparison needs 2 (`nnlab run studies/{name}.toml`)")
+    runs = done.loc[done["seed"].isin(seeds),
+                    ["trial", "n_steps", "eta", "seed", "status", "val_acc", "test_acc"]]
+    return runs.astype({"n_steps": int, "eta": float}), {"seeds_used": seeds,
+                                                         "runs_finished": len(done)}
+
+
+def cosine_design(spec: StudySpec) -> dict:
+    """What the cosine spec plans: etas, lengths N, seeds (replicates), schedule; its
+    lengths must be COSINE_FIT, the lengths this analysis fits."""
+    lengths = sorted(int(n) for n in spec.grid.get("n_steps", []))
+    if lengths != COSINE_FIT:
+        raise DataError(f"{spec.name}: grid.n_steps must be {COSINE_FIT} (the lengths "
+                        f"analysis/tstar.py fits), got {lengths}")
+    return {"etas": [float(e) for e in spec.grid["eta"]], "lengths": lengths,
+            "planned_seeds": spec.replicates, "schedule": spec.base_config().schedule}
+
+
+def paired_log_ratio(a: EtaBestResult, b: EtaBestResult, lengths: list[int]
+                     ) -> tuple[pd.DataFrame, np.ndarray]:
+    """eta_best of arm a over arm b at `lengths` (ascending): one row per N with n_steps,
+    ratio, low, high (95% percentile interval), and the (n_resamples, n_lengths) replicates
+    of the log ratio. The arms must hold the same seeds and have been bootstrapped alike
+    (`sweep_eta_best`): replicate k then resampled the same seeds in both, and the ratio's
+    replicates pair."""
+    if a.resampling != b.resampling or not a.resampling.startswith("seeds, shared"):
+        raise DataError("a paired eta_best ratio needs both arms resampled jointly over "
+                        f"their seeds, got {a.resampling!r} and {b.resampling!r}")
+    columns = [np.flatnonzero(r.table["n_steps"].isin(lengths).to_numpy()) for r in (a, b)]
+    if any(c.size != len(lengths) for c in columns):
+        raise DataError(f"a paired eta_best ratio needs both arms at N = {lengths}")
+    log_ratio = np.log(a.table["eta_best"].to_numpy()[columns[0]]
+                       / b.table["eta_best"].to_numpy()[columns[1]])
+    boot = a.boot_log_eta[:, columns[0]] - b.boot_log_eta[:, columns[1]]
+    intervals = [percentile_interval(np.exp(boot[:, j])) for j in range(len(lengths))]
+    table = pd.DataFrame({"n_steps": lengths, "ratio": np.exp(log_ratio),
+                          "low": [i[0] for i in intervals], "high": [i[1] for i in intervals]})
+    return table, boot
+
+
+def gain_at_doubled_eta(cosine: pd.DataFrame, constant: pd.DataFrame,
+                        doubled: dict[int, float]) -> dict:
+    """The manipulation check: per seed, the mean over N of the cosine run's val_acc minus
+    the constant-eta run's, both at eta = doubled[N] after N steps; the mean over seeds
+    with Student's t 95% interval. cosine, constant: one row per run and N (n_steps, eta,
+    seed, val_acc) on the same seeds."""
+    def per_seed(runs: pd.DataFrame, arm: str) -> pd.Series:
+        cells = runs.astype({"n_steps": int, "eta": float}).set_index(
+            ["n_steps", "eta", "seed"])["val_acc"]
+        missing = [(n, eta) for n, eta in doubled.items() if (n, eta) not in cells.index]
+        if missing:
+            raise DataError(f"the manipulation check needs the {arm} arm's runs at (N, eta) "
+                            f"= {missing}")
+        return pd.concat([cells.loc[(n, eta)] for n, eta in doubled.items()],
+                         axis=1).mean(axis=1)
+
+    difference = per_seed(cosine, "cosine") - per_seed(constant, "constant")
+    low, high = stats.ttest_1samp(difference.to_numpy(), 0.0).confidence_interval(0.95)
+    return {"value": float(difference.mean()), "low": float(low), "high": float(high),
+            "n_seeds": int(difference.size),
+            "cells": [{"n_steps": n, "eta": eta} for n, eta in doubled.items()]}
+
+
+def cosine_numbers(cosine: pd.DataFrame, constant: pd.DataFrame) -> dict:
+    """The cosine arm against the constant-eta runs of the same seeds (both one row per
+    run and N, at N = COSINE_FIT): eta_best per N in each and their paired ratio, its
+    geometric mean over COSINE_LONGEST (the primary), b over COSINE_FIT in each and
+    b(constant) - b(cosine), and the manipulation check at twice the constant arm's best
+    grid eta; `statistics`: the Estimates the spec's hypotheses name."""
+    arms = {"cosine": sweep_eta_best(cosine), "constant": sweep_eta_best(constant)}
+    table, boot = paired_log_ratio(arms["cosine"], arms["constant"], COSINE_FIT)
+    longest = eta_vs_n.geometric_mean(table, boot,
+                                      table["n_steps"].isin(COSINE_LONGEST).to_numpy())
+    fits = power_laws(arms, COSINE_FIT)
+    b_difference, _ = exponent_difference(fits["constant"], fits["cosine"])
+    best_grid = arms["constant"].table.set_index("n_steps")["eta_grid"]
+    etas = np.unique(cosine["eta"].to_numpy(dtype=float))  # eta_grid is exp(log eta): snap
+    doubled = {n: float(next(iter(etas[np.isclose(etas, 2 * best_grid[n])]),
+                             2 * best_grid[n])) for n in COSINE_FIT}
+    gain = gain_at_doubled_eta(cosine, constant, doubled)
+    n, unit = gain["n_seeds"], "seed"
+    log2 = {k: float(np.log2(longest[k])) for k in ("value", "low", "high")}
+    statistics = {
+        "cos.log2_ratio_longest": Estimate(log2["value"], log2["low"], log2["high"], unit, n),
+        "cos.b_difference": Estimate(b_difference["value"], b_difference["low"],
+                                     b_difference["high"], unit, n),
+        "cos.gain_at_doubled_eta": Estimate(gain["value"], gain["low"], gain["high"], unit,
+                                            n)}
+    return {"eta_best": {name: r.table[["n_steps", "eta_best", "low", "high", "eta_grid",
+                                        "bracketed"]].to_dict(orient="records")
+                         for name, r in arms.items()},
+            "ratio": table.to_dict(orient="records"),
+            "longest": {**{k: longest[k] for k in ("value", "low", "high")}, "log2": log2,
+                        "lengths": COSINE_LONGEST},
+            "b": {name: fit.to_dict() for name, fit in fits.items()},
+            "b_difference": b_difference, "gain": gain, "statistics": statistics}
+
+
+def cosine() -> dict:
+    """The cosine study's declared hypotheses: judged on its runs once results/eta-vs-n-
+    cosine exists (paired with finding 1's constant-eta runs of the same seeds), else
+    listed as declared and not evaluated, from the spec in studies/."""
+    study = load_if_run(COSINE)
+    if study is None:
+        spec = StudySpec.from_toml(COSINE_SPEC)
+        reason = f"{COSINE} has not run yet"
+        verdicts = evaluate_all(spec.hypotheses, {h.statistic: reason for h in spec.hypotheses})
+        return {"run": False, "design": cosine_design(spec),
+                "hypotheses": hypothesis_records(verdicts)}
+    runs, used = cosine_runs(study)
+    design = {**cosine_design(study.spec), **used}
+    constant, _ = eta_vs_n.batch_runs(100)
+    constant = constant[constant["seed"].isin(design["seeds_used"])
+                        & constant["n_steps"].isin(COSINE_FIT)]
+    return judged(study.spec, runs, constant, design)
+
+
+def judged(spec: StudySpec, runs: pd.DataFrame, constant: pd.DataFrame, design: dict
+           ) -> dict:
+    """findings.json's "cosine" once the study has run: `cosine_numbers` of its runs
+    against the constant-eta runs of the same seeds, and the verdicts on `spec`'s
+    hypotheses; design: `cosine_runs`'s."""
+    found = cosine_numbers(runs, constant)
+    verdicts = evaluate_all(spec.hypotheses, found.pop("statistics"))
+    return {"run": True, "design": design, "hypotheses": hypothesis_records(verdicts),
+            **found}
+
+
 def compute() -> dict:
     """Every number of this finding (read only): {"numbers": findings.json's content,
     "figures": what the figure draws, "summaries": printed lines}."""
@@ -206,6 +386,7 @@ def compute() -> dict:
     found = peaks["found"]
     checks = held_out(found)
     wd = intervention()
+    schedule = cosine()
 
     family = Family("finding 7: eta_best ~ 1/N as early stopping in learning-rate time")
     claims = {}
@@ -250,6 +431,7 @@ def compute() -> dict:
             "best_cell_difference": wd["best"],
             "peak_time": peak_records(wd["peak"]),
         },
+        "cosine": schedule,
         "hypotheses": hypotheses,
         "claims": claims_table(family, claims),
         "family": family.to_dict(),
@@ -302,6 +484,61 @@ def peak_at(table: list[dict], eta: float) -> str:
 def values_list(values: list) -> str:
     """'0.125, 0.25, 0.5'."""
     return ", ".join(f"{v:g}" for v in values)
+
+
+def cosine_text(found: dict) -> str:
+    """The cosine section of findings.md from findings.json's "cosine": the design and the
+    declared hypotheses, not evaluated until the study has run; then their verdicts, eta_best
+    per N in both arms with the prediction 2x, b in each and the manipulation check."""
+    design = found["design"]
+    plan = (f"a cosine decay from eta to 0 over each run's N steps, {len(design['etas'])} "
+            f"learning rates ({values_list(design['etas'])}) x N = "
+            f"{values_list(design['lengths'])} x {design['planned_seeds']} seeds (0-"
+            f"{design['planned_seeds'] - 1}, paired with the constant-eta runs of eta-vs-n and "
+            f"eta-vs-n-long) = "
+            f"{len(design['etas']) * len(design['lengths']) * design['planned_seeds']} runs")
+    verdicts = "\n".join(verdict_line(h) for h in found["hypotheses"])
+    reasoning = (
+        "A cosine run of N steps accumulates eta x N / 2 of learning-rate time, so if "
+        "val_acc peaks at one learning-rate time the best cosine eta is twice the best "
+        "constant eta at every N (the same b, the level doubled); if instead the constant "
+        "eta_best fell as 1/N because a constant rate's noise costs accuracy at the end (no "
+        "peak), the decay to zero would remove that cost and the cosine optimum would stay "
+        "near the stability plateau (~3) at every N (b near 0).")
+    if not found["run"]:
+        return (f"**Declared, not run yet.** studies/{COSINE}.toml: {plan}. {reasoning} Its "
+                "hypotheses, declared before any of its runs (judged here once it has run):"
+                f"\n\n{verdicts}\n\nRun it with `nnlab run studies/{COSINE}.toml --jobs 2` "
+                "(the run time: the spec's header), then `python analysis/tstar.py`.")
+    used = design["seeds_used"]
+    stopped = ("" if len(used) == design["planned_seeds"] else
+               f" The study was stopped before all its runs had finished: the analysis uses "
+               f"the {len(used)} seeds that finished every (eta, N) ({values_list(used)}).")
+    rows = "\n".join(
+        f"| {c['n_steps']:g} | {c['eta_best']:.3g} [{c['low']:.3g}, {c['high']:.3g}]"
+        f"{'' if c['bracketed'] else ' (grid edge)'} | {k['eta_best']:.3g} [{k['low']:.3g}, "
+        f"{k['high']:.3g}] | {2 * k['eta_best']:.3g} | {r['ratio']:.2f} [{r['low']:.2f}, "
+        f"{r['high']:.2f}] |"
+        for c, k, r in zip(found["eta_best"]["cosine"], found["eta_best"]["constant"],
+                           found["ratio"], strict=True))
+    b, gain, log2 = found["b"], found["gain"], found["longest"]["log2"]
+    cells = ", ".join(f"({c['eta']:g}, {c['n_steps']:g})" for c in gain["cells"])
+    return (
+        f"studies/{COSINE}.toml: {plan}.{stopped} {reasoning} Judged by the interval rule "
+        f"of docs/hypotheses.md:\n\n{verdicts}\n\n"
+        "| N | eta_best, cosine | eta_best, constant | predicted: 2 x constant | "
+        "ratio cosine / constant (paired) |\n|---|---|---|---|---|\n"
+        f"{rows}\n\n"
+        f"Geometric mean of the ratio at N = {values_list(found['longest']['lengths'])}: "
+        f"{found['longest']['value']:.2f} [{found['longest']['low']:.2f}, "
+        f"{found['longest']['high']:.2f}] (log2 {log2['value']:.2f} [{log2['low']:.2f}, "
+        f"{log2['high']:.2f}]; 1 by the mechanism). b over N = "
+        f"{values_list(design['lengths'])}: {ci(b['cosine']['exponent'], '.2f')} with the "
+        f"cosine, {ci(b['constant']['exponent'], '.2f')} at a constant eta; difference "
+        f"(constant - cosine) {ci(found['b_difference'], '.2f')}. Manipulation check, "
+        f"val_acc of the cosine minus the constant eta at the (eta, N) cells {cells} (twice "
+        f"the constant arm's best grid eta), mean over N and seeds: {gain['value']:.4f} "
+        f"[{gain['low']:.4f}, {gain['high']:.4f}] ({gain['n_seeds']} seeds, Student's t).")
 
 
 def render(numbers: dict) -> str:
@@ -439,6 +676,7 @@ def render(numbers: dict) -> str:
                             f"{wd['best_cell_difference']['high']:.4f}]"),
         "wd_t": wd_t,
         "claims": claims_lines(numbers["claims"]),
+        "cosine": cosine_text(numbers["cosine"]),
         "scale_up": scale_up(
             "evaluations between 10^4 and 10^5 steps for the large learning rates (T* of "
             "eta = 2..8 rests on 10 log-spaced points, a factor 1.78 apart), more seeds "

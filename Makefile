@@ -63,6 +63,9 @@ EPYC_KERNELS := OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX51
 findings: $(STAMP)
 	set -e; for script in $(FINDINGS); do $(EPYC_KERNELS) $(BIN)/python $$script; done
 
+# mypy checks nnlab/ and analysis/, one run ([tool.mypy] files in pyproject.toml): analysis/
+# is not a package, so each script is the top-level module its file name says (`common`,
+# `eta_vs_n`), as the scripts import each other
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -33,6 +33,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,11 +96,21 @@ def final_runs(name: str) -> pd.DataFrame:
     study = load(name)
     trials = study.trials()
     trials = trials[trials["state"] == "COMPLETE"].copy()
-    trials["n_steps"] = study.spec.base_config().n_steps
+    trials["n_steps"] = spec_n_steps(study)
     return trials
 
 
-def eta_best_fits(runs: pd.DataFrame) -> dict:
+def spec_n_steps(study: Study) -> int:
+    """The length N of the study's runs: its [base] n_steps (a study given in epochs has
+    none to compare by: an error naming it)."""
+    n_steps = study.spec.base_config().n_steps
+    if n_steps is None:
+        raise NNLabError(f"{study.spec.name}: expected base.n_steps (the runs' length N), "
+                         "got none (the length is given in epochs)")
+    return n_steps
+
+
+def eta_best_fits(runs: pd.DataFrame) -> dict[str, Any]:
     """Finding 1's analysis of one sweep of learning rates: eta_best per N (small-sample
     widened, stalled runs as cliffs, edge shares), the broken power law over the N it may
     use (optimum inside the grid; at least 5), and from its breakpoint on (at least 3 N)
@@ -113,12 +124,14 @@ def eta_best_fits(runs: pd.DataFrame) -> dict:
     table = result.table.merge(result.edge_shares(MAX_EDGE_SHARE), on="n_steps")
     keep = result.fit_mask(True, MAX_EDGE_SHARE)
     n = table["n_steps"].to_numpy(dtype=float)
-    found = {"result": result, "table": table, "keep": keep, "broken": None, "tail": None}
+    found: dict[str, Any] = {"result": result, "table": table, "keep": keep, "broken": None,
+                             "tail": None}
     if keep.sum() >= 5:
-        found["broken"] = fit_broken_power_law(
+        broken = fit_broken_power_law(
             n[keep], table["eta_best"][keep], y_boot=np.exp(result.boot_log_eta[:, keep]),
             confidence=CONFIDENCE)
-        after = keep & (n >= found["broken"].breakpoint.value)
+        found["broken"] = broken
+        after = keep & (n >= broken.breakpoint.value)
         if after.sum() >= 3:
             found["tail_mask"] = after
             found["tail"] = fit_power_law(n[after], table["eta_best"][after],
@@ -143,7 +156,7 @@ def bootstrap_p(boot: np.ndarray, null: float) -> float:
     interval at level 1 - p just reaches `null`)."""
     boot = np.asarray(boot, dtype=float)
     boot = boot[np.isfinite(boot)]
-    share = min(np.mean(boot <= null), np.mean(boot >= null))
+    share = min(float(np.mean(boot <= null)), float(np.mean(boot >= null)))
     return float(min(1.0, max(2 * share, 1 / boot.size)))
 
 

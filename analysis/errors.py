@@ -14,6 +14,8 @@ predictions are not archived is left out and named.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from common import (
@@ -110,10 +112,10 @@ def gallery_figure(examples: pd.DataFrame, n_runs: int, path, n_show: int = 16) 
     axes = np.atleast_1d(figure.subplots(int(np.ceil(len(shown) / 8)), 8)).ravel()
     for ax in axes:
         ax.axis("off")
-    for ax, row in zip(axes, shown.itertuples(index=False), strict=False):
-        ax.imshow(images[row.index].reshape(28, 28), cmap="gray_r")
-        ax.set_title(f"#{row.index}: {row.y_true} -> {row.predicted}\n"
-                     f"{row.n_runs}/{n_runs} runs, p {row.confidence:.3f}", fontsize=8)
+    for ax, row in zip(axes, shown.to_dict("records"), strict=False):
+        ax.imshow(images[row["index"]].reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"#{row['index']}: {row['y_true']} -> {row['predicted']}\n"
+                     f"{row['n_runs']}/{n_runs} runs, p {row['confidence']:.3f}", fontsize=8)
     figure.suptitle(f"Test images answered wrongly with >= {CONFIDENT:.0%} confidence "
                     "(true -> predicted; in how many runs; mean confidence)")
     save_figure(figure, path)
@@ -137,12 +139,14 @@ def compute() -> dict:
         family.add(f"{label}: confidence wrong vs right", r.confidence_test)
         claims[f"{label}: confidence wrong vs right"] = (
             f"{label}: wrong answers carry less confidence than right ones")
-    numbers = {label: set_numbers(r) for label, r in analysed.items()}
+    numbers: dict[str, Any] = {label: set_numbers(r) for label, r in analysed.items()}
     numbers["confident_errors"] = examples.to_dict(orient="records")
     numbers["left_out"] = missing
     numbers["claims"] = claims_table(family, claims)
     numbers["family"] = family.to_dict()
-    per_run = analysed[main_label]["run"].per_run["second_guess_rate"]
+    runs = analysed[main_label]["run"].per_run
+    assert runs is not None  # unit "run" keeps each run's rates
+    per_run = runs["second_guess_rate"]
     return {"numbers": numbers,
             "text": {"second_guess_per_run": [float(per_run.min()), float(per_run.max())]},
             "figures": {"main": analysed[main_label]["run x image"], "examples": examples,

@@ -17,6 +17,7 @@ without one of them is a one-line error naming it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -282,8 +283,8 @@ def compute() -> dict:
                bootstrap_p(broken.boot[:, 3] - broken.boot[:, 2], 0.0))
     family.add("b(100) != 1 from the breakpoint on", bootstrap_p(tail.boot_exponent, 1.0))
     family.add("b(25) != 1 from the breakpoint on", bootstrap_p(b25["tail"].boot_exponent, 1.0))
-    numbers = {"batch_100": numbers_of(b100),
-               "batch_25": batch_25_numbers(b25, b100, family)}
+    numbers: dict[str, Any] = {"batch_100": numbers_of(b100),
+                               "batch_25": batch_25_numbers(b25, b100, family)}
     numbers["batch_400"], found[400] = batch_400(b100, family)
     numbers["claims"] = claims_table(family, CLAIMS)
     numbers["family"] = family.to_dict()

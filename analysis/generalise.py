@@ -46,6 +46,7 @@ from common import (
 from common import render as render_template
 from matplotlib.figure import Figure
 
+from nnlab import analysis
 from nnlab.analysis import (
     Family,
     compare_variance,
@@ -78,7 +79,7 @@ def train_size(study: Study) -> int:
     return int(json.loads((study.folder / "manifest.json").read_text())["data"]["sizes"]["train"])
 
 
-def estimate_of(found: object, unit: str, n: int) -> Estimate:
+def estimate_of(found: analysis.Estimate, unit: str, n: int) -> Estimate:
     """A result's estimate (`nnlab.analysis.Estimate`: value, low, high) as a hypothesis
     statistic with its unit of replication and n."""
     return Estimate(float(found.value), float(found.low), float(found.high), unit, n)

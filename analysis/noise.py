@@ -94,13 +94,14 @@ def compare(noisy: pd.DataFrame, clean: pd.DataFrame, label: str) -> dict:
     ratio (Pitman-Morgan test, BCa CI over pairs) with its equivalence bound, the mean
     difference with its own, and the power of Pitman-Morgan at EFFECT at this n and
     correlation, with the smallest ratio it detects at 80%."""
-    a, b = by_seed(noisy), by_seed(clean)
-    seeds = a.index.intersection(b.index)
-    a, b = a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()
+    noisy_by_seed, clean_by_seed = by_seed(noisy), by_seed(clean)
+    seeds = noisy_by_seed.index.intersection(clean_by_seed.index)
+    a, b = noisy_by_seed.loc[seeds].to_numpy(), clean_by_seed.loc[seeds].to_numpy()
     result = compare_variance(a, b, paired=True, names=(label, "none"))
     std = tost_std_ratio(a, b, STD_MARGIN, paired=True, method="pitman-morgan",
                          names=(label, "none"))
     mean = tost_mean_difference(a, b, MEAN_MARGIN, paired=True, names=(label, "none"))
+    assert result.correlation is not None  # paired: the seeds' correlation
     r = float(result.correlation)
     return {"label": label, "n": int(seeds.size), "comparison": result, "std_tost": std,
             "mean_tost": mean, "correlation": r,
@@ -192,8 +193,8 @@ def draw(figures: dict) -> None:
 
 def floor_summary(difference: dict) -> str:
     """`ArmDifference.summary` of a floor difference's dict."""
-    return ArmDifference(difference["quantity"], tuple(difference["names"]),
-                         *(Estimate(**difference[k]) for k in ("a", "b", "difference")),
+    a, b, a_minus_b = (Estimate(**difference[k]) for k in ("a", "b", "difference"))
+    return ArmDifference(difference["quantity"], tuple(difference["names"]), a, b, a_minus_b,
                          difference["paired"], tuple(difference["n_seeds"])).summary()
 
 

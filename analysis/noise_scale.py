@@ -16,6 +16,7 @@ studies/eta-vs-n-b1600.toml (the prediction for batch 1600, judged once that stu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import eta_vs_n
 import numpy as np
@@ -33,6 +34,7 @@ from matplotlib.figure import Figure
 
 from nnlab.analysis.noise_scale import (
     COLUMNS,
+    NoiseScaleAtTime,
     along_training,
     batch_ratio,
     noise_scale_at,
@@ -62,16 +64,18 @@ def observed(batch: int, b100: dict) -> dict:
     return {**falling, "n_seeds": other["n_seeds"], "matched": matched.to_dict("records")}
 
 
-def prediction(batch: int, b_noise, observed_ratio: dict | None) -> dict:
+def prediction(batch: int, b_noise: NoiseScaleAtTime, observed_ratio: dict | None
+               ) -> dict[str, Any]:
     """r(batch) from B_noise (a NoiseScaleAtTime) with its seed interval and, when the
     ratio was observed, log2(observed / predicted) with an interval from the two studies'
     independent bootstraps (replicate k of each, differenced)."""
     boot = np.log2(batch_ratio(np.exp(b_noise.boot_log), batch))
     low, high = percentile_interval(2 ** boot, CONFIDENCE)
-    found = {"batch": batch, "value": float(batch_ratio(b_noise.value, batch)), "low": low,
-             "high": high, "log2": float(np.log2(batch_ratio(b_noise.value, batch))),
-             "log2_low": float(np.log2(low)), "log2_high": float(np.log2(high)),
-             "observed": None, "difference": None}
+    found: dict[str, Any] = {
+        "batch": batch, "value": float(batch_ratio(b_noise.value, batch)), "low": low,
+        "high": high, "log2": float(np.log2(batch_ratio(b_noise.value, batch))),
+        "log2_low": float(np.log2(low)), "log2_high": float(np.log2(high)),
+        "observed": None, "difference": None}
     if observed_ratio is not None:
         seen = observed_ratio["boot_log"] / np.log(2)
         n = min(len(seen), len(boot))
@@ -117,9 +121,9 @@ def compute() -> dict:
     b1600_spec = load(B1600).spec if b1600_run else StudySpec.from_toml(B1600_SPEC)
     if b1600_run:
         ratio = seen[1600]
-        statistics["b1600.log2_ratio_falling"] = Estimate(
-            *(float(np.log2(ratio[k])) for k in ("value", "low", "high")), unit="seed",
-            n=ratio["n_seeds"])
+        value, low, high = (float(np.log2(ratio[k])) for k in ("value", "low", "high"))
+        statistics["b1600.log2_ratio_falling"] = Estimate(value, low, high, unit="seed",
+                                                          n=ratio["n_seeds"])
     else:
         statistics["b1600.log2_ratio_falling"] = f"{B1600} has not run yet"
     numbers = {

@@ -38,6 +38,7 @@ from common import render as render_template
 
 from nnlab.analysis import (
     Family,
+    ProfileFloorFit,
     compare_variance,
     normality,
     paired_difference,
@@ -87,8 +88,8 @@ def compute() -> dict:
     claims = {}
 
     # normality at each N, one family with the other tests of this finding
-    tests = {n: normality(g[METRIC].to_numpy(), name=f"test_acc at N={n}")
-             for n, g in both.groupby("n_steps")}
+    tests = {n: normality(both.loc[both["n_steps"] == n, METRIC].to_numpy(),
+                          name=f"test_acc at N={n}") for n in lengths}
     for n, t in tests.items():
         family.add(f"Shapiro-Wilk, N = {n}", t.shapiro)
         claims[f"Shapiro-Wilk, N = {n}"] = f"test_acc is not normal at N = {n}"
@@ -97,12 +98,13 @@ def compute() -> dict:
     variance = variance_vs_n(both, metric=METRIC, fit_from=FLOOR_FIT_FROM, weights="kurtosis",
                              floor_interval="profile")
     fit, table = variance.fit, variance.table.set_index("n_steps")
+    assert isinstance(fit, ProfileFloorFit)  # floor_interval="profile" fits one
     family.add(f"no floor: c = 0 (profile likelihood, N >= {FLOOR_FIT_FROM})", fit.p_zero)
     claims[f"no floor: c = 0 (profile likelihood, N >= {FLOOR_FIT_FROM})"] = (
         "the variance levels off at a floor c > 0")
     spread = compare_variance(at(both, longest).to_numpy(), at(both, short_n).to_numpy(),
                               paired=True, names=(f"N={longest}", f"N={short_n}"))
-    family.add(f"std at N = {longest} vs N = {short_n} (Pitman-Morgan)", spread.pitman_morgan)
+    family.add(f"std at N = {longest} vs N = {short_n} (Pitman-Morgan)", spread.spread_test)
     claims[f"std at N = {longest} vs N = {short_n} (Pitman-Morgan)"] = (
         f"the spread differs between N = {short_n} and {longest}")
     equivalence = tost_std_ratio(at(both, longest).to_numpy(), at(both, short_n).to_numpy(),
@@ -129,7 +131,7 @@ def compute() -> dict:
         for a, b in (("init", "order"), ("both", "init"), ("both", "order")):
             c = compare_variance(values[a], values[b], paired=False, names=(a, b))
             name = f"std {a} vs {b}, N = {n} (Brown-Forsythe)"
-            family.add(name, c.brown_forsythe)
+            family.add(name, c.spread_test)  # unpaired: Brown-Forsythe
             claims[name] = f"the spread with {ARMS[a][0]} differs from {ARMS[b][0]} at N = {n}"
             sources[(n, a, b)] = c
 

@@ -28,6 +28,7 @@ from common import (
     run,
     runs_by_length,
     scale_up,
+    spec_n_steps,
     write_findings,
 )
 from common import render as render_template
@@ -59,7 +60,7 @@ def runs_frame() -> pd.DataFrame:
     budgets are the anneal studies' lengths; a run whose rate depends on the current step
     only is read at each of them (`runs_by_length`). A diverged run keeps the metrics of
     the state it diverged in: a bad result for its configuration, never left out."""
-    budgets = [int(load(name).spec.base_config().n_steps) for name in ANNEAL]
+    budgets = [spec_n_steps(load(name)) for name in ANNEAL]
     parts = []
     for name, family in ((CONSTANT, BASELINE), (INV_T, "inv_t"), (STUDY, None)):
         study = load(name)
@@ -79,7 +80,7 @@ def runs_frame() -> pd.DataFrame:
         runs = trials[trials["state"] == "COMPLETE"].copy()
         runs["family"] = runs["schedule"]
         runs["config"] = config_labels(runs, ["eta"])
-        runs["n_steps"] = int(study.spec.base_config().n_steps)
+        runs["n_steps"] = spec_n_steps(study)
         parts.append(runs)
     columns = ["family", "config", "seed", "n_steps", "status", "val_acc", "test_acc"]
     return pd.concat([part[columns] for part in parts], ignore_index=True)
@@ -125,10 +126,13 @@ def tuned(frame: pd.DataFrame) -> pd.DataFrame:
     configuration (the derived schedules) picks it for every seed."""
     rows = []
     for (family, n), runs in frame.groupby(["family", "n_steps"]):
+        n_steps = int(n)  # type: ignore[call-overload]  # stubs: a group key is Hashable
         val = runs.pivot(index="seed", columns="config", values="val_acc")
         test = runs.pivot(index="seed", columns="config", values="test_acc")
-        for seed, config in leave_one_seed_out(val).items():
-            rows.append({"family": family, "n_steps": int(n), "seed": int(seed),
+        picks = leave_one_seed_out(val)
+        for seed in picks.index:
+            config = picks[seed]
+            rows.append({"family": family, "n_steps": n_steps, "seed": int(seed),
                          "config": config, "val_acc": val.loc[seed, config],
                          "test_acc": test.loc[seed, config],
                          "n_configs": int(val.shape[1])})
@@ -141,12 +145,13 @@ def family_table(results: pd.DataFrame, frame: pd.DataFrame) -> list[dict]:
     val_acc over all seeds (what a single choice on every seed would be)."""
     records = []
     for (family, n), rows in results.groupby(["family", "n_steps"]):
+        n_steps = int(n)  # type: ignore[call-overload]  # stubs: a group key is Hashable
         test = rows["test_acc"].to_numpy(dtype=float)
         low, high = t_interval(test)
         cell = frame[(frame["family"] == family) & (frame["n_steps"] == n)]
         picks = rows["config"].value_counts()
         records.append({
-            "family": family, "n_steps": int(n), "n_seeds": int(test.size),
+            "family": family, "n_steps": n_steps, "n_seeds": int(test.size),
             "n_configs": int(rows["n_configs"].iloc[0]),
             "test_acc": {"value": float(test.mean()), "low": low, "high": high,
                          "confidence": 0.95},

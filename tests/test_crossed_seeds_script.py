@@ -157,3 +157,34 @@ def test_a_follow_up_not_run_yet_is_declared_with_every_hypothesis_not_evaluated
     assert "- **long-interaction-stops-growing** (primary): crossed_long.share_residual_change" \
         " < 0.25 (basis: share of the init x order interaction" in text
     assert text.count("(secondary)") == 2 and "not evaluated" not in text
+
+
+@pytest.mark.slow
+def test_a_follow_up_that_has_run_is_judged_on_its_runs(script, monkeypatch, tmp_path):
+    """A small crossed study (3 init x 3 order seeds on an MNIST subset) run for real: its
+    components at the longest length are those of its runs' final test accuracies, and its
+    declared hypothesis is judged on them, not "not evaluated"."""
+    from nnlab.study import Study
+
+    results = tmp_path / "results"
+    monkeypatch.setattr("common.RESULTS", results)
+    name = "tiny-crossed"
+    Study({"study": {"name": name, "replicates": 1},
+           "base": {"preset": "seed-000", "batch_size": 100, "eta": 1.0, "n_steps": 200,
+                    "eval_steps": [0, 100, 200]},
+           "grid": {"order_seed": [0, 1, 2], "init_seed": [0, 1, 2]},
+           "data": {"train_size": 2000, "val_size": 500, "test_size": 500},
+           "hypothesis": [{"name": "some-interaction", "statistic": "crossed_best.share_residual",
+                           "greater_than": 0.0, "primary": True}]},
+          results=results).run(n_jobs=1, progress=False)
+    found = script.follow_up(name, "crossed_best", pd.DataFrame())
+    assert found["run"] and found["design"]["n_runs"] == 9
+    assert found["design"]["lengths"] == [100, 200]
+    trials = pd.read_parquet(results / name / "trials.parquet")
+    expected = variance_components(trials, n_draws=script.N_DRAWS, seed=200)
+    assert found["components"]["200"] == expected.to_dict()
+    (verdict,) = found["hypotheses"]
+    assert verdict["verdict"] in ("held", "inconclusive")
+    assert verdict["estimate"]["value"] == expected["residual"].share.value
+    assert "share_residual_change" not in found  # not longer than crossed-seeds
+    assert "Its predictions:" in script.follow_up_text(found)

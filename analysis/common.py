@@ -40,6 +40,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from nnlab.analysis import (
+    ArmDifference,
     Estimate,
     Family,
     HypothesisTest,
@@ -298,6 +299,13 @@ def ci(estimate: Mapping[str, float], spec: str = ".3g", scale: float = 1.0,
     """An estimate's dict (value, low, high, confidence: `Estimate.to_dict`) as
     `Estimate.format` writes it: '0.512 [95% CI 0.431, 0.598]'."""
     return Estimate(**estimate).format(spec, scale, unit)
+
+
+def floor_summary(difference: dict) -> str:
+    """`ArmDifference.summary` of a floor difference's dict."""
+    a, b, a_minus_b = (Estimate(**difference[k]) for k in ("a", "b", "difference"))
+    return ArmDifference(difference["quantity"], tuple(difference["names"]), a, b, a_minus_b,
+                         difference["paired"], tuple(difference["n_seeds"])).summary()
 
 
 def p_text(family: Mapping, name: str) -> str:

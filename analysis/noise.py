@@ -24,6 +24,7 @@ from common import (
     claims_table,
     figure_path,
     final_runs,
+    floor_summary,
     has_runs,
     load,
     p_text,
@@ -36,8 +37,6 @@ from common import render as render_template
 from common import run as run_script
 
 from nnlab.analysis import (
-    ArmDifference,
-    Estimate,
     Family,
     compare_variance,
     floor_difference,
@@ -189,13 +188,6 @@ def draw(figures: dict) -> None:
         std_vs_n_figure(figures["std_vs_n"], "Spread of restarts with and without annealed "
                         "noise", figure_path(NAME, "std_vs_n.png"),
                         binomial=figures["std_vs_n"]["none"])
-
-
-def floor_summary(difference: dict) -> str:
-    """`ArmDifference.summary` of a floor difference's dict."""
-    a, b, a_minus_b = (Estimate(**difference[k]) for k in ("a", "b", "difference"))
-    return ArmDifference(difference["quantity"], tuple(difference["names"]), a, b, a_minus_b,
-                         difference["paired"], tuple(difference["n_seeds"])).summary()
 
 
 def render(numbers: dict) -> str:

@@ -183,6 +183,29 @@ def _generalise(results: Path) -> tuple[str, str, str, str]:
     return answer, key, status, _survivors(found)
 
 
+def _noise_scale(results: Path) -> tuple[str, str, str, str]:
+    found = _load(results / "noise-scale" / "findings.json")
+    primary = next(h for h in found["b1600_hypotheses"] if h["primary"])
+    ratios = {p["batch"]: p for p in found["predictions"]}
+    b1600 = ratios[1600]
+    seen = b1600["observed"]
+    answer = (f"In part: the gradient noise scale B_noise = {_ci(found['b_noise'], '.3g')} "
+              "(B_simple at T* = 7000) gives the batch ratios 25/100 and 400/100 within a "
+              "factor sqrt 2 (postdictions); batch 1600's, predicted before its runs, "
+              + ("has not run yet" if seen is None else
+                 f"came out {_ci(seen, '.3g')} against {_ci(b1600, '.3g')}, "
+                 f"primary {primary['verdict']}"))
+    key = ("r(1600) predicted " + _ci(b1600, ".3g")
+           + ("" if seen is None else f", observed {_ci(seen, '.3g')} ({seen['n_seeds']} "
+              f"seeds; B_noise from {found['b_noise']['n_seeds']} seeds)"))
+    status = (f"confirmatory (batch 1600): primary {primary['verdict']}; "
+              + "; ".join(f"{sum(h['verdict'] == 'held' for h in group)} of {len(group)} "
+                          f"{label} held" for label, group in (
+                              ("predictions", found["b1600_hypotheses"]),
+                              ("postdictions and checks", found["hypotheses"]))))
+    return answer, key, status, "no tests (intervals only)"
+
+
 ROWS = [  # question, its numbers, where the details are, one figure
     ("Which constant learning rate is best for a training length of N steps?", _learning_rate,
      "[eta-vs-n](results/eta-vs-n/findings.md)", "results/eta-vs-n/findings/eta_best_all.png"),
@@ -206,6 +229,9 @@ ROWS = [  # question, its numbers, where the details are, one figure
     ("Do findings 1 and 2 carry over to another data set (the 8x8 digits)?", _generalise,
      "[digits-eta-vs-n](results/digits-eta-vs-n/findings.md)",
      "results/digits-eta-vs-n/findings/generalise.png"),
+    ("What sets the batch ratio of eta_best: does the gradient noise scale predict it?",
+     _noise_scale, "[noise-scale](results/noise-scale/findings.md)",
+     "results/noise-scale/findings/noise_scale.png"),
 ]
 
 

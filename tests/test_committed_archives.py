@@ -52,7 +52,8 @@ SCRIPTS = {
     "generalise": (("digits-eta-vs-n", "digits-restarts", "eta-vs-n", "restarts"),
                    "digits-eta-vs-n"),
     "noise_scale": (("noise-scale", "eta-vs-n", "eta-vs-n-long", "eta-vs-n-b25",
-                     "eta-vs-n-b25-long", "eta-vs-n-b400"), "noise-scale"),
+                     "eta-vs-n-b25-long", "eta-vs-n-b400", "eta-vs-n-b1600"),
+                    "noise-scale"),
 }
 # the studies each batch size of eta_vs_n.py reads
 BATCH_STUDIES = {100: ("eta-vs-n", "eta-vs-n-long"), 25: ("eta-vs-n-b25", "eta-vs-n-b25-long")}

@@ -202,8 +202,8 @@ def main() -> None:
     table = pd.DataFrame(rows, index=list(SEARCHES)).T
     print("| | " + " | ".join(table.columns) + " |")
     print("|---|" + "---|" * len(table.columns))
-    for name, values in table.iterrows():
-        print(f"| {name} | " + " | ".join(str(v) for v in values) + " |")
+    for field, values in table.iterrows():
+        print(f"| {field} | " + " | ".join(str(v) for v in values) + " |")
 
 
 if __name__ == "__main__":

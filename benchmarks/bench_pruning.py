@@ -21,10 +21,11 @@ evaluations per run (log-spaced), in one of two spaces (`--space`):
 
 16 configurations in either space. The wide space's expected run is (20000 - 200) /
 ln(100) = 4300 steps, 5.5 times the narrow one's (1800 / ln(10) = 780): its unpruned search
-trains about 16 x 3 x 4300 = 206,000 steps, and its five searches about 3.7 times that if
-the pruned ones cost what they do in the narrow space (0.4-1.0x of the unpruned steps
-each), so about 760,000 steps: 4-8 minutes of CPU at 0.3 ms (H = 36) to 0.6 ms (H = 128)
-per step, plus about 0.5 s of evaluations per run, within 20 minutes per sampler seed.
+trains about 16 x 3 x 4300 = 206,000 steps, and its five searches 3.2-4.1 times that if
+the pruned ones cost what they do in the narrow space (0.24-1.07x of the unpruned steps
+each), so about 0.7-0.85 million steps: 4-10 minutes of CPU at 0.3 ms (H = 36) to 0.6 ms
+(H = 128) per step, plus about 0.4 s of evaluations per run, within 20 minutes per sampler
+seed.
 
 The same random sampler seed proposes the same configurations in the same order to every
 search:

@@ -1,20 +1,42 @@
 """Pruning: how much training Hyperband and successive halving need to find what an
 unpruned random search finds, judging runs or whole configurations.
 
-    .venv/bin/python benchmarks/bench_pruning.py [--trials 16] [--jobs 2] [--seed 0]
+    .venv/bin/python benchmarks/bench_pruning.py [--space narrow] [--trials 16] [--jobs 2]
+        [--seed 0]
 
 The search: seed-000's network (784-H-16-10 sigmoid, softmax + cross-entropy, plain SGD at a
 constant eta) at batch 100 on MNIST (the full training and validation splits; the first
-2000 test images, as the test set only reports), a random search over eta (log-uniform
-0.05..20), n_steps (log-uniform integers 200..2000) and the first hidden layer H (16, 36 or
-64), 3 seeds per configuration, 10 evaluations per run (log-spaced). The same random
-sampler seed proposes the same configurations in the same order to every search:
+2000 test images, as the test set only reports), a random search over eta (log-uniform),
+n_steps (log-uniform integers) and the first hidden layer H, 3 seeds per configuration, 10
+evaluations per run (log-spaced), in one of two spaces (`--space`):
+
+- narrow (the default): eta 0.05..20, n_steps 200..2000, H in {16, 36, 64}. It sits
+  around what this network's studies had already found (the best constant eta of 2-4 at
+  N up to about 2000), so a random search lands near the answer early;
+- wide (`--space wide`): what a researcher who has not seen this network would search,
+  chosen before any run of it: eta 1e-3..100, five decades, from rates that barely move
+  the weights to rates at which plain SGD can be expected to diverge; n_steps
+  200..20000, from under half an epoch to 40 epochs of the 50,000 training images; H in
+  {16, 36, 64, 128}, the three widths and the next power of two up.
+
+16 configurations in either space. The wide space's expected run is (20000 - 200) /
+ln(100) = 4300 steps, 5.5 times the narrow one's (1800 / ln(10) = 780): its unpruned search
+trains about 16 x 3 x 4300 = 206,000 steps, and its five searches 3.2-4.1 times that if
+the pruned ones cost what they do in the narrow space (0.24-1.07x of the unpruned steps
+each), so about 0.7-0.85 million steps: 4-10 minutes of CPU at 0.3 ms (H = 36) to 0.6 ms
+(H = 128) per step, plus about 0.4 s of evaluations per run, within 20 minutes per sampler
+seed.
+
+The same random sampler seed proposes the same configurations in the same order to every
+search:
 
 - unpruned: `--trials` configurations;
 - successive halving and Hyperband: twice as many configurations, pruned with
-  min_resource 20 steps and reduction factor 3 (Hyperband's max_resource: the longest run,
-  2000 steps + 1; its brackets 5), each in two ways: judging runs (`pruner_unit = "run"`,
-  every run against the runs before it) and judging configurations (`pruner_unit =
+  reduction factor 3 and min_resource a hundredth of the space's longest run (Optuna's own
+  "auto" rule; 20 steps in the narrow space, 200 in the wide), Hyperband's max_resource
+  that run + 1 (2001 or 20001 steps; 5 brackets in either space: the wide pruners are the
+  narrow ones scaled to the longest run), each in two ways: judging runs (`pruner_unit =
+  "run"`, every run against the runs before it) and judging configurations (`pruner_unit =
   "configuration"`: a configuration's first run against the first runs before it; its
   other seeds run in full once it completes, and are never run once it is pruned).
 
@@ -50,7 +72,10 @@ import scipy
 
 from nnlab.study import Study
 
-PRUNING = {"min_resource": 20, "reduction_factor": 3}
+# name: eta bounds, n_steps bounds, first hidden layer sizes
+SPACES = {"narrow": ((0.05, 20.0), (200, 2000), (16, 36, 64)),
+          "wide": ((1e-3, 100.0), (200, 20000), (16, 36, 64, 128))}
+REDUCTION_FACTOR = 3
 # label: (pruner, configurations per unpruned one, pruner unit)
 SEARCHES = {"unpruned": ("none", 1, "run"),
             "successive halving, runs": ("successive_halving", 2, "run"),
@@ -59,17 +84,25 @@ SEARCHES = {"unpruned": ("none", 1, "run"),
             "Hyperband, configurations": ("hyperband", 2, "configuration")}
 
 
-def spec(name: str, n_trials: int, pruner: str, seed: int, unit: str = "run") -> dict:
+def pruning(space: str) -> dict:
+    """The pruners' options for `space`: min_resource a hundredth of its longest run
+    (Hyperband's max_resource is resolved from that run: its steps + 1)."""
+    longest = SPACES[space][1][1]
+    return {"min_resource": longest // 100, "reduction_factor": REDUCTION_FACTOR}
+
+
+def spec(name: str, space: str, n_trials: int, pruner: str, seed: int,
+         unit: str = "run") -> dict:
     study = {"name": name, "sampler": "random", "n_trials": n_trials, "replicates": 3,
              "seed": seed}
     if pruner != "none":
-        study.update(pruner=pruner, pruner_options=PRUNING, pruner_unit=unit)
+        study.update(pruner=pruner, pruner_options=pruning(space), pruner_unit=unit)
+    etas, n_steps, hidden = SPACES[space]
     return {"study": study,
             "base": {"preset": "seed-000", "batch_size": 100, "n_evals": 10},
-            "space": {"eta": {"log_uniform": [0.05, 20.0]},
-                      "n_steps": {"int_log_uniform": [200, 2000]},
-                      "sizes": {"choice": [[784, 16, 16, 10], [784, 36, 16, 10],
-                                           [784, 64, 16, 10]]}},
+            "space": {"eta": {"log_uniform": list(etas)},
+                      "n_steps": {"int_log_uniform": list(n_steps)},
+                      "sizes": {"choice": [[784, h, 16, 10] for h in hidden]}},
             "data": {"test_size": 2000}}
 
 
@@ -123,6 +156,8 @@ def within(path: pd.DataFrame, measure: str, target: float, budget: float) -> st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", choices=list(SPACES), default="narrow",
+                        help="the search space (see above)")
     parser.add_argument("--trials", type=int, default=16,
                         help="configurations of the unpruned search (pruned: twice as many)")
     parser.add_argument("--jobs", type=int, default=2)
@@ -132,13 +167,13 @@ def main() -> None:
     print(f"Python {platform.python_version()}, numpy {np.__version__}, scipy "
           f"{scipy.__version__}, optuna {optuna.__version__}; {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f} at the start; --jobs {args.jobs}, sampler seed "
-          f"{args.seed}, pruners {PRUNING}")
+          f"{args.seed}, space {args.space}, pruners {pruning(args.space)}")
     paths, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="nnlab-bench-pruning-") as root:
         for label, (pruner, factor, unit) in SEARCHES.items():
             # the name seeds Hyperband's brackets: a search judging runs keeps its old one
             name = f"search-{pruner}" + ("" if unit == "run" else f"-{unit}")
-            study = Study(spec(name, factor * args.trials, pruner, args.seed, unit),
+            study = Study(spec(name, args.space, factor * args.trials, pruner, args.seed, unit),
                           results=Path(root))
             start = time.perf_counter()
             summary = study.run(n_jobs=args.jobs, progress=False)
@@ -151,7 +186,8 @@ def main() -> None:
                          "configurations with 3 complete runs": complete_configs(trials),
                          "steps trained": int(paths[label]["steps"].iloc[-1]),
                          "wall s": wall})
-            print(f"{label}: {wall:.0f} s", flush=True)
+            print(f"{label}: {wall:.0f} s, load {os.getloadavg()[0]:.1f} at its end",
+                  flush=True)
     unpruned = paths["unpruned"]
     total = unpruned["steps"].iloc[-1]
     for row in rows:
@@ -167,8 +203,8 @@ def main() -> None:
     table = pd.DataFrame(rows, index=list(SEARCHES)).T
     print("| | " + " | ".join(table.columns) + " |")
     print("|---|" + "---|" * len(table.columns))
-    for name, values in table.iterrows():
-        print(f"| {name} | " + " | ".join(str(v) for v in values) + " |")
+    for field, values in table.iterrows():
+        print(f"| {field} | " + " | ".join(str(v) for v in values) + " |")
 
 
 if __name__ == "__main__":

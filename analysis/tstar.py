@@ -355,17 +355,21 @@ def cosine() -> dict:
     listed as declared and not evaluated, from the spec in studies/."""
     study = load_if_run(COSINE)
     if study is None:
-        spec = StudySpec.from_toml(COSINE_SPEC)
-        reason = f"{COSINE} has not run yet"
-        verdicts = evaluate_all(spec.hypotheses, {h.statistic: reason for h in spec.hypotheses})
-        return {"run": False, "design": cosine_design(spec),
-                "hypotheses": hypothesis_records(verdicts)}
+        return not_run(StudySpec.from_toml(COSINE_SPEC))
     runs, used = cosine_runs(study)
     design = {**cosine_design(study.spec), **used}
     constant, _ = eta_vs_n.batch_runs(100)
     constant = constant[constant["seed"].isin(design["seeds_used"])
                         & constant["n_steps"].isin(COSINE_FIT)]
     return judged(study.spec, runs, constant, design)
+
+
+def not_run(spec: StudySpec) -> dict:
+    """The cosine study's plan and its hypotheses, each not evaluated: it has not run."""
+    reason = f"{COSINE} has not run yet"
+    verdicts = evaluate_all(spec.hypotheses, {h.statistic: reason for h in spec.hypotheses})
+    return {"run": False, "design": cosine_design(spec),
+            "hypotheses": hypothesis_records(verdicts)}
 
 
 def judged(spec: StudySpec, runs: pd.DataFrame, constant: pd.DataFrame, design: dict

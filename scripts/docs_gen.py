@@ -156,6 +156,17 @@ def _tstar(results: Path) -> tuple[str, str, str, str]:
     key = (f"measured / predicted eta_best {_ci(forward, '.2f')} (N = 17783..10^5, 10 seeds)")
     status = (f"exploratory; weight decay confirmatory: primary {summary['primary']}; "
               f"{verdicts.count('held')} of {len(verdicts)} predictions held")
+    cosine = found["cosine"]
+    if cosine["run"]:
+        ratio = cosine["longest"]
+        held = [h["verdict"] for h in cosine["hypotheses"]]
+        primary = next(h["verdict"] for h in cosine["hypotheses"] if h["primary"])
+        answer += (f"; the intervention: under a cosine decay eta_best doubles, as a peak at "
+                   f"one learning-rate time predicts ({_ci(ratio, '.2f')}x the constant "
+                   "eta's at N = 56234..10^5), and b stays")
+        key += f"; cosine / constant eta_best {_ci(ratio, '.2f')} (10 seeds, paired)"
+        status += (f"; cosine confirmatory: primary {primary}; {held.count('held')} of "
+                   f"{len(held)} held")
     return answer, key, status, _survivors(found)
 
 

@@ -48,7 +48,7 @@ SCRIPTS = {
                "noise-grad-long", "noise-weight-long", "restarts-long"), "noise-grad"),
     "restarts": (("restarts", "restarts-long", "restarts-init", "restarts-init-long",
                   "restarts-order", "restarts-order-long"), "restarts"),
-    "tstar": (("eta-vs-n", "eta-vs-n-long", "eta-vs-n-wd"), "eta-vs-n-wd"),
+    "tstar": (("eta-vs-n", "eta-vs-n-long", "eta-vs-n-wd", "eta-vs-n-cosine"), "eta-vs-n-wd"),
     "generalise": (("digits-eta-vs-n", "digits-restarts", "eta-vs-n", "restarts"),
                    "digits-eta-vs-n"),
     "noise_scale": (("noise-scale", "eta-vs-n", "eta-vs-n-long", "eta-vs-n-b25",

@@ -18,6 +18,7 @@ results/crossed-seeds/findings.md, findings.json, findings/components.png.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,40 @@ def split_statistics(prefix: str, final: VarianceComponentsResult, beyond: dict,
             f"{prefix}.residual_minus_test_set": estimate(beyond)}
 
 
+@dataclass(frozen=True)
+class CrossedFit:
+    """A crossed study's complete runs and design (`complete_design`), its components at
+    every length, and at the longest: the test-set split over every run's predictions, the
+    interaction beyond it and the statistics its hypotheses name (`split_statistics`)."""
+
+    runs: pd.DataFrame
+    design: dict
+    results: dict[int, VarianceComponentsResult]
+    longest: int
+    split: TestSetVarianceResult
+    beyond: dict
+    n_cells: int
+    statistics: dict[str, Estimate]
+
+    @property
+    def final(self) -> VarianceComponentsResult:
+        return self.results[self.longest]
+
+
+def fit_crossed(study: Study, prefix: str) -> CrossedFit:
+    """`CrossedFit` of `study`, its statistics named <prefix>.*."""
+    runs, design = complete_design(study)
+    results = components_along(runs)
+    longest = max(results)
+    predictions = study.predictions()
+    split = test_set_variance(predictions[predictions["trial"].isin(runs["trial"])],
+                              unit="run x example")
+    beyond = beyond_test_set(results[longest], split)
+    n_cells = len(cells_at(runs, longest))
+    return CrossedFit(runs, design, results, longest, split, beyond, n_cells,
+                      split_statistics(prefix, results[longest], beyond, n_cells))
+
+
 def changed_share(k: int) -> Callable[[np.ndarray], np.ndarray]:
     """(m, 3) components -> (m,) the share of the total an arm that varies factor k only
     has in expectation: that factor's main effect plus the interaction."""
@@ -230,22 +265,13 @@ def compute() -> dict:
     """Every number of this finding (read only): {"numbers": findings.json's content,
     "figures": what the figure draws, "summaries": printed lines}."""
     study = load(STUDY)
-    runs, design = complete_design(study)
-    results = components_along(runs)
-    lengths = sorted(results)
-    longest = lengths[-1]
-    final = results[longest]
-
-    # the finite test set at the longest length (every run's predictions)
-    predictions = study.predictions()
-    split = test_set_variance(predictions[predictions["trial"].isin(runs["trial"])],
-                              unit="run x example")
-    beyond = beyond_test_set(final, split)
-
-    # the declared hypotheses, judged at the longest length
-    n_cells = len(cells_at(runs, longest))
-    statistics = split_statistics("crossed", final, beyond, n_cells)
-    verdicts = evaluate_all(study.spec.hypotheses, statistics)
+    # the components at every length, the finite test set at the longest (every run's
+    # predictions), and the declared hypotheses judged there
+    fit = fit_crossed(study, "crossed")
+    runs, design, results, longest, final = (fit.runs, fit.design, fit.results, fit.longest,
+                                             fit.final)
+    lengths, split, beyond, n_cells = sorted(results), fit.split, fit.beyond, fit.n_cells
+    verdicts = evaluate_all(study.spec.hypotheses, fit.statistics)
 
     # exploratory: the main effects' F tests at every length, and the normality the GCI
     # assumes, on the interaction residuals at the longest length
@@ -316,16 +342,10 @@ def follow_up(name: str, prefix: str, crossed: pd.DataFrame) -> dict:
         return {"study": name, "run": False, "planned": planned(spec),
                 "hypotheses": hypothesis_records(verdicts)}
     study = load(name)
-    runs, design = complete_design(study)
-    results = components_along(runs)
-    longest = max(results)
-    final = results[longest]
-    predictions = study.predictions()
-    split = test_set_variance(predictions[predictions["trial"].isin(runs["trial"])],
-                              unit="run x example")
-    beyond = beyond_test_set(final, split)
-    n_cells = len(cells_at(runs, longest))
-    statistics = split_statistics(prefix, final, beyond, n_cells)
+    fit = fit_crossed(study, prefix)
+    runs, design, results, longest, final = (fit.runs, fit.design, fit.results, fit.longest,
+                                             fit.final)
+    split, beyond, n_cells, statistics = fit.split, fit.beyond, fit.n_cells, fit.statistics
     found: dict = {"study": name, "run": True, "planned": planned(study.spec),
                    "design": {"n_init": final.n_rows, "n_order": final.n_cols,
                               "n_runs": n_cells, "lengths": sorted(results), **design},

@@ -490,6 +490,12 @@ def values_list(values: list) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
+def eta_cell(row: dict) -> str:
+    """'eta_best [low, high]' of one length, marked where the optimum is the grid's edge."""
+    return (f"{row['eta_best']:.3g} [{row['low']:.3g}, {row['high']:.3g}]"
+            f"{'' if row['bracketed'] else ' (grid edge)'}")
+
+
 def cosine_text(found: dict) -> str:
     """The cosine section of findings.md from findings.json's "cosine": the design and the
     declared hypotheses, not evaluated until the study has run; then their verdicts, eta_best
@@ -519,8 +525,7 @@ def cosine_text(found: dict) -> str:
                f" The study was stopped before all its runs had finished: the analysis uses "
                f"the {len(used)} seeds that finished every (eta, N) ({values_list(used)}).")
     rows = "\n".join(
-        f"| {c['n_steps']:g} | {c['eta_best']:.3g} [{c['low']:.3g}, {c['high']:.3g}]"
-        f"{'' if c['bracketed'] else ' (grid edge)'} | {k['eta_best']:.3g} [{k['low']:.3g}, "
+        f"| {c['n_steps']:g} | {eta_cell(c)} | {k['eta_best']:.3g} [{k['low']:.3g}, "
         f"{k['high']:.3g}] | {2 * k['eta_best']:.3g} | {r['ratio']:.2f} [{r['low']:.2f}, "
         f"{r['high']:.2f}] |"
         for c, k, r in zip(found["eta_best"]["cosine"], found["eta_best"]["constant"],
@@ -579,9 +584,7 @@ def render(numbers: dict) -> str:
     wd = numbers["intervention"]
 
     eta_rows = "\n".join(
-        f"| {a['n_steps']:g} | {a['eta_best']:.3g} [{a['low']:.3g}, {a['high']:.3g}]"
-        f"{'' if a['bracketed'] else ' (grid edge)'} | {b['eta_best']:.3g} [{b['low']:.3g}, "
-        f"{b['high']:.3g}]{'' if b['bracketed'] else ' (grid edge)'} | {r['ratio']:.2f} "
+        f"| {a['n_steps']:g} | {eta_cell(a)} | {eta_cell(b)} | {r['ratio']:.2f} "
         f"[{r['low']:.2f}, {r['high']:.2f}] | {a['eta_best'] * a['n_steps']:.3g} |"
         for a, b, r in zip(wd["eta_best"]["weight decay"], wd["eta_best"]["none"],
                            wd["ratio"], strict=True))

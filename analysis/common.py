@@ -172,14 +172,18 @@ def hypothesis_records(verdicts: Sequence[Verdict]) -> list[dict]:
              "verdict": v.verdict, "reason": v.reason} for v in verdicts]
 
 
-def verdict_line(h: dict) -> str:
-    """A `hypothesis_records` record as a markdown list item."""
+def verdict_line(h: dict, interval: Callable[[dict], str] | None = None) -> str:
+    """A `hypothesis_records` record as a markdown list item; `interval` writes its estimate
+    (default: '0.123 [0.1, 0.15]'). An unevaluated one gives its reason instead."""
+    head = (f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
+            f"{h['prediction']}; ")
     e = h["estimate"]
-    estimate = ("not evaluated: " + h["reason"] if e is None else
-                f"estimate {e['value']:.3g} [{e['low']:.3g}, {e['high']:.3g}] "
-                f"({e['unit']}, n = {e['n']})")
-    return (f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
-            f"{h['prediction']}; {estimate}: **{h['verdict']}** ({h['note']}).")
+    if e is None:
+        return head + f"**{h['verdict']}**: {h['reason']}."
+    value = (f"{e['value']:.3g} [{e['low']:.3g}, {e['high']:.3g}]" if interval is None
+             else interval(e))
+    return (head + f"estimate {value} ({e['unit']}, n = {e['n']}): **{h['verdict']}** "
+            f"({h['note']}).")
 
 
 def claims_table(family: Family, claims: dict[str, str]) -> list[dict]:

@@ -29,6 +29,7 @@ from common import (
     runs_by_length,
     scale_up,
     spec_n_steps,
+    verdict_line,
     write_findings,
 )
 from common import render as render_template
@@ -273,13 +274,6 @@ def estimate_text(e: dict, digits: int = 4) -> str:
 
 def render(numbers: dict) -> str:
     """findings.md from findings.json's `numbers` (templates/schedules.md)."""
-    def verdict_line(h: dict) -> str:
-        e = h["estimate"]
-        estimate = ("not evaluated: " + h["reason"] if e is None else
-                    f"estimate {estimate_text(e)} ({e['unit']}, n = {e['n']})")
-        return (f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
-                f"{h['prediction']}; {estimate}: **{h['verdict']}** ({h['note']}).")
-
     def family_row(r: dict) -> str:
         picks = "; ".join(f"{p['config']} ({p['seeds']})" for p in r["picks"])
         return (f"| {r['n_steps']} | {r['family']} | {r['n_configs']} | "
@@ -311,7 +305,7 @@ def render(numbers: dict) -> str:
         "n_diverged": design["n_diverged"],
         "budgets": ", ".join(str(n) for n in design["budgets"]),
         "margin": f"{design['margin']:g}",
-        "verdicts": "\n".join(verdict_line(h) for h in numbers["hypotheses"]),
+        "verdicts": "\n".join(verdict_line(h, estimate_text) for h in numbers["hypotheses"]),
         "family_rows": "\n".join(family_row(r) for r in numbers["families"]),
         "comparison_rows": "\n".join(comparison_row(c)
                                      for c in numbers["comparisons"].values()),

@@ -15,6 +15,8 @@ import pytest
 
 from nnlab.analysis import Estimate, Family, HypothesisTest, eta_best
 from nnlab.study import Study
+from nnlab.study.hypotheses import Estimate as HypothesisEstimate
+from nnlab.study.hypotheses import Hypothesis, evaluate_all
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -77,6 +79,26 @@ def test_the_render_helpers_write_what_the_objects_they_stand_for_write(scripts)
     assert scripts.claims_lines(records).splitlines()[2:] == [
         "| A holds | a | 0.012 | 0.024 | yes |", "| B holds | b | <1e-300 | <1e-300 | yes |",
         "| C holds | c | 0.5 | 0.5 | no |"]
+
+
+def test_a_verdict_line_gives_the_estimate_or_once_why_there_is_none(scripts):
+    """A judged hypothesis reads with its interval (the script's format or the default)
+    and verdict; an unjudged one says "not evaluated" once, with the reason."""
+    declared = [Hypothesis("share", "interaction_share", "greater_than", 0.5, primary=True,
+                           note="most of the variance"),
+                Hypothesis("ratio", "eta_ratio", "equals", 1.0, margin=0.5)]
+    verdicts = evaluate_all(declared, {"interaction_share": HypothesisEstimate(
+        0.64, 0.52, 0.78, "cell", 400)})
+    judged, unjudged = (scripts.verdict_line(h) for h in scripts.hypothesis_records(verdicts))
+    assert judged == ("- **share** (primary): interaction_share > 0.5; estimate 0.64 "
+                      "[0.52, 0.78] (cell, n = 400): **held** (most of the variance).")
+    assert unjudged == ("- **ratio** (secondary): eta_ratio = 1 ± 0.5 (in [0.5, 1.5]); "
+                        "**not evaluated**: the statistic 'eta_ratio' was not provided "
+                        "(an analysis script can provide it).")
+    assert unjudged.count("not evaluated") == 1
+    record = scripts.hypothesis_records(verdicts)[0]
+    assert "estimate +0.64 [+0.52, +0.78] (cell" in scripts.verdict_line(
+        record, lambda e: f"{e['value']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}]")
 
 
 def second_guess_range(predictions: pd.DataFrame) -> list[float]:

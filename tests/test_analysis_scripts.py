@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from nnlab.analysis import Estimate, Family, HypothesisTest, eta_best
+from nnlab.errors import NNLabError
 from nnlab.study import Study
 from nnlab.study.hypotheses import Estimate as HypothesisEstimate
 from nnlab.study.hypotheses import Hypothesis, evaluate_all
@@ -99,6 +100,14 @@ def test_a_verdict_line_gives_the_estimate_or_once_why_there_is_none(scripts):
     record = scripts.hypothesis_records(verdicts)[0]
     assert "estimate +0.64 [+0.52, +0.78] (cell" in scripts.verdict_line(
         record, lambda e: f"{e['value']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}]")
+
+
+def test_the_length_of_a_study_given_in_epochs_is_an_error_naming_it(scripts):
+    """The scripts compare runs by their length in steps: a study given in epochs (the
+    committed classic-epochs) has none, and the error says which study and why."""
+    assert scripts.spec_n_steps(Study.load(RESULTS / "eta-vs-n")) == 10_000
+    with pytest.raises(NNLabError, match=r"^classic-epochs: expected base.n_steps .*epochs"):
+        scripts.spec_n_steps(Study.load(RESULTS / "classic-epochs"))
 
 
 def second_guess_range(predictions: pd.DataFrame) -> list[float]:

@@ -13,9 +13,8 @@ STUDY ?= demo
 PORT ?= 8080
 
 .PHONY: demo report dashboard test test-unit test-all lint docs readme findings
-# analysis/schedules.py joins once results/schedules* are committed (studies/schedules.toml);
 # generalise.py reads the findings.json of eta_vs_n.py and restarts.py: it runs after them
-FINDINGS := $(filter-out analysis/common.py analysis/schedules.py analysis/generalise.py,\
+FINDINGS := $(filter-out analysis/common.py analysis/generalise.py,\
 	$(wildcard analysis/*.py)) analysis/generalise.py
 
 # pip prints what it downloads and installs: the first install takes a minute or two

@@ -217,6 +217,44 @@ def _noise_scale(results: Path) -> tuple[str, str, str, str]:
     return answer, key, status, "no tests (intervals only)"
 
 
+def _schedules(results: Path) -> tuple[str, str, str, str]:
+    found = _load(results / "schedules" / "findings.json")
+    design, comparisons = found["design"], found["comparisons"]
+    shortest, middle, longest = sorted(design["budgets"])
+    rivals = ("cosine", "step", "inv_t")  # the standard schedules, each tuned on val_acc
+    names = {"derived": "derived", "cosine": "cosine", "step": "step", "inv_t": "1/t"}
+
+    def against_constant(family: str, n: int) -> dict:
+        return comparisons[f"{family}-constant.N{n}"]
+
+    def difference(family: str, n: int) -> str:
+        return _ci(against_constant(family, n)["difference"], "+.4f")
+
+    def listed(families: list[str]) -> str:
+        words = [names[f] for f in families] or ["none"]
+        return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+    tied = listed([f for f in rivals if against_constant(f, longest)["tost"]["equivalent"]])
+    ahead = listed([f for f in ("derived", *rivals)
+                    if against_constant(f, middle)["difference"]["low"] > 0])
+    primary = found["summary"]["primary"]
+    verdicts = [h["verdict"] for h in found["hypotheses"]]
+    answer = (f"Not at a long budget: at N = {_steps(longest)} the schedule derived from "
+              "eta_best(N), eta(t) = min(3.1, 6500 / (t + 1)), ties the best constant eta "
+              f"(test_acc {difference('derived', longest)}; standard schedules within "
+              f"+-{design['margin']}: {tied}); at N = {_steps(middle)} {ahead} beat it "
+              f"(derived {difference('derived', middle)}, cosine "
+              f"{difference('cosine', middle)}); at N = {_steps(shortest)} cosine gains "
+              f"{difference('cosine', shortest)} and a step decay loses "
+              f"{difference('step', shortest)}")
+    key = (f"derived - best constant eta, test_acc at N = {_steps(longest)}: "
+           f"{_ci(primary['estimate'], '+.4f')} ({primary['estimate']['n']} seeds, paired; "
+           "each family tuned on val_acc, leave-one-seed-out)")
+    status = (f"confirmatory: primary {primary['verdict']}; {verdicts.count('held')} of "
+              f"{len(verdicts)} predictions held")
+    return answer, key, status, _survivors(found)
+
+
 ROWS = [  # question, its numbers, where the details are, one figure
     ("Which constant learning rate is best for a training length of N steps?", _learning_rate,
      "[eta-vs-n](results/eta-vs-n/findings.md)", "results/eta-vs-n/findings/eta_best_all.png"),
@@ -243,6 +281,9 @@ ROWS = [  # question, its numbers, where the details are, one figure
     ("What sets the batch ratio of eta_best: does the gradient noise scale predict it?",
      _noise_scale, "[noise-scale](results/noise-scale/findings.md)",
      "results/noise-scale/findings/noise_scale.png"),
+    ("Should eta change during training: does a schedule beat the best constant eta of a "
+     "budget?", _schedules, "[schedules](results/schedules/findings.md)",
+     "results/schedules/findings/differences.png"),
 ]
 
 

@@ -25,7 +25,7 @@ RESULTS = ROOT / "results"
 SCRIPTS = {"eta_vs_n": "eta-vs-n", "restarts": "restarts", "noise": "noise-grad",
            "errors": "errors", "crossed_seeds": "crossed-seeds", "tstar": "eta-vs-n-wd",
            "generalise": "digits-eta-vs-n",
-           "noise_scale": "noise-scale"}
+           "noise_scale": "noise-scale", "schedules": "schedules"}
 
 
 @pytest.fixture

@@ -54,6 +54,8 @@ SCRIPTS = {
     "noise_scale": (("noise-scale", "eta-vs-n", "eta-vs-n-long", "eta-vs-n-b25",
                      "eta-vs-n-b25-long", "eta-vs-n-b400", "eta-vs-n-b1600"),
                     "noise-scale"),
+    "schedules": (("schedules", "schedules-constant", "schedules-inv-t", "schedules-anneal-1e3",
+                   "schedules-anneal-1e4", "schedules-anneal-1e5"), "schedules"),
 }
 # the studies each batch size of eta_vs_n.py reads
 BATCH_STUDIES = {100: ("eta-vs-n", "eta-vs-n-long"), 25: ("eta-vs-n-b25", "eta-vs-n-b25-long")}

@@ -37,7 +37,7 @@ def test_findings_table_numbers_are_read_from_the_results(tmp_path):
     sources = ["eta-vs-n/findings.json", "restarts/findings.json", "noise-grad/findings.json",
                "errors/findings.json", "crossed-seeds/findings.json",
                "eta-vs-n-wd/findings.json", "digits-eta-vs-n/findings.json",
-               "noise-scale/findings.json"]
+               "noise-scale/findings.json", "schedules/findings.json"]
     for source in sources:
         (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "results" / source, tmp_path / source)

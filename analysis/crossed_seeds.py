@@ -448,7 +448,9 @@ def follow_up_text(found: dict) -> str:
     else:
         design = found["design"]
         longest = design["lengths"][-1]
-        head += (f"{design['n_runs']} runs ({design['n_init']} x {design['n_order']}). At "
+        ran = ("All ran" if design["n_runs"] == plan["n_runs"] else
+               f"{design['n_runs']} of them ran ({design['n_init']} x {design['n_order']})")
+        head += (f"{ran}. At "
                  f"N = {longest}: {split_text(found['components'][str(longest)])}; the "
                  "interaction minus the finite test set's part "
                  f"{ci(found['residual_minus_test_set'], '.2e')}.")

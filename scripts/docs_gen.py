@@ -141,6 +141,18 @@ def _crossed(results: Path) -> tuple[str, str, str, str]:
            "20 x 20 seeds, GCI)")
     status = (f"confirmatory: primary {summary['primary']}; "
               f"{verdicts.count('held')} of {len(verdicts)} predictions held")
+    for follow_up in (f for f in found["follow_ups"] if f["run"]):
+        plan, longest = follow_up["planned"], follow_up["design"]["lengths"][-1]
+        share = next(c["share"] for c in follow_up["components"][str(longest)]["components"]
+                     if c["name"] == "residual")
+        held = [h["verdict"] for h in follow_up["hypotheses"]]
+        primary = next(h["verdict"] for h in follow_up["hypotheses"] if h["primary"])
+        answer += (f"; at eta = {plan['eta']:g}, N = {_steps(longest)} "
+                   f"({follow_up['study']}) the interaction is "
+                   f"{_ci(share, '.0f', 100, '%')}")
+        key += f"; {follow_up['study']}: {_ci(share, '.2f')}"
+        status += (f"; {follow_up['study']}: primary {primary}, {held.count('held')} of "
+                   f"{len(held)} held")
     return answer, key, status, _survivors(found)
 
 

@@ -1,7 +1,7 @@
 """CPU time of a lockstep group's training steps: this checkout's code against a revision's.
 
     .venv/bin/python benchmarks/bench_lockstep_step.py [--against HEAD] [--steps 1]
-        [--windows 2000] [--seed 0] [--profile]
+        [--windows 2000] [--seed 0] [--profile | --groups N]
 
 The group of bench_lockstep.py's eta sweep for one seed (seed-000's network, 784-36-16-10
 sigmoid, batch 100 on full MNIST, the 11 learning rates 0.125 .. 128) is trained twice in
@@ -20,6 +20,14 @@ time of a step varies by 2x there from one moment to the next.
 Prints per variant the median CPU time per step over the windows with its range, the ratio
 of the medians old / new and the median and range of the ratios of each window's pair.
 --profile: instead, cProfile of this checkout's group over the same steps, by own time.
+
+--groups N: instead, the whole group as a study worker trains it, N times per variant,
+alternating: `train_group` of the runs (set-up, every training step, the evaluations on
+val and test at bench_lockstep.py's evaluation steps, the runs leaving as they diverge) for
+--windows x --steps steps, each in CPU time; the Runs are checked equal bit for bit (curves
+but wall times, metrics, test outputs, parameters). Each variant trains the group once
+before, untimed: it probes its wide products then (once per process and shape), as a study
+worker does in its first group.
 """
 
 from __future__ import annotations
@@ -98,6 +106,42 @@ def profile(group: Any, lengths: list[int], steps: int, windows: int) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
 
 
+def same_runs(old: list, new: list) -> bool:
+    """Whether two lists of Runs are equal bit for bit but wall times."""
+    def bits(run: Any) -> tuple:
+        curve = run.curve.drop(columns="seconds")
+        metrics = {k: v for k, v in run.metrics.items() if k != "seconds"}
+        params = [array.tobytes() for layer in run.model.params for array in layer.values()]
+        return (run.status, run.note, curve.to_numpy().tobytes(), str(metrics),
+                run.test_proba.tobytes(), params)
+    return [bits(run) for run in old] == [bits(run) for run in new]
+
+
+def whole_groups(variants: dict[str, types.ModuleType], configs: list[TrainConfig],
+                 data: Any, repeats: int) -> None:
+    """Print the CPU time of `repeats` whole trainings of the group by each variant,
+    alternating, and their ratios (see --groups)."""
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for module in variants.values():  # each variant probes its shapes once, untimed
+        module._Group(configs, data, [None] * len(configs)).train()
+    for repeat in range(repeats):
+        runs = {}
+        for name in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
+            start = time.process_time()
+            runs[name] = variants[name]._Group(configs, data, [None] * len(configs)).train()
+            seconds[name].append(time.process_time() - start)
+        if not same_runs(runs["old"], runs["new"]):
+            raise SystemExit(f"repeat {repeat}: the runs differ between old and new")
+        print(f"group {repeat}: old {seconds['old'][-1]:.3f} s, new {seconds['new'][-1]:.3f} "
+              f"s of CPU time", flush=True)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    pairs = [old / new for old, new in zip(seconds["old"], seconds["new"], strict=True)]
+    print(f"ratio old / new of the medians ({medians['old']:.3f} / {medians['new']:.3f} s): "
+          f"{medians['old'] / medians['new']:.3f}; of each pair: median "
+          f"{statistics.median(pairs):.3f}, range {min(pairs):.3f} .. {max(pairs):.3f}; "
+          f"runs equal bit for bit")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", default="HEAD", help="git revision (default HEAD)")
@@ -107,11 +151,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the runs' seed (0)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile this checkout's group instead")
+    parser.add_argument("--groups", type=int, metavar="N",
+                        help="instead, N whole trainings of the group per variant")
     args = parser.parse_args()
     data = load_mnist()
     configs = eta_sweep(args.seed, args.steps * args.windows)
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore",
                                                   divide="ignore"):
+        if args.groups:
+            whole_groups({"old": lockstep_at(args.against), "new": lockstep}, configs, data,
+                         args.groups)
+            return
         lengths = [run.metrics["n_steps"] for run in lockstep.train_group(configs, data)]
         if args.profile:
             profile(lockstep._Group(configs, data, [None] * len(configs)), lengths,

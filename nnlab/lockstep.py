@@ -137,6 +137,7 @@ class _Group:
                        else _OwnChains(self.starts, self.models, self.stack, self.batches))
         self.evaluation_due = True  # every run in the stack evaluates before the next step
         self._evaluations: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._alike: bool | None = None  # the runs' parameters all alike (until the next step)
         self.loops = [run_loop(start, data, self.started, on_eval, _Member(self, i, model))
                       for i, (start, model, on_eval) in enumerate(zip(
                           self.starts, self.models, on_evals, strict=True))]
@@ -166,6 +167,7 @@ class _Group:
         """Steps first..stop-1 of every run in the stack, as `Stepper.run` makes them for
         each (a run whose loss is not finite drops out after that step)."""
         self._evaluations.clear()
+        self._alike = None
         losses: dict[int, list[float]] = {i: [] for i in self.active}
         norms = dict.fromkeys(self.active, math.nan)
         for step in range(first, stop):
@@ -197,10 +199,11 @@ class _Group:
         self.update.keep(kept)
         self.active = [self.active[position] for position in kept]
         self._evaluations.clear()
+        self._alike = None
 
     def loss_and_proba(self, i: int, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Run i's `loss_and_proba` of x, y: when every run in the stack evaluates, from one
-        stacked pass for all of them (kept until the next step); else its model's own."""
+        pass for all of them (`_evaluate`, kept until the next step); else its model's own."""
         model = self.models[i]
         if i not in self.active or not self.evaluation_due:
             if i in self.active:
@@ -208,10 +211,25 @@ class _Group:
             return model.loss_and_proba(x, y)
         key = (x.__array_interface__["data"][0], x.shape, y.__array_interface__["data"][0])
         if key not in self._evaluations:
-            self._evaluations[key] = self.stack.loss_and_proba(x, y)
+            self._evaluations[key] = self._evaluate(x, y)
         losses, proba = self._evaluations[key]
         position = self.active.index(i)
         return float(losses[position]), proba[position]
+
+    def _evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The losses (k,) and outputs (k, n, K) of every run in the stack on x, y: one
+        stacked pass; or, when their parameters are all alike bit for bit (the runs of one
+        init seed before their first step: an eta sweep's, a seed's noise arms), the first
+        run's model's own pass, shared: the outputs of each run alone."""
+        if self._alike is None:
+            self._alike = self.stack.alike()
+        if not self._alike:
+            return self.stack.loss_and_proba(x, y)
+        model = self.models[self.active[0]]
+        self.stack.copy_to(0, model)
+        loss, proba = model.loss_and_proba(x, y)
+        k = len(self.active)
+        return np.full(k, loss), np.broadcast_to(proba, (k, *proba.shape))
 
 
 def _mlp(model: Sequential) -> MLP:

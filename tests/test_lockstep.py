@@ -96,6 +96,42 @@ def test_init_seeds_with_one_order(data):
     check_group([BASE.replace(seed=seed, order_seed=1000) for seed in range(4)], data)
 
 
+@pytest.mark.parametrize(("configs", "stacked_steps"), [
+    ([BASE.replace(eta=eta) for eta in (0.5, 2.0, 8.0)], [7, 30, 120]),
+    ([BASE.replace(seed=seed, order_seed=1000) for seed in range(3)], [0, 7, 30, 120]),
+])
+def test_runs_alike_are_evaluated_by_one_pass(data, monkeypatch, configs, stacked_steps):
+    """Runs of one init seed have the same parameters before their first step: the group
+    evaluates them there by the first run's model alone (val and test, 1000 rows each: one
+    chunk of `evaluate`), and by stacked passes once they differ; runs of different init
+    seeds by stacked passes from the start."""
+    passes: list[int] = []
+    stacked_pass = StackedMLP.loss_and_proba
+
+    def counted(stack: StackedMLP, x: np.ndarray, y: np.ndarray):
+        passes.append(stack.k)
+        return stacked_pass(stack, x, y)
+
+    monkeypatch.setattr(StackedMLP, "loss_and_proba", counted)
+    check_group(configs, data)
+    assert passes == [3] * 2 * len(stacked_steps)
+
+
+def test_stacked_runs_alike_bit_for_bit():
+    models = [MLP([12, 8, 5, 3], seed=1) for _ in range(3)]
+    stack = StackedMLP(models)
+    assert stack.alike()
+    for layer in range(3):  # the biases start at 0.0
+        stack.member_params(2)[layer]["b"][-1] = -0.0  # equal to 0.0, not the same bits
+        assert not stack.alike()
+        stack.copy_from(2, models[2])
+        assert stack.alike()
+    stack.member_params(0)[1]["W"][...] = np.nan  # the same NaN bits in every run
+    stack.member_params(1)[1]["W"][...] = np.nan
+    stack.member_params(2)[1]["W"][...] = np.nan
+    assert stack.alike()
+
+
 @pytest.mark.parametrize("fields", [
     {"optimizer": "momentum", "eta": 0.05},
     {"optimizer": "nesterov", "eta": 0.05, "noise": "grad", "noise_eta": 1e-4},

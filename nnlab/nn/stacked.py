@@ -165,6 +165,13 @@ class StackedMLP:
             for key, array in mine.items():
                 theirs[key][...] = array
 
+    def alike(self) -> bool:
+        """Whether every run's parameters are run 0's bit for bit (then so are its outputs):
+        compared as unsigned integers, so -0.0 is not 0.0 and a NaN is itself."""
+        bits = np.dtype(f"u{np.dtype(self.dtype).itemsize}")
+        W0, rest = self.W0.view(bits).reshape(len(self.W0), self.k, -1), self.rest.view(bits)
+        return bool((W0 == W0[:, :1]).all() and (rest == rest[:1]).all())
+
     def keep(self, runs: Sequence[int]) -> None:
         """Keep only the runs numbered `runs` (in that order): run j is then the former
         runs[j]. The grads are not kept."""

@@ -377,8 +377,9 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
 
     curve = _Curve(curve_columns(config))
     noise_sample = config.noise_scale_examples  # the first training examples (0: none)
-    x_noise = _features(data.train, dtype)[:noise_sample]
-    y_noise = np.asarray(data.train.y[:noise_sample])
+    # (x (n, d), y (n,)) of those examples; None spares converting the training split
+    noise_data = ((_features(data.train, dtype)[:noise_sample],
+                   np.asarray(data.train.y[:noise_sample])) if noise_sample else None)
     status, note = "ok", ""
     loss_sum, loss_count = 0.0, 0  # since the last evaluation
     window_sum, window_count = 0.0, 0
@@ -392,8 +393,8 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
         """Evaluate and add a curve row; the last item: whether `on_eval` stops the run."""
         val_loss, val_acc, _ = evaluate(evaluated, x_val, y_val)
         _, test_acc, test_proba = evaluate(evaluated, x_test, y_test)
-        noise = gradient_noise(model, x_noise, y_noise, len(data.train))[:2] \
-            if noise_sample else ()
+        noise = gradient_noise(model, *noise_data, len(data.train))[:2] \
+            if noise_data is not None else ()
         curve.add(at_step, at_step / steps_per_epoch, at_step * batch_size, schedule(at_step),
                   train_loss, val_loss, val_acc, test_acc, grad_norm,
                   time.perf_counter() - started, *noise)

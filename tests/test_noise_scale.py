@@ -3,6 +3,8 @@ backprop and finite differences, and its estimators against a finite population.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -152,6 +154,26 @@ def test_a_run_records_the_noise_scale_of_its_parameters_and_is_otherwise_unchan
     assert (last["grad_sq"], last["noise_trace"]) == (noise.grad_sq, noise.trace)
     assert (measured.curve["noise_trace"] > 0).all()
     assert measured.curve["grad_sq"].iloc[0] != last["grad_sq"]  # measured at each step
+
+
+def test_only_a_run_that_measures_converts_its_uint8_training_pixels_to_floats():
+    """Minibatches are gathered from the uint8 pixels (no float copy of the training set:
+    157 MB for MNIST); the float features of the training split are made only for the
+    examples of the noise measurement."""
+    data = blobs()
+    pixels = Dataset("pixels", Split(np.clip(data.train.x * 40 + 128, 0, 255).astype(np.uint8),
+                                     data.train.y), data.val, data.test, n_classes=3,
+                     image_shape=(1, 2, 3))
+    cache = importlib.import_module("nnlab.train")._FEATURE_CACHE  # split id, dtype -> x
+
+    def converted() -> bool:
+        return any(split_id == id(pixels.train.x) for split_id, _ in cache)
+
+    cache.clear()
+    train(BASE, pixels)
+    assert not converted()
+    train(BASE.replace(noise_scale_examples=200), pixels)
+    assert converted()
 
 
 def test_the_field_is_opt_in_left_out_of_to_dict_at_its_default_and_validated():

@@ -172,18 +172,21 @@ def hypothesis_records(verdicts: Sequence[Verdict]) -> list[dict]:
              "verdict": v.verdict, "reason": v.reason} for v in verdicts]
 
 
-def verdict_line(h: dict, interval: Callable[[dict], str] | None = None) -> str:
-    """A `hypothesis_records` record as a markdown list item; `interval` writes its estimate
-    (default: '0.123 [0.1, 0.15]'). An unevaluated one gives its reason instead."""
+def interval_text(e: Mapping[str, float], spec: str = ".3g") -> str:
+    """An estimate's dict (value, low, high) as '0.123 [0.1, 0.15]' in format `spec`."""
+    return f"{e['value']:{spec}} [{e['low']:{spec}}, {e['high']:{spec}}]"
+
+
+def verdict_line(h: dict, spec: str = ".3g") -> str:
+    """A `hypothesis_records` record as a markdown list item, its estimate in format `spec`
+    (`interval_text`). An unevaluated one gives its reason instead."""
     head = (f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
             f"{h['prediction']}; ")
     e = h["estimate"]
     if e is None:
         return head + f"**{h['verdict']}**: {h['reason']}."
-    value = (f"{e['value']:.3g} [{e['low']:.3g}, {e['high']:.3g}]" if interval is None
-             else interval(e))
-    return (head + f"estimate {value} ({e['unit']}, n = {e['n']}): **{h['verdict']}** "
-            f"({h['note']}).")
+    return (head + f"estimate {interval_text(e, spec)} ({e['unit']}, n = {e['n']}): "
+            f"**{h['verdict']}** ({h['note']}).")
 
 
 def claims_table(family: Family, claims: dict[str, str]) -> list[dict]:

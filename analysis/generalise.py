@@ -48,6 +48,7 @@ from common import (
     eta_best_fits,
     figure_path,
     hypothesis_records,
+    interval_text,
     load_if_run,
     p_text,
     run,
@@ -392,9 +393,7 @@ def statistic_name(workload: str, statistic: str) -> str:
 
 def interval(h: dict, spec: str = ".3g") -> str:
     """A hypothesis record's estimate, '0.9 [0.8, 1.1]', or why there is none."""
-    e = h["estimate"]
-    return ("not estimated" if e is None else
-            f"{e['value']:{spec}} [{e['low']:{spec}}, {e['high']:{spec}}]")
+    return "not estimated" if h["estimate"] is None else interval_text(h["estimate"], spec)
 
 
 def carry_over(records: dict[str, list[dict]]) -> str:

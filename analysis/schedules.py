@@ -24,6 +24,7 @@ from common import (
     claims_lines,
     claims_table,
     figure_path,
+    interval_text,
     load,
     run,
     runs_by_length,
@@ -45,6 +46,7 @@ STUDY = "schedules"  # the derived schedules; the findings are written beside it
 CONSTANT, INV_T = "schedules-constant", "schedules-inv-t"
 ANNEAL = ("schedules-anneal-1e3", "schedules-anneal-1e4", "schedules-anneal-1e5")
 DERIVED = {"capped_inv_t": "derived", "inv_t": "derived_smooth"}  # STUDY's schedules
+SIGNED = "+.4f"  # the format of a test_acc difference and its interval
 BASELINE = "constant"
 # each family against the best constant eta; the derived schedule against the tuned 1/t
 COMPARISONS = (("derived", BASELINE), ("derived_smooth", BASELINE), ("inv_t", BASELINE),
@@ -267,11 +269,6 @@ def draw(numbers: dict) -> None:
     save_figure(figure, figure_path(STUDY, "differences.png"))
 
 
-def estimate_text(e: dict, digits: int = 4) -> str:
-    """'+0.0012 [-0.0003, +0.0027]'."""
-    return f"{e['value']:+.{digits}f} [{e['low']:+.{digits}f}, {e['high']:+.{digits}f}]"
-
-
 def render(numbers: dict) -> str:
     """findings.md from findings.json's `numbers` (templates/schedules.md)."""
     def family_row(r: dict) -> str:
@@ -282,7 +279,8 @@ def render(numbers: dict) -> str:
 
     def comparison_row(c: dict) -> str:
         tost = c["tost"]
-        return (f"| {c['n_steps']} | {c['a']} - {c['b']} | {estimate_text(c['difference'])} | "
+        return (f"| {c['n_steps']} | {c['a']} - {c['b']} | "
+                f"{interval_text(c['difference'], SIGNED)} | "
                 f"{tost['bound']:.4f} | {'yes' if tost['equivalent'] else 'no'} | "
                 f"{c['wins']} of {c['n_pairs']} |")
 
@@ -292,7 +290,7 @@ def render(numbers: dict) -> str:
               f"the primary prediction ({primary['name']}: {primary['prediction']}) "
               f"**{primary['verdict']}**" + (
                   "" if primary["estimate"] is None else
-                  f", estimate {estimate_text(primary['estimate'])} over "
+                  f", estimate {interval_text(primary['estimate'], SIGNED)} over "
                   f"{primary['estimate']['n']} seeds"))
     left_out = (f" Seeds left out (a family's runs missing): "
                 f"{', '.join(map(str, design['left_out']))}." if design["left_out"] else "")
@@ -305,7 +303,7 @@ def render(numbers: dict) -> str:
         "n_diverged": design["n_diverged"],
         "budgets": ", ".join(str(n) for n in design["budgets"]),
         "margin": f"{design['margin']:g}",
-        "verdicts": "\n".join(verdict_line(h, estimate_text) for h in numbers["hypotheses"]),
+        "verdicts": "\n".join(verdict_line(h, SIGNED) for h in numbers["hypotheses"]),
         "family_rows": "\n".join(family_row(r) for r in numbers["families"]),
         "comparison_rows": "\n".join(comparison_row(c)
                                      for c in numbers["comparisons"].values()),

@@ -99,7 +99,7 @@ def test_a_verdict_line_gives_the_estimate_or_once_why_there_is_none(scripts):
     assert unjudged.count("not evaluated") == 1
     record = scripts.hypothesis_records(verdicts)[0]
     assert "estimate +0.64 [+0.52, +0.78] (cell" in scripts.verdict_line(
-        record, lambda e: f"{e['value']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}]")
+        record, "+.2f")
 
 
 def test_the_length_of_a_study_given_in_epochs_is_an_error_naming_it(scripts):

@@ -32,6 +32,30 @@ def dom(url: str, width: int = 1280, height: int = 1600, wait_ms: int = 4000) ->
     return _headless(url, "--dump-dom", width, height, wait_ms)
 
 
+def dom_showing(url: str, texts: tuple[str, ...], attempts: int = 3, **size: int) -> str:
+    """`dom(url)` rendered again, up to `attempts` times, until the page holds every one of
+    `texts`: the scripts' requests take real time, which a loaded machine can stretch past
+    the virtual-time budget. The last page if none held them all."""
+    page = ""
+    for _ in range(attempts):
+        page = dom(url, **size)
+        if all(text in page for text in texts):
+            break
+    return page
+
+
+def inked_screenshot(url: str, out: Path, min_ink: float, attempts: int = 3,
+                     **size: int) -> float:
+    """`screenshot(url, out)` taken again, up to `attempts` times (as `dom_showing`), until
+    its ink fraction exceeds `min_ink`; that fraction, the last one if none did."""
+    ink = 0.0
+    for _ in range(attempts):
+        ink = ink_fraction(screenshot(url, out, **size))
+        if ink > min_ink:
+            break
+    return ink
+
+
 def _headless(url: str, action: str, width: int, height: int, wait_ms: int) -> str:
     binary = chromium()
     if binary is None:

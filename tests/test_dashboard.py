@@ -21,7 +21,7 @@ import pytest
 from nnlab.cli import main
 from nnlab.report.dashboard import free_port
 from nnlab.study import Study, StudySpec
-from tests.browser import chromium, dom, ink_fraction, screenshot
+from tests.browser import chromium, dom_showing, inked_screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def tiny(name: str) -> dict:
 
 
 def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(url, timeout=60) as response:  # a guard against a hang
         return json.loads(response.read())
 
 
@@ -65,7 +65,7 @@ class Dashboard:
             [sys.executable, "-m", "nnlab.cli", "dashboard", str(folder), "--port", str(port),
              *(["--storage", storage] if storage else [])],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             if self.process.poll() is not None:
                 raise AssertionError(f"dashboard exited: {self.process.communicate()}")
@@ -75,7 +75,7 @@ class Dashboard:
             except OSError:
                 if time.monotonic() > deadline:
                     self.process.kill()
-                    raise AssertionError("the dashboard did not answer within 60 s") from None
+                    raise AssertionError("the dashboard did not answer within 120 s") from None
                 time.sleep(0.2)
 
     @property
@@ -176,11 +176,11 @@ def test_a_browser_shows_the_study_page_of_the_dashboard(tmp_path):
     try:
         listed = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
         (summary,) = [s for s in listed if s["study_name"] == "dash-browser"]
-        shot = screenshot(f"{dashboard.base}/dashboard/studies/{summary['study_id']}",
-                          tmp_path / "dashboard.png", height=1000, wait_ms=8000)
+        ink = inked_screenshot(f"{dashboard.base}/dashboard/studies/{summary['study_id']}",
+                               tmp_path / "dashboard.png", 0.02, height=1000, wait_ms=8000)
     finally:
         code, _, err = dashboard.interrupt()
-    assert ink_fraction(shot) > 0.02
+    assert ink > 0.02
     assert code in (0, 130) and "Traceback" not in err
 
 
@@ -210,8 +210,10 @@ def test_a_browser_draws_the_learning_curve_of_a_trial_while_it_trains(tmp_path)
             listed = get_json(f"{dashboard.base}/api/studies")["study_summaries"]
             (summary,) = [s for s in listed if s["study_name"] == "dash-live"]
             url = f"{dashboard.base}/dashboard/studies/{summary['study_id']}"
-            page = dom(url, height=2600, wait_ms=8000)
-            shot = screenshot(url, tmp_path / "live.png", height=2600, wait_ms=8000)
+            page = dom_showing(url, ("Intermediate values", "(running)"), height=2600,
+                               wait_ms=8000)
+            ink = inked_screenshot(url, tmp_path / "live.png", 0.02, height=2600,
+                                   wait_ms=8000)
             trials = Study.load(folder).optuna_study().get_trials()
         finally:
             code, _, err = dashboard.interrupt()
@@ -223,7 +225,7 @@ def test_a_browser_draws_the_learning_curve_of_a_trial_while_it_trains(tmp_path)
     assert "Intermediate values" in page
     # the plot's legend names each drawn curve; a running trial's as "(running)"
     assert any(f"trial #{number} (running)" in page for number in running)
-    assert ink_fraction(shot) > 0.02
+    assert ink > 0.02
     assert code in (0, 130) and "Traceback" not in err
 
 

@@ -230,17 +230,25 @@ class Evaluable(Protocol):
 
     def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]: ...
 
+    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
 
-def evaluate(model: Evaluable, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+
+def evaluate(model: Evaluable, x: np.ndarray, y: np.ndarray, with_loss: bool = True
+             ) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, proba (n, n_classes) float32) in chunks of EVAL_CHUNK_ROWS;
-    non-finite outputs count as wrong. Sigmoid outputs are normalised to sum to 1."""
+    non-finite outputs count as wrong. Sigmoid outputs are normalised to sum to 1.
+    with_loss False: the outputs without the loss (`predict_proba`, the outputs of
+    `loss_and_proba` bit for bit), the loss NaN."""
     n = len(y)
     proba = np.empty((n, model.n_classes), dtype=np.float32)
-    total_loss = 0.0
+    total_loss = 0.0 if with_loss else math.nan
     for start in range(0, n, EVAL_CHUNK_ROWS):
         stop = min(start + EVAL_CHUNK_ROWS, n)
-        loss, p = model.loss_and_proba(x[start:stop], y[start:stop])
-        total_loss += loss * (stop - start)
+        if with_loss:
+            loss, p = model.loss_and_proba(x[start:stop], y[start:stop])
+            total_loss += loss * (stop - start)
+        else:
+            p = model.predict_proba(x[start:stop])
         if model.head.output == "sigmoid":
             p = p / p.sum(axis=1, keepdims=True)
         proba[start:stop] = p
@@ -392,7 +400,7 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
                ) -> tuple[float, float, np.ndarray, bool]:
         """Evaluate and add a curve row; the last item: whether `on_eval` stops the run."""
         val_loss, val_acc, _ = evaluate(evaluated, x_val, y_val)
-        _, test_acc, test_proba = evaluate(evaluated, x_test, y_test)
+        _, test_acc, test_proba = evaluate(evaluated, x_test, y_test, with_loss=False)
         noise = gradient_noise(model, *noise_data, len(data.train))[:2] \
             if noise_data is not None else ()
         curve.add(at_step, at_step / steps_per_epoch, at_step * batch_size, schedule(at_step),

@@ -104,17 +104,41 @@ def test_runs_alike_are_evaluated_by_one_pass(data, monkeypatch, configs, stacke
     """Runs of one init seed have the same parameters before their first step: the group
     evaluates them there by the first run's model alone (val and test, 1000 rows each: one
     chunk of `evaluate`), and by stacked passes once they differ; runs of different init
-    seeds by stacked passes from the start."""
-    passes: list[int] = []
-    stacked_pass = StackedMLP.loss_and_proba
+    seeds by stacked passes from the start: val's loss and outputs, test's outputs alone
+    (its loss is not recorded)."""
+    passes: list[tuple[str, int]] = []
+    stacked_pass, stacked_outputs = StackedMLP.loss_and_proba, StackedMLP.proba
 
     def counted(stack: StackedMLP, x: np.ndarray, y: np.ndarray):
-        passes.append(stack.k)
+        passes.append(("loss", stack.k))
         return stacked_pass(stack, x, y)
 
+    def counted_outputs(stack: StackedMLP, x: np.ndarray):
+        passes.append(("outputs", stack.k))
+        return stacked_outputs(stack, x)
+
     monkeypatch.setattr(StackedMLP, "loss_and_proba", counted)
+    monkeypatch.setattr(StackedMLP, "proba", counted_outputs)
     check_group(configs, data)
-    assert passes == [3] * 2 * len(stacked_steps)
+    assert passes == [("loss", 3), ("outputs", 3)] * len(stacked_steps)
+
+
+@pytest.mark.parametrize("fields", [
+    {"activation": "sigmoid"},
+    {"activation": "relu", "output": "sigmoid", "loss": "mse"},
+    {"activation": "tanh", "output": "sigmoid", "target_range": [0.05, 0.95]},
+])
+def test_stacked_outputs_are_each_runs_own(fields):
+    """`StackedMLP.proba` gives each run's `predict_proba` bit for bit, and the outputs of
+    the stack's `loss_and_proba`."""
+    models = [MLP([12, 8, 5, 3], seed=seed, **fields) for seed in range(3)]
+    stack = StackedMLP(models)
+    x = np.random.default_rng(0).standard_normal((1500, 12)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 1500)
+    outputs = stack.proba(x)
+    np.testing.assert_array_equal(outputs, stack.loss_and_proba(x, y)[1])
+    for model, own in zip(models, outputs, strict=True):
+        assert own.tobytes() == model.predict_proba(x).tobytes()
 
 
 def test_stacked_runs_alike_bit_for_bit():

@@ -202,34 +202,57 @@ class _Group:
         self._alike = None
 
     def loss_and_proba(self, i: int, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Run i's `loss_and_proba` of x, y: when every run in the stack evaluates, from one
-        pass for all of them (`_evaluate`, kept until the next step); else its model's own."""
+        """Run i's `loss_and_proba` of x, y (see `_outputs`)."""
+        return self._outputs(i, x, y)
+
+    def predict_proba(self, i: int, x: np.ndarray) -> np.ndarray:
+        """Run i's `predict_proba` of x (see `_outputs`)."""
+        return self._outputs(i, x, None)[1]
+
+    def _outputs(self, i: int, x: np.ndarray, y: np.ndarray | None
+                 ) -> tuple[float, np.ndarray]:
+        """Run i's loss and outputs of x, y (y None: the outputs alone, the loss NaN): when
+        every run in the stack evaluates, from one pass for all of them (`_evaluate`, kept
+        until the next step); else its model's own."""
         model = self.models[i]
         if i not in self.active or not self.evaluation_due:
             if i in self.active:
                 self.stack.copy_to(self.active.index(i), model)
-            return model.loss_and_proba(x, y)
-        key = (x.__array_interface__["data"][0], x.shape, y.__array_interface__["data"][0])
+            return _own_outputs(model, x, y)
+        key = (x.__array_interface__["data"][0], x.shape,
+               None if y is None else y.__array_interface__["data"][0])
         if key not in self._evaluations:
             self._evaluations[key] = self._evaluate(x, y)
         losses, proba = self._evaluations[key]
         position = self.active.index(i)
         return float(losses[position]), proba[position]
 
-    def _evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The losses (k,) and outputs (k, n, K) of every run in the stack on x, y: one
-        stacked pass; or, when their parameters are all alike bit for bit (the runs of one
-        init seed before their first step: an eta sweep's, a seed's noise arms), the first
-        run's model's own pass, shared: the outputs of each run alone."""
+    def _evaluate(self, x: np.ndarray, y: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The losses (k,) (NaN with y None) and outputs (k, n, K) of every run in the
+        stack on x, y: one stacked pass; or, when their parameters are all alike bit for
+        bit (the runs of one init seed before their first step: an eta sweep's, a seed's
+        noise arms), the first run's model's own pass, shared: the outputs of each run
+        alone."""
         if self._alike is None:
             self._alike = self.stack.alike()
+        k = len(self.active)
         if not self._alike:
+            if y is None:
+                return np.full(k, math.nan), self.stack.proba(x)
             return self.stack.loss_and_proba(x, y)
         model = self.models[self.active[0]]
         self.stack.copy_to(0, model)
-        loss, proba = model.loss_and_proba(x, y)
-        k = len(self.active)
+        loss, proba = _own_outputs(model, x, y)
         return np.full(k, loss), np.broadcast_to(proba, (k, *proba.shape))
+
+
+def _own_outputs(model: MLP, x: np.ndarray, y: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """The model's `loss_and_proba` of x, y; with y None its `predict_proba` of x, the loss
+    NaN."""
+    if y is None:
+        return math.nan, model.predict_proba(x)
+    return model.loss_and_proba(x, y)
 
 
 def _mlp(model: Sequential) -> MLP:
@@ -246,6 +269,9 @@ class _Member:
 
     def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         return self.group.loss_and_proba(self.i, x, y)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.group.predict_proba(self.i, x)
 
 
 class _StackedSgd:

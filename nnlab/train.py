@@ -230,17 +230,25 @@ class Evaluable(Protocol):
 
     def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]: ...
 
+    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
 
-def evaluate(model: Evaluable, x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+
+def evaluate(model: Evaluable, x: np.ndarray, y: np.ndarray, with_loss: bool = True
+             ) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, proba (n, n_classes) float32) in chunks of EVAL_CHUNK_ROWS;
-    non-finite outputs count as wrong. Sigmoid outputs are normalised to sum to 1."""
+    non-finite outputs count as wrong. Sigmoid outputs are normalised to sum to 1.
+    with_loss False: the outputs without the loss (`predict_proba`, the outputs of
+    `loss_and_proba` bit for bit), the loss NaN."""
     n = len(y)
     proba = np.empty((n, model.n_classes), dtype=np.float32)
-    total_loss = 0.0
+    total_loss = 0.0 if with_loss else math.nan
     for start in range(0, n, EVAL_CHUNK_ROWS):
         stop = min(start + EVAL_CHUNK_ROWS, n)
-        loss, p = model.loss_and_proba(x[start:stop], y[start:stop])
-        total_loss += loss * (stop - start)
+        if with_loss:
+            loss, p = model.loss_and_proba(x[start:stop], y[start:stop])
+            total_loss += loss * (stop - start)
+        else:
+            p = model.predict_proba(x[start:stop])
         if model.head.output == "sigmoid":
             p = p / p.sum(axis=1, keepdims=True)
         proba[start:stop] = p
@@ -267,18 +275,20 @@ class _Curve:
         return curve.astype({"step": "int64", "samples_seen": "int64"})
 
 
-_FEATURE_CACHE: dict[tuple[int, str], tuple[weakref.ref, np.ndarray]] = {}
-_FEATURE_CACHE_SIZE = 6  # train/val/test in both dtypes
+_FEATURE_CACHE: dict[tuple[int, str, int | None], tuple[weakref.ref, np.ndarray]] = {}
+_FEATURE_CACHE_SIZE = 8  # train/val/test and the reference rows, in both dtypes
 
 
-def _features(split: Split, dtype: type) -> np.ndarray:
-    """split.features(dtype), cached while split.x lives: a study process trains many runs
-    on the same data, and converting 50k images costs 0.1-0.7 s per run."""
-    key = (id(split.x), np.dtype(dtype).name)
+def _features(split: Split, dtype: type, rows: int | None = None) -> np.ndarray:
+    """split.features(dtype) of its first `rows` rows (default all), cached while split.x
+    lives: a study process trains many runs on the same data, and converting 50k images
+    costs 0.1-0.7 s per run. Every run gets the same array (a lockstep group evaluates
+    them once for all its runs)."""
+    key = (id(split.x), np.dtype(dtype).name, rows)
     cached = _FEATURE_CACHE.get(key)
     if cached is not None and cached[0]() is split.x:
         return cached[1]
-    features = np.ascontiguousarray(split.features(dtype))
+    features = np.ascontiguousarray(Split(split.x[:rows], split.y[:rows]).features(dtype))
     _FEATURE_CACHE[key] = (weakref.ref(split.x), features)
     while len(_FEATURE_CACHE) > _FEATURE_CACHE_SIZE:
         del _FEATURE_CACHE[next(iter(_FEATURE_CACHE))]
@@ -362,16 +372,17 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
     """The loop of one run around its steps: yields each Segment of steps to run and is sent
     what running it gives (as `Stepper.run` returns it); evaluates, calls `on_eval` (see
     `train`), keeps the curve, applies the divergence rule and returns the Run. Its times
-    count from `started`. `evaluated` stands in for run.model in the evaluations (the same
-    outputs; by default run.model)."""
+    count from `started`. `evaluated` stands in for run.model in the evaluations and the
+    initial loss (the same outputs; by default run.model)."""
     config, batch_size, n_steps, eval_steps, seeds, _, model, schedule = run
     evaluated = model if evaluated is None else evaluated
     steps_per_epoch = len(data.train) // batch_size
     dtype = model.dtype
     x_val, y_val = _features(data.val, dtype), np.asarray(data.val.y)
     x_test, y_test = _features(data.test, dtype), np.asarray(data.test.y)
-    reference = Split(data.train.x[:REFERENCE_ROWS], np.asarray(data.train.y[:REFERENCE_ROWS]))
-    initial_loss, _ = model.loss_and_proba(reference.features(dtype), reference.y)
+    # its loss on the first training rows, as it evaluates (a group of runs alike: one pass)
+    initial_loss, _ = evaluated.loss_and_proba(_features(data.train, dtype, REFERENCE_ROWS),
+                                               np.asarray(data.train.y)[:REFERENCE_ROWS])
     loss_limit = config.diverge_factor * initial_loss if math.isfinite(initial_loss) else math.inf
     window_steps = max(1, math.ceil(WINDOW_SAMPLES / batch_size))
 
@@ -392,7 +403,7 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
                ) -> tuple[float, float, np.ndarray, bool]:
         """Evaluate and add a curve row; the last item: whether `on_eval` stops the run."""
         val_loss, val_acc, _ = evaluate(evaluated, x_val, y_val)
-        _, test_acc, test_proba = evaluate(evaluated, x_test, y_test)
+        _, test_acc, test_proba = evaluate(evaluated, x_test, y_test, with_loss=False)
         noise = gradient_noise(model, *noise_data, len(data.train))[:2] \
             if noise_data is not None else ()
         curve.add(at_step, at_step / steps_per_epoch, at_step * batch_size, schedule(at_step),

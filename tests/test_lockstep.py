@@ -15,7 +15,7 @@ from nnlab.nn import MLP
 from nnlab.nn import stacked as stacked_module
 from nnlab.nn.stacked import StackedMLP, wide_product_exact
 from nnlab.run import Run
-from nnlab.train import TrainConfig, get_preset, train
+from nnlab.train import REFERENCE_ROWS, TrainConfig, get_preset, train
 from tests.data_entry import blobs_dataset
 
 BASE = get_preset("seed-000").replace(batch_size=100, n_steps=120, eval_steps=[0, 7, 30, 120])
@@ -96,25 +96,62 @@ def test_init_seeds_with_one_order(data):
     check_group([BASE.replace(seed=seed, order_seed=1000) for seed in range(4)], data)
 
 
-@pytest.mark.parametrize(("configs", "stacked_steps"), [
-    ([BASE.replace(eta=eta) for eta in (0.5, 2.0, 8.0)], [7, 30, 120]),
-    ([BASE.replace(seed=seed, order_seed=1000) for seed in range(3)], [0, 7, 30, 120]),
+@pytest.mark.parametrize(("configs", "alike"), [
+    ([BASE.replace(eta=eta) for eta in (0.5, 2.0, 8.0)], True),
+    ([BASE.replace(seed=seed, order_seed=1000) for seed in range(3)], False),
 ])
-def test_runs_alike_are_evaluated_by_one_pass(data, monkeypatch, configs, stacked_steps):
+def test_runs_alike_are_evaluated_by_one_pass(data, monkeypatch, configs, alike):
     """Runs of one init seed have the same parameters before their first step: the group
-    evaluates them there by the first run's model alone (val and test, 1000 rows each: one
-    chunk of `evaluate`), and by stacked passes once they differ; runs of different init
-    seeds by stacked passes from the start."""
-    passes: list[int] = []
-    stacked_pass = StackedMLP.loss_and_proba
+    evaluates them there by the first run's model alone (their initial loss on the first
+    REFERENCE_ROWS training rows, val and test, 1000 rows each: one chunk of `evaluate`),
+    and by stacked passes once they differ; runs of different init seeds by stacked passes
+    from the start: the initial loss, val's loss and outputs, test's outputs alone (its
+    loss is not recorded)."""
+    passes: list[tuple[str, int, int]] = []  # (kind, runs, rows)
+    own_pass, stacked_pass, stacked_outputs = (MLP.loss_and_proba, StackedMLP.loss_and_proba,
+                                               StackedMLP.proba)
+
+    def counted_own(model: MLP, x: np.ndarray, y: np.ndarray):
+        passes.append(("own", 1, len(x)))
+        return own_pass(model, x, y)
 
     def counted(stack: StackedMLP, x: np.ndarray, y: np.ndarray):
-        passes.append(stack.k)
+        passes.append(("loss", stack.k, len(x)))
         return stacked_pass(stack, x, y)
 
+    def counted_outputs(stack: StackedMLP, x: np.ndarray):
+        passes.append(("outputs", stack.k, len(x)))
+        return stacked_outputs(stack, x)
+
+    monkeypatch.setattr(MLP, "loss_and_proba", counted_own)
     monkeypatch.setattr(StackedMLP, "loss_and_proba", counted)
-    check_group(configs, data)
-    assert passes == [3] * 2 * len(stacked_steps)
+    monkeypatch.setattr(StackedMLP, "proba", counted_outputs)
+    train_group(configs, data)
+    evaluations = [("loss", 3, 1000), ("outputs", 3, 1000)] * 3  # steps 7, 30 and 120
+    if alike:  # before the first step: one run's initial loss and its val evaluation
+        assert passes == [("own", 1, REFERENCE_ROWS), ("own", 1, 1000), *evaluations]
+    else:
+        assert passes == [("loss", 3, REFERENCE_ROWS), *evaluations[:2], *evaluations]
+    monkeypatch.undo()
+    check_group(configs, data)  # the same runs as alone
+
+
+@pytest.mark.parametrize("fields", [
+    {"activation": "sigmoid"},
+    {"activation": "relu", "output": "sigmoid", "loss": "mse"},
+    {"activation": "tanh", "output": "sigmoid", "target_range": [0.05, 0.95]},
+])
+def test_stacked_outputs_are_each_runs_own(fields):
+    """`StackedMLP.proba` gives each run's `predict_proba` bit for bit, and the outputs of
+    the stack's `loss_and_proba`."""
+    models = [MLP([12, 8, 5, 3], seed=seed, **fields) for seed in range(3)]
+    stack = StackedMLP(models)
+    x = np.random.default_rng(0).standard_normal((1500, 12)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 1500)
+    outputs = stack.proba(x)
+    np.testing.assert_array_equal(outputs, stack.loss_and_proba(x, y)[1])
+    for model, own in zip(models, outputs, strict=True):
+        assert own.tobytes() == model.predict_proba(x).tobytes()
 
 
 def test_stacked_runs_alike_bit_for_bit():

@@ -10,7 +10,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 
 from nnlab.study import Study
-from nnlab.study.configs import companion_name
+from nnlab.study import configs as configs_module
+from nnlab.study.configs import companion_name, companion_trials, ended_configurations
 from nnlab.study.status import configurations
 
 
@@ -80,3 +81,33 @@ def test_the_companion_follows_a_study_that_grows_or_starts_over(tmp_path):
         before)  # the same runs, bit for bit; one companion, not two
     names = [s.study_name for s in optuna.get_all_study_summaries(url)]
     assert sorted(names) == ["follows", "follows:configs"]
+
+
+def test_a_group_that_ends_many_configurations_adds_them_from_one_table(tmp_path,
+                                                                         monkeypatch):
+    """A lockstep group of the second seed's six learning rates ends six configurations in
+    one pass: one `configurations` table of their runs gives the six companion trials,
+    each the one that a table of its own runs gives."""
+    tables = []
+
+    def counted(*args, **kwargs):
+        table = configurations(*args, **kwargs)
+        tables.append(len(table))
+        return table
+
+    monkeypatch.setattr(configs_module, "configurations", counted)
+    etas = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+    study = Study({**tiny("one-table"), "grid": {"eta": etas, "n_steps": [20]}},
+                  results=tmp_path)
+    assert study.run(n_jobs=1, progress=False)["this_run"]["grouped"] == 12
+    assert tables == [6]  # one table of the six configurations, not six of one
+    runs = ended_configurations(study.spec, study.optuna_study().get_trials())
+    entries = companion(study)
+    assert len(entries) == len(runs) == 6
+    for entry in entries:
+        config_id = entry.user_attrs["config_id"]
+        [alone] = companion_trials(study.spec, {config_id: runs[config_id]})
+        assert (entry.state, entry.value, entry.params, entry.distributions,
+                entry.user_attrs, entry.intermediate_values) == (
+            alone.state, alone.value, alone.params, alone.distributions, alone.user_attrs,
+            alone.intermediate_values)

@@ -16,10 +16,12 @@ from nnlab.datasets import Dataset, Split
 from nnlab.errors import ConfigError, NNLabError
 from nnlab.nn import MLP
 from nnlab.train import (
+    EVAL_CHUNK_ROWS,
     PRESETS,
     TrainConfig,
     build_model,
     eval_schedule,
+    evaluate,
     stream_rngs,
     stream_seeds,
     train,
@@ -66,6 +68,27 @@ def test_sigmoid_outputs_give_normalised_probabilities(blobs):
     sigmoids = run.model.predict_proba(blobs.test.x)
     np.testing.assert_array_equal(run.test_proba.argmax(axis=1), sigmoids.argmax(axis=1))
     assert run.metrics["val_acc"] > 0.9
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"output": "sigmoid", "loss": "mse"},
+    {"output": "sigmoid", "target_range": [0.05, 0.95]},
+    {"loss": "mse", "target_range": [0.01, 0.99]},
+])
+def test_an_evaluation_without_the_loss_gives_the_same_outputs(blobs, fields):
+    """The test set's evaluation skips the loss (it is not recorded): its outputs and
+    accuracy are those of the evaluation with the loss, bit for bit, over several chunks."""
+    model = train(BASE.replace(**fields), blobs).model
+    x = np.concatenate([blobs.train.x] * 4)  # 2400 rows: two chunks
+    y = np.concatenate([blobs.train.y] * 4)
+    assert len(x) > EVAL_CHUNK_ROWS
+    loss, accuracy, proba = evaluate(model, x, y)
+    no_loss, same_accuracy, same_proba = evaluate(model, x, y, with_loss=False)
+    assert math.isfinite(loss) and math.isnan(no_loss)
+    assert same_accuracy == accuracy
+    np.testing.assert_array_equal(same_proba, proba)
+    assert same_proba.tobytes() == proba.tobytes()
 
 
 def test_curve_columns_and_log_spaced_evals(blobs):

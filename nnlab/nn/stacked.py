@@ -316,6 +316,11 @@ class StackedMLP:
         loss, _, p = self.head.stacked_loss_and_grad(self.logits(x), y, with_grad=False)
         return loss, p
 
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        """Eval mode, each run's `MLP.predict_proba`: outputs (k, n, K) of x: (n, n_in) of
+        the model dtype, each run's by the head as it takes them alone."""
+        return np.stack([self.head.proba(z) for z in self.logits(x)])
+
 
 class _Pass:
     """The arrays of a stack's passes over batches of `rows` rows (training batches,

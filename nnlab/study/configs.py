@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import cast
+from collections.abc import Hashable, Iterable
+from typing import Any, cast
 
 import numpy as np
 import optuna
@@ -42,16 +42,17 @@ def companion_name(name: str) -> str:
 def sync_configs(spec: StudySpec, study: optuna.Study,
                  config_ids: Iterable[str] | None = None) -> None:
     """Add to the companion of `study` every configuration (of `config_ids`, default all)
-    whose runs have all ended and that it lacks; build it afresh if it shows another
-    study or spec. Call under the study's lock."""
+    whose runs have all ended and that it lacks (`companion_trials`: one table of all their
+    runs); build it afresh if it shows another study or spec. Call under the study's
+    lock."""
     ended = ended_configurations(spec, study.get_trials(deepcopy=False), config_ids)
     if config_ids is not None and not ended:
         return
     companion = _open(spec, study)
     have = {t.user_attrs.get(CONFIG_ID) for t in companion.get_trials(deepcopy=False)}
-    for config_id, runs in ended.items():
-        if config_id not in have:
-            companion.add_trial(_configuration(spec, config_id, runs))
+    for trial in companion_trials(spec, {config_id: runs for config_id, runs in ended.items()
+                                         if config_id not in have}):
+        companion.add_trial(trial)
 
 
 def ended_configurations(spec: StudySpec, trials: list[FrozenTrial],
@@ -93,12 +94,27 @@ def _open(spec: StudySpec, study: optuna.Study) -> optuna.Study:
     return companion
 
 
-def _configuration(spec: StudySpec, config_id: str, runs: list[FrozenTrial]) -> FrozenTrial:
-    """The companion trial of the configuration `config_id` whose ended runs are `runs`."""
+def companion_trials(spec: StudySpec, ended: dict[str, list[FrozenTrial]]
+                     ) -> list[FrozenTrial]:
+    """The companion trials of the configurations `ended` ({config_id: its ended runs}), in
+    its order: their seed statistics from one `configurations` table of all their runs
+    (grouped by configuration, each configuration's runs in trial order: the values a
+    table of its runs alone gives)."""
+    if not ended:
+        return []
+    runs = sorted((run for group in ended.values() for run in group), key=lambda t: t.number)
+    table = configurations(spec, trials_table(spec, runs))
+    stats = {row["config_id"]: row for row in table.to_dict("records")}
+    return [_configuration(spec, config_id, group, stats.get(config_id, {}))
+            for config_id, group in ended.items()]
+
+
+def _configuration(spec: StudySpec, config_id: str, runs: list[FrozenTrial],
+                   stats: dict[Hashable, Any]) -> FrozenTrial:
+    """The companion trial of the configuration `config_id` whose ended runs are `runs`,
+    with its row of `configurations` ({} if none of its runs is complete)."""
     runs = sorted(runs, key=lambda t: t.number)
     complete = all(t.state == TrialState.COMPLETE for t in runs)
-    row = configurations(spec, trials_table(spec, runs)).to_dict("records")
-    stats = row[0] if row else {}
     attrs = {CONFIG_ID: config_id, "n_seeds": len(runs), "trials": [t.number for t in runs],
              "pruned": sum(t.state == TrialState.PRUNED for t in runs),
              "diverged": int(stats.get("diverged", 0))}

@@ -481,15 +481,18 @@ class Runner:
                                 fill()
                         finally:
                             recorded = self._recordable(ended, pruning)
+                            config_ids = []  # of the runs recorded in this pass
                             for number in recorded:
                                 trial, outcome = ended.pop(number)
                                 if pruning is not None and pruning.pruned_at(number) is not None:
                                     outcome = replace(outcome, status="pruned")
-                                self._count(trial, outcome, counts, bar)
+                                if self._count(trial, outcome, counts, bar):
+                                    config_ids.append(trial.user_attrs[CONFIG_ID])
                                 if pruning is not None:
                                     pruning.forget(number)
                                 channel.release(number)
                                 del claimed[number]
+                            self._sync_companion(config_ids)
                         if recorded and self.spec.pruner_unit == "configuration":
                             fill()  # an ended first run may have planned its other seeds
                         bar.tick()
@@ -536,23 +539,30 @@ class Runner:
             self.recover()
 
     def _count(self, trial: FrozenTrial, outcome: TrialOutcome, counts: RunCounts,
-               bar: Progress) -> None:
-        config_id = [trial.user_attrs[CONFIG_ID]]
+               bar: Progress) -> bool:
+        """Record the run's `outcome` and count it; False if the trial had meanwhile been
+        failed as abandoned (`record`)."""
         unrun = 0
-        if not self.record(trial, outcome):
+        recorded = self.record(trial, outcome)
+        if not recorded:
             outcome = TrialOutcome(outcome.number, error="failed as abandoned meanwhile")
-        else:
-            if self.spec.pruner_unit == "configuration" and judged(self.spec, trial):
-                with self.lock():  # a first run: its configuration's other seeds follow
-                    unrun = self._follow_first_runs(config_id)
-            if ended_configurations(self.spec, self.study.get_trials(deepcopy=False),
-                                    config_id):
-                with self.lock():  # its configuration's last run: into the companion study
-                    sync_configs(self.spec, self.study, config_id)
+        elif self.spec.pruner_unit == "configuration" and judged(self.spec, trial):
+            with self.lock():  # a first run: its configuration's other seeds follow
+                unrun = self._follow_first_runs([trial.user_attrs[CONFIG_ID]])
         counts.add(outcome)
         counts.pruned += unrun  # the other seeds of a pruned configuration, never run
         bar.update((outcome.error is None) + unrun, failed=counts.failed,
                    diverged=counts.diverged, pruned=counts.pruned)
+        return recorded
+
+    def _sync_companion(self, config_ids: list[str]) -> None:
+        """Add those configurations of `config_ids` (of the runs one pass recorded: a
+        lockstep group's may end many) whose runs have all ended to the companion study,
+        in one sync: one table of all their runs."""
+        if config_ids and ended_configurations(
+                self.spec, self.study.get_trials(deepcopy=False), config_ids):
+            with self.lock():
+                sync_configs(self.spec, self.study, config_ids)
 
     def _best(self) -> str:
         """The best configuration so far, for progress lines."""

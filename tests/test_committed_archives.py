@@ -37,8 +37,8 @@ SMALL = "restarts"  # the fast reopening test's study: one configuration, 100 ru
 # each analysis script: the studies it reads (those without an archive through their
 # trials.parquet and report.json only), and the folder its findings go to
 SCRIPTS = {
-    "crossed_seeds": (("crossed-seeds", "crossed-seeds-best", "restarts", "restarts-init",
-                       "restarts-order", "restarts-long", "restarts-init-long",
+    "crossed_seeds": (("crossed-seeds", "crossed-seeds-best", "crossed-seeds-long", "restarts",
+                       "restarts-init", "restarts-order", "restarts-long", "restarts-init-long",
                        "restarts-order-long"),
                       "crossed-seeds"),
     "errors": (("restarts", "eta-vs-n", "restarts-long", "noise-grad", "noise-weight", "cnn"),

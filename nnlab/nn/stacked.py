@@ -22,8 +22,9 @@ and so do the stacked products (tests compare whole runs with separate ones). A 
 columns of a wide product equals the narrow product only where BLAS takes the same kernel
 path for both: OpenBLAS's small-matrix kernels (SkylakeX builds, for M * N * K <= 1e6,
 e.g. batch 25 of 784-36) round the narrow product differently, and its Haswell kernels
-(AMD EPYC hosts) sum the last columns of a block that is not a multiple of their 24-wide
-tile (12 of 36) in another order than the wide product does. So each wide shape is
+(AMD EPYC hosts) take an edge path for a narrow product's last 8-16 columns (24-35 of 36)
+whose sums round otherwise than the same columns inside a wide product (measured for 24 to
+256 columns: no width was exact). So each wide shape is
 probed once per process (`wide_product_exact`); where it differs, the first layer makes
 one narrow product per run, on contiguous copies: the very call of a run alone.
 """

@@ -389,7 +389,7 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
     curve = _Curve(curve_columns(config))
     noise_sample = config.noise_scale_examples  # the first training examples (0: none)
     # (x (n, d), y (n,)) of those examples; None spares converting the training split
-    noise_data = ((_features(data.train, dtype)[:noise_sample],
+    noise_data = ((_features(data.train, dtype, noise_sample),
                    np.asarray(data.train.y[:noise_sample])) if noise_sample else None)
     status, note = "ok", ""
     loss_sum, loss_count = 0.0, 0  # since the last evaluation

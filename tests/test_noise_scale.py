@@ -164,16 +164,18 @@ def test_only_a_run_that_measures_converts_its_uint8_training_pixels_to_floats()
     pixels = Dataset("pixels", Split(np.clip(data.train.x * 40 + 128, 0, 255).astype(np.uint8),
                                      data.train.y), data.val, data.test, n_classes=3,
                      image_shape=(1, 2, 3))
-    cache = importlib.import_module("nnlab.train")._FEATURE_CACHE  # split id, dtype -> x
+    train_module = importlib.import_module("nnlab.train")
+    cache = train_module._FEATURE_CACHE  # (split id, dtype, rows or None for all) -> x
 
-    def converted() -> bool:
-        return any(split_id == id(pixels.train.x) for split_id, _ in cache)
+    def converted() -> set[int | None]:
+        """The row counts of the training split's float conversions."""
+        return {rows for split_id, _, rows in cache if split_id == id(pixels.train.x)}
 
     cache.clear()
     train(BASE, pixels)
-    assert not converted()
+    assert converted() == {train_module.REFERENCE_ROWS}  # the initial loss's rows alone
     train(BASE.replace(noise_scale_examples=200), pixels)
-    assert converted()
+    assert converted() == {train_module.REFERENCE_ROWS, 200}
 
 
 def test_the_field_is_opt_in_left_out_of_to_dict_at_its_default_and_validated():

@@ -10,8 +10,10 @@ On random data of each shape, at the given BLAS thread count:
    against the 2-D products, laid out as a run lays them out;
 3. sums over the batch of stacked arrays against each run's own;
 4. np.matmul over (k, M, n) views of a wide (M, k * n) array (the first layer's activations
-   as the second layer reads them, its gradient by them as written), against the 2-D
-   products of contiguous copies.
+   as the second layer reads them, its gradient by them as written), and the first layer's
+   narrow products through views (x @ a run's block of W0 and x^T @ its block of the wide
+   delta, each written into its block of a wide output), against the 2-D products of
+   contiguous copies.
 A "n" marks a shape where the stacked form rounds differently: there a group makes one
 narrow product per run instead.
 """
@@ -60,7 +62,7 @@ def stacked_products() -> list[tuple]:
 
 def wide_views() -> list[tuple]:
     """(M, n_1, n_2, k, dtype) where products through views of wide arrays differ from the
-    2-D products of contiguous copies."""
+    2-D products of contiguous copies ((M, 784, n_1, k, dtype) for the first layer's)."""
     rng = np.random.default_rng(3)
     differ = []
     for dtype in (np.float32, np.float64):
@@ -82,6 +84,19 @@ def wide_views() -> list[tuple]:
                                and np.array_equal(grad_wide[:, columns[i]], delta[i] @ W[i].T)
                                for i in range(k)):
                         differ.append((rows, n_1, n_2, k, np.dtype(dtype).name))
+                    # the first layer run by run: (M, 784) @ blocks of (784, k * n_1)
+                    x = rng.standard_normal((rows, 784)).astype(dtype)
+                    W0 = rng.standard_normal((785, k * n_1)).astype(dtype)[:784]
+                    delta = rng.standard_normal((rows, k * n_1)).astype(dtype)
+                    z, grad_W0 = np.empty((rows, k * n_1), dtype), np.empty_like(W0)
+                    for block in columns:
+                        np.matmul(x, W0[:, block], out=z[:, block])
+                        np.matmul(x.T, delta[:, block], out=grad_W0[:, block])
+                    if not all(np.array_equal(z[:, block], x @ np.ascontiguousarray(W0[:, block]))
+                               and np.array_equal(grad_W0[:, block],
+                                                  x.T @ np.ascontiguousarray(delta[:, block]))
+                               for block in columns):
+                        differ.append((rows, 784, n_1, k, np.dtype(dtype).name))
     return differ
 
 

@@ -239,8 +239,8 @@ def test_narrow_products_where_the_wide_ones_would_round_differently(data, monke
 def test_the_probe_of_wide_products():
     """The probe's answer is the shape's, whatever the values: on other random data each
     block of the wide product equals its narrow product exactly where the probe says so (on
-    OpenBLAS's Haswell kernels no block of 36 columns does, a narrow product's columns
-    24-35 taking an edge path; on its SkylakeX ones every block of 100 x 784 x 36 does).
+    OpenBLAS's Haswell kernels no block of 36 columns does, a column rounding by its place
+    in the call; on its SkylakeX ones every block of 100 x 784 x 36 does).
     One block is always exact."""
     rng = np.random.default_rng(7)
     with threadpool_limits(limits=1):

@@ -22,11 +22,14 @@ and so do the stacked products (tests compare whole runs with separate ones). A 
 columns of a wide product equals the narrow product only where BLAS takes the same kernel
 path for both: OpenBLAS's small-matrix kernels (SkylakeX builds, for M * N * K <= 1e6,
 e.g. batch 25 of 784-36) round the narrow product differently, and its Haswell kernels
-(AMD EPYC hosts) take an edge path for a narrow product's last 8-16 columns (24-35 of 36)
-whose sums round otherwise than the same columns inside a wide product (measured for 24 to
-256 columns: no width was exact). So each wide shape is
+(AMD EPYC hosts) round a float32 column by its place in the call (a call's first 8
+columns, its last full 8, those between and the last n mod 8 can each take their own
+path), so that no block of 36 columns of a wide product is exact. So each wide shape is
 probed once per process (`wide_product_exact`); where it differs, the first layer makes
-one narrow product per run, on contiguous copies: the very call of a run alone.
+one narrow product per run, the very call of a run alone, reading its block of W0 (or of
+the wide delta) and writing its block of the output in place: BLAS takes a block of a wide
+array through its leading dimension, which moves the elements, not the arithmetic (as for
+the later layers' stacked products), so no copies are made.
 """
 
 from __future__ import annotations
@@ -127,6 +130,8 @@ class StackedMLP:
         self._passes: dict[int, _Pass] = {}
         self._logits: dict[int, np.ndarray] = {}
         self._wide_exact: dict[tuple[int, bool], bool] = {}
+        # each run's columns of the first layer's wide arrays
+        self._run_columns = [slice(i * n_1, (i + 1) * n_1) for i in range(k)]
 
     def _layers(self, W0: np.ndarray, rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(W, b) per Dense layer as stacks: W0 (n_in, k * n_1) and b0 (k * n_1,), then W
@@ -230,14 +235,11 @@ class StackedMLP:
     def _first_product(self, x: np.ndarray, arrays: _Pass) -> np.ndarray:
         """x @ W0 of every run, wide (rows, k * n_1): one wide product, or k narrow
         products where the wide one would round differently."""
-        W0, z, out = self.layers[0][0], arrays.z0, arrays.narrow_z0
-        if out is None:
+        W0, z = self.layers[0][0], arrays.z0
+        if arrays.wide_forward:
             return np.matmul(x, W0, out=z)
-        n_1 = self.sizes[1]
-        for i in range(self.k):
-            columns = slice(i * n_1, (i + 1) * n_1)
-            np.matmul(x, np.ascontiguousarray(W0[:, columns]), out=out)
-            z[:, columns] = out
+        for columns in self._run_columns:
+            np.matmul(x, W0[:, columns], out=z[:, columns])
         return z
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, _Pass]:
@@ -284,22 +286,18 @@ class StackedMLP:
             wide = backward.wide_logits_grad
             self._runs(wide)[...] = grad
             grad = wide
-        self._first_gradient(x, grad, backward.narrow_grad_W0)
+        self._first_gradient(x, grad, backward.wide_gradient)
         return losses
 
-    def _first_gradient(self, x: np.ndarray, delta: np.ndarray, out: np.ndarray | None
-                        ) -> None:
+    def _first_gradient(self, x: np.ndarray, delta: np.ndarray, wide: bool) -> None:
         """The first layer's weight gradient from its wide delta (batch, k * n_1): one wide
-        product, or (where it would round differently) k narrow ones, each into `out`."""
+        product if `wide`, else (where it would round differently) k narrow ones."""
         grad_W0 = self.grad_layers[0][0]
-        if out is None:
+        if wide:
             np.matmul(x.T, delta, out=grad_W0)
             return
-        n_1 = self.sizes[1]
-        for i in range(self.k):
-            columns = slice(i * n_1, (i + 1) * n_1)
-            np.matmul(x.T, np.ascontiguousarray(delta[:, columns]), out=out)
-            grad_W0[:, columns] = out
+        for columns in self._run_columns:
+            np.matmul(x.T, delta[:, columns], out=grad_W0[:, columns])
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Eval mode logits (k, n, K) of x: (n, n_in) of the model dtype, in chunks of
@@ -328,8 +326,8 @@ class _Pass:
     evaluation chunks), made once and reused from pass to pass (fresh large arrays each
     pass would cost page faults), with the views of them that the products take:
 
-    - `z0`: the first layer's product, wide (rows, k * n_1); `narrow_z0` (rows, n_1) where
-      it is made run by run, else None;
+    - `z0`: the first layer's product, wide (rows, k * n_1); `wide_forward`: whether it
+      is one wide product (else one per run);
     - `inputs`: the hidden layers' activations, the later layers' inputs (the first wide
       (rows, k * n_1), the others (k, rows, n_l)), and `input_runs`, all (k, rows, n_l);
     - `products`: the later layers' products (k, rows, n_{l+1});
@@ -339,9 +337,8 @@ class _Pass:
         self.stack, self.rows = stack, rows
         k, dtype, hidden = stack.k, stack.dtype, stack.sizes[1:-1]
         self.z0: np.ndarray = np.empty((rows, k * stack.sizes[1]), dtype)
-        # a run's own product where the wide one would round differently (see the module)
-        self.narrow_z0: np.ndarray | None = (None if stack._wide(rows, gradient=False)
-                                             else np.empty((rows, stack.sizes[1]), dtype))
+        # run by run where the wide product would round differently (see the module)
+        self.wide_forward = stack._wide(rows, gradient=False)
         self.inputs: list[np.ndarray] = [
             np.empty((rows, k * n) if index == 0 else (k, rows, n), dtype)
             for index, n in enumerate(hidden)]
@@ -363,8 +360,8 @@ class _Backward:
     `grad_inputs` (laid out as its `inputs`, written through `grad_input_runs`), its delta
     `deltas` (the same layout), the `inputs` transposed as the weight gradients take them
     (k, n_l, rows), without hidden layers the logits' gradient wide (rows, k * K), and
-    `narrow_grad_W0`, (n_in, n_1), where the first layer's weight gradient is made run by
-    run (else None)."""
+    `wide_gradient`: whether the first layer's weight gradient is one wide product (else
+    one per run)."""
 
     def __init__(self, arrays: _Pass) -> None:
         stack = arrays.stack
@@ -375,6 +372,4 @@ class _Backward:
         self.transposed_inputs = [a.transpose(0, 2, 1) for a in arrays.input_runs]
         self.wide_logits_grad: np.ndarray = np.empty(
             (arrays.rows, 0 if arrays.inputs else stack.k * stack.n_classes), stack.dtype)
-        self.narrow_grad_W0: np.ndarray | None = (
-            None if stack._wide(arrays.rows, gradient=True)
-            else np.empty((stack.sizes[0], stack.sizes[1]), stack.dtype))
+        self.wide_gradient = stack._wide(arrays.rows, gradient=True)

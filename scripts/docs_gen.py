@@ -203,6 +203,21 @@ def _generalise(results: Path) -> tuple[str, str, str, str]:
                           if h["primary"])
     status = (f"confirmatory: primaries {primaries}; {summary['held']} of "
               f"{summary['n_hypotheses']} predictions held")
+    # the wider network's predictions, judged where its studies have run (until both have,
+    # the digits findings carry them)
+    wide = next((o for o in found["others"] if o["workload"] == "wide"), None)
+    judged = [] if wide is None else [h for h in wide["hypotheses"]
+                                      if h["verdict"] != "not evaluated"]
+    if judged:
+        ran = ", ".join(name for name, done in wide["run"].items() if done)
+        waiting = [name for name, done in wide["run"].items() if not done]
+        b_wide = next(h for h in judged if h["statistic"] == "wide.b" and h["primary"])
+        answer += (f"; on a wider network (784-256-10 relu on MNIST, {ran}): finding 1's "
+                   f"b = 1 {b_wide['verdict']} (b = {_ci(b_wide['estimate'], '.2f')} past "
+                   "the breakpoint)")
+        key += f"; wide: b = {_ci(b_wide['estimate'], '.2f')} ({b_wide['estimate']['n']} seeds)"
+        status += (f"; {ran}: {sum(h['verdict'] == 'held' for h in judged)} of {len(judged)} "
+                   "held" + (f", {', '.join(waiting)} not run yet" if waiting else ""))
     return answer, key, status, _survivors(found)
 
 
@@ -287,7 +302,8 @@ ROWS = [  # question, its numbers, where the details are, one figure
     ("Why does eta_best fall as 1/N: does validation accuracy peak at one learning-rate "
      "time eta x step?", _tstar, "[eta-vs-n-wd](results/eta-vs-n-wd/findings.md)",
      "results/eta-vs-n-wd/findings/peak_time.png"),
-    ("Do findings 1 and 2 carry over to another data set (the 8x8 digits)?", _generalise,
+    ("Do findings 1 and 2 carry over to another data set (the 8x8 digits) and to a wider "
+     "network?", _generalise,
      "[digits-eta-vs-n](results/digits-eta-vs-n/findings.md)",
      "results/digits-eta-vs-n/findings/generalise.png"),
     ("What sets the batch ratio of eta_best: does the gradient noise scale predict it?",

@@ -52,6 +52,30 @@ def test_findings_table_numbers_are_read_from_the_results(tmp_path):
     assert len(table.splitlines()) == 2 + len(docs_gen.ROWS) + 2  # a blank line, the figures
 
 
+def test_row_8_gives_the_wide_network_where_one_of_its_studies_has_run(tmp_path):
+    """Row 8 quotes the wider network's b and verdict from the digits findings' record of
+    the other workloads, and says nothing of it while none of its predictions is judged."""
+    source = tmp_path / "digits-eta-vs-n" / "findings.json"
+    source.parent.mkdir()
+    found = json.loads((ROOT / "results" / "digits-eta-vs-n" / "findings.json").read_text())
+    wide = next(o for o in found["others"] if o["workload"] == "wide")
+    b = next(h for h in wide["hypotheses"] if h["name"] == "b-near-1")
+    b.update(estimate={"value": 0.9, "low": 0.85, "high": 0.95, "unit": "seed", "n": 5},
+             verdict="held")
+    source.write_text(json.dumps(found))
+    answer, key, status, _ = docs_gen._generalise(tmp_path)
+    assert "784-256-10 relu on MNIST, wide-eta-vs-n): finding 1's b = 1 held (b = 0.90 " \
+           "[0.85, 0.95] past the breakpoint)" in answer
+    assert key.endswith("; wide: b = 0.90 [0.85, 0.95] (5 seeds)")
+    assert status.endswith("; wide-eta-vs-n: 1 of 2 held, wide-restarts not run yet")
+    for h in wide["hypotheses"]:
+        h.update(estimate=None, verdict="not evaluated")
+    wide["run"] = dict.fromkeys(wide["run"], False)
+    source.write_text(json.dumps(found))
+    answer, key, status, _ = docs_gen._generalise(tmp_path)
+    assert "wide" not in answer + key + status
+
+
 def test_readme_without_the_markers_is_refused():
     with pytest.raises(ValueError, match="findings-table:begin"):
         docs_gen.with_table("# a README\n", "| table |\n")

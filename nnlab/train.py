@@ -382,7 +382,7 @@ def run_loop(run: RunStart, data: Dataset, started: float, on_eval: OnEval | Non
     x_test, y_test = _features(data.test, dtype), np.asarray(data.test.y)
     # its loss on the first training rows, as it evaluates (a group of runs alike: one pass)
     initial_loss, _ = evaluated.loss_and_proba(_features(data.train, dtype, REFERENCE_ROWS),
-                                               np.asarray(data.train.y)[:REFERENCE_ROWS])
+                                               np.asarray(data.train.y[:REFERENCE_ROWS]))
     loss_limit = config.diverge_factor * initial_loss if math.isfinite(initial_loss) else math.inf
     window_steps = max(1, math.ceil(WINDOW_SAMPLES / batch_size))
 

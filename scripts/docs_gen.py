@@ -211,11 +211,13 @@ def _generalise(results: Path) -> tuple[str, str, str, str]:
     if judged:
         ran = ", ".join(name for name, done in wide["run"].items() if done)
         waiting = [name for name, done in wide["run"].items() if not done]
-        b_wide = next(h for h in judged if h["statistic"] == "wide.b" and h["primary"])
-        answer += (f"; on a wider network (784-256-10 relu on MNIST, {ran}): finding 1's "
-                   f"b = 1 {b_wide['verdict']} (b = {_ci(b_wide['estimate'], '.2f')} past "
-                   "the breakpoint)")
-        key += f"; wide: b = {_ci(b_wide['estimate'], '.2f')} ({b_wide['estimate']['n']} seeds)"
+        b_wide = next((h for h in judged if h["statistic"] == "wide.b" and h["primary"]), None)
+        if b_wide is not None:  # the sweep has run and b was fitted
+            answer += (f"; on a wider network (784-256-10 relu on MNIST, {ran}): finding 1's "
+                       f"b = 1 {b_wide['verdict']} (b = {_ci(b_wide['estimate'], '.2f')} "
+                       "past the breakpoint)")
+            key += (f"; wide: b = {_ci(b_wide['estimate'], '.2f')} "
+                    f"({b_wide['estimate']['n']} seeds)")
         status += (f"; {ran}: {sum(h['verdict'] == 'held' for h in judged)} of {len(judged)} "
                    "held" + (f", {', '.join(waiting)} not run yet" if waiting else ""))
     return answer, key, status, _survivors(found)

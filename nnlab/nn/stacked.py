@@ -236,7 +236,7 @@ class StackedMLP:
         """x @ W0 of every run, wide (rows, k * n_1): one wide product, or k narrow
         products where the wide one would round differently."""
         W0, z = self.layers[0][0], arrays.z0
-        if arrays.wide_forward:
+        if self._wide(len(x), gradient=False):
             return np.matmul(x, W0, out=z)
         for columns in self._run_columns:
             np.matmul(x, W0[:, columns], out=z[:, columns])
@@ -286,14 +286,14 @@ class StackedMLP:
             wide = backward.wide_logits_grad
             self._runs(wide)[...] = grad
             grad = wide
-        self._first_gradient(x, grad, backward.wide_gradient)
+        self._first_gradient(x, grad)
         return losses
 
-    def _first_gradient(self, x: np.ndarray, delta: np.ndarray, wide: bool) -> None:
+    def _first_gradient(self, x: np.ndarray, delta: np.ndarray) -> None:
         """The first layer's weight gradient from its wide delta (batch, k * n_1): one wide
-        product if `wide`, else (where it would round differently) k narrow ones."""
+        product, or (where it would round differently) k narrow ones."""
         grad_W0 = self.grad_layers[0][0]
-        if wide:
+        if self._wide(len(x), gradient=True):
             np.matmul(x.T, delta, out=grad_W0)
             return
         for columns in self._run_columns:
@@ -326,8 +326,7 @@ class _Pass:
     evaluation chunks), made once and reused from pass to pass (fresh large arrays each
     pass would cost page faults), with the views of them that the products take:
 
-    - `z0`: the first layer's product, wide (rows, k * n_1); `wide_forward`: whether it
-      is one wide product (else one per run);
+    - `z0`: the first layer's product, wide (rows, k * n_1);
     - `inputs`: the hidden layers' activations, the later layers' inputs (the first wide
       (rows, k * n_1), the others (k, rows, n_l)), and `input_runs`, all (k, rows, n_l);
     - `products`: the later layers' products (k, rows, n_{l+1});
@@ -337,8 +336,6 @@ class _Pass:
         self.stack, self.rows = stack, rows
         k, dtype, hidden = stack.k, stack.dtype, stack.sizes[1:-1]
         self.z0: np.ndarray = np.empty((rows, k * stack.sizes[1]), dtype)
-        # run by run where the wide product would round differently (see the module)
-        self.wide_forward = stack._wide(rows, gradient=False)
         self.inputs: list[np.ndarray] = [
             np.empty((rows, k * n) if index == 0 else (k, rows, n), dtype)
             for index, n in enumerate(hidden)]
@@ -359,9 +356,7 @@ class _Backward:
     """The backward pass's arrays of a `_Pass`: each hidden layer's activations' gradient
     `grad_inputs` (laid out as its `inputs`, written through `grad_input_runs`), its delta
     `deltas` (the same layout), the `inputs` transposed as the weight gradients take them
-    (k, n_l, rows), without hidden layers the logits' gradient wide (rows, k * K), and
-    `wide_gradient`: whether the first layer's weight gradient is one wide product (else
-    one per run)."""
+    (k, n_l, rows), and without hidden layers the logits' gradient wide (rows, k * K)."""
 
     def __init__(self, arrays: _Pass) -> None:
         stack = arrays.stack
@@ -372,4 +367,3 @@ class _Backward:
         self.transposed_inputs = [a.transpose(0, 2, 1) for a in arrays.input_runs]
         self.wide_logits_grad: np.ndarray = np.empty(
             (arrays.rows, 0 if arrays.inputs else stack.k * stack.n_classes), stack.dtype)
-        self.wide_gradient = stack._wide(arrays.rows, gradient=True)

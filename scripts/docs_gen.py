@@ -211,16 +211,31 @@ def _generalise(results: Path) -> tuple[str, str, str, str]:
     if judged:
         ran = ", ".join(name for name, done in wide["run"].items() if done)
         waiting = [name for name, done in wide["run"].items() if not done]
-        b_wide = next((h for h in judged if h["statistic"] == "wide.b" and h["primary"]), None)
-        if b_wide is not None:  # the sweep has run and b was fitted
-            answer += (f"; on a wider network (784-256-10 relu on MNIST, {ran}): finding 1's "
-                       f"b = 1 {b_wide['verdict']} (b = {_ci(b_wide['estimate'], '.2f')} "
-                       "past the breakpoint)")
-            key += (f"; wide: b = {_ci(b_wide['estimate'], '.2f')} "
-                    f"({b_wide['estimate']['n']} seeds)")
+        primary = {h["statistic"]: h for h in judged if h["primary"]}
+        said, quoted = [], []
+        if "wide.b" in primary:  # the sweep has run and b was fitted
+            b_wide = primary["wide.b"]
+            said.append(f"finding 1's b = 1 {b_wide['verdict']} (b = "
+                        f"{_ci(b_wide['estimate'], '.2f')} past the breakpoint)")
+            quoted.append(f"b = {_ci(b_wide['estimate'], '.2f')} "
+                          f"({b_wide['estimate']['n']} seeds)")
+        if "wide.std_ratio" in primary:  # the restarts have run
+            flat = primary["wide.std_ratio"]
+            said.append(f"finding 2's flat spread {flat['verdict']} (std ratio "
+                        f"{_ci(flat['estimate'], '.2f')})")
+            quoted.append(f"spread ratio {_ci(flat['estimate'], '.2f')} "
+                          f"({flat['estimate']['n']} seeds)")
+        if said:
+            answer += (f"; on a wider network (784-256-10 relu on MNIST, {ran}): "
+                       + "; ".join(said))
+            key += "; wide: " + ", ".join(quoted)
         status += (f"; {ran}: {sum(h['verdict'] == 'held' for h in judged)} of {len(judged)} "
                    "held" + (f", {', '.join(waiting)} not run yet" if waiting else ""))
-    return answer, key, status, _survivors(found)
+    holding = _survivors(found)
+    wide_found = results / "wide-eta-vs-n" / "findings.json"  # both wide studies have run
+    if wide_found.is_file():
+        holding = f"digits: {holding}; wide: {_survivors(_load(wide_found))}"
+    return answer, key, status, holding
 
 
 def _noise_scale(results: Path) -> tuple[str, str, str, str]:
@@ -306,7 +321,8 @@ ROWS = [  # question, its numbers, where the details are, one figure
      "results/eta-vs-n-wd/findings/peak_time.png"),
     ("Do findings 1 and 2 carry over to another data set (the 8x8 digits) and to a wider "
      "network?", _generalise,
-     "[digits-eta-vs-n](results/digits-eta-vs-n/findings.md)",
+     "[digits-eta-vs-n](results/digits-eta-vs-n/findings.md), "
+     "[wide-eta-vs-n](results/wide-eta-vs-n/findings.md)",
      "results/digits-eta-vs-n/findings/generalise.png"),
     ("What sets the batch ratio of eta_best: does the gradient noise scale predict it?",
      _noise_scale, "[noise-scale](results/noise-scale/findings.md)",

@@ -35,28 +35,29 @@ EPYC_KERNELS = {"OPENBLAS_CORETYPE": "Haswell",
                 "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
 SMALL = "restarts"  # the fast reopening test's study: one configuration, 100 runs
 # each analysis script: the studies it reads (those without an archive through their
-# trials.parquet and report.json only), and the folder its findings go to
+# trials.parquet and report.json only), and the folders its findings go to
 SCRIPTS = {
     "crossed_seeds": (("crossed-seeds", "crossed-seeds-best", "crossed-seeds-long", "restarts",
                        "restarts-init", "restarts-order", "restarts-long", "restarts-init-long",
                        "restarts-order-long"),
-                      "crossed-seeds"),
+                      ("crossed-seeds",)),
     "errors": (("restarts", "eta-vs-n", "restarts-long", "noise-grad", "noise-weight", "cnn"),
-               "errors"),
+               ("errors",)),
     "eta_vs_n": (("eta-vs-n", "eta-vs-n-long", "eta-vs-n-b25", "eta-vs-n-b25-long",
-                  "eta-vs-n-b400", "classic-seed000-eta"), "eta-vs-n"),
+                  "eta-vs-n-b400", "classic-seed000-eta"), ("eta-vs-n",)),
     "noise": (("noise-grad", "noise-weight", "noise-weight-strong", "restarts",
-               "noise-grad-long", "noise-weight-long", "restarts-long"), "noise-grad"),
+               "noise-grad-long", "noise-weight-long", "restarts-long"), ("noise-grad",)),
     "restarts": (("restarts", "restarts-long", "restarts-init", "restarts-init-long",
-                  "restarts-order", "restarts-order-long"), "restarts"),
-    "tstar": (("eta-vs-n", "eta-vs-n-long", "eta-vs-n-wd", "eta-vs-n-cosine"), "eta-vs-n-wd"),
+                  "restarts-order", "restarts-order-long"), ("restarts",)),
+    "tstar": (("eta-vs-n", "eta-vs-n-long", "eta-vs-n-wd", "eta-vs-n-cosine"),
+              ("eta-vs-n-wd",)),
     "generalise": (("digits-eta-vs-n", "digits-restarts", "eta-vs-n", "restarts",
-                    "wide-eta-vs-n"), "digits-eta-vs-n"),
+                    "wide-eta-vs-n", "wide-restarts"), ("digits-eta-vs-n", "wide-eta-vs-n")),
     "noise_scale": (("noise-scale", "eta-vs-n", "eta-vs-n-long", "eta-vs-n-b25",
                      "eta-vs-n-b25-long", "eta-vs-n-b400", "eta-vs-n-b1600"),
-                    "noise-scale"),
+                    ("noise-scale",)),
     "schedules": (("schedules", "schedules-constant", "schedules-inv-t", "schedules-anneal-1e3",
-                   "schedules-anneal-1e4", "schedules-anneal-1e5"), "schedules"),
+                   "schedules-anneal-1e4", "schedules-anneal-1e5"), ("schedules",)),
 }
 # the studies each batch size of eta_vs_n.py reads
 BATCH_STUDIES = {100: ("eta-vs-n", "eta-vs-n-long"), 25: ("eta-vs-n-b25", "eta-vs-n-b25-long")}
@@ -226,21 +227,23 @@ def test_make_findings_re_derives_every_finding_from_the_archives(tmp_path, scri
     """The script on a clone's results (archives, no per-trial files; the studies without
     an archive through their trials.parquet and the quoted numbers): findings.md and
     findings.json byte for byte, each figure pixel for pixel (PNG metadata may differ)."""
-    studies, findings = SCRIPTS[script]
+    studies, folders = SCRIPTS[script]
     results = tmp_path / "results"
-    for name in {*studies, findings}:
+    for name in {*studies, *folders}:
         committed_copy(name, results)
     # the script's own findings go; the others' findings.json stay (generalise.py reads
     # eta_vs_n.py's and restarts.py's)
-    for path in [*(results / findings).glob("findings.*"), *results.glob("*/findings/*.png")]:
+    stale = [path for folder in folders for path in (results / folder).glob("findings.*")]
+    for path in [*stale, *results.glob("*/findings/*.png")]:
         path.unlink()
     run = subprocess.run([sys.executable, f"analysis/{script}.py"], cwd=ROOT, text=True,
                          capture_output=True,
                          env={**os.environ, **EPYC_KERNELS, "NNLAB_RESULTS": str(results)})
     assert run.returncode == 0, run.stderr
-    for name in ("findings.md", "findings.json"):
-        assert (results / findings / name).read_bytes() == (RESULTS / findings / name
-                                                              ).read_bytes(), name
+    for folder in folders:
+        for name in ("findings.md", "findings.json"):
+            assert (results / folder / name).read_bytes() == (RESULTS / folder / name
+                                                              ).read_bytes(), f"{folder}/{name}"
     figures = sorted(results.glob("*/findings/*.png"))
     assert figures
     for written in figures:

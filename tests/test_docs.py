@@ -52,22 +52,45 @@ def test_findings_table_numbers_are_read_from_the_results(tmp_path):
     assert len(table.splitlines()) == 2 + len(docs_gen.ROWS) + 2  # a blank line, the figures
 
 
-def test_row_8_gives_the_wide_network_where_one_of_its_studies_has_run(tmp_path):
-    """Row 8 quotes the wider network's b and verdict from the digits findings' record of
-    the other workloads, and says nothing of it while none of its predictions is judged."""
+def test_row_8_gives_the_wide_network_where_its_studies_have_run(tmp_path):
+    """Row 8 quotes the wider network's primary verdicts (b after its sweep, the spread
+    ratio after its restarts) from the digits findings' record of the other workloads, and
+    says nothing of it while none of its predictions is judged."""
     source = tmp_path / "digits-eta-vs-n" / "findings.json"
     source.parent.mkdir()
     found = json.loads((ROOT / "results" / "digits-eta-vs-n" / "findings.json").read_text())
     wide = next(o for o in found["others"] if o["workload"] == "wide")
-    b = next(h for h in wide["hypotheses"] if h["name"] == "b-near-1")
-    b.update(estimate={"value": 0.9, "low": 0.85, "high": 0.95, "unit": "seed", "n": 5},
-             verdict="held")
+    hypotheses = {h["name"]: h for h in wide["hypotheses"]}
+    for h in wide["hypotheses"]:
+        h.update(estimate=None, verdict="not evaluated")
+    hypotheses["b-near-1"].update(
+        estimate={"value": 0.9, "low": 0.85, "high": 0.95, "unit": "seed", "n": 5},
+        verdict="held")
+    wide["run"] = {"wide-eta-vs-n": True, "wide-restarts": False}
     source.write_text(json.dumps(found))
     answer, key, status, _ = docs_gen._generalise(tmp_path)
-    assert "784-256-10 relu on MNIST, wide-eta-vs-n): finding 1's b = 1 held (b = 0.90 " \
-           "[0.85, 0.95] past the breakpoint)" in answer
+    assert answer.endswith("; on a wider network (784-256-10 relu on MNIST, wide-eta-vs-n): "
+                           "finding 1's b = 1 held (b = 0.90 [0.85, 0.95] past the breakpoint)")
     assert key.endswith("; wide: b = 0.90 [0.85, 0.95] (5 seeds)")
-    assert status.endswith("; wide-eta-vs-n: 1 of 2 held, wide-restarts not run yet")
+    assert status.endswith("; wide-eta-vs-n: 1 of 1 held, wide-restarts not run yet")
+    hypotheses["spread-flat"].update(
+        estimate={"value": 0.7, "low": 0.6, "high": 0.75, "unit": "seed", "n": 70},
+        verdict="failed")
+    wide["run"]["wide-restarts"] = True
+    source.write_text(json.dumps(found))
+    answer, key, status, holding = docs_gen._generalise(tmp_path)
+    assert answer.endswith("wide-eta-vs-n, wide-restarts): finding 1's b = 1 held (b = 0.90 "
+                           "[0.85, 0.95] past the breakpoint); finding 2's flat spread failed "
+                           "(std ratio 0.70 [0.60, 0.75])")
+    assert key.endswith("; wide: b = 0.90 [0.85, 0.95] (5 seeds), spread ratio 0.70 "
+                        "[0.60, 0.75] (70 seeds)")
+    assert status.endswith("; wide-eta-vs-n, wide-restarts: 1 of 2 held")
+    digits = f"{sum(c['survives'] for c in found['claims'])} of {len(found['claims'])}"
+    assert holding == digits  # no wide findings written here
+    (tmp_path / "wide-eta-vs-n").mkdir()
+    (tmp_path / "wide-eta-vs-n" / "findings.json").write_text(json.dumps(
+        {"claims": [{"survives": True}, {"survives": False}, {"survives": False}]}))
+    assert docs_gen._generalise(tmp_path)[3] == f"digits: {digits}; wide: 1 of 3"
     for h in wide["hypotheses"]:
         h.update(estimate=None, verdict="not evaluated")
     wide["run"] = dict.fromkeys(wide["run"], False)

@@ -1,11 +1,11 @@
 """analysis/generalise.py: finding 1's analysis of one sweep of learning rates
 (`common.eta_best_fits`, shared with analysis/eta_vs_n.py) tells a sweep whose eta_best
 falls as N^-1 past a breakpoint from one whose eta_best stays flat (simulated, known
-answers); the committed findings render from their findings.json and judge every
-prediction the digits specs declared; the wide network's predictions are listed as
-declared while its studies have not run, and judged on small real studies of its specs'
-shape (a 784-32-10 relu network on an MNIST subset) with the statistics computed directly
-from their runs."""
+answers); each workload's committed findings judge every prediction its specs declared
+and set the other workload's verdicts beside its own; a workload's predictions are listed
+as declared while its studies have not run, and judged on small real studies of the wide
+specs' shape (a 784-32-10 relu network on an MNIST subset) with the statistics computed
+directly from their runs."""
 
 from __future__ import annotations
 
@@ -71,48 +71,53 @@ def test_eta_best_fits_finds_no_fall_where_eta_best_stays_at_the_plateau(common)
     assert abs(tail.value) < 0.1
 
 
-def test_every_declared_prediction_of_the_digits_specs_is_judged_in_the_findings():
-    judged = json.loads((FINDINGS / "findings.json").read_text())
+@pytest.mark.parametrize(("folder", "specs"), [("digits-eta-vs-n", SPECS),
+                                               ("wide-eta-vs-n", WIDE_SPECS)])
+def test_every_declared_prediction_of_a_workload_is_judged_in_its_findings(folder, specs):
+    judged = json.loads((ROOT / "results" / folder / "findings.json").read_text())
     records = {h["name"]: h for part in ("eta", "restarts") for h in judged[part]["hypotheses"]}
-    for name in SPECS:
-        for h in StudySpec.from_toml(ROOT / "studies" / f"{name}.toml").hypotheses:
-            assert records[h.name]["prediction"] == h.prediction
-            record = records[h.name]
-            if record["verdict"] == "not evaluated":  # the declared fit could not be made
-                assert record["estimate"] is None and "not fitted" in record["reason"]
-            else:
-                assert record["verdict"] in ("held", "failed", "inconclusive")
-                assert record["estimate"]["n"] >= 2
-
-
-def test_the_digits_findings_list_the_wide_predictions_judged_where_their_study_ran():
-    """Until both wide studies have run, the digits findings list each prediction their
-    specs declared, once each: judged (an estimate over the study's seeds) where its study
-    is committed, else "not evaluated" with the reason."""
-    others = json.loads((FINDINGS / "findings.json").read_text())["others"]
-    assert [o["workload"] for o in others] == ["wide"]
-    ran = {name: (ROOT / "results" / name).is_dir() for name in WIDE_SPECS}
-    assert others[0]["run"] == ran and not all(ran.values())
-    text = (FINDINGS / "findings.md").read_text()
-    missing = ", ".join(name for name in WIDE_SPECS if not ran[name])
-    assert f"## A wider network: declared, {missing} not run yet" in text
-    records = others[0]["hypotheses"]
-    declared = [(name, h) for name in WIDE_SPECS
+    declared = [h for name in specs
                 for h in StudySpec.from_toml(ROOT / "studies" / f"{name}.toml").hypotheses]
-    assert len(records) == len(declared) == 5
-    for name, h in declared:
-        record = next(r for r in records if r["name"] == h.name)
+    assert sorted(records) == sorted(h.name for h in declared)
+    for h in declared:
+        record = records[h.name]
         assert record["prediction"] == h.prediction
-        line = f"- **{h.name}** ({'primary' if h.primary else 'secondary'}): {h.prediction}; "
-        if ran[name]:
-            assert record["verdict"] in ("held", "failed", "inconclusive")
-            assert record["estimate"]["unit"] == "seed" and record["estimate"]["n"] >= 5
-            assert f"**{record['verdict']}**" in text.split(line, 1)[1].split("\n", 1)[0]
+        if record["verdict"] == "not evaluated":  # the declared fit could not be made
+            assert record["estimate"] is None and "not fitted" in record["reason"]
         else:
-            assert record["estimate"] is None and record["verdict"] == "not evaluated"
-            assert record["reason"] == f"{name} has not run yet"
-            assert f"{line}**not evaluated**: {name} has not run yet." in text
-    assert text.count("not evaluated") == sum(not ran[name] for name, _ in declared)
+            assert record["verdict"] in ("held", "failed", "inconclusive")
+            assert record["estimate"]["n"] >= 2
+
+
+@pytest.mark.parametrize(("folder", "other", "title", "specs"), [
+    ("digits-eta-vs-n", "wide", "A wider network", WIDE_SPECS),
+    ("wide-eta-vs-n", "digits", "The 8x8 digits", SPECS)])
+def test_each_workload_s_findings_set_the_other_s_verdicts_beside_its_own(folder, other,
+                                                                           title, specs):
+    """Both workloads have run: each findings file's table of which findings carry over
+    holds, in the other workload's column, every prediction its specs declared, with the
+    estimate and verdict its own findings give."""
+    found = json.loads((ROOT / "results" / folder / "findings.json").read_text())
+    assert [o["workload"] for o in found["others"]] == [other]
+    assert found["others"][0]["run"] == dict.fromkeys(specs, True)
+    records = found["others"][0]["hypotheses"]
+    own = json.loads((ROOT / "results" / specs[0] / "findings.json").read_text())
+    assert records == own["eta"]["hypotheses"] + own["restarts"]["hypotheses"]
+    text = (ROOT / "results" / folder / "findings.md").read_text()
+    assert "not evaluated" not in text and "not run yet" not in text
+    section = text.split(f"\n## {title}: which findings carry over\n\n", 1)[1]
+    table = section.split("\n\n")[1]  # after the paragraph that introduces it
+    header, _, *rows = table.splitlines()
+    column = header.strip("| ").split(" | ").index(other)
+    cells = [row.strip("| ").split(" | ")[column] for row in rows]
+    assert sorted(h["name"] for h in records) == sorted(
+        h.name for name in specs
+        for h in StudySpec.from_toml(ROOT / "studies" / f"{name}.toml").hypotheses)
+    for h in records:
+        cell = next(c for c in cells if f"{h['name']} ({h['prediction']})" in c)
+        assert f"{h['name']} ({h['prediction']}) **{h['verdict']}**" in cell
+        estimate = h["estimate"]
+        assert estimate is not None and estimate["n"] >= 5
 
 
 def small(name: str, base: dict, replicates: int) -> dict:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from matplotlib import image as mpimg
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+T = TypeVar("T")
 
 
 def chromium() -> str | None:
@@ -36,24 +39,27 @@ def dom_showing(url: str, texts: tuple[str, ...], attempts: int = 3, **size: int
     """`dom(url)` rendered again, up to `attempts` times, until the page holds every one of
     `texts`: the scripts' requests take real time, which a loaded machine can stretch past
     the virtual-time budget. The last page if none held them all."""
-    page = ""
-    for _ in range(attempts):
-        page = dom(url, **size)
-        if all(text in page for text in texts):
-            break
-    return page
+    return _retried(lambda: dom(url, **size), lambda page: all(text in page for text in texts),
+                    attempts)
 
 
 def inked_screenshot(url: str, out: Path, min_ink: float, attempts: int = 3,
                      **size: int) -> float:
     """`screenshot(url, out)` taken again, up to `attempts` times (as `dom_showing`), until
     its ink fraction exceeds `min_ink`; that fraction, the last one if none did."""
-    ink = 0.0
-    for _ in range(attempts):
-        ink = ink_fraction(screenshot(url, out, **size))
-        if ink > min_ink:
+    return _retried(lambda: ink_fraction(screenshot(url, out, **size)),
+                    lambda ink: ink > min_ink, attempts)
+
+
+def _retried(take: Callable[[], T], good: Callable[[T], bool], attempts: int) -> T:
+    """`take()`, again up to `attempts` times in all until `good` holds of what it gave;
+    the last result if it never did."""
+    result = take()
+    for _ in range(attempts - 1):
+        if good(result):
             break
-    return ink
+        result = take()
+    return result
 
 
 def _headless(url: str, action: str, width: int, height: int, wait_ms: int) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from nnlab.analysis import eta_best, fit_power_law
+from nnlab.analysis.power_law import r_squared
 from nnlab.errors import NNLabError
 
 NS = np.array([100, 300, 1000, 3000, 10000])
@@ -192,6 +194,19 @@ def test_exact_power_law_is_recovered_exactly(method: str):
     assert fit.r_squared == pytest.approx(1.0)
     np.testing.assert_allclose(fit.residuals, 0, atol=1e-10)
     np.testing.assert_allclose(fit.predict(x), 0.7 * x**-0.35, rtol=1e-8)
+
+
+def test_r_squared_is_the_weighted_share_explained_and_1_where_y_is_flat():
+    """1 - SS_res / SS_tot about the (weighted) mean: residuals (0.5, -0.5, 0) of y = (1, 2,
+    3) leave 0.5 of 2 (0.75); with weights (1, 1, 2) 0.5 of 2.75. A flat y, which a power
+    law of b = 0 fits exactly, has nothing left to explain: 1.0, not 0/0."""
+    y, residuals = np.array([1.0, 2.0, 3.0]), np.array([0.5, -0.5, 0.0])
+    assert r_squared(residuals, y) == pytest.approx(0.75)
+    assert r_squared(residuals, y, np.array([1.0, 1.0, 2.0])) == pytest.approx(1 - 0.5 / 2.75)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_power_law(np.geomspace(10, 1e4, 6), np.full(6, 0.5), n_resamples=200)
+    assert fit.exponent.value == pytest.approx(0.0, abs=1e-12) and fit.r_squared == 1.0
 
 
 def test_band_brackets_the_fit_and_residuals_are_log_residuals():

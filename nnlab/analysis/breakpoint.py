@@ -30,6 +30,7 @@ from nnlab.analysis.power_law import (
     checked_xy,
     exploratory_reasons,
     fit_power_law,
+    r_squared,
     t_over_z,
 )
 from nnlab.errors import ConfigError, is_integer
@@ -148,7 +149,6 @@ def fit_broken_power_law(
     if df is not None:
         boot_params = point + t_over_z(df, confidence) * (boot_params - point)
     log_b, log_yb, b1, b2 = point[0]
-    total = np.sum((log_y - log_y.mean()) ** 2)
     return BrokenPowerLawFit(
         breakpoint=estimate(math.exp(log_b), np.exp(boot_params[:, 0]), confidence),
         exponent_before=estimate(b1, boot_params[:, 2], confidence),
@@ -156,7 +156,7 @@ def fit_broken_power_law(
         value_at_break=estimate(math.exp(log_yb), np.exp(boot_params[:, 1]), confidence),
         n_before=int(np.count_nonzero(log_x <= log_b)),
         n_after=int(np.count_nonzero(log_x >= log_b)),
-        r_squared=float(1 - np.sum(residuals**2) / total) if total > 0 else 1.0,
+        r_squared=r_squared(residuals, log_y),
         residuals=residuals, x=x, y=y, resampling=resampling, boot=boot_params)
 
 

@@ -22,6 +22,15 @@ MIN_HEADLINE_POINTS = 5  # a fit on fewer distinct x is exploratory
 MIN_R_SQUARED = 0.9
 
 
+def r_squared(residuals: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
+              ) -> float:
+    """1 - (weighted) residual sum of squares over the sum of squares of `y` (n,) about
+    its (weighted) mean; 1.0 where `y` does not vary (nothing is left to explain)."""
+    w = np.ones_like(y) if weights is None else weights
+    total = np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2)
+    return float(1 - np.sum(w * residuals**2) / total) if total > 0 else 1.0
+
+
 def exploratory_reasons(value: Estimate, n_points: int, r_squared: float | None = None
                         ) -> list[str]:
     """Why a fitted value is exploratory, not a headline (empty: it may be one): fewer
@@ -186,12 +195,10 @@ def fit_power_law(
         boot_log_a = log_a[0] + factor * (boot_log_a - log_a[0])
         boot_b = b[0] + factor * (boot_b - b[0])
 
-    mean = np.sum(w * y_fit) / np.sum(w)
-    r_squared = 1 - np.sum(w * residuals**2) / np.sum(w * (y_fit - mean) ** 2)
     return PowerLawFit(
         prefactor=estimate(math.exp(log_a[0]), np.exp(boot_log_a), confidence),
         exponent=estimate(b[0], boot_b, confidence),
-        r_squared=float(r_squared),
+        r_squared=r_squared(residuals, y_fit, w),
         residuals=residuals,
         x=x,
         y=y,

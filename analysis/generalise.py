@@ -532,9 +532,6 @@ def render(numbers: dict) -> str:
         stopped.append(f"{workload.restarts_study} after {restarts['n_runs']} of its "
                        f"{restarts['planned_runs']} runs")
     fit = restarts["variance"]["fit"]
-    ratio = on(records, statistic_name(workload.name, "std_ratio"))
-    ratio_precise = ("not estimated" if ratio is None or ratio["estimate"] is None else
-                     interval(ratio, ".4f"))
     values = {
         "held": summary["held"], "n_hypotheses": summary["n_hypotheses"],
         "b_carries": CARRIES[b_primary["verdict"]],
@@ -555,7 +552,8 @@ def render(numbers: dict) -> str:
                     "finishes each study, keeping its runs.\n\n"),
         "eta_verdicts": "\n".join(verdict_line(h) for h in eta["hypotheses"]),
         "restarts_verdicts": "\n".join(verdict_line(h) for h in restarts["hypotheses"]),
-        "ratio_precise": ratio_precise, "ratio_resamples": f"{STD_RATIO_RESAMPLES:,}",
+        "ratio_precise": estimate("std_ratio", ".4f"),
+        "ratio_resamples": f"{STD_RATIO_RESAMPLES:,}",
         "comparison": "\n".join(f"| {' | '.join(row)} |" for row in rows),
         "others": others_text(numbers),
         "n_eta_runs": eta["n_runs"], "n_eta_seeds": eta["n_seeds"],

@@ -71,13 +71,18 @@ def test_eta_best_fits_finds_no_fall_where_eta_best_stays_at_the_plateau(common)
     assert abs(tail.value) < 0.1
 
 
+def declared_hypotheses(specs: tuple[str, ...]) -> list:
+    """The hypotheses studies/<spec>.toml declared, for each of `specs` in turn."""
+    return [h for name in specs
+            for h in StudySpec.from_toml(ROOT / "studies" / f"{name}.toml").hypotheses]
+
+
 @pytest.mark.parametrize(("folder", "specs"), [("digits-eta-vs-n", SPECS),
                                                ("wide-eta-vs-n", WIDE_SPECS)])
 def test_every_declared_prediction_of_a_workload_is_judged_in_its_findings(folder, specs):
     judged = json.loads((ROOT / "results" / folder / "findings.json").read_text())
     records = {h["name"]: h for part in ("eta", "restarts") for h in judged[part]["hypotheses"]}
-    declared = [h for name in specs
-                for h in StudySpec.from_toml(ROOT / "studies" / f"{name}.toml").hypotheses]
+    declared = declared_hypotheses(specs)
     assert sorted(records) == sorted(h.name for h in declared)
     for h in declared:
         record = records[h.name]
@@ -111,8 +116,7 @@ def test_each_workload_s_findings_set_the_other_s_verdicts_beside_its_own(folder
     column = header.strip("| ").split(" | ").index(other)
     cells = [row.strip("| ").split(" | ")[column] for row in rows]
     assert sorted(h["name"] for h in records) == sorted(
-        h.name for name in specs
-        for h in StudySpec.from_toml(ROOT / "studies" / f"{name}.toml").hypotheses)
+        h.name for h in declared_hypotheses(specs))
     for h in records:
         cell = next(c for c in cells if f"{h['name']} ({h['prediction']})" in c)
         assert f"{h['name']} ({h['prediction']}) **{h['verdict']}**" in cell

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from nnlab.analysis import compare_variance, tost_std_ratio, variance_vs_n
+from nnlab.analysis import compare_variance, end_mc_error, tost_std_ratio, variance_vs_n
 from nnlab.analysis.intervals import mean_interval, std_interval, std_ratio_interval
 from nnlab.errors import NNLabError
 from tests.simulated_restarts import EXPONENT, FLOOR, NS, SCALE, restart_trials
@@ -165,3 +165,35 @@ def test_comparison_intervals_cover_for_skewed_runs():
     found = comparison_coverage(200, 1000)
     print("comparison", found)
     assert min(found.values()) >= 0.9, found
+
+
+def test_an_ends_monte_carlo_error_covers_where_unlimited_resamples_put_it():
+    """Percentile intervals from 2000 normal replicates, 1000 times: the true 2.5% and 97.5%
+    quantiles (the ends unlimited resamples give) lie within end_mc_error of the ends in at
+    least 95% of them (the order-statistic interval is exact, the larger distance makes it
+    conservative: 97.6% here), and the error is 1 to 1.6 times the 95% half-width of one
+    quantile's sampling distribution, 1.96 sqrt(p (1 - p) / R) / phi(z_p) = 0.117 (it is
+    the largest of four distances), shrinking as 1 / sqrt(R)."""
+    rng = np.random.default_rng(3)
+    z = stats.norm.ppf(0.975)
+    covered, errors = 0, []
+    for _ in range(1000):
+        replicates = rng.normal(size=2000)
+        low, high = np.percentile(replicates, [2.5, 97.5])
+        error = end_mc_error(replicates, [low, high])
+        errors.append(error)
+        covered += abs(low + z) <= error and abs(high - z) <= error
+    assert 0.95 <= covered / 1000 <= 0.995
+    half_width = 1.96 * math.sqrt(0.025 * 0.975 / 2000) / stats.norm.pdf(z)
+    assert half_width == pytest.approx(0.117, abs=0.001)
+    assert half_width <= np.median(errors) <= 1.6 * half_width
+    many = rng.normal(size=200_000)  # 100 times the replicates: a tenth of the error
+    assert half_width / 10 <= end_mc_error(many, np.percentile(many, [2.5, 97.5])) <= (
+        1.6 * half_width / 10)
+
+
+def test_an_end_past_every_replicate_has_an_unbounded_monte_carlo_error():
+    replicates = np.arange(10.0)
+    assert end_mc_error(replicates, [2.0, 20.0]) == math.inf
+    assert end_mc_error(np.array([1.0]), [1.0]) == math.inf
+    assert math.isfinite(end_mc_error(np.append(np.arange(1000.0), np.nan), [25.0, 975.0]))

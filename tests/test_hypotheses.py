@@ -154,6 +154,25 @@ def test_an_undefined_interval_or_a_missing_statistic_is_not_evaluated_with_the_
     assert ratio.verdict == "held"
 
 
+
+@pytest.mark.parametrize(("prediction", "low", "high", "mc_error", "verdict", "raw"), [
+    ({"greater_than": 0.5}, 0.51, 0.9, 0.005, "held", "held"),        # clear of the bound
+    ({"greater_than": 0.5}, 0.51, 0.9, 0.02, "inconclusive", "held"),
+    ({"greater_than": 0.5}, 0.2, 0.49, 0.02, "inconclusive", "failed"),
+    ({"equals": 0.0, "margin": 0.5}, -0.4996, 0.01, 0.03, "inconclusive", "held"),
+    ({"equals": 0.0, "margin": 0.5}, -0.52, 0.1, 0.03, "inconclusive", "inconclusive"),
+    ({"less_than": 1.0}, 1.2, 2.0, 0.1, "failed", "failed"),
+])
+def test_an_end_within_its_monte_carlo_error_of_a_bound_leaves_the_verdict_inconclusive(
+        prediction, low, high, mc_error, verdict, raw):
+    estimate = Estimate((low + high) / 2, low, high, "seed", 10, mc_error)
+    judged = evaluate(hypothesis(**prediction), estimate)
+    assert judged.verdict == verdict
+    assert evaluate(hypothesis(**prediction), interval(low, high)).verdict == raw
+    assert ("on the margin" in judged.reason) == (verdict != raw)
+    if verdict != raw:
+        assert f"would be {raw}" in judged.reason
+
 # --- statistics ------------------------------------------------------------------------------
 
 

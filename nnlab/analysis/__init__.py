@@ -13,7 +13,7 @@ comes with equivalence bounds (`tost_*`) and power (`power`,
 `minimum_detectable_effect`); tests of one question are adjusted together (`Family`).
 """
 
-from nnlab.analysis._bootstrap import Estimate, metric_bounds
+from nnlab.analysis._bootstrap import Estimate, end_mc_error, metric_bounds
 from nnlab.analysis.arms import ArmDifference, EtaBestRatio, eta_best_ratio, floor_difference
 from nnlab.analysis.compare import CompareResult, compare_variance, compare_variance_by
 from nnlab.analysis.distribution import HypothesisTest, NormalityResult, normality, shapiro_power
@@ -52,6 +52,7 @@ __all__ = [
     "VarianceComponentsResult",
     "compare_variance",
     "compare_variance_by",
+    "end_mc_error",
     "error_analysis",
     "eta_best",
     "fit_power_law",

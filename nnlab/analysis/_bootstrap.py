@@ -105,6 +105,33 @@ def estimate(value: float, samples: np.ndarray, confidence: float) -> Estimate:
     return Estimate(float(value), float(low), float(high), confidence)
 
 
+def end_mc_error(replicates: np.ndarray, ends: Sequence[float], confidence: float = 0.95
+                 ) -> float:
+    """Monte Carlo error of an interval whose ends are quantiles of bootstrap (or simulated)
+    `replicates` (n,): for each end, the level p it has among the replicates, and the
+    distribution-free `confidence` interval of the p-quantile from the order statistics
+    (`scipy.stats.quantile_test`, binomial); the largest distance from an end to its
+    interval's far side. Unlimited resamples would put each end within this of where it
+    is, at that confidence. Percentile, widened percentile and BCa ends all are such
+    quantiles (BCa's at adjusted levels). inf when an end lies past the replicates' range
+    (its quantile cannot be bracketed). NaN replicates are left out."""
+    values = np.sort(np.asarray(replicates, dtype=float).ravel())
+    values = values[~np.isnan(values)]
+    n = values.size
+    if n < 2:
+        return math.inf
+    error = 0.0
+    for end in ends:
+        level = np.searchsorted(values, end, side="left") / n
+        level = min(max(level, 0.5 / n), 1 - 0.5 / n)
+        bracket = stats.quantile_test(values, q=end, p=level).confidence_interval(confidence)
+        distances = np.array([end - bracket.low, bracket.high - end], dtype=float)
+        if not np.all(np.isfinite(distances)):  # no order statistic that far out
+            return math.inf
+        error = max(error, float(distances.max()))
+    return error
+
+
 def resample_groups(
     groups: Sequence[np.ndarray], n_resamples: int, rng: np.random.Generator, paired: bool
 ) -> list[np.ndarray]:

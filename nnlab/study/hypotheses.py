@@ -77,13 +77,16 @@ class Hypothesis:
 @dataclass(frozen=True)
 class Estimate:
     """A statistic's value with its 95% interval [low, high]; `n` units of replication
-    named by `unit` ("seed") stand behind it."""
+    named by `unit` ("seed") stand behind it. mc_error: how far the interval's ends may lie
+    from where unlimited resamples would put them, for an interval read off bootstrap or
+    simulated replicates (`nnlab.analysis.end_mc_error`); 0 for one computed exactly."""
 
     value: float
     low: float
     high: float
     unit: str
     n: int
+    mc_error: float = 0.0
 
     def __str__(self) -> str:
         return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}] ({self.unit}, n={self.n})"
@@ -92,7 +95,7 @@ class Estimate:
 @dataclass(frozen=True)
 class Verdict:
     """A hypothesis, the estimate it was judged on (None when not evaluated), the verdict
-    (one of VERDICTS) and, when not evaluated, why."""
+    (one of VERDICTS) and, when not evaluated or on the margin (`evaluate`), why."""
 
     hypothesis: Hypothesis
     estimate: Estimate | None
@@ -151,11 +154,26 @@ def hypothesis_from(table: object, index: int) -> Hypothesis:
 def evaluate(hypothesis: Hypothesis, estimate: Estimate) -> Verdict:
     """The verdict on `hypothesis` from the 95% interval of `estimate`: held (the interval
     inside the predicted region), failed (entirely outside it) or inconclusive; not
-    evaluated when the interval is undefined (fewer than 2 units)."""
+    evaluated when the interval is undefined (fewer than 2 units). The interval is first
+    widened by its Monte Carlo error on each side, so that no verdict rests on where the
+    bootstrap's draws happened to put an end; a verdict that the widening turned
+    inconclusive says so in its reason ("on the margin")."""
     low, high = estimate.low, estimate.high
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:
         return Verdict(hypothesis, estimate, "not evaluated",
                        f"no interval ([{low}, {high}] from n={estimate.n} {estimate.unit}s)")
+    verdict = _judged(hypothesis, low - estimate.mc_error, high + estimate.mc_error)
+    if verdict != _judged(hypothesis, low, high):
+        return Verdict(hypothesis, estimate, verdict, (
+            f"on the margin: the interval [{low:.4g}, {high:.4g}] would be "
+            f"{_judged(hypothesis, low, high)}, but an end lies within its Monte Carlo error "
+            f"({estimate.mc_error:.2g}) of the predicted region's bound; more resamples would "
+            "settle it"))
+    return Verdict(hypothesis, estimate, verdict)
+
+
+def _judged(hypothesis: Hypothesis, low: float, high: float) -> str:
+    """held, failed or inconclusive: the interval [low, high] against the region."""
     region_low, region_high = hypothesis.region
     if hypothesis.kind == "equals":  # a closed region
         inside = region_low <= low and high <= region_high
@@ -164,8 +182,7 @@ def evaluate(hypothesis: Hypothesis, estimate: Estimate) -> Verdict:
         inside, outside = low > region_low, high <= region_low
     else:  # (-inf, x)
         inside, outside = high < region_high, low >= region_high
-    verdict = "held" if inside else "failed" if outside else "inconclusive"
-    return Verdict(hypothesis, estimate, verdict)
+    return "held" if inside else "failed" if outside else "inconclusive"
 
 
 def evaluate_all(hypotheses: Sequence[Hypothesis], statistics: Mapping[str, Estimate | str]

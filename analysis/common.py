@@ -44,6 +44,7 @@ from nnlab.analysis import (
     Estimate,
     Family,
     HypothesisTest,
+    end_mc_error,
     eta_best,
     eta_sensitivity,
     extrapolation_check,
@@ -53,7 +54,7 @@ from nnlab.analysis import (
 from nnlab.analysis.multiplicity import METHODS
 from nnlab.errors import NNLabError
 from nnlab.report.figures import save_figure
-from nnlab.study import Study, lengths
+from nnlab.study import Study, hypotheses, lengths
 from nnlab.study import archive as study_archive
 from nnlab.study.hypotheses import Verdict
 
@@ -179,14 +180,16 @@ def interval_text(e: Mapping[str, float], spec: str = ".3g") -> str:
 
 def verdict_line(h: dict, spec: str = ".3g") -> str:
     """A `hypothesis_records` record as a markdown list item, its estimate in format `spec`
-    (`interval_text`). An unevaluated one gives its reason instead."""
+    (`interval_text`). An unevaluated one gives its reason instead, one on the margin its
+    reason as well."""
     head = (f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
             f"{h['prediction']}; ")
     e = h["estimate"]
     if e is None:
         return head + f"**{h['verdict']}**: {h['reason']}."
+    margin = f", {h['reason']}" if h["reason"] else ""
     return (head + f"estimate {interval_text(e, spec)} ({e['unit']}, n = {e['n']}): "
-            f"**{h['verdict']}** ({h['note']}).")
+            f"**{h['verdict']}**{margin} ({h['note']}).")
 
 
 def claims_table(family: Family, claims: dict[str, str]) -> list[dict]:
@@ -337,6 +340,24 @@ def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[
     tail = 50 * (1 - confidence)
     low, high = np.percentile(samples, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def replicate_interval(samples: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    """low, high: the central `confidence` interval of bootstrap (or simulated) `samples`
+    (n,); mc_error: how far those ends may lie from where unlimited replicates would put
+    them (`nnlab.analysis.end_mc_error`), which a verdict on them takes into account."""
+    low, high = percentile_interval(samples, confidence)
+    return {"low": low, "high": high, "mc_error": end_mc_error(samples, [low, high])}
+
+
+def log2_statistic(ratio: Mapping[str, float], boot_log: np.ndarray, unit: str, n: int
+                   ) -> hypotheses.Estimate:
+    """A ratio's value and interval (keys value, low, high) as the hypothesis statistic of
+    its log2, with the Monte Carlo error of those ends from the replicates of its natural
+    log, boot_log (n_resamples,)."""
+    value, low, high = (float(np.log2(ratio[key])) for key in ("value", "low", "high"))
+    return hypotheses.Estimate(value, low, high, unit, n,
+                               end_mc_error(boot_log / np.log(2), [low, high]))
 
 
 def paired_difference(a: pd.Series, b: pd.Series, seed: int = 0) -> dict:

@@ -35,6 +35,7 @@ from common import (
     hypothesis_records,
     load,
     percentile_interval,
+    replicate_interval,
     run,
     runs_by_length,
     scale_up,
@@ -179,9 +180,8 @@ def beyond_test_set(final: VarianceComponentsResult, split: TestSetVarianceResul
     t = split.test_set
     test_set_draws = np.random.default_rng(1).normal(
         t.value, (t.high - t.low) / (2 * stats.norm.ppf(0.975)), N_DRAWS)
-    low, high = percentile_interval(final.draws[:, 2] - test_set_draws)
-    return {"value": final["residual"].value.value - t.value, "low": low, "high": high,
-            "confidence": 0.95}
+    return {"value": final["residual"].value.value - t.value,
+            **replicate_interval(final.draws[:, 2] - test_set_draws), "confidence": 0.95}
 
 
 def share_change(earlier: VarianceComponentsResult, later: VarianceComponentsResult,
@@ -197,9 +197,9 @@ def share_change(earlier: VarianceComponentsResult, later: VarianceComponentsRes
     def shares(result: VarianceComponentsResult) -> np.ndarray:
         return result.draws[:, k] / result.draws.sum(axis=1)
 
-    low, high = percentile_interval(shares(later) - shares(earlier), later.confidence)
     return {"value": later.components[k].share.value - earlier.components[k].share.value,
-            "low": low, "high": high, "confidence": later.confidence}
+            **replicate_interval(shares(later) - shares(earlier), later.confidence),
+            "confidence": later.confidence}
 
 
 def split_statistics(prefix: str, final: VarianceComponentsResult, beyond: dict,
@@ -210,7 +210,7 @@ def split_statistics(prefix: str, final: VarianceComponentsResult, beyond: dict,
     unit = f"cell ({final.n_rows} init x {final.n_cols} order seeds)"
 
     def estimate(e) -> Estimate:
-        return Estimate(e["value"], e["low"], e["high"], unit, n_cells)
+        return Estimate(e["value"], e["low"], e["high"], unit, n_cells, e["mc_error"])
 
     return {f"{prefix}.share_residual": estimate(final["residual"].share.to_dict()),
             f"{prefix}.share_init": estimate(final["init_seed"].share.to_dict()),
@@ -298,10 +298,7 @@ def compute() -> dict:
         "components": {str(n): r.to_dict() for n, r in results.items()},
         "test_set": split.to_dict() | {"example_error_rate": None},
         "residual_minus_test_set": beyond,
-        "hypotheses": [{"name": v.hypothesis.name, "prediction": v.hypothesis.prediction,
-                        "primary": v.hypothesis.primary, "note": v.hypothesis.note,
-                        "estimate": None if v.estimate is None else vars(v.estimate),
-                        "verdict": v.verdict} for v in verdicts],
+        "hypotheses": hypothesis_records(verdicts),
         "single_source_derivation": derivation,
         "one_seed_changed": {  # the expected variance of an arm that varies one seed
             factor: final.derived(changed_share(k)).to_dict()
@@ -356,7 +353,8 @@ def follow_up(name: str, prefix: str, crossed: pd.DataFrame) -> dict:
         change = share_change(results[SHORTER], final)
         statistics[f"{prefix}.share_residual_change"] = Estimate(
             change["value"], change["low"], change["high"],
-            f"cell ({final.n_rows} init x {final.n_cols} order seeds)", n_cells)
+            f"cell ({final.n_rows} init x {final.n_cols} order seeds)", n_cells,
+            change["mc_error"])
         found |= {"share_residual_change": change,
                   "prefix": prefix_check(runs, crossed),
                   "diagonal": diagonal_check(runs, longest, LONG_ARMS["both"])}

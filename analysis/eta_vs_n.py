@@ -31,7 +31,9 @@ from common import (
     claims_table,
     eta_best_fits,
     figure_path,
+    hypothesis_records,
     load,
+    log2_statistic,
     percentile_interval,
     run,
     runs_by_length,
@@ -218,25 +220,22 @@ def batch_400(b100: dict, family: Family) -> tuple[dict, dict]:
     matched, boot = matched_ratios(b400, b100)
     falling = geometric_mean(matched, boot, matched["falling"].to_numpy())
     rows = matched.to_dict("records")
-    plateau = [r for r in rows if not r["falling"]]
-    largest = max(plateau, key=lambda r: r["ratio"])
+    largest = max((i for i, r in enumerate(rows) if not r["falling"]),
+                  key=lambda i: rows[i]["ratio"])
     n_seeds = b400["n_seeds"]
-    statistics = {"log2_ratio_falling": Estimate(
-                      np.log2(falling["value"]), np.log2(falling["low"]),
-                      np.log2(falling["high"]), "seed", n_seeds),
-                  "log2_ratio_plateau_largest": Estimate(
-                      np.log2(largest["ratio"]), np.log2(largest["low"]),
-                      np.log2(largest["high"]), "seed", n_seeds)}
+    statistics = {"log2_ratio_falling": log2_statistic(falling, falling["boot_log"], "seed",
+                                                       n_seeds),
+                  "log2_ratio_plateau_largest": log2_statistic(
+                      {key: rows[largest][key] for key in ("low", "high")}
+                      | {"value": rows[largest]["ratio"]}, boot[:, largest],
+                      "seed", n_seeds)}
     verdicts = evaluate_all(B400_HYPOTHESES, statistics)
     last = b400["table"].iloc[-1]
     numbers = {
         **numbers_of(b400), "ratio_equal_examples": rows,
         "ratio_equal_examples_falling": {k: v for k, v in falling.items() if k != "boot_log"},
         "eta_best_at_longest": {k: last[k] for k in ("n_steps", "eta_best", "low", "high")},
-        "hypotheses": [{"name": v.hypothesis.name, "prediction": v.hypothesis.prediction,
-                        "primary": v.hypothesis.primary, "note": v.hypothesis.note,
-                        "estimate": None if v.estimate is None else vars(v.estimate),
-                        "verdict": v.verdict} for v in verdicts]}
+        "hypotheses": hypothesis_records(verdicts)}
     return numbers, b400
 
 
@@ -465,7 +464,8 @@ def render(numbers: dict) -> str:
         "b400_header": B400_HEADER, "b400_plateau": B400_PLATEAU,
         "verdicts": "\n".join(
             f"- **{h['name']}** ({'primary' if h['primary'] else 'secondary'}): "
-            f"{h['prediction']}; estimate {estimate}: **{h['verdict']}**."
+            f"{h['prediction']}; estimate {estimate}: **{h['verdict']}**"
+            + (f", {h['reason']}." if h.get("reason") else ".")
             for h, estimate in zip(b400["hypotheses"], estimates, strict=True)),
         "b400_rows": ratios(b400["ratio_equal_examples"],
                             lambda r: "" if r["falling"] else " (plateau)"),

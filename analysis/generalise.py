@@ -143,9 +143,10 @@ def train_size(study: Study) -> int:
 
 
 def estimate_of(found: analysis.Estimate, unit: str, n: int) -> Estimate:
-    """A result's estimate (`nnlab.analysis.Estimate`: value, low, high) as a hypothesis
-    statistic with its unit of replication and n."""
-    return Estimate(float(found.value), float(found.low), float(found.high), unit, n)
+    """A result's estimate (`nnlab.analysis.Estimate`: value, low, high, mc_error) as a
+    hypothesis statistic with its unit of replication and n."""
+    return Estimate(float(found.value), float(found.low), float(found.high), unit, n,
+                    float(found.mc_error))
 
 
 def eta_part(workload: Workload, study: Study) -> dict:
@@ -465,6 +466,10 @@ def render(numbers: dict) -> str:
         h = on(records, statistic_name(workload.name, statistic))
         return "not estimated" if h is None else interval(h, spec)
 
+    def mc_error(statistic: str) -> str:
+        h = on(records, statistic_name(workload.name, statistic))
+        return "not estimated" if h is None else f"{h['estimate']['mc_error']:.2g}"
+
     tail, broken = eta.get("tail"), eta.get("broken")
     d_train, m_train = eta["train_size"], m["train_size"]
     variance_table = restarts["variance"]["table"]
@@ -553,6 +558,7 @@ def render(numbers: dict) -> str:
         "eta_verdicts": "\n".join(verdict_line(h) for h in eta["hypotheses"]),
         "restarts_verdicts": "\n".join(verdict_line(h) for h in restarts["hypotheses"]),
         "ratio_precise": estimate("std_ratio", ".4f"),
+        "ratio_mc_error": mc_error("std_ratio"),
         "ratio_resamples": f"{STD_RATIO_RESAMPLES:,}",
         "comparison": "\n".join(f"| {' | '.join(row)} |" for row in rows),
         "others": others_text(numbers),

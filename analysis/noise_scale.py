@@ -24,8 +24,11 @@ from common import (
     as_written,
     figure_path,
     has_runs,
+    hypothesis_records,
     load,
+    log2_statistic,
     percentile_interval,
+    replicate_interval,
     run,
     write_findings,
 )
@@ -41,7 +44,7 @@ from nnlab.analysis.noise_scale import (
 )
 from nnlab.report.figures import save_figure
 from nnlab.study import StudySpec
-from nnlab.study.hypotheses import Estimate, Hypothesis, evaluate_all
+from nnlab.study.hypotheses import Estimate, evaluate_all
 
 STUDY = "noise-scale"
 B1600 = "eta-vs-n-b1600"
@@ -80,19 +83,10 @@ def prediction(batch: int, b_noise: NoiseScaleAtTime, observed_ratio: dict | Non
         seen = observed_ratio["boot_log"] / np.log(2)
         n = min(len(seen), len(boot))
         value = float(np.log2(observed_ratio["value"]) - found["log2"])
-        d_low, d_high = percentile_interval(seen[:n] - boot[:n], CONFIDENCE)
         found["observed"] = {k: v for k, v in observed_ratio.items() if k != "boot_log"}
-        found["difference"] = {"value": value, "low": d_low, "high": d_high}
+        found["difference"] = {"value": value,
+                               **replicate_interval(seen[:n] - boot[:n], CONFIDENCE)}
     return found
-
-
-def verdicts(hypotheses: tuple[Hypothesis, ...], statistics: dict) -> list[dict]:
-    """The verdict on each declared hypothesis, as findings.json keeps it."""
-    return [{"name": v.hypothesis.name, "prediction": v.hypothesis.prediction,
-             "primary": v.hypothesis.primary, "note": v.hypothesis.note,
-             "estimate": None if v.estimate is None else vars(v.estimate),
-             "verdict": v.verdict, "reason": v.reason}
-            for v in evaluate_all(hypotheses, statistics)]
 
 
 def compute() -> dict:
@@ -104,9 +98,8 @@ def compute() -> dict:
     b_noise = noise_scale_at(curves, T_STAR, confidence=CONFIDENCE)
     early = noise_scale_at(curves, T_EARLY, confidence=CONFIDENCE)
     growth_boot = (b_noise.boot_log - early.boot_log) / np.log(10)
-    growth_low, growth_high = percentile_interval(growth_boot, CONFIDENCE)
-    growth = {"value": float(np.log10(b_noise.value / early.value)), "low": growth_low,
-              "high": growth_high}
+    growth = {"value": float(np.log10(b_noise.value / early.value)),
+              **replicate_interval(growth_boot, CONFIDENCE)}
     b1600_run = has_runs(B1600)
     b100 = eta_vs_n.analyse(100)
     seen = {batch: observed(batch, b100) for batch in BATCHES
@@ -120,10 +113,8 @@ def compute() -> dict:
     statistics["gns.log10_growth"] = Estimate(**growth, unit="seed", n=n_seeds)
     b1600_spec = load(B1600).spec if b1600_run else StudySpec.from_toml(B1600_SPEC)
     if b1600_run:
-        ratio = seen[1600]
-        value, low, high = (float(np.log2(ratio[k])) for k in ("value", "low", "high"))
-        statistics["b1600.log2_ratio_falling"] = Estimate(value, low, high, unit="seed",
-                                                          n=ratio["n_seeds"])
+        statistics["b1600.log2_ratio_falling"] = log2_statistic(
+            seen[1600], seen[1600]["boot_log"], "seed", seen[1600]["n_seeds"])
     else:
         statistics["b1600.log2_ratio_falling"] = f"{B1600} has not run yet"
     numbers = {
@@ -133,9 +124,10 @@ def compute() -> dict:
         "growth": growth,
         "along_training": along_training(curves, confidence=CONFIDENCE).to_dict("records"),
         "predictions": [predicted[batch] for batch in BATCHES],
-        "hypotheses": verdicts(study.spec.hypotheses, statistics),
+        "hypotheses": hypothesis_records(evaluate_all(study.spec.hypotheses, statistics)),
         "b1600_run": b1600_run,
-        "b1600_hypotheses": verdicts(b1600_spec.hypotheses, statistics),
+        "b1600_hypotheses": hypothesis_records(evaluate_all(b1600_spec.hypotheses,
+                                                                statistics)),
     }
     return {"numbers": numbers}
 

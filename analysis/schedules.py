@@ -24,6 +24,7 @@ from common import (
     claims_lines,
     claims_table,
     figure_path,
+    hypothesis_records,
     interval_text,
     load,
     run,
@@ -217,22 +218,17 @@ def compute_from(frame: pd.DataFrame, hypotheses: tuple[Hypothesis, ...]) -> dic
     for name, c in comparisons.items():
         family.add(name, HypothesisTest(**c["t_test"]))
         claims[name] = (f"{c['a']} and {c['b']} differ in test_acc at N = {c['n_steps']}")
-    hypothesis_records = [
-        {"name": v.hypothesis.name, "statistic": v.hypothesis.statistic,
-         "prediction": v.hypothesis.prediction, "primary": v.hypothesis.primary,
-         "note": v.hypothesis.note,
-         "estimate": None if v.estimate is None else vars(v.estimate),
-         "verdict": v.verdict, "reason": v.reason} for v in verdicts]
+    records = hypothesis_records(verdicts)
     numbers = {
         "design": {**design, "budgets": sorted(int(n) for n in frame["n_steps"].unique()),
                    "margin": MARGIN, "alpha": ALPHA, "n_runs": int(len(frame)),
                    "n_diverged": int((frame["status"] == "diverged").sum())},
         "families": family_table(results, frame),
         "comparisons": comparisons,
-        "hypotheses": hypothesis_records,
+        "hypotheses": records,
         "claims": claims_table(family, claims),
         "family": family.to_dict(),
-        "summary": {"primary": next((h for h in hypothesis_records if h["primary"]), None)},
+        "summary": {"primary": next((h for h in records if h["primary"]), None)},
     }
     summaries = [f"{name}: {c['difference']['value']:+.4f} [{c['difference']['low']:+.4f}, "
                  f"{c['difference']['high']:+.4f}] ({c['n_pairs']} seeds)"

@@ -19,7 +19,9 @@ findings/peak_time.png.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import eta_vs_n
 import numpy as np
@@ -35,7 +37,9 @@ from common import (
     hypothesis_records,
     load,
     load_if_run,
+    log2_statistic,
     percentile_interval,
+    replicate_interval,
     run,
     runs_by_length,
     scale_up,
@@ -153,11 +157,19 @@ def best_cell_difference(a: pd.DataFrame, b: pd.DataFrame, seed: int = 0) -> dic
     return widened(value, boot, n)
 
 
+def statistic(found: Mapping[str, Any], unit: str, n: int) -> Estimate:
+    """A hypothesis statistic from a result's value, low and high, with the Monte Carlo
+    error of those ends where it has one (an interval read off replicates)."""
+    return Estimate(float(found["value"]), float(found["low"]), float(found["high"]), unit, n,
+                    float(found.get("mc_error", 0.0)))
+
+
 def widened(value: float, boot: np.ndarray, n_seeds: int) -> dict:
     """value with the 95% percentile interval of its bootstrap replicates (n_resamples,)
     over n_seeds seeds, their spread about value widened by t_(n-1) / z."""
-    low, high = percentile_interval(value + t_over_z(n_seeds - 1, 0.95) * (boot - value))
-    return {"value": value, "low": low, "high": high, "n_seeds": n_seeds}
+    return {"value": value,
+            **replicate_interval(value + t_over_z(n_seeds - 1, 0.95) * (boot - value)),
+            "n_seeds": n_seeds}
 
 
 def sweep_eta_best(runs: pd.DataFrame) -> EtaBestResult:
@@ -184,9 +196,8 @@ def exponent_difference(first: PowerLawFit, second: PowerLawFit) -> tuple[dict, 
     (n_resamples,). Paired: fitted from arms bootstrapped with the same `seed` over the same
     seeds, replicate k of both resampled the same seeds (nnlab.analysis.arms)."""
     boot = first.boot_exponent - second.boot_exponent
-    low, high = percentile_interval(boot)
-    return {"value": first.exponent.value - second.exponent.value, "low": low, "high": high,
-            "confidence": 0.95}, boot
+    return {"value": first.exponent.value - second.exponent.value,
+            **replicate_interval(boot), "confidence": 0.95}, boot
 
 
 def intervention() -> dict:
@@ -204,7 +215,6 @@ def intervention() -> dict:
                            stalled_at=STALLED_AT, n_resamples=N_RESAMPLES)
     fits = power_laws(arms, FALLING)
     b_difference, b_boot = exponent_difference(fits["none"], fits["weight decay"])
-    b_low, b_high = b_difference["low"], b_difference["high"]
     wd_curves = curves(STUDY)
     wd_curves = wd_curves[wd_curves["seed"].isin(seeds)]
     short_curves = curves(SHORT)
@@ -216,15 +226,11 @@ def intervention() -> dict:
     unit, n = "seed", len(seeds)
     b_wd = fits["weight decay"].exponent
     statistics = {
-        "wd.eta_best_ratio": Estimate(float(at_longest["ratio"]), float(at_longest["low"]),
-                                      float(at_longest["high"]), unit, n),
-        "wd.b": Estimate(b_wd.value, b_wd.low, b_wd.high, unit, n),
-        "wd.b_difference": Estimate(b_difference["value"], b_low, b_high, unit, n),
-        "wd.fall_after_peak": Estimate(falls["weight decay"]["value"],
-                                       falls["weight decay"]["low"],
-                                       falls["weight decay"]["high"], unit, n),
-        "wd.best_val_acc_difference": Estimate(best["value"], best["low"], best["high"],
-                                               unit, n),
+        "wd.eta_best_ratio": statistic({**at_longest, "value": at_longest["ratio"]}, unit, n),
+        "wd.b": Estimate(b_wd.value, b_wd.low, b_wd.high, unit, n, b_wd.mc_error),
+        "wd.b_difference": statistic(b_difference, unit, n),
+        "wd.fall_after_peak": statistic(falls["weight decay"], unit, n),
+        "wd.best_val_acc_difference": statistic(best, unit, n),
     }
     verdicts = evaluate_all(study.spec.hypotheses, statistics)
     return {"study": study, "design": design, "seeds": seeds, "etas": etas, "arms": arms,
@@ -332,18 +338,16 @@ def cosine_numbers(cosine: pd.DataFrame, constant: pd.DataFrame) -> dict:
                              2 * best_grid[n])) for n in COSINE_FIT}
     gain = gain_at_doubled_eta(cosine, constant, doubled)
     n, unit = gain["n_seeds"], "seed"
-    log2 = {k: float(np.log2(longest[k])) for k in ("value", "low", "high")}
     statistics = {
-        "cos.log2_ratio_longest": Estimate(log2["value"], log2["low"], log2["high"], unit, n),
-        "cos.b_difference": Estimate(b_difference["value"], b_difference["low"],
-                                     b_difference["high"], unit, n),
-        "cos.gain_at_doubled_eta": Estimate(gain["value"], gain["low"], gain["high"], unit,
-                                            n)}
+        "cos.log2_ratio_longest": log2_statistic(longest, longest["boot_log"], unit, n),
+        "cos.b_difference": statistic(b_difference, unit, n),
+        "cos.gain_at_doubled_eta": statistic(gain, unit, n)}
     return {"eta_best": {name: r.table[["n_steps", "eta_best", "low", "high", "eta_grid",
                                         "bracketed"]].to_dict(orient="records")
                          for name, r in arms.items()},
             "ratio": table.to_dict(orient="records"),
-            "longest": {**{k: longest[k] for k in ("value", "low", "high")}, "log2": log2,
+            "longest": {**{k: longest[k] for k in ("value", "low", "high")},
+                        "log2": {k: float(np.log2(longest[k])) for k in ("value", "low", "high")},
                         "lengths": COSINE_LONGEST},
             "b": {name: fit.to_dict() for name, fit in fits.items()},
             "b_difference": b_difference, "gain": gain, "statistics": statistics}

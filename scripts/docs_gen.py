@@ -244,9 +244,21 @@ def _noise_scale(results: Path) -> tuple[str, str, str, str]:
     ratios = {p["batch"]: p for p in found["predictions"]}
     b1600 = ratios[1600]
     seen = b1600["observed"]
+    post = [next(h for h in found["hypotheses"] if h["name"] == f"b{batch}-postdiction")
+            for batch in (25, 400)]
+    if all(h["verdict"] == "held" for h in post):
+        postdicted = "gives the batch ratios 25/100 and 400/100 within a factor sqrt 2"
+    else:
+        margin = any("on the margin" in h["reason"] for h in post)
+        postdicted = ("puts the batch ratios 25/100 and 400/100 near the observed ones (log2 "
+                      "observed / predicted " + " and ".join(
+                          _ci(h["estimate"], ".2f") for h in post) + "; "
+                      + ", ".join(f"{h['name']} {h['verdict']}" for h in post)
+                      + (", on the margin of the declared factor sqrt 2" if margin else "")
+                      + ")")
     answer = (f"In part: the gradient noise scale B_noise = {_ci(found['b_noise'], '.3g')} "
-              "(B_simple at T* = 7000) gives the batch ratios 25/100 and 400/100 within a "
-              "factor sqrt 2 (postdictions); batch 1600's, predicted before its runs, "
+              f"(B_simple at T* = 7000) {postdicted}; batch 1600's, predicted before its "
+              "runs, "
               + ("has not run yet" if seen is None else
                  f"came out {_ci(seen, '.3g')} against {_ci(b1600, '.3g')}, "
                  f"primary {primary['verdict']}"))

@@ -197,3 +197,15 @@ def test_an_end_past_every_replicate_has_an_unbounded_monte_carlo_error():
     assert end_mc_error(replicates, [2.0, 20.0]) == math.inf
     assert end_mc_error(np.array([1.0]), [1.0]) == math.inf
     assert math.isfinite(end_mc_error(np.append(np.arange(1000.0), np.nan), [25.0, 975.0]))
+
+
+@pytest.mark.parametrize("n", [50, 2000, 20001])
+def test_an_ends_monte_carlo_error_is_scipys_order_statistic_interval(n):
+    """The ranks end_mc_error takes are those of scipy.stats.quantile_test's interval (an
+    end whose interval has no finite side there is inf here)."""
+    values = np.sort(np.random.default_rng(n).normal(size=n))
+    for end in np.quantile(values, [0.1, 0.3, 0.5, 0.9]):
+        level = min(max(np.searchsorted(values, end) / n, 0.5 / n), 1 - 0.5 / n)
+        bracket = stats.quantile_test(values, q=end, p=level).confidence_interval(0.95)
+        expected = max(end - bracket.low, bracket.high - end)
+        assert end_mc_error(values[::-1], [end]) == pytest.approx(expected, rel=1e-12)

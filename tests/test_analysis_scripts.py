@@ -15,9 +15,9 @@ import pytest
 
 from nnlab.analysis import Estimate, Family, HypothesisTest, eta_best
 from nnlab.errors import NNLabError
-from nnlab.study import Study
+from nnlab.study import Study, StudySpec
 from nnlab.study.hypotheses import Estimate as HypothesisEstimate
-from nnlab.study.hypotheses import Hypothesis, evaluate_all
+from nnlab.study.hypotheses import Hypothesis, evaluate, evaluate_all
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -231,3 +231,44 @@ def test_eta_vs_n_compute_gives_eta_best_and_the_paired_ratios_of_the_batch_size
     assert numbers["batch_400"]["n_runs"] == {"eta-vs-n-b400": 100}
     assert [h["verdict"] for h in numbers["batch_400"]["hypotheses"]] == [
         "inconclusive", "held"]
+
+
+def verdict_records(found: object) -> list[dict]:
+    """Every hypothesis record (`common.hypothesis_records`) in a findings.json's content."""
+    if isinstance(found, list):
+        return [r for item in found for r in verdict_records(item)]
+    if not isinstance(found, dict):
+        return []
+    own = [found] if "verdict" in found and "statistic" in found else []
+    return own + [r for value in found.values() for r in verdict_records(value)]
+
+
+def test_every_committed_verdict_is_the_rule_applied_to_its_recorded_estimate(scripts):
+    """Each verdict in results/*/findings.json is what `evaluate` gives its declared
+    hypothesis (the committed specs', and eta_vs_n.py's batch-400 header) on the recorded
+    estimate, its Monte Carlo error included: no findings judged by another rule or left
+    stale. Some are on the margin: a bare interval inside the region whose widened one is
+    not."""
+    import eta_vs_n
+
+    declared: dict[tuple[str, str], Hypothesis] = {}
+    for hypothesis in [*eta_vs_n.B400_HYPOTHESES, *(
+            h for path in sorted((ROOT / "studies").glob("*.toml"))
+            for h in StudySpec.from_toml(path).hypotheses)]:
+        key = (hypothesis.name, hypothesis.statistic)
+        assert declared.setdefault(key, hypothesis) == hypothesis, key
+    judged, on_the_margin = 0, 0
+    for _, folder in FINDINGS:
+        for record in verdict_records(committed(folder)):
+            if record["estimate"] is None:
+                continue
+            estimate = dict(record["estimate"])
+            if estimate["mc_error"] is None:  # the JSON writer's inf
+                estimate["mc_error"] = np.inf
+            found = evaluate(declared[(record["name"], record["statistic"])],
+                             HypothesisEstimate(**estimate))
+            assert (found.verdict, found.reason) == (record["verdict"], record["reason"]), (
+                folder, record["name"])
+            judged += 1
+            on_the_margin += "on the margin" in record["reason"]
+    assert judged >= 40 and on_the_margin >= 1

@@ -75,7 +75,7 @@ def test_the_share_change_of_a_main_effect_is_the_same_function_of_its_pivots(sc
 
 def test_the_statistics_the_hypotheses_name_are_the_components_estimates(script):
     result = variance_components(crossed(np.random.default_rng(5), 6, 5), n_draws=2000)
-    beyond = {"value": 0.5, "low": 0.1, "high": 0.9, "confidence": 0.95}
+    beyond = {"value": 0.5, "low": 0.1, "high": 0.9, "confidence": 0.95, "mc_error": 0.01}
     found = script.split_statistics("crossed_best", result, beyond, 30)
     assert set(found) == {f"crossed_best.{k}" for k in (
         "share_residual", "share_init", "sigma2_init", "sigma2_order",
@@ -86,6 +86,9 @@ def test_the_statistics_the_hypotheses_name_are_the_components_estimates(script)
         result["residual"].share.high)
     assert found["crossed_best.sigma2_order"].value == result["order_seed"].value.value
     assert found["crossed_best.residual_minus_test_set"].high == 0.9
+    # the GCI's percentile ends carry the Monte Carlo error of its 2000 draws
+    assert share.mc_error == result["residual"].share.mc_error > 0
+    assert found["crossed_best.residual_minus_test_set"].mc_error == 0.01
     assert share.n == 30 and share.unit == "cell (6 init x 5 order seeds)"
 
 

@@ -130,3 +130,23 @@ def test_nielsen_specs_say_what_the_book_says(chapter):
     else:  # cross-entropy, eta 0.5, L2 lambda 5.0 over n = 50,000
         assert (base.loss, base.eta) == ("cross_entropy", 0.5)
         assert base.weight_decay == pytest.approx(5.0 / 50_000)
+
+
+def test_row_9_says_the_postdictions_held_only_where_their_verdicts_say_so(tmp_path):
+    """Row 9 reads the batch-25 and batch-400 postdictions' verdicts: on the margin (as
+    committed) it gives their intervals and verdicts, held it says 'within a factor
+    sqrt 2'."""
+    source = tmp_path / "noise-scale" / "findings.json"
+    source.parent.mkdir()
+    found = json.loads((ROOT / "results" / "noise-scale" / "findings.json").read_text())
+    source.write_text(json.dumps(found))
+    answer = docs_gen._noise_scale(tmp_path)[0]
+    assert "within a factor sqrt 2" not in answer
+    assert ("b25-postdiction inconclusive, b400-postdiction inconclusive, on the margin of "
+            "the declared factor sqrt 2") in answer
+    for h in found["hypotheses"]:
+        h.update(verdict="held", reason="")
+    source.write_text(json.dumps(found))
+    answer = docs_gen._noise_scale(tmp_path)[0]
+    assert "gives the batch ratios 25/100 and 400/100 within a factor sqrt 2;" in answer
+    assert "postdiction" not in answer

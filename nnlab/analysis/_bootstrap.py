@@ -47,12 +47,15 @@ def few_seeds_warning(n: int) -> str:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate with a two-sided confidence interval [low, high]."""
+    """A point estimate with a two-sided confidence interval [low, high]. mc_error: for an
+    interval read off bootstrap replicates, how far its ends may lie from where unlimited
+    resamples would put them (`end_mc_error`); 0 for one computed exactly."""
 
     value: float
     low: float
     high: float
     confidence: float = 0.95
+    mc_error: float = 0.0
 
     def __str__(self) -> str:
         return self.format()
@@ -73,6 +76,7 @@ class Estimate:
             "low": _plain(self.low),
             "high": _plain(self.high),
             "confidence": float(self.confidence),
+            "mc_error": _plain(self.mc_error),
         }
 
 
@@ -100,36 +104,37 @@ def interval(samples: np.ndarray, confidence: float, axis: int = 0) -> tuple:
 
 
 def estimate(value: float, samples: np.ndarray, confidence: float) -> Estimate:
-    """Estimate from a point value and its bootstrap samples (n_resamples,)."""
+    """Estimate from a point value and its bootstrap samples (n_resamples,), with the
+    Monte Carlo error of its ends."""
     low, high = interval(samples, confidence)
-    return Estimate(float(value), float(low), float(high), confidence)
+    return Estimate(float(value), float(low), float(high), confidence,
+                    end_mc_error(samples, [low, high]))
 
 
-def end_mc_error(replicates: np.ndarray, ends: Sequence[float], confidence: float = 0.95
-                 ) -> float:
+def end_mc_error(replicates: np.ndarray, ends: Sequence[float] | np.ndarray,
+                 confidence: float = 0.95) -> float:
     """Monte Carlo error of an interval whose ends are quantiles of bootstrap (or simulated)
     `replicates` (n,): for each end, the level p it has among the replicates, and the
-    distribution-free `confidence` interval of the p-quantile from the order statistics
-    (`scipy.stats.quantile_test`, binomial); the largest distance from an end to its
-    interval's far side. Unlimited resamples would put each end within this of where it
-    is, at that confidence. Percentile, widened percentile and BCa ends all are such
-    quantiles (BCa's at adjusted levels). inf when an end lies past the replicates' range
-    (its quantile cannot be bracketed). NaN replicates are left out."""
+    distribution-free `confidence` interval of the p-quantile, between the order statistics
+    whose ranks are the binomial(n, p) quantiles (the interval of
+    `scipy.stats.quantile_test`, found here without its per-call overhead: 0.1 ms, not 3);
+    the largest distance from an end to its interval's far side. Unlimited resamples would
+    put each end within this of where it is, at that confidence. Percentile, widened
+    percentile and BCa ends all are such quantiles (BCa's at adjusted levels). inf when an
+    end lies so far out that no order statistic brackets it. NaN replicates are left out."""
     values = np.sort(np.asarray(replicates, dtype=float).ravel())
     values = values[~np.isnan(values)]
     n = values.size
     if n < 2:
         return math.inf
-    error = 0.0
-    for end in ends:
-        level = np.searchsorted(values, end, side="left") / n
-        level = min(max(level, 0.5 / n), 1 - 0.5 / n)
-        bracket = stats.quantile_test(values, q=end, p=level).confidence_interval(confidence)
-        distances = np.array([end - bracket.low, bracket.high - end], dtype=float)
-        if not np.all(np.isfinite(distances)):  # no order statistic that far out
-            return math.inf
-        error = max(error, float(distances.max()))
-    return error
+    at = np.asarray(ends, dtype=float)
+    levels = np.clip(np.searchsorted(values, at, side="left") / n, 0.5 / n, 1 - 0.5 / n)
+    tail = (1 - confidence) / 2
+    below = stats.binom.ppf(tail, n, levels).astype(int)  # rank of the lower order statistic
+    above = stats.binom.ppf(1 - tail, n, levels).astype(int) + 1
+    if np.any(below < 1) or np.any(above > n):
+        return math.inf
+    return float(np.max(np.maximum(at - values[below - 1], values[above - 1] - at)))
 
 
 def resample_groups(
@@ -208,7 +213,8 @@ def scipy_estimate(
     low, high = (float(bound) for bound in result.confidence_interval)
     if not (np.isfinite(low) and np.isfinite(high)):
         low, high = outward_interval(result.bootstrap_distribution, confidence)
-    return Estimate(value, float(low), float(high), confidence)
+    return Estimate(value, float(low), float(high), confidence,
+                    end_mc_error(result.bootstrap_distribution, [low, high]))
 
 
 def outward_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nnlab.analysis._bootstrap import Estimate, estimate, interval
+from nnlab.analysis._bootstrap import Estimate, end_mc_error, estimate, interval
 from nnlab.analysis._checks import require_columns
 from nnlab.analysis.learning_rate import eta_best
 from nnlab.analysis.paired import resolve_pairing
@@ -64,7 +64,8 @@ class EtaBestRatio:
     """eta_best of arm a over arm b at each training length both arms hold.
 
     table: one row per N: `n_col`, ratio, low, high (interval of the ratio from the two
-    bootstraps of log eta_best; paired: the same resampled seeds in both arms).
+    bootstraps of log eta_best; paired: the same resampled seeds in both arms), mc_error
+    (the Monte Carlo error of low and high, `end_mc_error`).
     """
 
     table: pd.DataFrame
@@ -163,8 +164,10 @@ def eta_best_ratio(
     boot = (results[0].boot_log_eta[:, np.isin(a, common)]
             - results[1].boot_log_eta[:, np.isin(b, common)])
     low, high = interval(boot, confidence)
+    mc_error = [end_mc_error(np.exp(boot[:, j]), np.exp([low[j], high[j]]))
+                for j in range(common.size)]
     table = pd.DataFrame({n_col: common, "ratio": np.exp(log_a - log_b), "low": np.exp(low),
-                          "high": np.exp(high)})
+                          "high": np.exp(high), "mc_error": mc_error})
     return EtaBestRatio(table, (str(names[0]), str(names[1])), n_col, paired,
                         _n_seeds(arms, pair_on), confidence)
 

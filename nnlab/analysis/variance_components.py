@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from nnlab.analysis._bootstrap import Estimate
+from nnlab.analysis._bootstrap import Estimate, end_mc_error
 from nnlab.analysis._checks import finite_column, require_columns
 from nnlab.errors import InsufficientData, NNLabError
 
@@ -72,10 +72,15 @@ class Component:
 
     @property
     def std(self) -> Estimate:
-        """The component as a standard deviation (square roots of value and interval)."""
+        """The component as a standard deviation (square roots of value and interval; the
+        Monte Carlo error the largest move of a root's end within the variance's)."""
         value, low, high = (math.sqrt(v) for v in (self.value.value, self.value.low,
                                                    self.value.high))
-        return Estimate(value, low, high, self.value.confidence)
+        error = self.value.mc_error
+        mc_error = max(max(math.sqrt(end + error) - math.sqrt(end),
+                           math.sqrt(end) - math.sqrt(max(end - error, 0.0)))
+                       for end in (self.value.low, self.value.high))
+        return Estimate(value, low, high, self.value.confidence, mc_error)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "value": self.value.to_dict(),
@@ -211,7 +216,8 @@ def _interval(value: float, draws: np.ndarray, confidence: float) -> Estimate:
     """The point value with the central `confidence` percentile interval of `draws`."""
     tail = 100 * (1 - confidence) / 2
     low, high = np.nanpercentile(draws, [tail, 100 - tail])
-    return Estimate(float(value), float(low), float(high), confidence)
+    return Estimate(float(value), float(low), float(high), confidence,
+                    end_mc_error(draws, [low, high]))
 
 
 def _cell_table(runs: pd.DataFrame, metric: str, rows: str, cols: str) -> np.ndarray:

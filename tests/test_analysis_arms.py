@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnlab.analysis import eta_best, eta_best_ratio, floor_difference
+from nnlab.analysis import end_mc_error, eta_best, eta_best_ratio, floor_difference
 from nnlab.errors import NNLabError
 
 NS = [100, 300, 1000, 3000, 10_000, 30_000]
@@ -93,6 +93,10 @@ def test_the_small_sample_ratio_pairs_and_equals_the_widened_eta_best_of_each_ar
     assert (ratio.table["high"] - ratio.table["low"] > plain.table["high"]
             - plain.table["low"]).all()
     assert np.all((ratio.table["low"] < 4) & (4 < ratio.table["high"]))
+    # each row's ends carry the Monte Carlo error of the ratio's 500 replicates
+    for j, row in ratio.table.iterrows():
+        replicates = np.exp(each[0].boot_log_eta[:, j] - each[1].boot_log_eta[:, j])
+        assert row["mc_error"] == end_mc_error(replicates, [row["low"], row["high"]]) > 0
 
 
 def test_pairing_narrows_the_floor_difference_of_arms_that_share_a_seed_effect():

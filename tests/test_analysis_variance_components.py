@@ -121,6 +121,20 @@ def test_derived_quantities_get_their_interval_from_the_same_pivots():
     assert shifted.low == pytest.approx(result["residual"].value.low - 1.0)
 
 
+def test_the_monte_carlo_error_of_the_gci_ends_shrinks_with_the_draws_and_carries_to_the_std():
+    """The GCI's percentile ends carry the Monte Carlo error of the draws (about 1/sqrt of
+    their number: 10x for 100x the draws), and a component's std range covers the square
+    roots of its variance's range (low, high, each +- its error)."""
+    runs = crossed(np.random.default_rng(6), n_rows=8, n_cols=8)
+    few, many = (variance_components(runs, n_draws=n)["residual"] for n in (2000, 200_000))
+    assert 5 < few.value.mc_error / many.value.mc_error < 20
+    for component in (few, many):
+        error, std = component.value.mc_error, component.std
+        for end, root in ((component.value.low, std.low), (component.value.high, std.high)):
+            for moved in (max(end - error, 0.0), end + error):
+                assert abs(np.sqrt(moved) - root) <= std.mc_error * (1 + 1e-12)
+
+
 def test_the_levels_order_and_the_seed_of_the_draws_do_not_change_the_estimates():
     runs = crossed(np.random.default_rng(4), n_rows=5, n_cols=4)
     a = variance_components(runs, n_draws=2000, seed=1)

@@ -126,8 +126,8 @@ def compute() -> dict:
         "predictions": [predicted[batch] for batch in BATCHES],
         "hypotheses": hypothesis_records(evaluate_all(study.spec.hypotheses, statistics)),
         "b1600_run": b1600_run,
-        "b1600_hypotheses": hypothesis_records(evaluate_all(b1600_spec.hypotheses,
-                                                                statistics)),
+        "b1600_hypotheses": hypothesis_records(
+            evaluate_all(b1600_spec.hypotheses, statistics)),
     }
     return {"numbers": numbers}
 

@@ -192,6 +192,16 @@ def test_an_ends_monte_carlo_error_covers_where_unlimited_resamples_put_it():
         1.6 * half_width / 10)
 
 
+def test_an_end_inside_an_atom_of_the_replicates_has_no_monte_carlo_error():
+    """A variance truncated at 0 in 30% of the replicates: its 2.5% end is 0 whatever the
+    draws, and so it is judged; an end at the atom's edge keeps a positive error."""
+    rng = np.random.default_rng(8)
+    replicates = np.maximum(rng.normal(0.5, 1.0, 2000), 0.0)
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    assert low == 0.0 and end_mc_error(replicates, [low]) == 0.0
+    assert 0 < end_mc_error(replicates, [high]) < 0.3
+
+
 def test_an_end_past_every_replicate_has_an_unbounded_monte_carlo_error():
     replicates = np.arange(10.0)
     assert end_mc_error(replicates, [2.0, 20.0]) == math.inf
@@ -201,11 +211,13 @@ def test_an_end_past_every_replicate_has_an_unbounded_monte_carlo_error():
 
 @pytest.mark.parametrize("n", [50, 2000, 20001])
 def test_an_ends_monte_carlo_error_is_scipys_order_statistic_interval(n):
-    """The ranks end_mc_error takes are those of scipy.stats.quantile_test's interval (an
-    end whose interval has no finite side there is inf here)."""
+    """The ranks end_mc_error takes are those of scipy.stats.quantile_test's interval at
+    the end's level (the middle of the levels of the replicates it equals, as here at the
+    median of 20001), and an end whose interval has no finite side there is inf here."""
     values = np.sort(np.random.default_rng(n).normal(size=n))
     for end in np.quantile(values, [0.1, 0.3, 0.5, 0.9]):
-        level = min(max(np.searchsorted(values, end) / n, 0.5 / n), 1 - 0.5 / n)
+        ties = np.searchsorted(values, end, "left") + np.searchsorted(values, end, "right")
+        level = min(max(ties / (2 * n), 0.5 / n), 1 - 0.5 / n)
         bracket = stats.quantile_test(values, q=end, p=level).confidence_interval(0.95)
         expected = max(end - bracket.low, bracket.high - end)
         assert end_mc_error(values[::-1], [end]) == pytest.approx(expected, rel=1e-12)

@@ -167,7 +167,7 @@ def evaluate(hypothesis: Hypothesis, estimate: Estimate) -> Verdict:
         return Verdict(hypothesis, estimate, verdict, (
             f"on the margin: the interval [{low:.4g}, {high:.4g}] would be "
             f"{_judged(hypothesis, low, high)}, but an end lies within its Monte Carlo error "
-            f"({estimate.mc_error:.2g}) of the predicted region's bound; more resamples would "
+            f"({estimate.mc_error:.2g}) of the predicted region's bound; more resamples may "
             "settle it"))
     return Verdict(hypothesis, estimate, verdict)
 

@@ -350,6 +350,13 @@ def replicate_interval(samples: np.ndarray, confidence: float = 0.95) -> dict[st
     return {"low": low, "high": high, "mc_error": end_mc_error(samples, [low, high])}
 
 
+def statistic(found: Mapping[str, Any], unit: str, n: int) -> hypotheses.Estimate:
+    """A hypothesis statistic from a result's value, low and high (a dict), with the Monte
+    Carlo error of those ends where it has one (an interval read off replicates)."""
+    return hypotheses.Estimate(float(found["value"]), float(found["low"]),
+                               float(found["high"]), unit, n, float(found.get("mc_error", 0.0)))
+
+
 def log2_statistic(ratio: Mapping[str, float], boot_log: np.ndarray, unit: str, n: int
                    ) -> hypotheses.Estimate:
     """A ratio's value and interval (keys value, low, high) as the hypothesis statistic of

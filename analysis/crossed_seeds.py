@@ -39,6 +39,7 @@ from common import (
     run,
     runs_by_length,
     scale_up,
+    statistic,
     verdict_line,
     write_findings,
 )
@@ -209,14 +210,14 @@ def split_statistics(prefix: str, final: VarianceComponentsResult, beyond: dict,
     .residual_minus_test_set (`beyond_test_set`)."""
     unit = f"cell ({final.n_rows} init x {final.n_cols} order seeds)"
 
-    def estimate(e) -> Estimate:
-        return Estimate(e["value"], e["low"], e["high"], unit, n_cells, e["mc_error"])
-
-    return {f"{prefix}.share_residual": estimate(final["residual"].share.to_dict()),
-            f"{prefix}.share_init": estimate(final["init_seed"].share.to_dict()),
-            f"{prefix}.sigma2_init": estimate(final["init_seed"].value.to_dict()),
-            f"{prefix}.sigma2_order": estimate(final["order_seed"].value.to_dict()),
-            f"{prefix}.residual_minus_test_set": estimate(beyond)}
+    return {f"{prefix}.share_residual": statistic(final["residual"].share.to_dict(), unit,
+                                                 n_cells),
+            f"{prefix}.share_init": statistic(final["init_seed"].share.to_dict(), unit, n_cells),
+            f"{prefix}.sigma2_init": statistic(final["init_seed"].value.to_dict(), unit,
+                                               n_cells),
+            f"{prefix}.sigma2_order": statistic(final["order_seed"].value.to_dict(), unit,
+                                                n_cells),
+            f"{prefix}.residual_minus_test_set": statistic(beyond, unit, n_cells)}
 
 
 @dataclass(frozen=True)
@@ -351,10 +352,8 @@ def follow_up(name: str, prefix: str, crossed: pd.DataFrame) -> dict:
                    "residual_minus_test_set": beyond}
     if longest > SHORTER and SHORTER in results:
         change = share_change(results[SHORTER], final)
-        statistics[f"{prefix}.share_residual_change"] = Estimate(
-            change["value"], change["low"], change["high"],
-            f"cell ({final.n_rows} init x {final.n_cols} order seeds)", n_cells,
-            change["mc_error"])
+        statistics[f"{prefix}.share_residual_change"] = statistic(
+            change, f"cell ({final.n_rows} init x {final.n_cols} order seeds)", n_cells)
         found |= {"share_residual_change": change,
                   "prefix": prefix_check(runs, crossed),
                   "diagonal": diagonal_check(runs, longest, LONG_ARMS["both"])}

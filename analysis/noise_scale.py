@@ -30,6 +30,7 @@ from common import (
     percentile_interval,
     replicate_interval,
     run,
+    statistic,
     write_findings,
 )
 from common import render as render_template
@@ -107,10 +108,10 @@ def compute() -> dict:
     predicted = {batch: prediction(batch, b_noise, seen.get(batch)) for batch in BATCHES}
     n_seeds = b_noise.n_seeds
     statistics: dict[str, Estimate | str] = {
-        f"gns.b{batch}_log2_observed_over_predicted": Estimate(
-            **predicted[batch]["difference"], unit="seed (both studies)", n=n_seeds)
+        f"gns.b{batch}_log2_observed_over_predicted": statistic(
+            predicted[batch]["difference"], "seed (both studies)", n_seeds)
         for batch in (25, 400)}
-    statistics["gns.log10_growth"] = Estimate(**growth, unit="seed", n=n_seeds)
+    statistics["gns.log10_growth"] = statistic(growth, "seed", n_seeds)
     b1600_spec = load(B1600).spec if b1600_run else StudySpec.from_toml(B1600_SPEC)
     if b1600_run:
         statistics["b1600.log2_ratio_falling"] = log2_statistic(

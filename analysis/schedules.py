@@ -31,6 +31,7 @@ from common import (
     runs_by_length,
     scale_up,
     spec_n_steps,
+    statistic,
     verdict_line,
     write_findings,
 )
@@ -41,7 +42,7 @@ from scipy import stats
 from nnlab.analysis import Family, HypothesisTest, paired_difference, tost_mean_difference
 from nnlab.errors import DataError
 from nnlab.report.figures import save_figure
-from nnlab.study.hypotheses import Estimate, Hypothesis, evaluate_all
+from nnlab.study.hypotheses import Hypothesis, evaluate_all
 
 STUDY = "schedules"  # the derived schedules; the findings are written beside its results
 CONSTANT, INV_T = "schedules-constant", "schedules-inv-t"
@@ -209,8 +210,7 @@ def compute_from(frame: pd.DataFrame, hypotheses: tuple[Hypothesis, ...]) -> dic
     frame, design = complete_seeds(frame)
     results = tuned(frame)
     comparisons = compare(results)
-    statistics = {name: Estimate(c["difference"]["value"], c["difference"]["low"],
-                                 c["difference"]["high"], "seed", c["n_pairs"])
+    statistics = {name: statistic(c["difference"], "seed", c["n_pairs"])
                   for name, c in comparisons.items()}
     verdicts = evaluate_all(hypotheses, statistics)
     family = Family("schedules: test_acc of each schedule against the best constant eta")

@@ -19,9 +19,7 @@ findings/peak_time.png.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import eta_vs_n
 import numpy as np
@@ -43,6 +41,7 @@ from common import (
     run,
     runs_by_length,
     scale_up,
+    statistic,
     verdict_line,
     write_findings,
 )
@@ -155,13 +154,6 @@ def best_cell_difference(a: pd.DataFrame, b: pd.DataFrame, seed: int = 0) -> dic
     value = float(values[0].mean(axis=0).max() - values[1].mean(axis=0).max())
     boot = values[0][index].mean(axis=1).max(axis=1) - values[1][index].mean(axis=1).max(axis=1)
     return widened(value, boot, n)
-
-
-def statistic(found: Mapping[str, Any], unit: str, n: int) -> Estimate:
-    """A hypothesis statistic from a result's value, low and high, with the Monte Carlo
-    error of those ends where it has one (an interval read off replicates)."""
-    return Estimate(float(found["value"]), float(found["low"]), float(found["high"]), unit, n,
-                    float(found.get("mc_error", 0.0)))
 
 
 def widened(value: float, boot: np.ndarray, n_seeds: int) -> dict:

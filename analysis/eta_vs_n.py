@@ -222,13 +222,13 @@ def batch_400(b100: dict, family: Family) -> tuple[dict, dict]:
     rows = matched.to_dict("records")
     largest = max((i for i, r in enumerate(rows) if not r["falling"]),
                   key=lambda i: rows[i]["ratio"])
+    plateau = rows[largest]
     n_seeds = b400["n_seeds"]
     statistics = {"log2_ratio_falling": log2_statistic(falling, falling["boot_log"], "seed",
                                                        n_seeds),
                   "log2_ratio_plateau_largest": log2_statistic(
-                      {key: rows[largest][key] for key in ("low", "high")}
-                      | {"value": rows[largest]["ratio"]}, boot[:, largest],
-                      "seed", n_seeds)}
+                      {"value": plateau["ratio"], "low": plateau["low"],
+                       "high": plateau["high"]}, boot[:, largest], "seed", n_seeds)}
     verdicts = evaluate_all(B400_HYPOTHESES, statistics)
     last = b400["table"].iloc[-1]
     numbers = {

@@ -54,13 +54,13 @@ from common import (
     run,
     runs_by_length,
     scale_up,
+    statistic,
     verdict_line,
     write_findings,
 )
 from common import render as render_template
 from matplotlib.figure import Figure
 
-from nnlab import analysis
 from nnlab.analysis import (
     Family,
     compare_variance,
@@ -142,13 +142,6 @@ def train_size(study: Study) -> int:
     return int(json.loads((study.folder / "manifest.json").read_text())["data"]["sizes"]["train"])
 
 
-def estimate_of(found: analysis.Estimate, unit: str, n: int) -> Estimate:
-    """A result's estimate (`nnlab.analysis.Estimate`: value, low, high, mc_error) as a
-    hypothesis statistic with its unit of replication and n."""
-    return Estimate(float(found.value), float(found.low), float(found.high), unit, n,
-                    float(found.mc_error))
-
-
 def eta_part(workload: Workload, study: Study) -> dict:
     """Finding 1 on a workload (`study`: its sweep): eta_best per N and its fits
     (`eta_best_fits`), the spec's hypotheses judged on the power law past the breakpoint
@@ -162,8 +155,9 @@ def eta_part(workload: Workload, study: Study) -> dict:
         b: Estimate | str = missing
         breakpoint: Estimate | str = missing
     else:
-        breakpoint = estimate_of(fits["broken"].breakpoint, "seed", n_seeds)
-        b = (estimate_of(fits["tail"].exponent, "seed", n_seeds) if fits["tail"] is not None
+        breakpoint = statistic(vars(fits["broken"].breakpoint), "seed", n_seeds)
+        b = (statistic(vars(fits["tail"].exponent), "seed", n_seeds)
+             if fits["tail"] is not None
              else "not fitted: fewer than 3 usable lengths past the breakpoint")
     statistics = {f"{workload.name}.b": b, f"{workload.name}.breakpoint": breakpoint}
     table = fits["table"]
@@ -203,9 +197,9 @@ def restarts_part(workload: Workload, study: Study) -> dict:
     split = test_set_variance(study.predictions(), unit="run x example")
     n_runs = int(spread.a.size)
     statistics: dict[str, Estimate | str] = {
-        f"{workload.name}.std_ratio": estimate_of(spread.std_ratio, "seed", n_runs),
-        f"{workload.name}.share_test_set": estimate_of(split.share_test_set, "run x example",
-                                                       split.n_runs),
+        f"{workload.name}.std_ratio": statistic(vars(spread.std_ratio), "seed", n_runs),
+        f"{workload.name}.share_test_set": statistic(vars(split.share_test_set),
+                                                     "run x example", split.n_runs),
         **study_statistics(study.spec, study.trials(), {"base.test_acc.std"}),
     }
     return {"study": study, "variance": variance, "spread": spread, "change": change,
@@ -458,16 +452,19 @@ def render(numbers: dict) -> str:
     eta, restarts, m = numbers["eta"], numbers["restarts"], numbers["mnist"]
     records = [*eta["hypotheses"], *restarts["hypotheses"]]
 
-    def judged(statistic: str) -> str:
-        h = on(records, statistic_name(workload.name, statistic))
+    def record(name: str) -> dict | None:
+        return on(records, statistic_name(workload.name, name))
+
+    def judged(name: str) -> str:
+        h = record(name)
         return "exploratory" if h is None else f"{h['name']}: **{h['verdict']}**"
 
-    def estimate(statistic: str, spec: str) -> str:
-        h = on(records, statistic_name(workload.name, statistic))
+    def estimate(name: str, spec: str) -> str:
+        h = record(name)
         return "not estimated" if h is None else interval(h, spec)
 
-    def mc_error(statistic: str) -> str:
-        h = on(records, statistic_name(workload.name, statistic))
+    def mc_error(name: str) -> str:
+        h = record(name)
         return "not estimated" if h is None else f"{h['estimate']['mc_error']:.2g}"
 
     tail, broken = eta.get("tail"), eta.get("broken")

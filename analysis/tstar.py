@@ -64,7 +64,7 @@ from nnlab.analysis.power_law import t_over_z
 from nnlab.errors import DataError
 from nnlab.report.figures import save_figure
 from nnlab.study import Study, StudySpec
-from nnlab.study.hypotheses import Estimate, evaluate_all
+from nnlab.study.hypotheses import evaluate_all
 
 STUDY = "eta-vs-n-wd"  # the intervention; the findings are written beside its results
 SHORT, LONG = "eta-vs-n", "eta-vs-n-long"
@@ -219,7 +219,7 @@ def intervention() -> dict:
     b_wd = fits["weight decay"].exponent
     statistics = {
         "wd.eta_best_ratio": statistic({**at_longest, "value": at_longest["ratio"]}, unit, n),
-        "wd.b": Estimate(b_wd.value, b_wd.low, b_wd.high, unit, n, b_wd.mc_error),
+        "wd.b": statistic(vars(b_wd), unit, n),
         "wd.b_difference": statistic(b_difference, unit, n),
         "wd.fall_after_peak": statistic(falls["weight decay"], unit, n),
         "wd.best_val_acc_difference": statistic(best, unit, n),

@@ -163,10 +163,11 @@ def evaluate(hypothesis: Hypothesis, estimate: Estimate) -> Verdict:
         return Verdict(hypothesis, estimate, "not evaluated",
                        f"no interval ([{low}, {high}] from n={estimate.n} {estimate.unit}s)")
     verdict = _judged(hypothesis, low - estimate.mc_error, high + estimate.mc_error)
-    if verdict != _judged(hypothesis, low, high):
+    bare = _judged(hypothesis, low, high)
+    if verdict != bare:
         return Verdict(hypothesis, estimate, verdict, (
             f"on the margin: the interval [{low:.4g}, {high:.4g}] would be "
-            f"{_judged(hypothesis, low, high)}, but an end lies within its Monte Carlo error "
+            f"{bare}, but an end lies within its Monte Carlo error "
             f"({estimate.mc_error:.2g}) of the predicted region's bound; more resamples may "
             "settle it"))
     return Verdict(hypothesis, estimate, verdict)

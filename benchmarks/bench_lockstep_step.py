@@ -6,7 +6,9 @@
 The group of bench_lockstep.py's eta sweep for one seed (seed-000's network, 784-36-16-10
 sigmoid, batch 100 on full MNIST, the 11 learning rates 0.125 .. 128) is trained twice in
 one process: by this checkout's `nnlab.lockstep` and `nnlab.nn.stacked`, and by those two
-modules as they were at revision --against (the rest of the library is this checkout's).
+modules as they were at revision --against (the rest of the library is this checkout's, so
+REV must lay out its products as this checkout's Dense layers do: a revision from the change
+of that layout on, 2026-12-07; the losses' check fails for an earlier one).
 The two groups advance in windows of --steps training steps (no evaluations), alternating
 (old, new, new, old, ...) so that both see the same load; each window is timed in this
 process's CPU time (`time.process_time`: other processes on a busy machine do not count,

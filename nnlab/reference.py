@@ -3,6 +3,9 @@ nnlab.train compute, without their buffers, fused paths and BLAS calls. Tests ho
 paths to it; nothing trains with it.
 
 params: [{"W": (n_in, n_out), "b": (n_out,)}, ...]; x: (batch, n_in); y: (batch,) labels.
+The products are written as a textbook with one column per example writes them, z^T =
+W^T a^T + b (each layer's units along the rows of its products), as nnlab.nn.Dense
+computes them; arrays are passed and returned as (batch, n), their transposes.
 Hidden layers: sigmoid or relu. Heads: softmax + cross-entropy (loss="cross_entropy") or
 sigmoid + mean squared error 0.5 * sum_k (p_k - t_k)^2 (loss="mse"), on the targets
 t = lo + (hi - lo) * onehot(y); each loss is averaged over the batch.
@@ -31,7 +34,7 @@ def forward(params: list[dict], x: np.ndarray, activation: str) -> list[np.ndarr
     f = ACTIVATIONS[activation][0]
     a = [x]
     for i, layer in enumerate(params):
-        z = a[-1] @ layer["W"] + layer["b"]
+        z = (layer["W"].T @ a[-1].T + layer["b"][:, None]).T
         a.append(z if i == len(params) - 1 else f(z))
     return a
 
@@ -61,9 +64,9 @@ def backward(params: list[dict], a: list[np.ndarray], grad_z: np.ndarray,
     derivative = ACTIVATIONS[activation][1]
     grads: list[dict] = [{} for _ in params]
     for i in reversed(range(len(params))):
-        grads[i] = {"W": a[i].T @ grad_z, "b": grad_z.sum(axis=0)}
+        grads[i] = {"W": (grad_z.T @ a[i]).T, "b": grad_z.sum(axis=0)}
         if i > 0:  # through W, then through the activation that made a[i]
-            grad_z = (grad_z @ params[i]["W"].T) * derivative(a[i])
+            grad_z = (params[i]["W"] @ grad_z.T).T * derivative(a[i])
     return grads
 
 

@@ -238,22 +238,24 @@ def test_narrow_products_where_the_wide_ones_would_round_differently(data, monke
 
 def test_the_probe_of_wide_products():
     """The probe's answer is the shape's, whatever the values: on other random data each
-    block of the wide product equals its narrow product exactly where the probe says so (on
-    OpenBLAS's Haswell kernels no block of 36 columns does, a column rounding by its place
-    in the call; on its SkylakeX ones every block of 100 x 784 x 36 does).
-    One block is always exact."""
+    block of rows of the wide product equals its narrow product exactly where the probe
+    says so (on OpenBLAS's Haswell kernels every block of 36 rows does, 36 being three of
+    its 12-wide panels, and no block of 32 rows, which splits panels; batch 1 takes another
+    path). One block is always exact."""
     rng = np.random.default_rng(7)
     with threadpool_limits(limits=1):
-        for rows, gradient, k in ((25, False, 3), (100, False, 11), (100, True, 11),
-                                  (1024, False, 3), (100, False, 1)):
+        for rows, n_out, gradient, k in ((25, 36, False, 3), (100, 36, False, 11),
+                                         (100, 36, True, 11), (1024, 36, False, 3),
+                                         (100, 32, False, 3), (100, 32, True, 3),
+                                         (1, 36, False, 3), (100, 36, False, 1)):
             x = rng.standard_normal((rows, 784)).astype(np.float32)
-            a = x.T if gradient else x
-            wide = rng.standard_normal((len(a.T), k * 36)).astype(np.float32)
-            product = a @ wide
-            exact = all(np.array_equal(product[:, i * 36:(i + 1) * 36],
-                                       a @ np.ascontiguousarray(wide[:, i * 36:(i + 1) * 36]))
+            operand = x if gradient else x.T
+            wide = rng.standard_normal((k * n_out, len(operand))).astype(np.float32)
+            product = wide @ operand
+            exact = all(np.array_equal(product[i * n_out:(i + 1) * n_out],
+                                       wide[i * n_out:(i + 1) * n_out] @ operand)
                         for i in range(k))
-            assert wide_product_exact(rows, 784, 36, k, np.float32, gradient) is exact
+            assert wide_product_exact(rows, 784, n_out, k, np.float32, gradient) is exact
         assert wide_product_exact(100, 784, 36, 1, np.float32)
 
 
@@ -262,8 +264,10 @@ def test_stacked_members_are_views_and_copies_round_trip():
     stack = StackedMLP(models)
     stack.member_params(1)[1]["W"][0, 0] = 7.0
     assert stack.rest[1, 0] == 7.0
-    stack.member_params(2)[0]["b"][3] = 5.0  # the first layer's biases: W0's last row
-    assert stack.W0[784, 2 * 36 + 3] == 5.0
+    stack.member_params(2)[0]["b"][3] = 5.0  # the first layer's biases: W0's last column
+    assert stack.W0[2 * 36 + 3, 784] == 5.0
+    stack.member_params(0)[0]["W"][5, 3] = 6.0  # its weights: W^T, run by run
+    assert stack.W0[3, 5] == 6.0
     stack.copy_to(1, models[0])
     assert models[0].params[1]["W"][0, 0] == 7.0
     stack.keep([2, 1])
@@ -281,8 +285,8 @@ def test_stacked_members_are_views_and_copies_round_trip():
 
 @pytest.mark.parametrize("sizes", [[784, 36, 16, 10], [12, 8, 3], [784, 10]])
 def test_scaling_each_runs_grads_by_its_factor(sizes):
-    """scale_grads multiplies W0's grads by rows of factors that cover several of its rows
-    (785 rows of seed-000's network: 157 at a time; 13 rows, a prime: all at once)."""
+    """scale_grads multiplies each row of W0's grads (one unit of one run) by its run's
+    factor, and each run's row of the later layers' grads."""
     rng = np.random.default_rng(0)
     stack = StackedMLP([MLP(sizes, seed=seed) for seed in range(11)])
     stack.grad_W0[...] = rng.standard_normal(stack.grad_W0.shape)
@@ -290,7 +294,7 @@ def test_scaling_each_runs_grads_by_its_factor(sizes):
     expected = [[{key: array * np.float32(-factor) for key, array in layer.items()}
                  for layer in stack.member_grads(i)] for i, factor in enumerate(range(11))]
     factors = stack.run_factors([-factor for factor in range(11)])
-    assert len(factors[0]) == {785: 157, 13: 13}[len(stack.W0)] * stack.W0.shape[1]
+    assert factors[0].shape == (len(stack.W0), 1)
     stack.scale_grads(factors)
     for i in range(11):
         for mine, theirs in zip(stack.member_grads(i), expected[i], strict=True):

@@ -247,17 +247,18 @@ def test_sgd_steps_equals_a_loop_of_sgd_step_and_batched_sgd_step_equals_general
 
 @pytest.mark.parametrize("x_rows", [slice(0, 1), slice(0, 5)])
 def test_sgd_step_updates_params_an_optimiser_replaced(x_rows):
-    """Params assigned as Fortran-ordered or float64 arrays are still updated in place."""
+    """Params assigned as C-ordered (a Dense layer keeps W Fortran-ordered) or float64
+    arrays are still updated in place, and end up in the layer's own layout."""
     rng = np.random.default_rng(20)
     x, y = rng.random((5, 6), dtype=np.float32)[x_rows], np.arange(5)[x_rows] % 3
     model, reference = MLP([6, 4, 3], seed=1), MLP([6, 4, 3], seed=1)
-    model.params[0]["W"] = np.asfortranarray(model.params[0]["W"])
+    model.params[0]["W"] = np.ascontiguousarray(model.params[0]["W"])
     model.params[1]["b"] = model.params[1]["b"].astype(np.float64)
     model.sgd_step(x, y, 0.5)
     sgd_by_hand(reference, x, y, 0.5)
     for a, b in zip(model.params, reference.params, strict=True):
         for key in a:
-            assert a[key].dtype == np.float32 and a[key].flags.c_contiguous
+            assert a[key].dtype == np.float32 and a[key].flags.f_contiguous
             np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-7)
 
 

@@ -1,6 +1,6 @@
 """The fast paths of nnlab.nn and nnlab.train against nnlab.reference, the textbook MLP.
 
-Bit for bit where the operations are the same: the forward pass (x @ W + b, relu, the
+Bit for bit where the operations are the same: the forward pass (W^T x^T + b, relu, the
 sigmoid's exp form from SIGMOID_BY_EXP_FROM elements) and the backward pass through the
 layers from a given dL/dz. To 1e-12 (relative, float64) where they are not: the output
 heads sum over the classes in another order (a transposed copy), and the per-example path

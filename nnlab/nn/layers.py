@@ -79,7 +79,15 @@ class Layer:
 
 
 class Dense(Layer):
-    """Affine layer y = x @ W + b; W: (n_in, n_out), b: (n_out,) (zero at init)."""
+    """Affine layer y = x @ W + b; W: (n_in, n_out), b: (n_out,) (zero at init).
+
+    Layout: W is kept Fortran-ordered, its memory W^T (n_out, n_in) row by row, and every
+    product is computed with the units along its output's rows: y^T = W^T x^T (n_out,
+    batch), returned as its transposed view y (batch, n_out); the weight gradient as
+    grad_W^T = grad_y^T x, the input gradient as grad_x^T = W grad_y^T. So k networks
+    stacked on one batch (nnlab.nn.stacked) put each run's units in whole panels of the
+    BLAS kernel, where a wide product gives each run's block bit for bit.
+    """
 
     def __init__(self, n_out: int, init: str = "xavier", init_std: float | None = None) -> None:
         super().__init__()
@@ -98,35 +106,36 @@ class Dense(Layer):
             raise ConfigError(self.name, "a flat per-example input (n_in,): put a Flatten "
                               "layer before it", tuple(in_shape), shown=f"shape {tuple(in_shape)}")
         n_in = int(in_shape[0])
-        W = init_weights(self.init, (n_in, self.n_out), n_in, self.n_out, rng, dtype,
-                         self.init_std)
+        W = np.asfortranarray(init_weights(self.init, (n_in, self.n_out), n_in, self.n_out,
+                                           rng, dtype, self.init_std))
         self.params = {"W": W, "b": np.zeros(self.n_out, dtype=dtype)}
         self.grads = {"W": np.zeros_like(W), "b": np.zeros(self.n_out, dtype=dtype)}
         return (self.n_out,)
 
     def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        """x: (batch, n_in) -> (batch, n_out)."""
+        """x: (batch, n_in) -> (batch, n_out), a transposed view of (n_out, batch)."""
         W, b = self.params["W"], self.params["b"]
         if not train:
-            y = x @ W
-            y += b
-            return y
+            y_t = W.T @ x.T
+            y_t += b[:, None]
+            return y_t.T
         self._x = x
-        y = self.buffer("y", (x.shape[0], self.n_out), W.dtype)
-        np.matmul(x, W, out=y)
-        y += b
-        return y
+        y_t = self.buffer("y_t", (self.n_out, x.shape[0]), W.dtype)
+        np.matmul(W.T, x.T, out=y_t)
+        y_t += b[:, None]
+        return y_t.T
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray | None:
-        """grad_y: (batch, n_out) -> grad_x: (batch, n_in), or None if not needed."""
+        """grad_y: (batch, n_out) -> grad_x: (batch, n_in) (a transposed view), or None if
+        not needed."""
         x, W = self._x, self.params["W"]
-        np.matmul(x.T, grad_y, out=self.grads["W"])
+        np.matmul(grad_y.T, x, out=self.grads["W"].T)
         np.sum(grad_y, axis=0, out=self.grads["b"])
         if not self.needs_input_grad:
             return None
-        grad_x = self.buffer("grad_x", x.shape, W.dtype)
-        np.matmul(grad_y, W.T, out=grad_x)
-        return grad_x
+        grad_x_t = self.buffer("grad_x_t", (x.shape[1], x.shape[0]), W.dtype)
+        np.matmul(W, grad_y.T, out=grad_x_t)
+        return grad_x_t.T
 
 
 class Flatten(Layer):

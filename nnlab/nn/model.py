@@ -199,6 +199,14 @@ class Sequential:
         return self.head.proba(self.logits(x))
 
 
+def _view_like(flat: np.ndarray, array: np.ndarray) -> np.ndarray:
+    """flat (array.size,) as an array of array's shape and memory order (a Dense layer's
+    Fortran-ordered W, see nnlab.nn.layers.Dense); a view."""
+    if array.ndim > 1 and array.flags.f_contiguous:
+        return flat.reshape(array.shape[::-1]).T
+    return flat.reshape(array.shape)
+
+
 def _per_layer(value: object, n: int, field: str) -> list:
     """A value for all n layers, or a list with one value per layer."""
     if isinstance(value, list | tuple):
@@ -284,9 +292,9 @@ class MLP(Sequential):
         for params, grads in zip(self.params, self.grads, strict=True):
             for key, array in params.items():
                 span = slice(offset, offset + array.size)
-                params[key] = flat_params[span].reshape(array.shape)
+                params[key] = _view_like(flat_params[span], array)
                 params[key][...] = array
-                grads[key] = flat_grads[span].reshape(array.shape)
+                grads[key] = _view_like(flat_grads[span], array)
                 offset += array.size
         return flat_params, flat_grads
 
@@ -389,7 +397,7 @@ class MLP(Sequential):
         self._make_params_blas_ready()
         activations = [*self.hidden_activations, None]
         return [
-            _LayerPlan(dense.params["W"].T, dense.params["b"], *buffers, activation,
+            _LayerPlan(dense.params["W"], dense.params["b"], *buffers, activation,
                        dense.grads["W"], dense.grads["b"])
             for dense, buffers, activation in zip(
                 self.dense, self._one_example_buffers, activations, strict=True
@@ -397,12 +405,13 @@ class MLP(Sequential):
         ]
 
     def _make_params_blas_ready(self) -> None:
-        """Make every parameter a C-contiguous array of the model dtype (replacing it in
-        its dict if an optimiser left it otherwise), so in-place BLAS updates reach it."""
+        """Make every weight matrix a Fortran-ordered and every bias a contiguous array of
+        the model dtype (replacing it in its dict if an optimiser left it otherwise), so
+        in-place BLAS updates reach it."""
         for params in self.params:
             for key, value in params.items():
-                if value.dtype != self.dtype or not value.flags.c_contiguous:
-                    params[key] = np.ascontiguousarray(value, dtype=self.dtype)
+                if value.dtype != self.dtype or not value.flags.f_contiguous:
+                    params[key] = np.asfortranarray(value, dtype=self.dtype)
 
     def _step_one(
         self, x: np.ndarray, label: int, eta: float | None, plan: list[_LayerPlan]
@@ -417,7 +426,7 @@ class MLP(Sequential):
         for layer in plan:
             z = layer.z
             np.copyto(z, layer.b)
-            gemv(1.0, layer.W_T, acts[-1], beta=1.0, y=z, overwrite_y=1)
+            gemv(1.0, layer.W, acts[-1], beta=1.0, y=z, trans=1, overwrite_y=1)
             if layer.activation is not None:
                 layer.activation.apply(z, z)
             acts.append(z)
@@ -425,15 +434,15 @@ class MLP(Sequential):
         loss = self.head.loss_and_grad_one(acts[-1], label, p_out, delta)
         # backward: each layer's input gradient is taken before its weights change
         for i in range(len(plan) - 1, -1, -1):
-            W_T, b, _, grad_a, grad_z, _, grad_W, grad_b = plan[i]
+            W, b, _, grad_a, grad_z, _, grad_W, grad_b = plan[i]
             if i > 0:
-                gemv(1.0, W_T, delta, trans=1, y=grad_a, overwrite_y=1)
+                gemv(1.0, W, delta, y=grad_a, overwrite_y=1)
                 hidden[i - 1].multiply_derivative(acts[i], grad_a, grad_z)
-            if eta is None:  # grad_W^T = delta a_i^T, a k=1 GEMM written in one pass
-                gemm(1.0, delta[:, None], acts[i][None, :], beta=0.0, c=grad_W.T, overwrite_c=1)
+            if eta is None:  # grad_W = a_i delta^T, a k=1 GEMM written in one pass
+                gemm(1.0, acts[i][:, None], delta[None, :], beta=0.0, c=grad_W, overwrite_c=1)
                 np.copyto(grad_b, delta)
             else:
-                ger(-eta, delta, acts[i], a=W_T, overwrite_a=1)
+                ger(-eta, acts[i], delta, a=W, overwrite_a=1)
                 axpy(delta, b, a=-eta)
             delta = grad_z
         return loss
@@ -442,8 +451,8 @@ class MLP(Sequential):
 class _LayerPlan(NamedTuple):
     """One Dense layer as the one-example path sees it."""
 
-    W_T: np.ndarray
-    """(n_out, n_in) Fortran-ordered view of W, which BLAS updates in place."""
+    W: np.ndarray
+    """(n_in, n_out), Fortran-ordered (see Dense), which BLAS updates in place."""
     b: np.ndarray
     z: np.ndarray
     """(n_out,) pre-activations, then the activations (in place)."""

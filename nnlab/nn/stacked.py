@@ -1,35 +1,36 @@
 """k MLPs of one architecture on the same batches as one computation (lockstep training).
 
-Layout, for k runs of Dense layers 0..L-1 of widths n_in = n_0, n_1, ..., n_L = K:
+Layout, for k runs of Dense layers 0..L-1 of widths n_in = n_0, n_1, ..., n_L = K. As a
+run's Dense layers (nnlab.nn.layers.Dense), every product has the units along its rows and
+the batch along its columns, and every weight matrix is stored as W^T (n_out, n_in):
 
-- `W0`: the first layer's weights side by side, and below them its biases, (n_in + 1,
-  k * n_1): run i's weights in rows 0..n_in-1 of columns i * n_1 .. (i + 1) * n_1, its
-  biases in row n_in of those columns. Its forward product x @ W0[:n_in] and its weight
-  gradient x^T @ delta are one wide GEMM each for all runs (x is the shared batch), which
-  BLAS runs nearer its peak than k products of n_1 = 36 columns, too narrow for its kernel.
-- `rest`: (k, n_rest), row i every other parameter of run i in the MLP's leaf order (W_1,
-  b_1, ..., W_{L-1}, b_{L-1}). Layers 1.. multiply stacks, (k, batch, n_l) @ (k, n_l,
-  n_{l+1}), with np.matmul, which makes for each run the GEMM call it makes alone.
-- The first layer's outputs, activations and deltas stay wide, (batch, k * n_1) like its
-  product, so that their elementwise passes run over contiguous arrays; layer 1 reads the
-  activations, and writes the gradient by them, as (k, batch, n_1) views with a row stride
-  of k * n_1, which BLAS takes as they are (the leading dimension of a matrix changes
-  where its elements lie, not the arithmetic). Later activations are stacks (k, batch,
-  n_l); the grads mirror the params.
+- `W0`: the first layer's W^T of all runs one below the other, with its biases in a last
+  column, (k * n_1, n_in + 1): run i's in rows i * n_1 .. (i + 1) * n_1. Its forward
+  product W0^T-block @ x^T (k * n_1, batch) and its weight gradient delta @ x (k * n_1,
+  n_in) are one wide GEMM each for all runs (x is the shared batch), which BLAS runs nearer
+  its peak than k products of n_1 = 36 rows, too few for its kernel.
+- `rest`: (k, n_rest), row i every other parameter of run i in the MLP's leaf order and
+  memory order (W_1^T, b_1, ..., W_{L-1}^T, b_{L-1}). Layers 1.. multiply stacks, (k,
+  n_{l+1}, n_l) @ (k, n_l, batch), with np.matmul, which makes for each run the GEMM call
+  it makes alone.
+- The first layer's outputs, activations and deltas are (k * n_1, batch) like its
+  product, read by layer 1 as (k, n_1, batch), a reshape; later activations are stacks
+  (k, n_l, batch); the grads mirror the params.
 
 Bits: every elementwise pass and every reduction gives each run the values it gets alone,
 and so do the stacked products (tests compare whole runs with separate ones). A block of
-columns of a wide product equals the narrow product only where BLAS takes the same kernel
-path for both: OpenBLAS's small-matrix kernels (SkylakeX builds, for M * N * K <= 1e6,
-e.g. batch 25 of 784-36) round the narrow product differently, and its Haswell kernels
-(AMD EPYC hosts) round a float32 column by its place in the call (a call's first 8
-columns, its last full 8, those between and the last n mod 8 can each take their own
-path), so that no block of 36 columns of a wide product is exact. So each wide shape is
-probed once per process (`wide_product_exact`); where it differs, the first layer makes
-one narrow product per run, the very call of a run alone, reading its block of W0 (or of
-the wide delta) and writing its block of the output in place: BLAS takes a block of a wide
-array through its leading dimension, which moves the elements, not the arithmetic (as for
-the later layers' stacked products), so no copies are made.
+rows of a wide product equals the narrow product where BLAS takes the same kernel path
+and puts the block's rows where the narrow call puts them. numpy's row-major call makes a
+product's rows the columns of OpenBLAS's column-major kernel, which it packs in panels (12,
+then 8 and 4 wide on Haswell kernels): a block of n_1 rows that is a multiple of the panel
+width lies in whole panels, whose arithmetic does not depend on the panels beside them.
+Where the panels or the path differ (n_1 not a multiple of the panel width, or OpenBLAS's
+small-matrix kernels, which SkylakeX builds take for M * N * K <= 1e6 in the narrow product
+and not the wide one), a wide product is not exact. So each wide shape is probed once per
+process (`wide_product_exact`); where it differs, the first layer makes one narrow product
+per run, the very call of a run alone, reading its block of W0 (or of the wide delta) and
+writing its block of the output in place (BLAS takes a block of a wide array through its
+leading dimension, which moves the elements, not the arithmetic), so no copies are made.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ from nnlab.nn.model import EVAL_CHUNK, MLP
 from nnlab.nn.threads import blas_threads
 
 Tree = list[dict[str, np.ndarray]]
-FACTOR_BYTES = 2**18
-"""At most this many bytes of the first layer's per-run factors (see `_factor_rows`)."""
 
 
 @functools.cache
@@ -56,22 +55,29 @@ def _wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: str,
     rng = np.random.default_rng(0)
     draws = np.float32 if dtype == "float32" else np.float64  # the float dtypes a net uses
     x = rng.random((rows, n_in), dtype=draws)  # uniform draws: cheaper than normal ones
-    a = x.T if gradient else x  # x^T @ delta, or x @ W
-    wide = rng.random((len(a.T), k * n_out), dtype=draws)
+    operand = x if gradient else x.T
+    if gradient:  # the wide delta (k * n_out, rows)
+        wide = rng.random((k * n_out, rows), dtype=draws)
+    else:  # the weights (k * n_out, n_in) in W0's layout
+        wide = rng.random((k * n_out, n_in + 1), dtype=draws)[:, :n_in]
     wide -= 0.5  # of both signs, as weights and deltas are
-    product = a @ wide
-    return all(np.array_equal(product[:, i * n_out:(i + 1) * n_out],
-                              a @ np.ascontiguousarray(wide[:, i * n_out:(i + 1) * n_out]))
-               for i in range(k))
+    # written as the first layer writes it: the gradient into W0's layout
+    out = np.empty((k * n_out, n_in + 1) if gradient else (k * n_out, rows), draws)
+    product = out[:, :n_in] if gradient else out
+    np.matmul(wide, operand, out=product)
+    blocks = [slice(i * n_out, (i + 1) * n_out) for i in range(k)]
+    return all(np.array_equal(product[block],
+                              np.ascontiguousarray(wide[block]) @ operand)
+               for block in blocks)
 
 
 def wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: type,
                        gradient: bool = False, threads: int | None = None) -> bool:
-    """Whether here, at `threads` BLAS threads (default: the current count), a (rows, n_in)
-    @ (n_in, k * n_out) product (with `gradient`: (n_in, rows) @ (rows, k * n_out), x^T @
-    delta) gives in each block of n_out columns bit for bit the product with that block
-    alone; probed once per shape on random data (the kernel path depends on the shapes,
-    never on the values)."""
+    """Whether here, at `threads` BLAS threads (default: the current count), the first
+    layer's wide product of k runs, (k * n_out, n_in) @ x^T for x (rows, n_in) (with
+    `gradient`: (k * n_out, rows) @ x, delta @ x), gives in each block of n_out rows bit
+    for bit the product with that block alone; probed once per shape on random data (the
+    kernel path depends on the shapes, never on the values)."""
     return _wide_product_exact(rows, n_in, n_out, k, np.dtype(dtype).name, gradient,
                                blas_threads() if threads is None else threads)
 
@@ -115,7 +121,7 @@ class StackedMLP:
         n_in, n_1 = self.sizes[0], self.sizes[1]
         n_rest = sum(a * b + b for a, b in zip(self.sizes[1:-1], self.sizes[2:], strict=True))
         self.k = k
-        self.W0: np.ndarray = np.empty((n_in + 1, k * n_1), self.dtype)
+        self.W0: np.ndarray = np.empty((k * n_1, n_in + 1), self.dtype)
         self.rest: np.ndarray = np.empty((k, n_rest), self.dtype)
         self.grad_W0 = np.empty_like(self.W0)
         self.grad_rest = np.empty_like(self.rest)
@@ -124,33 +130,34 @@ class StackedMLP:
         self._members = [self._member(self.layers, i) for i in range(k)]
         self._member_grads = [self._member(self.grad_layers, i) for i in range(k)]
         # the later layers' weights as the products for their input gradients take them,
-        # (k, n_{l+1}, n_l), and their biases as added to their products, (k, 1, n_{l+1})
-        self._transposed_W = [W.transpose(0, 2, 1) for W, _ in self.layers[1:]]
-        self._bias_rows = [b[:, None] for _, b in self.layers[1:]]
+        # (k, n_l, n_{l+1}), and their biases as added to their products, (k, n_{l+1}, 1)
+        self._input_grad_W = [W.transpose(0, 2, 1) for W, _ in self.layers[1:]]
+        self._bias_columns = [b[:, :, None] for _, b in self.layers[1:]]
         self._passes: dict[int, _Pass] = {}
         self._logits: dict[int, np.ndarray] = {}
         self._wide_exact: dict[tuple[int, bool], bool] = {}
-        # each run's columns of the first layer's wide arrays
-        self._run_columns = [slice(i * n_1, (i + 1) * n_1) for i in range(k)]
+        # each run's rows of the first layer's wide arrays
+        self._run_rows = [slice(i * n_1, (i + 1) * n_1) for i in range(k)]
 
     def _layers(self, W0: np.ndarray, rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(W, b) per Dense layer as stacks: W0 (n_in, k * n_1) and b0 (k * n_1,), then W
-        (k, n_l, n_{l+1}) and b (k, n_{l+1}); views of W0 and rest (or of their grads)."""
+        """(W^T, b) per Dense layer as stacks: W0's weights (k * n_1, n_in) and biases
+        (k * n_1,), then W^T (k, n_{l+1}, n_l) and b (k, n_{l+1}); views of W0 and rest (or
+        of their grads)."""
         n_in = self.sizes[0]
-        layers, offset = [(W0[:n_in], W0[n_in])], 0
+        layers, offset = [(W0[:, :n_in], W0[:, n_in])], 0
         for n_l, n_out in zip(self.sizes[1:-1], self.sizes[2:], strict=True):
-            W = rest[:, offset:offset + n_l * n_out].reshape(self.k, n_l, n_out)  # a view
+            W_t = rest[:, offset:offset + n_l * n_out].reshape(self.k, n_out, n_l)  # a view
             offset += n_l * n_out
-            layers.append((W, rest[:, offset:offset + n_out]))
+            layers.append((W_t, rest[:, offset:offset + n_out]))
             offset += n_out
         return layers
 
     def _member(self, layers: list[tuple[np.ndarray, np.ndarray]], i: int) -> Tree:
         """Run i's arrays of stacked `layers` in the MLP's params structure, as views."""
         (W0, b0), *later = layers
-        columns = slice(i * self.sizes[1], (i + 1) * self.sizes[1])
-        return [{"W": W0[:, columns], "b": b0[columns]},
-                *({"W": W[i], "b": b[i]} for W, b in later)]
+        rows = slice(i * self.sizes[1], (i + 1) * self.sizes[1])
+        return [{"W": W0[rows].T, "b": b0[rows]},
+                *({"W": W_t[i].T, "b": b[i]} for W_t, b in later)]
 
     def member_params(self, i: int) -> Tree:
         """Run i's parameters, [{"W": (n_l, n_{l+1}), "b": (n_{l+1},)}, ...], as views."""
@@ -177,42 +184,33 @@ class StackedMLP:
         """Whether every run's parameters are run 0's bit for bit (then so are its outputs):
         compared as unsigned integers, so -0.0 is not 0.0 and a NaN is itself."""
         bits = np.dtype(f"u{np.dtype(self.dtype).itemsize}")
-        W0, rest = self.W0.view(bits).reshape(len(self.W0), self.k, -1), self.rest.view(bits)
-        return bool((W0 == W0[:, :1]).all() and (rest == rest[:1]).all())
+        W0, rest = self.W0.view(bits).reshape(self.k, -1), self.rest.view(bits)
+        return bool((W0 == W0[:1]).all() and (rest == rest[:1]).all())
 
     def keep(self, runs: Sequence[int]) -> None:
         """Keep only the runs numbered `runs` (in that order): run j is then the former
         runs[j]. The grads are not kept."""
-        W0 = self._runs(self.W0)[runs].transpose(1, 0, 2).reshape(len(self.W0), -1)
+        W0 = self._runs(self.W0)[runs].reshape(-1, self.W0.shape[1])
         rest = self.rest[runs]
         self._allocate(len(runs))
         self.W0[...], self.rest[...] = W0, rest
 
     def run_factors(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-run values (k,) as factors of the grads, for `scale_grads`: one per column
-        of W0, repeated for a block of its rows (see `_factor_rows`), and (k, 1)."""
+        """Per-run values (k,) as factors of the grads, for `scale_grads`: one per row of
+        W0, (k * n_1, 1), and (k, 1)."""
         factors: np.ndarray = np.asarray(values, dtype=self.dtype)
-        return (np.tile(np.repeat(factors, self.sizes[1]), self._factor_rows()),
-                factors[:, None])
-
-    def _factor_rows(self) -> int:
-        """How many rows of W0 one row of its factors covers: the most that divide its rows
-        within FACTOR_BYTES. Multiplied by one row of factors, the grads would be one short
-        numpy loop per row (785 rows: 2-3x the time of a multiplication by a scalar)."""
-        row_bytes = self.W0[0].nbytes
-        return max(d for d in range(1, len(self.W0) + 1)
-                   if len(self.W0) % d == 0 and (d == 1 or d * row_bytes <= FACTOR_BYTES))
+        return np.repeat(factors, self.sizes[1])[:, None], factors[:, None]
 
     def scale_grads(self, factors: tuple[np.ndarray, np.ndarray]) -> None:
         """Multiply each run's grads by its factor (`run_factors`)."""
         W0_factors, rest_factors = factors
-        blocks = self.grad_W0.reshape(-1, W0_factors.size)  # a view
-        np.multiply(blocks, W0_factors, out=blocks)
+        self.grad_W0 *= W0_factors
         self.grad_rest *= rest_factors
 
     def _runs(self, wide: np.ndarray) -> np.ndarray:
-        """A wide array (rows, k * n) as the stack of its runs' blocks, (k, rows, n): a view."""
-        return wide.reshape(len(wide), self.k, -1).transpose(1, 0, 2)
+        """A wide array (k * n, columns) as the stack of its runs' blocks, (k, n, columns):
+        a view."""
+        return wide.reshape(self.k, -1, wide.shape[1])
 
     def _pass(self, rows: int) -> _Pass:
         """The arrays of the passes over `rows` rows."""
@@ -233,71 +231,66 @@ class StackedMLP:
         return self._wide_exact[key]
 
     def _first_product(self, x: np.ndarray, arrays: _Pass) -> np.ndarray:
-        """x @ W0 of every run, wide (rows, k * n_1): one wide product, or k narrow
+        """W^T x^T of every run, wide (k * n_1, rows): one wide product, or k narrow
         products where the wide one would round differently."""
         W0, z = self.layers[0][0], arrays.z0
         if self._wide(len(x), gradient=False):
-            return np.matmul(x, W0, out=z)
-        for columns in self._run_columns:
-            np.matmul(x, W0[:, columns], out=z[:, columns])
+            return np.matmul(W0, x.T, out=z)
+        for rows in self._run_rows:
+            np.matmul(W0[rows], x.T, out=z[rows])
         return z
 
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, _Pass]:
-        """Logits (k, rows, K) of x: (rows, n_in), and the pass's arrays, which hold each
-        later layer's input: the first layer's activations wide (rows, k * n_1), the others
-        (k, rows, n_l); as a run's Dense and Activation layers compute them (the same in
+        """Logits (k, K, rows) of x: (rows, n_in), and the pass's arrays, which hold each
+        later layer's input: the first layer's activations wide (k * n_1, rows), the others
+        (k, n_l, rows); as a run's Dense and Activation layers compute them (the same in
         train and eval mode); valid until the next pass of as many rows."""
         arrays = self._pass(len(x))
         z = self._first_product(x, arrays)
-        z += self.layers[0][1]
-        for index, (W, _) in enumerate(self.layers[1:]):
+        z += self.layers[0][1][:, None]
+        for index, (W_t, _) in enumerate(self.layers[1:]):
             a = arrays.inputs[index]
             activation = self.activations[index]
             if isinstance(activation, Sigmoid):  # its form depends on one run's array size
                 sigmoid(z, a, size=arrays.run_sizes[index])
             else:
                 activation.apply(z, a)
-            z = np.matmul(arrays.input_runs[index], W, out=arrays.products[index])
-            z += self._bias_rows[index]
+            z = np.matmul(W_t, arrays.input_runs[index], out=arrays.products[index])
+            z += self._bias_columns[index]
         return (z if arrays.products else self._runs(z)), arrays
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Train mode: the batch-mean loss of every run, (k,) float64, on x: (batch, n_in)
         of the model dtype and y: (batch,) int labels; fills the grads."""
         z, arrays = self._forward(x)
-        losses, grad, _ = self.head.stacked_loss_and_grad(z, y)  # grad: (k, batch, K)
+        losses, grad, _ = self.head.stacked_loss_and_grad(z.transpose(0, 2, 1), y)
         assert grad is not None  # with_grad
+        grad = grad.transpose(0, 2, 1)  # (k, K, batch), as the head computes it
         backward = arrays.backward()
         for index in range(len(arrays.inputs), 0, -1):
             grad_W, grad_b = self.grad_layers[index]
-            np.matmul(backward.transposed_inputs[index - 1], grad, out=grad_W)
-            np.add.reduce(grad, axis=1, out=grad_b)
-            np.matmul(grad, self._transposed_W[index - 1],
+            np.matmul(grad, backward.transposed_inputs[index - 1], out=grad_W)
+            np.add.reduce(grad, axis=2, out=grad_b)
+            np.matmul(self._input_grad_W[index - 1], grad,
                       out=backward.grad_input_runs[index - 1])
             grad = backward.deltas[index - 1]
             self.activations[index - 1].multiply_derivative(
                 arrays.inputs[index - 1], backward.grad_inputs[index - 1], grad)
-        grad_b0 = self.grad_layers[0][1]
-        if arrays.inputs:  # grad is the first layer's delta, wide
-            np.add.reduce(grad, axis=0, out=grad_b0)
-        else:  # the logits' gradient (k, batch, K), a view of (k, K, batch): summed along
-            # its batch as a run sums it (pairwise), then laid out wide
-            np.add.reduce(grad, axis=1, out=grad_b0.reshape(self.k, -1))
-            wide = backward.wide_logits_grad
-            self._runs(wide)[...] = grad
-            grad = wide
+        grad = grad.reshape(-1, len(x))  # the first layer's delta, wide (k * n_1, batch)
+        np.add.reduce(grad, axis=1, out=self.grad_layers[0][1])
         self._first_gradient(x, grad)
         return losses
 
     def _first_gradient(self, x: np.ndarray, delta: np.ndarray) -> None:
-        """The first layer's weight gradient from its wide delta (batch, k * n_1): one wide
-        product, or (where it would round differently) k narrow ones."""
+        """The first layer's weight gradient (W^T's, (k * n_1, n_in)) from its wide delta
+        (k * n_1, batch): one wide product, or (where it would round differently) k narrow
+        ones."""
         grad_W0 = self.grad_layers[0][0]
         if self._wide(len(x), gradient=True):
-            np.matmul(x.T, delta, out=grad_W0)
+            np.matmul(delta, x, out=grad_W0)
             return
-        for columns in self._run_columns:
-            np.matmul(x.T, delta[:, columns], out=grad_W0[:, columns])
+        for rows in self._run_rows:
+            np.matmul(delta[rows], x, out=grad_W0[rows])
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Eval mode logits (k, n, K) of x: (n, n_in) of the model dtype, in chunks of
@@ -306,7 +299,8 @@ class StackedMLP:
         if z is None:
             z = self._logits[len(x)] = np.empty((self.k, len(x), self.n_classes), self.dtype)
         for start in range(0, len(x), EVAL_CHUNK):
-            z[:, start:start + EVAL_CHUNK] = self._forward(x[start:start + EVAL_CHUNK])[0]
+            chunk = self._forward(x[start:start + EVAL_CHUNK])[0]
+            z[:, start:start + EVAL_CHUNK] = chunk.transpose(0, 2, 1)
         return z
 
     def loss_and_proba(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -326,23 +320,23 @@ class _Pass:
     evaluation chunks), made once and reused from pass to pass (fresh large arrays each
     pass would cost page faults), with the views of them that the products take:
 
-    - `z0`: the first layer's product, wide (rows, k * n_1);
+    - `z0`: the first layer's product, wide (k * n_1, rows);
     - `inputs`: the hidden layers' activations, the later layers' inputs (the first wide
-      (rows, k * n_1), the others (k, rows, n_l)), and `input_runs`, all (k, rows, n_l);
-    - `products`: the later layers' products (k, rows, n_{l+1});
+      (k * n_1, rows), the others (k, n_l, rows)), and `input_runs`, all (k, n_l, rows);
+    - `products`: the later layers' products (k, n_{l+1}, rows);
     - `backward()`: the arrays of the backward pass."""
 
     def __init__(self, stack: StackedMLP, rows: int) -> None:
         self.stack, self.rows = stack, rows
         k, dtype, hidden = stack.k, stack.dtype, stack.sizes[1:-1]
-        self.z0: np.ndarray = np.empty((rows, k * stack.sizes[1]), dtype)
+        self.z0: np.ndarray = np.empty((k * stack.sizes[1], rows), dtype)
         self.inputs: list[np.ndarray] = [
-            np.empty((rows, k * n) if index == 0 else (k, rows, n), dtype)
+            np.empty((k * n, rows) if index == 0 else (k, n, rows), dtype)
             for index, n in enumerate(hidden)]
         self.input_runs = [stack._runs(a) if index == 0 else a
                            for index, a in enumerate(self.inputs)]
         self.run_sizes = [rows * n for n in hidden]  # elements of one run's activations
-        self.products: list[np.ndarray] = [np.empty((k, rows, n), dtype) for n in stack.sizes[2:]]
+        self.products: list[np.ndarray] = [np.empty((k, n, rows), dtype) for n in stack.sizes[2:]]
         self._backward: _Backward | None = None
 
     def backward(self) -> _Backward:
@@ -355,8 +349,8 @@ class _Pass:
 class _Backward:
     """The backward pass's arrays of a `_Pass`: each hidden layer's activations' gradient
     `grad_inputs` (laid out as its `inputs`, written through `grad_input_runs`), its delta
-    `deltas` (the same layout), the `inputs` transposed as the weight gradients take them
-    (k, n_l, rows), and without hidden layers the logits' gradient wide (rows, k * K)."""
+    `deltas` (the same layout), and the `inputs` transposed as the weight gradients take
+    them, (k, rows, n_l)."""
 
     def __init__(self, arrays: _Pass) -> None:
         stack = arrays.stack
@@ -365,5 +359,3 @@ class _Backward:
                                 for index, a in enumerate(self.grad_inputs)]
         self.deltas = [np.empty_like(a) for a in arrays.inputs]
         self.transposed_inputs = [a.transpose(0, 2, 1) for a in arrays.input_runs]
-        self.wide_logits_grad: np.ndarray = np.empty(
-            (arrays.rows, 0 if arrays.inputs else stack.k * stack.n_classes), stack.dtype)

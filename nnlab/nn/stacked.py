@@ -67,7 +67,7 @@ def _wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: str,
     np.matmul(wide, operand, out=product)
     blocks = [slice(i * n_out, (i + 1) * n_out) for i in range(k)]
     return all(np.array_equal(product[block],
-                              np.ascontiguousarray(wide[block]) @ operand)
+                              np.matmul(np.ascontiguousarray(wide[block]), operand))
                for block in blocks)
 
 

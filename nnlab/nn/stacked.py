@@ -55,15 +55,15 @@ def _wide_product_exact(rows: int, n_in: int, n_out: int, k: int, dtype: str,
     rng = np.random.default_rng(0)
     draws = np.float32 if dtype == "float32" else np.float64  # the float dtypes a net uses
     x = rng.random((rows, n_in), dtype=draws)  # uniform draws: cheaper than normal ones
-    operand = x if gradient else x.T
-    if gradient:  # the wide delta (k * n_out, rows)
+    if gradient:  # the wide delta (k * n_out, rows) @ x, written into W0's layout
+        operand = x
         wide = rng.random((k * n_out, rows), dtype=draws)
-    else:  # the weights (k * n_out, n_in) in W0's layout
+        product = np.empty((k * n_out, n_in + 1), draws)[:, :n_in]
+    else:  # the weights (k * n_out, n_in) in W0's layout @ x^T
+        operand = x.T
         wide = rng.random((k * n_out, n_in + 1), dtype=draws)[:, :n_in]
+        product = np.empty((k * n_out, rows), draws)
     wide -= 0.5  # of both signs, as weights and deltas are
-    # written as the first layer writes it: the gradient into W0's layout
-    out = np.empty((k * n_out, n_in + 1) if gradient else (k * n_out, rows), draws)
-    product = out[:, :n_in] if gradient else out
     np.matmul(wide, operand, out=product)
     blocks = [slice(i * n_out, (i + 1) * n_out) for i in range(k)]
     return all(np.array_equal(product[block],
@@ -125,6 +125,8 @@ class StackedMLP:
         self.rest: np.ndarray = np.empty((k, n_rest), self.dtype)
         self.grad_W0 = np.empty_like(self.W0)
         self.grad_rest = np.empty_like(self.rest)
+        # each run's rows of the first layer's wide arrays
+        self._run_rows = [slice(i * n_1, (i + 1) * n_1) for i in range(k)]
         self.layers = self._layers(self.W0, self.rest)
         self.grad_layers = self._layers(self.grad_W0, self.grad_rest)
         self._members = [self._member(self.layers, i) for i in range(k)]
@@ -136,8 +138,6 @@ class StackedMLP:
         self._passes: dict[int, _Pass] = {}
         self._logits: dict[int, np.ndarray] = {}
         self._wide_exact: dict[tuple[int, bool], bool] = {}
-        # each run's rows of the first layer's wide arrays
-        self._run_rows = [slice(i * n_1, (i + 1) * n_1) for i in range(k)]
 
     def _layers(self, W0: np.ndarray, rest: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(W^T, b) per Dense layer as stacks: W0's weights (k * n_1, n_in) and biases
@@ -155,7 +155,7 @@ class StackedMLP:
     def _member(self, layers: list[tuple[np.ndarray, np.ndarray]], i: int) -> Tree:
         """Run i's arrays of stacked `layers` in the MLP's params structure, as views."""
         (W0, b0), *later = layers
-        rows = slice(i * self.sizes[1], (i + 1) * self.sizes[1])
+        rows = self._run_rows[i]
         return [{"W": W0[rows].T, "b": b0[rows]},
                 *({"W": W_t[i].T, "b": b[i]} for W_t, b in later)]
 

@@ -291,7 +291,7 @@ class _StackedSgd:
                 draws = [np.empty_like(p) for p in leaves]
                 self.streams[start.seeds["noise"]] = (start.rngs["noise"], draws)
         self._scaled = [np.empty_like(p) for p in leaves]  # sigma_t * draws of one run
-        self._factors: tuple[np.ndarray, np.ndarray] | None = None
+        self._factors: np.ndarray | None = None
         self._noisy = self._positions_by_noise()
 
     def keep(self, positions: list[int]) -> None:
@@ -315,7 +315,7 @@ class _StackedSgd:
         stack.W0 += stack.grad_W0
         stack.rest += stack.grad_rest
 
-    def _rates(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+    def _rates(self, step: int) -> np.ndarray:
         """-eta(step) of every run as factors of the stack's grads (kept while constant)."""
         if self._factors is not None:
             return self._factors

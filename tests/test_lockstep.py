@@ -285,8 +285,8 @@ def test_stacked_members_are_views_and_copies_round_trip():
 
 @pytest.mark.parametrize("sizes", [[784, 36, 16, 10], [12, 8, 3], [784, 10]])
 def test_scaling_each_runs_grads_by_its_factor(sizes):
-    """scale_grads multiplies each row of W0's grads (one unit of one run) by its run's
-    factor, and each run's row of the later layers' grads."""
+    """scale_grads multiplies each run's rows of W0's grads (its units and their biases)
+    by its run's factor, and each run's row of the later layers' grads."""
     rng = np.random.default_rng(0)
     stack = StackedMLP([MLP(sizes, seed=seed) for seed in range(11)])
     stack.grad_W0[...] = rng.standard_normal(stack.grad_W0.shape)
@@ -294,7 +294,7 @@ def test_scaling_each_runs_grads_by_its_factor(sizes):
     expected = [[{key: array * np.float32(-factor) for key, array in layer.items()}
                  for layer in stack.member_grads(i)] for i, factor in enumerate(range(11))]
     factors = stack.run_factors([-factor for factor in range(11)])
-    assert factors[0].shape == (len(stack.W0), 1)
+    assert factors.shape == (11, 1)
     stack.scale_grads(factors)
     for i in range(11):
         for mine, theirs in zip(stack.member_grads(i), expected[i], strict=True):

@@ -61,11 +61,13 @@ def _f64(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _sum_at_labels(zt: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """sum_j zt[..., y_j, j] over the batch, as float64 (...,). The gathered values are
-    made contiguous first: a sum along a contiguous axis is numpy's pairwise sum, which a
-    run alone takes, and the gather of stacked runs' values is laid out (batch, runs)."""
-    picked = np.ascontiguousarray(zt[..., y, np.arange(len(y))])
+def _sum_at_labels(zt: np.ndarray, at_labels: np.ndarray) -> np.ndarray:
+    """sum_j zt[..., y_j, j] over the batch, as float64 (...,), with `at_labels` = y *
+    batch + arange(batch) the flat places of those values in a (K, batch) block. `take`
+    gathers them contiguous, (..., batch): a sum along a contiguous axis is numpy's
+    pairwise sum, which a run alone takes (gathered from a stack by fancy indexing, they
+    would be laid out (batch, runs) and summed in another order)."""
+    picked = zt.reshape(*zt.shape[:-2], -1).take(at_labels, axis=-1)
     return _f64(picked.sum(axis=-1))
 
 
@@ -116,15 +118,16 @@ class Head:
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Both of the above: z (..., batch, K), losses float64 of shape (...)."""
         batch, n_classes = z.shape[-2:]
-        rows = np.arange(batch)
+        # the flat places of (y_j, j) in a (K, batch) block (y may be uint8 labels)
+        at_labels = np.asarray(y, dtype=np.intp) * batch + np.arange(batch)
         lo, span = self.lo, self.hi - self.lo
-        zt = np.swapaxes(z, -1, -2).copy()  # (..., K, batch)
+        zt = z.swapaxes(-1, -2).copy()  # (..., K, batch)
         if self.output == "softmax":
             p, sum_exp = _softmax_by_columns(zt)  # zt now holds the shifted logits
             if self.loss == "cross_entropy":
                 # -log p_k = log_sum_exp - shifted_k
                 sum_log_sum_exp = _f64(np.log(sum_exp).sum(axis=-1))  # over the batch
-                total = span * (sum_log_sum_exp - _sum_at_labels(zt, y))
+                total = span * (sum_log_sum_exp - _sum_at_labels(zt, at_labels))
                 if lo:
                     total += lo * (n_classes * sum_log_sum_exp - _f64(zt.sum(axis=(-2, -1))))
                 loss = total / batch
@@ -133,20 +136,22 @@ class Head:
             if self.loss == "cross_entropy":
                 # softplus(z) - t z, with softplus(z) = max(z, 0) + log1p(exp(-|z|))
                 softplus = np.maximum(zt, 0) + np.log1p(np.exp(-np.abs(zt)))
-                total = _f64(softplus.sum(axis=(-2, -1))) - span * _sum_at_labels(zt, y)
+                total = _f64(softplus.sum(axis=(-2, -1))) - span * _sum_at_labels(zt, at_labels)
                 if lo:
                     total -= lo * _f64(zt.sum(axis=(-2, -1)))
                 loss = total / batch
         # diff = p - t
         diff = p - z.dtype.type(lo)
-        diff[..., y, rows] -= span
+        if diff.ndim > 2:  # every run's labels in the flat stack (1-D indexing is fastest)
+            at_labels = (np.arange(0, diff.size, n_classes * batch)[:, None] + at_labels).ravel()
+        diff.reshape(-1)[at_labels] -= span  # a view: diff is a new array
         if self.loss == "mse":
             # einsum of each run on its own: over a stack it sums large arrays otherwise
             squares = np.array([np.einsum("ij,ij->", d, d) for d in diff.reshape(
                 -1, n_classes, batch)]).reshape(diff.shape[:-2])
             loss = _f64(0.5 * squares / batch)
         if not with_grad:
-            return loss, None, np.ascontiguousarray(np.swapaxes(p, -1, -2))
+            return loss, None, np.ascontiguousarray(p.swapaxes(-1, -2))
         if self.loss == "cross_entropy":
             grad = diff
             if self.output == "softmax" and n_classes * lo + span != 1.0:
@@ -160,7 +165,7 @@ class Head:
             grad = diff - (diff * p).sum(axis=-2)[..., None, :]
             grad *= p
         grad /= z.dtype.type(batch)
-        return loss, np.swapaxes(grad, -1, -2), np.swapaxes(p, -1, -2)
+        return loss, grad.swapaxes(-1, -2), p.swapaxes(-1, -2)
 
     def loss_and_grad_one(self, z: np.ndarray, label: int, p: np.ndarray,
                           grad: np.ndarray) -> float:

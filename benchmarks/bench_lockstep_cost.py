@@ -24,6 +24,7 @@ Seed-000's network (784-36-16-10 sigmoid) at batch 100 on full MNIST, in process
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -45,17 +46,12 @@ def step_costs(data: Dataset, sizes: list[int], windows: int, steps: int, seed: 
     base = train.get_preset("seed-000").replace(batch_size=100, n_steps=n_steps, seed=seed,
                                                 eval_steps=[0, n_steps])
     etas = np.geomspace(0.125, 16, max(sizes)).tolist()
-    alone_run = train.start_run(base.replace(eta=1.0), data)
-    alone = train.Stepper(alone_run.config, alone_run.model, alone_run.schedule,
-                          train._Batches(data.train, alone_run.model.dtype, 100,
-                                         alone_run.rngs["order"]), alone_run.rngs["noise"])
-    groups = {k: lockstep._Group([base.replace(eta=eta) for eta in etas[:k]], data,
-                                 [None] * k) for k in sizes}
-    steppers: dict[str, Callable[[int, int], Any]] = {
-        "alone": lambda first, stop: alone.run(first, stop, False)}
-    for k, group in groups.items():
-        steppers[f"group of {k}"] = (lambda g: lambda first, stop: g._run(first, stop, False)
-                                     )(group)
+    alone = train.own_stepper(train.start_run(base.replace(eta=1.0), data), data)
+    steppers: dict[str, Callable[..., Any]] = {
+        "alone": functools.partial(alone.run, grad_norm_of_last=False)}
+    for k in sizes:
+        group = lockstep._Group([base.replace(eta=eta) for eta in etas[:k]], data, [None] * k)
+        steppers[f"group of {k}"] = functools.partial(group._run, grad_norm_of_last=False)
     seconds: dict[str, list[float]] = {name: [] for name in steppers}
     for w in range(windows):
         order = list(steppers) if w % 2 == 0 else list(steppers)[::-1]

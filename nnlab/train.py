@@ -347,13 +347,18 @@ def start_run(config: TrainConfig, data: Dataset) -> RunStart:
                     make_schedule(config, n_steps))
 
 
+def own_stepper(run: RunStart, data: Dataset) -> Stepper:
+    """The Stepper of `run` training alone: its own batches of data.train, drawn from its
+    order stream."""
+    return Stepper(run.config, run.model, run.schedule,
+                   _Batches(data.train, run.model.dtype, run.batch_size, run.rngs["order"]),
+                   run.rngs["noise"])
+
+
 def _train(config: TrainConfig, data: Dataset, on_eval: OnEval | None) -> Run:
     started = time.perf_counter()
     run = start_run(config, data)
-    stepper = Stepper(config, run.model, run.schedule,
-                       _Batches(data.train, run.model.dtype, run.batch_size, run.rngs["order"]),
-                       run.rngs["noise"])
-    return drive(run_loop(run, data, started, on_eval), stepper.run)
+    return drive(run_loop(run, data, started, on_eval), own_stepper(run, data).run)
 
 
 def drive(loop: Generator[Segment, Stepped, Run], step: Callable[[int, int, bool], Stepped]

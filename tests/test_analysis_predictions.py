@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from nnlab.analysis import error_analysis
 from nnlab.errors import NNLabError
@@ -277,3 +278,14 @@ def test_run_coverage_at_the_studies_size():
     found = coverage("run", 100, 10_000, 200, truth, test_set, n_resamples=500)
     print("run", found)
     assert min(found.values()) >= 0.9, found
+
+
+def test_two_way_intervals_do_not_depend_on_the_machines_blas_threads():
+    # a report re-derives on any machine: threaded, OpenBLAS cut the resample sums over
+    # 10,000 images into other blocks, and the intervals moved in their 9th digit
+    data = predictions(np.random.default_rng(3), n_runs=20, n_images=10_000)
+    found = {}
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            found[threads] = error_analysis(data, unit="run x image", n_resamples=200).to_dict()
+    assert json.dumps(found[1]) == json.dumps(found[2])

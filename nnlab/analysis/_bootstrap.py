@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from nnlab.nn.threads import one_blas_thread
+
 FEW_SEEDS = 5  # below this many replicates a bootstrap CI is too narrow to trust
 
 
@@ -266,14 +268,17 @@ def two_way_sums(cells: np.ndarray, n_resamples: int, rng: np.random.Generator) 
 
     cells: (K, n_runs, n_items), quantity k of cell (run r, item i). Returns
     (n_resamples, K): sum_r sum_i w_r v_i cells[k, r, i] for each resample. The sums over
-    items run in float32 (relative error ~1e-6, far below any interval's width).
+    items run in float32 (relative error ~1e-6, far below any interval's width), on one
+    BLAS thread: threaded, OpenBLAS cuts a product's long sums into other blocks, so the
+    intervals would depend in their last bits on the machine's core count.
     """
     n_features, n_runs, n_items = cells.shape
     flat = cells.reshape(n_features * n_runs, n_items).astype(np.float32)  # 2x faster GEMM
     sums = np.empty((n_resamples, n_features))
     start = 0
     for w, v in two_way_counts(n_runs, n_items, n_resamples, rng):
-        by_run = (flat @ v.T.astype(np.float32)).reshape(n_features, n_runs, len(v))
+        with one_blas_thread():
+            by_run = (flat @ v.T.astype(np.float32)).reshape(n_features, n_runs, len(v))
         sums[start : start + len(v)] = np.einsum("krc,cr->ck", by_run.astype(float), w)
         start += len(v)
     return sums

@@ -284,8 +284,9 @@ def test_two_way_intervals_do_not_depend_on_the_machines_blas_threads():
     # a report re-derives on any machine: threaded, OpenBLAS cut the resample sums over
     # 10,000 images into other blocks, and the intervals moved in their 9th digit
     data = predictions(np.random.default_rng(3), n_runs=20, n_images=10_000)
-    found = {}
-    for threads in (1, 2):
+    found = set()
+    for threads in (1, 2, 8):  # OpenBLAS starts as many threads as asked, cores or not
         with threadpool_limits(limits=threads, user_api="blas"):
-            found[threads] = error_analysis(data, unit="run x image", n_resamples=200).to_dict()
-    assert json.dumps(found[1]) == json.dumps(found[2])
+            found.add(json.dumps(error_analysis(data, unit="run x image",
+                                                n_resamples=200).to_dict()))
+    assert len(found) == 1

@@ -143,16 +143,26 @@ def test_a_committed_study_reopens_without_its_storage_and_reading_changes_nothi
                for path in changed), changed
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [name for name in ARCHIVED
-                                  if (RESULTS / name / "report.json").is_file()])
-def test_a_committed_report_re_derives_from_its_archive(tmp_path, name):
-    """`nnlab report` on a clone of the study writes its committed report.json again (all
-    but the time it was generated), under the EPYC's kernels (a subprocess: they are chosen
-    when numpy loads)."""
+# `nnlab report` at a number of BLAS threads (argv[1]): OpenBLAS starts as many as asked,
+# whatever the machine's cores (OPENBLAS_NUM_THREADS stops at them)
+REPORT_AT_THREADS = """
+import sys
+from threadpoolctl import threadpool_limits
+import nnlab.report.build  # loads numpy's and scipy's BLAS, so that the limit reaches both
+from nnlab.cli import main
+with threadpool_limits(limits=int(sys.argv[1]), user_api="blas"):
+    sys.exit(main(sys.argv[2:]))
+"""
+
+
+def assert_report_re_derives(name: str, tmp_path: Path, threads: int | None = None) -> None:
+    """`nnlab report` on a clone of the study (at `threads` BLAS threads; None: the
+    machine's default) writes its committed report.json again (all but the time it was
+    generated), under the EPYC's kernels (a subprocess: they are chosen when numpy loads)."""
     folder = committed_copy(name, tmp_path / "results")
     out = tmp_path / "report"
-    run = subprocess.run([sys.executable, "-m", "nnlab.cli", "-q", "report", str(folder),
+    command = ["-m", "nnlab.cli"] if threads is None else ["-c", REPORT_AT_THREADS, str(threads)]
+    run = subprocess.run([sys.executable, *command, "-q", "report", str(folder),
                           "--out", str(out)], text=True, capture_output=True,
                          env={**os.environ, **EPYC_KERNELS})
     assert run.returncode == 0, run.stderr
@@ -160,6 +170,21 @@ def test_a_committed_report_re_derives_from_its_archive(tmp_path, name):
                           (out / "report.json", RESULTS / name / "report.json"))
     assert derived.pop("generated") and committed.pop("generated")
     assert derived == committed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in ARCHIVED
+                                  if (RESULTS / name / "report.json").is_file()])
+def test_a_committed_report_re_derives_from_its_archive(tmp_path, name):
+    assert_report_re_derives(name, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 8])
+def test_a_committed_report_re_derives_at_any_number_of_blas_threads(tmp_path, threads):
+    # classic-epochs has both parts that threaded BLAS moved: the error analysis's two-way
+    # intervals (9th digit) and the inverse query's outputs (7th digit, 5 of 10 classes)
+    assert_report_re_derives("classic-epochs", tmp_path, threads)
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from nnlab.errors import StorageError, as_path
 from nnlab.report.classic import CLASSIC_SECTIONS
@@ -40,6 +41,7 @@ from nnlab.report.summaries import StudyResults, best_config, label_configs
 from nnlab.study import Study
 from nnlab.study.atomic import write_text_atomic
 from nnlab.study.data_spec import SIZE_KEYS
+from nnlab.study.runner import BLAS_THREADS
 from nnlab.study.study import BASE_ATTR
 
 SECTION_ORDER = ("overview", "curves", "eta_best", "takeoff", "overfit", "lr_epochs",
@@ -71,11 +73,16 @@ def load_results(study: Study) -> StudyResults:
 def build_sections(results: StudyResults, options: Options
                    ) -> tuple[list[Section], list[tuple[str, str]]]:
     """The overview and every analysis that applies, in page order; plus the skipped
-    analyses with their reasons."""
+    analyses with their reasons. Computed at a study worker's BLAS threads (one), whatever
+    the machine's cores: threaded, OpenBLAS cuts long sums into other blocks, which moved
+    the error analysis's intervals and the inverse query's outputs in their last digits;
+    and the inverse query's net retrains as a study's worker trained it."""
     overview = overview_section(results, options)
     if results.complete.empty:
         return [overview], [("analyses", "no trial is complete yet")]
-    sections, skipped = run_sections((*GENERIC_SECTIONS, *CLASSIC_SECTIONS), results, options)
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        sections, skipped = run_sections((*GENERIC_SECTIONS, *CLASSIC_SECTIONS), results,
+                                         options)
     sections.sort(key=lambda s: SECTION_ORDER.index(s.key))
     return [overview, *sections], skipped
 

@@ -24,7 +24,6 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from nnlab.analysis import Estimate
 from nnlab.analysis.takeoff import SCALING_CLEARANCE, takeoff
@@ -57,7 +56,6 @@ from nnlab.report.summaries import (
     mean_ci,
     ranked_configs,
 )
-from nnlab.study.runner import BLAS_THREADS
 from nnlab.study.spec import StudySpec
 from nnlab.train import train
 from nnlab.train_config import TrainConfig
@@ -342,8 +340,7 @@ def inverse_query_section(results: StudyResults, options: Options) -> Section:
     if not options.train:
         raise NotApplicable("training disabled (--no-train)")
     data = load_data(results.spec.data)
-    with threadpool_limits(limits=BLAS_THREADS):  # as a study's worker trains it
-        run = train(config, data)
+    run = train(config, data)
     test_acc = run.metrics["test_acc"]
     model = run.model
     assert model is not None  # train() returns the trained model

@@ -276,9 +276,9 @@ def two_way_sums(cells: np.ndarray, n_resamples: int, rng: np.random.Generator) 
     flat = cells.reshape(n_features * n_runs, n_items).astype(np.float32)  # 2x faster GEMM
     sums = np.empty((n_resamples, n_features))
     start = 0
-    for w, v in two_way_counts(n_runs, n_items, n_resamples, rng):
-        with one_blas_thread():
+    with one_blas_thread():
+        for w, v in two_way_counts(n_runs, n_items, n_resamples, rng):
             by_run = (flat @ v.T.astype(np.float32)).reshape(n_features, n_runs, len(v))
-        sums[start : start + len(v)] = np.einsum("krc,cr->ck", by_run.astype(float), w)
-        start += len(v)
+            sums[start : start + len(v)] = np.einsum("krc,cr->ck", by_run.astype(float), w)
+            start += len(v)
     return sums
